@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "moodle-delivery",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "DeliveryCore", targets: ["DeliveryCore"]),
+        .executable(name: "deliveryctl", targets: ["deliveryctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .target(name: "CDeliverySystem"),
+        .target(
+            name: "DeliveryCore",
+            dependencies: [
+                "CDeliverySystem",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "deliveryctl",
+            dependencies: [
+                "DeliveryCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "DeliveryCoreTests", dependencies: ["DeliveryCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

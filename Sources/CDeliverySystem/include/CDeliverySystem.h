@@ -1,0 +1,42 @@
+// Thin C shims for the Linux calls that Swift's Glibc module does not expose
+// (they need _GNU_SOURCE or are macros). Each returns what the kernel returns;
+// errno is left for the Swift side to read at once.
+#ifndef CDELIVERYSYSTEM_H
+#define CDELIVERYSYSTEM_H
+
+#include <sys/types.h>
+#include <spawn.h>
+#include <signal.h>
+#include <stdint.h>
+
+/// renameat2(2) with RENAME_EXCHANGE: atomically swaps two paths.
+int cds_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+/// renameat2(2) with RENAME_NOREPLACE: fails with EEXIST instead of replacing.
+int cds_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+/// copy_file_range(2) between two descriptors at their current offsets.
+ssize_t cds_copy_file_range(int infd, int outfd, size_t len);
+/// ioctl(FICLONE): share all extents of src with dst (reflink); fails where unsupported.
+int cds_ficlone(int dstfd, int srcfd);
+/// posix_spawn_file_actions_addclosefrom_np(3): close every fd >= lowfd in the child.
+int cds_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd);
+/// posix_spawn_file_actions_addchdir_np(3): change directory in the child.
+int cds_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+/// pipe2(2) with O_CLOEXEC.
+int cds_pipe_cloexec(int fds[2]);
+/// The process's errno, for Swift.
+int cds_errno(void);
+/// Clears errno.
+void cds_clear_errno(void);
+/// Reads the peer credentials of a unix socket (SO_PEERCRED).
+int cds_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
+/// The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or 0.
+unsigned long long cds_process_start_time(pid_t pid);
+
+/// Takes (F_OFD_SETLK / F_OFD_SETLKW) or releases an exclusive open-file-description lock on the whole file.
+int cds_ofd_lock(int fd, int wait);
+/// 1 when another open file description holds a conflicting lock, 0 when none does, -1 on error.
+int cds_ofd_is_locked(int fd);
+/// syncfs(2): flushes the file system holding fd.
+int cds_syncfs(int fd);
+
+#endif

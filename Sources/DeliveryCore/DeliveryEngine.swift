@@ -1,0 +1,304 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Logging
+
+/// What one operation is asked to do. Every field comes from a person (CLI) or a signed request
+/// (responder) and is validated before anything is touched.
+public struct OperationRequest: Sendable, Codable, Equatable {
+    /// The operation.
+    public var operation: Operation
+    /// secure / run-all: refresh only this component path of the copies.
+    public var securePath: String?
+    /// update / run-all: update only this path of production.
+    public var updatePath: String?
+    /// secure / run-all: also refresh the security copy.
+    public var securityCopy: Bool
+    /// update / run-all: a free comment recorded with the delivery.
+    public var comment: String?
+    /// Who asked.
+    public var actor: Actor
+
+    /// Makes a request.
+    public init(
+        _ operation: Operation, actor: Actor, securePath: String? = nil, updatePath: String? = nil,
+        securityCopy: Bool = false, comment: String? = nil
+    ) {
+        self.operation = operation
+        self.actor = actor
+        self.securePath = securePath
+        self.updatePath = updatePath
+        self.securityCopy = securityCopy
+        self.comment = comment
+    }
+
+    /// The longest comment accepted, in characters.
+    public static let commentLimit = 2000
+}
+
+/// A progress event of a running operation, in order.
+public enum ProgressEvent: Sendable, Equatable {
+    /// A step begins (run-all goes through several).
+    case stepStarted(Operation)
+    /// A line of the log (commands and their output, the engine's own notes).
+    case line(String)
+    /// How far the current step is, from 0 to 1, where it can tell.
+    case fraction(Operation, Double)
+    /// A step ended.
+    case stepFinished(Operation, succeeded: Bool, message: String)
+}
+
+/// The end of an operation that ran to its end.
+public struct OperationOutcome: Sendable, Codable, Equatable {
+    /// The operation's id (as in the audit log).
+    public var id: String
+    /// The operation.
+    public var operation: Operation
+    /// One sentence saying what happened and what to do next.
+    public var message: String
+    /// The state afterwards.
+    public var phase: DeliveryPhase
+    /// The tree served afterwards.
+    public var served: TreeName?
+}
+
+/// A copy as `status` shows it.
+public struct CopyStatus: Sendable, Codable, Equatable {
+    public var exists: Bool
+    public var complete: Bool
+    public var revision: Revision?
+    public var copiedAt: Date?
+    public var refreshedPaths: [String]
+}
+
+/// Everything `status` reports: cheap to compute (no child process), so it can be polled.
+public struct SiteStatus: Sendable, Codable, Equatable {
+    public var phase: DeliveryPhase
+    /// The tree `current` points at (nil when it points nowhere the engine knows).
+    public var served: TreeName?
+    public var publicLayout: Bool
+    public var siteRoot: String
+    public var wwwroot: String
+    public var vcs: VersionControlKind
+    public var productionRevision: Revision?
+    public var revisionBeforeDelivery: Revision?
+    public var copies: [TreeName: CopyStatus]
+    public var deliveryId: String?
+    public var deliveryStartedAt: Date?
+    /// The operation running now, and who runs it.
+    public var running: RunningOperation?
+    /// An operation whose process died while running (run `recover`).
+    public var interrupted: RunningOperation?
+    public var lastResults: [Operation: StepResult]
+    /// The operations the state allows now.
+    public var allowed: [Operation]
+    /// The copy an emergency rollback would serve.
+    public var rollbackTarget: TreeName?
+    public var upgradeRan: Bool
+    public var maintenanceEnabled: Bool
+    public var comments: [String]
+}
+
+/// The delivery engine: the four steps, run all, cancel, emergency rollback and recovery, on one
+/// site. The CLI and the responder both drive it; it holds no state in memory between calls
+/// (the state directory is the truth), so several processes can use it safely.
+public final class DeliveryEngine: Sendable {
+    /// The site's configuration.
+    public let configuration: SiteConfiguration
+    /// The site's layout.
+    public let layout: SiteLayout
+    let store: StateStore
+    let audit: AuditLog
+    let logger: Logger
+
+    /// Makes an engine for a configured site; creates the state directory when missing.
+    /// - Throws: `DeliveryError` when the configuration is invalid or the state directory unusable.
+    public init(configuration: SiteConfiguration, logger: Logger = Logger(label: "delivery")) throws(DeliveryError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.layout = SiteLayout(
+            root: configuration.siteRoot, publicLayout: configuration.publicLayout,
+            adminDirectory: configuration.moodle.admin)
+        self.store = StateStore(directory: configuration.stateDirectory)
+        self.audit = AuditLog(path: "\(configuration.stateDirectory)/audit.log")
+        self.logger = logger
+        do {
+            if try System.lstatusIfExists(configuration.stateDirectory) == nil {
+                try System.makeDirectory(configuration.stateDirectory, 0o750)
+            }
+        } catch {
+            throw DeliveryError.io("cannot create the state directory", error)
+        }
+    }
+
+    // MARK: Reading
+
+    /// The site's status, from the journal and the `current` symlink only.
+    public func status() throws(DeliveryError) -> SiteStatus {
+        let state = try store.read()
+        let served = layout.servedTree()
+        let holder = DeliveryLock.currentHolder(in: configuration.stateDirectory)
+        var running: RunningOperation?
+        var interrupted = state.interrupted
+        if let entry = state.running {
+            if case .some(.some(let current)) = holder {
+                running = current
+            } else if case .some(.none) = holder {
+                interrupted = entry
+            } else {
+                running = entry
+            }
+        }
+        var copies: [TreeName: CopyStatus] = [:]
+        for tree in [TreeName.backup, .security] {
+            let exists = (try? System.lstatus(layout.path(of: tree)))?.kind == .directory
+            let record = state.copies[tree]
+            copies[tree] = CopyStatus(
+                exists: exists, complete: exists && (record?.complete ?? false), revision: record?.revision,
+                copiedAt: record?.copiedAt, refreshedPaths: record?.refreshedPaths ?? [])
+        }
+        let stale = interrupted != nil && state.running != nil && running == nil
+        return SiteStatus(
+            phase: state.phase, served: served, publicLayout: layout.publicLayout, siteRoot: layout.root,
+            wwwroot: configuration.moodle.wwwroot, vcs: configuration.upstream.kind,
+            productionRevision: state.productionRevision, revisionBeforeDelivery: state.revisionBeforeDelivery,
+            copies: copies, deliveryId: state.deliveryId, deliveryStartedAt: state.deliveryStartedAt,
+            running: running, interrupted: interrupted, lastResults: state.lastResults,
+            allowed: running != nil ? [.rollback] : (stale ? [.recover, .rollback] : Self.allowed(state, served: served, copies: copies)),
+            rollbackTarget: Self.rollbackTarget(copies), upgradeRan: state.upgradeRan,
+            maintenanceEnabled: state.maintenanceEnabled, comments: state.comments)
+    }
+
+    /// The audit log, newest first.
+    public func history(limit: Int = 50, offset: Int = 0) throws(DeliveryError) -> [AuditRecord] {
+        try audit.read(limit: max(1, min(limit, 1000)), offset: max(0, offset))
+    }
+
+    static func rollbackTarget(_ copies: [TreeName: CopyStatus]) -> TreeName? {
+        if copies[.security]?.complete == true { return .security }
+        if copies[.backup]?.complete == true { return .backup }
+        return nil
+    }
+
+    /// The operations a state allows: one rule set for `status` and for the refusals.
+    static func allowed(_ state: DeliveryState, served: TreeName?, copies: [TreeName: CopyStatus]) -> [Operation] {
+        var result: [Operation] = []
+        let productionServed = served == .production
+        if productionServed && [.idle, .secured].contains(state.phase) {
+            result += [.secure, .runAll]
+        }
+        if productionServed && state.phase == .secured && copies[.backup]?.complete == true {
+            result.append(.switchToDelivery)
+        }
+        if !productionServed && [.delivering, .updated, .rolledBack].contains(state.phase) {
+            result.append(.update)
+        }
+        if [.delivering, .updated, .restoring, .rolledBack].contains(state.phase) {
+            result.append(.restore)
+        }
+        if state.phase != .idle || !productionServed {
+            result.append(.cancel)
+        }
+        if rollbackTarget(copies) != nil {
+            result.append(.rollback)
+        }
+        return result.sorted { Operation.allCases.firstIndex(of: $0)! < Operation.allCases.firstIndex(of: $1)! }
+    }
+
+    // MARK: Running an operation
+
+    /// Runs one operation to its end, reporting progress as it goes.
+    ///
+    /// - Parameters:
+    ///   - request: what to do and who asks.
+    ///   - id: the operation's id (the responder passes its job id); a new one when nil.
+    ///   - progress: receives the events in order, on the calling thread.
+    /// - Returns: the outcome when the operation succeeded.
+    /// - Throws: `DeliveryError`: a refusal (nothing changed) or a failure (the message says what
+    ///   state the site is in). Either way one audit line is written.
+    @discardableResult
+    public func perform(
+        _ request: OperationRequest, id: String? = nil, progress: @escaping @Sendable (ProgressEvent) -> Void = { _ in }
+    ) throws(DeliveryError) -> OperationOutcome {
+        let run = OperationRun(
+            id: id ?? Self.newIdentifier(), request: request, progress: progress, engine: self)
+        do {
+            try validate(request)
+        } catch {
+            run.auditRefusal(error)
+            throw error
+        }
+        if request.operation == .rollback {
+            return try run.emergencyRollback()
+        }
+        let holder = RunningOperation(
+            id: run.id, operation: request.operation, step: request.operation, actor: request.actor,
+            pid: System.processIdentifier, host: System.hostName, startedAt: run.startedAt)
+        let lock: DeliveryLock
+        do {
+            lock = try DeliveryLock.acquire(in: configuration.stateDirectory, holder: holder)
+        } catch {
+            run.auditRefusal(error)
+            throw error
+        }
+        defer { lock.release() }
+        do {
+            try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+                if let dead = state.running, request.operation != .recover {
+                    throw DeliveryError(
+                        .staleLock,
+                        "'\(dead.operation.rawValue)' started by \(dead.actor.name) at \(dead.startedAt.formatted(.iso8601)) (pid \(dead.pid)) was interrupted: its process is gone. Run 'recover' to record it and continue (or 'rollback' in an emergency)"
+                    )
+                }
+                if state.running == nil { state.running = holder }
+            }
+        } catch {
+            run.auditRefusal(error)
+            throw error
+        }
+        return try run.execute()
+    }
+
+    private func validate(_ request: OperationRequest) throws(DeliveryError) {
+        if let path = request.securePath { _ = try ComponentPath(path) }
+        if let path = request.updatePath { _ = try ComponentPath(path) }
+        if let comment = request.comment {
+            guard comment.count <= OperationRequest.commentLimit else {
+                throw DeliveryError(.badRequest, "the comment is longer than \(OperationRequest.commentLimit) characters")
+            }
+            guard !comment.unicodeScalars.contains(where: { $0.value < 32 && $0 != "\n" && $0 != "\t" || $0.value == 127 })
+            else {
+                throw DeliveryError(.badRequest, "the comment holds control characters")
+            }
+        }
+        guard request.actor.name.count <= 200, !request.actor.name.isEmpty,
+            !request.actor.name.unicodeScalars.contains(where: { $0.value < 32 })
+        else {
+            throw DeliveryError(.badRequest, "the actor's name is empty, too long or holds control characters")
+        }
+    }
+
+    static func newIdentifier() -> String {
+        let date = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false))
+            .filter { $0.isNumber }
+        return "\(date)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+    }
+
+    func versionControl(_ recorder: CommandRecorder) throws(DeliveryError) -> any VersionControl {
+        VersionControlContext.make(
+            VersionControlContext(
+                upstream: configuration.upstream, owner: try UserIdentity.lookup(configuration.codeOwner),
+                timeout: configuration.timeouts.versionControl))
+    }
+
+    func moodle(_ recorder: CommandRecorder) throws(DeliveryError) -> MoodleCLI {
+        MoodleCLI(
+            php: configuration.php, layout: layout, webUser: try UserIdentity.lookup(configuration.webUser),
+            timeouts: configuration.timeouts, recorder: recorder)
+    }
+}

@@ -1,0 +1,55 @@
+/// An error of the delivery engine: a stable code for machines and one clear sentence for people.
+///
+/// The code is part of the protocol (`docs/protocol.md`): the CLI maps it to an exit status, the
+/// responder to a JSON error, and the Moodle plugin to a language string. The message never holds
+/// secrets; it may name paths of the site.
+public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// The stable codes.
+    public enum Code: String, Sendable, Codable, CaseIterable {
+        /// The operation is not allowed in the current delivery state.
+        case wrongState = "wrong_state"
+        /// Another operation holds the delivery lock.
+        case lockHeld = "lock_held"
+        /// A lock is held by a process that no longer exists.
+        case staleLock = "stale_lock"
+        /// A component path was refused (absolute, `..`, NUL, leading `-`, escaping symlink, missing).
+        case badPath = "bad_path"
+        /// A copy needed by the operation is missing or incomplete.
+        case copyMissing = "copy_missing"
+        /// The version control update failed.
+        case vcsFailed = "vcs_failed"
+        /// Moodle's upgrade or another PHP CLI script failed.
+        case upgradeFailed = "upgrade_failed"
+        /// The site or helper configuration is wrong or missing.
+        case configuration = "configuration"
+        /// The directory is not a Moodle code tree.
+        case notMoodle = "not_moodle"
+        /// The helper lacks the privileges to do what was asked.
+        case privileges = "privileges"
+        /// A file system or process error.
+        case io = "io"
+        /// An emergency rollback took over while the operation ran.
+        case preempted = "preempted"
+        /// The request itself was malformed (unknown operation, oversize comment).
+        case badRequest = "bad_request"
+    }
+
+    /// The stable code.
+    public let code: Code
+    /// One sentence for a person.
+    public let message: String
+
+    /// Makes an error.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// The message, prefixed by nothing: it is written to be shown as is.
+    public var description: String { message }
+
+    /// Wraps a system call error with what the engine was doing.
+    static func io(_ doing: String, _ error: SystemCallError) -> DeliveryError {
+        DeliveryError(.io, "\(doing): \(error)")
+    }
+}

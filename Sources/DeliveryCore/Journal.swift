@@ -1,0 +1,353 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The operations of the closed set the engine accepts.
+public enum Operation: String, Sendable, Codable, CaseIterable {
+    case secure
+    case switchToDelivery = "switch"
+    case update
+    case restore
+    case runAll = "run-all"
+    case cancel
+    case rollback
+    case recover
+}
+
+/// Where a delivery stands.
+public enum DeliveryPhase: String, Sendable, Codable, CaseIterable {
+    /// Production serves; no delivery in progress.
+    case idle
+    /// The copies are fresh; production still serves.
+    case secured
+    /// The backup copy serves; production may be changed ("delivery mode").
+    case delivering
+    /// The backup copy serves; production has been updated.
+    case updated
+    /// Production serves again; the upgrade runs or failed.
+    case restoring
+    /// A copy serves after an emergency rollback.
+    case rolledBack = "rolled_back"
+}
+
+/// A revision of a tree as its VCS names it.
+public struct Revision: Sendable, Codable, Equatable {
+    /// git commit, svn revision, or a CVS fingerprint of its Entries files.
+    public var id: String
+    /// A short human label (`main @ 1a2b3c4`, `r42`, `cvs 2026-11-25 10:00:00 UTC`).
+    public var label: String
+    /// git: the branch checked out, nil when detached.
+    public var branch: String?
+    /// When it was read (CVS uses it to go back to this state).
+    public var readAt: Date
+
+    /// Makes a revision.
+    public init(id: String, label: String, branch: String? = nil, readAt: Date = Date()) {
+        self.id = id
+        self.label = label
+        self.branch = branch
+        self.readAt = readAt
+    }
+}
+
+/// What the journal knows of a copy.
+public struct CopyRecord: Sendable, Codable, Equatable {
+    /// True once a full copy was swapped into place.
+    public var complete: Bool
+    /// The production revision it was copied from.
+    public var revision: Revision?
+    /// When the last full copy finished.
+    public var copiedAt: Date
+    /// Component paths refreshed since, with the revision they came from.
+    public var refreshedPaths: [String]
+    /// Files and bytes of the last full copy.
+    public var files: Int
+    public var bytes: Int64
+}
+
+/// Who asked for an operation: carried from the CLI or the signed request into the audit log.
+public struct Actor: Sendable, Codable, Equatable {
+    /// A person's name or login.
+    public var name: String
+    /// `cli` or `moodle`.
+    public var source: String
+    /// The Moodle user id when the request came from the plugin.
+    public var moodleUserId: Int?
+
+    /// Makes an actor.
+    public init(name: String, source: String, moodleUserId: Int? = nil) {
+        self.name = name
+        self.source = source
+        self.moodleUserId = moodleUserId
+    }
+}
+
+/// An operation that holds the lock (or held it when its process died).
+public struct RunningOperation: Sendable, Codable, Equatable {
+    public var id: String
+    public var operation: Operation
+    /// The step under way (run-all goes through several).
+    public var step: Operation
+    public var actor: Actor
+    public var pid: Int32
+    public var host: String
+    public var startedAt: Date
+}
+
+/// The last result of a step.
+public struct StepResult: Sendable, Codable, Equatable {
+    public var succeeded: Bool
+    public var finishedAt: Date
+    public var message: String
+    public var errorCode: DeliveryError.Code?
+}
+
+/// A full copy about to be swapped in: kept so that a crash between swap and record is understood.
+public struct PendingSwap: Sendable, Codable, Equatable {
+    public var tree: TreeName
+    public var staging: String
+    public var stagingInode: UInt64
+    public var record: CopyRecord
+}
+
+/// The delivery state, written atomically to `state.json` after every change.
+public struct DeliveryState: Sendable, Codable, Equatable {
+    public var phase: DeliveryPhase = .idle
+    /// The delivery under way (set by secure, cleared when it ends).
+    public var deliveryId: String?
+    public var deliveryStartedAt: Date?
+    /// Production's revision when the site switched to delivery: what cancel goes back to.
+    public var revisionBeforeDelivery: Revision?
+    /// Production's revision now, as last read.
+    public var productionRevision: Revision?
+    /// Paths updated during this delivery (empty string: the whole tree).
+    public var updatedPaths: [String] = []
+    /// Comments given with the updates.
+    public var comments: [String] = []
+    /// True once Moodle's upgrade has run in this delivery (the database changed).
+    public var upgradeRan = false
+    /// True while maintenance mode was turned on by the engine and not yet off.
+    public var maintenanceEnabled = false
+    public var copies: [TreeName: CopyRecord] = [:]
+    public var running: RunningOperation?
+    /// The last operation whose process died while holding the lock (cleared by `recover`).
+    public var interrupted: RunningOperation?
+    public var lastResults: [Operation: StepResult] = [:]
+    /// When an emergency rollback last took over.
+    public var preemptedAt: Date?
+    public var pendingSwap: PendingSwap?
+
+    /// Empty state: production serves, nothing secured.
+    public init() {}
+}
+
+/// Reads and changes the state file under a mutex, so that the CLI, the responder and an
+/// emergency rollback never lose each other's changes.
+struct StateStore: Sendable {
+    let directory: String
+    var stateFile: String { "\(directory)/state.json" }
+    var mutexFile: String { "\(directory)/state.lock" }
+
+    /// Reads the state; a missing file is the empty state.
+    func read() throws(DeliveryError) -> DeliveryState {
+        let bytes: [UInt8]
+        do {
+            guard try System.lstatusIfExists(stateFile) != nil else { return DeliveryState() }
+            bytes = try System.readFile(stateFile, limit: 8 << 20)
+        } catch {
+            throw DeliveryError.io("cannot read the delivery state", error)
+        }
+        do {
+            return try JSONCoding.decode(DeliveryState.self, from: bytes)
+        } catch {
+            throw DeliveryError(.io, "the delivery state \(stateFile) is unreadable: \(error)")
+        }
+    }
+
+    /// Reads, changes and writes the state while holding the state mutex.
+    @discardableResult
+    func update<T>(_ change: (inout DeliveryState) throws(DeliveryError) -> T) throws(DeliveryError) -> T {
+        let fd: Int32
+        do {
+            fd = try System.open(mutexFile, O_RDWR | O_CREAT, 0o640)
+            _ = try System.lockFile(fd, wait: true)
+        } catch {
+            throw DeliveryError.io("cannot take the state mutex", error)
+        }
+        defer { System.close(fd) }
+        var state = try read()
+        let result = try change(&state)
+        do {
+            try System.writeFileAtomically(stateFile, try JSONCoding.encode(state), mode: 0o640)
+        } catch let error as SystemCallError {
+            throw DeliveryError.io("cannot write the delivery state", error)
+        } catch {
+            throw DeliveryError(.io, "cannot write the delivery state: \(error)")
+        }
+        return result
+    }
+}
+
+/// The delivery lock: one operation at a time, across processes.
+///
+/// An OFD lock on `delivery.lock` (the kernel drops it when the holder dies, so it can never be
+/// left "held" by a dead process) plus the journal's `running` entry, written when an operation
+/// starts and cleared when it ends. A `running` entry whose lock is free means the holder died:
+/// that is reported as an interrupted operation, and nothing starts until `recover` has recorded it.
+final class DeliveryLock: @unchecked Sendable {
+    private let fd: Int32
+
+    private init(fd: Int32) { self.fd = fd }
+
+    static func path(in directory: String) -> String { "\(directory)/delivery.lock" }
+
+    /// Takes the lock or says who holds it.
+    static func acquire(in directory: String, holder: RunningOperation) throws(DeliveryError) -> DeliveryLock {
+        let fd: Int32
+        do {
+            fd = try System.open(path(in: directory), O_RDWR | O_CREAT, 0o640)
+        } catch {
+            throw DeliveryError.io("cannot open the delivery lock", error)
+        }
+        let taken: Bool
+        do {
+            taken = try System.lockFile(fd, wait: false)
+        } catch {
+            System.close(fd)
+            throw DeliveryError.io("cannot take the delivery lock", error)
+        }
+        guard taken else {
+            let current = Self.readHolder(fd: fd)
+            System.close(fd)
+            throw DeliveryError(.lockHeld, Self.describeHeld(current))
+        }
+        do {
+            try System.truncate(fd)
+            try System.writeAt(fd, try JSONCoding.encode(holder, pretty: false))
+        } catch {
+            // The holder description is informative only; the lock itself is held.
+        }
+        return DeliveryLock(fd: fd)
+    }
+
+    /// Who holds the lock now, or nil when it is free.
+    static func currentHolder(in directory: String) -> RunningOperation?? {
+        guard let fd = try? System.open(path(in: directory), O_RDONLY) else { return .some(nil) }
+        defer { System.close(fd) }
+        guard let locked = try? System.isFileLocked(fd) else { return nil }
+        return locked ? .some(readHolder(fd: fd)) : .some(nil)
+    }
+
+    static func describeHeld(_ holder: RunningOperation?) -> String {
+        guard let holder else { return "another delivery operation is running" }
+        return "\(holder.actor.name) is running '\(holder.operation.rawValue)' since \(holder.startedAt.formatted(.iso8601)) (pid \(holder.pid) on \(holder.host)); wait for it to finish"
+    }
+
+    private static func readHolder(fd: Int32) -> RunningOperation? {
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard count > 0 else { return nil }
+        return try? JSONCoding.decode(RunningOperation.self, from: Array(buffer[0..<count]))
+    }
+
+    /// Releases the lock.
+    func release() {
+        System.close(fd)
+    }
+}
+
+/// One line of the audit log.
+public struct AuditRecord: Sendable, Codable, Equatable {
+    /// The operation's id (the job id in the responder).
+    public var id: String
+    public var deliveryId: String?
+    public var time: Date
+    public var actor: Actor
+    public var operation: Operation
+    /// `succeeded`, `failed` or `refused`.
+    public var result: String
+    public var securePath: String?
+    public var updatePath: String?
+    public var securityCopy: Bool?
+    public var comment: String?
+    public var revisionBefore: Revision?
+    public var revisionAfter: Revision?
+    public var servedBefore: TreeName?
+    public var servedAfter: TreeName?
+    public var phaseAfter: DeliveryPhase?
+    public var commands: [CommandSummary]
+    public var durationSeconds: Double
+    public var errorCode: DeliveryError.Code?
+    public var message: String
+}
+
+/// A child process as the audit log keeps it (no output: outputs may hold site data).
+public struct CommandSummary: Sendable, Codable, Equatable {
+    public var command: String
+    public var user: String
+    public var exitCode: Int32?
+    public var timedOut: Bool
+    public var durationSeconds: Double
+}
+
+/// The append-only audit log: one JSON line per operation, fsynced.
+struct AuditLog: Sendable {
+    let path: String
+
+    func append(_ record: AuditRecord) throws(DeliveryError) {
+        do {
+            var line = try JSONCoding.encode(record, pretty: false)
+            line.append(UInt8(ascii: "\n"))
+            try System.appendDurably(path, line, mode: 0o640)
+        } catch let error as SystemCallError {
+            throw DeliveryError.io("cannot write the audit log", error)
+        } catch {
+            throw DeliveryError(.io, "cannot write the audit log: \(error)")
+        }
+    }
+
+    /// The newest records first, at most `limit`, skipping `offset` newest ones.
+    func read(limit: Int, offset: Int = 0) throws(DeliveryError) -> [AuditRecord] {
+        let bytes: [UInt8]
+        do {
+            guard try System.lstatusIfExists(path) != nil else { return [] }
+            bytes = try Self.readTail(path, bytes: 16 << 20)
+        } catch {
+            throw DeliveryError.io("cannot read the audit log", error)
+        }
+        var records: [AuditRecord] = []
+        for line in bytes.split(separator: UInt8(ascii: "\n")).reversed() {
+            if let record = try? JSONCoding.decode(AuditRecord.self, from: Array(line)) {
+                records.append(record)
+            }
+            if records.count >= offset + limit { break }
+        }
+        return Array(records.dropFirst(offset))
+    }
+
+    private static func readTail(_ path: String, bytes limit: Int) throws(SystemCallError) -> [UInt8] {
+        let fd = try System.open(path, O_RDONLY)
+        defer { System.close(fd) }
+        let size = try System.fileStatus(fd).size
+        let start = max(0, size - Int64(limit))
+        var result = [UInt8](repeating: 0, count: Int(size - start))
+        var done = 0
+        while done < result.count {
+            let count = result.withUnsafeMutableBytes {
+                pread(fd, $0.baseAddress! + done, $0.count - done, off_t(start) + off_t(done))
+            }
+            if count <= 0 { break }
+            done += count
+        }
+        result.removeLast(result.count - done)
+        if start > 0, let firstNewline = result.firstIndex(of: UInt8(ascii: "\n")) {
+            result.removeFirst(firstNewline + 1)
+        }
+        return result
+    }
+}

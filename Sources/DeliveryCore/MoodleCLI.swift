@@ -1,0 +1,103 @@
+/// Runs Moodle's own CLI scripts of a tree, always as the web user (Moodle requires it).
+struct MoodleCLI {
+    let php: String
+    let layout: SiteLayout
+    let webUser: UserIdentity
+    let timeouts: Timeouts
+    let recorder: CommandRecorder
+
+    /// Runs `admin/cli/<script>` of a tree with its arguments.
+    func run(_ script: String, _ arguments: [String], in tree: TreeName, timeout: Double? = nil)
+        throws(DeliveryError) -> CommandResult
+    {
+        let path = layout.cliScript(script, in: tree)
+        guard (try? System.lstatus(path))?.kind == .regular else {
+            throw DeliveryError(.upgradeFailed, "Moodle's \(layout.adminDirectory)/cli/\(script) is missing in the \(tree.rawValue) tree")
+        }
+        let command = Command(
+            php, [path] + arguments, user: webUser, workingDirectory: layout.codeRoot(of: tree),
+            timeoutSeconds: timeout ?? timeouts.phpScript)
+        return try recorder.run(command)
+    }
+
+    /// What `upgrade.php --is-maintenance-required` answered.
+    enum UpgradeNeed: Equatable {
+        case none, withoutMaintenance, withMaintenance
+    }
+
+    func upgradeNeed(in tree: TreeName) throws(DeliveryError) -> UpgradeNeed {
+        let check = try run("upgrade.php", ["--is-maintenance-required"], in: tree)
+        switch check.exitCode {
+        case 0: return .none
+        case 3: return .withoutMaintenance
+        case 2: return .withMaintenance
+        default:
+            throw DeliveryError(.upgradeFailed, "Moodle's upgrade check failed: \(Self.lastLines(check))")
+        }
+    }
+
+    func setMaintenance(_ enabled: Bool, in tree: TreeName) throws(DeliveryError) {
+        let result = try run("maintenance.php", [enabled ? "--enable" : "--disable"], in: tree)
+        guard result.succeeded else {
+            throw DeliveryError(
+                .upgradeFailed, "cannot turn maintenance mode \(enabled ? "on" : "off"): \(Self.lastLines(result))")
+        }
+    }
+
+    func upgrade(in tree: TreeName) throws(DeliveryError) {
+        let result = try run("upgrade.php", ["--non-interactive"], in: tree, timeout: timeouts.upgrade)
+        guard result.succeeded else {
+            throw DeliveryError(.upgradeFailed, "Moodle's upgrade failed: \(Self.lastLines(result))")
+        }
+    }
+
+    func purgeCaches(in tree: TreeName) throws(DeliveryError) {
+        let result = try run("purge_caches.php", [], in: tree)
+        guard result.succeeded else {
+            throw DeliveryError(.upgradeFailed, "purging Moodle's caches failed: \(Self.lastLines(result))")
+        }
+    }
+
+    static func lastLines(_ result: CommandResult) -> String {
+        if result.timedOut { return "it ran longer than its time limit" }
+        let text = result.combinedOutput.split(separator: "\n").suffix(3).joined(separator: " | ")
+        return text.isEmpty ? "exit status \(result.exitCode.map(String.init) ?? "?")" : text
+    }
+
+    /// The PHP that reads a site's settings: Moodle's own bootstrap stops right after config.php
+    /// (`ABORT_AFTER_CONFIG`), then the settings the helper needs are printed as JSON.
+    static let settingsReader = """
+        define('CLI_SCRIPT', true);
+        define('ABORT_AFTER_CONFIG', true);
+        $dir = $argv[1];
+        if (!is_file($dir . '/config.php')) { fwrite(STDERR, "no config.php\\n"); exit(3); }
+        require($dir . '/config.php');
+        if (!isset($CFG) || !is_object($CFG) || empty($CFG->wwwroot)) { fwrite(STDERR, "config.php sets no \\$CFG->wwwroot\\n"); exit(4); }
+        echo json_encode([
+            'wwwroot' => (string)$CFG->wwwroot,
+            'dataroot' => (string)($CFG->dataroot ?? ''),
+            'admin' => (string)($CFG->admin ?? 'admin'),
+            'dbtype' => (string)($CFG->dbtype ?? ''),
+            'dbhost' => (string)($CFG->dbhost ?? ''),
+            'dbname' => (string)($CFG->dbname ?? ''),
+            'dbuser' => (string)($CFG->dbuser ?? ''),
+            'prefix' => (string)($CFG->prefix ?? 'mdl_'),
+            'alternativeComponentCache' => isset($CFG->alternative_component_cache) ? (string)$CFG->alternative_component_cache : null,
+        ]), "\\n";
+        """
+
+    /// Reads a site's settings by running its config.php in PHP, as the web user.
+    static func readSettings(php: String, tree: String, webUser: UserIdentity) throws(DeliveryError) -> MoodleSettings {
+        let command = Command(php, ["-r", settingsReader, tree], user: webUser, workingDirectory: tree, timeoutSeconds: 60)
+        let result = try ChildProcess.run(command)
+        guard result.succeeded else {
+            throw DeliveryError(.notMoodle, "PHP could not read \(tree)/config.php: \(lastLines(result))")
+        }
+        let json = result.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
+        do {
+            return try JSONCoding.decode(MoodleSettings.self, from: Array(json.utf8))
+        } catch {
+            throw DeliveryError(.notMoodle, "config.php of \(tree) did not give Moodle's settings")
+        }
+    }
+}

@@ -1,0 +1,652 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One operation from its start to its audit line.
+final class OperationRun: @unchecked Sendable {
+    let id: String
+    let request: OperationRequest
+    let progress: @Sendable (ProgressEvent) -> Void
+    let engine: DeliveryEngine
+    let startedAt = Date()
+    let startedMonotonic = System.monotonicSeconds()
+    let recorder: CommandRecorder
+    var revisionBefore: Revision?
+    var revisionAfter: Revision?
+    var servedBefore: TreeName?
+
+    init(id: String, request: OperationRequest, progress: @escaping @Sendable (ProgressEvent) -> Void, engine: DeliveryEngine) {
+        self.id = id
+        self.request = request
+        self.progress = progress
+        self.engine = engine
+        self.recorder = CommandRecorder(onLine: { progress(.line($0)) })
+        self.servedBefore = engine.layout.servedTree()
+    }
+
+    private var layout: SiteLayout { engine.layout }
+    private var store: StateStore { engine.store }
+
+    func note(_ line: String) { progress(.line(line)) }
+
+    // MARK: Dispatch
+
+    /// Runs the operation under the lock; the caller holds it and has set `running`.
+    func execute() throws(DeliveryError) -> OperationOutcome {
+        var failure: DeliveryError?
+        var message = ""
+        do throws(DeliveryError) {
+            switch request.operation {
+            case .secure: message = try step(.secure) { () throws(DeliveryError) in try secure() }
+            case .switchToDelivery:
+                message = try step(.switchToDelivery) { () throws(DeliveryError) in try switchToDelivery() }
+            case .update: message = try step(.update) { () throws(DeliveryError) in try update() }
+            case .restore: message = try step(.restore) { () throws(DeliveryError) in try restore() }
+            case .cancel: message = try step(.cancel) { () throws(DeliveryError) in try cancel() }
+            case .recover: message = try step(.recover) { () throws(DeliveryError) in try recover() }
+            case .runAll: message = try runAll()
+            case .rollback: message = "rollback runs on its own path"
+            }
+        } catch {
+            failure = error
+        }
+        let served = layout.servedTree()
+        let phase: DeliveryPhase
+        do {
+            phase = try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+                if request.operation != .recover || state.running?.id == id { state.running = nil }
+                if state.running?.pid == System.processIdentifier && state.running?.id == id { state.running = nil }
+                state.lastResults[request.operation] = StepResult(
+                    succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? message,
+                    errorCode: failure?.code)
+                return state.phase
+            }
+        } catch {
+            failure = failure ?? error
+            phase = (try? store.read().phase) ?? .idle
+        }
+        writeAudit(result: failure == nil ? "succeeded" : "failed", error: failure, message: failure?.message ?? message,
+                   phase: phase, served: served)
+        if let failure { throw failure }
+        return OperationOutcome(id: id, operation: request.operation, message: message, phase: phase, served: served)
+    }
+
+    private func step(_ operation: Operation, _ body: () throws(DeliveryError) -> String) throws(DeliveryError) -> String {
+        progress(.stepStarted(operation))
+        try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            if state.running?.id == id { state.running?.step = operation }
+        }
+        do {
+            let message = try body()
+            progress(.fraction(operation, 1))
+            progress(.stepFinished(operation, succeeded: true, message: message))
+            return message
+        } catch {
+            progress(.stepFinished(operation, succeeded: false, message: error.message))
+            throw error
+        }
+    }
+
+    private func runAll() throws(DeliveryError) -> String {
+        let state = try store.read()
+        try requireAllowed(.runAll, state)
+        _ = try step(.secure) { () throws(DeliveryError) in try secure() }
+        _ = try step(.switchToDelivery) { () throws(DeliveryError) in try switchToDelivery() }
+        _ = try step(.update) { () throws(DeliveryError) in try update() }
+        return try step(.restore) { () throws(DeliveryError) in try restore() }
+    }
+
+    // MARK: Rules
+
+    private func copyStatuses(_ state: DeliveryState) -> [TreeName: CopyStatus] {
+        var copies: [TreeName: CopyStatus] = [:]
+        for tree in [TreeName.backup, .security] {
+            let exists = (try? System.lstatus(layout.path(of: tree)))?.kind == .directory
+            copies[tree] = CopyStatus(
+                exists: exists, complete: exists && (state.copies[tree]?.complete ?? false),
+                revision: state.copies[tree]?.revision, copiedAt: state.copies[tree]?.copiedAt,
+                refreshedPaths: state.copies[tree]?.refreshedPaths ?? [])
+        }
+        return copies
+    }
+
+    /// Refuses an operation the state does not allow, with the reason in the site's terms.
+    private func requireAllowed(_ operation: Operation, _ state: DeliveryState) throws(DeliveryError) {
+        let served = layout.servedTree()
+        let copies = copyStatuses(state)
+        if DeliveryEngine.allowed(state, served: served, copies: copies).contains(operation) { return }
+        let servedText = served.map { "the \($0.rawValue) tree" } ?? "an unknown tree"
+        let reason: String
+        switch operation {
+        case .secure, .runAll:
+            reason = served != .production
+                ? "the site is serving \(servedText); securing writes only copies that are not served, while production serves"
+                : "a delivery is in progress (state '\(state.phase.rawValue)'); finish it with restore, or cancel it"
+        case .switchToDelivery:
+            reason = state.phase == .idle || copies[.backup]?.complete != true
+                ? "secure the site first: the backup copy must be fresh and complete"
+                : "the site is already in delivery mode (state '\(state.phase.rawValue)')"
+        case .update:
+            reason = served == .production
+                ? "production is being served; switch to delivery first"
+                : "the state '\(state.phase.rawValue)' does not allow an update"
+        case .restore:
+            reason = "there is nothing to restore (state '\(state.phase.rawValue)'): switch to delivery and update first"
+        case .cancel:
+            reason = "there is no delivery to cancel"
+        default:
+            reason = "the state '\(state.phase.rawValue)' does not allow it"
+        }
+        throw DeliveryError(.wrongState, "\(operation.rawValue) refused: \(reason)")
+    }
+
+    // MARK: Switching
+
+    /// Points `current` at a tree with one rename(2) of a fresh symlink, under the switch mutex.
+    /// Refuses when an emergency rollback took over since this operation started.
+    func switchServed(to tree: TreeName, preempting: Bool = false) throws(DeliveryError) {
+        if tree != .production {
+            let state = try store.read()
+            guard state.copies[tree]?.complete == true, (try? System.lstatus(layout.path(of: tree)))?.kind == .directory
+            else {
+                throw DeliveryError(.copyMissing, "the \(tree.rawValue) copy is missing or incomplete; it cannot be served")
+            }
+        } else {
+            guard (try? System.lstatus(layout.path(of: .production)))?.kind == .directory else {
+                throw DeliveryError(.copyMissing, "the production tree is missing")
+            }
+        }
+        let mutexPath = "\(engine.configuration.stateDirectory)/switch.lock"
+        let fd: Int32
+        do {
+            fd = try System.open(mutexPath, O_RDWR | O_CREAT, 0o640)
+            _ = try System.lockFile(fd, wait: true)
+        } catch {
+            throw DeliveryError.io("cannot take the switch mutex", error)
+        }
+        defer { System.close(fd) }
+        if !preempting, let preempted = try store.read().preemptedAt, preempted > startedAt {
+            throw DeliveryError(.preempted, "an emergency rollback took over at \(preempted.formatted(.iso8601)); this operation stopped")
+        }
+        if preempting {
+            try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.preemptedAt = Date() }
+        }
+        if layout.servedTree() == tree { return }
+        let temporary = "\(layout.root)/.current.new-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+        do throws(SystemCallError) {
+            try System.symlink(target: layout.linkTarget(of: tree), at: temporary)
+            do {
+                try System.rename(temporary, layout.current)
+            } catch {
+                try? System.unlink(temporary)
+                throw error
+            }
+            try System.syncDirectory(layout.root)
+        } catch {
+            throw DeliveryError.io("cannot switch the site to the \(tree.rawValue) tree", error)
+        }
+        note("The site now serves the \(tree.rawValue) tree.")
+    }
+
+    // MARK: Step 1: secure
+
+    private func secure() throws(DeliveryError) -> String {
+        let state = try store.read()
+        try requireAllowed(.secure, state)
+        let vcs = try engine.versionControl(recorder)
+        let production = layout.path(of: .production)
+        let revision = try vcs.revision(of: production, recorder: recorder)
+        revisionBefore = state.copies[.backup]?.revision
+        revisionAfter = revision
+        let targets: [TreeName] = request.securityCopy ? [.backup, .security] : [.backup]
+        var summary: [String] = []
+        for (index, tree) in targets.enumerated() {
+            let weight = (Double(index), Double(targets.count))
+            if let raw = request.securePath {
+                let component = try ComponentPath(raw)
+                summary.append(try refreshComponent(component, of: tree, revision: revision, state: state))
+            } else {
+                summary.append(try fullCopy(to: tree, revision: revision, weight: weight))
+            }
+        }
+        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            state.phase = .secured
+            state.productionRevision = revision
+            if state.deliveryId == nil {
+                state.deliveryId = id
+                state.deliveryStartedAt = startedAt
+            }
+        }
+        return summary.joined(separator: " ") + " Next: switch to delivery."
+    }
+
+    private func stagingPath(for tree: TreeName) -> String {
+        "\(layout.releases)/.staging-\(tree.rawValue)-\(id)"
+    }
+
+    /// Removes staging folders left by an interrupted copy.
+    func removeLeftoverStaging() throws(DeliveryError) {
+        let entries: [(name: String, kind: FileKind?)]
+        do {
+            entries = try System.listDirectory(layout.releases)
+        } catch {
+            throw DeliveryError.io("cannot read \(layout.releases)", error)
+        }
+        for entry in entries where entry.name.hasPrefix(".staging-") {
+            note("Removing the unfinished copy \(entry.name) left by an interrupted operation.")
+            try TreeCopier.removeTree("\(layout.releases)/\(entry.name)")
+        }
+    }
+
+    private func shouldContinue() -> Bool {
+        guard let preempted = try? store.read().preemptedAt else { return true }
+        return preempted <= startedAt
+    }
+
+    private func countEntries(_ path: String) -> Int {
+        var count = 0
+        var pending = [path]
+        while let directory = pending.popLast() {
+            guard let entries = try? System.listDirectory(directory) else { continue }
+            for entry in entries {
+                count += 1
+                if entry.kind == .directory && !TreeCopier.versionControlNames.contains(entry.name) {
+                    pending.append("\(directory)/\(entry.name)")
+                }
+            }
+        }
+        return count
+    }
+
+    private func fullCopy(to tree: TreeName, revision: Revision, weight: (Double, Double)) throws(DeliveryError) -> String {
+        try removeLeftoverStaging()
+        let source = layout.path(of: .production)
+        let target = layout.path(of: tree)
+        let staging = stagingPath(for: tree)
+        let state = try store.read()
+        let previous = (state.copies[tree]?.complete == true && (try? System.lstatus(target))?.kind == .directory) ? target : nil
+        note("Copying production (\(revision.label)) into the \(tree.rawValue) copy\(previous == nil ? "" : ", sharing unchanged files with the previous copy")…")
+        let total = max(1, countEntries(source))
+        let progress = self.progress
+        let started = System.monotonicSeconds()
+        let statistics: CopyStatistics
+        do {
+            statistics = try TreeCopier().mirror(
+                from: source, to: staging, sharingUnchangedWith: previous,
+                onProgress: { done in
+                    progress(.fraction(.secure, (weight.0 + min(1, Double(done) / Double(total))) / weight.1 * 0.98))
+                },
+                shouldContinue: { [self] in shouldContinue() })
+            try System.syncFileSystem(staging)
+        } catch let error as DeliveryError {
+            try? TreeCopier.removeTree(staging)
+            throw DeliveryError(error.code, "the \(tree.rawValue) copy failed, the previous copy is unchanged: \(error.message)")
+        } catch {
+            try? TreeCopier.removeTree(staging)
+            throw DeliveryError(.io, "the \(tree.rawValue) copy failed, the previous copy is unchanged: \(error)")
+        }
+        for path in statistics.absoluteLinksIntoSource {
+            note("Warning: '\(path)' is an absolute symlink into production; the copy will serve production's file through it.")
+        }
+        for path in statistics.skipped { note("Left out '\(path)': not a file, folder or symlink.") }
+        let record = CopyRecord(
+            complete: true, revision: revision, copiedAt: Date(), refreshedPaths: [], files: statistics.files,
+            bytes: statistics.bytes)
+        let inode: UInt64
+        do {
+            inode = try System.lstatus(staging).inode
+        } catch {
+            throw DeliveryError.io("cannot read the new copy", error)
+        }
+        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            state.pendingSwap = PendingSwap(tree: tree, staging: staging, stagingInode: inode, record: record)
+        }
+        do {
+            if (try System.lstatusIfExists(target)) != nil {
+                try System.exchange(staging, target)
+            } else {
+                try System.renameNoReplace(staging, target)
+            }
+            try System.syncDirectory(layout.releases)
+        } catch {
+            try? TreeCopier.removeTree(staging)
+            try? store.update { (state: inout DeliveryState) throws(DeliveryError) in state.pendingSwap = nil }
+            throw DeliveryError.io("cannot put the new \(tree.rawValue) copy in place; the previous copy is unchanged", error)
+        }
+        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            state.copies[tree] = record
+            state.pendingSwap = nil
+        }
+        try TreeCopier.removeTree(staging)
+        let seconds = System.monotonicSeconds() - started
+        let sizeMB = Double(statistics.bytes) / 1_048_576
+        return "The \(tree.rawValue) copy holds \(statistics.files) files (\(format1(sizeMB)) MB, \(statistics.filesCopied) copied, the rest unchanged) in \(format1(seconds)) s."
+    }
+
+    private func refreshComponent(
+        _ component: ComponentPath, of tree: TreeName, revision: Revision, state: DeliveryState
+    ) throws(DeliveryError) -> String {
+        guard state.copies[tree]?.complete == true, (try? System.lstatus(layout.path(of: tree)))?.kind == .directory else {
+            throw DeliveryError(
+                .copyMissing, "the \(tree.rawValue) copy is not complete: a component path refreshes only part of a complete copy; secure the whole tree first")
+        }
+        let relative = layout.treeRelative(component)
+        let production = layout.path(of: .production)
+        try component.checkInside(tree: production, relative: relative, mustExist: true)
+        let copyRoot = layout.path(of: tree)
+        try component.checkInside(tree: copyRoot, relative: relative, mustExist: false)
+        try removeLeftoverStaging()
+        let staging = stagingPath(for: tree)
+        let target = "\(copyRoot)/\(relative)"
+        note("Refreshing '\(relative)' of the \(tree.rawValue) copy from production (\(revision.label))…")
+        let statistics: CopyStatistics
+        do {
+            statistics = try TreeCopier().mirror(
+                from: "\(production)/\(relative)", to: staging, sharingUnchangedWith: target,
+                shouldContinue: { [self] in shouldContinue() })
+            try System.syncFileSystem(layout.releases)
+            if try System.lstatusIfExists(target) != nil {
+                try System.exchange(staging, target)
+            } else {
+                try System.renameNoReplace(staging, target)
+            }
+            try System.syncDirectory(parentDirectory(of: target))
+        } catch let error as DeliveryError {
+            try? TreeCopier.removeTree(staging)
+            throw DeliveryError(error.code, "refreshing '\(relative)' failed, the copy is unchanged: \(error.message)")
+        } catch {
+            try? TreeCopier.removeTree(staging)
+            throw DeliveryError(.io, "refreshing '\(relative)' failed, the copy is unchanged: \(error)")
+        }
+        try TreeCopier.removeTree(staging)
+        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            state.copies[tree]?.refreshedPaths.append("\(component.value) @ \(revision.label)")
+        }
+        return "Refreshed '\(relative)' of the \(tree.rawValue) copy (\(statistics.files) files)."
+    }
+
+    // MARK: Step 2: switch to delivery
+
+    private func switchToDelivery() throws(DeliveryError) -> String {
+        let state = try store.read()
+        try requireAllowed(.switchToDelivery, state)
+        let vcs = try engine.versionControl(recorder)
+        let revision = try vcs.revision(of: layout.path(of: .production), recorder: recorder)
+        if let secured = state.copies[.backup]?.revision, secured.id != revision.id,
+            engine.configuration.upstream.kind != .cvs
+        {
+            throw DeliveryError(
+                .wrongState,
+                "switch refused: production changed since it was secured (\(secured.label) → \(revision.label)); secure again")
+        }
+        revisionBefore = revision
+        try switchServed(to: .backup)
+        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            state.phase = .delivering
+            state.revisionBeforeDelivery = revision
+            state.productionRevision = revision
+            state.updatedPaths = []
+            state.comments = []
+            state.upgradeRan = false
+        }
+        return "The site is in delivery mode: the backup copy serves, production can be updated."
+    }
+
+    // MARK: Step 3: update
+
+    private func update() throws(DeliveryError) -> String {
+        let state = try store.read()
+        try requireAllowed(.update, state)
+        let production = layout.path(of: .production)
+        var relative: String?
+        if let raw = request.updatePath {
+            let component = try ComponentPath(raw)
+            let path = layout.treeRelative(component)
+            try component.checkInside(tree: production, relative: path, mustExist: false)
+            relative = path
+        }
+        let vcs = try engine.versionControl(recorder)
+        let before = try vcs.revision(of: production, recorder: recorder)
+        revisionBefore = before
+        if state.updatedPaths.isEmpty {
+            let modified = try vcs.localModifications(of: production, recorder: recorder)
+            if !modified.isEmpty {
+                throw DeliveryError(
+                    .vcsFailed,
+                    "update refused: production has local modifications (\(modified.prefix(3).joined(separator: ", "))\(modified.count > 3 ? " …" : "")); commit or discard them first. The site still serves the backup copy")
+            }
+        }
+        note("Updating \(relative.map { "'\($0)' of production" } ?? "production") with \(engine.configuration.upstream.kind.rawValue)…")
+        progress(.fraction(.update, 0.1))
+        do {
+            try vcs.update(tree: production, path: relative, recorder: recorder)
+        } catch {
+            throw DeliveryError(error.code, "\(error.message). The site still serves the \(layout.servedTree()?.rawValue ?? "backup") copy.")
+        }
+        let after = try vcs.revision(of: production, recorder: recorder)
+        revisionAfter = after
+        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            state.phase = state.phase == .rolledBack ? .rolledBack : .updated
+            state.productionRevision = after
+            state.updatedPaths.append(relative ?? "")
+            if let comment = request.comment, !comment.isEmpty { state.comments.append(comment) }
+        }
+        let change = before.id == after.id ? "revision unchanged (\(after.label))" : "\(before.label) → \(after.label)"
+        return "Production updated\(relative.map { " at '\($0)'" } ?? ""): \(change). Next: restore production."
+    }
+
+    // MARK: Step 4: restore production
+
+    private func restore() throws(DeliveryError) -> String {
+        let state = try store.read()
+        try requireAllowed(.restore, state)
+        let versionFile = "\(layout.codeRoot(of: .production))/version.php"
+        guard (try? System.lstatus(versionFile))?.kind == .regular else {
+            throw DeliveryError(.notMoodle, "restore refused: the production tree has no version.php; it is not a complete Moodle tree")
+        }
+        revisionBefore = state.revisionBeforeDelivery
+        revisionAfter = state.productionRevision
+        try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .restoring }
+        try switchServed(to: .production)
+        progress(.fraction(.restore, 0.2))
+        let moodle = try engine.moodle(recorder)
+        let need = try moodle.upgradeNeed(in: .production)
+        var upgradeText = "no upgrade was needed"
+        switch need {
+        case .none:
+            note("Moodle reports no pending upgrade.")
+        case .withoutMaintenance:
+            note("Moodle's upgrade needs no maintenance mode; running it…")
+            try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeRan = true }
+            try moodle.upgrade(in: .production)
+            upgradeText = "the upgrade ran without maintenance mode"
+        case .withMaintenance:
+            note("Moodle's upgrade needs maintenance mode: turning it on…")
+            try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
+            try moodle.setMaintenance(true, in: .production)
+            try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeRan = true }
+            progress(.fraction(.restore, 0.4))
+            do {
+                try moodle.upgrade(in: .production)
+            } catch {
+                throw DeliveryError(error.code, "\(error.message). Maintenance mode stays on: retry restore, or roll back.")
+            }
+            try moodle.setMaintenance(false, in: .production)
+            try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = false }
+            upgradeText = "the upgrade ran in maintenance mode"
+        }
+        progress(.fraction(.restore, 0.8))
+        try moodle.purgeCaches(in: .production)
+        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            state.phase = .idle
+            state.deliveryId = nil
+            state.deliveryStartedAt = nil
+            state.revisionBeforeDelivery = nil
+            state.updatedPaths = []
+            state.comments = []
+            state.upgradeRan = false
+        }
+        return "Production is restored and serves \(revisionAfter?.label ?? "the updated code"); \(upgradeText), caches purged. The delivery is complete."
+    }
+
+    // MARK: Cancel
+
+    private func cancel() throws(DeliveryError) -> String {
+        let state = try store.read()
+        try requireAllowed(.cancel, state)
+        if state.upgradeRan {
+            throw DeliveryError(
+                .wrongState,
+                "cancel refused: Moodle's upgrade already ran in this delivery, so the database is newer than the pre-delivery code and Moodle would refuse that code. Finish with restore, or use rollback")
+        }
+        let production = layout.path(of: .production)
+        let vcs = try engine.versionControl(recorder)
+        if let before = state.revisionBeforeDelivery {
+            revisionBefore = try vcs.revision(of: production, recorder: recorder)
+            if revisionBefore?.id != before.id || !state.updatedPaths.isEmpty {
+                note("Putting production back at \(before.label)…")
+                try vcs.reset(tree: production, to: before, recorder: recorder)
+            }
+            revisionAfter = try vcs.revision(of: production, recorder: recorder)
+        }
+        if state.maintenanceEnabled {
+            try engine.moodle(recorder).setMaintenance(false, in: .production)
+        }
+        try switchServed(to: .production)
+        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            state.phase = .idle
+            state.deliveryId = nil
+            state.deliveryStartedAt = nil
+            state.productionRevision = revisionAfter ?? state.productionRevision
+            state.revisionBeforeDelivery = nil
+            state.updatedPaths = []
+            state.comments = []
+            state.maintenanceEnabled = false
+        }
+        return "The delivery is cancelled: production serves again at \(revisionAfter?.label ?? "its pre-delivery revision")."
+    }
+
+    // MARK: Emergency rollback
+
+    /// Serves the security copy, else the backup copy, at once, from any state, even while another
+    /// operation holds the lock (that operation then stops at its next check).
+    func emergencyRollback() throws(DeliveryError) -> OperationOutcome {
+        let holder = RunningOperation(
+            id: id, operation: .rollback, step: .rollback, actor: request.actor, pid: System.processIdentifier,
+            host: System.hostName, startedAt: startedAt)
+        var lock: DeliveryLock?
+        var preempting = false
+        do {
+            lock = try DeliveryLock.acquire(in: engine.configuration.stateDirectory, holder: holder)
+        } catch {
+            guard error.code == .lockHeld else {
+                auditRefusal(error)
+                throw error
+            }
+            preempting = true
+        }
+        defer { lock?.release() }
+        progress(.stepStarted(.rollback))
+        var failure: DeliveryError?
+        var message = ""
+        do throws(DeliveryError) {
+            let state = try store.read()
+            guard let target = DeliveryEngine.rollbackTarget(copyStatuses(state)) else {
+                throw DeliveryError(.copyMissing, "rollback impossible: there is no complete security or backup copy")
+            }
+            revisionAfter = state.copies[target]?.revision
+            if preempting, let running = DeliveryLock.currentHolder(in: engine.configuration.stateDirectory) ?? nil {
+                note("Taking over from '\(running.operation.rawValue)' run by \(running.actor.name); it will stop at its next step.")
+            }
+            try switchServed(to: target, preempting: true)
+            if state.maintenanceEnabled && !state.upgradeRan {
+                try? engine.moodle(recorder).setMaintenance(false, in: target)
+            }
+            try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+                state.phase = .rolledBack
+                if state.maintenanceEnabled && !state.upgradeRan { state.maintenanceEnabled = false }
+            }
+            message = "Emergency rollback: the site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision"))."
+            if state.upgradeRan {
+                message += " Warning: Moodle's upgrade already ran in this delivery; the older code may refuse the upgraded database."
+            }
+            message += " Then: fix production and restore, or cancel."
+            progress(.fraction(.rollback, 1))
+        } catch {
+            failure = error
+        }
+        progress(.stepFinished(.rollback, succeeded: failure == nil, message: failure?.message ?? message))
+        try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            state.lastResults[.rollback] = StepResult(
+                succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? message, errorCode: failure?.code)
+        }
+        let phase = (try? store.read().phase) ?? .rolledBack
+        let served = layout.servedTree()
+        writeAudit(result: failure == nil ? "succeeded" : "failed", error: failure, message: failure?.message ?? message,
+                   phase: phase, served: served)
+        if let failure { throw failure }
+        return OperationOutcome(id: id, operation: .rollback, message: message, phase: phase, served: served)
+    }
+
+    // MARK: Recover
+
+    private func recover() throws(DeliveryError) -> String {
+        let state = try store.read()
+        guard let dead = state.running, dead.id != id else {
+            throw DeliveryError(.wrongState, "recover refused: no interrupted operation to recover from")
+        }
+        if let swap = state.pendingSwap {
+            let current = try? System.lstatus(layout.path(of: swap.tree))
+            if current?.inode == swap.stagingInode {
+                note("The interrupted copy of \(swap.tree.rawValue) had been swapped in: recording it.")
+                try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.copies[swap.tree] = swap.record }
+            }
+        }
+        try removeLeftoverStaging()
+        let served = layout.servedTree()
+        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            state.interrupted = dead
+            state.running = nil
+            state.pendingSwap = nil
+            if state.phase == .secured && served == .backup { state.phase = .delivering }
+            if [.delivering, .updated].contains(state.phase) && served == .production { state.phase = .restoring }
+        }
+        let phase = try store.read().phase
+        return "Recorded the interrupted '\(dead.operation.rawValue)' (step '\(dead.step.rawValue)', started by \(dead.actor.name) at \(dead.startedAt.formatted(.iso8601))). The site serves the \(served?.rawValue ?? "unknown") tree; state '\(phase.rawValue)'."
+    }
+
+    // MARK: Audit
+
+    func auditRefusal(_ error: DeliveryError) {
+        writeAudit(result: "refused", error: error, message: error.message, phase: try? store.read().phase,
+                   served: layout.servedTree())
+    }
+
+    private func writeAudit(result: String, error: DeliveryError?, message: String, phase: DeliveryPhase?, served: TreeName?) {
+        let deliveryId = try? store.read().deliveryId
+        let record = AuditRecord(
+            id: id, deliveryId: deliveryId ?? nil, time: startedAt, actor: request.actor, operation: request.operation,
+            result: result, securePath: request.securePath, updatePath: request.updatePath,
+            securityCopy: [.secure, .runAll].contains(request.operation) ? request.securityCopy : nil,
+            comment: request.comment, revisionBefore: revisionBefore, revisionAfter: revisionAfter,
+            servedBefore: servedBefore, servedAfter: served, phaseAfter: phase, commands: recorder.summaries,
+            durationSeconds: System.monotonicSeconds() - startedMonotonic, errorCode: error?.code, message: message)
+        do {
+            try engine.audit.append(record)
+        } catch {
+            engine.logger.error("audit log write failed: \(error.message)")
+            progress(.line("Warning: \(error.message)"))
+        }
+    }
+}
+
+/// A number with one decimal.
+func format1(_ value: Double) -> String {
+    let tenths = Int((value * 10).rounded())
+    return "\(tenths / 10).\(abs(tenths % 10))"
+}

@@ -1,0 +1,186 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// The version control system of the production tree.
+public enum VersionControlKind: String, Sendable, Codable, CaseIterable {
+    case git, svn, cvs
+}
+
+/// Where updates come from. It lives in the helper's configuration, never in a request.
+public struct UpstreamConfiguration: Sendable, Codable, Equatable {
+    /// git, svn or cvs.
+    public var kind: VersionControlKind
+    /// git: the remote to fetch from (default `origin`).
+    public var remote: String?
+    /// git: the branch to fast-forward to.
+    public var branch: String?
+    /// git: a tag or commit to check out instead of the branch head; svn: a revision instead of HEAD.
+    public var pin: String?
+
+    /// Makes an upstream description.
+    public init(kind: VersionControlKind, remote: String? = nil, branch: String? = nil, pin: String? = nil) {
+        self.kind = kind
+        self.remote = remote
+        self.branch = branch
+        self.pin = pin
+    }
+}
+
+/// What the helper knows of the Moodle site, read from its `config.php` by PHP itself.
+public struct MoodleSettings: Sendable, Codable, Equatable {
+    public var wwwroot: String
+    public var dataroot: String
+    public var admin: String
+    public var dbtype: String
+    public var dbhost: String
+    public var dbname: String
+    public var dbuser: String
+    public var prefix: String
+    /// The `$CFG->alternative_component_cache` setting, when the site has one.
+    public var alternativeComponentCache: String?
+
+    /// Makes the settings.
+    public init(
+        wwwroot: String, dataroot: String, admin: String = "admin", dbtype: String = "", dbhost: String = "",
+        dbname: String = "", dbuser: String = "", prefix: String = "mdl_", alternativeComponentCache: String? = nil
+    ) {
+        self.wwwroot = wwwroot
+        self.dataroot = dataroot
+        self.admin = admin
+        self.dbtype = dbtype
+        self.dbhost = dbhost
+        self.dbname = dbname
+        self.dbuser = dbuser
+        self.prefix = prefix
+        self.alternativeComponentCache = alternativeComponentCache
+    }
+}
+
+/// Time limits for child processes, in seconds.
+public struct Timeouts: Sendable, Codable, Equatable {
+    public var versionControl: Double
+    public var upgrade: Double
+    public var phpScript: Double
+
+    /// The defaults: 10 minutes for the VCS, 1 hour for the upgrade, 5 minutes for other scripts.
+    public init(versionControl: Double = 600, upgrade: Double = 3600, phpScript: Double = 300) {
+        self.versionControl = versionControl
+        self.upgrade = upgrade
+        self.phpScript = phpScript
+    }
+}
+
+/// The helper's configuration of one site: a JSON file written by `deliveryctl init`, owned by root.
+public struct SiteConfiguration: Sendable, Codable, Equatable {
+    /// The site root holding `current` and `releases/`.
+    public var siteRoot: String
+    /// Where the state, journal, lock and audit log live.
+    public var stateDirectory: String
+    /// True for Moodle 5.1+'s layout, where the web root is `public/`.
+    public var publicLayout: Bool
+    /// The PHP CLI binary of the site.
+    public var php: String
+    /// The web server's user: every PHP CLI script runs as it.
+    public var webUser: String
+    /// The owner of the code trees: every VCS command runs as it.
+    public var codeOwner: String
+    /// Where updates come from.
+    public var upstream: UpstreamConfiguration
+    /// The Moodle settings read at adoption.
+    public var moodle: MoodleSettings
+    /// Child process time limits.
+    public var timeouts: Timeouts
+    /// The directory the site was adopted from (it is now a symlink to `current`), if any.
+    public var adoptedFrom: String?
+
+    /// Makes a configuration.
+    public init(
+        siteRoot: String, stateDirectory: String, publicLayout: Bool = false, php: String = "/usr/bin/php",
+        webUser: String, codeOwner: String, upstream: UpstreamConfiguration, moodle: MoodleSettings,
+        timeouts: Timeouts = Timeouts(), adoptedFrom: String? = nil
+    ) {
+        self.siteRoot = siteRoot
+        self.stateDirectory = stateDirectory
+        self.publicLayout = publicLayout
+        self.php = php
+        self.webUser = webUser
+        self.codeOwner = codeOwner
+        self.upstream = upstream
+        self.moodle = moodle
+        self.timeouts = timeouts
+        self.adoptedFrom = adoptedFrom
+    }
+
+    /// The default configuration file.
+    public static let defaultPath = "/etc/moodle-delivery/site.json"
+
+    /// Reads and checks a configuration file.
+    /// - Throws: `DeliveryError` `.configuration` with the reason.
+    public static func load(from path: String) throws(DeliveryError) -> SiteConfiguration {
+        let bytes: [UInt8]
+        do {
+            bytes = try System.readFile(path, limit: 1 << 20)
+        } catch {
+            throw DeliveryError(.configuration, "cannot read the configuration \(path): \(error)")
+        }
+        let configuration: SiteConfiguration
+        do {
+            configuration = try JSONCoding.decode(SiteConfiguration.self, from: bytes)
+        } catch {
+            throw DeliveryError(.configuration, "the configuration \(path) is not valid: \(error)")
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    /// Checks the values that the engine relies on.
+    public func validate() throws(DeliveryError) {
+        for (name, value) in [("siteRoot", siteRoot), ("stateDirectory", stateDirectory), ("php", php)] {
+            guard value.hasPrefix("/"), !value.contains("\0") else {
+                throw DeliveryError(.configuration, "\(name) must be an absolute path")
+            }
+        }
+        if upstream.kind == .git && (upstream.branch ?? "").isEmpty && (upstream.pin ?? "").isEmpty {
+            throw DeliveryError(.configuration, "a git upstream needs a branch or a pin")
+        }
+        for value in [upstream.remote, upstream.branch, upstream.pin].compactMap({ $0 }) {
+            guard !value.hasPrefix("-"), !value.contains("\0"), !value.contains(where: { $0.isWhitespace }) else {
+                throw DeliveryError(.configuration, "the upstream setting '\(value)' is not allowed")
+            }
+        }
+    }
+
+    /// Writes the configuration atomically (mode 0640).
+    public func save(to path: String) throws(DeliveryError) {
+        do {
+            try System.writeFileAtomically(path, try JSONCoding.encode(self), mode: 0o640)
+        } catch let error as SystemCallError {
+            throw DeliveryError.io("cannot write the configuration", error)
+        } catch {
+            throw DeliveryError(.io, "cannot write the configuration: \(error)")
+        }
+    }
+}
+
+/// The engine's JSON settings: sorted keys, ISO 8601 dates.
+public enum JSONCoding {
+    /// Encodes a value as pretty, key-sorted JSON bytes.
+    public static func encode<T: Encodable>(_ value: T, pretty: Bool = true) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        var bytes = [UInt8](try encoder.encode(value))
+        if pretty { bytes.append(UInt8(ascii: "\n")) }
+        return bytes
+    }
+
+    /// Decodes JSON bytes.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(type, from: Data(bytes))
+    }
+}

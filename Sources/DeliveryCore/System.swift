@@ -1,0 +1,480 @@
+import CDeliverySystem
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// A failed system call: which call, on which path, and the errno it set.
+///
+/// Every libc call of the engine goes through this file. A call that returns -1 is turned into a
+/// `SystemCallError` at once (after retrying `EINTR`); callers never read `errno` themselves.
+public struct SystemCallError: Error, Sendable, CustomStringConvertible {
+    /// The errno value.
+    public let errno: Int32
+    /// The name of the call (`open`, `renameat2` …).
+    public let call: String
+    /// The path it was about, when there is one.
+    public let path: String?
+
+    /// A human description: `open(/x): No such file or directory`.
+    public var description: String {
+        let reason = String(cString: strerror(errno))
+        if let path { return "\(call)(\(path)): \(reason)" }
+        return "\(call): \(reason)"
+    }
+
+    /// True when the error says the path does not exist.
+    public var isNotFound: Bool { errno == ENOENT }
+    /// True when the error says the path exists already.
+    public var isExists: Bool { errno == EEXIST }
+}
+
+/// The kind of a file system entry, as `lstat` sees it (links are not followed).
+public enum FileKind: Sendable, Equatable {
+    case regular, directory, symlink, other
+}
+
+/// What the engine needs of `struct stat`.
+public struct FileStatus: Sendable, Equatable {
+    public var kind: FileKind
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var size: Int64
+    public var inode: UInt64
+    public var device: UInt64
+    public var modificationSeconds: Int
+    public var modificationNanoseconds: Int
+
+    init(_ raw: stat) {
+        switch raw.st_mode & S_IFMT {
+        case S_IFREG: kind = .regular
+        case S_IFDIR: kind = .directory
+        case S_IFLNK: kind = .symlink
+        default: kind = .other
+        }
+        mode = UInt32(raw.st_mode & 0o7777)
+        uid = raw.st_uid
+        gid = raw.st_gid
+        size = Int64(raw.st_size)
+        inode = UInt64(raw.st_ino)
+        device = UInt64(raw.st_dev)
+        modificationSeconds = Int(raw.st_mtim.tv_sec)
+        modificationNanoseconds = Int(raw.st_mtim.tv_nsec)
+    }
+}
+
+/// Thin, typed wrappers over the libc calls the engine uses.
+public enum System {
+    @inline(__always)
+    private static func check<T: BinaryInteger>(
+        _ call: String, _ path: String? = nil, _ body: () -> T
+    ) throws(SystemCallError) -> T {
+        while true {
+            let result = body()
+            if result != -1 { return result }
+            let code = cds_errno()
+            if code == EINTR { continue }
+            if code == EBADF || code == EFAULT {
+                fatalError("\(call)(\(path ?? "")) failed with \(code): a bug in the engine")
+            }
+            throw SystemCallError(errno: code, call: call, path: path)
+        }
+    }
+
+    // MARK: Files and directories
+
+    static func lstatus(_ path: String) throws(SystemCallError) -> FileStatus {
+        var raw = stat()
+        _ = try check("lstat", path) { lstat(path, &raw) }
+        return FileStatus(raw)
+    }
+
+    static func lstatusIfExists(_ path: String) throws(SystemCallError) -> FileStatus? {
+        do {
+            return try lstatus(path)
+        } catch {
+            if error.errno == ENOENT || error.errno == ENOTDIR { return nil }
+            throw error
+        }
+    }
+
+    static func status(_ path: String) throws(SystemCallError) -> FileStatus {
+        var raw = stat()
+        _ = try check("stat", path) { stat(path, &raw) }
+        return FileStatus(raw)
+    }
+
+    static func fileStatus(_ fd: Int32) throws(SystemCallError) -> FileStatus {
+        var raw = stat()
+        _ = try check("fstat") { fstat(fd, &raw) }
+        return FileStatus(raw)
+    }
+
+    static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0o600) throws(SystemCallError) -> Int32 {
+        try check("open", path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
+    }
+
+    static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    static func makeDirectory(_ path: String, _ mode: mode_t) throws(SystemCallError) {
+        _ = try check("mkdir", path) { mkdir(path, mode) }
+    }
+
+    static func removeDirectory(_ path: String) throws(SystemCallError) {
+        _ = try check("rmdir", path) { rmdir(path) }
+    }
+
+    static func unlink(_ path: String) throws(SystemCallError) {
+        _ = try check("unlink", path) { Glibc.unlink(path) }
+    }
+
+    static func rename(_ from: String, _ to: String) throws(SystemCallError) {
+        _ = try check("rename", "\(from) -> \(to)") { Glibc.rename(from, to) }
+    }
+
+    /// Atomically swaps two existing paths (renameat2 RENAME_EXCHANGE).
+    static func exchange(_ first: String, _ second: String) throws(SystemCallError) {
+        _ = try check("renameat2", "\(first) <-> \(second)") {
+            cds_rename_exchange(AT_FDCWD, first, AT_FDCWD, second)
+        }
+    }
+
+    /// Renames, failing with EEXIST rather than replacing (renameat2 RENAME_NOREPLACE).
+    static func renameNoReplace(_ from: String, _ to: String) throws(SystemCallError) {
+        _ = try check("renameat2", "\(from) -> \(to)") {
+            cds_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to)
+        }
+    }
+
+    static func symlink(target: String, at path: String) throws(SystemCallError) {
+        _ = try check("symlink", path) { Glibc.symlink(target, path) }
+    }
+
+    static func link(_ existing: String, _ new: String) throws(SystemCallError) {
+        _ = try check("link", new) { Glibc.link(existing, new) }
+    }
+
+    static func readLink(_ path: String) throws(SystemCallError) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = try check("readlink", path) { readlink(path, &buffer, buffer.count - 1) }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func realPath(_ path: String) throws(SystemCallError) -> String {
+        guard let resolved = realpath(path, nil) else {
+            throw SystemCallError(errno: cds_errno(), call: "realpath", path: path)
+        }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    static func changeMode(_ path: String, _ mode: UInt32) throws(SystemCallError) {
+        _ = try check("chmod", path) { chmod(path, mode_t(mode)) }
+    }
+
+    static func changeOwner(_ path: String, uid: UInt32, gid: UInt32) throws(SystemCallError) {
+        _ = try check("lchown", path) { lchown(path, uid, gid) }
+    }
+
+    /// Sets access and modification times without following a final symlink.
+    static func setTimes(_ path: String, seconds: Int, nanoseconds: Int) throws(SystemCallError) {
+        var times = [
+            timespec(tv_sec: seconds, tv_nsec: nanoseconds),
+            timespec(tv_sec: seconds, tv_nsec: nanoseconds),
+        ]
+        _ = try check("utimensat", path) { utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) }
+    }
+
+    static func setTimes(fd: Int32, seconds: Int, nanoseconds: Int) throws(SystemCallError) {
+        var times = [
+            timespec(tv_sec: seconds, tv_nsec: nanoseconds),
+            timespec(tv_sec: seconds, tv_nsec: nanoseconds),
+        ]
+        _ = try check("futimens") { futimens(fd, &times) }
+    }
+
+    static func fileChangeMode(_ fd: Int32, _ mode: UInt32) throws(SystemCallError) {
+        _ = try check("fchmod") { fchmod(fd, mode_t(mode)) }
+    }
+
+    static func fileChangeOwner(_ fd: Int32, uid: UInt32, gid: UInt32) throws(SystemCallError) {
+        _ = try check("fchown") { fchown(fd, uid, gid) }
+    }
+
+    static func sync(_ fd: Int32) throws(SystemCallError) {
+        _ = try check("fsync") { fsync(fd) }
+    }
+
+    /// fsyncs a directory so that renames inside it are durable.
+    static func syncDirectory(_ path: String) throws(SystemCallError) {
+        let fd = try open(path, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        try sync(fd)
+    }
+
+    /// The names in a directory, without `.` and `..`, with the kind when the file system tells it.
+    static func listDirectory(_ path: String) throws(SystemCallError) -> [(name: String, kind: FileKind?)] {
+        guard let dir = opendir(path) else {
+            throw SystemCallError(errno: cds_errno(), call: "opendir", path: path)
+        }
+        defer { closedir(dir) }
+        var entries: [(String, FileKind?)] = []
+        while true {
+            cds_clear_errno()
+            guard let entry = readdir(dir) else {
+                let code = cds_errno()
+                if code != 0 { throw SystemCallError(errno: code, call: "readdir", path: path) }
+                break
+            }
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name == "." || name == ".." { continue }
+            let kind: FileKind?
+            switch Int32(entry.pointee.d_type) {
+            case Int32(DT_REG): kind = .regular
+            case Int32(DT_DIR): kind = .directory
+            case Int32(DT_LNK): kind = .symlink
+            case Int32(DT_UNKNOWN): kind = nil
+            default: kind = .other
+            }
+            entries.append((name, kind))
+        }
+        return entries
+    }
+
+    /// Takes an exclusive OFD lock on a whole file (released when the descriptor closes or the
+    /// process dies); false when another holder has it and `wait` is false.
+    static func lockFile(_ fd: Int32, wait: Bool) throws(SystemCallError) -> Bool {
+        while true {
+            if cds_ofd_lock(fd, wait ? 1 : 0) == 0 { return true }
+            let code = cds_errno()
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EACCES { return false }
+            throw SystemCallError(errno: code, call: "fcntl(F_OFD_SETLK)", path: nil)
+        }
+    }
+
+    /// True when another open file description holds a lock on the file.
+    static func isFileLocked(_ fd: Int32) throws(SystemCallError) -> Bool {
+        let result = try check("fcntl(F_OFD_GETLK)") { cds_ofd_is_locked(fd) }
+        return result == 1
+    }
+
+    /// Flushes the file system holding `path` (one call instead of an fsync per file).
+    static func syncFileSystem(_ path: String) throws(SystemCallError) {
+        let fd = try open(path, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        _ = try check("syncfs", path) { cds_syncfs(fd) }
+    }
+
+    /// Takes an exclusive flock(2) on an open file; false when another holder has it and `wait` is false.
+    static func lockExclusive(_ fd: Int32, wait: Bool) throws(SystemCallError) -> Bool {
+        while true {
+            if flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) == 0 { return true }
+            let code = cds_errno()
+            if code == EINTR { continue }
+            if code == EWOULDBLOCK { return false }
+            throw SystemCallError(errno: code, call: "flock", path: nil)
+        }
+    }
+
+    static func truncate(_ fd: Int32) throws(SystemCallError) {
+        _ = try check("ftruncate") { ftruncate(fd, 0) }
+    }
+
+    static func writeAt(_ fd: Int32, _ bytes: [UInt8]) throws(SystemCallError) {
+        _ = try check("lseek") { lseek(fd, 0, SEEK_SET) }
+        try writeAll(fd, bytes)
+    }
+
+    // MARK: Reading and writing
+
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) -> Int {
+        try check("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemCallError) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = try check("write") {
+                bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            }
+            offset += written
+        }
+    }
+
+    static func readFile(_ path: String, limit: Int) throws(SystemCallError) -> [UInt8] {
+        let fd = try open(path, O_RDONLY)
+        defer { close(fd) }
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while result.count <= limit {
+            let count = try check("read", path) {
+                chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            }
+            if count == 0 { break }
+            result.append(contentsOf: chunk[0..<count])
+        }
+        if result.count > limit {
+            throw SystemCallError(errno: EFBIG, call: "read", path: path)
+        }
+        return result
+    }
+
+    /// Writes a whole file durably and atomically: temporary file, fsync, rename, fsync of the folder.
+    static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o640) throws(SystemCallError) {
+        let directory = parentDirectory(of: path)
+        let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = try open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode)
+        do {
+            try writeAll(fd, bytes)
+            try fileChangeMode(fd, UInt32(mode))
+            try sync(fd)
+            close(fd)
+            try rename(temporary, path)
+        } catch {
+            close(fd)
+            try? unlink(temporary)
+            throw error
+        }
+        try syncDirectory(directory)
+    }
+
+    /// Appends one record to a file opened with O_APPEND, then fsyncs it.
+    static func appendDurably(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o640) throws(SystemCallError) {
+        let fd = try open(path, O_WRONLY | O_CREAT | O_APPEND, mode)
+        defer { close(fd) }
+        try writeAll(fd, bytes)
+        try sync(fd)
+    }
+
+    /// Copies a regular file's contents from one descriptor to another: reflink when the file
+    /// system shares extents, else copy_file_range, else read/write.
+    static func copyContents(from source: Int32, to destination: Int32, size: Int64) throws(SystemCallError) {
+        if size == 0 { return }
+        if cds_ficlone(destination, source) == 0 { return }
+        var remaining = size
+        var useKernelCopy = true
+        while remaining > 0 {
+            if useKernelCopy {
+                let copied = cds_copy_file_range(source, destination, Int(min(remaining, 1 << 30)))
+                if copied > 0 {
+                    remaining -= Int64(copied)
+                    continue
+                }
+                if copied == 0 { break }  // the file shrank while we copied
+                let code = cds_errno()
+                if code == EINTR { continue }
+                if code == EXDEV || code == ENOSYS || code == EOPNOTSUPP || code == EINVAL {
+                    useKernelCopy = false
+                    continue
+                }
+                throw SystemCallError(errno: code, call: "copy_file_range", path: nil)
+            }
+            var buffer = [UInt8](repeating: 0, count: 1 << 17)
+            let count = try check("read") {
+                buffer.withUnsafeMutableBytes { Glibc.read(source, $0.baseAddress, $0.count) }
+            }
+            if count == 0 { break }
+            try writeAll(destination, Array(buffer[0..<count]))
+            remaining -= Int64(count)
+        }
+    }
+
+    // MARK: Processes and users
+
+    static var processIdentifier: Int32 { getpid() }
+    public static var effectiveUserIdentifier: UInt32 { geteuid() }
+
+    /// True when a process with this pid exists (kill(pid, 0) does not answer ESRCH).
+    static func processExists(_ pid: Int32) -> Bool {
+        if pid <= 0 { return false }
+        if kill(pid, 0) == 0 { return true }
+        return cds_errno() == EPERM
+    }
+
+    /// The boot-relative start time of a process, to tell a reused pid from the original.
+    static func processStartTime(_ pid: Int32) -> UInt64 {
+        UInt64(cds_process_start_time(pid))
+    }
+
+    static func signal(processGroup: Int32, _ signal: Int32) {
+        _ = kill(-processGroup, signal)
+    }
+
+    static var hostName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, 255)
+        return cString(buffer)
+    }
+
+    /// Looks a user up by name or number in the passwd database.
+    static func user(named name: String) -> (name: String, uid: UInt32, gid: UInt32, home: String)? {
+        var record = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        if let number = UInt32(name) {
+            getpwuid_r(number, &record, &buffer, buffer.count, &result)
+        } else {
+            getpwnam_r(name, &record, &buffer, buffer.count, &result)
+        }
+        guard let found = result?.pointee else { return nil }
+        return (String(cString: found.pw_name), found.pw_uid, found.pw_gid, String(cString: found.pw_dir))
+    }
+
+    static func userName(_ uid: UInt32) -> String {
+        user(named: String(uid))?.name ?? String(uid)
+    }
+
+    static func group(named name: String) -> UInt32? {
+        if let number = UInt32(name) { return number }
+        var record = Glibc.group()
+        var result: UnsafeMutablePointer<Glibc.group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        getgrnam_r(name, &record, &buffer, buffer.count, &result)
+        return result?.pointee.gr_gid
+    }
+
+    /// Free bytes for an unprivileged user on the file system holding `path`.
+    static func freeBytes(_ path: String) throws(SystemCallError) -> Int64 {
+        var info = statvfs()
+        _ = try check("statvfs", path) { statvfs(path, &info) }
+        return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+
+    static func environment(_ name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
+        return String(cString: value)
+    }
+
+    static func monotonicSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+}
+
+/// A NUL-terminated C buffer as a String.
+func cString(_ buffer: [CChar]) -> String {
+    let end = buffer.firstIndex(of: 0) ?? buffer.count
+    return String(decoding: buffer[0..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// The folder part of a path (`/a/b` → `/a`, `b` → `.`).
+func parentDirectory(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    if slash == path.startIndex { return "/" }
+    return String(path[..<slash])
+}
+
+/// The last component of a path.
+func lastComponent(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return path }
+    return String(path[path.index(after: slash)...])
+}

@@ -1,0 +1,2 @@
+import DeliveryCore
+print("todo")
