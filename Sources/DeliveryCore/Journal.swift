@@ -19,6 +19,9 @@ public enum Operation: String, Sendable, Codable, CaseIterable {
     case recover
 }
 
+/// `Operation` under a name that does not clash with Foundation's `Operation`.
+public typealias DeliveryOperation = Operation
+
 /// Where a delivery stands.
 public enum DeliveryPhase: String, Sendable, Codable, CaseIterable {
     /// Production serves; no delivery in progress.

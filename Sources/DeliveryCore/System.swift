@@ -387,6 +387,11 @@ public enum System {
         }
     }
 
+    /// Writes text to standard output (fd 1) or standard error (fd 2), unbuffered.
+    public static func writeStandard(_ text: String, toError: Bool = false) {
+        try? writeAll(toError ? 2 : 1, Array(text.utf8))
+    }
+
     // MARK: Processes and users
 
     static var processIdentifier: Int32 { getpid() }

@@ -1,0 +1,201 @@
+/// What `init` needs to adopt an existing Moodle install.
+public struct AdoptionRequest: Sendable {
+    /// The Moodle directory as the web server serves it today (a real directory).
+    public var moodleDirectory: String
+    /// The new site root; default `<moodleDirectory>-delivery` beside it (same file system).
+    public var siteRoot: String?
+    /// The state directory; default `/var/lib/moodle-delivery/<name>`.
+    public var stateDirectory: String?
+    /// Where to write the helper's configuration.
+    public var configurationPath: String
+    /// The web server's user (PHP CLI runs as it).
+    public var webUser: String
+    /// The code owner; default the owner of the Moodle directory.
+    public var codeOwner: String?
+    /// The PHP CLI binary.
+    public var php: String
+    /// git: the branch to follow; default the branch checked out.
+    public var branch: String?
+    /// git: the remote; default the branch's remote, else `origin`.
+    public var remote: String?
+
+    /// Makes a request.
+    public init(
+        moodleDirectory: String, siteRoot: String? = nil, stateDirectory: String? = nil,
+        configurationPath: String = SiteConfiguration.defaultPath, webUser: String = "www-data",
+        codeOwner: String? = nil, php: String = "/usr/bin/php", branch: String? = nil, remote: String? = nil
+    ) {
+        self.moodleDirectory = moodleDirectory
+        self.siteRoot = siteRoot
+        self.stateDirectory = stateDirectory
+        self.configurationPath = configurationPath
+        self.webUser = webUser
+        self.codeOwner = codeOwner
+        self.php = php
+        self.branch = branch
+        self.remote = remote
+    }
+}
+
+/// The result of adopting a site.
+public struct AdoptionResult: Sendable {
+    /// The configuration written.
+    public var configuration: SiteConfiguration
+    /// The web server change the admin must make, ready to paste.
+    public var webServerChange: String
+}
+
+/// Adopts an existing Moodle install into the release layout.
+public enum SiteAdoption {
+    /// Detects whether a directory is a Moodle code tree, and which layout it has.
+    /// - Returns: true for Moodle 5.1+'s `public/` layout.
+    /// - Throws: `DeliveryError` `.notMoodle` with what is missing.
+    public static func detectLayout(of directory: String) throws(DeliveryError) -> Bool {
+        func isFile(_ path: String) -> Bool { (try? System.lstatus(path))?.kind == .regular }
+        let classic = isFile("\(directory)/version.php") && isFile("\(directory)/lib/setup.php")
+        let publicLayout = isFile("\(directory)/public/version.php") && isFile("\(directory)/public/lib/setup.php")
+        guard classic || publicLayout else {
+            throw DeliveryError(.notMoodle, "\(directory) is not a Moodle code tree: version.php and lib/setup.php are missing")
+        }
+        guard isFile("\(directory)/config.php") else {
+            throw DeliveryError(.notMoodle, "\(directory) has no config.php: install Moodle first")
+        }
+        guard let bytes = try? System.readFile(publicLayout && !classic ? "\(directory)/public/version.php" : "\(directory)/version.php", limit: 1 << 20),
+            String(decoding: bytes, as: UTF8.self).contains("$version")
+        else {
+            throw DeliveryError(.notMoodle, "\(directory)/version.php does not set Moodle's $version")
+        }
+        return publicLayout && !classic
+    }
+
+    /// Detects the VCS of a working copy.
+    public static func detectVersionControl(of directory: String) throws(DeliveryError) -> VersionControlKind {
+        if (try? System.lstatus("\(directory)/.git")) != nil { return .git }
+        if (try? System.lstatus("\(directory)/.svn"))?.kind == .directory { return .svn }
+        if (try? System.lstatus("\(directory)/CVS"))?.kind == .directory { return .cvs }
+        throw DeliveryError(.configuration, "\(directory) is not a git, svn or cvs working copy; the delivery updates production with its VCS")
+    }
+
+    /// Adopts the site: reads its settings through PHP, moves the tree into
+    /// `releases/production`, puts `current` in place and the old directory as a symlink to it,
+    /// and writes the helper's configuration.
+    public static func adopt(_ request: AdoptionRequest) throws(DeliveryError) -> AdoptionResult {
+        let given = request.moodleDirectory.hasSuffix("/") && request.moodleDirectory.count > 1
+            ? String(request.moodleDirectory.dropLast()) : request.moodleDirectory
+        guard given.hasPrefix("/") else {
+            throw DeliveryError(.configuration, "give the Moodle directory as an absolute path")
+        }
+        guard let status = try? System.lstatus(given) else {
+            throw DeliveryError(.notMoodle, "\(given) does not exist")
+        }
+        if status.kind == .symlink {
+            let target = (try? System.readLink(given)) ?? "?"
+            throw DeliveryError(.wrongState, "\(given) is already a symlink (to \(target)): the site looks adopted already")
+        }
+        guard status.kind == .directory else { throw DeliveryError(.notMoodle, "\(given) is not a directory") }
+        let publicLayout = try detectLayout(of: given)
+        let kind = try detectVersionControl(of: given)
+        let webUser = try UserIdentity.lookup(request.webUser)
+        let owner = try UserIdentity.lookup(request.codeOwner ?? String(status.uid))
+        let settings = try MoodleCLI.readSettings(php: request.php, tree: given, webUser: webUser)
+
+        var upstream = UpstreamConfiguration(kind: kind)
+        if kind == .git {
+            let recorder = CommandRecorder(onLine: { _ in })
+            let context = VersionControlContext(upstream: upstream, owner: owner, timeout: 60)
+            let branchResult = try recorder.run(
+                context.command("git", ["symbolic-ref", "--quiet", "--short", "HEAD"], in: given), echo: false)
+            let branch = request.branch ?? (branchResult.succeeded ? branchResult.standardOutput.trimmingWhitespace() : nil)
+            guard let branch, !branch.isEmpty else {
+                throw DeliveryError(.configuration, "production is on a detached HEAD: give the branch to follow with --branch")
+            }
+            var remote = request.remote
+            if remote == nil {
+                let remoteResult = try recorder.run(
+                    context.command("git", ["config", "--get", "branch.\(branch).remote"], in: given), echo: false)
+                remote = remoteResult.succeeded ? remoteResult.standardOutput.trimmingWhitespace() : "origin"
+            }
+            upstream = UpstreamConfiguration(kind: .git, remote: remote, branch: branch)
+        }
+
+        let name = lastComponent(of: given)
+        let parent = parentDirectory(of: given)
+        let siteRoot = request.siteRoot ?? "\(parent)/\(name)-delivery"
+        let stateDirectory = request.stateDirectory ?? "/var/lib/moodle-delivery/\(name)"
+        let configuration = SiteConfiguration(
+            siteRoot: siteRoot, stateDirectory: stateDirectory, publicLayout: publicLayout, php: request.php,
+            webUser: webUser.name, codeOwner: owner.name, upstream: upstream, moodle: settings,
+            adoptedFrom: given)
+        try configuration.validate()
+
+        if let existing = try? System.lstatus(siteRoot) {
+            let empty = existing.kind == .directory && ((try? System.listDirectory(siteRoot))?.isEmpty ?? false)
+            guard empty else { throw DeliveryError(.wrongState, "the site root \(siteRoot) exists already and is not empty") }
+        } else {
+            do {
+                try System.makeDirectory(siteRoot, 0o755)
+            } catch {
+                throw DeliveryError.io("cannot create the site root", error)
+            }
+        }
+        guard let rootDevice = try? System.lstatus(siteRoot).device, rootDevice == status.device else {
+            try? System.removeDirectory(siteRoot)
+            throw DeliveryError(.configuration, "the site root \(siteRoot) must be on the same file system as \(given)")
+        }
+        let layout = SiteLayout(root: siteRoot, publicLayout: publicLayout, adminDirectory: settings.admin)
+        let temporaryLink = "\(given).delivery-link-\(System.processIdentifier)"
+        do {
+            try System.makeDirectory(layout.releases, 0o755)
+            if owner.uid != System.effectiveUserIdentifier, System.effectiveUserIdentifier == 0 {
+                try System.changeOwner(siteRoot, uid: owner.uid, gid: owner.gid)
+                try System.changeOwner(layout.releases, uid: owner.uid, gid: owner.gid)
+            }
+            try System.rename(given, layout.path(of: .production))
+            try System.symlink(target: "releases/production", at: layout.current)
+            try System.symlink(target: layout.current, at: temporaryLink)
+            try System.rename(temporaryLink, given)
+            try System.syncDirectory(siteRoot)
+            try System.syncDirectory(parent)
+        } catch {
+            // Put everything back as it was.
+            try? System.unlink(temporaryLink)
+            if (try? System.lstatus(given)) == nil {
+                try? System.rename(layout.path(of: .production), given)
+            }
+            try? System.unlink(layout.current)
+            try? System.removeDirectory(layout.releases)
+            try? System.removeDirectory(siteRoot)
+            throw DeliveryError.io("cannot move the site into the release layout (nothing was changed)", error)
+        }
+        do {
+            try makeDirectories(parentDirectory(of: request.configurationPath), mode: 0o755)
+            try makeDirectories(stateDirectory, mode: 0o750)
+        } catch {
+            throw DeliveryError.io("cannot create the helper's folders", error)
+        }
+        try configuration.save(to: request.configurationPath)
+        let webRoot = publicLayout ? "\(given)/public" : given
+        let change = """
+            nginx: serve the real path of the tree, so that each switch is seen at once:
+                root \(webRoot);
+                # in the PHP location:
+                fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;
+                fastcgi_param DOCUMENT_ROOT $realpath_root;
+            Apache (PHP-FPM through mod_proxy_fcgi): keep DocumentRoot \(webRoot) and add
+                Options +FollowSymLinks
+            Then reload the web server. \(given) is now a symlink to \(layout.current) -> releases/production.
+            """
+        return AdoptionResult(configuration: configuration, webServerChange: change)
+    }
+
+    static func makeDirectories(_ path: String, mode: UInt32) throws(SystemCallError) {
+        if try System.lstatusIfExists(path) != nil { return }
+        let parent = parentDirectory(of: path)
+        if parent != path && parent != "/" { try makeDirectories(parent, mode: 0o755) }
+        try System.makeDirectory(path, mode_t(mode))
+    }
+}
+
+#if canImport(Glibc)
+    import Glibc
+#endif

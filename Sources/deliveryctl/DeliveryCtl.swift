@@ -1,0 +1,403 @@
+import ArgumentParser
+import DeliveryCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+@main
+struct DeliveryCtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deliveryctl",
+        abstract: "Safe code delivery for a live Moodle site.",
+        discussion: """
+            The four steps: secure, switch, update, restore; or run-all. cancel goes back to the
+            pre-delivery state; rollback serves the security (else backup) copy at once.
+            """,
+        subcommands: [
+            Init.self, Status.self, Secure.self, Switch.self, Update.self, Restore.self, RunAll.self, Cancel.self,
+            Rollback.self, Recover.self, Log.self,
+        ]
+    )
+}
+
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "The helper's site configuration (default $DELIVERY_CONFIG or /etc/moodle-delivery/site.json).")
+    var config: String?
+
+    @Flag(name: .long, help: "Print one JSON document for machines instead of text.")
+    var json = false
+
+    var configurationPath: String {
+        config ?? System.environmentValue("DELIVERY_CONFIG") ?? SiteConfiguration.defaultPath
+    }
+
+    func engine() throws -> DeliveryEngine {
+        do {
+            return try DeliveryEngine(configuration: try SiteConfiguration.load(from: configurationPath))
+        } catch {
+            throw Failure(error: error, json: json)
+        }
+    }
+
+    /// The person at the keyboard: the sudo caller when there is one.
+    var actor: Actor {
+        let name = System.environmentValue("SUDO_USER") ?? UserIdentity.current.name
+        return Actor(name: name, source: "cli")
+    }
+}
+
+/// A refusal or failure, printed as one line (or JSON) with a meaningful exit status.
+struct Failure: Error, CustomStringConvertible {
+    let error: DeliveryError
+    let json: Bool
+    var description: String { error.message }
+
+    /// 2 for refusals (nothing changed), 1 for failures.
+    var exitCode: Int32 {
+        switch error.code {
+        case .wrongState, .lockHeld, .staleLock, .badPath, .copyMissing, .badRequest, .notMoodle, .configuration,
+            .privileges:
+            2
+        default: 1
+        }
+    }
+
+    func report() -> Never {
+        if json {
+            let document = ErrorDocument(ok: false, error: .init(code: error.code.rawValue, message: error.message))
+            printJSON(document)
+        } else {
+            FileOutput.standardError("deliveryctl: \(error.message)\n")
+        }
+        exit(exitCode)
+    }
+}
+
+struct ErrorDocument: Encodable {
+    struct Body: Encodable {
+        let code: String
+        let message: String
+    }
+    let ok: Bool
+    let error: Body
+}
+
+struct OutcomeDocument: Encodable {
+    let ok: Bool
+    let outcome: OperationOutcome
+}
+
+func printJSON<T: Encodable>(_ value: T) {
+    if let bytes = try? JSONCoding.encode(value) {
+        FileOutput.standardOutput(String(decoding: bytes, as: UTF8.self))
+    }
+}
+
+enum FileOutput {
+    static func standardOutput(_ text: String) {
+        System.writeStandard(text)
+    }
+    static func standardError(_ text: String) {
+        System.writeStandard(text, toError: true)
+    }
+}
+
+extension System {
+    static func environmentValue(_ name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
+        return String(cString: value)
+    }
+}
+
+/// Prints progress for people: step headers, log lines, a percentage every 10 %.
+final class ProgressPrinter: @unchecked Sendable {
+    private var lastTenth: [Operation: Int] = [:]
+    private let quiet: Bool
+
+    init(quiet: Bool) { self.quiet = quiet }
+
+    func handle(_ event: ProgressEvent) {
+        if quiet { return }
+        switch event {
+        case .stepStarted(let operation):
+            FileOutput.standardOutput("==> \(Self.title(operation))\n")
+        case .line(let line):
+            FileOutput.standardOutput("    \(line)\n")
+        case .fraction(let operation, let value):
+            let tenth = Int(value * 10)
+            if tenth > (lastTenth[operation] ?? 0) && tenth < 10 {
+                lastTenth[operation] = tenth
+                FileOutput.standardOutput("    … \(tenth * 10) %\n")
+            }
+        case .stepFinished(let operation, let succeeded, let message):
+            FileOutput.standardOutput("\(succeeded ? "ok" : "FAILED"): \(Self.title(operation)): \(message)\n")
+        }
+    }
+
+    static func title(_ operation: Operation) -> String {
+        switch operation {
+        case .secure: "1. Secure"
+        case .switchToDelivery: "2. Switch to delivery"
+        case .update: "3. Update sources"
+        case .restore: "4. Restore production"
+        case .runAll: "Run all"
+        case .cancel: "Cancel"
+        case .rollback: "Emergency rollback"
+        case .recover: "Recover"
+        }
+    }
+}
+
+/// Runs one operation for a subcommand.
+func runOperation(_ options: GlobalOptions, _ request: (Actor) -> OperationRequest) throws {
+    let engine: DeliveryEngine
+    do {
+        engine = try options.engine()
+    } catch let failure as Failure {
+        failure.report()
+    }
+    let printer = ProgressPrinter(quiet: options.json)
+    do {
+        let outcome = try engine.perform(request(options.actor)) { event in printer.handle(event) }
+        if options.json { printJSON(OutcomeDocument(ok: true, outcome: outcome)) }
+    } catch {
+        Failure(error: error, json: options.json).report()
+    }
+}
+
+extension DeliveryCtl {
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Adopt an existing Moodle install into the release layout and write the helper's configuration.")
+
+        @Option(name: .long, help: "The Moodle directory the web server serves today.")
+        var moodle: String
+        @Option(name: .long, help: "The new site root (default: <moodle>-delivery beside it).")
+        var siteRoot: String?
+        @Option(name: .long, help: "The state directory (default: /var/lib/moodle-delivery/<name>).")
+        var stateDir: String?
+        @Option(name: .long, help: "The web server's user; PHP CLI scripts run as it.")
+        var webUser = "www-data"
+        @Option(name: .long, help: "The code owner; VCS commands run as it (default: the tree's owner).")
+        var codeOwner: String?
+        @Option(name: .long, help: "The PHP CLI binary.")
+        var php = "/usr/bin/php"
+        @Option(name: .long, help: "git: the branch to follow (default: the branch checked out).")
+        var branch: String?
+        @Option(name: .long, help: "git: the remote (default: the branch's remote).")
+        var remote: String?
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            do {
+                let result = try SiteAdoption.adopt(
+                    AdoptionRequest(
+                        moodleDirectory: moodle, siteRoot: siteRoot, stateDirectory: stateDir,
+                        configurationPath: options.configurationPath, webUser: webUser, codeOwner: codeOwner, php: php,
+                        branch: branch, remote: remote))
+                if options.json {
+                    printJSON(result.configuration)
+                } else {
+                    FileOutput.standardOutput(
+                        "Adopted \(moodle): site root \(result.configuration.siteRoot), configuration \(options.configurationPath).\n\nThe one web server change to make:\n\(result.webServerChange)\n")
+                }
+            } catch {
+                Failure(error: error, json: options.json).report()
+            }
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the delivery state, the served tree and the copies.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            let engine: DeliveryEngine
+            do {
+                engine = try options.engine()
+            } catch let failure as Failure {
+                failure.report()
+            }
+            do {
+                let status = try engine.status()
+                if options.json {
+                    printJSON(status)
+                    return
+                }
+                var lines = [
+                    "State:     \(status.phase.rawValue)",
+                    "Serving:   \(status.served?.rawValue ?? "unknown (current points elsewhere)")",
+                    "Site:      \(status.wwwroot) (\(status.siteRoot), \(status.vcs.rawValue)\(status.publicLayout ? ", public/ layout" : ""))",
+                    "Production: \(status.productionRevision?.label ?? "not read yet")",
+                ]
+                for tree in [TreeName.backup, .security] {
+                    let copy = status.copies[tree]
+                    let text: String
+                    if let copy, copy.complete {
+                        text = "\(copy.revision?.label ?? "?") copied \(copy.copiedAt.map { $0.formatted(.iso8601) } ?? "?")"
+                            + (copy.refreshedPaths.isEmpty ? "" : ", refreshed: \(copy.refreshedPaths.joined(separator: ", "))")
+                    } else {
+                        text = copy?.exists == true ? "incomplete" : "none"
+                    }
+                    lines.append("\(tree == .backup ? "Backup:   " : "Security: ") \(text)")
+                }
+                if let running = status.running {
+                    lines.append("Running:   \(running.operation.rawValue) (step \(running.step.rawValue)) by \(running.actor.name) since \(running.startedAt.formatted(.iso8601))")
+                }
+                if let interrupted = status.interrupted {
+                    lines.append("Interrupted: \(interrupted.operation.rawValue) by \(interrupted.actor.name) at \(interrupted.startedAt.formatted(.iso8601))")
+                }
+                if status.maintenanceEnabled { lines.append("Maintenance mode is ON (turned on by the delivery).") }
+                lines.append("Allowed:   \(status.allowed.map(\.rawValue).joined(separator: ", "))")
+                FileOutput.standardOutput(lines.joined(separator: "\n") + "\n")
+            } catch {
+                Failure(error: error, json: options.json).report()
+            }
+        }
+    }
+
+    struct Secure: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Step 1: mirror production into the backup copy (and the security copy with --security).")
+        @Flag(name: .long, help: "Also refresh the security copy.")
+        var security = false
+        @Option(name: .long, help: "Refresh only this component path (e.g. mod) of the complete copies.")
+        var path: String?
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            try runOperation(options) { OperationRequest(.secure, actor: $0, securePath: path, securityCopy: security) }
+        }
+    }
+
+    struct Switch: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Step 2: serve the site from the backup copy (delivery mode).")
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            try runOperation(options) { OperationRequest(.switchToDelivery, actor: $0) }
+        }
+    }
+
+    struct Update: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Step 3: update the production tree (or one path) from the configured upstream.")
+        @Option(name: .long, help: "Update only this path.")
+        var path: String?
+        @Option(name: .long, help: "A comment recorded with the delivery.")
+        var comment: String?
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            try runOperation(options) { OperationRequest(.update, actor: $0, updatePath: path, comment: comment) }
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Step 4: serve production again, run Moodle's upgrade (maintenance only when needed), purge caches.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            try runOperation(options) { OperationRequest(.restore, actor: $0) }
+        }
+    }
+
+    struct RunAll: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run-all", abstract: "Steps 1 to 4, stopping at the first failure.")
+        @Flag(name: .long, help: "Also refresh the security copy.")
+        var security = false
+        @Option(name: .long, help: "Secure only this component path.")
+        var securePath: String?
+        @Option(name: .long, help: "Update only this path.")
+        var path: String?
+        @Option(name: .long, help: "A comment recorded with the delivery.")
+        var comment: String?
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            try runOperation(options) {
+                OperationRequest(
+                    .runAll, actor: $0, securePath: securePath, updatePath: path, securityCopy: security, comment: comment)
+            }
+        }
+    }
+
+    struct Cancel: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Go back to the pre-delivery state: production at its recorded revision, served.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            try runOperation(options) { OperationRequest(.cancel, actor: $0) }
+        }
+    }
+
+    struct Rollback: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Emergency: serve the security copy, else the backup copy, at once, from any state.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            try runOperation(options) { OperationRequest(.rollback, actor: $0) }
+        }
+    }
+
+    struct Recover: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Record an operation whose process died, clean its leftovers and release the site.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            try runOperation(options) { OperationRequest(.recover, actor: $0) }
+        }
+    }
+
+    struct Log: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the audit log, newest first.")
+        @Option(name: .long, help: "How many records.")
+        var limit = 20
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            let engine: DeliveryEngine
+            do {
+                engine = try options.engine()
+            } catch let failure as Failure {
+                failure.report()
+            }
+            do {
+                let records = try engine.history(limit: limit)
+                if options.json {
+                    printJSON(records)
+                    return
+                }
+                for record in records {
+                    var line = "\(record.time.formatted(.iso8601))  \(record.actor.name) (\(record.actor.source))  \(record.operation.rawValue)  \(record.result)"
+                    if let path = record.securePath ?? record.updatePath { line += "  path=\(path)" }
+                    if let before = record.revisionBefore, let after = record.revisionAfter, before != after {
+                        line += "  \(before.label) → \(after.label)"
+                    }
+                    if let comment = record.comment { line += "  \"\(comment)\"" }
+                    line += "  \(format(record.durationSeconds)) s\n    \(record.message)\n"
+                    FileOutput.standardOutput(line)
+                }
+            } catch {
+                Failure(error: error, json: options.json).report()
+            }
+        }
+
+        func format(_ value: Double) -> String {
+            let tenths = Int((value * 10).rounded())
+            return "\(tenths / 10).\(tenths % 10)"
+        }
+    }
+}

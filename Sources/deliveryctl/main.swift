@@ -1,2 +1,0 @@
-import DeliveryCore
-print("todo")

@@ -1,0 +1,168 @@
+import DeliveryCore
+import Testing
+
+import Foundation
+
+@Suite("Four-step delivery on a fixture site")
+struct DeliveryFlowTests {
+    @Test("secure, switch, update, restore with each VCS", arguments: VersionControlKind.allCases)
+    func fullDelivery(vcs: VersionControlKind) throws {
+        let site = try FixtureSite(vcs: vcs)
+        let revision1 = site.served
+        #expect(try site.engine.status().phase == .idle)
+        #expect(try site.engine.status().served == .production)
+
+        let secured = try site.perform(.secure, security: true)
+        #expect(secured.phase == .secured)
+        #expect(TreeSnapshot(site.backup) == TreeSnapshot(site.production))
+        #expect(TreeSnapshot(site.security) == TreeSnapshot(site.production))
+        #expect(!FileManager.default.fileExists(atPath: "\(site.backup)/.git"))
+        #expect(!FileManager.default.fileExists(atPath: "\(site.backup)/.svn"))
+        #expect(!FileManager.default.fileExists(atPath: "\(site.backup)/CVS"))
+
+        try site.perform(.switchToDelivery)
+        #expect(try site.engine.status().served == .backup)
+        #expect(site.served == revision1)
+
+        try site.publishRevision2()
+        let updated = try site.perform(.update, comment: "forum fix")
+        #expect(updated.phase == .updated)
+        #expect(site.served == revision1, "the site must keep serving the backup copy during the update")
+        let production = TreeSnapshot(site.production)
+        #expect(production.entries["local/foo/newfile.php"] != nil)
+        #expect(production.entries["mod/assign/old.php"] == nil)
+
+        let restored = try site.perform(.restore)
+        #expect(restored.phase == .idle)
+        #expect(restored.served == .production)
+        #expect(site.servedVersion.contains("2024100800.00"))
+        let calls = site.moodleCalls.map { $0.split(separator: " ").dropFirst().joined(separator: " ") }
+        let scripts = calls.map { $0.components(separatedBy: " uid=")[0] }
+        #expect(
+            scripts == [
+                "upgrade.php --is-maintenance-required", "maintenance.php --enable", "upgrade.php --non-interactive",
+                "maintenance.php --disable", "purge_caches.php",
+            ])
+        #expect(site.moodleCalls.allSatisfy { $0.contains("dirroot=\(site.production)") })
+        #expect(!FileManager.default.fileExists(atPath: "\(site.dataroot)/climaintenance.html"))
+    }
+
+    @Test("run all goes 1 to 4; a second run all with no upstream change upgrades nothing")
+    func runAll() throws {
+        let site = try FixtureSite()
+        try site.publishRevision2()
+        let outcome = try site.perform(.runAll, security: true, comment: "term start")
+        #expect(outcome.phase == .idle)
+        #expect(site.servedVersion.contains("2024100800.00"))
+        #expect(TreeSnapshot(site.backup) == site.revision1)
+        let history = try site.engine.history()
+        #expect(history.first?.operation == .runAll)
+        #expect(history.first?.comment == "term start")
+        #expect(history.first?.result == "succeeded")
+        #expect(history.first?.commands.contains { $0.command.contains("upgrade.php --non-interactive") } == true)
+
+        let before = site.moodleCalls.count
+        try site.perform(.runAll)
+        let newCalls = site.moodleCalls.dropFirst(before)
+        #expect(newCalls.contains { $0.contains("upgrade.php --is-maintenance-required") })
+        #expect(!newCalls.contains { $0.contains("--non-interactive") })
+    }
+
+    @Test("run all stops at the first failure and the site keeps serving a complete tree")
+    func runAllStopsAtFailure() throws {
+        let site = try FixtureSite()
+        try FileManager.default.moveItem(atPath: "\(site.root)/upstream", toPath: "\(site.root)/upstream-gone")
+        let error = site.refusal(.runAll)
+        #expect(error?.code == .vcsFailed)
+        #expect(error?.message.contains("unreachable") == true)
+        #expect(error?.message.contains("backup") == true)
+        let status = try site.engine.status()
+        #expect(status.phase == .delivering)
+        #expect(status.served == .backup)
+        #expect(site.served == site.revision1)
+        #expect(status.lastResults[.runAll]?.succeeded == false)
+
+        try site.perform(.cancel)
+        #expect(try site.engine.status().served == .production)
+        #expect(try site.engine.status().phase == .idle)
+    }
+
+    @Test("cancel after an update puts production back exactly", arguments: VersionControlKind.allCases)
+    func cancelRestoresProduction(vcs: VersionControlKind) throws {
+        let site = try FixtureSite(vcs: vcs)
+        let before = TreeSnapshot(site.production)
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        try site.publishRevision2()
+        try site.perform(.update)
+        #expect(TreeSnapshot(site.production) != before)
+        let outcome = try site.perform(.cancel)
+        #expect(outcome.served == .production)
+        #expect(outcome.phase == .idle)
+        let after = TreeSnapshot(site.production)
+        #expect(after.difference(from: before) == [])
+        #expect(site.moodleCalls.isEmpty, "cancel before restore runs no upgrade")
+    }
+
+    @Test("a path update changes only that path, and cancel undoes it")
+    func pathUpdate() throws {
+        let site = try FixtureSite()
+        let before = TreeSnapshot(site.production)
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        try site.publishRevision2()
+        try site.perform(.update, updatePath: "mod/forum")
+        let after = TreeSnapshot(site.production)
+        let changed = after.difference(from: before)
+        #expect(!changed.isEmpty)
+        #expect(changed.allSatisfy { $0.hasPrefix("mod/forum/") }, "\(changed)")
+        // A second path in the same delivery, for a new file.
+        try site.perform(.update, updatePath: "local/foo")
+        #expect(FileManager.default.fileExists(atPath: "\(site.production)/local/foo/newfile.php"))
+        try site.perform(.cancel)
+        #expect(TreeSnapshot(site.production).difference(from: before) == [])
+        let status = try sh("git", ["status", "--porcelain"], in: site.production)
+        #expect(status.standardOutput.isEmpty, "\(status.standardOutput)")
+    }
+
+    @Test("emergency rollback serves the security copy, else the backup copy")
+    func emergencyRollback() throws {
+        let site = try FixtureSite()
+        #expect(site.refusal(.rollback)?.code == .copyMissing)
+
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        try site.publishRevision2()
+        try site.perform(.update)
+        try site.perform(.restore)
+        #expect(site.servedVersion.contains("2024100800.00"))
+
+        let outcome = try site.perform(.rollback)
+        #expect(outcome.served == .backup)
+        #expect(outcome.phase == .rolledBack)
+        #expect(site.served == site.revision1)
+
+        // With a security copy, rollback prefers it.
+        try site.perform(.restore)
+        try site.perform(.secure, security: true)
+        let withSecurity = try site.perform(.rollback)
+        #expect(withSecurity.served == .security)
+    }
+
+    @Test("a component path refreshes only that part of a complete copy")
+    func partialSecure() throws {
+        let site = try FixtureSite()
+        let refused = site.refusal(.secure, securePath: "mod/forum")
+        #expect(refused?.code == .copyMissing)
+        try site.perform(.secure)
+        // Change two places in production by hand (as a sysadmin would have).
+        try "<?php // changed forum\n".write(toFile: "\(site.production)/mod/forum/lib.php", atomically: false, encoding: .utf8)
+        try "<?php // changed assign\n".write(toFile: "\(site.production)/mod/assign/lib.php", atomically: false, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: "\(site.production)/mod/forum/db/upgrade.php")
+        try site.perform(.secure, securePath: "mod/forum")
+        #expect(TreeSnapshot("\(site.backup)/mod/forum") == TreeSnapshot("\(site.production)/mod/forum"))
+        #expect(TreeSnapshot("\(site.backup)/mod/assign") != TreeSnapshot("\(site.production)/mod/assign"))
+        let status = try site.engine.status()
+        #expect(status.copies[.backup]?.refreshedPaths.first?.hasPrefix("mod/forum @") == true)
+    }
+}
