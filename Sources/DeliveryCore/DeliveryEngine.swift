@@ -134,6 +134,9 @@ public final class DeliveryEngine: Sendable {
         } catch {
             throw DeliveryError.io("cannot create the state directory", error)
         }
+        if (try? System.lstatusIfExists(store.stateFile)) == nil {
+            try store.update { (_: inout DeliveryState) throws(DeliveryError) in }
+        }
     }
 
     // MARK: Reading
@@ -145,14 +148,10 @@ public final class DeliveryEngine: Sendable {
         let holder = DeliveryLock.currentHolder(in: configuration.stateDirectory)
         var running: RunningOperation?
         var interrupted = state.interrupted
-        if let entry = state.running {
-            if case .some(.some(let current)) = holder {
-                running = current
-            } else if case .some(.none) = holder {
-                interrupted = entry
-            } else {
-                running = entry
-            }
+        switch holder {
+        case .some(.some(let current)): running = current
+        case .some(.none): if let entry = state.running { interrupted = entry }
+        case .none: running = state.running
         }
         var copies: [TreeName: CopyStatus] = [:]
         for tree in [TreeName.backup, .security] {
@@ -162,7 +161,7 @@ public final class DeliveryEngine: Sendable {
                 exists: exists, complete: exists && (record?.complete ?? false), revision: record?.revision,
                 copiedAt: record?.copiedAt, refreshedPaths: record?.refreshedPaths ?? [])
         }
-        let stale = interrupted != nil && state.running != nil && running == nil
+        let stale = state.running != nil && running == nil
         return SiteStatus(
             phase: state.phase, served: served, publicLayout: layout.publicLayout, siteRoot: layout.root,
             wwwroot: configuration.moodle.wwwroot, vcs: configuration.upstream.kind,

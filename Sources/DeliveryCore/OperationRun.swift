@@ -19,6 +19,8 @@ final class OperationRun: @unchecked Sendable {
     var revisionBefore: Revision?
     var revisionAfter: Revision?
     var servedBefore: TreeName?
+    /// Set at the first change to the site or the state: a failure before it is a refusal.
+    private(set) var mutated = false
 
     init(id: String, request: OperationRequest, progress: @escaping @Sendable (ProgressEvent) -> Void, engine: DeliveryEngine) {
         self.id = id
@@ -33,6 +35,18 @@ final class OperationRun: @unchecked Sendable {
     private var store: StateStore { engine.store }
 
     func note(_ line: String) { progress(.line(line)) }
+
+    /// Changes the state, marking the operation as having changed something.
+    @discardableResult
+    private func change<T>(_ body: (inout DeliveryState) throws(DeliveryError) -> T) throws(DeliveryError) -> T {
+        mutated = true
+        return try store.update(body)
+    }
+
+    /// True for an error that stopped the operation before it changed anything.
+    private func isRefusal(_ error: DeliveryError) -> Bool {
+        !mutated && [.wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle].contains(error.code)
+    }
 
     // MARK: Dispatch
 
@@ -58,9 +72,10 @@ final class OperationRun: @unchecked Sendable {
         let served = layout.servedTree()
         let phase: DeliveryPhase
         do {
+            let refused = failure.map(isRefusal) ?? false
             phase = try store.update { (state: inout DeliveryState) throws(DeliveryError) in
-                if request.operation != .recover || state.running?.id == id { state.running = nil }
-                if state.running?.pid == System.processIdentifier && state.running?.id == id { state.running = nil }
+                if state.running?.id == id { state.running = nil }
+                if refused { return state.phase }
                 state.lastResults[request.operation] = StepResult(
                     succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? message,
                     errorCode: failure?.code)
@@ -70,8 +85,8 @@ final class OperationRun: @unchecked Sendable {
             failure = failure ?? error
             phase = (try? store.read().phase) ?? .idle
         }
-        writeAudit(result: failure == nil ? "succeeded" : "failed", error: failure, message: failure?.message ?? message,
-                   phase: phase, served: served)
+        let result = failure == nil ? "succeeded" : (isRefusal(failure!) ? "refused" : "failed")
+        writeAudit(result: result, error: failure, message: failure?.message ?? message, phase: phase, served: served)
         if let failure { throw failure }
         return OperationOutcome(id: id, operation: request.operation, message: message, phase: phase, served: served)
     }
@@ -174,9 +189,10 @@ final class OperationRun: @unchecked Sendable {
             throw DeliveryError(.preempted, "an emergency rollback took over at \(preempted.formatted(.iso8601)); this operation stopped")
         }
         if preempting {
-            try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.preemptedAt = Date() }
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.preemptedAt = Date() }
         }
         if layout.servedTree() == tree { return }
+        mutated = true
         let temporary = "\(layout.root)/.current.new-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
         do throws(SystemCallError) {
             try System.symlink(target: layout.linkTarget(of: tree), at: temporary)
@@ -214,7 +230,7 @@ final class OperationRun: @unchecked Sendable {
                 summary.append(try fullCopy(to: tree, revision: revision, weight: weight))
             }
         }
-        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .secured
             state.productionRevision = revision
             if state.deliveryId == nil {
@@ -264,6 +280,7 @@ final class OperationRun: @unchecked Sendable {
     }
 
     private func fullCopy(to tree: TreeName, revision: Revision, weight: (Double, Double)) throws(DeliveryError) -> String {
+        mutated = true
         try removeLeftoverStaging()
         let source = layout.path(of: .production)
         let target = layout.path(of: tree)
@@ -303,7 +320,7 @@ final class OperationRun: @unchecked Sendable {
         } catch {
             throw DeliveryError.io("cannot read the new copy", error)
         }
-        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.pendingSwap = PendingSwap(tree: tree, staging: staging, stagingInode: inode, record: record)
         }
         do {
@@ -318,7 +335,7 @@ final class OperationRun: @unchecked Sendable {
             try? store.update { (state: inout DeliveryState) throws(DeliveryError) in state.pendingSwap = nil }
             throw DeliveryError.io("cannot put the new \(tree.rawValue) copy in place; the previous copy is unchanged", error)
         }
-        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.copies[tree] = record
             state.pendingSwap = nil
         }
@@ -340,6 +357,7 @@ final class OperationRun: @unchecked Sendable {
         try component.checkInside(tree: production, relative: relative, mustExist: true)
         let copyRoot = layout.path(of: tree)
         try component.checkInside(tree: copyRoot, relative: relative, mustExist: false)
+        mutated = true
         try removeLeftoverStaging()
         let staging = stagingPath(for: tree)
         let target = "\(copyRoot)/\(relative)"
@@ -364,7 +382,7 @@ final class OperationRun: @unchecked Sendable {
             throw DeliveryError(.io, "refreshing '\(relative)' failed, the copy is unchanged: \(error)")
         }
         try TreeCopier.removeTree(staging)
-        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.copies[tree]?.refreshedPaths.append("\(component.value) @ \(revision.label)")
         }
         return "Refreshed '\(relative)' of the \(tree.rawValue) copy (\(statistics.files) files)."
@@ -386,7 +404,7 @@ final class OperationRun: @unchecked Sendable {
         }
         revisionBefore = revision
         try switchServed(to: .backup)
-        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .delivering
             state.revisionBeforeDelivery = revision
             state.productionRevision = revision
@@ -430,7 +448,7 @@ final class OperationRun: @unchecked Sendable {
         }
         let after = try vcs.revision(of: production, recorder: recorder)
         revisionAfter = after
-        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = state.phase == .rolledBack ? .rolledBack : .updated
             state.productionRevision = after
             state.updatedPaths.append(relative ?? "")
@@ -451,7 +469,7 @@ final class OperationRun: @unchecked Sendable {
         }
         revisionBefore = state.revisionBeforeDelivery
         revisionAfter = state.productionRevision
-        try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .restoring }
+        try change { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .restoring }
         try switchServed(to: .production)
         progress(.fraction(.restore, 0.2))
         let moodle = try engine.moodle(recorder)
@@ -462,14 +480,14 @@ final class OperationRun: @unchecked Sendable {
             note("Moodle reports no pending upgrade.")
         case .withoutMaintenance:
             note("Moodle's upgrade needs no maintenance mode; running it…")
-            try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeRan = true }
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeRan = true }
             try moodle.upgrade(in: .production)
             upgradeText = "the upgrade ran without maintenance mode"
         case .withMaintenance:
             note("Moodle's upgrade needs maintenance mode: turning it on…")
-            try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
             try moodle.setMaintenance(true, in: .production)
-            try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeRan = true }
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeRan = true }
             progress(.fraction(.restore, 0.4))
             do {
                 try moodle.upgrade(in: .production)
@@ -477,12 +495,12 @@ final class OperationRun: @unchecked Sendable {
                 throw DeliveryError(error.code, "\(error.message). Maintenance mode stays on: retry restore, or roll back.")
             }
             try moodle.setMaintenance(false, in: .production)
-            try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = false }
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = false }
             upgradeText = "the upgrade ran in maintenance mode"
         }
         progress(.fraction(.restore, 0.8))
         try moodle.purgeCaches(in: .production)
-        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .idle
             state.deliveryId = nil
             state.deliveryStartedAt = nil
@@ -518,7 +536,7 @@ final class OperationRun: @unchecked Sendable {
             try engine.moodle(recorder).setMaintenance(false, in: .production)
         }
         try switchServed(to: .production)
-        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .idle
             state.deliveryId = nil
             state.deliveryStartedAt = nil
@@ -567,7 +585,7 @@ final class OperationRun: @unchecked Sendable {
             if state.maintenanceEnabled && !state.upgradeRan {
                 try? engine.moodle(recorder).setMaintenance(false, in: target)
             }
-            try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            try change { (state: inout DeliveryState) throws(DeliveryError) in
                 state.phase = .rolledBack
                 if state.maintenanceEnabled && !state.upgradeRan { state.maintenanceEnabled = false }
             }
@@ -581,14 +599,17 @@ final class OperationRun: @unchecked Sendable {
             failure = error
         }
         progress(.stepFinished(.rollback, succeeded: failure == nil, message: failure?.message ?? message))
-        try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
-            state.lastResults[.rollback] = StepResult(
-                succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? message, errorCode: failure?.code)
+        let refused = failure.map(isRefusal) ?? false
+        if !refused {
+            try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
+                state.lastResults[.rollback] = StepResult(
+                    succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? message, errorCode: failure?.code)
+            }
         }
         let phase = (try? store.read().phase) ?? .rolledBack
         let served = layout.servedTree()
-        writeAudit(result: failure == nil ? "succeeded" : "failed", error: failure, message: failure?.message ?? message,
-                   phase: phase, served: served)
+        writeAudit(result: failure == nil ? "succeeded" : (refused ? "refused" : "failed"), error: failure,
+                   message: failure?.message ?? message, phase: phase, served: served)
         if let failure { throw failure }
         return OperationOutcome(id: id, operation: .rollback, message: message, phase: phase, served: served)
     }
@@ -604,12 +625,12 @@ final class OperationRun: @unchecked Sendable {
             let current = try? System.lstatus(layout.path(of: swap.tree))
             if current?.inode == swap.stagingInode {
                 note("The interrupted copy of \(swap.tree.rawValue) had been swapped in: recording it.")
-                try store.update { (state: inout DeliveryState) throws(DeliveryError) in state.copies[swap.tree] = swap.record }
+                try change { (state: inout DeliveryState) throws(DeliveryError) in state.copies[swap.tree] = swap.record }
             }
         }
         try removeLeftoverStaging()
         let served = layout.servedTree()
-        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.interrupted = dead
             state.running = nil
             state.pendingSwap = nil

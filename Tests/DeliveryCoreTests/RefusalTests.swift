@@ -1,0 +1,141 @@
+@testable import DeliveryCore
+import Foundation
+import Testing
+
+@Suite("Refusals: one clear error, nothing changed on disk")
+struct RefusalTests {
+    /// Runs an operation that must be refused with `code`, and checks that nothing on disk changed
+    /// and that the refusal was written to the audit log.
+    func expectRefusal(
+        _ site: FixtureSite, _ operation: DeliveryOperation, securePath: String? = nil, updatePath: String? = nil,
+        code: DeliveryError.Code, mentioning fragment: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        let before = site.diskSnapshot
+        let auditBefore = site.auditLines.count
+        let error = site.refusal(operation, securePath: securePath, updatePath: updatePath)
+        #expect(error?.code == code, "\(operation.rawValue): \(error?.message ?? "no error")", sourceLocation: sourceLocation)
+        if let fragment {
+            #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")", sourceLocation: sourceLocation)
+        }
+        #expect(error?.message.contains("\n") == false, "one line", sourceLocation: sourceLocation)
+        let after = site.diskSnapshot
+        #expect(after.difference(from: before) == [], sourceLocation: sourceLocation)
+        #expect(site.auditLines.count == auditBefore + 1, sourceLocation: sourceLocation)
+        #expect(site.auditLines.last?.contains("\"result\":\"refused\"") == true, sourceLocation: sourceLocation)
+    }
+
+    @Test("steps the state does not allow")
+    func wrongState() throws {
+        let site = try FixtureSite()
+        expectRefusal(site, .switchToDelivery, code: .wrongState, mentioning: "secure the site first")
+        expectRefusal(site, .update, code: .wrongState, mentioning: "production is being served")
+        expectRefusal(site, .restore, code: .wrongState)
+        expectRefusal(site, .cancel, code: .wrongState, mentioning: "no delivery")
+        expectRefusal(site, .recover, code: .wrongState)
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        expectRefusal(site, .secure, code: .wrongState, mentioning: "serving the backup")
+        expectRefusal(site, .runAll, code: .wrongState)
+        expectRefusal(site, .switchToDelivery, code: .wrongState, mentioning: "already in delivery mode")
+    }
+
+    @Test(
+        "hostile component paths",
+        arguments: [
+            ("../etc", "contains '..'"), ("/etc", "absolute"), ("-rf", "starts with '-'"), ("mod/\0x", "NUL"),
+            ("mod/../../x", "'..'"), ("mod//forum", "empty part"), ("mod/*", "characters"), ("mod/forum/.git", "version control"),
+            ("nonexistent", "does not exist"), ("mod/--force", "starting with '-'"), ("", "empty"),
+        ])
+    func hostilePaths(path: String, fragment: String) throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        expectRefusal(site, .secure, securePath: path, code: .badPath, mentioning: fragment)
+    }
+
+    @Test("a component path through a symlink that leaves the tree")
+    func symlinkEscape() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        try FileManager.default.createSymbolicLink(atPath: "\(site.production)/escape", withDestinationPath: "/etc")
+        expectRefusal(site, .secure, securePath: "escape", code: .badPath, mentioning: "symlink")
+        expectRefusal(site, .secure, securePath: "escape/passwd", code: .badPath, mentioning: "symlink")
+        expectRefusal(site, .secure, securePath: "theme/default/templates", code: .badPath, mentioning: "symlink")
+        try site.perform(.switchToDelivery)
+        expectRefusal(site, .update, updatePath: "escape", code: .badPath, mentioning: "symlink")
+        expectRefusal(site, .update, updatePath: "../x", code: .badPath)
+    }
+
+    @Test("a missing copy: partial secure without a complete copy, rollback with none")
+    func missingCopy() throws {
+        let site = try FixtureSite()
+        expectRefusal(site, .secure, securePath: "mod", code: .copyMissing, mentioning: "secure the whole tree first")
+        expectRefusal(site, .rollback, code: .copyMissing)
+    }
+
+    @Test("bad requests: oversize comment, control characters")
+    func badRequests() throws {
+        let site = try FixtureSite()
+        let long = String(repeating: "x", count: OperationRequest.commentLimit + 1)
+        let before = site.diskSnapshot
+        for comment in [long, "bell\u{7}"] {
+            #expect(throws: DeliveryError.self) {
+                try site.engine.perform(
+                    OperationRequest(.update, actor: Actor(name: "t", source: "cli"), comment: comment))
+            }
+        }
+        #expect(site.diskSnapshot.difference(from: before) == [])
+    }
+
+    @Test("a held lock names its holder and changes nothing")
+    func heldLock() throws {
+        let site = try FixtureSite()
+        let holder = RunningOperation(
+            id: "other", operation: .secure, step: .secure, actor: Actor(name: "alice", source: "moodle"),
+            pid: getpid(), host: "h", startedAt: Date())
+        let lock = try DeliveryLock.acquire(in: "\(site.root)/state", holder: holder)
+        let status = try site.engine.status()
+        #expect(status.running?.actor.name == "alice")
+        #expect(status.allowed == [.rollback])
+        expectRefusal(site, .secure, code: .lockHeld, mentioning: "alice")
+        lock.release()
+        try site.perform(.secure)
+    }
+
+    @Test("production changed after secure: switch is refused")
+    func productionChangedSinceSecure() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        try site.publishRevision2()
+        try sh("git", ["pull", "-q"], in: site.production)
+        expectRefusal(site, .switchToDelivery, code: .wrongState, mentioning: "changed since it was secured")
+    }
+
+    @Test("local modifications in production stop the update and the site keeps serving the backup")
+    func localModifications() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        try "<?php // hand edit\n".write(toFile: "\(site.production)/mod/forum/lib.php", atomically: false, encoding: .utf8)
+        let error = site.refusal(.update)
+        #expect(error?.code == .vcsFailed)
+        #expect(error?.message.contains("local modifications") == true)
+        #expect(try site.engine.status().served == .backup)
+    }
+
+    @Test("not a Moodle tree, and an adopted site, are refused by init")
+    func initRefusals() throws {
+        let directory = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: "\(directory.path)/www", withIntermediateDirectories: true)
+        try "hello".write(toFile: "\(directory.path)/www/index.html", atomically: false, encoding: .utf8)
+        #expect {
+            try SiteAdoption.adopt(AdoptionRequest(moodleDirectory: "\(directory.path)/www", configurationPath: "\(directory.path)/c.json", webUser: UserIdentity.current.name))
+        } throws: { ($0 as? DeliveryError)?.code == .notMoodle }
+        #expect(FileManager.default.fileExists(atPath: "\(directory.path)/www/index.html"))
+        #expect(!FileManager.default.fileExists(atPath: "\(directory.path)/www-delivery"))
+
+        let site = try FixtureSite()
+        #expect {
+            try SiteAdoption.adopt(AdoptionRequest(moodleDirectory: "\(site.root)/moodle", configurationPath: "\(site.root)/c2.json", webUser: UserIdentity.current.name))
+        } throws: { ($0 as? DeliveryError)?.code == .wrongState }
+    }
+}
