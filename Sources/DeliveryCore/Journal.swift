@@ -8,7 +8,7 @@
 #endif
 
 /// The operations of the closed set the engine accepts.
-public enum Operation: String, Sendable, Codable, CaseIterable {
+public enum Operation: String, Sendable, Codable, CaseIterable, CodingKeyRepresentable {
     case secure
     case switchToDelivery = "switch"
     case update

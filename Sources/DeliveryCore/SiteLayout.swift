@@ -1,5 +1,5 @@
 /// One of the three code trees of a site.
-public enum TreeName: String, Sendable, Codable, CaseIterable {
+public enum TreeName: String, Sendable, Codable, CaseIterable, CodingKeyRepresentable {
     /// The VCS working copy, updated by step 3 and served outside deliveries.
     case production
     /// The copy that serves the site during a delivery.

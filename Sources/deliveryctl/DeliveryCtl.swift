@@ -154,6 +154,15 @@ final class ProgressPrinter: @unchecked Sendable {
     }
 }
 
+func crashPoint(_ spec: String, matches event: ProgressEvent) -> Bool {
+    switch event {
+    case .stepStarted(let operation): spec == "started:\(operation.rawValue)"
+    case .stepFinished(let operation, _, _): spec == "finished:\(operation.rawValue)"
+    case .line(let line): spec.hasPrefix("line:") && line.hasPrefix(String(spec.dropFirst(5)))
+    case .fraction: false
+    }
+}
+
 /// Runs one operation for a subcommand.
 func runOperation(_ options: GlobalOptions, _ request: (Actor) -> OperationRequest) throws {
     let engine: DeliveryEngine
@@ -163,8 +172,14 @@ func runOperation(_ options: GlobalOptions, _ request: (Actor) -> OperationReque
         failure.report()
     }
     let printer = ProgressPrinter(quiet: options.json)
+    // Crash-test seam: DELIVERYCTL_TEST_KILL_AT=started:STEP|finished:STEP|line:PREFIX makes this
+    // process SIGKILL itself at that event, as a power cut or an OOM kill would.
+    let killAt = System.environmentValue("DELIVERYCTL_TEST_KILL_AT")
     do {
-        let outcome = try engine.perform(request(options.actor)) { event in printer.handle(event) }
+        let outcome = try engine.perform(request(options.actor)) { event in
+            printer.handle(event)
+            if let killAt, crashPoint(killAt, matches: event) { kill(getpid(), SIGKILL) }
+        }
         if options.json { printJSON(OutcomeDocument(ok: true, outcome: outcome)) }
     } catch {
         Failure(error: error, json: options.json).report()

@@ -1,0 +1,122 @@
+@testable import DeliveryCore
+import Foundation
+import Testing
+
+@Suite("Mirror copies")
+struct CopierTests {
+    /// Builds a tree with every kind of entry a Moodle tree can hold.
+    func makeSource(_ root: String) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: "\(root)/a/b/c", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: "\(root)/.git/objects", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: "\(root)/sub/CVS", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: "\(root)/.svn", withIntermediateDirectories: true)
+        try "x".write(toFile: "\(root)/.git/objects/o", atomically: false, encoding: .utf8)
+        try "gitdir: ../.git/modules/sub".write(toFile: "\(root)/sub/.git", atomically: false, encoding: .utf8)
+        try "entries".write(toFile: "\(root)/sub/CVS/Entries", atomically: false, encoding: .utf8)
+        try "<?php // config".write(toFile: "\(root)/config.php", atomically: false, encoding: .utf8)
+        try "dot".write(toFile: "\(root)/.htaccess", atomically: false, encoding: .utf8)
+        try "secret".write(toFile: "\(root)/a/private.txt", atomically: false, encoding: .utf8)
+        try Data(repeating: 7, count: 3 << 20).write(to: URL(fileURLWithPath: "\(root)/a/b/c/big.bin"))
+        try "".write(toFile: "\(root)/a/empty", atomically: false, encoding: .utf8)
+        try fm.createSymbolicLink(atPath: "\(root)/a/link-rel", withDestinationPath: "b/c/big.bin")
+        try fm.createSymbolicLink(atPath: "\(root)/a/link-out", withDestinationPath: "/etc/passwd")
+        try fm.createSymbolicLink(atPath: "\(root)/a/dangling", withDestinationPath: "nowhere")
+        chmod("\(root)/a/private.txt", 0o600)
+        chmod("\(root)/a/b", 0o750)
+        chmod("\(root)/a/b/c", 0o555)
+        var times = [timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789), timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789)]
+        utimensat(AT_FDCWD, "\(root)/a/private.txt", &times, 0)
+        utimensat(AT_FDCWD, "\(root)/a/link-rel", &times, AT_SYMLINK_NOFOLLOW)
+        // Folders last (writing into them moved their times). rsync leaves a folder's time alone when
+        // it falls in the same second as its own, so give them an older one, with nanoseconds.
+        for folder in ["a/b/c", "a/b", "a", "sub", ""] {
+            var old = [timespec(tv_sec: 1_500_000_000, tv_nsec: 987_654_321), timespec(tv_sec: 1_500_000_000, tv_nsec: 987_654_321)]
+            utimensat(AT_FDCWD, folder.isEmpty ? root : "\(root)/\(folder)", &old, 0)
+        }
+    }
+
+    @Test("an exact mirror: dotfiles, symlinks as links, modes, mtimes to the nanosecond, no VCS metadata")
+    func exactMirror() throws {
+        let directory = TemporaryDirectory()
+        let source = "\(directory.path)/source"
+        try makeSource(source)
+        let statistics = try TreeCopier().mirror(from: source, to: "\(directory.path)/copy")
+        var expected = TreeSnapshot(source, includeTimes: true)
+        expected.entries = expected.entries.filter { !$0.key.hasPrefix("sub/.git") && !$0.key.hasPrefix(".svn") }
+        let copy = TreeSnapshot("\(directory.path)/copy", includeTimes: true)
+        #expect(copy.difference(from: expected) == [])
+        #expect(copy.entries["a/link-out"] == "link -> /etc/passwd", "links are copied, never followed")
+        #expect(copy.entries[".git/objects/o"] == nil)
+        #expect(copy.entries["sub/.git"] == nil)
+        #expect(copy.entries["sub/CVS/Entries"] == nil)
+        #expect(statistics.files == 5)
+        #expect(statistics.symlinks == 3)
+        // rsync, what an admin would use, agrees.
+        let rsync = try sh("rsync", ["-a", "--exclude=.git", "--exclude=.svn", "--exclude=CVS", "\(source)/", "\(directory.path)/rsync/"])
+        #expect(rsync.succeeded)
+        let byRsync = TreeSnapshot("\(directory.path)/rsync", includeTimes: true)
+        #expect(copy.difference(from: byRsync) == [])
+    }
+
+    @Test("a refresh shares unchanged files, copies changed ones, and drops deleted ones")
+    func incrementalRefresh() throws {
+        let directory = TemporaryDirectory()
+        let source = "\(directory.path)/source"
+        try makeSource(source)
+        _ = try TreeCopier().mirror(from: source, to: "\(directory.path)/v1")
+        let unchanged = try TreeCopier().mirror(from: source, to: "\(directory.path)/v2", sharingUnchangedWith: "\(directory.path)/v1")
+        #expect(unchanged.filesCopied == 0)
+        try "changed!".write(toFile: "\(source)/config.php", atomically: false, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: "\(source)/.htaccess")
+        let changed = try TreeCopier().mirror(from: source, to: "\(directory.path)/v3", sharingUnchangedWith: "\(directory.path)/v2")
+        #expect(changed.filesCopied == 1)
+        let copy = TreeSnapshot("\(directory.path)/v3", includeTimes: true)
+        #expect(copy.entries[".htaccess"] == nil)
+        #expect(try String(contentsOfFile: "\(directory.path)/v3/config.php", encoding: .utf8) == "changed!")
+        #expect(try String(contentsOfFile: "\(directory.path)/v2/config.php", encoding: .utf8) == "<?php // config")
+    }
+
+    @Test("removeTree removes read-only folders and never follows links")
+    func removeTree() throws {
+        let directory = TemporaryDirectory()
+        let source = "\(directory.path)/source"
+        try makeSource(source)
+        let outside = "\(directory.path)/outside"
+        try "keep".write(toFile: outside, atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: "\(source)/a/b/out", withDestinationPath: outside)
+        chmod("\(source)/a/b", 0o555)
+        try TreeCopier.removeTree(source)
+        #expect(!FileManager.default.fileExists(atPath: source))
+        #expect(FileManager.default.fileExists(atPath: outside))
+    }
+
+    @Test("re-securing keeps the copy exact after files change, appear and vanish in production")
+    func resecureExactness() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        try "<?php // new\n".write(toFile: "\(site.production)/local/foo/added.php", atomically: false, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: "\(site.production)/mod/m3")
+        chmod("\(site.production)/lib/moodlelib.php", 0o640)
+        try site.perform(.secure)
+        #expect(TreeSnapshot(site.backup, includeTimes: true).difference(from: TreeSnapshot(site.production, includeTimes: true)) == [])
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases").filter { $0.hasPrefix(".") }
+        #expect(leftovers.isEmpty)
+    }
+
+    @Test("Moodle 5.1 public/ layout: web root, CLI and component paths under public/")
+    func publicLayout() throws {
+        let directory = TemporaryDirectory()
+        let tree = "\(directory.path)/moodle51"
+        try FileManager.default.createDirectory(atPath: "\(tree)/public/lib", withIntermediateDirectories: true)
+        try "<?php $version = 2025100600.00;".write(toFile: "\(tree)/public/version.php", atomically: false, encoding: .utf8)
+        try "<?php".write(toFile: "\(tree)/public/lib/setup.php", atomically: false, encoding: .utf8)
+        try "<?php".write(toFile: "\(tree)/config.php", atomically: false, encoding: .utf8)
+        #expect(try SiteAdoption.detectLayout(of: tree) == true)
+        let layout = SiteLayout(root: "/srv/site", publicLayout: true)
+        #expect(layout.cliScript("upgrade.php", in: .production) == "/srv/site/releases/production/public/admin/cli/upgrade.php")
+        #expect(layout.treeRelative(try ComponentPath("mod/forum")) == "public/mod/forum")
+        let classic = SiteLayout(root: "/srv/site", publicLayout: false)
+        #expect(classic.cliScript("upgrade.php", in: .backup) == "/srv/site/releases/backup/admin/cli/upgrade.php")
+    }
+}

@@ -1,0 +1,108 @@
+import DeliveryCore
+import Foundation
+import Testing
+
+/// Runs the real deliveryctl binary on a fixture site.
+func deliveryctl(_ site: FixtureSite, _ arguments: [String], killAt: String? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: deliveryctlPath)
+    process.arguments = arguments + ["--config", site.configurationPath]
+    var environment = ProcessInfo.processInfo.environment
+    if let killAt { environment["DELIVERYCTL_TEST_KILL_AT"] = killAt }
+    process.environment = environment
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+@Suite("kill -9 at any instant leaves a complete served tree and a recoverable state", .serialized)
+struct CrashTests {
+    @Test("kill -9 in the middle of a copy")
+    func killMidCopy() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        let backupBefore = TreeSnapshot(site.backup, includeTimes: true)
+        // Make the copy long enough to be caught in the middle.
+        for i in 0..<60 {
+            let folder = "\(site.production)/local/bulk\(i)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            for j in 0..<100 { try "<?php // \(i) \(j)\n".write(toFile: "\(folder)/f\(j).php", atomically: false, encoding: .utf8) }
+        }
+        let production = TreeSnapshot(site.production)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: deliveryctlPath)
+        process.arguments = ["secure", "--config", site.configurationPath]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        var caught = false
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && process.isRunning {
+            let staging = (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases"))?
+                .first { $0.hasPrefix(".staging-") }
+            if let staging, (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases/\(staging)/local"))?.count ?? 0 > 3 {
+                kill(process.processIdentifier, SIGKILL)
+                caught = true
+                break
+            }
+            usleep(500)
+        }
+        process.waitUntilExit()
+        #expect(caught, "the copy finished before it could be killed")
+        #expect(process.terminationReason == .uncaughtSignal)
+        #expect(try site.engine.status().served == .production)
+        #expect(site.served == production, "the served tree is complete")
+        #expect(TreeSnapshot(site.backup, includeTimes: true) == backupBefore, "the previous copy is intact")
+
+        let status = try site.engine.status()
+        #expect(status.interrupted?.operation == .secure)
+        #expect(status.allowed == [.recover, .rollback])
+        #expect(site.refusal(.secure)?.code == .staleLock)
+        let (code, output) = try deliveryctl(site, ["secure"])
+        #expect(code == 2)
+        #expect(output.contains("was interrupted"))
+
+        try site.perform(.recover)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases").filter { $0.hasPrefix(".") }
+        #expect(leftovers.isEmpty)
+        try site.perform(.secure)
+        #expect(TreeSnapshot(site.backup) == production)
+    }
+
+    @Test(
+        "kill -9 at each step boundary of run all, then recover and finish",
+        arguments: [
+            "finished:secure", "started:switch", "finished:switch", "started:update", "line:$ /usr/bin/git", "finished:update",
+            "started:restore", "line:The site now serves the production", "finished:restore",
+        ])
+    func killAtBoundary(point: String) throws {
+        let site = try FixtureSite()
+        try site.publishRevision2()
+        let result = try deliveryctl(site, ["run-all"], killAt: point)
+        #expect(result.status != 0, "killed at \(point)")
+        // Whatever the instant, the served tree is one of the two complete revisions.
+        let served = site.served
+        let revision2 = TreeSnapshot("\(site.root)/author")
+        #expect(served == site.revision1 || served == revision2, "served tree incomplete after kill at \(point)")
+        // The next command reports the interruption instead of running.
+        let status = try site.engine.status()
+        #expect(status.interrupted != nil)
+        #expect(site.refusal(.restore)?.code == .staleLock)
+        try site.perform(.recover)
+        let after = try site.engine.status()
+        #expect(after.interrupted?.operation == .runAll)
+        // The site can always be brought to a finished state: restore if allowed, else cancel, else it is done.
+        if after.allowed.contains(.restore) {
+            try site.perform(.restore)
+        } else if after.allowed.contains(.cancel) {
+            try site.perform(.cancel)
+        }
+        let final = try site.engine.status()
+        #expect(final.phase == .idle, "\(point): \(final.phase)")
+        #expect(final.served == .production)
+        #expect(site.served == site.revision1 || site.served == revision2)
+    }
+}
