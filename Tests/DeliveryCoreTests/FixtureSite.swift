@@ -109,6 +109,10 @@ final class FixtureSite {
         self.vcs = vcs
         let made = try sh("/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", vcs.rawValue, "--dir", directory.path])
         guard made.succeeded else { throw FixtureError("make-site failed: \(made.combinedOutput)") }
+        if let webUser {
+            // The web user owns the dataroot, as on a real server; the code stays the owner's.
+            try sh("/bin/chown", ["-R", webUser, "\(directory.path)/moodledata"])
+        }
         revision1 = TreeSnapshot("\(directory.path)/moodle")
         configurationPath = "\(directory.path)/etc/site.json"
         let me = UserIdentity.current.name

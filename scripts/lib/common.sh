@@ -1,0 +1,39 @@
+# Shared by scripts/demo, scripts/test and scripts/install. Source it; do not run it.
+
+project_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# Swift lives in /opt/swift on these machines; make sure it is on PATH.
+if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then
+  export PATH=/opt/swift/usr/bin:$PATH
+fi
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# install_packages PKG...: installs the Debian packages that are missing (as root, non-interactively).
+install_packages() {
+  local missing=()
+  local package
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  ((${#missing[@]})) || return 0
+  if ((EUID != 0)); then
+    echo "These Debian packages are missing: ${missing[*]}; run this script as root (or install them)." >&2
+    exit 1
+  fi
+  say "Installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The packages the engine and its tests use: PHP CLI (Moodle's scripts), the three VCS, rsync (the
+# copy benchmark and test reference), libfcgi (deliveryd), util-linux (setpriv).
+engine_packages=(php-cli git subversion cvs rsync libfcgi-dev libfcgi-bin util-linux ca-certificates)
+
+require_swift() {
+  command -v swift >/dev/null 2>&1 || {
+    echo "Swift 6 is needed (swift not found on PATH nor in /opt/swift)." >&2
+    exit 1
+  }
+}
