@@ -40,7 +40,34 @@ final class OperationRun: @unchecked Sendable {
     @discardableResult
     private func change<T>(_ body: (inout DeliveryState) throws(DeliveryError) -> T) throws(DeliveryError) -> T {
         mutated = true
-        return try store.update(body)
+        return try store.update { (state: inout DeliveryState) throws(DeliveryError) -> T in
+            try checkNotPreempted(state)
+            return try body(&state)
+        }
+    }
+
+    /// Stops an operation that an emergency rollback took over (rollback itself is never stopped).
+    private func checkNotPreempted(_ state: DeliveryState) throws(DeliveryError) {
+        guard request.operation != .rollback, let preempted = state.preemptedAt, preempted > startedAt else { return }
+        throw DeliveryError(
+            .preempted,
+            "an emergency rollback took over at \(preempted.formatted(.iso8601)); this operation stopped. The site serves the \(layout.servedTree()?.rawValue ?? "rolled-back") tree")
+    }
+
+    /// Runs `body` under the switch mutex, after checking that no rollback took over: every change
+    /// of what is served, and every swap of a copy into place, goes through here.
+    private func underSwitchMutex<T>(_ body: () throws(DeliveryError) -> T) throws(DeliveryError) -> T {
+        let mutexPath = "\(engine.configuration.stateDirectory)/switch.lock"
+        let fd: Int32
+        do {
+            fd = try System.open(mutexPath, O_RDWR | O_CREAT, 0o640)
+            _ = try System.lockFile(fd, wait: true)
+        } catch {
+            throw DeliveryError.io("cannot take the switch mutex", error)
+        }
+        defer { System.close(fd) }
+        try checkNotPreempted(try store.read())
+        return try body()
     }
 
     /// True for an error that stopped the operation before it changed anything.
@@ -176,37 +203,27 @@ final class OperationRun: @unchecked Sendable {
                 throw DeliveryError(.copyMissing, "the production tree is missing")
             }
         }
-        let mutexPath = "\(engine.configuration.stateDirectory)/switch.lock"
-        let fd: Int32
-        do {
-            fd = try System.open(mutexPath, O_RDWR | O_CREAT, 0o640)
-            _ = try System.lockFile(fd, wait: true)
-        } catch {
-            throw DeliveryError.io("cannot take the switch mutex", error)
-        }
-        defer { System.close(fd) }
-        if !preempting, let preempted = try store.read().preemptedAt, preempted > startedAt {
-            throw DeliveryError(.preempted, "an emergency rollback took over at \(preempted.formatted(.iso8601)); this operation stopped")
-        }
-        if preempting {
-            try change { (state: inout DeliveryState) throws(DeliveryError) in state.preemptedAt = Date() }
-        }
-        if layout.servedTree() == tree { return }
-        mutated = true
-        let temporary = "\(layout.root)/.current.new-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
-        do throws(SystemCallError) {
-            try System.symlink(target: layout.linkTarget(of: tree), at: temporary)
-            do {
-                try System.rename(temporary, layout.current)
-            } catch {
-                try? System.unlink(temporary)
-                throw error
+        try underSwitchMutex { () throws(DeliveryError) in
+            if preempting {
+                try change { (state: inout DeliveryState) throws(DeliveryError) in state.preemptedAt = Date() }
             }
-            try System.syncDirectory(layout.root)
-        } catch {
-            throw DeliveryError.io("cannot switch the site to the \(tree.rawValue) tree", error)
+            if layout.servedTree() == tree { return }
+            mutated = true
+            let temporary = "\(layout.root)/.current.new-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+            do throws(SystemCallError) {
+                try System.symlink(target: layout.linkTarget(of: tree), at: temporary)
+                do throws(SystemCallError) {
+                    try System.rename(temporary, layout.current)
+                } catch {
+                    try? System.unlink(temporary)
+                    throw error
+                }
+                try System.syncDirectory(layout.root)
+            } catch {
+                throw DeliveryError.io("cannot switch the site to the \(tree.rawValue) tree", error)
+            }
+            note("The site now serves the \(tree.rawValue) tree.")
         }
-        note("The site now serves the \(tree.rawValue) tree.")
     }
 
     // MARK: Step 1: secure
@@ -324,20 +341,29 @@ final class OperationRun: @unchecked Sendable {
             state.pendingSwap = PendingSwap(tree: tree, staging: staging, stagingInode: inode, record: record)
         }
         do {
-            if (try System.lstatusIfExists(target)) != nil {
-                try System.exchange(staging, target)
-            } else {
-                try System.renameNoReplace(staging, target)
+            try underSwitchMutex { () throws(DeliveryError) in
+                guard layout.servedTree() != tree else {
+                    throw DeliveryError(.wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
+                }
+                do throws(SystemCallError) {
+                    if (try System.lstatusIfExists(target)) != nil {
+                        try System.exchange(staging, target)
+                    } else {
+                        try System.renameNoReplace(staging, target)
+                    }
+                    try System.syncDirectory(layout.releases)
+                } catch {
+                    throw DeliveryError.io("cannot put the new \(tree.rawValue) copy in place; the previous copy is unchanged", error)
+                }
+                try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+                    state.copies[tree] = record
+                    state.pendingSwap = nil
+                }
             }
-            try System.syncDirectory(layout.releases)
         } catch {
             try? TreeCopier.removeTree(staging)
             try? store.update { (state: inout DeliveryState) throws(DeliveryError) in state.pendingSwap = nil }
-            throw DeliveryError.io("cannot put the new \(tree.rawValue) copy in place; the previous copy is unchanged", error)
-        }
-        try change { (state: inout DeliveryState) throws(DeliveryError) in
-            state.copies[tree] = record
-            state.pendingSwap = nil
+            throw error
         }
         try TreeCopier.removeTree(staging)
         let seconds = System.monotonicSeconds() - started
@@ -368,12 +394,21 @@ final class OperationRun: @unchecked Sendable {
                 from: "\(production)/\(relative)", to: staging, sharingUnchangedWith: target,
                 shouldContinue: { [self] in shouldContinue() })
             try System.syncFileSystem(layout.releases)
-            if try System.lstatusIfExists(target) != nil {
-                try System.exchange(staging, target)
-            } else {
-                try System.renameNoReplace(staging, target)
+            try underSwitchMutex { () throws(DeliveryError) in
+                guard layout.servedTree() != tree else {
+                    throw DeliveryError(.wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
+                }
+                do throws(SystemCallError) {
+                    if try System.lstatusIfExists(target) != nil {
+                        try System.exchange(staging, target)
+                    } else {
+                        try System.renameNoReplace(staging, target)
+                    }
+                    try System.syncDirectory(parentDirectory(of: target))
+                } catch {
+                    throw DeliveryError.io("cannot put '\(relative)' in place", error)
+                }
             }
-            try System.syncDirectory(parentDirectory(of: target))
         } catch let error as DeliveryError {
             try? TreeCopier.removeTree(staging)
             throw DeliveryError(error.code, "refreshing '\(relative)' failed, the copy is unchanged: \(error.message)")

@@ -167,11 +167,20 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
 
 /// The engine's JSON settings: sorted keys, ISO 8601 dates.
 public enum JSONCoding {
+    /// Dates keep their milliseconds: the engine compares them (an emergency rollback against the
+    /// start of the operation it takes over).
+    static let fractionalStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
     /// Encodes a value as pretty, key-sorted JSON bytes.
     public static func encode<T: Encodable>(_ value: T, pretty: Bool = true) throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            // Formatting truncates to the millisecond and parsing may land a hair below it: round
+            // to the nearest millisecond so that a read-write round trip keeps the same text.
+            try container.encode(date.addingTimeInterval(0.0005).formatted(fractionalStyle))
+        }
         var bytes = [UInt8](try encoder.encode(value))
         if pretty { bytes.append(UInt8(ascii: "\n")) }
         return bytes
@@ -180,7 +189,12 @@ public enum JSONCoding {
     /// Decodes JSON bytes.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            if let date = try? fractionalStyle.parse(text) { return date }
+            if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an ISO 8601 date: \(text)"))
+        }
         return try decoder.decode(type, from: Data(bytes))
     }
 }

@@ -262,7 +262,7 @@ struct CVSWorkingCopy: VersionControl {
 
     /// A date CVS reads back exactly (`2026-11-25 15:00:00 +0000`).
     static func cvsDate(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.up))
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }

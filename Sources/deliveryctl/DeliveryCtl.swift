@@ -119,24 +119,44 @@ extension System {
 final class ProgressPrinter: @unchecked Sendable {
     private var lastTenth: [Operation: Int] = [:]
     private let quiet: Bool
+    /// A step's header waits for its first line: a refusal then prints only its one error line.
+    private var pendingHeader: Operation?
+    private var printedHeader = false
 
     init(quiet: Bool) { self.quiet = quiet }
+
+    private func flushHeader() {
+        if let operation = pendingHeader {
+            FileOutput.standardOutput("==> \(Self.title(operation))\n")
+            pendingHeader = nil
+            printedHeader = true
+        }
+    }
 
     func handle(_ event: ProgressEvent) {
         if quiet { return }
         switch event {
         case .stepStarted(let operation):
-            FileOutput.standardOutput("==> \(Self.title(operation))\n")
+            pendingHeader = operation
+            printedHeader = false
         case .line(let line):
+            flushHeader()
             FileOutput.standardOutput("    \(line)\n")
         case .fraction(let operation, let value):
             let tenth = Int(value * 10)
             if tenth > (lastTenth[operation] ?? 0) && tenth < 10 {
+                flushHeader()
                 lastTenth[operation] = tenth
                 FileOutput.standardOutput("    … \(tenth * 10) %\n")
             }
         case .stepFinished(let operation, let succeeded, let message):
-            FileOutput.standardOutput("\(succeeded ? "ok" : "FAILED"): \(Self.title(operation)): \(message)\n")
+            if succeeded {
+                flushHeader()
+                FileOutput.standardOutput("ok: \(Self.title(operation)): \(message)\n")
+            } else if printedHeader {
+                FileOutput.standardOutput("FAILED: \(Self.title(operation))\n")
+            }
+            pendingHeader = nil
         }
     }
 

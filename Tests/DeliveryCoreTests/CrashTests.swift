@@ -6,7 +6,7 @@ import Testing
 func deliveryctl(_ site: FixtureSite, _ arguments: [String], killAt: String? = nil) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: deliveryctlPath)
-    process.arguments = arguments + ["--config", site.configurationPath]
+    process.arguments = arguments.contains("--config") ? arguments : arguments + ["--config", site.configurationPath]
     var environment = ProcessInfo.processInfo.environment
     if let killAt { environment["DELIVERYCTL_TEST_KILL_AT"] = killAt }
     process.environment = environment
@@ -104,5 +104,76 @@ struct CrashTests {
         #expect(final.phase == .idle, "\(point): \(final.phase)")
         #expect(final.served == .production)
         #expect(site.served == site.revision1 || site.served == revision2)
+    }
+}
+
+@Suite("Emergency rollback takes over a running operation", .serialized)
+struct PreemptionTests {
+    @Test("rollback while a copy runs: the site switches at once, the copy stops and leaves nothing behind")
+    func rollbackPreemptsCopy() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        let backupBefore = TreeSnapshot(site.backup, includeTimes: true)
+        for i in 0..<60 {
+            let folder = "\(site.production)/local/bulk\(i)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            for j in 0..<100 { try "<?php // \(i) \(j)\n".write(toFile: "\(folder)/f\(j).php", atomically: false, encoding: .utf8) }
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: deliveryctlPath)
+        process.arguments = ["secure", "--config", site.configurationPath]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, process.isRunning {
+            if (try? site.engine.status().running) != nil,
+                (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases"))?.contains(where: { $0.hasPrefix(".staging-") }) == true
+            {
+                break
+            }
+            usleep(500)
+        }
+        #expect(process.isRunning, "the copy finished too early for the test")
+        let outcome = try site.perform(.rollback)
+        #expect(outcome.served == .backup)
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1, "\(output)")
+        #expect(output.contains("stopped"), "\(output)")
+        #expect(TreeSnapshot(site.backup, includeTimes: true) == backupBefore)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases").filter { $0.hasPrefix(".") }
+        #expect(leftovers.isEmpty)
+        let status = try site.engine.status()
+        #expect(status.running == nil && status.interrupted == nil)
+        #expect(status.phase == .rolledBack)
+        #expect(status.served == .backup)
+    }
+
+    @Test("the CLI: one line and exit 2 on a refusal, JSON for machines")
+    func commandLine() throws {
+        let site = try FixtureSite()
+        let refused = try deliveryctl(site, ["switch"])
+        #expect(refused.status == 2)
+        #expect(refused.output.hasPrefix("deliveryctl: switch refused"))
+        #expect(refused.output.split(separator: "\n").count == 1)
+        let json = try deliveryctl(site, ["switch", "--json"])
+        #expect(json.status == 2)
+        #expect(json.output.contains("\"code\" : \"wrong_state\""))
+        let secured = try deliveryctl(site, ["secure", "--json"])
+        #expect(secured.status == 0)
+        let document = try JSONSerialization.jsonObject(with: Data(secured.output.utf8)) as? [String: Any]
+        #expect(document?["ok"] as? Bool == true)
+        let status = try deliveryctl(site, ["status", "--json"])
+        let statusDocument = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any]
+        #expect(statusDocument?["phase"] as? String == "secured")
+        #expect((statusDocument?["copies"] as? [String: Any])?["backup"] != nil)
+        let log = try deliveryctl(site, ["log"])
+        #expect(log.output.contains("secure  succeeded"))
+        #expect(log.output.contains("switch  refused"))
+        let badConfig = try deliveryctl(site, ["status", "--config", "/nonexistent.json"])
+        #expect(badConfig.status == 2)
+        #expect(badConfig.output.contains("cannot read the configuration"))
     }
 }

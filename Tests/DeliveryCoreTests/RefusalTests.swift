@@ -11,6 +11,7 @@ struct RefusalTests {
         code: DeliveryError.Code, mentioning fragment: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
     ) {
         let before = site.diskSnapshot
+        let stateBefore = (try? String(contentsOfFile: "\(site.root)/state/state.json", encoding: .utf8)) ?? ""
         let auditBefore = site.auditLines.count
         let error = site.refusal(operation, securePath: securePath, updatePath: updatePath)
         #expect(error?.code == code, "\(operation.rawValue): \(error?.message ?? "no error")", sourceLocation: sourceLocation)
@@ -20,6 +21,8 @@ struct RefusalTests {
         #expect(error?.message.contains("\n") == false, "one line", sourceLocation: sourceLocation)
         let after = site.diskSnapshot
         #expect(after.difference(from: before) == [], sourceLocation: sourceLocation)
+        let stateAfter = (try? String(contentsOfFile: "\(site.root)/state/state.json", encoding: .utf8)) ?? ""
+        if stateAfter != stateBefore { Issue.record("state changed:\n\(stateBefore)\n---\n\(stateAfter)", sourceLocation: sourceLocation) }
         #expect(site.auditLines.count == auditBefore + 1, sourceLocation: sourceLocation)
         #expect(site.auditLines.last?.contains("\"result\":\"refused\"") == true, sourceLocation: sourceLocation)
     }
