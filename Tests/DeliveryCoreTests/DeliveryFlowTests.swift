@@ -168,3 +168,78 @@ struct DeliveryFlowTests {
         #expect(status.copies[.backup]?.refreshedPaths.first?.hasPrefix("mod/forum @") == true)
     }
 }
+
+@Suite("Upstream settings and update failures")
+struct UpstreamTests {
+    /// The fixture's engine with a different upstream setting.
+    func engine(_ site: FixtureSite, pin: String?) throws -> DeliveryEngine {
+        var configuration = site.configuration
+        configuration.upstream.pin = pin
+        return try DeliveryEngine(configuration: configuration)
+    }
+
+    @Test("git: a pinned tag is checked out, and cancel goes back to the branch")
+    func gitPinnedTag() throws {
+        let site = try FixtureSite()
+        try site.publishRevision2()
+        try sh("git", ["tag", "v1", "HEAD~1"], in: "\(site.root)/author")
+        try sh("git", ["push", "-q", "origin", "v1"], in: "\(site.root)/author")
+        // Deliver revision 2 first, then pin the site to the v1 tag (a rollback delivery).
+        try site.perform(.runAll)
+        let pinned = try engine(site, pin: "v1")
+        let actor = Actor(name: "t", source: "cli")
+        try pinned.perform(OperationRequest(.secure, actor: actor))
+        try pinned.perform(OperationRequest(.switchToDelivery, actor: actor))
+        try pinned.perform(OperationRequest(.update, actor: actor))
+        let head = try sh("git", ["describe", "--tags", "--exact-match", "HEAD"], in: site.production)
+        #expect(head.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "v1")
+        try pinned.perform(OperationRequest(.cancel, actor: actor))
+        let branch = try sh("git", ["symbolic-ref", "--short", "HEAD"], in: site.production)
+        #expect(branch.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "main")
+        #expect(site.servedVersion.contains("2024100800.00"))
+    }
+
+    @Test("git: production diverged from the upstream (a local commit): the update says so")
+    func gitDiverged() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        try site.publishRevision2()
+        try "<?php // local hotfix\n".write(toFile: "\(site.production)/local/foo/lib.php", atomically: false, encoding: .utf8)
+        try sh("git", ["-c", "user.name=x", "-c", "user.email=x@x.invalid", "commit", "-qam", "hotfix"], in: site.production)
+        let error = site.refusal(.update)
+        #expect(error?.code == .vcsFailed)
+        #expect(error?.message.contains("diverged") == true, "\(error?.message ?? "")")
+        #expect(try site.engine.status().served == .backup)
+    }
+
+    @Test("svn: a pinned revision is what the update brings")
+    func svnPinnedRevision() throws {
+        let site = try FixtureSite(vcs: .svn)
+        try site.publishRevision2()
+        let pinned = try engine(site, pin: "1")
+        let actor = Actor(name: "t", source: "cli")
+        try pinned.perform(OperationRequest(.runAll, actor: actor))
+        #expect(site.servedVersion.contains("2024100700.00"), "revision 1 stays: the pin says r1")
+        let latest = try engine(site, pin: nil)
+        try latest.perform(OperationRequest(.runAll, actor: actor))
+        #expect(site.servedVersion.contains("2024100800.00"))
+    }
+
+    @Test("svn: a conflict stops the update, names the file, and the site keeps serving the backup")
+    func svnConflict() throws {
+        let site = try FixtureSite(vcs: .svn)
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        try site.publishRevision2()
+        // A first update of a path, then a local edit that conflicts with revision 2 elsewhere.
+        try site.perform(.update, updatePath: "local")
+        try "<?php // conflicting edit\n".write(toFile: "\(site.production)/mod/forum/lib.php", atomically: false, encoding: .utf8)
+        let error = site.refusal(.update)
+        #expect(error?.code == .vcsFailed)
+        #expect(error?.message.contains("conflict") == true, "\(error?.message ?? "")")
+        #expect(try site.engine.status().served == .backup)
+        try site.perform(.cancel)
+        #expect(TreeSnapshot(site.production) == site.revision1)
+    }
+}

@@ -1,0 +1,331 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Black-box tests: the real `deliveryd` on a temporary socket, spoken to over FastCGI.
+@Suite("deliveryd", .serialized)
+struct DeliveryServerTests {
+    // MARK: Accepted requests
+
+    @Test("a signed status request is answered with the site's status")
+    func signedStatus() throws {
+        let server = try TestServer()
+        try server.start()
+        let response = try server.signed("GET", "/status")
+        #expect(response.status == 200, "\(response.text)")
+        #expect(response.ended)
+        #expect(response.headers["Content-Type"] == "application/json")
+        let site = response.json["site"] as? [String: Any]
+        #expect(site?["phase"] as? String == "idle")
+        #expect(site?["served"] as? String == "production")
+        #expect((site?["allowed"] as? [String])?.contains("secure") == true)
+        #expect((site?["copies"] as? [String: Any])?["backup"] != nil)
+    }
+
+    @Test("a request drip-fed one byte at a time is answered")
+    func dripFed() throws {
+        let server = try TestServer()
+        try server.start()
+        let bytes = FastCGIClient.request(
+            method: "GET", path: "/status", headers: server.signer.headers(method: "GET", path: "/status"))
+        let connection = try server.client.connect()
+        for byte in bytes { try connection.write([byte]) }
+        let response = try connection.readResponse()
+        #expect(response.status == 200, "\(response.text)")
+    }
+
+    @Test("cgi-fcgi from libfcgi-bin gets the status")
+    func cgiFcgi() throws {
+        let server = try TestServer()
+        try server.start()
+        let headers = server.signer.headers(method: "GET", path: "/status")
+        var environment = [
+            "REQUEST_METHOD": "GET", "SCRIPT_NAME": "/status", "QUERY_STRING": "", "CONTENT_LENGTH": "0",
+        ]
+        for (name, value) in headers {
+            environment["HTTP_" + name.uppercased().replacingOccurrences(of: "-", with: "_")] = value
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/cgi-fcgi")
+        process.arguments = ["-bind", "-connect", server.socketPath]
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.hasPrefix("Status: 200 OK\r\n"), "\(text)")
+        #expect(text.contains(#""phase":"idle""#))
+    }
+
+    // MARK: Refusals
+
+    @Test("a request without a signature is refused")
+    func unsigned() throws {
+        let server = try TestServer()
+        try server.start()
+        let response = try server.client.send(method: "GET", path: "/status")
+        #expect(response.status == 401)
+        #expect(response.errorCode == "unauthenticated")
+    }
+
+    @Test("a request signed with another key is refused")
+    func wrongKey() throws {
+        let server = try TestServer()
+        try server.start()
+        let other = Signer(key: Array(String(repeating: "k", count: 64).utf8))
+        let response = try server.client.send(
+            method: "GET", path: "/status", headers: other.headers(method: "GET", path: "/status"))
+        #expect(response.status == 401)
+        #expect(response.errorCode == "bad_signature")
+    }
+
+    @Test("a signature over another path or body is refused")
+    func tamperedRequest() throws {
+        let server = try TestServer()
+        try server.start()
+        let headers = server.signer.headers(method: "GET", path: "/history")
+        let response = try server.client.send(method: "GET", path: "/status", headers: headers)
+        #expect(response.errorCode == "bad_signature")
+        let body = Array(#"{"operation":"secure"}"#.utf8)
+        let signedOther = server.signer.headers(method: "POST", path: "/operations", body: Array("{}".utf8))
+        let posted = try server.client.send(method: "POST", path: "/operations", headers: signedOther, body: body)
+        #expect(posted.errorCode == "bad_signature")
+    }
+
+    @Test("a request with a stale timestamp is refused")
+    func staleTimestamp() throws {
+        let server = try TestServer()
+        try server.start()
+        let headers = server.signer.headers(method: "GET", path: "/status", timestamp: Int(time(nil)) - 600)
+        let response = try server.client.send(method: "GET", path: "/status", headers: headers)
+        #expect(response.status == 401)
+        #expect(response.errorCode == "stale_request")
+    }
+
+    @Test("a replayed nonce is refused")
+    func replayedNonce() throws {
+        let server = try TestServer()
+        try server.start()
+        let headers = server.signer.headers(method: "GET", path: "/status")
+        let first = try server.client.send(method: "GET", path: "/status", headers: headers)
+        #expect(first.status == 200)
+        let second = try server.client.send(method: "GET", path: "/status", headers: headers)
+        #expect(second.status == 401)
+        #expect(second.errorCode == "replayed_nonce")
+    }
+
+    @Test("a peer whose uid is not allowed is refused before its request is parsed")
+    func disallowedUid() throws {
+        let server = try TestServer(allowedUids: [getuid() == 4242 ? 4243 : 4242])
+        try server.start()
+        let response = try server.signed("GET", "/status")
+        #expect(response.status == 403)
+        #expect(response.errorCode == "peer_refused")
+        #expect(server.log.contains("refused a peer"))
+    }
+
+    @Test("an oversized body is refused, with or without CONTENT_LENGTH")
+    func oversizedBody() throws {
+        let server = try TestServer()
+        try server.start()
+        let body = [UInt8](repeating: 0x20, count: 70_000)
+        let declared = try server.signed("POST", "/operations", body: body)
+        #expect(declared.status == 413)
+        #expect(declared.errorCode == "body_too_large")
+        let undeclared = try server.client.send(
+            method: "POST", path: "/operations",
+            headers: server.signer.headers(method: "POST", path: "/operations", body: body),
+            body: body, contentLength: false)
+        #expect(undeclared.status == 413)
+    }
+
+    @Test("too many parameters are refused")
+    func tooManyParameters() throws {
+        let server = try TestServer()
+        try server.start()
+        var headers = server.signer.headers(method: "GET", path: "/status")
+        for index in 0..<100 { headers["X-Filler-\(index)"] = "x" }
+        let response = try server.client.send(method: "GET", path: "/status", headers: headers)
+        #expect(response.status == 431)
+        #expect(response.errorCode == "parameters_too_large")
+    }
+
+    @Test("an unknown route and a wrong method are refused")
+    func unknownRoute() throws {
+        let server = try TestServer()
+        try server.start()
+        let unknown = try server.signed("GET", "/etc/passwd")
+        #expect(unknown.status == 404)
+        #expect(unknown.errorCode == "not_found")
+        let wrongMethod = try server.signed("DELETE", "/status")
+        #expect(wrongMethod.status == 405)
+        let noJob = try server.signed("GET", "/jobs/nope")
+        #expect(noJob.status == 404)
+    }
+
+    @Test("malformed JSON and unknown members are refused")
+    func malformedJSON() throws {
+        let server = try TestServer()
+        try server.start()
+        for body in [
+            #"{"operation": "secure""#, "[1,2]", #"{"operation":"format-disk"}"#, #"{"operation":"secure","extra":1}"#,
+        ] {
+            let response = try server.signed("POST", "/operations", body: Array(body.utf8))
+            #expect(response.status == 400, "\(body)")
+            #expect(response.errorCode == "bad_request", "\(body)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(server.siteRoot)/releases/backup"))
+    }
+
+    @Test("hostile component paths are refused with bad_path and change nothing")
+    func hostilePaths() throws {
+        let server = try TestServer()
+        try server.start()
+        for path in ["../etc", "/etc", "mod/../../etc", "-rf", "mod/.git", "mod\u{0}x"] {
+            let response = try server.post("/operations", ["operation": "secure", "securePath": path])
+            #expect(response.status == 400, "\(path)")
+            #expect(response.errorCode == "bad_path", "\(path)")
+            let update = try server.post("/operations", ["operation": "update", "updatePath": path])
+            #expect(update.errorCode == "bad_path", "\(path)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(server.siteRoot)/releases/backup"))
+        let status = try server.signed("GET", "/status").json["site"] as? [String: Any]
+        #expect(status?["phase"] as? String == "idle")
+    }
+
+    @Test("a client that sends half a request and stalls does not keep another from being served")
+    func stalledClient() throws {
+        let server = try TestServer(workers: 2, limits: ["readTimeoutSeconds": 3])
+        try server.start()
+        let stalled = try server.client.connect()
+        let whole = FastCGIClient.request(
+            method: "GET", path: "/status", headers: server.signer.headers(method: "GET", path: "/status"))
+        try stalled.write(Array(whole.prefix(40)))
+        let started = Date()
+        let response = try server.signed("GET", "/status")
+        #expect(response.status == 200)
+        #expect(Date().timeIntervalSince(started) < 1.5)
+        // The stalled client is cut at the read deadline, without a response.
+        let cut = Date()
+        let rest = stalled.readAll()
+        #expect(rest.isEmpty)
+        #expect(Date().timeIntervalSince(cut) < 6)
+        // And the helper still serves.
+        #expect(try server.signed("GET", "/status").status == 200)
+    }
+
+    @Test("garbage instead of FastCGI is dropped and the helper keeps serving")
+    func garbage() throws {
+        let server = try TestServer()
+        try server.start()
+        let connection = try server.client.connect()
+        try connection.write(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        #expect(connection.readAll().isEmpty)
+        #expect(try server.signed("GET", "/status").status == 200)
+    }
+
+    // MARK: Lifecycle
+
+    @Test("a second instance refuses to start on a live socket; a stale socket file is replaced")
+    func singleInstance() throws {
+        let server = try TestServer()
+        try server.start()
+        let second = try server.launch()
+        second.waitUntilExit()
+        #expect(second.terminationStatus != 0)
+        #expect(server.log.contains("another deliveryd answers"))
+        #expect(try server.signed("GET", "/status").status == 200)
+        // SIGTERM: the helper stops and removes its socket.
+        server.stop()
+        #expect(server.process?.terminationStatus == 0)
+        #expect(!FileManager.default.fileExists(atPath: server.socketPath))
+        // A stale socket file (nobody listening) is removed at start.
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(server.socketPath.utf8)
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        close(fd)
+        #expect(FileManager.default.fileExists(atPath: server.socketPath))
+        try server.start()
+        #expect(try server.signed("GET", "/status").status == 200)
+        var info = stat()
+        lstat(server.socketPath, &info)
+        #expect(info.st_mode & 0o777 == 0o660)
+    }
+
+    // MARK: Jobs
+
+    @Test("secure runs as a job whose progress is read back to its end; a second delivery is refused meanwhile")
+    func secureJob() throws {
+        let server = try TestServer(productionFiles: 3000)
+        try server.start()
+        let started = try server.post("/operations", ["operation": "secure", "comment": "test run"])
+        #expect(started.status == 202, "\(started.text)")
+        let id = try #require(started.json["job"] as? String)
+        let second = try server.post("/operations", ["operation": "secure"])
+        #expect(second.status == 409, "\(second.text)")
+        #expect(second.errorCode == "lock_held")
+        let holder = (second.json["error"] as? [String: Any])?["holder"] as? [String: Any]
+        #expect(holder?["name"] as? String == "Test Admin")
+        // Status stays answerable while the job runs.
+        #expect(try server.signed("GET", "/status").status == 200)
+        let (view, lines) = try server.follow(job: id)
+        #expect(view["state"] as? String == "succeeded", "\(view)")
+        #expect(!lines.isEmpty)
+        let steps = view["steps"] as? [[String: Any]] ?? []
+        #expect(steps.first?["operation"] as? String == "secure")
+        #expect(steps.first?["fraction"] as? Double == 1)
+        #expect((view["result"] as? [String: Any])?["phase"] as? String == "secured")
+        #expect(FileManager.default.fileExists(atPath: "\(server.siteRoot)/releases/backup/mod/m0/f0.php"))
+        let history = try server.signed("GET", "/history", query: "limit=5")
+        let records = history.json["records"] as? [[String: Any]] ?? []
+        let record = records.first { $0["id"] as? String == id }
+        let actor = record?["actor"] as? [String: Any]
+        #expect(actor?["name"] as? String == "Test Admin")
+        #expect(actor?["source"] as? String == "moodle")
+        #expect(actor?["moodleUserId"] as? Int == 7)
+        // Offsets: reading from the end gives no lines.
+        let tail = try server.signed("GET", "/jobs/\(id)", query: "offset=\(lines.count)")
+        #expect((tail.json["lines"] as? [String])?.isEmpty == true)
+    }
+}
+
+extension DeliveryServerTests {
+    @Test("SIGTERM while a job runs: the helper stops, and the next start reports the operation as interrupted")
+    func shutdownDuringJob() throws {
+        let server = try TestServer(productionFiles: 3000)
+        try server.start()
+        let started = try server.post("/operations", ["operation": "secure"])
+        #expect(started.status == 202, "\(started.text)")
+        usleep(300_000)
+        server.stop()
+        #expect(server.process?.terminationStatus == 0)
+        #expect(server.log.contains("stopping while a job runs"), "\(server.log)")
+        try server.start()
+        let site = try server.signed("GET", "/status").json["site"] as? [String: Any]
+        let interrupted = site?["interrupted"] as? [String: Any]
+        #expect(interrupted?["operation"] as? String == "secure", "\(site ?? [:])")
+        #expect((site?["allowed"] as? [String])?.contains("recover") == true)
+        // recover records it and the site can be secured again.
+        let recover = try server.post("/operations", ["operation": "recover"])
+        #expect(recover.status == 202, "\(recover.text)")
+        let id = try #require(recover.json["job"] as? String)
+        let (view, _) = try server.follow(job: id)
+        #expect(view["state"] as? String == "succeeded", "\(view)")
+    }
+}
