@@ -143,9 +143,10 @@ public enum ChildProcess {
                     .privileges,
                     "cannot run \(lastComponent(of: command.executable)) as \(runAs.name): the helper is not root")
             }
-            argv = [
-                setprivPath, "--reuid=\(runAs.uid)", "--regid=\(runAs.gid)", "--init-groups", "--",
-            ] + argv
+            argv =
+                [
+                    setprivPath, "--reuid=\(runAs.uid)", "--regid=\(runAs.gid)", "--init-groups", "--",
+                ] + argv
         }
         guard argv[0].hasPrefix("/") else {
             throw DeliveryError(.configuration, "program path must be absolute: \(argv[0])")

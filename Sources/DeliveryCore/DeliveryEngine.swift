@@ -1,3 +1,5 @@
+import Logging
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -6,7 +8,6 @@
 #if canImport(Glibc)
     import Glibc
 #endif
-import Logging
 
 /// What one operation is asked to do. Every field comes from a person (CLI) or a signed request
 /// (responder) and is validated before anything is touched.
@@ -168,7 +169,8 @@ public final class DeliveryEngine: Sendable {
             productionRevision: state.productionRevision, revisionBeforeDelivery: state.revisionBeforeDelivery,
             copies: copies, deliveryId: state.deliveryId, deliveryStartedAt: state.deliveryStartedAt,
             running: running, interrupted: interrupted, lastResults: state.lastResults,
-            allowed: running != nil ? [.rollback] : (stale ? [.recover, .rollback] : Self.allowed(state, served: served, copies: copies)),
+            allowed: running != nil
+                ? [.rollback] : (stale ? [.recover, .rollback] : Self.allowed(state, served: served, copies: copies)),
             rollbackTarget: Self.rollbackTarget(copies), upgradeRan: state.upgradeRan,
             maintenanceEnabled: state.maintenanceEnabled, comments: state.comments)
     }
@@ -268,9 +270,12 @@ public final class DeliveryEngine: Sendable {
         if let path = request.updatePath { _ = try ComponentPath(path) }
         if let comment = request.comment {
             guard comment.count <= OperationRequest.commentLimit else {
-                throw DeliveryError(.badRequest, "the comment is longer than \(OperationRequest.commentLimit) characters")
+                throw DeliveryError(
+                    .badRequest, "the comment is longer than \(OperationRequest.commentLimit) characters")
             }
-            guard !comment.unicodeScalars.contains(where: { $0.value < 32 && $0 != "\n" && $0 != "\t" || $0.value == 127 })
+            guard
+                !comment.unicodeScalars.contains(where: { $0.value < 32 && $0 != "\n" && $0 != "\t" || $0.value == 127 }
+                )
             else {
                 throw DeliveryError(.badRequest, "the comment holds control characters")
             }

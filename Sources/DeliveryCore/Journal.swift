@@ -248,7 +248,8 @@ final class DeliveryLock: @unchecked Sendable {
 
     static func describeHeld(_ holder: RunningOperation?) -> String {
         guard let holder else { return "another delivery operation is running" }
-        return "\(holder.actor.name) is running '\(holder.operation.rawValue)' since \(holder.startedAt.formatted(.iso8601)) (pid \(holder.pid) on \(holder.host)); wait for it to finish"
+        return
+            "\(holder.actor.name) is running '\(holder.operation.rawValue)' since \(holder.startedAt.formatted(.iso8601)) (pid \(holder.pid) on \(holder.host)); wait for it to finish"
     }
 
     private static func readHolder(fd: Int32) -> RunningOperation? {

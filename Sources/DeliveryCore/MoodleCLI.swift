@@ -12,7 +12,9 @@ struct MoodleCLI {
     {
         let path = layout.cliScript(script, in: tree)
         guard (try? System.lstatus(path))?.kind == .regular else {
-            throw DeliveryError(.upgradeFailed, "Moodle's \(layout.adminDirectory)/cli/\(script) is missing in the \(tree.rawValue) tree")
+            throw DeliveryError(
+                .upgradeFailed,
+                "Moodle's \(layout.adminDirectory)/cli/\(script) is missing in the \(tree.rawValue) tree")
         }
         let command = Command(
             php, [path] + arguments, user: webUser, workingDirectory: layout.codeRoot(of: tree),
@@ -88,7 +90,8 @@ struct MoodleCLI {
 
     /// Reads a site's settings by running its config.php in PHP, as the web user.
     static func readSettings(php: String, tree: String, webUser: UserIdentity) throws(DeliveryError) -> MoodleSettings {
-        let command = Command(php, ["-r", settingsReader, tree], user: webUser, workingDirectory: tree, timeoutSeconds: 60)
+        let command = Command(
+            php, ["-r", settingsReader, tree], user: webUser, workingDirectory: tree, timeoutSeconds: 60)
         let result = try ChildProcess.run(command)
         guard result.succeeded else {
             throw DeliveryError(.notMoodle, "PHP could not read \(tree)/config.php: \(lastLines(result))")

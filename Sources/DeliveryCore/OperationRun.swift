@@ -22,7 +22,10 @@ final class OperationRun: @unchecked Sendable {
     /// Set at the first change to the site or the state: a failure before it is a refusal.
     private(set) var mutated = false
 
-    init(id: String, request: OperationRequest, progress: @escaping @Sendable (ProgressEvent) -> Void, engine: DeliveryEngine) {
+    init(
+        id: String, request: OperationRequest, progress: @escaping @Sendable (ProgressEvent) -> Void,
+        engine: DeliveryEngine
+    ) {
         self.id = id
         self.request = request
         self.progress = progress
@@ -51,7 +54,8 @@ final class OperationRun: @unchecked Sendable {
         guard request.operation != .rollback, let preempted = state.preemptedAt, preempted > startedAt else { return }
         throw DeliveryError(
             .preempted,
-            "an emergency rollback took over at \(preempted.formatted(.iso8601)); this operation stopped. The site serves the \(layout.servedTree()?.rawValue ?? "rolled-back") tree")
+            "an emergency rollback took over at \(preempted.formatted(.iso8601)); this operation stopped. The site serves the \(layout.servedTree()?.rawValue ?? "rolled-back") tree"
+        )
     }
 
     /// Runs `body` under the switch mutex, after checking that no rollback took over: every change
@@ -72,7 +76,9 @@ final class OperationRun: @unchecked Sendable {
 
     /// True for an error that stopped the operation before it changed anything.
     private func isRefusal(_ error: DeliveryError) -> Bool {
-        !mutated && [.wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle].contains(error.code)
+        !mutated
+            && [.wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle].contains(
+                error.code)
     }
 
     // MARK: Dispatch
@@ -118,7 +124,9 @@ final class OperationRun: @unchecked Sendable {
         return OperationOutcome(id: id, operation: request.operation, message: message, phase: phase, served: served)
     }
 
-    private func step(_ operation: Operation, _ body: () throws(DeliveryError) -> String) throws(DeliveryError) -> String {
+    private func step(_ operation: Operation, _ body: () throws(DeliveryError) -> String) throws(DeliveryError)
+        -> String
+    {
         progress(.stepStarted(operation))
         try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
             if state.running?.id == id { state.running?.step = operation }
@@ -166,19 +174,23 @@ final class OperationRun: @unchecked Sendable {
         let reason: String
         switch operation {
         case .secure, .runAll:
-            reason = served != .production
+            reason =
+                served != .production
                 ? "the site is serving \(servedText); securing writes only copies that are not served, while production serves"
                 : "a delivery is in progress (state '\(state.phase.rawValue)'); finish it with restore, or cancel it"
         case .switchToDelivery:
-            reason = state.phase == .idle || copies[.backup]?.complete != true
+            reason =
+                state.phase == .idle || copies[.backup]?.complete != true
                 ? "secure the site first: the backup copy must be fresh and complete"
                 : "the site is already in delivery mode (state '\(state.phase.rawValue)')"
         case .update:
-            reason = served == .production
+            reason =
+                served == .production
                 ? "production is being served; switch to delivery first"
                 : "the state '\(state.phase.rawValue)' does not allow an update"
         case .restore:
-            reason = "there is nothing to restore (state '\(state.phase.rawValue)'): switch to delivery and update first"
+            reason =
+                "there is nothing to restore (state '\(state.phase.rawValue)'): switch to delivery and update first"
         case .cancel:
             reason = "there is no delivery to cancel"
         default:
@@ -196,7 +208,8 @@ final class OperationRun: @unchecked Sendable {
             let state = try store.read()
             guard state.copies[tree]?.complete == true, (try? System.lstatus(layout.path(of: tree)))?.kind == .directory
             else {
-                throw DeliveryError(.copyMissing, "the \(tree.rawValue) copy is missing or incomplete; it cannot be served")
+                throw DeliveryError(
+                    .copyMissing, "the \(tree.rawValue) copy is missing or incomplete; it cannot be served")
             }
         } else {
             guard (try? System.lstatus(layout.path(of: .production)))?.kind == .directory else {
@@ -209,7 +222,8 @@ final class OperationRun: @unchecked Sendable {
             }
             if layout.servedTree() == tree { return }
             mutated = true
-            let temporary = "\(layout.root)/.current.new-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+            let temporary =
+                "\(layout.root)/.current.new-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
             do throws(SystemCallError) {
                 try System.symlink(target: layout.linkTarget(of: tree), at: temporary)
                 do throws(SystemCallError) {
@@ -296,15 +310,20 @@ final class OperationRun: @unchecked Sendable {
         return count
     }
 
-    private func fullCopy(to tree: TreeName, revision: Revision, weight: (Double, Double)) throws(DeliveryError) -> String {
+    private func fullCopy(to tree: TreeName, revision: Revision, weight: (Double, Double)) throws(DeliveryError)
+        -> String
+    {
         mutated = true
         try removeLeftoverStaging()
         let source = layout.path(of: .production)
         let target = layout.path(of: tree)
         let staging = stagingPath(for: tree)
         let state = try store.read()
-        let previous = (state.copies[tree]?.complete == true && (try? System.lstatus(target))?.kind == .directory) ? target : nil
-        note("Copying production (\(revision.label)) into the \(tree.rawValue) copy\(previous == nil ? "" : ", sharing unchanged files with the previous copy")…")
+        let previous =
+            (state.copies[tree]?.complete == true && (try? System.lstatus(target))?.kind == .directory) ? target : nil
+        note(
+            "Copying production (\(revision.label)) into the \(tree.rawValue) copy\(previous == nil ? "" : ", sharing unchanged files with the previous copy")…"
+        )
         let total = max(1, countEntries(source))
         let progress = self.progress
         let started = System.monotonicSeconds()
@@ -319,13 +338,16 @@ final class OperationRun: @unchecked Sendable {
             try System.syncFileSystem(staging)
         } catch let error as DeliveryError {
             try? TreeCopier.removeTree(staging)
-            throw DeliveryError(error.code, "the \(tree.rawValue) copy failed, the previous copy is unchanged: \(error.message)")
+            throw DeliveryError(
+                error.code, "the \(tree.rawValue) copy failed, the previous copy is unchanged: \(error.message)")
         } catch {
             try? TreeCopier.removeTree(staging)
             throw DeliveryError(.io, "the \(tree.rawValue) copy failed, the previous copy is unchanged: \(error)")
         }
         for path in statistics.absoluteLinksIntoSource {
-            note("Warning: '\(path)' is an absolute symlink into production; the copy will serve production's file through it.")
+            note(
+                "Warning: '\(path)' is an absolute symlink into production; the copy will serve production's file through it."
+            )
         }
         for path in statistics.skipped { note("Left out '\(path)': not a file, folder or symlink.") }
         let record = CopyRecord(
@@ -343,7 +365,8 @@ final class OperationRun: @unchecked Sendable {
         do {
             try underSwitchMutex { () throws(DeliveryError) in
                 guard layout.servedTree() != tree else {
-                    throw DeliveryError(.wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
+                    throw DeliveryError(
+                        .wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
                 }
                 do throws(SystemCallError) {
                     if (try System.lstatusIfExists(target)) != nil {
@@ -353,7 +376,8 @@ final class OperationRun: @unchecked Sendable {
                     }
                     try System.syncDirectory(layout.releases)
                 } catch {
-                    throw DeliveryError.io("cannot put the new \(tree.rawValue) copy in place; the previous copy is unchanged", error)
+                    throw DeliveryError.io(
+                        "cannot put the new \(tree.rawValue) copy in place; the previous copy is unchanged", error)
                 }
                 try store.update { (state: inout DeliveryState) throws(DeliveryError) in
                     state.copies[tree] = record
@@ -368,15 +392,19 @@ final class OperationRun: @unchecked Sendable {
         try TreeCopier.removeTree(staging)
         let seconds = System.monotonicSeconds() - started
         let sizeMB = Double(statistics.bytes) / 1_048_576
-        return "The \(tree.rawValue) copy holds \(statistics.files) files (\(format1(sizeMB)) MB, \(statistics.filesCopied) copied, the rest unchanged) in \(format1(seconds)) s."
+        return
+            "The \(tree.rawValue) copy holds \(statistics.files) files (\(format1(sizeMB)) MB, \(statistics.filesCopied) copied, the rest unchanged) in \(format1(seconds)) s."
     }
 
     private func refreshComponent(
         _ component: ComponentPath, of tree: TreeName, revision: Revision, state: DeliveryState
     ) throws(DeliveryError) -> String {
-        guard state.copies[tree]?.complete == true, (try? System.lstatus(layout.path(of: tree)))?.kind == .directory else {
+        guard state.copies[tree]?.complete == true, (try? System.lstatus(layout.path(of: tree)))?.kind == .directory
+        else {
             throw DeliveryError(
-                .copyMissing, "the \(tree.rawValue) copy is not complete: a component path refreshes only part of a complete copy; secure the whole tree first")
+                .copyMissing,
+                "the \(tree.rawValue) copy is not complete: a component path refreshes only part of a complete copy; secure the whole tree first"
+            )
         }
         let relative = layout.treeRelative(component)
         let production = layout.path(of: .production)
@@ -396,7 +424,8 @@ final class OperationRun: @unchecked Sendable {
             try System.syncFileSystem(layout.releases)
             try underSwitchMutex { () throws(DeliveryError) in
                 guard layout.servedTree() != tree else {
-                    throw DeliveryError(.wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
+                    throw DeliveryError(
+                        .wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
                 }
                 do throws(SystemCallError) {
                     if try System.lstatusIfExists(target) != nil {
@@ -435,7 +464,8 @@ final class OperationRun: @unchecked Sendable {
         {
             throw DeliveryError(
                 .wrongState,
-                "switch refused: production changed since it was secured (\(secured.label) → \(revision.label)); secure again")
+                "switch refused: production changed since it was secured (\(secured.label) → \(revision.label)); secure again"
+            )
         }
         revisionBefore = revision
         try switchServed(to: .backup)
@@ -471,15 +501,20 @@ final class OperationRun: @unchecked Sendable {
             if !modified.isEmpty {
                 throw DeliveryError(
                     .vcsFailed,
-                    "update refused: production has local modifications (\(modified.prefix(3).joined(separator: ", "))\(modified.count > 3 ? " …" : "")); commit or discard them first. The site still serves the backup copy")
+                    "update refused: production has local modifications (\(modified.prefix(3).joined(separator: ", "))\(modified.count > 3 ? " …" : "")); commit or discard them first. The site still serves the backup copy"
+                )
             }
         }
-        note("Updating \(relative.map { "'\($0)' of production" } ?? "production") with \(engine.configuration.upstream.kind.rawValue)…")
+        note(
+            "Updating \(relative.map { "'\($0)' of production" } ?? "production") with \(engine.configuration.upstream.kind.rawValue)…"
+        )
         progress(.fraction(.update, 0.1))
         do {
             try vcs.update(tree: production, path: relative, recorder: recorder)
         } catch {
-            throw DeliveryError(error.code, "\(error.message). The site still serves the \(layout.servedTree()?.rawValue ?? "backup") copy.")
+            throw DeliveryError(
+                error.code,
+                "\(error.message). The site still serves the \(layout.servedTree()?.rawValue ?? "backup") copy.")
         }
         let after = try vcs.revision(of: production, recorder: recorder)
         revisionAfter = after
@@ -500,7 +535,8 @@ final class OperationRun: @unchecked Sendable {
         try requireAllowed(.restore, state)
         let versionFile = "\(layout.codeRoot(of: .production))/version.php"
         guard (try? System.lstatus(versionFile))?.kind == .regular else {
-            throw DeliveryError(.notMoodle, "restore refused: the production tree has no version.php; it is not a complete Moodle tree")
+            throw DeliveryError(
+                .notMoodle, "restore refused: the production tree has no version.php; it is not a complete Moodle tree")
         }
         revisionBefore = state.revisionBeforeDelivery
         revisionAfter = state.productionRevision
@@ -527,7 +563,8 @@ final class OperationRun: @unchecked Sendable {
             do {
                 try moodle.upgrade(in: .production)
             } catch {
-                throw DeliveryError(error.code, "\(error.message). Maintenance mode stays on: retry restore, or roll back.")
+                throw DeliveryError(
+                    error.code, "\(error.message). Maintenance mode stays on: retry restore, or roll back.")
             }
             try moodle.setMaintenance(false, in: .production)
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = false }
@@ -544,7 +581,8 @@ final class OperationRun: @unchecked Sendable {
             state.comments = []
             state.upgradeRan = false
         }
-        return "Production is restored and serves \(revisionAfter?.label ?? "the updated code"); \(upgradeText), caches purged. The delivery is complete."
+        return
+            "Production is restored and serves \(revisionAfter?.label ?? "the updated code"); \(upgradeText), caches purged. The delivery is complete."
     }
 
     // MARK: Cancel
@@ -555,7 +593,8 @@ final class OperationRun: @unchecked Sendable {
         if state.upgradeRan {
             throw DeliveryError(
                 .wrongState,
-                "cancel refused: Moodle's upgrade already ran in this delivery, so the database is newer than the pre-delivery code and Moodle would refuse that code. Finish with restore, or use rollback")
+                "cancel refused: Moodle's upgrade already ran in this delivery, so the database is newer than the pre-delivery code and Moodle would refuse that code. Finish with restore, or use rollback"
+            )
         }
         let production = layout.path(of: .production)
         let vcs = try engine.versionControl(recorder)
@@ -581,7 +620,8 @@ final class OperationRun: @unchecked Sendable {
             state.comments = []
             state.maintenanceEnabled = false
         }
-        return "The delivery is cancelled: production serves again at \(revisionAfter?.label ?? "its pre-delivery revision")."
+        return
+            "The delivery is cancelled: production serves again at \(revisionAfter?.label ?? "its pre-delivery revision")."
     }
 
     // MARK: Emergency rollback
@@ -614,7 +654,9 @@ final class OperationRun: @unchecked Sendable {
             }
             revisionAfter = state.copies[target]?.revision
             if preempting, let running = DeliveryLock.currentHolder(in: engine.configuration.stateDirectory) ?? nil {
-                note("Taking over from '\(running.operation.rawValue)' run by \(running.actor.name); it will stop at its next step.")
+                note(
+                    "Taking over from '\(running.operation.rawValue)' run by \(running.actor.name); it will stop at its next step."
+                )
             }
             try switchServed(to: target, preempting: true)
             if state.maintenanceEnabled && !state.upgradeRan {
@@ -624,9 +666,11 @@ final class OperationRun: @unchecked Sendable {
                 state.phase = .rolledBack
                 if state.maintenanceEnabled && !state.upgradeRan { state.maintenanceEnabled = false }
             }
-            message = "Emergency rollback: the site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision"))."
+            message =
+                "Emergency rollback: the site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision"))."
             if state.upgradeRan {
-                message += " Warning: Moodle's upgrade already ran in this delivery; the older code may refuse the upgraded database."
+                message +=
+                    " Warning: Moodle's upgrade already ran in this delivery; the older code may refuse the upgraded database."
             }
             message += " Then: fix production and restore, or cancel."
             progress(.fraction(.rollback, 1))
@@ -638,13 +682,15 @@ final class OperationRun: @unchecked Sendable {
         if !refused {
             try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
                 state.lastResults[.rollback] = StepResult(
-                    succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? message, errorCode: failure?.code)
+                    succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? message,
+                    errorCode: failure?.code)
             }
         }
         let phase = (try? store.read().phase) ?? .rolledBack
         let served = layout.servedTree()
-        writeAudit(result: failure == nil ? "succeeded" : (refused ? "refused" : "failed"), error: failure,
-                   message: failure?.message ?? message, phase: phase, served: served)
+        writeAudit(
+            result: failure == nil ? "succeeded" : (refused ? "refused" : "failed"), error: failure,
+            message: failure?.message ?? message, phase: phase, served: served)
         if let failure { throw failure }
         return OperationOutcome(id: id, operation: .rollback, message: message, phase: phase, served: served)
     }
@@ -660,7 +706,8 @@ final class OperationRun: @unchecked Sendable {
             let current = try? System.lstatus(layout.path(of: swap.tree))
             if current?.inode == swap.stagingInode {
                 note("The interrupted copy of \(swap.tree.rawValue) had been swapped in: recording it.")
-                try change { (state: inout DeliveryState) throws(DeliveryError) in state.copies[swap.tree] = swap.record }
+                try change { (state: inout DeliveryState) throws(DeliveryError) in state.copies[swap.tree] = swap.record
+                }
             }
         }
         try removeLeftoverStaging()
@@ -673,17 +720,21 @@ final class OperationRun: @unchecked Sendable {
             if [.delivering, .updated].contains(state.phase) && served == .production { state.phase = .restoring }
         }
         let phase = try store.read().phase
-        return "Recorded the interrupted '\(dead.operation.rawValue)' (step '\(dead.step.rawValue)', started by \(dead.actor.name) at \(dead.startedAt.formatted(.iso8601))). The site serves the \(served?.rawValue ?? "unknown") tree; state '\(phase.rawValue)'."
+        return
+            "Recorded the interrupted '\(dead.operation.rawValue)' (step '\(dead.step.rawValue)', started by \(dead.actor.name) at \(dead.startedAt.formatted(.iso8601))). The site serves the \(served?.rawValue ?? "unknown") tree; state '\(phase.rawValue)'."
     }
 
     // MARK: Audit
 
     func auditRefusal(_ error: DeliveryError) {
-        writeAudit(result: "refused", error: error, message: error.message, phase: try? store.read().phase,
-                   served: layout.servedTree())
+        writeAudit(
+            result: "refused", error: error, message: error.message, phase: try? store.read().phase,
+            served: layout.servedTree())
     }
 
-    private func writeAudit(result: String, error: DeliveryError?, message: String, phase: DeliveryPhase?, served: TreeName?) {
+    private func writeAudit(
+        result: String, error: DeliveryError?, message: String, phase: DeliveryPhase?, served: TreeName?
+    ) {
         let deliveryId = try? store.read().deliveryId
         let record = AuditRecord(
             id: id, deliveryId: deliveryId ?? nil, time: startedAt, actor: request.actor, operation: request.operation,

@@ -55,12 +55,16 @@ public enum SiteAdoption {
         let classic = isFile("\(directory)/version.php") && isFile("\(directory)/lib/setup.php")
         let publicLayout = isFile("\(directory)/public/version.php") && isFile("\(directory)/public/lib/setup.php")
         guard classic || publicLayout else {
-            throw DeliveryError(.notMoodle, "\(directory) is not a Moodle code tree: version.php and lib/setup.php are missing")
+            throw DeliveryError(
+                .notMoodle, "\(directory) is not a Moodle code tree: version.php and lib/setup.php are missing")
         }
         guard isFile("\(directory)/config.php") else {
             throw DeliveryError(.notMoodle, "\(directory) has no config.php: install Moodle first")
         }
-        guard let bytes = try? System.readFile(publicLayout && !classic ? "\(directory)/public/version.php" : "\(directory)/version.php", limit: 1 << 20),
+        guard
+            let bytes = try? System.readFile(
+                publicLayout && !classic ? "\(directory)/public/version.php" : "\(directory)/version.php",
+                limit: 1 << 20),
             String(decoding: bytes, as: UTF8.self).contains("$version")
         else {
             throw DeliveryError(.notMoodle, "\(directory)/version.php does not set Moodle's $version")
@@ -73,14 +77,17 @@ public enum SiteAdoption {
         if (try? System.lstatus("\(directory)/.git")) != nil { return .git }
         if (try? System.lstatus("\(directory)/.svn"))?.kind == .directory { return .svn }
         if (try? System.lstatus("\(directory)/CVS"))?.kind == .directory { return .cvs }
-        throw DeliveryError(.configuration, "\(directory) is not a git, svn or cvs working copy; the delivery updates production with its VCS")
+        throw DeliveryError(
+            .configuration,
+            "\(directory) is not a git, svn or cvs working copy; the delivery updates production with its VCS")
     }
 
     /// Adopts the site: reads its settings through PHP, moves the tree into
     /// `releases/production`, puts `current` in place and the old directory as a symlink to it,
     /// and writes the helper's configuration.
     public static func adopt(_ request: AdoptionRequest) throws(DeliveryError) -> AdoptionResult {
-        let given = request.moodleDirectory.hasSuffix("/") && request.moodleDirectory.count > 1
+        let given =
+            request.moodleDirectory.hasSuffix("/") && request.moodleDirectory.count > 1
             ? String(request.moodleDirectory.dropLast()) : request.moodleDirectory
         guard given.hasPrefix("/") else {
             throw DeliveryError(.configuration, "give the Moodle directory as an absolute path")
@@ -90,7 +97,8 @@ public enum SiteAdoption {
         }
         if status.kind == .symlink {
             let target = (try? System.readLink(given)) ?? "?"
-            throw DeliveryError(.wrongState, "\(given) is already a symlink (to \(target)): the site looks adopted already")
+            throw DeliveryError(
+                .wrongState, "\(given) is already a symlink (to \(target)): the site looks adopted already")
         }
         guard status.kind == .directory else { throw DeliveryError(.notMoodle, "\(given) is not a directory") }
         let publicLayout = try detectLayout(of: given)
@@ -105,9 +113,11 @@ public enum SiteAdoption {
             let context = VersionControlContext(upstream: upstream, owner: owner, timeout: 60)
             let branchResult = try recorder.run(
                 context.command("git", ["symbolic-ref", "--quiet", "--short", "HEAD"], in: given), echo: false)
-            let branch = request.branch ?? (branchResult.succeeded ? branchResult.standardOutput.trimmingWhitespace() : nil)
+            let branch =
+                request.branch ?? (branchResult.succeeded ? branchResult.standardOutput.trimmingWhitespace() : nil)
             guard let branch, !branch.isEmpty else {
-                throw DeliveryError(.configuration, "production is on a detached HEAD: give the branch to follow with --branch")
+                throw DeliveryError(
+                    .configuration, "production is on a detached HEAD: give the branch to follow with --branch")
             }
             var remote = request.remote
             if remote == nil {
@@ -130,7 +140,9 @@ public enum SiteAdoption {
 
         if let existing = try? System.lstatus(siteRoot) {
             let empty = existing.kind == .directory && ((try? System.listDirectory(siteRoot))?.isEmpty ?? false)
-            guard empty else { throw DeliveryError(.wrongState, "the site root \(siteRoot) exists already and is not empty") }
+            guard empty else {
+                throw DeliveryError(.wrongState, "the site root \(siteRoot) exists already and is not empty")
+            }
         } else {
             do {
                 try System.makeDirectory(siteRoot, 0o755)

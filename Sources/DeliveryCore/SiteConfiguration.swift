@@ -174,7 +174,8 @@ public enum JSONCoding {
     /// Encodes a value as pretty, key-sorted JSON bytes.
     public static func encode<T: Encodable>(_ value: T, pretty: Bool = true) throws -> [UInt8] {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        encoder.outputFormatting =
+            pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
             // Formatting truncates to the millisecond and parsing may land a hair below it: round
@@ -193,7 +194,8 @@ public enum JSONCoding {
             let text = try decoder.singleValueContainer().decode(String.self)
             if let date = try? fractionalStyle.parse(text) { return date }
             if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an ISO 8601 date: \(text)"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "not an ISO 8601 date: \(text)"))
         }
         return try decoder.decode(type, from: Data(bytes))
     }

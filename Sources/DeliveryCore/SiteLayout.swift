@@ -97,7 +97,8 @@ public struct ComponentPath: Sendable, Equatable, Codable, CustomStringConvertib
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./")
         guard text.allSatisfy({ allowed.contains($0) }) else {
             throw DeliveryError(
-                .badPath, "the component path '\(Self.printable(text))' holds characters other than letters, digits, _ - . and /")
+                .badPath,
+                "the component path '\(Self.printable(text))' holds characters other than letters, digits, _ - . and /")
         }
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         for part in parts {

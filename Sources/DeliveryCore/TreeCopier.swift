@@ -219,6 +219,7 @@ private struct CopyRun {
         try System.copyContents(from: input, to: output, size: status.size)
         if copier.preserveOwnership { try System.fileChangeOwner(output, uid: status.uid, gid: status.gid) }
         try System.fileChangeMode(output, status.mode)
-        try System.setTimes(fd: output, seconds: status.modificationSeconds, nanoseconds: status.modificationNanoseconds)
+        try System.setTimes(
+            fd: output, seconds: status.modificationSeconds, nanoseconds: status.modificationNanoseconds)
     }
 }

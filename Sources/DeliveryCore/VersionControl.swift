@@ -223,7 +223,8 @@ struct SubversionWorkingCopy: VersionControl {
     func reset(tree: String, to revision: Revision, recorder: CommandRecorder) throws(DeliveryError) {
         let revert = try svn(["revert", "--recursive", "--", "."], tree, recorder)
         guard revert.succeeded else { throw failure("svn", "revert", revert) }
-        let update = try svn(["update", "--accept", "theirs-full", "--revision", revision.id, "--", "."], tree, recorder)
+        let update = try svn(
+            ["update", "--accept", "theirs-full", "--revision", revision.id, "--", "."], tree, recorder)
         guard update.succeeded else { throw failure("svn", "return to \(revision.label)", update) }
         try checkConflicts(tree, recorder)
     }
@@ -283,7 +284,8 @@ struct CVSWorkingCopy: VersionControl {
         let update = try cvs(arguments, tree, recorder)
         let conflicts = update.standardOutput.split(separator: "\n").filter { $0.hasPrefix("C ") }
         if !conflicts.isEmpty {
-            throw DeliveryError(.vcsFailed, "cvs update failed: conflict in \(conflicts.prefix(3).joined(separator: ", "))")
+            throw DeliveryError(
+                .vcsFailed, "cvs update failed: conflict in \(conflicts.prefix(3).joined(separator: ", "))")
         }
         guard update.succeeded else { throw failure("cvs", "update", update) }
     }

@@ -27,7 +27,9 @@ struct DeliveryCtl: ParsableCommand {
 }
 
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "The helper's site configuration (default $DELIVERY_CONFIG or /etc/moodle-delivery/site.json).")
+    @Option(
+        name: .long,
+        help: "The helper's site configuration (default $DELIVERY_CONFIG or /etc/moodle-delivery/site.json).")
     var config: String?
 
     @Flag(name: .long, help: "Print one JSON document for machines instead of text.")
@@ -240,7 +242,8 @@ extension DeliveryCtl {
                     printJSON(result.configuration)
                 } else {
                     FileOutput.standardOutput(
-                        "Adopted \(moodle): site root \(result.configuration.siteRoot), configuration \(options.configurationPath).\n\nThe one web server change to make:\n\(result.webServerChange)\n")
+                        "Adopted \(moodle): site root \(result.configuration.siteRoot), configuration \(options.configurationPath).\n\nThe one web server change to make:\n\(result.webServerChange)\n"
+                    )
                 }
             } catch {
                 Failure(error: error, json: options.json).report()
@@ -249,7 +252,8 @@ extension DeliveryCtl {
     }
 
     struct Status: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show the delivery state, the served tree and the copies.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show the delivery state, the served tree and the copies.")
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
@@ -275,18 +279,24 @@ extension DeliveryCtl {
                     let copy = status.copies[tree]
                     let text: String
                     if let copy, copy.complete {
-                        text = "\(copy.revision?.label ?? "?") copied \(copy.copiedAt.map { $0.formatted(.iso8601) } ?? "?")"
-                            + (copy.refreshedPaths.isEmpty ? "" : ", refreshed: \(copy.refreshedPaths.joined(separator: ", "))")
+                        text =
+                            "\(copy.revision?.label ?? "?") copied \(copy.copiedAt.map { $0.formatted(.iso8601) } ?? "?")"
+                            + (copy.refreshedPaths.isEmpty
+                                ? "" : ", refreshed: \(copy.refreshedPaths.joined(separator: ", "))")
                     } else {
                         text = copy?.exists == true ? "incomplete" : "none"
                     }
                     lines.append("\(tree == .backup ? "Backup:   " : "Security: ") \(text)")
                 }
                 if let running = status.running {
-                    lines.append("Running:   \(running.operation.rawValue) (step \(running.step.rawValue)) by \(running.actor.name) since \(running.startedAt.formatted(.iso8601))")
+                    lines.append(
+                        "Running:   \(running.operation.rawValue) (step \(running.step.rawValue)) by \(running.actor.name) since \(running.startedAt.formatted(.iso8601))"
+                    )
                 }
                 if let interrupted = status.interrupted {
-                    lines.append("Interrupted: \(interrupted.operation.rawValue) by \(interrupted.actor.name) at \(interrupted.startedAt.formatted(.iso8601))")
+                    lines.append(
+                        "Interrupted: \(interrupted.operation.rawValue) by \(interrupted.actor.name) at \(interrupted.startedAt.formatted(.iso8601))"
+                    )
                 }
                 if status.maintenanceEnabled { lines.append("Maintenance mode is ON (turned on by the delivery).") }
                 lines.append("Allowed:   \(status.allowed.map(\.rawValue).joined(separator: ", "))")
@@ -337,7 +347,8 @@ extension DeliveryCtl {
 
     struct Restore: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Step 4: serve production again, run Moodle's upgrade (maintenance only when needed), purge caches.")
+            abstract:
+                "Step 4: serve production again, run Moodle's upgrade (maintenance only when needed), purge caches.")
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
@@ -361,7 +372,8 @@ extension DeliveryCtl {
         func run() throws {
             try runOperation(options) {
                 OperationRequest(
-                    .runAll, actor: $0, securePath: securePath, updatePath: path, securityCopy: security, comment: comment)
+                    .runAll, actor: $0, securePath: securePath, updatePath: path, securityCopy: security,
+                    comment: comment)
             }
         }
     }
@@ -416,7 +428,8 @@ extension DeliveryCtl {
                     return
                 }
                 for record in records {
-                    var line = "\(record.time.formatted(.iso8601))  \(record.actor.name) (\(record.actor.source))  \(record.operation.rawValue)  \(record.result)"
+                    var line =
+                        "\(record.time.formatted(.iso8601))  \(record.actor.name) (\(record.actor.source))  \(record.operation.rawValue)  \(record.result)"
                     if let path = record.securePath ?? record.updatePath { line += "  path=\(path)" }
                     if let before = record.revisionBefore, let after = record.revisionAfter, before != after {
                         line += "  \(before.label) → \(after.label)"

@@ -1,6 +1,7 @@
-@testable import DeliveryCore
 import Foundation
 import Testing
+
+@testable import DeliveryCore
 
 @Suite("Mirror copies")
 struct CopierTests {
@@ -25,13 +26,19 @@ struct CopierTests {
         chmod("\(root)/a/private.txt", 0o600)
         chmod("\(root)/a/b", 0o750)
         chmod("\(root)/a/b/c", 0o555)
-        var times = [timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789), timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789)]
+        var times = [
+            timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789),
+            timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789),
+        ]
         utimensat(AT_FDCWD, "\(root)/a/private.txt", &times, 0)
         utimensat(AT_FDCWD, "\(root)/a/link-rel", &times, AT_SYMLINK_NOFOLLOW)
         // Folders last (writing into them moved their times). rsync leaves a folder's time alone when
         // it falls in the same second as its own, so give them an older one, with nanoseconds.
         for folder in ["a/b/c", "a/b", "a", "sub", ""] {
-            var old = [timespec(tv_sec: 1_500_000_000, tv_nsec: 987_654_321), timespec(tv_sec: 1_500_000_000, tv_nsec: 987_654_321)]
+            var old = [
+                timespec(tv_sec: 1_500_000_000, tv_nsec: 987_654_321),
+                timespec(tv_sec: 1_500_000_000, tv_nsec: 987_654_321),
+            ]
             utimensat(AT_FDCWD, folder.isEmpty ? root : "\(root)/\(folder)", &old, 0)
         }
     }
@@ -53,7 +60,9 @@ struct CopierTests {
         #expect(statistics.files == 5)
         #expect(statistics.symlinks == 3)
         // rsync, what an admin would use, agrees.
-        let rsync = try sh("rsync", ["-a", "--exclude=.git", "--exclude=.svn", "--exclude=CVS", "\(source)/", "\(directory.path)/rsync/"])
+        let rsync = try sh(
+            "rsync",
+            ["-a", "--exclude=.git", "--exclude=.svn", "--exclude=CVS", "\(source)/", "\(directory.path)/rsync/"])
         #expect(rsync.succeeded)
         let byRsync = TreeSnapshot("\(directory.path)/rsync", includeTimes: true)
         #expect(copy.difference(from: byRsync) == [])
@@ -65,11 +74,13 @@ struct CopierTests {
         let source = "\(directory.path)/source"
         try makeSource(source)
         _ = try TreeCopier().mirror(from: source, to: "\(directory.path)/v1")
-        let unchanged = try TreeCopier().mirror(from: source, to: "\(directory.path)/v2", sharingUnchangedWith: "\(directory.path)/v1")
+        let unchanged = try TreeCopier().mirror(
+            from: source, to: "\(directory.path)/v2", sharingUnchangedWith: "\(directory.path)/v1")
         #expect(unchanged.filesCopied == 0)
         try "changed!".write(toFile: "\(source)/config.php", atomically: false, encoding: .utf8)
         try FileManager.default.removeItem(atPath: "\(source)/.htaccess")
-        let changed = try TreeCopier().mirror(from: source, to: "\(directory.path)/v3", sharingUnchangedWith: "\(directory.path)/v2")
+        let changed = try TreeCopier().mirror(
+            from: source, to: "\(directory.path)/v3", sharingUnchangedWith: "\(directory.path)/v2")
         #expect(changed.filesCopied == 1)
         let copy = TreeSnapshot("\(directory.path)/v3", includeTimes: true)
         #expect(copy.entries[".htaccess"] == nil)
@@ -99,8 +110,12 @@ struct CopierTests {
         try FileManager.default.removeItem(atPath: "\(site.production)/mod/m3")
         chmod("\(site.production)/lib/moodlelib.php", 0o640)
         try site.perform(.secure)
-        #expect(TreeSnapshot(site.backup, includeTimes: true).difference(from: TreeSnapshot(site.production, includeTimes: true)) == [])
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases").filter { $0.hasPrefix(".") }
+        #expect(
+            TreeSnapshot(site.backup, includeTimes: true).difference(
+                from: TreeSnapshot(site.production, includeTimes: true)) == [])
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases").filter {
+            $0.hasPrefix(".")
+        }
         #expect(leftovers.isEmpty)
     }
 
@@ -109,12 +124,15 @@ struct CopierTests {
         let directory = TemporaryDirectory()
         let tree = "\(directory.path)/moodle51"
         try FileManager.default.createDirectory(atPath: "\(tree)/public/lib", withIntermediateDirectories: true)
-        try "<?php $version = 2025100600.00;".write(toFile: "\(tree)/public/version.php", atomically: false, encoding: .utf8)
+        try "<?php $version = 2025100600.00;".write(
+            toFile: "\(tree)/public/version.php", atomically: false, encoding: .utf8)
         try "<?php".write(toFile: "\(tree)/public/lib/setup.php", atomically: false, encoding: .utf8)
         try "<?php".write(toFile: "\(tree)/config.php", atomically: false, encoding: .utf8)
         #expect(try SiteAdoption.detectLayout(of: tree) == true)
         let layout = SiteLayout(root: "/srv/site", publicLayout: true)
-        #expect(layout.cliScript("upgrade.php", in: .production) == "/srv/site/releases/production/public/admin/cli/upgrade.php")
+        #expect(
+            layout.cliScript("upgrade.php", in: .production)
+                == "/srv/site/releases/production/public/admin/cli/upgrade.php")
         #expect(layout.treeRelative(try ComponentPath("mod/forum")) == "public/mod/forum")
         let classic = SiteLayout(root: "/srv/site", publicLayout: false)
         #expect(classic.cliScript("upgrade.php", in: .backup) == "/srv/site/releases/backup/admin/cli/upgrade.php")

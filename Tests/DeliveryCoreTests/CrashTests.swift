@@ -3,7 +3,9 @@ import Foundation
 import Testing
 
 /// Runs the real deliveryctl binary on a fixture site.
-func deliveryctl(_ site: FixtureSite, _ arguments: [String], killAt: String? = nil) throws -> (status: Int32, output: String) {
+func deliveryctl(_ site: FixtureSite, _ arguments: [String], killAt: String? = nil) throws -> (
+    status: Int32, output: String
+) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: deliveryctlPath)
     process.arguments = arguments.contains("--config") ? arguments : arguments + ["--config", site.configurationPath]
@@ -30,7 +32,9 @@ struct CrashTests {
         for i in 0..<60 {
             let folder = "\(site.production)/local/bulk\(i)"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            for j in 0..<100 { try "<?php // \(i) \(j)\n".write(toFile: "\(folder)/f\(j).php", atomically: false, encoding: .utf8) }
+            for j in 0..<100 {
+                try "<?php // \(i) \(j)\n".write(toFile: "\(folder)/f\(j).php", atomically: false, encoding: .utf8)
+            }
         }
         let production = TreeSnapshot(site.production)
         let process = Process()
@@ -43,7 +47,10 @@ struct CrashTests {
         while Date() < deadline && process.isRunning {
             let staging = (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases"))?
                 .first { $0.hasPrefix(".staging-") }
-            if let staging, (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases/\(staging)/local"))?.count ?? 0 > 3 {
+            if let staging,
+                (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases/\(staging)/local"))?
+                    .count ?? 0 > 3
+            {
                 kill(process.processIdentifier, SIGKILL)
                 caught = true
                 break
@@ -66,7 +73,9 @@ struct CrashTests {
         #expect(output.contains("was interrupted"))
 
         try site.perform(.recover)
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases").filter { $0.hasPrefix(".") }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases").filter {
+            $0.hasPrefix(".")
+        }
         #expect(leftovers.isEmpty)
         try site.perform(.secure)
         #expect(TreeSnapshot(site.backup) == production)
@@ -75,7 +84,8 @@ struct CrashTests {
     @Test(
         "kill -9 at each step boundary of run all, then recover and finish",
         arguments: [
-            "finished:secure", "started:switch", "finished:switch", "started:update", "line:$ /usr/bin/git", "finished:update",
+            "finished:secure", "started:switch", "finished:switch", "started:update", "line:$ /usr/bin/git",
+            "finished:update",
             "started:restore", "line:The site now serves the production", "finished:restore",
         ])
     func killAtBoundary(point: String) throws {
@@ -117,7 +127,9 @@ struct PreemptionTests {
         for i in 0..<60 {
             let folder = "\(site.production)/local/bulk\(i)"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            for j in 0..<100 { try "<?php // \(i) \(j)\n".write(toFile: "\(folder)/f\(j).php", atomically: false, encoding: .utf8) }
+            for j in 0..<100 {
+                try "<?php // \(i) \(j)\n".write(toFile: "\(folder)/f\(j).php", atomically: false, encoding: .utf8)
+            }
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: deliveryctlPath)
@@ -129,7 +141,9 @@ struct PreemptionTests {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, process.isRunning {
             if (try? site.engine.status().running) != nil,
-                (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases"))?.contains(where: { $0.hasPrefix(".staging-") }) == true
+                (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases"))?.contains(where: {
+                    $0.hasPrefix(".staging-")
+                }) == true
             {
                 break
             }
@@ -143,7 +157,9 @@ struct PreemptionTests {
         #expect(process.terminationStatus == 1, "\(output)")
         #expect(output.contains("stopped"), "\(output)")
         #expect(TreeSnapshot(site.backup, includeTimes: true) == backupBefore)
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases").filter { $0.hasPrefix(".") }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases").filter {
+            $0.hasPrefix(".")
+        }
         #expect(leftovers.isEmpty)
         let status = try site.engine.status()
         #expect(status.running == nil && status.interrupted == nil)

@@ -1,7 +1,6 @@
 import DeliveryCore
-import Testing
-
 import Foundation
+import Testing
 
 @Suite("Four-step delivery on a fixture site")
 struct DeliveryFlowTests {
@@ -158,8 +157,10 @@ struct DeliveryFlowTests {
         #expect(refused?.code == .copyMissing)
         try site.perform(.secure)
         // Change two places in production by hand (as a sysadmin would have).
-        try "<?php // changed forum\n".write(toFile: "\(site.production)/mod/forum/lib.php", atomically: false, encoding: .utf8)
-        try "<?php // changed assign\n".write(toFile: "\(site.production)/mod/assign/lib.php", atomically: false, encoding: .utf8)
+        try "<?php // changed forum\n".write(
+            toFile: "\(site.production)/mod/forum/lib.php", atomically: false, encoding: .utf8)
+        try "<?php // changed assign\n".write(
+            toFile: "\(site.production)/mod/assign/lib.php", atomically: false, encoding: .utf8)
         try FileManager.default.removeItem(atPath: "\(site.production)/mod/forum/db/upgrade.php")
         try site.perform(.secure, securePath: "mod/forum")
         #expect(TreeSnapshot("\(site.backup)/mod/forum") == TreeSnapshot("\(site.production)/mod/forum"))
@@ -205,8 +206,11 @@ struct UpstreamTests {
         try site.perform(.secure)
         try site.perform(.switchToDelivery)
         try site.publishRevision2()
-        try "<?php // local hotfix\n".write(toFile: "\(site.production)/local/foo/lib.php", atomically: false, encoding: .utf8)
-        try sh("git", ["-c", "user.name=x", "-c", "user.email=x@x.invalid", "commit", "-qam", "hotfix"], in: site.production)
+        try "<?php // local hotfix\n".write(
+            toFile: "\(site.production)/local/foo/lib.php", atomically: false, encoding: .utf8)
+        try sh(
+            "git", ["-c", "user.name=x", "-c", "user.email=x@x.invalid", "commit", "-qam", "hotfix"],
+            in: site.production)
         let error = site.refusal(.update)
         #expect(error?.code == .vcsFailed)
         #expect(error?.message.contains("diverged") == true, "\(error?.message ?? "")")
@@ -234,7 +238,8 @@ struct UpstreamTests {
         try site.publishRevision2()
         // A first update of a path, then a local edit that conflicts with revision 2 elsewhere.
         try site.perform(.update, updatePath: "local")
-        try "<?php // conflicting edit\n".write(toFile: "\(site.production)/mod/forum/lib.php", atomically: false, encoding: .utf8)
+        try "<?php // conflicting edit\n".write(
+            toFile: "\(site.production)/mod/forum/lib.php", atomically: false, encoding: .utf8)
         let error = site.refusal(.update)
         #expect(error?.code == .vcsFailed)
         #expect(error?.message.contains("conflict") == true, "\(error?.message ?? "")")

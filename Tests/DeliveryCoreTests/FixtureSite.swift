@@ -1,10 +1,10 @@
 import DeliveryCore
+import Foundation
 import Testing
 
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
 
 /// The project's root folder, from this file's path.
 let projectRoot: String = {
@@ -82,7 +82,8 @@ struct TreeSnapshot: Equatable, CustomStringConvertible {
     /// The entries that differ, for readable failures.
     func difference(from other: TreeSnapshot) -> [String] {
         Set(entries.keys).union(other.entries.keys).sorted().compactMap { key in
-            entries[key] == other.entries[key] ? nil : "\(key): \(other.entries[key] ?? "absent") → \(entries[key] ?? "absent")"
+            entries[key] == other.entries[key]
+                ? nil : "\(key): \(other.entries[key] ?? "absent") → \(entries[key] ?? "absent")"
         }
     }
 }
@@ -107,7 +108,8 @@ final class FixtureSite {
 
     init(vcs: VersionControlKind = .git, webUser: String? = nil) throws {
         self.vcs = vcs
-        let made = try sh("/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", vcs.rawValue, "--dir", directory.path])
+        let made = try sh(
+            "/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", vcs.rawValue, "--dir", directory.path])
         guard made.succeeded else { throw FixtureError("make-site failed: \(made.combinedOutput)") }
         if let webUser {
             // The web user owns the dataroot, as on a real server; the code stays the owner's.
@@ -147,9 +149,10 @@ final class FixtureSite {
     }
 
     @discardableResult
-    func perform(_ operation: DeliveryOperation, securePath: String? = nil, updatePath: String? = nil, security: Bool = false,
-                 comment: String? = nil) throws -> OperationOutcome
-    {
+    func perform(
+        _ operation: DeliveryOperation, securePath: String? = nil, updatePath: String? = nil, security: Bool = false,
+        comment: String? = nil
+    ) throws -> OperationOutcome {
         try engine.perform(
             OperationRequest(
                 operation, actor: Actor(name: "tester", source: "cli"), securePath: securePath, updatePath: updatePath,
@@ -157,7 +160,8 @@ final class FixtureSite {
     }
 
     /// The error code a refused or failed operation gives (nil when it succeeded).
-    func refusal(_ operation: DeliveryOperation, securePath: String? = nil, updatePath: String? = nil) -> DeliveryError? {
+    func refusal(_ operation: DeliveryOperation, securePath: String? = nil, updatePath: String? = nil) -> DeliveryError?
+    {
         do {
             _ = try perform(operation, securePath: securePath, updatePath: updatePath)
             return nil
@@ -182,7 +186,8 @@ final class FixtureSite {
     }
 
     var auditLines: [String] {
-        ((try? String(contentsOfFile: "\(root)/state/audit.log", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        ((try? String(contentsOfFile: "\(root)/state/audit.log", encoding: .utf8)) ?? "").split(separator: "\n").map(
+            String.init)
     }
 }
 

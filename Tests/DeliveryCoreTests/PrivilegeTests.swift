@@ -4,8 +4,9 @@ import Testing
 
 @Suite("Privileges: PHP as the web user, VCS as the code owner")
 struct PrivilegeTests {
-    @Test("upgrade.php runs as the web user, git as the code owner, and the web user cannot write code or state",
-          .enabled(if: getuid() == 0, "needs root to run commands as other users"))
+    @Test(
+        "upgrade.php runs as the web user, git as the code owner, and the web user cannot write code or state",
+        .enabled(if: getuid() == 0, "needs root to run commands as other users"))
     func separateUsers() throws {
         let web = try UserIdentity.lookup("nobody")
         let site = try FixtureSite(webUser: web.name)
@@ -23,7 +24,8 @@ struct PrivilegeTests {
             let attempt = try ChildProcess.run(Command("/usr/bin/touch", [path], user: web))
             #expect(!attempt.succeeded, "\(path) is writable by the web user")
         }
-        let append = try ChildProcess.run(Command("/bin/sh", ["-c", "echo forged >> \(site.root)/state/audit.log"], user: web))
+        let append = try ChildProcess.run(
+            Command("/bin/sh", ["-c", "echo forged >> \(site.root)/state/audit.log"], user: web))
         #expect(!append.succeeded)
     }
 }

@@ -1,6 +1,7 @@
-@testable import DeliveryCore
 import Foundation
 import Testing
+
+@testable import DeliveryCore
 
 @Suite("Refusals: one clear error, nothing changed on disk")
 struct RefusalTests {
@@ -14,15 +15,20 @@ struct RefusalTests {
         let stateBefore = (try? String(contentsOfFile: "\(site.root)/state/state.json", encoding: .utf8)) ?? ""
         let auditBefore = site.auditLines.count
         let error = site.refusal(operation, securePath: securePath, updatePath: updatePath)
-        #expect(error?.code == code, "\(operation.rawValue): \(error?.message ?? "no error")", sourceLocation: sourceLocation)
+        #expect(
+            error?.code == code, "\(operation.rawValue): \(error?.message ?? "no error")",
+            sourceLocation: sourceLocation)
         if let fragment {
-            #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")", sourceLocation: sourceLocation)
+            #expect(
+                error?.message.contains(fragment) == true, "\(error?.message ?? "")", sourceLocation: sourceLocation)
         }
         #expect(error?.message.contains("\n") == false, "one line", sourceLocation: sourceLocation)
         let after = site.diskSnapshot
         #expect(after.difference(from: before) == [], sourceLocation: sourceLocation)
         let stateAfter = (try? String(contentsOfFile: "\(site.root)/state/state.json", encoding: .utf8)) ?? ""
-        if stateAfter != stateBefore { Issue.record("state changed:\n\(stateBefore)\n---\n\(stateAfter)", sourceLocation: sourceLocation) }
+        if stateAfter != stateBefore {
+            Issue.record("state changed:\n\(stateBefore)\n---\n\(stateAfter)", sourceLocation: sourceLocation)
+        }
         #expect(site.auditLines.count == auditBefore + 1, sourceLocation: sourceLocation)
         #expect(site.auditLines.last?.contains("\"result\":\"refused\"") == true, sourceLocation: sourceLocation)
     }
@@ -46,7 +52,8 @@ struct RefusalTests {
         "hostile component paths",
         arguments: [
             ("../etc", "contains '..'"), ("/etc", "absolute"), ("-rf", "starts with '-'"), ("mod/\0x", "NUL"),
-            ("mod/../../x", "'..'"), ("mod//forum", "empty part"), ("mod/*", "characters"), ("mod/forum/.git", "version control"),
+            ("mod/../../x", "'..'"), ("mod//forum", "empty part"), ("mod/*", "characters"),
+            ("mod/forum/.git", "version control"),
             ("nonexistent", "does not exist"), ("mod/--force", "starting with '-'"), ("", "empty"),
         ])
     func hostilePaths(path: String, fragment: String) throws {
@@ -118,7 +125,8 @@ struct RefusalTests {
         let site = try FixtureSite()
         try site.perform(.secure)
         try site.perform(.switchToDelivery)
-        try "<?php // hand edit\n".write(toFile: "\(site.production)/mod/forum/lib.php", atomically: false, encoding: .utf8)
+        try "<?php // hand edit\n".write(
+            toFile: "\(site.production)/mod/forum/lib.php", atomically: false, encoding: .utf8)
         let error = site.refusal(.update)
         #expect(error?.code == .vcsFailed)
         #expect(error?.message.contains("local modifications") == true)
@@ -131,14 +139,20 @@ struct RefusalTests {
         try FileManager.default.createDirectory(atPath: "\(directory.path)/www", withIntermediateDirectories: true)
         try "hello".write(toFile: "\(directory.path)/www/index.html", atomically: false, encoding: .utf8)
         #expect {
-            try SiteAdoption.adopt(AdoptionRequest(moodleDirectory: "\(directory.path)/www", configurationPath: "\(directory.path)/c.json", webUser: UserIdentity.current.name))
+            try SiteAdoption.adopt(
+                AdoptionRequest(
+                    moodleDirectory: "\(directory.path)/www", configurationPath: "\(directory.path)/c.json",
+                    webUser: UserIdentity.current.name))
         } throws: { ($0 as? DeliveryError)?.code == .notMoodle }
         #expect(FileManager.default.fileExists(atPath: "\(directory.path)/www/index.html"))
         #expect(!FileManager.default.fileExists(atPath: "\(directory.path)/www-delivery"))
 
         let site = try FixtureSite()
         #expect {
-            try SiteAdoption.adopt(AdoptionRequest(moodleDirectory: "\(site.root)/moodle", configurationPath: "\(site.root)/c2.json", webUser: UserIdentity.current.name))
+            try SiteAdoption.adopt(
+                AdoptionRequest(
+                    moodleDirectory: "\(site.root)/moodle", configurationPath: "\(site.root)/c2.json",
+                    webUser: UserIdentity.current.name))
         } throws: { ($0 as? DeliveryError)?.code == .wrongState }
     }
 }
