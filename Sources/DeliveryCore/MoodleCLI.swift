@@ -60,8 +60,21 @@ struct MoodleCLI {
         }
     }
 
+    /// True when the tree's code matches the database: `upgrade.php --is-pending` answers 0
+    /// (no upgrade needed). A pending upgrade (2) or a downgrade (Moodle's error) answers false.
+    func codeMatchesDatabase(in tree: TreeName) throws(DeliveryError) -> Bool {
+        try run("upgrade.php", ["--is-pending"], in: tree).exitCode == 0
+    }
+
     static func lastLines(_ result: CommandResult) -> String {
         if result.timedOut { return "it ran longer than its time limit" }
+        // Moodle's CLI errors stand between '!!!' marks; the first one is the reason.
+        for line in result.combinedOutput.split(separator: "\n") {
+            let text = String(line).trimmingWhitespace()
+            if text.hasPrefix("!!!") && text.hasSuffix("!!!") && text.count > 6 {
+                return String(text.dropFirst(3).dropLast(3)).trimmingWhitespace()
+            }
+        }
         let text = result.combinedOutput.split(separator: "\n").suffix(3).joined(separator: " | ")
         return text.isEmpty ? "exit status \(result.exitCode.map(String.init) ?? "?")" : text
     }

@@ -590,10 +590,10 @@ final class OperationRun: @unchecked Sendable {
     private func cancel() throws(DeliveryError) -> String {
         let state = try store.read()
         try requireAllowed(.cancel, state)
-        if state.upgradeRan {
+        if state.upgradeRan, !(try preDeliveryCodeMatchesDatabase(state)) {
             throw DeliveryError(
                 .wrongState,
-                "cancel refused: Moodle's upgrade already ran in this delivery, so the database is newer than the pre-delivery code and Moodle would refuse that code. Finish with restore, or use rollback"
+                "cancel refused: Moodle's upgrade changed the database in this delivery and the pre-delivery code does not match it any more (Moodle would refuse to run it). Finish with restore, or use rollback"
             )
         }
         let production = layout.path(of: .production)
@@ -622,6 +622,15 @@ final class OperationRun: @unchecked Sendable {
         }
         return
             "The delivery is cancelled: production serves again at \(revisionAfter?.label ?? "its pre-delivery revision")."
+    }
+
+    /// After an upgrade attempt, asks the backup copy (the pre-delivery code) whether it still
+    /// matches the database; only then can cancel serve that code again.
+    private func preDeliveryCodeMatchesDatabase(_ state: DeliveryState) throws(DeliveryError) -> Bool {
+        guard state.copies[.backup]?.complete == true,
+            state.copies[.backup]?.revision?.id == state.revisionBeforeDelivery?.id
+        else { return false }
+        return try engine.moodle(recorder).codeMatchesDatabase(in: .backup)
     }
 
     // MARK: Emergency rollback
@@ -659,18 +668,19 @@ final class OperationRun: @unchecked Sendable {
                 )
             }
             try switchServed(to: target, preempting: true)
-            if state.maintenanceEnabled && !state.upgradeRan {
-                try? engine.moodle(recorder).setMaintenance(false, in: target)
-            }
-            try change { (state: inout DeliveryState) throws(DeliveryError) in
-                state.phase = .rolledBack
-                if state.maintenanceEnabled && !state.upgradeRan { state.maintenanceEnabled = false }
-            }
-            message =
-                "Emergency rollback: the site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision"))."
-            if state.upgradeRan {
-                message +=
-                    " Warning: Moodle's upgrade already ran in this delivery; the older code may refuse the upgraded database."
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .rolledBack }
+            message = "Emergency rollback: the site serves the \(target.rawValue) copy"
+            message += " (\(revisionAfter?.label ?? "unknown revision"))."
+            // The site already serves the copy; now ask its code whether it runs on the database as
+            // it is (an upgrade, even of an earlier delivery, may have moved the database on).
+            let databaseMatches = (try? engine.moodle(recorder).codeMatchesDatabase(in: target)) ?? false
+            if state.maintenanceEnabled && databaseMatches {
+                try engine.moodle(recorder).setMaintenance(false, in: target)
+                try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = false }
+                message += " The older code matches the database: maintenance mode is off."
+            } else if !databaseMatches {
+                message += " Warning: Moodle's upgrade changed the database and the older code does not match it"
+                message += state.maintenanceEnabled ? "; maintenance mode stays on." : "."
             }
             message += " Then: fix production and restore, or cancel."
             progress(.fraction(.rollback, 1))

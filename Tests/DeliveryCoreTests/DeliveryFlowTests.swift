@@ -248,3 +248,65 @@ struct UpstreamTests {
         #expect(TreeSnapshot(site.production) == site.revision1)
     }
 }
+
+@Suite("A failing upgrade")
+struct FailingUpgradeTests {
+    func failedRestore() throws -> FixtureSite {
+        let site = try FixtureSite()
+        try site.publishRevision2()
+        try "yes".write(toFile: "\(site.dataroot)/fixture-fail-upgrade", atomically: false, encoding: .utf8)
+        let error = site.refusal(.runAll)
+        #expect(error?.code == .upgradeFailed)
+        #expect(error?.message.contains("Maintenance mode stays on") == true, "\(error?.message ?? "")")
+        #expect(FileManager.default.fileExists(atPath: "\(site.dataroot)/climaintenance.html"))
+        let status = try site.engine.status()
+        #expect(status.phase == .restoring && status.maintenanceEnabled && status.upgradeRan)
+        return site
+    }
+
+    @Test("rollback after a failed upgrade that left the database as it was: maintenance mode goes off")
+    func rollbackAfterFailedUpgrade() throws {
+        let site = try failedRestore()
+        let outcome = try site.perform(.rollback)
+        #expect(outcome.served == .backup)
+        #expect(outcome.message.contains("maintenance mode is off"), "\(outcome.message)")
+        #expect(!FileManager.default.fileExists(atPath: "\(site.dataroot)/climaintenance.html"))
+        #expect(site.served == site.revision1)
+    }
+
+    @Test("cancel after a failed upgrade that left the database as it was: production goes back, maintenance off")
+    func cancelAfterFailedUpgrade() throws {
+        let site = try failedRestore()
+        let outcome = try site.perform(.cancel)
+        #expect(outcome.served == .production)
+        #expect(TreeSnapshot(site.production) == site.revision1)
+        #expect(!FileManager.default.fileExists(atPath: "\(site.dataroot)/climaintenance.html"))
+    }
+
+    @Test("after an upgrade that changed the database, cancel is refused and rollback warns")
+    func upgradedDatabase() throws {
+        let site = try FixtureSite()
+        try site.publishRevision2()
+        try site.perform(.runAll)
+        let rollback = try site.perform(.rollback)
+        #expect(rollback.message.contains("does not match"), "\(rollback.message)")
+        // The delivery is finished (idle before the rollback), so there is no delivery to cancel back:
+        // cancel serves production again.
+        try site.perform(.cancel)
+        #expect(site.servedVersion.contains("2024100800.00"))
+
+        // Within a delivery: the upgrade changes the database, then fails midway.
+        let second = try FixtureSite()
+        try second.publishRevision2()
+        try "midway".write(toFile: "\(second.dataroot)/fixture-fail-upgrade", atomically: false, encoding: .utf8)
+        let failed = second.refusal(.runAll)
+        #expect(failed?.code == .upgradeFailed)
+        #expect(failed?.message.contains("Fixture upgrade failure requested") == true, "\(failed?.message ?? "")")
+        let cancel = second.refusal(.cancel)
+        #expect(cancel?.code == .wrongState)
+        #expect(cancel?.message.contains("does not match") == true, "\(cancel?.message ?? "")")
+        let rollback2 = try second.perform(.rollback)
+        #expect(rollback2.message.contains("maintenance mode stays on"), "\(rollback2.message)")
+        #expect(FileManager.default.fileExists(atPath: "\(second.dataroot)/climaintenance.html"))
+    }
+}
