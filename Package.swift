@@ -7,10 +7,12 @@ let package = Package(
     products: [
         .library(name: "DeliveryCore", targets: ["DeliveryCore"]),
         .executable(name: "deliveryctl", targets: ["deliveryctl"]),
+        .executable(name: "deliveryd", targets: ["deliveryd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(name: "CDeliverySystem"),
@@ -29,6 +31,36 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DeliveryCoreTests", dependencies: ["DeliveryCore"]),
+        .systemLibrary(name: "CFastCGI"),
+        .target(name: "CFastCGIShim"),
+        .target(
+            name: "DeliveryServer",
+            dependencies: [
+                "DeliveryCore",
+                "CFastCGI",
+                "CFastCGIShim",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "deliveryd",
+            dependencies: [
+                "DeliveryCore",
+                "DeliveryServer",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "DeliveryServerTests",
+            dependencies: [
+                "DeliveryCore",
+                "DeliveryServer",
+                "deliveryd",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

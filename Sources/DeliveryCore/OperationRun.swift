@@ -669,7 +669,7 @@ final class OperationRun: @unchecked Sendable {
             }
             try switchServed(to: target, preempting: true)
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .rolledBack }
-            message = "Emergency rollback: the site serves the \(target.rawValue) copy"
+            message = "The site serves the \(target.rawValue) copy"
             message += " (\(revisionAfter?.label ?? "unknown revision"))."
             // The site already serves the copy; now ask its code whether it runs on the database as
             // it is (an upgrade, even of an earlier delivery, may have moved the database on).

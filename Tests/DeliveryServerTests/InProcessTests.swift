@@ -43,7 +43,7 @@ struct InProcessTests {
         #expect(cache.insert("c", expires: 100, now: 30) == .inserted)
     }
 
-    @Test("the factory refuses a key file readable by others, a short key, a path that is not a socket, a live instance")
+    @Test("the factory refuses a key open to others, a short key, a path that is no socket, a live instance")
     func factoryRefusals() throws {
         let server = try TestServer()
         var configuration = try ServerConfiguration.load(from: server.configurationPath)

@@ -66,7 +66,7 @@ final class TestServer {
         try files.createSymbolicLink(atPath: "\(directory)/site/current", withDestinationPath: "releases/production")
         let site: [String: Any] = [
             "siteRoot": "\(directory)/site", "stateDirectory": "\(directory)/state", "publicLayout": false,
-            "php": "/usr/bin/php", "webUser": "root", "codeOwner": "root",
+            "php": "/usr/bin/php", "webUser": "\(getuid())", "codeOwner": "\(getuid())",
             "upstream": ["kind": "git", "branch": "main"],
             "moodle": [
                 "wwwroot": "https://moodle.example.org", "dataroot": "\(directory)/data", "admin": "admin",
