@@ -293,6 +293,29 @@ struct DeliveryServerTests {
         #expect(info.st_mode & 0o777 == 0o660)
     }
 
+    @Test("SIGTERM lets a request under way finish, then the helper exits")
+    func gracefulStop() throws {
+        let server = try TestServer()
+        try server.start()
+        let bytes = FastCGIClient.request(
+            method: "GET", path: "/status", headers: server.signer.headers(method: "GET", path: "/status"))
+        let connection = try server.client.connect()
+        try connection.write(Array(bytes.prefix(bytes.count / 2)))
+        usleep(200_000)
+        let process = try #require(server.process)
+        kill(process.processIdentifier, SIGTERM)
+        usleep(200_000)
+        #expect(process.isRunning)
+        try connection.write(Array(bytes.suffix(from: bytes.count / 2)))
+        let response = try connection.readResponse()
+        #expect(response.status == 200)
+        connection.close()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(server.log.contains("stopping on signal"))
+        #expect(!FileManager.default.fileExists(atPath: server.socketPath))
+    }
+
     // MARK: Jobs
 
     @Test(
@@ -341,7 +364,13 @@ extension DeliveryServerTests {
         try server.start()
         let started = try server.post("/operations", ["operation": "secure"])
         #expect(started.status == 202, "\(started.text)")
-        usleep(300_000)
+        // Stop while the engine holds the operation (status shows it running).
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let site = try server.signed("GET", "/status").json["site"] as? [String: Any]
+            if site?["running"] != nil { break }
+            usleep(2_000)
+        }
         server.stop()
         #expect(server.process?.terminationStatus == 0)
         #expect(server.log.contains("stopping while a job runs"), "\(server.log)")

@@ -1,0 +1,301 @@
+import DeliveryCore
+import Logging
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// A parsed, authenticated request.
+struct APIRequest {
+    var method: String
+    var path: String
+    var query: [String: String]
+    var body: [UInt8]
+    var actor: Actor
+}
+
+/// The site's status as the API sends it (`docs/protocol.md`): the engine's `SiteStatus` with
+/// maps keyed by plain strings, plus the helper's running job.
+struct StatusView: Encodable {
+    struct Site: Encodable {
+        var phase: DeliveryPhase
+        var served: TreeName?
+        var publicLayout: Bool
+        var siteRoot: String
+        var wwwroot: String
+        var vcs: VersionControlKind
+        var productionRevision: Revision?
+        var revisionBeforeDelivery: Revision?
+        var copies: [String: CopyStatus]
+        var deliveryId: String?
+        var deliveryStartedAt: Date?
+        var running: RunningOperation?
+        var interrupted: RunningOperation?
+        var lastResults: [String: StepResult]
+        var allowed: [Operation]
+        var rollbackTarget: TreeName?
+        var upgradeRan: Bool
+        var maintenanceEnabled: Bool
+        var comments: [String]
+    }
+
+    struct JobSummary: Encodable {
+        var id: String
+        var operation: String
+        var state: JobState
+        var actor: Actor
+        var startedAt: Date
+    }
+
+    var site: Site
+    var job: JobSummary?
+
+    init(_ status: SiteStatus, job: Job?) {
+        site = Site(
+            phase: status.phase, served: status.served, publicLayout: status.publicLayout, siteRoot: status.siteRoot,
+            wwwroot: status.wwwroot, vcs: status.vcs, productionRevision: status.productionRevision,
+            revisionBeforeDelivery: status.revisionBeforeDelivery,
+            copies: Dictionary(uniqueKeysWithValues: status.copies.map { ($0.key.rawValue, $0.value) }),
+            deliveryId: status.deliveryId, deliveryStartedAt: status.deliveryStartedAt, running: status.running,
+            interrupted: status.interrupted,
+            lastResults: Dictionary(uniqueKeysWithValues: status.lastResults.map { ($0.key.rawValue, $0.value) }),
+            allowed: status.allowed, rollbackTarget: status.rollbackTarget, upgradeRan: status.upgradeRan,
+            maintenanceEnabled: status.maintenanceEnabled, comments: status.comments)
+        self.job = job.map {
+            JobSummary(
+                id: $0.id, operation: $0.request.operation.rawValue, state: $0.view(offset: 0, maxLines: 0).state,
+                actor: $0.request.actor, startedAt: $0.startedAt)
+        }
+    }
+}
+
+/// The body of `POST /operations`.
+struct OperationBody: Decodable {
+    var operation: String
+    var securePath: String?
+    var updatePath: String?
+    var securityCopy: Bool?
+    var comment: String?
+
+    static let members: Set<String> = ["operation", "securePath", "updatePath", "securityCopy", "comment"]
+}
+
+/// The member names of a JSON object, to refuse unknown ones.
+private struct MemberNames: Decodable {
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    let names: [String]
+
+    init(from decoder: any Decoder) throws {
+        names = try decoder.container(keyedBy: Key.self).allKeys.map(\.stringValue)
+    }
+}
+
+/// The lock holder sent with a `lock_held` refusal.
+struct HolderView: Encodable {
+    var name: String
+    var moodleUserId: Int?
+    var operation: String
+    var job: String?
+    var since: Date
+}
+
+private struct LockHeldBody: Encodable {
+    struct Detail: Encodable {
+        let code: String
+        let message: String
+        let holder: HolderView
+    }
+    let error: Detail
+}
+
+/// The routes of the API over one engine.
+final class API: Sendable {
+    let engine: DeliveryEngine
+    let jobs: JobRegistry
+    let limits: ServerLimits
+    let logger: Logger
+
+    init(engine: DeliveryEngine, jobs: JobRegistry, limits: ServerLimits, logger: Logger) {
+        self.engine = engine
+        self.jobs = jobs
+        self.limits = limits
+        self.logger = logger
+    }
+
+    /// The routes: `GET /status`, `POST /operations`, `GET /jobs/{id}`, `GET /history`.
+    func handle(_ request: APIRequest) -> Response {
+        let parts = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        let route = parts.map(String.init)
+        do throws(APIError) {
+            switch (request.method, route) {
+            case ("GET", ["status"]): return try status()
+            case ("POST", ["operations"]): return try startOperation(request)
+            case ("GET", let route) where route.count == 2 && route[0] == "jobs":
+                return try job(route[1], request.query)
+            case ("GET", ["history"]): return try history(request.query)
+            case (_, ["status"]), (_, ["operations"]), (_, ["history"]):
+                throw APIError(.methodNotAllowed, "\(Self.printable(request.method)) is not allowed on \(request.path)")
+            case (_, let route) where route.count == 2 && route[0] == "jobs":
+                throw APIError(.methodNotAllowed, "\(Self.printable(request.method)) is not allowed on jobs")
+            default:
+                throw APIError(.notFound, "no such route")
+            }
+        } catch {
+            return .error(error)
+        }
+    }
+
+    private func engineCall<T>(_ body: () throws(DeliveryError) -> T) throws(APIError) -> T {
+        do {
+            return try body()
+        } catch {
+            if [.io, .configuration, .privileges].contains(error.code) {
+                logger.error(
+                    "engine error", metadata: ["code": "\(error.code.rawValue)", "message": "\(error.message)"])
+            }
+            throw APIError(error)
+        }
+    }
+
+    private func status() throws(APIError) -> Response {
+        let status = try engineCall { () throws(DeliveryError) in try engine.status() }
+        return .json(200, StatusView(status, job: jobs.running))
+    }
+
+    private func startOperation(_ request: APIRequest) throws(APIError) -> Response {
+        let names: [String]
+        let body: OperationBody
+        do {
+            names = try JSONCoding.decode(MemberNames.self, from: request.body).names
+            body = try JSONCoding.decode(OperationBody.self, from: request.body)
+        } catch {
+            throw APIError.badRequest("the body is not a JSON object of the expected shape")
+        }
+        if let unknown = names.first(where: { !OperationBody.members.contains($0) }) {
+            throw APIError.badRequest("unknown member '\(Self.printable(unknown))'")
+        }
+        guard let operation = Operation(rawValue: body.operation) else {
+            throw APIError.badRequest("unknown operation '\(Self.printable(body.operation))'")
+        }
+        let operationRequest = OperationRequest(
+            operation, actor: request.actor, securePath: body.securePath, updatePath: body.updatePath,
+            securityCopy: body.securityCopy ?? false, comment: body.comment)
+        do {
+            if let path = body.securePath { _ = try ComponentPath(path) }
+            if let path = body.updatePath { _ = try ComponentPath(path) }
+        } catch {
+            logger.notice(
+                "refused a component path",
+                metadata: ["actor": "\(request.actor.name)", "moodleUserId": "\(request.actor.moodleUserId ?? -1)"])
+            throw APIError(error)
+        }
+        if operation != .rollback {
+            if let running = jobs.running {
+                return lockHeld(
+                    HolderView(
+                        name: running.request.actor.name, moodleUserId: running.request.actor.moodleUserId,
+                        operation: running.request.operation.rawValue, job: running.id, since: running.startedAt))
+            }
+            let status = try engineCall { () throws(DeliveryError) in try self.engine.status() }
+            if let running = status.running {
+                return lockHeld(
+                    HolderView(
+                        name: running.actor.name, moodleUserId: running.actor.moodleUserId,
+                        operation: running.operation.rawValue, job: nil, since: running.startedAt))
+            }
+        }
+        let job: Job
+        switch jobs.start(operationRequest) {
+        case .started(let started): job = started
+        case .stopping: throw APIError(.busy, "the helper is stopping; retry when it is back")
+        case .refused(let running):
+            return lockHeld(
+                HolderView(
+                    name: running.request.actor.name, moodleUserId: running.request.actor.moodleUserId,
+                    operation: running.request.operation.rawValue, job: running.id, since: running.startedAt))
+        }
+        let engine = self.engine
+        let logger = self.logger
+        do {
+            try ServerSystem.startDetachedThread {
+                do throws(DeliveryError) {
+                    let outcome = try engine.perform(operationRequest, id: job.id, progress: { job.receive($0) })
+                    job.finish(.success(outcome))
+                } catch {
+                    job.finish(.failure(error))
+                }
+                logger.info("job finished", metadata: ["job": "\(job.id)"])
+            }
+        } catch {
+            job.finish(.failure(DeliveryError(.io, "cannot start a thread")))
+            logger.error("cannot start a job thread: \(error)")
+            throw APIError(.internalError, "the helper could not start the job")
+        }
+        logger.info(
+            "job started",
+            metadata: [
+                "job": "\(job.id)", "operation": "\(operation.rawValue)", "actor": "\(request.actor.name)",
+                "moodleUserId": "\(request.actor.moodleUserId ?? -1)",
+            ])
+        return .json(202, ["job": job.id, "operation": operation.rawValue])
+    }
+
+    private func lockHeld(_ holder: HolderView) -> Response {
+        let message =
+            "\(holder.name) is running '\(holder.operation)' since \(holder.since.formatted(.iso8601)); wait for it to finish"
+        return .json(
+            409,
+            LockHeldBody(error: .init(code: DeliveryError.Code.lockHeld.rawValue, message: message, holder: holder)))
+    }
+
+    private func job(_ id: String, _ query: [String: String]) throws(APIError) -> Response {
+        guard JobRegistry.isValidIdentifier(id), let job = jobs.job(id) else {
+            throw APIError(.notFound, "no such job")
+        }
+        let offset = try number(query["offset"], default: 0, name: "offset")
+        return .json(200, job.view(offset: offset, maxLines: limits.maxLinesPerResponse))
+    }
+
+    private func history(_ query: [String: String]) throws(APIError) -> Response {
+        let limit = try number(query["limit"], default: 50, name: "limit")
+        let offset = try number(query["offset"], default: 0, name: "offset")
+        guard (1...1000).contains(limit) else { throw APIError.badRequest("limit must be between 1 and 1000") }
+        let records = try engineCall { () throws(DeliveryError) in try engine.history(limit: limit, offset: offset) }
+        return .json(200, ["records": records])
+    }
+
+    private func number(_ text: String?, default value: Int, name: String) throws(APIError) -> Int {
+        guard let text else { return value }
+        guard text.utf8.count <= 9, !text.isEmpty, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+            let number = Int(text)
+        else {
+            throw APIError.badRequest("\(name) must be a non-negative integer")
+        }
+        return number
+    }
+
+    /// Parses a query string (`a=1&b=2`); nil when a key repeats or the string is malformed.
+    static func parseQuery(_ query: String) -> [String: String]? {
+        var result: [String: String] = [:]
+        guard !query.isEmpty else { return result }
+        for pair in query.split(separator: "&", omittingEmptySubsequences: false) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, result[String(parts[0])] == nil else { return nil }
+            result[String(parts[0])] = String(parts[1])
+        }
+        return result
+    }
+
+    /// A short, printable form of a peer's text for a message.
+    static func printable(_ text: String) -> String {
+        String(text.unicodeScalars.prefix(60).map { $0.value < 32 || $0.value == 127 ? "?" : Character($0) })
+    }
+}

@@ -1,0 +1,358 @@
+import DeliveryCore
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `deliveryd`: a FastCGI responder on libfcgi that runs the delivery engine's operations for
+/// authenticated peers.
+///
+/// Threads: `workers` request threads (each accepts on the shared listening socket by itself,
+/// with no mutex, and parses its connection with `FCGX_Accept_r`), a watchdog that cuts
+/// connections that have not sent their request in time, a `sigwait` thread for SIGTERM and
+/// SIGINT, and one thread per running job.
+public final class DeliveryServer: Sendable {
+    /// The configuration it was built from.
+    public let configuration: ServerConfiguration
+    let api: API
+    let authenticator: Authenticator
+    let listener: Listener
+    let logger: Logger
+    private let watchdog = Watchdog()
+    private let stopping = Locked(false)
+    private let wake: (read: Int32, write: Int32)
+
+    /// Builds a server from its configuration: reads the key and the site configuration, makes
+    /// the engine, and opens the socket (or takes systemd's). `main` and the tests both call it.
+    /// - Throws: `ServerStartError` with a sentence for the administrator.
+    public static func make(configuration: ServerConfiguration, logger: Logger) throws(ServerStartError)
+        -> DeliveryServer
+    {
+        try configuration.validate()
+        let key = try Authenticator.readKey(configuration.keyFile)
+        let engine: DeliveryEngine
+        do throws(DeliveryError) {
+            engine = try DeliveryEngine(
+                configuration: try SiteConfiguration.load(from: configuration.siteConfiguration), logger: logger)
+        } catch {
+            throw ServerStartError("the site cannot be served: \(error.message)")
+        }
+        do {
+            try ServerSystem.fastCGIInitialize()
+        } catch {
+            throw ServerStartError("libfcgi failed to initialise: \(error)")
+        }
+        let listener: Listener
+        if let passed = try Listener.fromSystemd() {
+            listener = passed
+        } else {
+            listener = try Listener.open(path: configuration.socketPath, group: configuration.socketGroup)
+        }
+        let wake: (read: Int32, write: Int32)
+        do {
+            wake = try ServerSystem.pipe()
+        } catch {
+            listener.close()
+            throw ServerStartError("cannot make a pipe: \(error)")
+        }
+        let limits = configuration.limits
+        return DeliveryServer(
+            configuration: configuration,
+            api: API(
+                engine: engine, jobs: JobRegistry(retained: limits.retainedJobs, maxLines: limits.maxJobLines),
+                limits: limits, logger: logger),
+            authenticator: Authenticator(
+                key: key, clockSkewSeconds: limits.clockSkewSeconds, nonceCacheSize: limits.nonceCacheSize,
+                now: { ServerSystem.wallSeconds() }),
+            listener: listener, logger: logger, wake: wake)
+    }
+
+    private init(
+        configuration: ServerConfiguration, api: API, authenticator: Authenticator, listener: Listener, logger: Logger,
+        wake: (read: Int32, write: Int32)
+    ) {
+        self.configuration = configuration
+        self.api = api
+        self.authenticator = authenticator
+        self.listener = listener
+        self.logger = logger
+        self.wake = wake
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops accepting, lets requests under way finish and
+    /// returns. A running job is left to the engine's journal (a later `recover` handles it).
+    /// - Throws: `ServerStartError` when the threads cannot be started.
+    public func run() throws(ServerStartError) {
+        // Before any thread starts: every thread inherits the mask, so only sigwait sees them.
+        ServerSystem.blockSignals([SIGTERM, SIGINT])
+        var threads: [pthread_t] = []
+        do {
+            try ServerSystem.startDetachedThread { [self] in
+                let signal = ServerSystem.waitForSignal([SIGTERM, SIGINT])
+                logger.notice("stopping on signal \(signal)")
+                stop()
+            }
+            try ServerSystem.startDetachedThread { [self] in watchdog.run(until: { isStopping }) }
+            for index in 0..<configuration.workers {
+                threads.append(try ServerSystem.startThread { [self] in work(index) })
+            }
+        } catch {
+            stop()
+            for thread in threads { ServerSystem.join(thread) }
+            listener.close()
+            throw ServerStartError("cannot start the server's threads: \(error)")
+        }
+        logger.notice(
+            "deliveryd ready",
+            metadata: [
+                "socket": "\(listener.ownedPath ?? "systemd")", "workers": "\(configuration.workers)",
+                "pid": "\(ServerSystem.processIdentifier)",
+            ])
+        for thread in threads { ServerSystem.join(thread) }
+        listener.close()
+        logger.notice("deliveryd stopped")
+    }
+
+    /// Releases the socket of a server that was made but will not run (`run` does it itself).
+    public func close() {
+        stop()
+        listener.close()
+        ServerSystem.close(wake.read)
+        ServerSystem.close(wake.write)
+    }
+
+    /// Stops accepting and wakes the workers; requests under way finish.
+    public func stop() {
+        let already = stopping.withLock { value in
+            defer { value = true }
+            return value
+        }
+        guard !already else { return }
+        for job in api.jobs.noteShutdown() {
+            logger.warning(
+                "stopping while a job runs: the engine's journal keeps it as running; run 'recover' once the helper is back",
+                metadata: [
+                    "job": "\(job.id)", "operation": "\(job.request.operation.rawValue)",
+                    "actor": "\(job.request.actor.name)",
+                ])
+        }
+        listener.shutdown()
+        ServerSystem.writeAll(wake.write, [1])
+    }
+
+    private var isStopping: Bool { stopping.withLock { $0 } }
+
+    // MARK: Workers
+
+    private func work(_ index: Int) {
+        // libfcgi retries a broken connection by accepting on its own; give it a socket on
+        // which accept fails at once, so that every connection goes through `serve`.
+        guard let decoy = try? ServerSystem.unixSocket() else {
+            logger.error("worker \(index) cannot make its decoy socket")
+            return
+        }
+        defer { ServerSystem.close(decoy) }
+        let slot = FastCGIRequest(decoyFd: decoy)
+        while !isStopping {
+            let events: [Int16]
+            do {
+                events = try ServerSystem.pollReadable([listener.fd, wake.read], timeoutMilliseconds: 1000)
+            } catch {
+                logger.error("poll failed: \(error)")
+                ServerSystem.sleep(seconds: 0.1)
+                continue
+            }
+            if isStopping || events[1] != 0 { break }
+            guard events[0] != 0 else { continue }
+            let connection: Int32
+            do {
+                guard let accepted = try ServerSystem.accept(listener.fd) else { continue }
+                connection = accepted
+            } catch {
+                if isStopping { break }
+                logger.error("accept failed: \(error)")
+                ServerSystem.sleep(seconds: 0.1)
+                continue
+            }
+            serve(connection, slot: slot)
+        }
+    }
+
+    private func serve(_ fd: Int32, slot: FastCGIRequest) {
+        let limits = configuration.limits
+        let watch = watchdog.watch(fd, seconds: limits.readTimeoutSeconds)
+        defer { watchdog.release(watch) }
+        try? ServerSystem.setTimeouts(fd, seconds: limits.readTimeoutSeconds)
+        let peer = try? ServerSystem.peerCredentials(fd)
+        guard let peer, configuration.allowedUids.contains(peer.uid) else {
+            logger.warning(
+                "refused a peer", metadata: ["uid": "\(peer.map { "\($0.uid)" } ?? "?")", "pid": "\(peer?.pid ?? 0)"])
+            RawResponder.refuse(fd, with: .error(APIError(.peerRefused, "this user may not talk to the helper")))
+            ServerSystem.close(fd)
+            return
+        }
+        guard slot.parse(connection: fd) else {
+            logger.debug("dropped a malformed or stalled request")
+            return
+        }
+        let response = respond(slot, peer: peer, release: { watchdog.release(watch) })
+        slot.write(response.encoded())
+        slot.finish()
+    }
+
+    private func respond(_ slot: FastCGIRequest, peer: (uid: UInt32, pid: Int32), release: () -> Void) -> Response {
+        let limits = configuration.limits
+        guard slot.parameter("FCGI_ROLE") == "RESPONDER" else {
+            return .error(APIError.badRequest("deliveryd only plays the FastCGI responder role"))
+        }
+        let totals = slot.parameterTotals()
+        guard totals.count <= limits.maxParameters, totals.bytes <= limits.maxParameterBytes else {
+            return .error(APIError(.parametersTooLarge, "the request carries too many or too large parameters"))
+        }
+        var declaredLength: Int?
+        if let length = slot.parameter("CONTENT_LENGTH"), !length.isEmpty {
+            guard length.utf8.count <= 12, length.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let value = Int(length)
+            else {
+                return .error(APIError.badRequest("CONTENT_LENGTH is not a number"))
+            }
+            guard value <= limits.maxBodyBytes else {
+                return .error(APIError(.bodyTooLarge, "the body is larger than \(limits.maxBodyBytes) bytes"))
+            }
+            declaredLength = value
+        }
+        let body = slot.readBody(limit: limits.maxBodyBytes + 1)
+        guard body.clean else {
+            return .error(APIError(.requestTimeout, "the request was not received in time"))
+        }
+        guard body.bytes.count <= limits.maxBodyBytes else {
+            return .error(APIError(.bodyTooLarge, "the body is larger than \(limits.maxBodyBytes) bytes"))
+        }
+        if let declaredLength, declaredLength != body.bytes.count {
+            return .error(APIError.badRequest("the body's length does not match CONTENT_LENGTH"))
+        }
+        release()
+        let method = slot.parameter("REQUEST_METHOD") ?? ""
+        let path = (slot.parameter("SCRIPT_NAME") ?? "") + (slot.parameter("PATH_INFO") ?? "")
+        let queryString = slot.parameter("QUERY_STRING") ?? ""
+        let actor: Actor
+        do {
+            actor = try authenticator.authenticate(
+                SignedRequest(
+                    method: method, path: path, query: queryString,
+                    timestamp: slot.parameter("HTTP_X_DELIVERY_TIMESTAMP"),
+                    nonce: slot.parameter("HTTP_X_DELIVERY_NONCE"),
+                    userId: slot.parameter("HTTP_X_DELIVERY_USER_ID"),
+                    userName: slot.parameter("HTTP_X_DELIVERY_USER_NAME"),
+                    signature: slot.parameter("HTTP_X_DELIVERY_SIGNATURE"), body: body.bytes))
+        } catch {
+            logger.notice(
+                "refused a request", metadata: ["code": "\(error.code)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
+            return .error(error)
+        }
+        guard let query = API.parseQuery(queryString) else {
+            return .error(APIError.badRequest("the query string is malformed"))
+        }
+        guard path.hasPrefix("/") else { return .error(APIError(.notFound, "no such route")) }
+        return api.handle(APIRequest(method: method, path: path, query: query, body: body.bytes, actor: actor))
+    }
+}
+
+/// Cuts connections that have not sent their whole request in time: `shutdown(2)` makes the
+/// worker's blocked read return at once, whatever libfcgi was reading.
+final class Watchdog: Sendable {
+    struct Entry {
+        var fd: Int32
+        var deadline: Double
+        var fired: Bool
+    }
+
+    /// A watched connection.
+    struct Token: Sendable {
+        let id: UInt64
+    }
+
+    private struct State {
+        var next: UInt64 = 0
+        var entries: [UInt64: Entry] = [:]
+    }
+
+    private let state = Locked(State())
+
+    /// Starts watching a connection. The watchdog keeps a duplicate of the descriptor, so that
+    /// the number cannot be reused by another connection while it is watched.
+    func watch(_ fd: Int32, seconds: Double) -> Token? {
+        guard let duplicate = try? ServerSystem.duplicate(fd) else { return nil }
+        return state.withLock { state in
+            state.next += 1
+            state.entries[state.next] = Entry(
+                fd: duplicate, deadline: ServerSystem.monotonicSeconds() + seconds, fired: false)
+            return Token(id: state.next)
+        }
+    }
+
+    /// Stops watching (idempotent).
+    func release(_ token: Token?) {
+        guard let token else { return }
+        let entry = state.withLock { $0.entries.removeValue(forKey: token.id) }
+        if let entry { ServerSystem.close(entry.fd) }
+    }
+
+    /// Checks the deadlines ten times a second until `stop` says so.
+    func run(until stop: () -> Bool) {
+        while !stop() {
+            ServerSystem.sleep(seconds: 0.1)
+            let now = ServerSystem.monotonicSeconds()
+            state.withLock { state in
+                for (id, entry) in state.entries where !entry.fired && entry.deadline <= now {
+                    ServerSystem.shutdownBoth(entry.fd)
+                    state.entries[id]?.fired = true
+                }
+            }
+        }
+    }
+}
+
+/// Answers a refused peer without letting libfcgi parse anything it sent: reads the first
+/// record header for the request id, writes the response records, and closes.
+enum RawResponder {
+    static func refuse(_ fd: Int32, with response: Response) {
+        var header: [UInt8] = []
+        while header.count < 8 {
+            let bytes = ServerSystem.readSome(fd, count: 8 - header.count)
+            if bytes.isEmpty { return }
+            header += bytes
+        }
+        // version 1, type 1 (FCGI_BEGIN_REQUEST)
+        guard header[0] == 1, header[1] == 1 else { return }
+        let requestId = UInt16(header[2]) << 8 | UInt16(header[3])
+        var output: [UInt8] = []
+        let payload = response.encoded()
+        var index = 0
+        while index < payload.count {
+            let chunk = Array(payload[index..<min(payload.count, index + 32_768)])
+            output += record(type: 6, requestId: requestId, content: chunk)
+            index += chunk.count
+        }
+        output += record(type: 6, requestId: requestId, content: [])
+        output += record(type: 3, requestId: requestId, content: [0, 0, 0, 0, 0, 0, 0, 0])
+        guard ServerSystem.writeAll(fd, output) else { return }
+        // Let the peer read the answer before the close: drain what it sent, briefly.
+        ServerSystem.shutdownWrite(fd)
+        var drained = 0
+        while drained < 1 << 20 {
+            let bytes = ServerSystem.readSome(fd, count: 16_384)
+            if bytes.isEmpty { break }
+            drained += bytes.count
+        }
+    }
+
+    /// A FastCGI record (version 1, no padding).
+    static func record(type: UInt8, requestId: UInt16, content: [UInt8]) -> [UInt8] {
+        [
+            1, type, UInt8(requestId >> 8), UInt8(requestId & 0xFF), UInt8(content.count >> 8),
+            UInt8(content.count & 0xFF), 0, 0,
+        ]
+            + content
+    }
+}

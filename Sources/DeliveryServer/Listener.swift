@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The listening socket: opened, bound and listened on by the helper itself (libfcgi's
+/// `FCGX_OpenSocket` exits the process on errors and deletes whatever is at the path), or passed
+/// in by systemd socket activation.
+struct Listener {
+    /// The listening descriptor (non-blocking, close-on-exec).
+    let fd: Int32
+    /// The socket file the helper created and removes at exit; nil under socket activation.
+    let ownedPath: String?
+
+    /// The descriptor systemd passes first (`SD_LISTEN_FDS_START`).
+    static let systemdFirstDescriptor: Int32 = 3
+
+    /// Takes the socket systemd passed (`LISTEN_PID` is this process, `LISTEN_FDS` is 1), if any,
+    /// and removes those variables so that no child inherits them.
+    static func fromSystemd() throws(ServerStartError) -> Listener? {
+        guard let pid = ServerSystem.environment("LISTEN_PID"), Int32(pid) == ServerSystem.processIdentifier,
+            let count = ServerSystem.environment("LISTEN_FDS")
+        else {
+            return nil
+        }
+        for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] { ServerSystem.unsetEnvironment(name) }
+        guard count == "1" else {
+            throw ServerStartError("systemd passed \(count) sockets; deliveryd takes exactly one")
+        }
+        let fd = systemdFirstDescriptor
+        guard ServerSystem.isListeningUnixSocket(fd) else {
+            throw ServerStartError("the socket systemd passed is not a listening unix stream socket")
+        }
+        do {
+            try ServerSystem.setCloseOnExec(fd)
+            try ServerSystem.setNonBlocking(fd, true)
+        } catch {
+            throw ServerStartError("cannot prepare the socket systemd passed: \(error)")
+        }
+        return Listener(fd: fd, ownedPath: nil)
+    }
+
+    /// Opens the socket at `path`: group `group`, mode 0660.
+    ///
+    /// Refuses when another process answers on the path, or when the path is something other
+    /// than a socket; removes a stale socket file that nobody answers on.
+    static func open(path: String, group: String?) throws(ServerStartError) -> Listener {
+        var groupId: UInt32?
+        if let group {
+            guard let id = ServerSystem.groupIdentifier(group) else {
+                throw ServerStartError("the socket group '\(group)' does not exist")
+            }
+            groupId = id
+        }
+        do {
+            if let existing = try ServerSystem.fileInfo(path) {
+                guard existing.isSocket else {
+                    throw ServerStartError("\(path) exists and is not a socket; remove it or choose another socketPath")
+                }
+                let probe = try ServerSystem.unixSocket()
+                defer { ServerSystem.close(probe) }
+                if try ServerSystem.connect(probe, path: path) {
+                    throw ServerStartError("another deliveryd answers on \(path); stop it first")
+                }
+                try ServerSystem.unlink(path)
+            }
+        } catch let error as ServerStartError {
+            throw error
+        } catch {
+            throw ServerStartError("cannot check the socket path: \(error)")
+        }
+        let fd: Int32
+        do {
+            fd = try ServerSystem.unixSocket()
+        } catch {
+            throw ServerStartError("cannot make a socket: \(error)")
+        }
+        do {
+            // Created 0600, then opened to the group: never wider than intended.
+            try ServerSystem.bind(fd, path: path, umask: 0o177)
+            try ServerSystem.setGroupAndMode(path, group: groupId, mode: 0o660)
+            try ServerSystem.listen(fd, backlog: 64)
+            try ServerSystem.setNonBlocking(fd, true)
+        } catch {
+            ServerSystem.close(fd)
+            try? ServerSystem.unlink(path)
+            throw ServerStartError("cannot listen on \(path): \(error)")
+        }
+        return Listener(fd: fd, ownedPath: path)
+    }
+
+    /// Stops accepting: blocked and future accepts fail, pollers wake.
+    func shutdown() {
+        ServerSystem.shutdownBoth(fd)
+    }
+
+    /// Closes the socket and removes the file the helper created.
+    func close() {
+        ServerSystem.close(fd)
+        if let ownedPath, (try? ServerSystem.fileInfo(ownedPath))??.isSocket == true {
+            try? ServerSystem.unlink(ownedPath)
+        }
+    }
+}

@@ -1,0 +1,40 @@
+// deliveryd: the privileged FastCGI responder of moodle-delivery (see docs/protocol.md).
+import DeliveryCore
+import DeliveryServer
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+LoggingSystem.bootstrap(StreamLogHandler.standardError)
+let logger = Logger(label: "deliveryd")
+
+var configurationPath = ServerConfiguration.defaultPath
+var arguments = CommandLine.arguments.dropFirst()
+while let argument = arguments.popFirst() {
+    switch argument {
+    case "--config":
+        guard let value = arguments.popFirst() else {
+            System.writeStandard("deliveryd: --config needs a path\n", toError: true)
+            exit(64)
+        }
+        configurationPath = value
+    case "--help", "-h":
+        print("usage: deliveryd [--config PATH]   (default \(ServerConfiguration.defaultPath))")
+        exit(0)
+    default:
+        System.writeStandard(
+            "deliveryd: unknown argument '\(argument)'; usage: deliveryd [--config PATH]\n", toError: true)
+        exit(64)
+    }
+}
+
+do {
+    let configuration = try ServerConfiguration.load(from: configurationPath)
+    let server = try DeliveryServer.make(configuration: configuration, logger: logger)
+    try server.run()
+} catch {
+    System.writeStandard("deliveryd: \(error)\n", toError: true)
+    exit(1)
+}
