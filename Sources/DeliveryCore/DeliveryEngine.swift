@@ -156,7 +156,7 @@ public final class DeliveryEngine: Sendable {
         }
         var copies: [TreeName: CopyStatus] = [:]
         for tree in [TreeName.backup, .security] {
-            let exists = (try? System.lstatus(layout.path(of: tree)))?.kind == .directory
+            let exists = (try? System.status(layout.path(of: tree)))?.kind == .directory
             let record = state.copies[tree]
             copies[tree] = CopyStatus(
                 exists: exists, complete: exists && (record?.complete ?? false), revision: record?.revision,

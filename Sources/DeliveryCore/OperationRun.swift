@@ -153,10 +153,15 @@ final class OperationRun: @unchecked Sendable {
 
     // MARK: Rules
 
+    /// True when a copy's symlink leads to a folder.
+    private func copyExists(_ tree: TreeName) -> Bool {
+        (try? System.status(layout.path(of: tree)))?.kind == .directory
+    }
+
     private func copyStatuses(_ state: DeliveryState) -> [TreeName: CopyStatus] {
         var copies: [TreeName: CopyStatus] = [:]
         for tree in [TreeName.backup, .security] {
-            let exists = (try? System.lstatus(layout.path(of: tree)))?.kind == .directory
+            let exists = copyExists(tree)
             copies[tree] = CopyStatus(
                 exists: exists, complete: exists && (state.copies[tree]?.complete ?? false),
                 revision: state.copies[tree]?.revision, copiedAt: state.copies[tree]?.copiedAt,
@@ -206,7 +211,7 @@ final class OperationRun: @unchecked Sendable {
     func switchServed(to tree: TreeName, preempting: Bool = false) throws(DeliveryError) {
         if tree != .production {
             let state = try store.read()
-            guard state.copies[tree]?.complete == true, (try? System.lstatus(layout.path(of: tree)))?.kind == .directory
+            guard state.copies[tree]?.complete == true, copyExists(tree)
             else {
                 throw DeliveryError(
                     .copyMissing, "the \(tree.rawValue) copy is missing or incomplete; it cannot be served")
@@ -254,12 +259,8 @@ final class OperationRun: @unchecked Sendable {
         var summary: [String] = []
         for (index, tree) in targets.enumerated() {
             let weight = (Double(index), Double(targets.count))
-            if let raw = request.securePath {
-                let component = try ComponentPath(raw)
-                summary.append(try refreshComponent(component, of: tree, revision: revision, state: state))
-            } else {
-                summary.append(try fullCopy(to: tree, revision: revision, weight: weight))
-            }
+            let component = try request.securePath.map { (raw: String) throws(DeliveryError) in try ComponentPath(raw) }
+            summary.append(try refreshCopy(tree, revision: revision, component: component, weight: weight))
         }
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .secured
@@ -272,11 +273,7 @@ final class OperationRun: @unchecked Sendable {
         return summary.joined(separator: " ") + " Next: switch to delivery."
     }
 
-    private func stagingPath(for tree: TreeName) -> String {
-        "\(layout.releases)/.staging-\(tree.rawValue)-\(id)"
-    }
-
-    /// Removes staging folders left by an interrupted copy.
+    /// Removes folders left by copies of earlier versions of the engine that were interrupted.
     func removeLeftoverStaging() throws(DeliveryError) {
         let entries: [(name: String, kind: FileKind?)]
         do {
@@ -284,8 +281,8 @@ final class OperationRun: @unchecked Sendable {
         } catch {
             throw DeliveryError.io("cannot read \(layout.releases)", error)
         }
-        for entry in entries where entry.name.hasPrefix(".staging-") {
-            note("Removing the unfinished copy \(entry.name) left by an interrupted operation.")
+        for entry in entries where entry.name.hasPrefix(".staging-") || entry.name.hasPrefix(".copy-link-") {
+            note("Removing \(entry.name), left by an interrupted operation.")
             try TreeCopier.removeTree("\(layout.releases)/\(entry.name)")
         }
     }
@@ -310,57 +307,146 @@ final class OperationRun: @unchecked Sendable {
         return count
     }
 
-    private func fullCopy(to tree: TreeName, revision: Revision, weight: (Double, Double)) throws(DeliveryError)
-        -> String
-    {
+    /// The two generations of a copy: `releases/<copy>` is a symlink to the one that is complete;
+    /// the other is brought in line with production and then becomes `releases/<copy>` by one
+    /// rename(2) of a fresh symlink. The complete generation is never written to.
+    private func generations(of tree: TreeName) throws(DeliveryError) -> (active: String?, inactive: String) {
+        let link = layout.path(of: tree)
+        let first = "\(layout.releases)/.\(tree.rawValue).a"
+        let second = "\(layout.releases)/.\(tree.rawValue).b"
+        let status: FileStatus?
+        do {
+            status = try System.lstatusIfExists(link)
+        } catch {
+            throw DeliveryError.io("cannot read the \(tree.rawValue) copy", error)
+        }
+        guard let status else { return (nil, first) }
+        if status.kind == .directory {
+            // A copy made before generations: it becomes generation a, behind the symlink.
+            guard layout.servedTree() != tree else {
+                throw DeliveryError(.wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
+            }
+            do {
+                try TreeCopier.removeTreeOrFail(first)
+                try System.rename(link, first)
+                try System.symlink(target: ".\(tree.rawValue).a", at: link)
+            } catch {
+                throw DeliveryError.io("cannot move the \(tree.rawValue) copy behind its symlink", error)
+            }
+            return (first, second)
+        }
+        let target = (try? System.readLink(link)) ?? ""
+        if target == ".\(tree.rawValue).b" { return (second, first) }
+        if target == ".\(tree.rawValue).a" { return (first, second) }
+        throw DeliveryError(.io, "releases/\(tree.rawValue) points at '\(target)', not at one of its generations")
+    }
+
+    /// Makes a copy an exact mirror of production (or refreshes one component of it).
+    private func refreshCopy(
+        _ tree: TreeName, revision: Revision, component: ComponentPath?, weight: (Double, Double)
+    ) throws(DeliveryError) -> String {
+        let state = try store.read()
+        let complete = state.copies[tree]?.complete == true && copyExists(tree)
+        let production = layout.path(of: .production)
+        var relative: String?
+        if let component {
+            guard complete else {
+                throw DeliveryError(
+                    .copyMissing,
+                    "the \(tree.rawValue) copy is not complete: a component path refreshes only part of a complete copy; secure the whole tree first"
+                )
+            }
+            let path = layout.treeRelative(component)
+            try component.checkInside(tree: production, relative: path, mustExist: true)
+            try component.checkInside(tree: layout.path(of: tree), relative: path, mustExist: false)
+            relative = path
+        }
         mutated = true
         try removeLeftoverStaging()
-        let source = layout.path(of: .production)
-        let target = layout.path(of: tree)
-        let staging = stagingPath(for: tree)
-        let state = try store.read()
-        let previous =
-            (state.copies[tree]?.complete == true && (try? System.lstatus(target))?.kind == .directory) ? target : nil
-        note(
-            "Copying production (\(revision.label)) into the \(tree.rawValue) copy\(previous == nil ? "" : ", sharing unchanged files with the previous copy")…"
-        )
-        let total = max(1, countEntries(source))
-        let progress = self.progress
+        let (active, inactive) = try generations(of: tree)
         let started = System.monotonicSeconds()
-        let statistics: CopyStatistics
+        let copier = TreeCopier()
+        let linkFrom = complete ? active : nil
+
+        if relative == nil, complete, let active {
+            // Nothing changed since the last copy? Then the complete copy is already exact.
+            note("Comparing production (\(revision.label)) with the \(tree.rawValue) copy…")
+            let differs = try copier.differs(source: production, target: active) { [self] in shouldContinue() }
+            if !differs {
+                try change { (state: inout DeliveryState) throws(DeliveryError) in
+                    state.copies[tree]?.revision = revision
+                    state.copies[tree]?.copiedAt = Date()
+                    state.copies[tree]?.refreshedPaths = []
+                }
+                let seconds = System.monotonicSeconds() - started
+                return
+                    "The \(tree.rawValue) copy was already identical to production (checked in \(format1(seconds)) s)."
+            }
+        }
+
+        let total = max(1, countEntries(relative.map { "\(production)/\($0)" } ?? production))
+        let progress = self.progress
+        let onProgress: (Int) -> Void = { done in
+            progress(.fraction(.secure, (weight.0 + min(1, Double(done) / Double(total))) / weight.1 * 0.98))
+        }
+        var statistics: CopyStatistics
         do {
-            statistics = try TreeCopier().mirror(
-                from: source, to: staging, sharingUnchangedWith: previous,
-                onProgress: { done in
-                    progress(.fraction(.secure, (weight.0 + min(1, Double(done) / Double(total))) / weight.1 * 0.98))
-                },
-                shouldContinue: { [self] in shouldContinue() })
-            try System.syncFileSystem(staging)
+            if let relative, let active {
+                note("Refreshing '\(relative)' of the \(tree.rawValue) copy from production (\(revision.label))…")
+                // The other generation takes the complete copy as it is, but for the component…
+                statistics = try copier.synchronize(
+                    source: active, target: inactive, linkFrom: active, skipping: relative,
+                    shouldContinue: { [self] in shouldContinue() })
+                // …which comes from production.
+                let componentStatistics = try copier.synchronize(
+                    source: "\(production)/\(relative)", target: "\(inactive)/\(relative)",
+                    linkFrom: "\(active)/\(relative)", onProgress: onProgress,
+                    shouldContinue: { [self] in shouldContinue() })
+                try copier.synchronize(source: active, target: inactive, linkFrom: active, skipping: relative)
+                statistics = componentStatistics
+            } else {
+                note(
+                    "Copying production (\(revision.label)) into the \(tree.rawValue) copy\(linkFrom == nil ? "" : ", sharing unchanged files")…"
+                )
+                statistics = try copier.synchronize(
+                    source: production, target: inactive, linkFrom: linkFrom, onProgress: onProgress,
+                    shouldContinue: { [self] in shouldContinue() })
+            }
+            try System.syncFileSystem(inactive)
         } catch let error as DeliveryError {
-            try? TreeCopier.removeTree(staging)
             throw DeliveryError(
                 error.code, "the \(tree.rawValue) copy failed, the previous copy is unchanged: \(error.message)")
         } catch {
-            try? TreeCopier.removeTree(staging)
             throw DeliveryError(.io, "the \(tree.rawValue) copy failed, the previous copy is unchanged: \(error)")
         }
         for path in statistics.absoluteLinksIntoSource {
             note(
-                "Warning: '\(path)' is an absolute symlink into production; the copy will serve production's file through it."
+                "Warning: '\(path)' is an absolute symlink into production; the copy serves production's file through it."
             )
         }
         for path in statistics.skipped { note("Left out '\(path)': not a file, folder or symlink.") }
-        let record = CopyRecord(
-            complete: true, revision: revision, copiedAt: Date(), refreshedPaths: [], files: statistics.files,
-            bytes: statistics.bytes)
+
+        var record =
+            state.copies[tree]
+            ?? CopyRecord(
+                complete: true, revision: revision, copiedAt: Date(), refreshedPaths: [], files: 0, bytes: 0)
+        if let relative, let component {
+            record.refreshedPaths.append("\(component.value) @ \(revision.label)")
+            _ = relative
+        } else {
+            record = CopyRecord(
+                complete: true, revision: revision, copiedAt: Date(), refreshedPaths: [], files: statistics.files,
+                bytes: statistics.bytes)
+        }
+        let generation = lastComponent(of: inactive)
         let inode: UInt64
         do {
-            inode = try System.lstatus(staging).inode
+            inode = try System.lstatus(inactive).inode
         } catch {
             throw DeliveryError.io("cannot read the new copy", error)
         }
         try change { (state: inout DeliveryState) throws(DeliveryError) in
-            state.pendingSwap = PendingSwap(tree: tree, staging: staging, stagingInode: inode, record: record)
+            state.pendingSwap = PendingSwap(tree: tree, staging: inactive, stagingInode: inode, record: record)
         }
         do {
             try underSwitchMutex { () throws(DeliveryError) in
@@ -368,12 +454,11 @@ final class OperationRun: @unchecked Sendable {
                     throw DeliveryError(
                         .wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
                 }
+                let temporary = "\(layout.releases)/.copy-link-\(tree.rawValue)-\(System.processIdentifier)"
                 do throws(SystemCallError) {
-                    if (try System.lstatusIfExists(target)) != nil {
-                        try System.exchange(staging, target)
-                    } else {
-                        try System.renameNoReplace(staging, target)
-                    }
+                    try? System.unlink(temporary)
+                    try System.symlink(target: generation, at: temporary)
+                    try System.rename(temporary, layout.path(of: tree))
                     try System.syncDirectory(layout.releases)
                 } catch {
                     throw DeliveryError.io(
@@ -385,71 +470,17 @@ final class OperationRun: @unchecked Sendable {
                 }
             }
         } catch {
-            try? TreeCopier.removeTree(staging)
             try? store.update { (state: inout DeliveryState) throws(DeliveryError) in state.pendingSwap = nil }
             throw error
         }
-        try TreeCopier.removeTree(staging)
         let seconds = System.monotonicSeconds() - started
+        if let relative {
+            return
+                "Refreshed '\(relative)' of the \(tree.rawValue) copy (\(statistics.files) files, \(statistics.filesCopied) copied) in \(format1(seconds)) s."
+        }
         let sizeMB = Double(statistics.bytes) / 1_048_576
         return
-            "The \(tree.rawValue) copy holds \(statistics.files) files (\(format1(sizeMB)) MB, \(statistics.filesCopied) copied, the rest unchanged) in \(format1(seconds)) s."
-    }
-
-    private func refreshComponent(
-        _ component: ComponentPath, of tree: TreeName, revision: Revision, state: DeliveryState
-    ) throws(DeliveryError) -> String {
-        guard state.copies[tree]?.complete == true, (try? System.lstatus(layout.path(of: tree)))?.kind == .directory
-        else {
-            throw DeliveryError(
-                .copyMissing,
-                "the \(tree.rawValue) copy is not complete: a component path refreshes only part of a complete copy; secure the whole tree first"
-            )
-        }
-        let relative = layout.treeRelative(component)
-        let production = layout.path(of: .production)
-        try component.checkInside(tree: production, relative: relative, mustExist: true)
-        let copyRoot = layout.path(of: tree)
-        try component.checkInside(tree: copyRoot, relative: relative, mustExist: false)
-        mutated = true
-        try removeLeftoverStaging()
-        let staging = stagingPath(for: tree)
-        let target = "\(copyRoot)/\(relative)"
-        note("Refreshing '\(relative)' of the \(tree.rawValue) copy from production (\(revision.label))…")
-        let statistics: CopyStatistics
-        do {
-            statistics = try TreeCopier().mirror(
-                from: "\(production)/\(relative)", to: staging, sharingUnchangedWith: target,
-                shouldContinue: { [self] in shouldContinue() })
-            try System.syncFileSystem(layout.releases)
-            try underSwitchMutex { () throws(DeliveryError) in
-                guard layout.servedTree() != tree else {
-                    throw DeliveryError(
-                        .wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
-                }
-                do throws(SystemCallError) {
-                    if try System.lstatusIfExists(target) != nil {
-                        try System.exchange(staging, target)
-                    } else {
-                        try System.renameNoReplace(staging, target)
-                    }
-                    try System.syncDirectory(parentDirectory(of: target))
-                } catch {
-                    throw DeliveryError.io("cannot put '\(relative)' in place", error)
-                }
-            }
-        } catch let error as DeliveryError {
-            try? TreeCopier.removeTree(staging)
-            throw DeliveryError(error.code, "refreshing '\(relative)' failed, the copy is unchanged: \(error.message)")
-        } catch {
-            try? TreeCopier.removeTree(staging)
-            throw DeliveryError(.io, "refreshing '\(relative)' failed, the copy is unchanged: \(error)")
-        }
-        try TreeCopier.removeTree(staging)
-        try change { (state: inout DeliveryState) throws(DeliveryError) in
-            state.copies[tree]?.refreshedPaths.append("\(component.value) @ \(revision.label)")
-        }
-        return "Refreshed '\(relative)' of the \(tree.rawValue) copy (\(statistics.files) files)."
+            "The \(tree.rawValue) copy holds \(statistics.files) files (\(format1(sizeMB)) MB; \(statistics.filesCopied) copied, \(statistics.filesLinked) shared, \(statistics.entriesRemoved) removed) in \(format1(seconds)) s."
     }
 
     // MARK: Step 2: switch to delivery
@@ -713,7 +744,7 @@ final class OperationRun: @unchecked Sendable {
             throw DeliveryError(.wrongState, "recover refused: no interrupted operation to recover from")
         }
         if let swap = state.pendingSwap {
-            let current = try? System.lstatus(layout.path(of: swap.tree))
+            let current = try? System.status(layout.path(of: swap.tree))
             if current?.inode == swap.stagingInode {
                 note("The interrupted copy of \(swap.tree.rawValue) had been swapped in: recording it.")
                 try change { (state: inout DeliveryState) throws(DeliveryError) in state.copies[swap.tree] = swap.record

@@ -29,7 +29,7 @@ struct CrashTests {
         try site.perform(.secure)
         let backupBefore = TreeSnapshot(site.backup, includeTimes: true)
         // Make the copy long enough to be caught in the middle.
-        for i in 0..<60 {
+        for i in 0..<150 {
             let folder = "\(site.production)/local/bulk\(i)"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             for j in 0..<100 {
@@ -45,17 +45,15 @@ struct CrashTests {
         var caught = false
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline && process.isRunning {
-            let staging = (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases"))?
-                .first { $0.hasPrefix(".staging-") }
-            if let staging,
-                (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases/\(staging)/local"))?
-                    .count ?? 0 > 3
-            {
+            let bulk =
+                (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases/.backup.b/local"))?
+                .filter { $0.hasPrefix("bulk") }.count ?? 0
+            if bulk > 3 {
                 kill(process.processIdentifier, SIGKILL)
                 caught = true
                 break
             }
-            usleep(500)
+            usleep(200)
         }
         process.waitUntilExit()
         #expect(caught, "the copy finished before it could be killed")
@@ -74,7 +72,7 @@ struct CrashTests {
 
         try site.perform(.recover)
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases").filter {
-            $0.hasPrefix(".")
+            $0.hasPrefix(".staging") || $0.hasPrefix(".copy-link")
         }
         #expect(leftovers.isEmpty)
         try site.perform(.secure)
@@ -124,7 +122,7 @@ struct PreemptionTests {
         let site = try FixtureSite()
         try site.perform(.secure)
         let backupBefore = TreeSnapshot(site.backup, includeTimes: true)
-        for i in 0..<60 {
+        for i in 0..<150 {
             let folder = "\(site.production)/local/bulk\(i)"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             for j in 0..<100 {
@@ -140,14 +138,11 @@ struct PreemptionTests {
         try process.run()
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, process.isRunning {
-            if (try? site.engine.status().running) != nil,
-                (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases"))?.contains(where: {
-                    $0.hasPrefix(".staging-")
-                }) == true
-            {
-                break
-            }
-            usleep(500)
+            let bulk =
+                (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases/.backup.b/local"))?
+                .filter { $0.hasPrefix("bulk") }.count ?? 0
+            if bulk > 3 { break }
+            usleep(200)
         }
         #expect(process.isRunning, "the copy finished too early for the test")
         let outcome = try site.perform(.rollback)
@@ -158,7 +153,7 @@ struct PreemptionTests {
         #expect(output.contains("stopped"), "\(output)")
         #expect(TreeSnapshot(site.backup, includeTimes: true) == backupBefore)
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases").filter {
-            $0.hasPrefix(".")
+            $0.hasPrefix(".staging") || $0.hasPrefix(".copy-link")
         }
         #expect(leftovers.isEmpty)
         let status = try site.engine.status()
