@@ -1,0 +1,68 @@
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+/**
+ * Makes amd/build/<module>.min.js from amd/src/<module>.js without grunt (not installable here).
+ *
+ * Moodle's grunt task transpiles an ES module into an AMD define() and minifies it. Our modules
+ * have no imports and one kind of export (`export const name =`), so the AMD form is the same code
+ * inside define(): each export becomes a member of the exports object. It is not minified.
+ * Usage: node build_amd.js <plugin dir> [--check]   (--check: fail when a build is not up to date)
+ *
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+const fs = require('fs');
+const path = require('path');
+
+const pluginDir = process.argv[2];
+const check = process.argv.includes('--check');
+const component = 'tool_delivery';
+let stale = 0;
+
+for (const file of fs.readdirSync(path.join(pluginDir, 'amd', 'src'))) {
+    if (!file.endsWith('.js')) {
+        continue;
+    }
+    const name = file.replace(/\.js$/, '');
+    const source = fs.readFileSync(path.join(pluginDir, 'amd', 'src', file), 'utf8');
+    if (/^\s*import\s/m.test(source)) {
+        throw new Error(`${file}: imports are not supported by this builder`);
+    }
+    const exported = [];
+    const body = source.replace(/^export const (\w+) =/gm, (match, identifier) => {
+        exported.push(identifier);
+        return `const ${identifier} =`;
+    });
+    const build = `/* Built from amd/src/${file} by Tests/PluginTests/build_amd.js (grunt is not available): */\n`
+        + `/* the same code as an AMD module, not minified. */\n`
+        + `define("${component}/${name}", ["exports"], function(_exports) {\n`
+        + `"use strict";\n`
+        + `Object.defineProperty(_exports, "__esModule", {value: true});\n`
+        + body
+        + exported.map((identifier) => `_exports.${identifier} = ${identifier};\n`).join('')
+        + `});\n`;
+    const target = path.join(pluginDir, 'amd', 'build', `${name}.min.js`);
+    if (check) {
+        if (!fs.existsSync(target) || fs.readFileSync(target, 'utf8') !== build) {
+            console.error(`${target} is not up to date: run node Tests/PluginTests/build_amd.js moodle-plugin`);
+            stale += 1;
+        }
+    } else {
+        fs.writeFileSync(target, build);
+    }
+}
+process.exit(stale === 0 ? 0 : 1);

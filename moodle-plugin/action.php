@@ -1,0 +1,73 @@
+<?php
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+/**
+ * Starts a delivery action with the helper (POST only); redirects, or answers JSON to the AMD module.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+require(__DIR__ . '/../../../config.php');
+require_once($CFG->libdir . '/adminlib.php');
+
+use tool_delivery\local\client_factory;
+use tool_delivery\local\delivery_actions;
+use tool_delivery\local\helper_exception;
+use tool_delivery\local\transport_exception;
+
+admin_externalpage_setup('tool_delivery');
+
+$returnurl = new moodle_url('/admin/tool/delivery/index.php');
+if (($_SERVER['REQUEST_METHOD'] ?? '') !== 'POST') {
+    redirect($returnurl);
+}
+require_sesskey();
+
+$action = required_param('action', PARAM_ALPHAEXT);
+$ajax = optional_param('ajax', false, PARAM_BOOL);
+if (!array_key_exists($action, delivery_actions::ACTIONS)) {
+    throw new invalid_parameter_exception('unknown action');
+}
+$options = [
+    'securityCopy' => optional_param('securitycopy', false, PARAM_BOOL),
+    'securePath' => trim(optional_param('securepath', '', PARAM_RAW_TRIMMED), '/'),
+    'updatePath' => trim(optional_param('updatepath', '', PARAM_RAW_TRIMMED), '/'),
+    'comment' => optional_param('comment', '', PARAM_TEXT),
+];
+
+try {
+    $jobid = delivery_actions::start(client_factory::for_user($USER), $action, $options);
+    if ($ajax) {
+        header('Content-Type: application/json; charset=utf-8');
+        header('Cache-Control: no-store');
+        echo json_encode(['job' => $jobid, 'operation' => $action]);
+        die();
+    }
+    redirect(new moodle_url($returnurl, ['job' => $jobid]));
+} catch (helper_exception $error) {
+    $message = delivery_actions::error_message($error);
+    if ($ajax) {
+        $status = $error instanceof transport_exception ? 502 : ($error->status ?: 400);
+        http_response_code($status);
+        header('Content-Type: application/json; charset=utf-8');
+        header('Cache-Control: no-store');
+        echo json_encode(['error' => ['code' => $error->errorcode, 'message' => $message]]);
+        die();
+    }
+    redirect($returnurl, s($message), null, \core\output\notification::NOTIFY_ERROR);
+}

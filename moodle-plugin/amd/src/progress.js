@@ -1,0 +1,269 @@
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+/**
+ * Live progress of the delivery page: starts actions without leaving the page, then polls
+ * progress.php (which asks the helper) and draws a bar per step, the streamed log, and the result
+ * with what to do next. When Moodle stops answering (maintenance mode during step 4), it keeps
+ * asking and says how to finish from deliveryctl.
+ *
+ * @module     tool_delivery/progress
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+/** Milliseconds between polls while all is well. */
+const POLL_INTERVAL = 1000;
+
+/** The longest wait between polls while Moodle does not answer. */
+const MAX_INTERVAL = 5000;
+
+/** Failed polls in a row before the page says Moodle does not answer. */
+const FAILURES_BEFORE_NOTICE = 3;
+
+/**
+ * Finds one element of a region inside the screen.
+ *
+ * @param {HTMLElement} root The screen.
+ * @param {string} region The data-region.
+ * @returns {HTMLElement|null} The element.
+ */
+const region = (root, region) => root.querySelector(`[data-region="${region}"]`);
+
+/**
+ * Enables or disables every action button while an operation runs (rollback stays usable).
+ *
+ * @param {HTMLElement} root The screen.
+ * @param {boolean} busy Whether an operation runs.
+ */
+const setBusy = (root, busy) => {
+    root.querySelectorAll('[data-action="tool_delivery-start"]').forEach((button) => {
+        if (button.value === 'rollback') {
+            return;
+        }
+        if (busy) {
+            button.dataset.wasDisabled = button.disabled ? '1' : '0';
+            button.disabled = true;
+        } else if (button.dataset.wasDisabled !== undefined) {
+            button.disabled = button.dataset.wasDisabled === '1';
+        }
+    });
+};
+
+/**
+ * Draws the steps of a job: bar width, colour and message.
+ *
+ * @param {HTMLElement} root The screen.
+ * @param {Array} steps The steps from progress.php.
+ */
+const drawSteps = (root, steps) => {
+    steps.forEach((step) => {
+        const bar = root.querySelector(`[data-region="tool_delivery-bar"][data-operation="${step.operation}"]`);
+        const message = root.querySelector(`[data-region="tool_delivery-stepmessage"][data-operation="${step.operation}"]`);
+        if (bar) {
+            const percent = step.percent === null ? (step.state === 'running' ? 100 : 0) : step.percent;
+            bar.style.width = `${percent}%`;
+            bar.setAttribute('aria-valuenow', String(percent));
+            bar.textContent = step.percent === null ? '' : `${percent}%`;
+            bar.classList.toggle('progress-bar-striped', step.state === 'running');
+            bar.classList.toggle('progress-bar-animated', step.state === 'running');
+            bar.classList.toggle('bg-success', step.state === 'succeeded');
+            bar.classList.toggle('bg-danger', step.state === 'failed');
+        }
+        if (message) {
+            message.textContent = step.message ? `${step.statename}: ${step.message}` : step.statename;
+        }
+    });
+};
+
+/**
+ * Appends log lines and keeps the end in view.
+ *
+ * @param {HTMLElement} log The log element.
+ * @param {string[]} lines The new lines.
+ */
+const appendLines = (log, lines) => {
+    if (!lines.length) {
+        return;
+    }
+    const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.append(document.createTextNode(lines.join('\n') + '\n'));
+    if (atEnd) {
+        log.scrollTop = log.scrollHeight;
+    }
+};
+
+/**
+ * Shows the final result with what to do next, and a button to reload the page.
+ *
+ * @param {HTMLElement} root The screen.
+ * @param {object} result The result from progress.php.
+ */
+const showResult = (root, result) => {
+    const box = region(root, 'tool_delivery-result');
+    box.hidden = false;
+    box.classList.remove('alert-success', 'alert-danger');
+    box.classList.add(result.succeeded ? 'alert-success' : 'alert-danger');
+    box.replaceChildren();
+    [result.message, result.detail, result.served, result.next].filter((text) => text).forEach((text) => {
+        const paragraph = document.createElement('p');
+        paragraph.textContent = text;
+        box.append(paragraph);
+    });
+    const reload = document.createElement('a');
+    reload.className = 'btn btn-secondary';
+    reload.href = root.dataset.indexUrl;
+    reload.textContent = result.reload;
+    box.append(reload);
+};
+
+/**
+ * Shows an error answered by action.php or progress.php.
+ *
+ * @param {HTMLElement} root The screen.
+ * @param {string} message The message.
+ */
+const showError = (root, message) => {
+    region(root, 'tool_delivery-progress').hidden = false;
+    const box = region(root, 'tool_delivery-result');
+    box.hidden = false;
+    box.classList.remove('alert-success');
+    box.classList.add('alert-danger');
+    box.textContent = message;
+};
+
+/**
+ * Follows a job until it ends and every log line is read.
+ *
+ * @param {HTMLElement} root The screen.
+ * @param {string} jobId The helper's job id.
+ */
+const follow = (root, jobId) => {
+    const log = region(root, 'tool_delivery-log');
+    const status = region(root, 'tool_delivery-status');
+    const unreachable = region(root, 'tool_delivery-unreachable');
+    region(root, 'tool_delivery-progress').hidden = false;
+    region(root, 'tool_delivery-result').hidden = true;
+    log.textContent = '';
+    setBusy(root, true);
+    let offset = 0;
+    let failures = 0;
+
+    const poll = async() => {
+        const url = new URL(root.dataset.progressUrl);
+        url.searchParams.set('sesskey', root.dataset.sesskey);
+        url.searchParams.set('job', jobId);
+        url.searchParams.set('offset', String(offset));
+        let answer = null;
+        try {
+            const response = await fetch(url.toString(), {credentials: 'same-origin', cache: 'no-store'});
+            answer = await response.json();
+        } catch (error) {
+            // Moodle in maintenance mode answers HTML, or nothing: keep asking.
+            answer = null;
+        }
+        if (answer === null || (answer.error && answer.error.down)) {
+            failures += 1;
+            unreachable.hidden = failures < FAILURES_BEFORE_NOTICE;
+            window.setTimeout(poll, Math.min(MAX_INTERVAL, POLL_INTERVAL * (1 + failures)));
+            return;
+        }
+        failures = 0;
+        unreachable.hidden = true;
+        if (answer.error) {
+            showError(root, answer.error.message);
+            setBusy(root, false);
+            return;
+        }
+        drawSteps(root, answer.steps);
+        appendLines(log, answer.lines);
+        offset = answer.nextoffset;
+        status.textContent = answer.statusline;
+        if (answer.state === 'running' || offset < answer.totallines) {
+            window.setTimeout(poll, answer.state === 'running' ? POLL_INTERVAL : 0);
+            return;
+        }
+        status.textContent = '';
+        showResult(root, answer.result);
+        setBusy(root, false);
+    };
+    poll();
+};
+
+/**
+ * Starts an action through action.php and follows its job.
+ *
+ * @param {HTMLElement} root The screen.
+ * @param {HTMLFormElement} form The form.
+ * @param {HTMLButtonElement} button The button pressed.
+ */
+const start = async(root, form, button) => {
+    const data = new FormData(form);
+    data.set('action', button.value);
+    data.set('ajax', '1');
+    setBusy(root, true);
+    let answer = null;
+    try {
+        const response = await fetch(root.dataset.actionUrl, {method: 'POST', body: data, credentials: 'same-origin'});
+        answer = await response.json();
+    } catch (error) {
+        answer = null;
+    }
+    if (answer === null) {
+        setBusy(root, false);
+        // Let the browser post the form itself: the page then shows what happened.
+        const input = document.createElement('input');
+        input.type = 'hidden';
+        input.name = 'action';
+        input.value = button.value;
+        form.append(input);
+        form.submit();
+        return;
+    }
+    if (answer.error) {
+        setBusy(root, false);
+        showError(root, answer.error.message);
+        return;
+    }
+    follow(root, answer.job);
+};
+
+/**
+ * Sets up the page.
+ *
+ * @param {string} selector The screen's selector.
+ */
+export const init = (selector) => {
+    const root = document.querySelector(selector);
+    if (!root) {
+        return;
+    }
+    root.querySelectorAll('form').forEach((form) => {
+        form.addEventListener('submit', (event) => {
+            const button = event.submitter;
+            if (!button || button.dataset.action !== 'tool_delivery-start') {
+                return;
+            }
+            event.preventDefault();
+            if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+                return;
+            }
+            start(root, form, button);
+        });
+    });
+    if (root.dataset.followJob) {
+        follow(root, root.dataset.followJob);
+    }
+};

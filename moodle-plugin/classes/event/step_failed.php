@@ -1,0 +1,116 @@
+<?php
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+/**
+ * Event step_failed: a delivery step started from Moodle failed or was refused by the helper.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+namespace tool_delivery\event;
+
+/**
+ * Event step_failed: a delivery step started from Moodle failed or was refused by the helper.
+ *
+ * @property-read array $other {
+ *      Extra information about the event.
+ *      - string operation: the operation.
+ *      - string job: the helper's job id.
+ *      - string errorcode: the helper's stable error code.
+ * }
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+class step_failed extends \core\event\base {
+    /**
+     * Sets the basic properties.
+     */
+    protected function init() {
+        $this->data['crud'] = 'u';
+        $this->data['edulevel'] = self::LEVEL_OTHER;
+        $this->context = \context_system::instance();
+    }
+
+    /**
+     * Makes the event for a helper job.
+     *
+     * @param string $operation The operation.
+     * @param string $jobid The helper's job id.
+     * @param string $errorcode The helper's error code.
+     * @return self The event, to trigger.
+     */
+    public static function create_from_job(string $operation, string $jobid, string $errorcode): self {
+        return self::create([
+            'context' => \context_system::instance(),
+            'other' => ['operation' => $operation, 'job' => $jobid, 'errorcode' => $errorcode],
+        ]);
+    }
+
+    /**
+     * The event's name.
+     *
+     * @return string The name.
+     */
+    public static function get_name() {
+        return get_string('event:stepfailed', 'tool_delivery');
+    }
+
+    /**
+     * What happened, in English for the logs.
+     *
+     * @return string The description.
+     */
+    public function get_description() {
+        return "The delivery operation '{$this->other['operation']}' started by the user with id '{$this->userid}' "
+            . "failed with '{$this->other['errorcode']}' (helper job '{$this->other['job']}').";
+    }
+
+    /**
+     * The delivery page.
+     *
+     * @return \moodle_url The URL.
+     */
+    public function get_url() {
+        return new \moodle_url('/admin/tool/delivery/index.php');
+    }
+
+    /**
+     * Checks the other data.
+     *
+     * @throws \coding_exception When a member is missing.
+     */
+    protected function validate_data() {
+        parent::validate_data();
+        foreach (['operation', 'job', 'errorcode'] as $name) {
+            if (!isset($this->other[$name])) {
+                throw new \coding_exception("The '$name' value must be set in other.");
+            }
+        }
+    }
+
+    /**
+     * No other member names a Moodle record.
+     *
+     * @return bool False.
+     */
+    public static function get_other_mapping() {
+        return false;
+    }
+}

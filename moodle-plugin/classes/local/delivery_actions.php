@@ -1,0 +1,188 @@
+<?php
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+/**
+ * The actions the delivery page offers, checked and sent to the helper, with their events.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+namespace tool_delivery\local;
+
+use tool_delivery\event\rollback_requested;
+use tool_delivery\event\step_failed;
+use tool_delivery\event\step_finished;
+use tool_delivery\event\step_started;
+
+/**
+ * The actions the delivery page offers, checked and sent to the helper, with their events.
+ *
+ * Each action takes only its own options; the helper checks them again and decides whether the
+ * site's state allows the action. The jobs started in a session are remembered there so that
+ * the end of each is logged once (step finished or failed) when the page sees it.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+final class delivery_actions {
+    /** @var array Action => the options it takes (the helper's member names). */
+    public const ACTIONS = [
+        'secure' => ['securityCopy', 'securePath'],
+        'switch' => [],
+        'update' => ['updatePath', 'comment'],
+        'restore' => [],
+        'run-all' => ['securityCopy', 'securePath', 'updatePath', 'comment'],
+        'cancel' => [],
+        'rollback' => [],
+    ];
+
+    /** @var string[] The four steps, in order. */
+    public const STEPS = ['secure', 'switch', 'update', 'restore'];
+
+    /** @var int The longest comment the helper takes, in characters. */
+    public const MAX_COMMENT = 2000;
+
+    /**
+     * Whether a text is a component path as the helper takes it (`mod`, `local/foo`).
+     *
+     * @param string $path The text.
+     * @return bool True when the helper would take it.
+     */
+    public static function is_component_path(string $path): bool {
+        if ($path === '' || strlen($path) > 255) {
+            return false;
+        }
+        foreach (explode('/', $path) as $part) {
+            if (!preg_match('/^[A-Za-z0-9_.-]+$/', $part) || $part === '.' || $part === '..' || $part[0] === '-'
+                    || in_array($part, ['.git', '.svn', 'CVS'], true)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * The language string key of an operation's name (`run-all` => `operation:runall`).
+     *
+     * @param string $operation The operation.
+     * @return string The key.
+     */
+    public static function operation_key(string $operation): string {
+        return 'operation:' . str_replace('-', '', $operation);
+    }
+
+    /**
+     * Starts an action with the helper and logs it.
+     *
+     * @param helper_client $client The client for the current user.
+     * @param string $action One of {@see self::ACTIONS}.
+     * @param array $options Option => value; those the action does not take are dropped.
+     * @return string The job id.
+     * @throws \invalid_parameter_exception For an action or a path that is not allowed.
+     * @throws helper_exception When the helper refuses or cannot be reached.
+     */
+    public static function start(helper_client $client, string $action, array $options): string {
+        global $SESSION;
+        if (!array_key_exists($action, self::ACTIONS)) {
+            throw new \invalid_parameter_exception('unknown action');
+        }
+        $request = [];
+        foreach (self::ACTIONS[$action] as $name) {
+            $value = $options[$name] ?? null;
+            if ($value === null || $value === '' || $value === false) {
+                continue;
+            }
+            if (($name === 'securePath' || $name === 'updatePath') && !self::is_component_path($value)) {
+                throw new helper_exception('bad_path', 'not a component path');
+            }
+            if ($name === 'comment') {
+                $value = \core_text::substr($value, 0, self::MAX_COMMENT);
+            }
+            $request[$name] = $value;
+        }
+        $answer = $client->start_operation($action, $request);
+        $jobid = $answer['job'];
+        if ($action === 'rollback') {
+            rollback_requested::create_from_job($jobid)->trigger();
+        } else {
+            step_started::create_from_job($action, $jobid, $request['comment'] ?? '')->trigger();
+        }
+        if (!isset($SESSION->tool_delivery_jobs) || !is_array($SESSION->tool_delivery_jobs)) {
+            $SESSION->tool_delivery_jobs = [];
+        }
+        $SESSION->tool_delivery_jobs[$jobid] = $action;
+        return $jobid;
+    }
+
+    /**
+     * Logs the end of a job started in this session, once.
+     *
+     * @param array $job The helper's job.
+     */
+    public static function observe(array $job): void {
+        global $SESSION;
+        $jobid = (string) ($job['id'] ?? '');
+        if (($job['state'] ?? 'running') === 'running' || !isset($SESSION->tool_delivery_jobs[$jobid])) {
+            return;
+        }
+        $operation = (string) ($job['operation'] ?? $SESSION->tool_delivery_jobs[$jobid]);
+        unset($SESSION->tool_delivery_jobs[$jobid]);
+        if ($job['state'] === 'succeeded') {
+            step_finished::create_from_job($operation, $jobid, (string) ($job['result']['phase'] ?? ''))->trigger();
+        } else {
+            step_failed::create_from_job($operation, $jobid, (string) ($job['error']['code'] ?? 'internal'))->trigger();
+        }
+    }
+
+    /**
+     * A sentence for a person about an error: the string of its code, else the generic one (plain text).
+     *
+     * @param helper_exception $error The error.
+     * @return string The sentence.
+     */
+    public static function error_message(helper_exception $error): string {
+        $manager = get_string_manager();
+        $key = $error->get_string_key();
+        if ($key === 'error:lockheld' && ($holder = $error->get_holder()) !== null) {
+            return get_string('error:lockheldby', 'tool_delivery', (object) [
+                'name' => (string) ($holder['name'] ?? '?'),
+                'operation' => (string) ($holder['operation'] ?? '?'),
+                'since' => self::format_date($holder['since'] ?? null),
+            ]);
+        }
+        if ($manager->string_exists($key, 'tool_delivery')) {
+            return get_string($key, 'tool_delivery', $error->errorcode);
+        }
+        return get_string('error:unknown', 'tool_delivery', $error->errorcode);
+    }
+
+    /**
+     * A helper date (ISO 8601) in the user's time zone and language.
+     *
+     * @param string|null $iso The date.
+     * @return string The date for people, or '' when absent.
+     */
+    public static function format_date(?string $iso): string {
+        if ($iso === null || $iso === '') {
+            return '';
+        }
+        $time = strtotime($iso);
+        return $time === false ? $iso : userdate($time, get_string('strftimedatetimeshort', 'langconfig'));
+    }
+}

@@ -1,0 +1,203 @@
+<?php
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+/**
+ * The delivery helper's API: status, operations, jobs and history (docs/protocol.md).
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+namespace tool_delivery\local;
+
+defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
+
+/**
+ * The delivery helper's API: status, operations, jobs and history (docs/protocol.md).
+ *
+ * Every request is signed for one Moodle user, who becomes the operation's actor in the helper's
+ * audit log. Answers are decoded JSON arrays; errors are {@see helper_exception} with the helper's
+ * stable code, or {@see transport_exception} when the helper could not answer. It has no Moodle
+ * dependency.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+class helper_client {
+    /** @var string[] The operations the helper runs. */
+    public const OPERATIONS = ['secure', 'switch', 'update', 'restore', 'run-all', 'cancel', 'rollback', 'recover'];
+
+    /** @var string[] The members an operation request may carry besides `operation`. */
+    public const OPTIONS = ['securePath', 'updatePath', 'securityCopy', 'comment'];
+
+    /** @var fastcgi_client The transport. */
+    private fastcgi_client $transport;
+
+    /** @var request_signer The signer. */
+    private request_signer $signer;
+
+    /** @var int The Moodle user id requests are signed for. */
+    private int $userid;
+
+    /** @var string The Moodle user's full name. */
+    private string $fullname;
+
+    /**
+     * Makes a client acting for one Moodle user.
+     *
+     * @param fastcgi_client $transport The transport to the helper's socket.
+     * @param request_signer $signer The signer with the shared key.
+     * @param int $userid The Moodle user id.
+     * @param string $fullname The user's full name.
+     */
+    public function __construct(fastcgi_client $transport, request_signer $signer, int $userid, string $fullname) {
+        $this->transport = $transport;
+        $this->signer = $signer;
+        $this->userid = $userid;
+        $this->fullname = $fullname;
+    }
+
+    /**
+     * The site's status: `site` (phase, served copy, copies, lock holder, allowed operations…) and
+     * `job` (the helper's running job, when there is one).
+     *
+     * @return array The decoded status.
+     * @throws helper_exception On any error.
+     */
+    public function status(): array {
+        $status = $this->call('GET', '/status', [], '', 200);
+        if (!isset($status['site']) || !is_array($status['site'])) {
+            throw new transport_exception(transport_exception::PROTOCOL, 'the helper status has no site');
+        }
+        return $status;
+    }
+
+    /**
+     * Starts an operation as a job.
+     *
+     * @param string $operation One of {@see self::OPERATIONS}.
+     * @param array $options `securePath`, `updatePath` (strings), `securityCopy` (bool), `comment`
+     *        (string); empty strings and nulls are left out.
+     * @return array `job` (the job id) and `operation`.
+     * @throws helper_exception With `lock_held` (and the holder), `bad_path`, `bad_request`… .
+     */
+    public function start_operation(string $operation, array $options = []): array {
+        if (!in_array($operation, self::OPERATIONS, true)) {
+            throw new helper_exception('bad_request', "unknown operation '{$operation}'");
+        }
+        $request = ['operation' => $operation];
+        foreach ($options as $name => $value) {
+            if (!in_array($name, self::OPTIONS, true)) {
+                throw new helper_exception('bad_request', "unknown option '{$name}'");
+            }
+            if ($value === null || $value === '') {
+                continue;
+            }
+            $request[$name] = $name === 'securityCopy' ? (bool) $value : (string) $value;
+        }
+        $body = json_encode($request, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_THROW_ON_ERROR);
+        $answer = $this->call('POST', '/operations', [], $body, 202);
+        if (!isset($answer['job']) || !is_string($answer['job'])) {
+            throw new transport_exception(transport_exception::PROTOCOL, 'the helper did not name the job');
+        }
+        return $answer;
+    }
+
+    /**
+     * A job: its state, steps with their fractions, log lines from an offset, result or error.
+     *
+     * @param string $id The job id.
+     * @param int $offset The first log line wanted (the previous answer's `nextOffset`).
+     * @return array The decoded job.
+     * @throws helper_exception With `not_found` when the helper does not know (or forgot) the job.
+     */
+    public function job(string $id, int $offset = 0): array {
+        if (!self::is_job_id($id)) {
+            throw new helper_exception('not_found', 'not a job id');
+        }
+        $job = $this->call('GET', '/jobs/' . $id, ['offset' => max(0, $offset)], '', 200);
+        if (!isset($job['state'])) {
+            throw new transport_exception(transport_exception::PROTOCOL, 'the helper job has no state');
+        }
+        return $job;
+    }
+
+    /**
+     * The audit log, newest first.
+     *
+     * @param int $limit How many records (1 to 1000).
+     * @param int $offset How many of the newest to skip.
+     * @return array The records.
+     * @throws helper_exception On any error.
+     */
+    public function history(int $limit = 50, int $offset = 0): array {
+        $limit = max(1, min(1000, $limit));
+        $answer = $this->call('GET', '/history', ['limit' => $limit, 'offset' => max(0, $offset)], '', 200);
+        return is_array($answer['records'] ?? null) ? $answer['records'] : [];
+    }
+
+    /**
+     * Whether a text can be a job id (letters, digits and dashes, as the helper makes them).
+     *
+     * @param string $id The text.
+     * @return bool True when it can.
+     */
+    public static function is_job_id(string $id): bool {
+        return (bool) preg_match('/^[A-Za-z0-9-]{1,64}$/', $id);
+    }
+
+    /**
+     * Sends a signed request and decodes its JSON answer.
+     *
+     * @param string $method `GET` or `POST`.
+     * @param string $route The route.
+     * @param array $query Name => decimal value.
+     * @param string $body The body.
+     * @param int $expected The status of a success.
+     * @return array The decoded answer.
+     * @throws helper_exception On an error answer or a transport failure.
+     */
+    protected function call(string $method, string $route, array $query, string $body, int $expected): array {
+        $querystring = http_build_query($query, '', '&', PHP_QUERY_RFC3986);
+        $params = [
+            'GATEWAY_INTERFACE' => 'CGI/1.1',
+            'SERVER_PROTOCOL' => 'HTTP/1.1',
+            'REQUEST_METHOD' => $method,
+            'SCRIPT_NAME' => $route,
+            'PATH_INFO' => '',
+            'QUERY_STRING' => $querystring,
+            'CONTENT_LENGTH' => (string) strlen($body),
+            'CONTENT_TYPE' => $body === '' ? '' : 'application/json',
+        ];
+        $params += $this->signer->parameters($method, $route, $querystring, $body, $this->userid, $this->fullname);
+        $response = $this->transport->request($params, $body);
+        $decoded = json_decode($response->body, true, 64);
+        if (!is_array($decoded)) {
+            throw new transport_exception(transport_exception::PROTOCOL,
+                "the helper answered {$response->status} without a JSON object");
+        }
+        if ($response->status === $expected) {
+            return $decoded;
+        }
+        $error = is_array($decoded['error'] ?? null) ? $decoded['error'] : [];
+        $code = is_string($error['code'] ?? null) ? $error['code'] : 'internal';
+        $message = is_string($error['message'] ?? null) ? $error['message'] : "the helper answered {$response->status}";
+        unset($error['code'], $error['message']);
+        throw new helper_exception($code, $message, $response->status, $error);
+    }
+}

@@ -1,0 +1,86 @@
+<?php
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+/**
+ * The history of deliveries, from the helper's audit log.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+namespace tool_delivery\output;
+
+use renderable;
+use renderer_base;
+use templatable;
+use tool_delivery\local\delivery_actions;
+
+/**
+ * The history of deliveries, from the helper's audit log.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+class history implements renderable, templatable {
+    /** @var array Result => Bootstrap colour of its badge. */
+    private const RESULT_COLOURS = ['succeeded' => 'success', 'failed' => 'danger', 'refused' => 'warning'];
+
+    /** @var array The audit records, newest first. */
+    private array $records;
+
+    /**
+     * Makes the history.
+     *
+     * @param array $records The helper's audit records.
+     */
+    public function __construct(array $records) {
+        $this->records = $records;
+    }
+
+    /**
+     * The template's context.
+     *
+     * @param renderer_base $output The renderer.
+     * @return array The context.
+     */
+    public function export_for_template(renderer_base $output): array {
+        $rows = [];
+        foreach ($this->records as $record) {
+            $operation = (string) ($record['operation'] ?? '');
+            $result = (string) ($record['result'] ?? '');
+            $paths = array_filter([(string) ($record['securePath'] ?? ''), (string) ($record['updatePath'] ?? '')]);
+            $actor = $record['actor'] ?? [];
+            $rows[] = [
+                'date' => delivery_actions::format_date($record['time'] ?? null),
+                'who' => (string) ($actor['name'] ?? ''),
+                'source' => get_string(($actor['source'] ?? '') === 'moodle' ? 'history:moodle' : 'history:cli',
+                    'tool_delivery'),
+                'operation' => get_string(delivery_actions::operation_key($operation), 'tool_delivery'),
+                'paths' => implode(', ', $paths),
+                'before' => (string) ($record['revisionBefore']['label'] ?? ''),
+                'after' => (string) ($record['revisionAfter']['label'] ?? ''),
+                'result' => get_string('result:' . $result, 'tool_delivery'),
+                'resultcolour' => self::RESULT_COLOURS[$result] ?? 'secondary',
+                'comment' => (string) ($record['comment'] ?? ''),
+                'message' => (string) ($record['message'] ?? ''),
+                'duration' => format_time((int) round((float) ($record['durationSeconds'] ?? 0))),
+            ];
+        }
+        return ['rows' => $rows, 'hasrows' => !empty($rows)];
+    }
+}

@@ -1,0 +1,116 @@
+<?php
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+/**
+ * The delivery screen: banner, the four steps, run all and cancel, emergency rollback, progress, history.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+namespace tool_delivery\output;
+
+use renderable;
+use renderer_base;
+use templatable;
+use tool_delivery\local\delivery_actions;
+
+/**
+ * The delivery screen: banner, the four steps, run all and cancel, emergency rollback, progress, history.
+ *
+ * Buttons follow the `allowed` list of the helper's status (the helper refuses the others anyway);
+ * while an operation runs, only the emergency rollback stays enabled.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+class screen implements renderable, templatable {
+    /** @var array The helper's status (`site`, `job`). */
+    private array $status;
+
+    /** @var array The helper's audit records. */
+    private array $records;
+
+    /** @var string A job to follow when the page opens ('' for none). */
+    private string $followjob;
+
+    /**
+     * Makes the screen.
+     *
+     * @param array $status The helper's status.
+     * @param array $records The helper's audit records, newest first.
+     * @param string $followjob A job to follow when the page opens.
+     */
+    public function __construct(array $status, array $records, string $followjob = '') {
+        $this->status = $status;
+        $this->records = $records;
+        $this->followjob = $followjob;
+    }
+
+    /**
+     * The template's context.
+     *
+     * @param renderer_base $output The renderer.
+     * @return array The context.
+     */
+    public function export_for_template(renderer_base $output): array {
+        $site = $this->status['site'];
+        $job = $this->status['job'] ?? null;
+        $busy = $job !== null || isset($site['running']);
+        $allowed = array_flip(array_map('strval', $site['allowed'] ?? []));
+        $enabled = fn(string $operation): bool => !$busy && isset($allowed[$operation]);
+        $steps = [];
+        foreach (delivery_actions::STEPS as $index => $operation) {
+            $key = str_replace('-', '', $operation);
+            $last = $site['lastResults'][$operation] ?? null;
+            $steps[] = [
+                'number' => $index + 1,
+                'operation' => $operation,
+                'name' => get_string('step:' . $key, 'tool_delivery'),
+                'help' => get_string('step:' . $key . '_help', 'tool_delivery'),
+                'button' => get_string('action:' . $key, 'tool_delivery'),
+                'enabled' => $enabled($operation),
+                'issecure' => $operation === 'secure',
+                'isupdate' => $operation === 'update',
+                'last' => $last === null ? false : [
+                    'succeeded' => !empty($last['succeeded']),
+                    'date' => delivery_actions::format_date($last['finishedAt'] ?? null),
+                    'message' => (string) ($last['message'] ?? ''),
+                ],
+            ];
+        }
+        $target = (string) ($site['rollbackTarget'] ?? '');
+        $followjob = $this->followjob !== '' ? $this->followjob : (string) ($job['id'] ?? '');
+        return [
+            'banner' => (new banner($site, $job))->export_for_template($output),
+            'actionurl' => (new \moodle_url('/admin/tool/delivery/action.php'))->out(false),
+            'progressurl' => (new \moodle_url('/admin/tool/delivery/progress.php'))->out(false),
+            'indexurl' => (new \moodle_url('/admin/tool/delivery/index.php'))->out(false),
+            'sesskey' => sesskey(),
+            'steps' => $steps,
+            'runall' => $enabled('run-all'),
+            'cancel' => $enabled('cancel'),
+            'rollback' => $target !== '',
+            'rollbacktarget' => $target === '' ? '' : get_string('copy:' . $target, 'tool_delivery'),
+            'busy' => $busy,
+            'followjob' => $followjob,
+            'commentmax' => delivery_actions::MAX_COMMENT,
+            'history' => (new history($this->records))->export_for_template($output),
+        ];
+    }
+}

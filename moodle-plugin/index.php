@@ -1,0 +1,57 @@
+<?php
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+/**
+ * The delivery page: Site administration > Server > Code delivery.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+require(__DIR__ . '/../../../config.php');
+require_once($CFG->libdir . '/adminlib.php');
+
+use tool_delivery\local\client_factory;
+use tool_delivery\local\helper_client;
+use tool_delivery\local\helper_exception;
+
+admin_externalpage_setup('tool_delivery');
+
+$jobid = optional_param('job', '', PARAM_ALPHANUMEXT);
+if (!helper_client::is_job_id($jobid)) {
+    $jobid = '';
+}
+
+$output = $PAGE->get_renderer('tool_delivery');
+try {
+    $client = client_factory::for_user($USER);
+    $status = $client->status();
+    try {
+        $records = $client->history(25);
+    } catch (helper_exception $error) {
+        $records = [];
+    }
+    $page = new \tool_delivery\output\screen($status, $records, $jobid);
+    $PAGE->requires->js_call_amd('tool_delivery/progress', 'init', ['[data-region="tool_delivery-screen"]']);
+} catch (helper_exception $error) {
+    $page = new \tool_delivery\output\helper_down($error);
+}
+
+echo $output->header();
+echo $output->heading(get_string('pluginname', 'tool_delivery'));
+echo $output->render($page);
+echo $output->footer();

@@ -1,0 +1,171 @@
+<?php
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+/**
+ * Strings for tool_delivery (English).
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+defined('MOODLE_INTERNAL') || die();
+
+$string['action:cancel'] = 'Cancel';
+$string['action:restore'] = 'Restore production';
+$string['action:rollback'] = 'Emergency rollback';
+$string['action:runall'] = 'Run all';
+$string['action:secure'] = 'Secure';
+$string['action:switch'] = 'Set production aside';
+$string['action:update'] = 'Update source files';
+$string['banner:before'] = 'Before the delivery: {$a}';
+$string['banner:comment'] = 'Comment: {$a}';
+$string['banner:deliverystarted'] = 'Delivery started {$a}';
+$string['banner:holder'] = '{$a->name} is running "{$a->operation}" since {$a->since}.';
+$string['banner:interrupted'] = 'An operation died while running: "{$a->operation}" by {$a->name} since {$a->since}. Run "deliveryctl recover" on the server before anything else.';
+$string['banner:maintenance'] = 'Moodle is in maintenance mode.';
+$string['banner:nocopy'] = 'No complete copy';
+$string['banner:nolock'] = 'Nobody holds the delivery lock.';
+$string['banner:production'] = 'Production';
+$string['banner:refreshed'] = 'Refreshed: {$a}';
+$string['banner:served'] = 'Served copy';
+$string['banner:state'] = 'State';
+$string['banner:unknown'] = 'not read yet';
+$string['banner:upgraderan'] = 'Moodle\'s upgrade has run in this delivery: cancel is no longer possible; finish with Restore production or roll back.';
+$string['check:down'] = 'The delivery helper does not answer on {$a}.';
+$string['check:error'] = 'The delivery helper answered an error ({$a}).';
+$string['check:helperreachable'] = 'Delivery helper';
+$string['check:ok'] = 'The delivery helper answers; the site is in the state "{$a}".';
+$string['check:peerrefused'] = 'The delivery helper refuses the web server\'s user: add its uid to allowedUids in the helper\'s configuration.';
+$string['check:wrongkey'] = 'The delivery helper refuses our requests: the key file {$a} is missing, too short or not the helper\'s key.';
+$string['copy:backup'] = 'Backup copy';
+$string['copy:production'] = 'Production';
+$string['copy:security'] = 'Security copy';
+$string['copy:unknown'] = 'Not one of the copies';
+$string['delivery:deliver'] = 'Deliver code to the site with the delivery helper';
+$string['error:badpath'] = 'The component path was refused: use letters, digits, "_", "-" and "." separated by single "/", such as mod/forum.';
+$string['error:badrequest'] = 'The helper refused the request as malformed.';
+$string['error:badsignature'] = 'The helper refused the request\'s signature: the key file is not the helper\'s key.';
+$string['error:bodytoolarge'] = 'The request is too large for the helper.';
+$string['error:busy'] = 'The helper is busy or stopping; try again in a moment.';
+$string['error:configuration'] = 'The helper\'s site configuration is not usable; see the helper\'s log.';
+$string['error:copymissing'] = 'There is no complete copy for this step; secure the whole tree first.';
+$string['error:helperdenied'] = 'The web server\'s user may not open the helper\'s socket; check its group and mode.';
+$string['error:helpermissing'] = 'The delivery helper is not running: there is no socket at the configured path.';
+$string['error:helperprotocol'] = 'The delivery helper answered something unexpected; see its log.';
+$string['error:helperrefused'] = 'The delivery helper does not answer on its socket.';
+$string['error:helpertimeout'] = 'The delivery helper did not answer in time.';
+$string['error:internal'] = 'The helper met an internal error; see the helper\'s log.';
+$string['error:io'] = 'The helper could not read or write the site\'s files; see the helper\'s log.';
+$string['error:keyshort'] = 'The key file holds fewer than 32 bytes.';
+$string['error:keyunreadable'] = 'The helper\'s key file cannot be read by the web server\'s user.';
+$string['error:lockheld'] = 'Another operation is running; wait for it to finish.';
+$string['error:lockheldby'] = '{$a->name} is running "{$a->operation}" since {$a->since}; wait for it to finish.';
+$string['error:methodnotallowed'] = 'The helper does not take this request.';
+$string['error:notfound'] = 'The helper does not know this job (it keeps only the last ones, and forgets them when restarted).';
+$string['error:notmoodle'] = 'The site is not a Moodle code tree the helper can work on.';
+$string['error:parameterstoolarge'] = 'The request carries too many parameters for the helper.';
+$string['error:peerrefused'] = 'The helper refuses the web server\'s user.';
+$string['error:preempted'] = 'The operation stopped because an emergency rollback took over.';
+$string['error:privileges'] = 'The helper lacks the privileges for this; see the helper\'s log.';
+$string['error:replayednonce'] = 'The helper refused a replayed request.';
+$string['error:requesttimeout'] = 'The helper did not receive the request in time.';
+$string['error:stalelock'] = 'An operation died while running: run "deliveryctl recover" on the server.';
+$string['error:stalerequest'] = 'The helper refused the request\'s time: check both clocks.';
+$string['error:unauthenticated'] = 'The helper refused an unsigned request.';
+$string['error:unknown'] = 'The helper answered the error "{$a}".';
+$string['error:upgradefailed'] = 'Moodle\'s upgrade failed; read the log, fix the cause and retry Restore production, or roll back.';
+$string['error:vcsfailed'] = 'Updating the source files failed; the site still serves the backup copy. Read the log for the reason.';
+$string['error:wrongstate'] = 'The site\'s state does not allow this step now.';
+$string['event:rollbackrequested'] = 'Emergency rollback requested';
+$string['event:stepfailed'] = 'Delivery step failed';
+$string['event:stepfinished'] = 'Delivery step finished';
+$string['event:stepstarted'] = 'Delivery step started';
+$string['helperdown:cancel'] = 'go back to exactly the state before the delivery (until the upgrade has run)';
+$string['helperdown:check'] = 'See the delivery helper check in the system status report';
+$string['helperdown:finish'] = 'Finish a delivery from the server with deliveryctl: status, restore, cancel or rollback.';
+$string['helperdown:intro'] = 'The page cannot work without the delivery helper (socket {$a}). A delivery in progress can be finished on the server:';
+$string['helperdown:restore'] = 'serve the updated production again and run the upgrade';
+$string['helperdown:rollback'] = 'serve the security copy (else the backup copy) at once';
+$string['helperdown:service'] = 'see why the helper is not running';
+$string['helperdown:status'] = 'see where the delivery stands and who holds the lock';
+$string['history:cli'] = 'command line';
+$string['history:comment'] = 'Comment';
+$string['history:moodle'] = 'Moodle';
+$string['history:none'] = 'No delivery yet.';
+$string['history:operation'] = 'Operation';
+$string['history:result'] = 'Result';
+$string['history:revisions'] = 'Revisions';
+$string['history:title'] = 'History';
+$string['history:when'] = 'When';
+$string['history:who'] = 'Who';
+$string['next:delivering'] = 'The site is served from the backup copy. Next: Update source files.';
+$string['next:idle'] = 'Production is served as before the delivery. Nothing else to do.';
+$string['next:restoring'] = 'Production is served but Restore production did not finish: retry it, or roll back.';
+$string['next:rolledback'] = 'The site is served from a copy. Next: fix production with Update source files and Restore production, or Cancel.';
+$string['next:secured'] = 'The copies are ready. Next: Switch to delivery (Set production aside).';
+$string['next:updated'] = 'Production is updated. Next: Restore production (or update more paths).';
+$string['operation:cancel'] = 'Cancel';
+$string['operation:recover'] = 'Recover';
+$string['operation:restore'] = 'Restore production';
+$string['operation:rollback'] = 'Emergency rollback';
+$string['operation:runall'] = 'Run all';
+$string['operation:secure'] = 'Secure';
+$string['operation:switch'] = 'Switch to delivery';
+$string['operation:update'] = 'Update source files';
+$string['option:comment'] = 'Comment';
+$string['option:securepath'] = 'Component path (empty for the whole tree)';
+$string['option:securitycopy'] = 'Also refresh the security copy';
+$string['option:updatepath'] = 'Path to update (empty for the whole tree)';
+$string['phase:delivering'] = 'Delivery mode';
+$string['phase:idle'] = 'Production';
+$string['phase:restoring'] = 'Restoring';
+$string['phase:rolledback'] = 'Rolled back';
+$string['phase:secured'] = 'Secured';
+$string['phase:updated'] = 'Updated';
+$string['pluginname'] = 'Code delivery';
+$string['privacy:metadata:deliveryd'] = 'The delivery helper (deliveryd) on the server runs the delivery steps and keeps an audit log of who ran each one.';
+$string['privacy:metadata:deliveryd:comment'] = 'The comment given with an update or run all.';
+$string['privacy:metadata:deliveryd:fullname'] = 'The full name of the administrator who asks for an operation.';
+$string['privacy:metadata:deliveryd:userid'] = 'The user id of the administrator who asks for an operation.';
+$string['progress:finishcli'] = 'If this lasts, finish from the server with deliveryctl:';
+$string['progress:reload'] = 'Reload the page';
+$string['progress:running'] = '{$a}: running…';
+$string['progress:served'] = 'The site serves: {$a}.';
+$string['progress:unreachable'] = 'Moodle does not answer at the moment (it is in maintenance mode while it upgrades, or the new code is broken). The delivery goes on in the helper; this page keeps asking.';
+$string['result:failed'] = 'Failed';
+$string['result:refused'] = 'Refused';
+$string['result:running'] = 'Running';
+$string['result:succeeded'] = 'Succeeded';
+$string['rollback:confirm'] = 'Serve the {$a} now, whatever is running?';
+$string['rollback:help'] = 'Serves the security copy, else the backup copy, at once, from any state, even while another operation runs.';
+$string['rollback:target'] = 'A rollback would serve the {$a}.';
+$string['rollback:title'] = 'Emergency rollback';
+$string['screen:busy'] = 'An operation is running; the steps are disabled until it ends.';
+$string['screen:runallhelp'] = 'Run all does steps 1 to 4 with the options above and stops at the first failure. Cancel puts production back exactly as it was before the delivery.';
+$string['settings:keyfile'] = 'Key file';
+$string['settings:keyfile_desc'] = 'The file holding the key shared with the helper (readable by the web server\'s user, not by others).';
+$string['settings:socketpath'] = 'Helper socket';
+$string['settings:socketpath_desc'] = 'The unix socket of the delivery helper (deliveryd). Both paths can be forced in config.php with $CFG->forced_plugin_settings.';
+$string['settings:title'] = 'Code delivery settings';
+$string['step:restore'] = 'Restore production';
+$string['step:restore_help'] = 'Serves the updated production again, runs Moodle\'s upgrade (maintenance mode only when required) and purges the caches.';
+$string['step:secure'] = 'Secure';
+$string['step:secure_help'] = 'Mirrors production into the backup copy, which serves the site during the delivery, and on request into the security copy kept for emergencies.';
+$string['step:switch'] = 'Switch to delivery';
+$string['step:switch_help'] = 'The site is served from the backup copy, so production can be updated.';
+$string['step:update'] = 'Update source files';
+$string['step:update_help'] = 'Updates the production tree from version control (whole or a path), with a comment.';

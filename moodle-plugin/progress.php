@@ -1,0 +1,113 @@
+<?php
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+/**
+ * Answers a job's progress to the AMD module: steps, new log lines, result and what to do next.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+define('AJAX_SCRIPT', true);
+
+require(__DIR__ . '/../../../config.php');
+
+use tool_delivery\local\client_factory;
+use tool_delivery\local\delivery_actions;
+use tool_delivery\local\helper_client;
+use tool_delivery\local\helper_exception;
+use tool_delivery\local\transport_exception;
+
+require_login(null, false);
+require_capability('tool/delivery:deliver', context_system::instance());
+require_sesskey();
+
+$jobid = required_param('job', PARAM_ALPHANUMEXT);
+$offset = optional_param('offset', 0, PARAM_INT);
+if (!helper_client::is_job_id($jobid)) {
+    throw new invalid_parameter_exception('not a job id');
+}
+
+header('Cache-Control: no-store');
+try {
+    $client = client_factory::for_user($USER, 10.0);
+    $job = $client->job($jobid, max(0, $offset));
+    delivery_actions::observe($job);
+    // The session is not needed past this point: let the page's other requests go on.
+    \core\session\manager::write_close();
+    $steps = [];
+    foreach ($job['steps'] ?? [] as $step) {
+        $fraction = isset($step['fraction']) ? (float) $step['fraction'] : null;
+        if (($step['state'] ?? '') === 'succeeded') {
+            $fraction = 1.0;
+        }
+        $steps[] = [
+            'operation' => (string) ($step['operation'] ?? ''),
+            'name' => get_string(delivery_actions::operation_key((string) ($step['operation'] ?? '')), 'tool_delivery'),
+            'state' => (string) ($step['state'] ?? 'running'),
+            'statename' => get_string('result:' . ($step['state'] ?? 'running'), 'tool_delivery'),
+            'percent' => $fraction === null ? null : (int) round(max(0.0, min(1.0, $fraction)) * 100),
+            'message' => (string) ($step['message'] ?? ''),
+        ];
+    }
+    $answer = [
+        'id' => $job['id'],
+        'operation' => $job['operation'],
+        'state' => $job['state'],
+        'steps' => $steps,
+        'lines' => array_map('strval', $job['lines'] ?? []),
+        'nextoffset' => (int) ($job['nextOffset'] ?? $offset),
+        'totallines' => (int) ($job['totalLines'] ?? 0),
+        'truncated' => !empty($job['truncated']),
+        'statusline' => get_string('progress:running', 'tool_delivery',
+            get_string(delivery_actions::operation_key((string) $job['operation']), 'tool_delivery')),
+    ];
+    if ($job['state'] !== 'running') {
+        $phase = (string) ($job['result']['phase'] ?? '');
+        $served = (string) ($job['result']['served'] ?? '');
+        if ($phase === '' || $served === '') {
+            try {
+                $site = $client->status()['site'];
+                $phase = $phase === '' ? (string) ($site['phase'] ?? '') : $phase;
+                $served = $served === '' ? (string) ($site['served'] ?? '') : $served;
+            } catch (helper_exception $error) {
+                // The result stands without the state.
+                debugging('tool_delivery: status after a job: ' . $error->getMessage(), DEBUG_DEVELOPER);
+            }
+        }
+        $succeeded = $job['state'] === 'succeeded';
+        $answer['result'] = [
+            'succeeded' => $succeeded,
+            'message' => $succeeded ? (string) ($job['result']['message'] ?? '')
+                : delivery_actions::error_message(new helper_exception((string) ($job['error']['code'] ?? 'internal'),
+                    (string) ($job['error']['message'] ?? ''))),
+            'detail' => $succeeded ? '' : (string) ($job['error']['message'] ?? ''),
+            'served' => $served === '' ? '' : get_string('progress:served', 'tool_delivery',
+                get_string('copy:' . $served, 'tool_delivery')),
+            'next' => $phase === '' ? '' : get_string('next:' . str_replace('_', '', $phase), 'tool_delivery'),
+            'reload' => get_string('progress:reload', 'tool_delivery'),
+        ];
+    }
+    echo json_encode($answer);
+} catch (helper_exception $error) {
+    http_response_code($error instanceof transport_exception ? 502 : ($error->status ?: 500));
+    echo json_encode(['error' => [
+        'code' => $error->errorcode,
+        'message' => delivery_actions::error_message($error),
+        'down' => $error instanceof transport_exception && $error->is_down(),
+    ]]);
+}
