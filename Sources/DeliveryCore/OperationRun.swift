@@ -402,7 +402,6 @@ final class OperationRun: @unchecked Sendable {
                     source: "\(production)/\(relative)", target: "\(inactive)/\(relative)",
                     linkFrom: "\(active)/\(relative)", onProgress: onProgress,
                     shouldContinue: { [self] in shouldContinue() })
-                try copier.synchronize(source: active, target: inactive, linkFrom: active, skipping: relative)
                 statistics = componentStatistics
             } else {
                 note(
@@ -430,9 +429,8 @@ final class OperationRun: @unchecked Sendable {
             state.copies[tree]
             ?? CopyRecord(
                 complete: true, revision: revision, copiedAt: Date(), refreshedPaths: [], files: 0, bytes: 0)
-        if let relative, let component {
+        if relative != nil, let component {
             record.refreshedPaths.append("\(component.value) @ \(revision.label)")
-            _ = relative
         } else {
             record = CopyRecord(
                 complete: true, revision: revision, copiedAt: Date(), refreshedPaths: [], files: statistics.files,

@@ -122,6 +122,7 @@ final class API: Sendable {
     let jobs: JobRegistry
     let limits: ServerLimits
     let logger: Logger
+    let consoleTokens = ConsoleTokens()
 
     init(engine: DeliveryEngine, jobs: JobRegistry, limits: ServerLimits, logger: Logger) {
         self.engine = engine
@@ -130,7 +131,8 @@ final class API: Sendable {
         self.logger = logger
     }
 
-    /// The routes: `GET /status`, `POST /operations`, `GET /jobs/{id}`, `GET /history`.
+    /// The routes: `GET /status`, `POST /operations`, `GET /jobs/{id}`, `GET /history`,
+    /// `POST /console-tokens`.
     func handle(_ request: APIRequest) -> Response {
         let parts = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         let route = parts.map(String.init)
@@ -141,7 +143,8 @@ final class API: Sendable {
             case ("GET", let route) where route.count == 2 && route[0] == "jobs":
                 return try job(route[1], request.query)
             case ("GET", ["history"]): return try history(request.query)
-            case (_, ["status"]), (_, ["operations"]), (_, ["history"]):
+            case ("POST", ["console-tokens"]): return try issueConsoleToken(request)
+            case (_, ["status"]), (_, ["operations"]), (_, ["history"]), (_, ["console-tokens"]):
                 throw APIError(.methodNotAllowed, "\(Self.printable(request.method)) is not allowed on \(request.path)")
             case (_, let route) where route.count == 2 && route[0] == "jobs":
                 throw APIError(.methodNotAllowed, "\(Self.printable(request.method)) is not allowed on jobs")
@@ -212,6 +215,13 @@ final class API: Sendable {
                         operation: running.operation.rawValue, job: nil, since: running.startedAt))
             }
         }
+        return try startJob(operationRequest)
+    }
+
+    /// Starts an operation as a job on a thread of its own and answers 202 with its id.
+    func startJob(_ operationRequest: OperationRequest) throws(APIError) -> Response {
+        let operation = operationRequest.operation
+        let request = operationRequest
         let job: Job
         switch jobs.start(operationRequest) {
         case .started(let started): job = started

@@ -103,6 +103,8 @@ struct APIError: Error, Sendable, Equatable {
 struct Response {
     var status: Int
     var body: [UInt8]
+    var contentType = "application/json"
+    var extraHeaders: [String: String] = [:]
 
     /// A JSON response of an encodable value.
     static func json<T: Encodable>(_ status: Int, _ value: T) -> Response {
@@ -122,14 +124,17 @@ struct Response {
 
     /// The bytes written to FastCGI stdout: CGI headers, a blank line, the body.
     func encoded() -> [UInt8] {
-        let head =
-            "Status: \(status) \(Self.reason(status))\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nCache-Control: no-store\r\n\r\n"
+        var head =
+            "Status: \(status) \(Self.reason(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\nCache-Control: no-store\r\n"
+        for (name, value) in extraHeaders.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
+        head += "\r\n"
         return Array(head.utf8) + body
     }
 
     static func reason(_ status: Int) -> String {
         switch status {
         case 200: "OK"
+        case 201: "Created"
         case 202: "Accepted"
         case 400: "Bad Request"
         case 401: "Unauthorized"

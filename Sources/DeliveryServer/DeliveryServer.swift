@@ -235,6 +235,14 @@ public final class DeliveryServer: Sendable {
         let method = slot.parameter("REQUEST_METHOD") ?? ""
         let path = (slot.parameter("SCRIPT_NAME") ?? "") + (slot.parameter("PATH_INFO") ?? "")
         let queryString = slot.parameter("QUERY_STRING") ?? ""
+        if path == API.consolePrefix || path.hasPrefix(API.consolePrefix + "/") {
+            // The emergency console: reached through the web server, with a console token.
+            guard let query = API.parseQuery(queryString) else {
+                return .error(APIError.badRequest("the query string is malformed"))
+            }
+            return api.console(
+                method: method, path: path, token: slot.parameter("HTTP_X_DELIVERY_CONSOLE_TOKEN"), query: query)
+        }
         let actor: Actor
         do {
             actor = try authenticator.authenticate(

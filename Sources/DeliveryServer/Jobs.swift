@@ -173,6 +173,13 @@ final class JobRegistry: Sendable {
         jobs.withLock { $0.all.first { $0.isRunning && $0.request.operation != .rollback } }
     }
 
+    /// The newest job: the running delivery if any, else the last one started.
+    var latest: Job? {
+        jobs.withLock { state in
+            state.all.first { $0.isRunning && $0.request.operation != .rollback } ?? state.all.last
+        }
+    }
+
     /// What `start` did.
     enum StartOutcome {
         /// The new job.

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite("Emergency console", .serialized)
+struct ConsoleTests {
+    @Test("a signed request gets a console token; the console page, status and rollback need it")
+    func consoleNeedsToken() throws {
+        let server = try TestServer()
+        try server.start()
+        // The page itself holds no data and needs no token; its only script is pinned by hash.
+        let page = try server.client.send(method: "GET", path: "/delivery-console/")
+        #expect(page.status == 200)
+        #expect(page.headers["Content-Type"]?.hasPrefix("text/html") == true)
+        #expect(page.headers["Content-Security-Policy"]?.contains("script-src 'sha256-") == true)
+        #expect(page.text.contains("Emergency rollback"))
+
+        // Without a token, or with a wrong one, no data and no rollback.
+        for token in [nil, String(repeating: "a", count: 64), "short", "../x"] {
+            let headers = token.map { ["X-Delivery-Console-Token": $0] } ?? [:]
+            let status = try server.client.send(method: "GET", path: "/delivery-console/status", headers: headers)
+            #expect(status.status == 401)
+            #expect(status.errorCode == "unauthenticated")
+            let rollback = try server.client.send(method: "POST", path: "/delivery-console/rollback", headers: headers)
+            #expect(rollback.status == 401)
+        }
+        // Issuing a token needs a valid signature.
+        let unsigned = try server.client.send(method: "POST", path: "/console-tokens")
+        #expect(unsigned.status == 401)
+        let issued = try server.post("/console-tokens", ["lifetimeSeconds": 600])
+        #expect(issued.status == 201, "\(issued.text)")
+        let token = try #require(issued.json["token"] as? String)
+        #expect(token.count == 64)
+        #expect(issued.json["path"] as? String == "/delivery-console/")
+
+        let status = try server.client.send(
+            method: "GET", path: "/delivery-console/status", headers: ["X-Delivery-Console-Token": token])
+        #expect(status.status == 200, "\(status.text)")
+        #expect(status.json["administrator"] as? String == "Test Admin")
+        #expect(((status.json["site"] as? [String: Any])?["site"] as? [String: Any])?["phase"] as? String == "idle")
+        // A wrong method is refused.
+        let wrong = try server.client.send(
+            method: "DELETE", path: "/delivery-console/status", headers: ["X-Delivery-Console-Token": token])
+        #expect(wrong.status == 405)
+        // No copy yet: the rollback job starts and fails with copy_missing, audited under the admin's name.
+        let rollback = try server.client.send(
+            method: "POST", path: "/delivery-console/rollback", headers: ["X-Delivery-Console-Token": token])
+        #expect(rollback.status == 202, "\(rollback.text)")
+        let id = try #require(rollback.json["job"] as? String)
+        let (view, _) = try server.follow(job: id)
+        #expect(view["state"] as? String == "failed")
+        let history = try server.signed("GET", "/history", query: "limit=1")
+        let record = (history.json["records"] as? [[String: Any]])?.first
+        #expect((record?["actor"] as? [String: Any])?["source"] as? String == "console")
+        #expect((record?["actor"] as? [String: Any])?["name"] as? String == "Test Admin")
+    }
+
+    @Test(
+        "the console follows a job and its rollback serves the backup copy",
+        .enabled(if: getuid() == 0, "the engine runs git as the code owner with setpriv"))
+    func consoleRollback() throws {
+        let server = try TestServer()
+        try server.start()
+        let secured = try server.post("/operations", ["operation": "secure"])
+        let secureJob = try #require(secured.json["job"] as? String)
+        _ = try server.follow(job: secureJob)
+        let token = try #require(try server.post("/console-tokens", [:]).json["token"] as? String)
+        let rollback = try server.client.send(
+            method: "POST", path: "/delivery-console/rollback", headers: ["X-Delivery-Console-Token": token])
+        let id = try #require(rollback.json["job"] as? String)
+        let (view, _) = try server.follow(job: id)
+        #expect(view["state"] as? String == "succeeded", "\(view)")
+        let target = try FileManager.default.destinationOfSymbolicLink(atPath: "\(server.siteRoot)/current")
+        #expect(target == "releases/backup")
+        let status = try server.client.send(
+            method: "GET", path: "/delivery-console/status", headers: ["X-Delivery-Console-Token": token])
+        let job = status.json["job"] as? [String: Any]
+        #expect(job?["id"] as? String == id)
+        #expect(job?["state"] as? String == "succeeded")
+    }
+}
