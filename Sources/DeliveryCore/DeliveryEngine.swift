@@ -265,6 +265,12 @@ public final class DeliveryEngine: Sendable {
         return try run.execute()
     }
 
+    /// Writes the audit line of a request refused before it reached `perform` (the responder
+    /// refuses some at once: a second delivery while its job runs, a malformed path).
+    public func recordRefusal(_ request: OperationRequest, _ error: DeliveryError) {
+        OperationRun(id: Self.newIdentifier(), request: request, progress: { _ in }, engine: self).auditRefusal(error)
+    }
+
     private func validate(_ request: OperationRequest) throws(DeliveryError) {
         if let path = request.securePath { _ = try ComponentPath(path) }
         if let path = request.updatePath { _ = try ComponentPath(path) }

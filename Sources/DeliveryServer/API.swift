@@ -198,6 +198,7 @@ final class API: Sendable {
             logger.notice(
                 "refused a component path",
                 metadata: ["actor": "\(request.actor.name)", "moodleUserId": "\(request.actor.moodleUserId ?? -1)"])
+            engine.recordRefusal(operationRequest, error)
             throw APIError(error)
         }
         if operation != .rollback {
@@ -205,14 +206,16 @@ final class API: Sendable {
                 return lockHeld(
                     HolderView(
                         name: running.request.actor.name, moodleUserId: running.request.actor.moodleUserId,
-                        operation: running.request.operation.rawValue, job: running.id, since: running.startedAt))
+                        operation: running.request.operation.rawValue, job: running.id, since: running.startedAt),
+                    refusing: operationRequest)
             }
             let status = try engineCall { () throws(DeliveryError) in try self.engine.status() }
             if let running = status.running {
                 return lockHeld(
                     HolderView(
                         name: running.actor.name, moodleUserId: running.actor.moodleUserId,
-                        operation: running.operation.rawValue, job: nil, since: running.startedAt))
+                        operation: running.operation.rawValue, job: nil, since: running.startedAt),
+                    refusing: operationRequest)
             }
         }
         return try startJob(operationRequest)
@@ -230,7 +233,8 @@ final class API: Sendable {
             return lockHeld(
                 HolderView(
                     name: running.request.actor.name, moodleUserId: running.request.actor.moodleUserId,
-                    operation: running.request.operation.rawValue, job: running.id, since: running.startedAt))
+                    operation: running.request.operation.rawValue, job: running.id, since: running.startedAt),
+                refusing: operationRequest)
         }
         let engine = self.engine
         let logger = self.logger
@@ -258,9 +262,10 @@ final class API: Sendable {
         return .json(202, ["job": job.id, "operation": operation.rawValue])
     }
 
-    private func lockHeld(_ holder: HolderView) -> Response {
+    private func lockHeld(_ holder: HolderView, refusing request: OperationRequest) -> Response {
         let message =
             "\(holder.name) is running '\(holder.operation)' since \(holder.since.formatted(.iso8601)); wait for it to finish"
+        engine.recordRefusal(request, DeliveryError(.lockHeld, message))
         return .json(
             409,
             LockHeldBody(error: .init(code: DeliveryError.Code.lockHeld.rawValue, message: message, holder: holder)))

@@ -82,3 +82,20 @@ struct ConsoleTests {
         #expect(job?["state"] as? String == "succeeded")
     }
 }
+
+@Suite("Refusals at the API")
+struct APIRefusalAuditTests {
+    @Test("a hostile path refused by the helper itself is written to the audit log")
+    func hostilePathAudited() throws {
+        let server = try TestServer()
+        try server.start()
+        let refused = try server.post("/operations", ["operation": "secure", "securePath": "../etc"])
+        #expect(refused.status == 400)
+        #expect(refused.errorCode == "bad_path")
+        let history = try server.signed("GET", "/history", query: "limit=1")
+        let record = try #require((history.json["records"] as? [[String: Any]])?.first)
+        #expect(record["result"] as? String == "refused")
+        #expect(record["errorCode"] as? String == "bad_path")
+        #expect((record["actor"] as? [String: Any])?["name"] as? String == "Test Admin")
+    }
+}
