@@ -175,6 +175,32 @@ public final class DeliveryEngine: Sendable {
             maintenanceEnabled: state.maintenanceEnabled, comments: state.comments)
     }
 
+    /// Checks production against the backup copy (the pre-delivery code) before it is served
+    /// again: what the update added, changed and removed, PHP syntax (`php -l`) and conflict
+    /// markers in what it brought, `version.php` changes and versions going backwards, and the
+    /// VCS's local modifications. Read only; `restore` runs it first and refuses when it blocks.
+    public func plan() throws(DeliveryError) -> PreflightReport {
+        let recorder = CommandRecorder(onLine: { _ in })
+        return try preflight(recorder)
+    }
+
+    func preflight(_ recorder: CommandRecorder) throws(DeliveryError) -> PreflightReport {
+        let state = try store.read()
+        guard state.copies[.backup]?.complete == true,
+            (try? System.status(layout.path(of: .backup)))?.kind == .directory
+        else {
+            throw DeliveryError(
+                .copyMissing, "there is no complete backup copy to compare production with; secure first")
+        }
+        let production = layout.path(of: .production)
+        let modifications = try versionControl(recorder).localModifications(of: production, recorder: recorder)
+        return try Preflight(
+            production: production,
+            before: (try? System.realPath(layout.path(of: .backup))) ?? layout.path(of: .backup),
+            php: configuration.php, user: try UserIdentity.lookup(configuration.webUser), recorder: recorder
+        ).run(localModifications: modifications)
+    }
+
     /// The audit log, newest first.
     public func history(limit: Int = 50, offset: Int = 0) throws(DeliveryError) -> [AuditRecord] {
         try audit.read(limit: max(1, min(limit, 1000)), offset: max(0, offset))

@@ -32,6 +32,9 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
         case preempted = "preempted"
         /// The request itself was malformed (unknown operation, oversize comment).
         case badRequest = "bad_request"
+        /// The preflight found what would break the site (syntax error, conflict markers, a
+        /// version going backwards): production is not served.
+        case preflightFailed = "preflight_failed"
     }
 
     /// The stable code.

@@ -77,8 +77,8 @@ final class OperationRun: @unchecked Sendable {
     /// True for an error that stopped the operation before it changed anything.
     private func isRefusal(_ error: DeliveryError) -> Bool {
         !mutated
-            && [.wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle].contains(
-                error.code)
+            && [.wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle, .preflightFailed]
+                .contains(error.code)
     }
 
     // MARK: Dispatch
@@ -569,6 +569,24 @@ final class OperationRun: @unchecked Sendable {
         }
         revisionBefore = state.revisionBeforeDelivery
         revisionAfter = state.productionRevision
+        if state.phase != .restoring {
+            note("Preflight: checking what the update brought before production is served…")
+            let report = try engine.preflight(recorder)
+            note(
+                "Preflight: \(report.added.count) added, \(report.changed.count) changed, \(report.removed.count) removed; \(report.lintErrors.count) syntax errors, \(report.conflictMarkers.count) files with conflict markers."
+            )
+            for change in report.versionChanges {
+                note(
+                    "Version of \(change.component.isEmpty ? "core" : change.component): \(change.before ?? "none") → \(change.after ?? "none")"
+                )
+            }
+            if report.blocking {
+                throw DeliveryError(
+                    .preflightFailed,
+                    "restore refused: \(report.blockingSummary). The site still serves the \(layout.servedTree()?.rawValue ?? "backup") copy; fix production (update again) or cancel"
+                )
+            }
+        }
         try change { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .restoring }
         try switchServed(to: .production)
         progress(.fraction(.restore, 0.2))

@@ -63,7 +63,7 @@ struct APIError: Error, Sendable, Equatable {
     init(_ error: DeliveryError) {
         code = error.code.rawValue
         switch error.code {
-        case .wrongState, .lockHeld, .staleLock, .copyMissing, .notMoodle, .preempted: status = 409
+        case .wrongState, .lockHeld, .staleLock, .copyMissing, .notMoodle, .preempted, .preflightFailed: status = 409
         case .badPath, .badRequest: status = 400
         case .vcsFailed, .upgradeFailed: status = 500
         case .configuration, .privileges, .io: status = 500

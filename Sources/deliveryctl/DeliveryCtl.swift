@@ -20,8 +20,8 @@ struct DeliveryCtl: ParsableCommand {
             pre-delivery state; rollback serves the security (else backup) copy at once.
             """,
         subcommands: [
-            Init.self, Status.self, Secure.self, Switch.self, Update.self, Restore.self, RunAll.self, Cancel.self,
-            Rollback.self, Recover.self, Log.self,
+            Init.self, Status.self, Secure.self, Switch.self, Update.self, Plan.self, Restore.self, RunAll.self,
+            Cancel.self, Rollback.self, Recover.self, Log.self,
         ]
     )
 }
@@ -64,7 +64,7 @@ struct Failure: Error, CustomStringConvertible {
     var exitCode: Int32 {
         switch error.code {
         case .wrongState, .lockHeld, .staleLock, .badPath, .copyMissing, .badRequest, .notMoodle, .configuration,
-            .privileges:
+            .privileges, .preflightFailed:
             2
         default: 1
         }
@@ -342,6 +342,54 @@ extension DeliveryCtl {
 
         func run() throws {
             try runOperation(options) { OperationRequest(.update, actor: $0, updatePath: path, comment: comment) }
+        }
+    }
+
+    struct Plan: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Check production before it is served again: files changed, PHP syntax, conflict markers, versions.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            let engine: DeliveryEngine
+            do {
+                engine = try options.engine()
+            } catch let failure as Failure {
+                failure.report()
+            }
+            do {
+                let report = try engine.plan()
+                if options.json {
+                    printJSON(report)
+                } else {
+                    var lines = [
+                        "Compared with the backup copy: \(report.added.count) added, \(report.changed.count) changed, \(report.removed.count) removed."
+                    ]
+                    for change in report.versionChanges {
+                        lines.append(
+                            "Version of \(change.component.isEmpty ? "core" : change.component): \(change.before ?? "none") → \(change.after ?? "none")\(change.backwards ? "  BACKWARDS: Moodle will refuse it" : "")"
+                        )
+                    }
+                    for error in report.lintErrors {
+                        lines.append(
+                            "Syntax error: \(error.file)\(error.line.map { " line \($0)" } ?? ""): \(error.message)")
+                    }
+                    for (file, line) in report.conflictMarkers.sorted(by: { $0.key < $1.key }) {
+                        lines.append("Conflict marker: \(file) line \(line)")
+                    }
+                    for modification in report.localModifications {
+                        lines.append("Local modification: \(modification)")
+                    }
+                    lines.append(
+                        report.blocking
+                            ? "Restore would be refused: \(report.blockingSummary)." : "Nothing blocks the restore.")
+                    FileOutput.standardOutput(lines.joined(separator: "\n") + "\n")
+                }
+                if report.blocking { throw ExitCode(3) }
+            } catch let error as DeliveryError {
+                Failure(error: error, json: options.json).report()
+            }
         }
     }
 

@@ -310,3 +310,85 @@ struct FailingUpgradeTests {
         #expect(FileManager.default.fileExists(atPath: "\(second.dataroot)/climaintenance.html"))
     }
 }
+
+@Suite("Preflight before production is served again")
+struct PreflightTests {
+    /// Commits files into the fixture's upstream (git) as a new revision.
+    func publish(_ site: FixtureSite, _ files: [String: String]) throws {
+        let author = "\(site.root)/author"
+        for (path, content) in files {
+            try content.write(toFile: "\(author)/\(path)", atomically: false, encoding: .utf8)
+        }
+        try sh("git", ["add", "-A"], in: author)
+        try sh("git", ["-c", "user.name=a", "-c", "user.email=a@x.invalid", "commit", "-qm", "change"], in: author)
+        try sh("git", ["push", "-q", "origin", "main"], in: author)
+    }
+
+    func delivering(_ files: [String: String]) throws -> FixtureSite {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        try publish(site, files)
+        try site.perform(.update)
+        return site
+    }
+
+    func expectBlocked(
+        _ site: FixtureSite, mentioning fragment: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        let before = site.diskSnapshot
+        let error = site.refusal(.restore)
+        #expect(error?.code == .preflightFailed, "\(error?.message ?? "no error")", sourceLocation: sourceLocation)
+        #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")", sourceLocation: sourceLocation)
+        #expect(error?.message.contains("still serves the backup") == true, sourceLocation: sourceLocation)
+        #expect(site.diskSnapshot.difference(from: before) == [], sourceLocation: sourceLocation)
+        #expect(site.moodleCalls.isEmpty, "no upgrade ran", sourceLocation: sourceLocation)
+        #expect(site.served == site.revision1, sourceLocation: sourceLocation)
+    }
+
+    @Test("a PHP syntax error in the update blocks the restore and names the file and line")
+    func syntaxError() throws {
+        let site = try delivering(["mod/forum/lib.php": "<?php\n// fine\nfunction broken( {\n"])
+        expectBlocked(site, mentioning: "mod/forum/lib.php line 3")
+        let report = try site.engine.plan()
+        #expect(report.lintErrors.count == 1)
+        #expect(report.lintErrors.first?.line == 3)
+        #expect(report.changed == ["mod/forum/lib.php"])
+    }
+
+    @Test("conflict markers in the update block the restore")
+    func conflictMarkers() throws {
+        let site = try delivering([
+            "local/foo/readme.txt": "intro\n<<<<<<< HEAD\nours\n=======\ntheirs\n>>>>>>> upstream\n"
+        ])
+        expectBlocked(site, mentioning: "conflict markers in 1 file (first: local/foo/readme.txt line 2)")
+    }
+
+    @Test("a version going backwards blocks the restore")
+    func versionBackwards() throws {
+        let site = try delivering([
+            "mod/forum/version.php":
+                "<?php\ndefined('MOODLE_INTERNAL') || die();\n$plugin->component = 'mod_forum';\n$plugin->version = 2024090100;\n"
+        ])
+        expectBlocked(site, mentioning: "the version of mod/forum goes backwards (2024100700 → 2024090100)")
+    }
+
+    @Test("a clean update: the plan lists the changes and versions, and the restore goes ahead")
+    func cleanPlan() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        try site.publishRevision2()
+        try site.perform(.update)
+        let report = try site.engine.plan()
+        #expect(!report.blocking)
+        #expect(report.added == ["local/foo/newfile.php"])
+        #expect(report.removed == ["mod/assign/old.php"])
+        #expect(Set(report.changed) == ["version.php", "mod/forum/lib.php", "mod/forum/version.php"])
+        let core = report.versionChanges.first { $0.component.isEmpty }
+        #expect(core?.before == "2024100700.00" && core?.after == "2024100800.00" && core?.backwards == false)
+        #expect(report.versionChanges.contains { $0.component == "mod/forum" })
+        try site.perform(.restore)
+        #expect(site.servedVersion.contains("2024100800.00"))
+    }
+}

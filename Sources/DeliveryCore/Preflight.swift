@@ -1,0 +1,222 @@
+/// A PHP syntax error found by `php -l`.
+public struct LintError: Sendable, Codable, Equatable {
+    /// The file, relative to the tree.
+    public var file: String
+    /// The line PHP names, when it names one.
+    public var line: Int?
+    /// PHP's message.
+    public var message: String
+}
+
+/// A component whose `version.php` changed.
+public struct VersionChange: Sendable, Codable, Equatable {
+    /// The folder of the `version.php` (empty for core).
+    public var component: String
+    /// The version before (from the backup copy), nil for a new component.
+    public var before: String?
+    /// The version after, nil for a removed component.
+    public var after: String?
+    /// True when the version goes down: Moodle refuses to run such code.
+    public var backwards: Bool
+}
+
+/// What the preflight found in production before it is served again.
+public struct PreflightReport: Sendable, Codable, Equatable {
+    /// Files added, changed and removed compared with the backup copy (the pre-delivery code).
+    public var added: [String] = []
+    public var changed: [String] = []
+    public var removed: [String] = []
+    /// Syntax errors in the PHP files that the update added or changed.
+    public var lintErrors: [LintError] = []
+    /// Files that the update added or changed holding conflict markers, with the first line.
+    public var conflictMarkers: [String: Int] = [:]
+    /// `version.php` changes, core and plugins.
+    public var versionChanges: [VersionChange] = []
+    /// Tracked files changed locally in production, as the VCS reports them.
+    public var localModifications: [String] = []
+
+    /// True when something must stop the restore.
+    public var blocking: Bool {
+        !lintErrors.isEmpty || !conflictMarkers.isEmpty || versionChanges.contains { $0.backwards }
+    }
+
+    /// One sentence on what blocks, for the refusal.
+    public var blockingSummary: String {
+        var parts: [String] = []
+        if let first = lintErrors.first {
+            parts.append(
+                "\(lintErrors.count) PHP syntax error\(lintErrors.count == 1 ? "" : "s") (first: \(first.file)\(first.line.map { " line \($0)" } ?? ""): \(first.message))"
+            )
+        }
+        if let first = conflictMarkers.keys.sorted().first {
+            parts.append(
+                "conflict markers in \(conflictMarkers.count) file\(conflictMarkers.count == 1 ? "" : "s") (first: \(first) line \(conflictMarkers[first]!))"
+            )
+        }
+        for change in versionChanges where change.backwards {
+            parts.append(
+                "the version of \(change.component.isEmpty ? "core" : change.component) goes backwards (\(change.before ?? "?") → \(change.after ?? "?"))"
+            )
+        }
+        return parts.joined(separator: "; ")
+    }
+}
+
+/// Checks production against the pre-delivery code before it is served again: PHP syntax of the
+/// files the update brought, conflict markers, versions going backwards, local modifications.
+struct Preflight {
+    let production: String
+    let before: String
+    let php: String
+    let user: UserIdentity
+    let recorder: CommandRecorder
+    /// The most files linted (a whole-tree change is checked up to this many files).
+    var lintLimit = 5000
+
+    func run(localModifications: [String]) throws(DeliveryError) -> PreflightReport {
+        var report = PreflightReport()
+        report.localModifications = localModifications
+        compare("", &report)
+        var linted = 0
+        for file in (report.added + report.changed).sorted() {
+            let path = "\(production)/\(file)"
+            if let line = Self.firstConflictMarker(path) { report.conflictMarkers[file] = line }
+            if file.hasSuffix(".php") && linted < lintLimit {
+                linted += 1
+                if let error = try lint(file) { report.lintErrors.append(error) }
+            }
+            if file == "version.php" || file.hasSuffix("/version.php") {
+                report.versionChanges.append(versionChange(file))
+            }
+        }
+        for file in report.removed where file == "version.php" || file.hasSuffix("/version.php") {
+            report.versionChanges.append(versionChange(file))
+        }
+        report.versionChanges = report.versionChanges.filter { $0.before != $0.after }
+        return report
+    }
+
+    /// Walks both trees, comparing kind, size and mtime (as a copy would).
+    private func compare(_ relative: String, _ report: inout PreflightReport) {
+        let newDirectory = relative.isEmpty ? production : "\(production)/\(relative)"
+        let oldDirectory = relative.isEmpty ? before : "\(before)/\(relative)"
+        let newNames = Set(((try? System.listDirectory(newDirectory)) ?? []).map(\.name))
+            .subtracting(TreeCopier.versionControlNames)
+        let oldNames = Set(((try? System.listDirectory(oldDirectory)) ?? []).map(\.name))
+            .subtracting(TreeCopier.versionControlNames)
+        for name in newNames.union(oldNames).sorted() {
+            let child = relative.isEmpty ? name : "\(relative)/\(name)"
+            let new = try? System.lstatus("\(newDirectory)/\(name)")
+            let old = try? System.lstatus("\(oldDirectory)/\(name)")
+            switch (new?.kind, old?.kind) {
+            case (.directory?, .directory?):
+                compare(child, &report)
+            case (.directory?, _):
+                if old != nil { report.removed.append(child) }
+                addAll(child, &report)
+            case (_, .directory?):
+                if new != nil { report.added.append(child) }
+                removeAll(child, &report)
+            case (nil, _?):
+                report.removed.append(child)
+            case (_?, nil):
+                report.added.append(child)
+            case (let newKind?, let oldKind?):
+                if newKind != oldKind || new!.size != old!.size
+                    || new!.modificationSeconds != old!.modificationSeconds
+                    || new!.modificationNanoseconds != old!.modificationNanoseconds
+                {
+                    report.changed.append(child)
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    private func addAll(_ relative: String, _ report: inout PreflightReport) {
+        for entry in (try? System.listDirectory("\(production)/\(relative)")) ?? []
+        where !TreeCopier.versionControlNames.contains(entry.name) {
+            let child = "\(relative)/\(entry.name)"
+            if (try? System.lstatus("\(production)/\(child)"))?.kind == .directory {
+                addAll(child, &report)
+            } else {
+                report.added.append(child)
+            }
+        }
+    }
+
+    private func removeAll(_ relative: String, _ report: inout PreflightReport) {
+        for entry in (try? System.listDirectory("\(before)/\(relative)")) ?? []
+        where !TreeCopier.versionControlNames.contains(entry.name) {
+            let child = "\(relative)/\(entry.name)"
+            if (try? System.lstatus("\(before)/\(child)"))?.kind == .directory {
+                removeAll(child, &report)
+            } else {
+                report.removed.append(child)
+            }
+        }
+    }
+
+    /// `php -l` on one file, as the web user; nil when the syntax is fine.
+    private func lint(_ file: String) throws(DeliveryError) -> LintError? {
+        let command = Command(
+            php, ["-n", "-d", "display_errors=stdout", "-d", "error_reporting=-1", "-l", "\(production)/\(file)"],
+            user: user, workingDirectory: production, timeoutSeconds: 60, outputLimit: 16384)
+        let result = try ChildProcess.run(command)
+        if result.succeeded { return nil }
+        let output = result.combinedOutput.replacing("\(production)/", with: "")
+        let message =
+            output.split(separator: "\n").first { $0.contains("error") }.map(String.init)
+            ?? output.split(separator: "\n").first.map(String.init) ?? "php -l failed"
+        var line: Int?
+        if let marker = message.firstRange(of: " on line ") {
+            line = Int(message[marker.upperBound...].prefix { $0.isNumber })
+        }
+        return LintError(file: file, line: line, message: message.trimmingWhitespace())
+    }
+
+    /// The first line that opens or closes a VCS conflict (`<<<<<<< ` or `>>>>>>> `, as git, svn
+    /// and cvs write them), in a text file under 4 MiB.
+    static func firstConflictMarker(_ path: String) -> Int? {
+        guard let status = try? System.lstatus(path), status.kind == .regular, status.size < 4 << 20,
+            let bytes = try? System.readFile(path, limit: 4 << 20), !bytes.contains(0)
+        else { return nil }
+        var number = 0
+        for line in bytes.split(separator: 10, omittingEmptySubsequences: false) {
+            number += 1
+            guard line.count >= 7 else { continue }
+            let head = Array(line.prefix(8))
+            let opening = head.prefix(7).allSatisfy { $0 == 60 }  // <<<<<<<
+            let closing = head.prefix(7).allSatisfy { $0 == 62 }  // >>>>>>>
+            if (opening || closing) && (head.count == 7 || head[7] == 32 || head[7] == 13) { return number }
+        }
+        return nil
+    }
+
+    /// The version a `version.php` declares (`$version = …` for core, `$plugin->version = …`).
+    static func declaredVersion(_ path: String) -> String? {
+        guard let bytes = try? System.readFile(path, limit: 1 << 20) else { return nil }
+        for rawLine in String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+            let line = String(rawLine).trimmingWhitespace()
+            for prefix in ["$plugin->version", "$module->version", "$version"] where line.hasPrefix(prefix) {
+                let rest = line.dropFirst(prefix.count).drop { $0 == " " || $0 == "\t" }
+                guard rest.first == "=" else { continue }
+                let value = rest.dropFirst().drop { $0 == " " || $0 == "\t" }.prefix { $0.isNumber || $0 == "." }
+                if !value.isEmpty { return String(value) }
+            }
+        }
+        return nil
+    }
+
+    private func versionChange(_ file: String) -> VersionChange {
+        let component = file == "version.php" ? "" : String(file.dropLast("/version.php".count))
+        let old = Self.declaredVersion("\(before)/\(file)")
+        let new = Self.declaredVersion("\(production)/\(file)")
+        var backwards = false
+        if let old, let new, let oldNumber = Double(old), let newNumber = Double(new) {
+            backwards = newNumber < oldNumber
+        }
+        return VersionChange(component: component, before: old, after: new, backwards: backwards)
+    }
+}
