@@ -222,14 +222,10 @@ const start = async(root, form, button) => {
         answer = null;
     }
     if (answer === null) {
-        setBusy(root, false);
-        // Let the browser post the form itself: the page then shows what happened.
-        const input = document.createElement('input');
-        input.type = 'hidden';
-        input.name = 'action';
-        input.value = button.value;
-        form.append(input);
-        form.submit();
+        // Not an answer of action.php (an error page, a lost connection): the action may have
+        // started, so never post it again. The page, reloaded, shows the state and follows a
+        // running job.
+        window.location.assign(root.dataset.indexUrl);
         return;
     }
     if (answer.error) {

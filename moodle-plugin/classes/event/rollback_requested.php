@@ -53,8 +53,8 @@ class rollback_requested extends \core\event\base {
      * @return self The event, to trigger.
      */
     public static function create_from_job(string $jobid): self {
+        // The context is the system's, set in init(): passing it again makes Moodle complain.
         return self::create([
-            'context' => \context_system::instance(),
             'other' => ['operation' => 'rollback', 'job' => $jobid],
         ]);
     }

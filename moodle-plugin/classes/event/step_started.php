@@ -57,8 +57,8 @@ class step_started extends \core\event\base {
      * @return self The event, to trigger.
      */
     public static function create_from_job(string $operation, string $jobid, string $comment = ''): self {
+        // The context is the system's, set in init(): passing it again makes Moodle complain.
         return self::create([
-            'context' => \context_system::instance(),
             'other' => ['operation' => $operation, 'job' => $jobid, 'comment' => $comment],
         ]);
     }
