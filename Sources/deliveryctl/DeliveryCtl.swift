@@ -39,11 +39,13 @@ struct GlobalOptions: ParsableArguments {
         config ?? System.environmentValue("DELIVERY_CONFIG") ?? SiteConfiguration.defaultPath
     }
 
-    func engine() throws -> DeliveryEngine {
-        do {
-            return try DeliveryEngine(configuration: try SiteConfiguration.load(from: configurationPath))
+    /// Runs a command's body with the site's engine; any refusal or failure is reported as one
+    /// line (or JSON) and ends the process with its exit status.
+    func withEngine(_ body: (DeliveryEngine) throws(DeliveryError) -> Void) {
+        do throws(DeliveryError) {
+            try body(try DeliveryEngine(configuration: try SiteConfiguration.load(from: configurationPath)))
         } catch {
-            throw Failure(error: error, json: json)
+            Failure(error: error, json: json).report()
         }
     }
 
@@ -187,24 +189,16 @@ func crashPoint(_ spec: String, matches event: ProgressEvent) -> Bool {
 
 /// Runs one operation for a subcommand.
 func runOperation(_ options: GlobalOptions, _ request: (Actor) -> OperationRequest) throws {
-    let engine: DeliveryEngine
-    do {
-        engine = try options.engine()
-    } catch let failure as Failure {
-        failure.report()
-    }
     let printer = ProgressPrinter(quiet: options.json)
     // Crash-test seam: DELIVERYCTL_TEST_KILL_AT=started:STEP|finished:STEP|line:PREFIX makes this
     // process SIGKILL itself at that event, as a power cut or an OOM kill would.
     let killAt = System.environmentValue("DELIVERYCTL_TEST_KILL_AT")
-    do {
+    options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
         let outcome = try engine.perform(request(options.actor)) { event in
             printer.handle(event)
             if let killAt, crashPoint(killAt, matches: event) { kill(getpid(), SIGKILL) }
         }
         if options.json { printJSON(OutcomeDocument(ok: true, outcome: outcome)) }
-    } catch {
-        Failure(error: error, json: options.json).report()
     }
 }
 
@@ -245,8 +239,6 @@ extension DeliveryCtl {
                         "Adopted \(moodle): site root \(result.configuration.siteRoot), configuration \(options.configurationPath).\n\nThe one web server change to make:\n\(result.webServerChange)\n"
                     )
                 }
-            } catch {
-                Failure(error: error, json: options.json).report()
             }
         }
     }
@@ -257,13 +249,7 @@ extension DeliveryCtl {
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
-            let engine: DeliveryEngine
-            do {
-                engine = try options.engine()
-            } catch let failure as Failure {
-                failure.report()
-            }
-            do {
+            options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
                 let status = try engine.status()
                 if options.json {
                     printJSON(status)
@@ -301,8 +287,6 @@ extension DeliveryCtl {
                 if status.maintenanceEnabled { lines.append("Maintenance mode is ON (turned on by the delivery).") }
                 lines.append("Allowed:   \(status.allowed.map(\.rawValue).joined(separator: ", "))")
                 FileOutput.standardOutput(lines.joined(separator: "\n") + "\n")
-            } catch {
-                Failure(error: error, json: options.json).report()
             }
         }
     }
@@ -352,13 +336,8 @@ extension DeliveryCtl {
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
-            let engine: DeliveryEngine
-            do {
-                engine = try options.engine()
-            } catch let failure as Failure {
-                failure.report()
-            }
-            do {
+            var blocking = false
+            options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
                 let report = try engine.plan()
                 if options.json {
                     printJSON(report)
@@ -386,10 +365,9 @@ extension DeliveryCtl {
                             ? "Restore would be refused: \(report.blockingSummary)." : "Nothing blocks the restore.")
                     FileOutput.standardOutput(lines.joined(separator: "\n") + "\n")
                 }
-                if report.blocking { throw ExitCode(3) }
-            } catch let error as DeliveryError {
-                Failure(error: error, json: options.json).report()
+                blocking = report.blocking
             }
+            if blocking { throw ExitCode(3) }
         }
     }
 
@@ -463,13 +441,7 @@ extension DeliveryCtl {
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
-            let engine: DeliveryEngine
-            do {
-                engine = try options.engine()
-            } catch let failure as Failure {
-                failure.report()
-            }
-            do {
+            options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
                 let records = try engine.history(limit: limit)
                 if options.json {
                     printJSON(records)
@@ -486,8 +458,6 @@ extension DeliveryCtl {
                     line += "  \(format(record.durationSeconds)) s\n    \(record.message)\n"
                     FileOutput.standardOutput(line)
                 }
-            } catch {
-                Failure(error: error, json: options.json).report()
             }
         }
 
