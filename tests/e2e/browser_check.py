@@ -1,0 +1,512 @@
+#!/usr/bin/env python3
+"""Browser check of tool_delivery on a live Moodle site (headless Chromium driven by Selenium).
+
+It logs in as an administrator, opens Site administration > Server > Code delivery
+(/admin/tool/delivery/index.php) and presses every button as a person would, checking after each
+what the page shows (banner state, served copy, progress bars, result message, log) and, when
+run on the server, what the site serves. Not part of CI (CI has no Moodle).
+
+Requirements (Debian 12):
+    apt-get install -y chromium chromium-driver
+    pip install selenium
+
+Usage:
+    python3 tests/e2e/browser_check.py --url http://127.0.0.1:8080 --user admin --password 'Admin-1234'
+
+Options worth knowing:
+    --out DIR           screenshots and page sources (default /tmp/browser-check)
+    --steps LIST        comma-separated subset of: page,secure,switch,update,restore,runall,
+                        cancel,rollback,finish,status,logs (default: all, in that order)
+    --site-root DIR     the delivery site root (holds `current`): checks `readlink current`
+                        after each step (the script must then run on the server)
+    --author DIR        a clone of the upstream repository from which a new revision is published
+                        before "update" and "run all" (needs root, to run git as --code-owner);
+                        without it the steps run against whatever upstream holds
+    --code-owner USER   the user that owns the clones (default moodlecode)
+    --marker FILE       the file of the repository the published revisions change (default
+                        delivery-e2e-marker.txt, served by the web server as a static file: the
+                        script fetches it to see which revision the site serves)
+    --watch-log FILE    a log to watch for new PHP errors/warnings during the run (repeatable,
+                        e.g. /var/log/nginx/moodle-real.error.log /var/log/php8.2-fpm.log)
+    --timeout S         seconds allowed for one operation (default 900)
+
+Example on the test machine, as root:
+    python3 tests/e2e/browser_check.py --url http://127.0.0.1:8080 --user admin \\
+        --password Admin-1234 --site-root /srv/moodle-real/moodle-delivery \\
+        --author /srv/moodle-real/author --watch-log /var/log/nginx/moodle-real.error.log \\
+        --watch-log /var/log/php8.2-fpm.log
+
+The run ends with a summary of every check and exits 1 when one failed. The site is left served
+from production (the last steps roll back, then restore production).
+"""
+
+import argparse
+import datetime
+import os
+import re
+import subprocess
+import sys
+import time
+import traceback
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException, TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+PAGE = "/admin/tool/delivery/index.php"
+ALL_STEPS = ["page", "secure", "switch", "update", "restore", "runall", "cancel", "rollback",
+             "finish", "status", "logs"]
+# What Moodle or PHP print into a page when something is wrong: in the HTML (debugging() output,
+# PHP's own messages) and in the visible text (exceptions, missing strings shown as [[key]]).
+HTML_PROBLEMS = re.compile(r'(data-rel="debugging"|<b>(Warning|Notice|Deprecated|Fatal error)</b>)')
+TEXT_PROBLEMS = re.compile(
+    r"(Coding error detected|Exception - |Stack trace:|Debug info:|Error code: |\[\[[A-Za-z0-9:_]+\]\])")
+
+
+class Checker:
+    """Runs the checks and remembers their results."""
+
+    def __init__(self, args):
+        self.args = args
+        self.base = args.url.rstrip("/")
+        self.out = args.out
+        os.makedirs(self.out, exist_ok=True)
+        self.results = []
+        self.shot = 0
+        self.revisions = 0
+        self.log_sizes = {}
+        for path in args.watch_log:
+            self.log_sizes[path] = os.path.getsize(path) if os.path.exists(path) else 0
+        options = webdriver.ChromeOptions()
+        options.binary_location = args.chromium
+        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1400,1200", "--lang=en"):
+            options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver = webdriver.Chrome(service=Service(args.chromedriver), options=options)
+        self.driver.set_page_load_timeout(120)
+
+    # ----- reporting -------------------------------------------------------------------------
+
+    def check(self, name, ok, detail=""):
+        self.results.append((name, bool(ok), detail))
+        print(f"[{'PASS' if ok else 'FAIL'}] {name}" + (f": {detail}" if detail else ""), flush=True)
+        return ok
+
+    def screenshot(self, label):
+        """A full-page screenshot (the window grows to the page's height) and the page source."""
+        self.shot += 1
+        name = f"{self.shot:02d}-{label}"
+        driver = self.driver
+        height = driver.execute_script(
+            "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight);")
+        driver.set_window_size(1400, min(max(int(height) + 150, 900), 6000))
+        path = os.path.join(self.out, name + ".png")
+        driver.save_screenshot(path)
+        with open(os.path.join(self.out, name + ".html"), "w", encoding="utf-8") as handle:
+            handle.write(driver.page_source)
+        driver.set_window_size(1400, 1200)
+        print(f"       screenshot {path}", flush=True)
+        return path
+
+    def page_problems(self, label):
+        source = self.driver.page_source
+        text = self.driver.find_element(By.TAG_NAME, "body").text
+        found = sorted({match.group(0) for match in HTML_PROBLEMS.finditer(source)}
+                       | {match.group(0) for match in TEXT_PROBLEMS.finditer(text)})
+        self.check(f"{label}: no PHP/Moodle errors or missing strings in the page", not found,
+                   ", ".join(found))
+        errors = []
+        try:
+            for entry in self.driver.get_log("browser"):
+                message = entry.get("message", "")
+                # Resources of other hosts (a CDN the server cannot reach) are not the page's fault.
+                if entry.get("level") == "SEVERE" and (message.startswith(self.base) or "://" not in
+                                                       message.split(" ")[0]):
+                    errors.append(entry.get("message", "")[:300])
+        except Exception:  # noqa: BLE001 - the log is a bonus
+            pass
+        self.check(f"{label}: no JavaScript errors in the console", not errors, " | ".join(errors))
+
+    # ----- the server side -------------------------------------------------------------------
+
+    def served_link(self):
+        if not self.args.site_root:
+            return None
+        return os.readlink(os.path.join(self.args.site_root, "current"))
+
+    def fetch(self, path):
+        """Status and body of a plain HTTP GET (what the site serves to anybody)."""
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=60) as answer:
+                return answer.status, answer.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode("utf-8", "replace")
+        except Exception as error:  # noqa: BLE001
+            return 0, str(error)
+
+    def site_serves(self, label, copy, marker=None):
+        """Checks the served tree (`current`), the login page and the marker file."""
+        if copy is not None and self.args.site_root:
+            link = self.served_link()
+            self.check(f"{label}: current -> releases/{copy}", link == f"releases/{copy}", f"readlink: {link}")
+        status, body = self.fetch("/login/index.php")
+        self.check(f"{label}: the login page answers 200", status == 200 and "loginbtn" in body,
+                   f"HTTP {status}")
+        if marker is not None:
+            status, body = self.fetch("/" + self.args.marker)
+            served = body.strip() if status == 200 else f"HTTP {status}"
+            self.check(f"{label}: the site serves marker {marker!r}", served == marker, f"served {served!r}")
+
+    def as_owner(self, *command):
+        return subprocess.run(["setpriv", f"--reuid={self.args.code_owner}", f"--regid={self.args.code_owner}",
+                               "--init-groups", "env", f"HOME={os.path.expanduser('~' + self.args.code_owner)}",
+                               "GIT_TERMINAL_PROMPT=0", *command],
+                              cwd=self.args.author, check=True, capture_output=True, text=True).stdout
+
+    def publish(self):
+        """Publishes a new upstream revision that changes only the marker file; returns its text."""
+        if not self.args.author:
+            return None
+        self.revisions += 1
+        text = f"delivery e2e revision {self.revisions} {datetime.datetime.utcnow():%Y-%m-%dT%H:%M:%SZ}"
+        self.as_owner("git", "pull", "--ff-only", "-q")
+        path = os.path.join(self.args.author, self.args.marker)
+        self.as_owner("sh", "-c", 'printf "%s\\n" "$1" > "$2"', "sh", text, path)
+        self.as_owner("git", "add", "--", self.args.marker)
+        self.as_owner("git", "commit", "-q", "-m", f"e2e: {text}")
+        self.as_owner("git", "push", "-q", "origin", "HEAD")
+        head = self.as_owner("git", "rev-parse", "--short=10", "HEAD").strip()
+        print(f"       published upstream {head}: {text}", flush=True)
+        return text
+
+    def current_marker(self):
+        status, body = self.fetch("/" + self.args.marker)
+        return body.strip() if status == 200 else None
+
+    def new_log_lines(self):
+        lines = []
+        for path, size in self.log_sizes.items():
+            if not os.path.exists(path):
+                continue
+            with open(path, "rb") as handle:
+                handle.seek(size)
+                for line in handle.read().decode("utf-8", "replace").splitlines():
+                    if re.search(r"PHP (Warning|Notice|Deprecated|Fatal|Parse)|tool/delivery|tool_delivery", line):
+                        lines.append(f"{os.path.basename(path)}: {line[:400]}")
+        return lines
+
+    # ----- the page --------------------------------------------------------------------------
+
+    def login(self):
+        driver = self.driver
+        for attempt in range(3):
+            try:
+                driver.get(self.base + "/login/index.php")
+                WebDriverWait(driver, 60).until(lambda d: d.execute_script("return document.readyState") == "complete")
+                time.sleep(1)  # Let the login page's own JavaScript settle before typing.
+                username = driver.find_element(By.ID, "username")
+                username.clear()
+                username.send_keys(self.args.user)
+                password = driver.find_element(By.ID, "password")
+                password.clear()
+                password.send_keys(self.args.password)
+                if (username.get_attribute("value"), password.get_attribute("value")) != (
+                        self.args.user, self.args.password):
+                    raise StaleElementReferenceException("the login fields did not keep what was typed")
+                driver.find_element(By.ID, "loginbtn").click()
+                WebDriverWait(driver, 60).until(lambda d: "/login/index.php" not in d.current_url)
+                break
+            except (StaleElementReferenceException, TimeoutException):
+                if attempt == 2:
+                    raise
+        self.check("login", "/login/" not in driver.current_url, driver.current_url)
+        try:
+            driver.get_log("browser")  # What the login page said is not ours to judge.
+        except Exception:  # noqa: BLE001
+            pass
+
+    def open_page(self):
+        self.driver.get(self.base + PAGE)
+        WebDriverWait(self.driver, 60).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, '[data-region="tool_delivery-screen"], '
+                                                       '[data-region="tool_delivery-helperdown"]'))
+        # The AMD module is loaded once Moodle's page JS has finished.
+        try:
+            WebDriverWait(self.driver, 30).until(lambda d: d.execute_script(
+                "return !!(window.M && M.util && M.util.pending_js && M.util.pending_js.length === 0"
+                " && window.require && require.defined && require.defined('tool_delivery/progress'));"))
+            return True
+        except TimeoutException:
+            return False
+
+    def banner(self):
+        driver = self.driver
+        found = driver.find_elements(By.CSS_SELECTOR, '[data-region="tool_delivery-banner"]')
+        if not found:
+            return {}
+        banner = found[0]
+        text = banner.text
+        served = ""
+        match = re.search(r"Served copy\s*\n\s*(.+)", text)
+        if match:
+            served = match.group(1).strip()
+        production = ""
+        match = re.search(r"\nProduction\s*\n\s*(\S+ @ \S+)", text)
+        if match:
+            production = match.group(1).strip()
+        return {"phase": banner.get_attribute("data-phase"), "served": served, "production": production,
+                "text": text}
+
+    def button(self, action):
+        return self.driver.find_element(By.CSS_SELECTOR, f'button[data-action="tool_delivery-start"][value="{action}"]')
+
+    def enabled_buttons(self):
+        return [b.get_attribute("value") for b in self.driver.find_elements(
+            By.CSS_SELECTOR, 'button[data-action="tool_delivery-start"]') if b.is_enabled()]
+
+    def run_button(self, label, action, fill=None, confirm=False, expect_phase=None, expect_served=None,
+                   expect_success=True):
+        """Reloads the page, fills the options, presses a button, follows the progress to the result."""
+        driver = self.driver
+        amd = self.open_page()
+        self.check(f"{label}: the AMD module tool_delivery/progress is loaded", amd)
+        enabled = self.enabled_buttons()
+        if not self.check(f"{label}: the button '{action}' is enabled", action in enabled, f"enabled: {enabled}"):
+            self.screenshot(f"{label}-disabled")
+            return None
+        if fill:
+            fill(driver)
+        before_url = driver.current_url
+        started = time.time()
+        self.button(action).click()
+        if confirm:
+            try:
+                WebDriverWait(driver, 10).until(lambda d: d.switch_to.alert)
+                alert = driver.switch_to.alert
+                self.check(f"{label}: a confirmation is asked", bool(alert.text), alert.text)
+                alert.accept()
+            except (TimeoutException, NoAlertPresentException):
+                self.check(f"{label}: a confirmation is asked", False, "no confirm() dialog")
+        # Progress: the live area shows up and the bars move.
+        try:
+            WebDriverWait(driver, 30).until(lambda d: d.find_element(
+                By.CSS_SELECTOR, '[data-region="tool_delivery-progress"]').is_displayed())
+            self.check(f"{label}: the live progress area is shown", True)
+        except TimeoutException:
+            self.check(f"{label}: the live progress area is shown", False)
+        time.sleep(1.5)
+        self.check(f"{label}: the page stayed in place (started through AJAX)",
+                   driver.current_url.split("?")[0] == before_url.split("?")[0], driver.current_url)
+        others = [b for b in self.enabled_buttons() if b != "rollback"]
+        results = driver.find_elements(By.CSS_SELECTOR, '[data-region="tool_delivery-result"]')
+        if not results:
+            self.check(f"{label}: the delivery page is still shown", False, driver.current_url)
+            self.screenshot(f"{label}-lost")
+            self.page_problems(label)
+            return None
+        if not results[0].is_displayed():
+            self.check(f"{label}: while it runs, only Emergency rollback stays enabled", not others,
+                       f"enabled: {others}")
+        self.screenshot(f"{label}-running")
+        try:
+            WebDriverWait(driver, self.args.timeout, poll_frequency=1).until(lambda d: d.find_element(
+                By.CSS_SELECTOR, '[data-region="tool_delivery-result"]').is_displayed())
+        except TimeoutException:
+            self.check(f"{label}: a result is shown within {self.args.timeout}s", False)
+            self.screenshot(f"{label}-timeout")
+            return None
+        elapsed = time.time() - started
+        result = driver.find_element(By.CSS_SELECTOR, '[data-region="tool_delivery-result"]')
+        succeeded = "alert-success" in (result.get_attribute("class") or "")
+        self.check(f"{label}: the result says {'success' if expect_success else 'failure'} "
+                   f"({elapsed:.0f}s)", succeeded == expect_success, result.text.replace("\n", " | "))
+        log = driver.find_element(By.CSS_SELECTOR, '[data-region="tool_delivery-log"]').text
+        self.check(f"{label}: the log shows lines", bool(log.strip()), f"{len(log.splitlines())} lines")
+        bars = driver.find_elements(By.CSS_SELECTOR, '[data-region="tool_delivery-bar"]')
+        widths = {b.get_attribute("data-operation"): b.get_attribute("aria-valuenow") for b in bars}
+        steps = {"run-all": ["secure", "switch", "update", "restore"]}.get(action, [action])
+        if expect_success and action in ("secure", "switch", "update", "restore", "run-all"):
+            self.check(f"{label}: the progress bars of {steps} are at 100%",
+                       all(widths.get(step) == "100" for step in steps), f"bars: {widths}")
+        self.check(f"{label}: the status line is cleared at the end",
+                   driver.find_element(By.CSS_SELECTOR, '[data-region="tool_delivery-status"]').text == "")
+        self.screenshot(f"{label}-result")
+        self.page_problems(label)
+        # The page after a reload: the banner.
+        self.open_page()
+        state = self.banner()
+        if expect_phase:
+            self.check(f"{label}: the banner shows the state {expect_phase!r}", state.get("phase") == expect_phase,
+                       f"phase {state.get('phase')!r}")
+        if expect_served:
+            self.check(f"{label}: the banner says the site serves {expect_served!r}",
+                       state.get("served") == expect_served, f"served {state.get('served')!r}")
+        self.screenshot(f"{label}-after")
+        self.page_problems(f"{label} (reloaded)")
+        return state
+
+    # ----- the scenario ----------------------------------------------------------------------
+
+    def run(self, steps):
+        self.login()
+        initial_marker = self.current_marker()
+        if "page" in steps:
+            amd = self.open_page()
+            self.check("page: the delivery page opens with the helper", bool(self.driver.find_elements(
+                By.CSS_SELECTOR, '[data-region="tool_delivery-screen"]')), self.driver.title)
+            self.check("page: the AMD module tool_delivery/progress is loaded", amd)
+            headings = [h.text for h in self.driver.find_elements(By.CSS_SELECTOR, "#region-main h2")]
+            self.check("page: the heading is the plugin's name", "Code delivery" in headings, str(headings))
+            state = self.banner()
+            self.check("page: the banner shows a state", bool(state.get("phase")), str(state.get("phase")))
+            self.screenshot("page")
+            self.page_problems("page")
+            self.driver.get(self.base + "/admin/search.php?query=delivery")
+            self.check("page: Site administration search finds the page", bool(self.driver.find_elements(
+                By.CSS_SELECTOR, f'a[href$="{PAGE}"]')))
+            self.driver.get(self.base + "/admin/settings.php?section=tool_delivery_settings")
+            self.screenshot("settings")
+            self.page_problems("settings")
+            self.check("settings: socket and key fields are shown", bool(self.driver.find_elements(
+                By.ID, "id_s_tool_delivery_socketpath")) and bool(self.driver.find_elements(
+                By.ID, "id_s_tool_delivery_keyfile")))
+
+        if "secure" in steps:
+            def fill(driver):
+                box = driver.find_element(By.ID, "tool_delivery-securitycopy")
+                if not box.is_selected():
+                    box.click()
+            self.run_button("secure", "secure", fill, expect_phase="secured", expect_served="Production")
+            self.site_serves("secure", "production", initial_marker)
+
+        if "switch" in steps:
+            self.run_button("switch", "switch", expect_phase="delivering", expect_served="Backup copy")
+            self.site_serves("switch", "backup", initial_marker)
+
+        marker = initial_marker
+        if "update" in steps:
+            published = self.publish()
+            comment = f"e2e update {datetime.datetime.utcnow():%H:%M:%S}"
+
+            def fill(driver):
+                driver.find_element(By.ID, "tool_delivery-comment").send_keys(comment)
+            state = self.run_button("update", "update", fill, expect_phase="updated", expect_served="Backup copy")
+            if state:
+                self.check("update: the banner shows the comment", comment in state.get("text", ""))
+            # The site still serves the backup copy: the old marker.
+            self.site_serves("update", "backup", initial_marker)
+            marker = published or marker
+
+        if "restore" in steps:
+            self.run_button("restore", "restore", expect_phase="idle", expect_served="Production")
+            self.site_serves("restore", "production", marker)
+
+        if "runall" in steps:
+            published = self.publish()
+            comment = f"e2e run all {datetime.datetime.utcnow():%H:%M:%S}"
+
+            def fill(driver):
+                driver.find_element(By.ID, "tool_delivery-comment").send_keys(comment)
+            self.run_button("runall", "run-all", fill, expect_phase="idle", expect_served="Production")
+            marker = published or marker
+            self.site_serves("runall", "production", marker)
+
+        if "cancel" in steps:
+            self.open_page()
+            before = self.banner().get("production")
+            self.run_button("cancel-secure", "secure", expect_phase="secured", expect_served="Production")
+            self.run_button("cancel-switch", "switch", expect_phase="delivering", expect_served="Backup copy")
+            self.site_serves("cancel-switch", "backup", marker)
+            state = self.run_button("cancel", "cancel", expect_phase="idle", expect_served="Production")
+            if state:
+                self.check("cancel: production is at its pre-delivery revision", state.get("production") == before,
+                           f"{before!r} -> {state.get('production')!r}")
+            self.site_serves("cancel", "production", marker)
+
+        if "rollback" in steps:
+            state = self.run_button("rollback", "rollback", confirm=True, expect_phase="rolled_back",
+                                    expect_served="Security copy")
+            self.site_serves("rollback", "security", None)
+
+        if "finish" in steps:
+            # After the rollback: serve production again with Restore production.
+            self.run_button("finish-restore", "restore", expect_phase="idle", expect_served="Production")
+            self.site_serves("finish-restore", "production", marker)
+
+        if "status" in steps:
+            self.driver.get(self.base + "/report/status/index.php?detail=tool_delivery_helper_reachable")
+            self.driver.get(self.base + "/report/status/index.php")
+            rows = [r.text for r in self.driver.find_elements(By.CSS_SELECTOR, "table tr")
+                    if "Delivery helper" in r.text]
+            self.check("status: Reports > System status has the Delivery helper check",
+                       bool(rows), " | ".join(rows))
+            self.check("status: the Delivery helper check is OK", any(re.search(r"\bOK\b", r) for r in rows),
+                       " | ".join(rows))
+            self.screenshot("system-status")
+            self.page_problems("status")
+
+        if "logs" in steps:
+            self.driver.get(self.base + "/report/log/index.php?chooselog=1&showusers=0&showcourses=0&id=1"
+                            "&user=0&date=0&modid=&modaction=&edulevel=-1&logreader=logstore_standard")
+            text = self.driver.find_element(By.TAG_NAME, "body").text
+            for event in ("Delivery step started", "Delivery step finished", "Emergency rollback requested"):
+                self.check(f"logs: Site administration > Reports > Logs shows '{event}'", event in text)
+            self.screenshot("logs")
+            self.page_problems("logs")
+
+        lines = self.new_log_lines()
+        if self.args.watch_log:
+            self.check("server logs: no PHP errors or tool_delivery lines during the run", not lines,
+                       "\n  " + "\n  ".join(lines[:30]) if lines else "")
+
+    def close(self):
+        self.driver.quit()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", required=True, help="the site's wwwroot, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--password", required=True)
+    parser.add_argument("--out", default="/tmp/browser-check")
+    parser.add_argument("--steps", default=",".join(ALL_STEPS))
+    parser.add_argument("--site-root", default=None)
+    parser.add_argument("--author", default=None)
+    parser.add_argument("--code-owner", default="moodlecode")
+    parser.add_argument("--marker", default="delivery-e2e-marker.txt")
+    parser.add_argument("--watch-log", action="append", default=[])
+    parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    args = parser.parse_args()
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = [s for s in steps if s not in ALL_STEPS]
+    if unknown:
+        parser.error(f"unknown steps {unknown}; known: {ALL_STEPS}")
+    checker = Checker(args)
+    try:
+        checker.run(steps)
+    except Exception as error:  # noqa: BLE001 - report, screenshot, then fail
+        checker.check("the run went to its end", False, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        traceback.print_exc()
+        try:
+            checker.screenshot("crash")
+        except Exception:  # noqa: BLE001
+            pass
+    finally:
+        checker.close()
+    failed = [r for r in checker.results if not r[1]]
+    print(f"\nbrowser check: {len(checker.results) - len(failed)} passed, {len(failed)} failed "
+          f"(screenshots in {args.out})")
+    for name, _, detail in failed:
+        print(f"  FAILED {name}" + (f": {detail}" if detail else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# The end-to-end suite: a Moodle-shaped FIXTURE site (tests/fixture/make-site, git) adopted with
+# `deliveryctl init`, served by a real nginx + PHP-FPM (OPcache on, validate_timestamps off) through
+# `current` with $realpath_root, and driven through deliveryd by the Moodle plugin's own client
+# code (tests/e2e/driver.php, run as the web user www-data), under concurrent load for the switches.
+# The code owner (deliverycode) and the web user (www-data) are distinct real accounts.
+#
+# Run as root on Debian 12 (scripts/test-e2e installs the packages and builds the binaries):
+#   DELIVERYD_BINARY=… DELIVERYCTL_BINARY=… bash tests/e2e/e2e.sh
+# Environment: E2E_KEEP=1 keeps the temporary folder; E2E_SWITCHES (default 20),
+# E2E_CONCURRENCY (default 8) tune the switches under load.
+# Everything it starts (nginx, php-fpm, deliveryd) is stopped and its folder removed on exit.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+project=$(cd "$here/../.." && pwd)
+deliveryd=${DELIVERYD_BINARY:?set DELIVERYD_BINARY}
+deliveryctl=${DELIVERYCTL_BINARY:?set DELIVERYCTL_BINARY}
+code_owner=${E2E_CODE_OWNER:-deliverycode}
+web_user=www-data
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
+check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
+  local description=$1; shift
+  if "$@" >/dev/null 2>&1; then ok "$description"; else not_ok "$description"; fi
+}
+check_fails() { # check_fails DESCRIPTION COMMAND...: passes when the command fails
+  local description=$1; shift
+  if "$@" >/dev/null 2>&1; then not_ok "$description (it succeeded)"; else ok "$description"; fi
+}
+section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+finish() {
+  echo
+  echo "e2e: ${passed} passed, ${failed} failed"
+  ((failed == 0))
+  exit
+}
+fatal() { not_ok "$*"; finish; }
+
+((EUID == 0)) || { echo "e2e.sh runs as root" >&2; exit 1; }
+for binary in "$deliveryd" "$deliveryctl"; do
+  [[ -x $binary ]] || { echo "not an executable: $binary" >&2; exit 1; }
+done
+php_fpm=$(ls /usr/sbin/php-fpm* 2>/dev/null | sort -V | tail -1)
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+[[ -x $php_fpm && -x $nginx_bin ]] || { echo "php-fpm and nginx are needed (scripts/test-e2e installs them)" >&2; exit 1; }
+
+# as USER COMMAND...: runs a command as another account, with a clean environment.
+as() {
+  local user=$1; shift
+  local home
+  home=$(getent passwd "$user" | cut -d: -f6)
+  setpriv --reuid="$user" --regid="$user" --init-groups \
+    env -i HOME="${home:-/}" USER="$user" LOGNAME="$user" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 "$@"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The temporary folder, and the clean-up of everything started here (even on failure).
+tmp=$(mktemp -d /tmp/delivery-e2e.XXXXXX)
+chmod 0755 "$tmp"
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  if [[ -n ${E2E_KEEP:-} ]]; then
+    echo "kept $tmp"
+  else
+    rm -rf "$tmp"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+dir=$tmp/fixture           # the fixture: upstream, author, moodle, moodledata, site, state, etc
+run=$tmp/run               # sockets: root and www-data only
+logs=$tmp/logs
+work=$tmp/www              # the web user's scratch (load results)
+mkdir -p "$run" "$logs" "$work" "$tmp/nginx/temp" "$tmp/fpm" "$tmp/probe"
+chown root:"$web_user" "$run" && chmod 0750 "$run"
+chown "$web_user":"$web_user" "$work"
+
+# ---------------------------------------------------------------------------------------------
+section "Accounts"
+if ! id "$code_owner" >/dev/null 2>&1; then
+  useradd --system --user-group --create-home --home-dir "/var/lib/$code_owner" --shell /usr/sbin/nologin "$code_owner"
+fi
+id "$web_user" >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/www --shell /usr/sbin/nologin "$web_user"
+owner_uid=$(id -u "$code_owner")
+web_uid=$(id -u "$web_user")
+if [[ $owner_uid != "$web_uid" && $owner_uid != 0 && $web_uid != 0 ]] && ! id -nG "$web_user" | grep -qw "$code_owner"; then
+  ok "code owner $code_owner (uid $owner_uid) and web user $web_user (uid $web_uid) are distinct real accounts"
+else
+  fatal "code owner and web user must be distinct, non-root accounts"
+fi
+
+# ---------------------------------------------------------------------------------------------
+section "Fixture site"
+port=$(php -r '$s = stream_socket_server("tcp://127.0.0.1:0"); $n = stream_socket_get_name($s, false); echo substr($n, strrpos($n, ":") + 1);')
+url=http://127.0.0.1:$port
+bash "$project/tests/fixture/make-site" --vcs git --dir "$dir" --wwwroot "$url" >/dev/null || fatal "make-site failed"
+chown -R "$code_owner:$code_owner" "$dir/upstream" "$dir/author" "$dir/moodle" "$dir/revision2"
+chown -R "$web_user:$web_user" "$dir/moodledata"
+mkdir -p "$dir/etc"
+if "$deliveryctl" init --moodle "$dir/moodle" --site-root "$dir/site" --state-dir "$dir/state" \
+  --config "$dir/etc/site.json" --web-user "$web_user" --code-owner "$code_owner" >"$logs/init.log" 2>&1; then
+  ok "deliveryctl init adopted the fixture (site root $dir/site)"
+else
+  cat "$logs/init.log"
+  fatal "deliveryctl init failed"
+fi
+export DELIVERY_CONFIG=$dir/etc/site.json
+check "current serves releases/production" test "$(readlink -f "$dir/site/current")" = "$(readlink -f "$dir/site/releases/production")"
+
+# publish N VERSION: the author commits revision N (core version VERSION, a new file) and pushes it
+# upstream, as the code owner (git refuses repositories owned by someone else).
+publish() {
+  local n=$1 version=$2 a=$dir/author
+  if ((n == 2)); then
+    as "$code_owner" bash "$dir/revision2"
+    return
+  fi
+  as "$code_owner" sed -i -E "s/^[\$]version( *)= [0-9.]+;/\$version\\1= ${version};/; s/fixture revision [0-9]+/fixture revision ${n}/" "$a/version.php" &&
+    as "$code_owner" sh -c "echo '<?php // FIXTURE revision $n' > '$a/local/foo/rev$n.php'" &&
+    as "$code_owner" git -C "$a" add -A &&
+    as "$code_owner" git -C "$a" -c user.name=fixture -c user.email=fixture@example.invalid commit -qm "revision $n" &&
+    as "$code_owner" git -C "$a" push -q origin main
+}
+
+# ---------------------------------------------------------------------------------------------
+section "Stack: deliveryd, PHP-FPM, nginx"
+key=$dir/etc/deliveryd.key
+head -c 48 /dev/urandom | base64 >"$key"
+chown root:"$web_user" "$key" "$dir/etc" && chmod 0640 "$key" && chmod 0750 "$dir/etc"
+cat >"$tmp/deliveryd.json" <<JSON
+{
+  "socketPath": "$run/deliveryd.sock",
+  "socketGroup": "$web_user",
+  "allowedUids": [$web_uid, 0],
+  "keyFile": "$key",
+  "siteConfiguration": "$dir/etc/site.json",
+  "workers": 4,
+  "limits": {"readTimeoutSeconds": 5, "clockSkewSeconds": 60, "retainedJobs": 16}
+}
+JSON
+"$deliveryd" --config "$tmp/deliveryd.json" </dev/null >"$logs/deliveryd.log" 2>&1 &
+pids+=($!)
+
+cat >"$tmp/fpm/php-fpm.conf" <<CONF
+[global]
+pid = $tmp/fpm/php-fpm.pid
+error_log = $logs/php-fpm.log
+daemonize = no
+
+[e2e]
+user = $web_user
+group = $web_user
+listen = $run/php-fpm.sock
+listen.owner = $web_user
+listen.group = $web_user
+listen.mode = 0660
+pm = static
+pm.max_children = 8
+catch_workers_output = yes
+php_admin_value[opcache.enable] = 1
+php_admin_value[opcache.validate_timestamps] = 0
+php_admin_value[error_log] = $logs/php-errors.log
+php_admin_flag[log_errors] = on
+CONF
+"$php_fpm" --fpm-config "$tmp/fpm/php-fpm.conf" --nodaemonize </dev/null >>"$logs/php-fpm.log" 2>&1 &
+pids+=($!)
+
+# The console location comes from deploy/nginx-console.conf, pointed at our socket.
+sed "s#unix:/run/deliveryd/deliveryd.sock#unix:$run/deliveryd.sock#" "$project/deploy/nginx-console.conf" >"$tmp/nginx/console.conf"
+cat >"$tmp/probe/opcache.php" <<'PHP'
+<?php
+// The test's own probe (outside the site): what OPcache does in this pool.
+$status = function_exists('opcache_get_status') ? opcache_get_status(false) : false;
+header('Content-Type: application/json');
+echo json_encode(['enabled' => is_array($status) && !empty($status['opcache_enabled']),
+    'validate_timestamps' => ini_get('opcache.validate_timestamps'), 'uid' => posix_geteuid()]);
+PHP
+cat >"$tmp/nginx/nginx.conf" <<CONF
+user $web_user;
+worker_processes 2;
+pid $tmp/nginx/nginx.pid;
+error_log $logs/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  include /etc/nginx/mime.types;
+  default_type application/octet-stream;
+  access_log off;
+  client_body_temp_path $tmp/nginx/temp/body;
+  fastcgi_temp_path $tmp/nginx/temp/fastcgi;
+  proxy_temp_path $tmp/nginx/temp/proxy;
+  uwsgi_temp_path $tmp/nginx/temp/uwsgi;
+  scgi_temp_path $tmp/nginx/temp/scgi;
+  server {
+    listen 127.0.0.1:$port;
+    server_name localhost;
+    root $dir/site/current;
+    index index.php;
+    location ~ [^/]\.php(/|\$) {
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME \$realpath_root\$fastcgi_script_name;
+      fastcgi_param DOCUMENT_ROOT \$realpath_root;
+      fastcgi_pass unix:$run/php-fpm.sock;
+    }
+    location = /__e2e/opcache.php {
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME $tmp/probe/opcache.php;
+      fastcgi_pass unix:$run/php-fpm.sock;
+    }
+    include $tmp/nginx/console.conf;
+  }
+}
+CONF
+"$nginx_bin" -e "$logs/nginx-error.log" -p "$tmp/nginx/" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' </dev/null >>"$logs/nginx.log" 2>&1 &
+pids+=($!)
+
+wait_for() { # wait_for SECONDS COMMAND...
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+socket_answers() { php -r 'exit(@stream_socket_client("unix://" . $argv[1], $e, $s, 1) ? 0 : 1);' "$1"; }
+http_get() { php -r '$c = curl_init($argv[1]); curl_setopt_array($c, [CURLOPT_RETURNTRANSFER => true, CURLOPT_TIMEOUT => 5]);
+  $b = curl_exec($c); if ($b === false || curl_getinfo($c, CURLINFO_RESPONSE_CODE) != 200) exit(1); echo $b;' "$1"; }
+if wait_for 20 socket_answers "$run/deliveryd.sock"; then ok "deliveryd answers on $run/deliveryd.sock"; else
+  cat "$logs/deliveryd.log"; fatal "deliveryd did not start"; fi
+if wait_for 20 test -S "$run/php-fpm.sock"; then ok "PHP-FPM pool (as $web_user) listens on $run/php-fpm.sock"; else
+  cat "$logs/php-fpm.log"; fatal "php-fpm did not start"; fi
+if wait_for 20 http_get "$url/index.php"; then ok "nginx serves the site on $url"; else
+  cat "$logs/nginx-error.log" "$logs/nginx.log" 2>/dev/null; fatal "nginx does not serve $url"; fi
+check "the deliveryd socket is 0660 root:$web_user" test "$(stat -c '%a %U %G' "$run/deliveryd.sock")" = "660 root $web_user"
+probe=$(http_get "$url/__e2e/opcache.php")
+if [[ $probe == *'"enabled":true'* && $probe == *'"validate_timestamps":"0"'* && $probe == *"\"uid\":$web_uid"* ]]; then
+  ok "PHP-FPM runs as $web_user with OPcache on and validate_timestamps=0 ($probe)"
+else
+  not_ok "PHP-FPM OPcache settings: $probe"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# The driver runs as the web user, like the plugin, through the plugin's client code.
+cat >"$tmp/e2e.json" <<JSON
+{"socket": "$run/deliveryd.sock", "key": "$key", "url": "$url", "siteRoot": "$dir/site",
+ "work": "$work", "switches": ${E2E_SWITCHES:-20}, "concurrency": ${E2E_CONCURRENCY:-8}}
+JSON
+chmod 0644 "$tmp/e2e.json"
+driver() { # driver PHASE: runs one phase of driver.php as the web user and counts its results
+  local phase=$1 log=$logs/driver-$1.log status
+  section "Driver ($web_user, plugin client): $phase"
+  (cd "$here" && as "$web_user" php "$here/driver.php" "$tmp/e2e.json" "$phase") 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  local p f
+  p=$(grep -c '^ok - ' "$log")
+  f=$(grep -c '^not ok - ' "$log")
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if ((status != 0 && f == 0)); then not_ok "driver phase $phase exited with status $status"; fi
+}
+
+driver initial        # peer and signature checks, status, the site serves production revision 1
+driver steps-1        # secure (with security copy), switch
+section "Publishing revision 2 upstream (as $code_owner)"
+check "revision 2 published" publish 2 2024100800.00
+driver steps-2        # update (old version still served), restore (new version served)
+section "Publishing revision 3 upstream (as $code_owner)"
+check "revision 3 published" publish 3 2024100900.00
+driver run-all        # run-all with a security copy: revision 3 served
+section "Publishing revision 4 upstream (as $code_owner)"
+check "revision 4 published" publish 4 2024101000.00
+driver cancel         # secure, switch, update, cancel: back to revision 3
+driver rollback       # emergency rollback: the security copy (revision 2) is served
+driver load           # 20+ switches (restore / rollback) under concurrent load
+
+# ---------------------------------------------------------------------------------------------
+section "Separate users"
+releases=$dir/site/releases
+for tree in "$releases"/* "$releases"/.[!.]*; do
+  [[ -e $tree ]] || continue
+  [[ -L $tree ]] && continue # releases/backup and releases/security are symlinks to a generation
+  name=${tree#"$releases"/}
+  check_fails "$web_user cannot create a file in releases/$name" as "$web_user" touch "$tree/e2e-intruder.php"
+  check_fails "$web_user cannot modify releases/$name/index.php" as "$web_user" sh -c "echo x >> '$tree/index.php'"
+  check_fails "$web_user cannot create a file in releases/$name/mod/forum" as "$web_user" touch "$tree/mod/forum/e2e-intruder.php"
+  writable=$(as "$web_user" find "$tree" -writable -print -quit 2>/dev/null)
+  if [[ -z $writable ]]; then ok "nothing in releases/$name is writable by $web_user"; else
+    not_ok "releases/$name has files writable by $web_user: $writable"; fi
+done
+check_fails "$web_user cannot replace the releases folder's entries" as "$web_user" ln -s /tmp "$releases/e2e-intruder"
+check_fails "$web_user cannot replace current" as "$web_user" ln -sfn /tmp "$dir/site/current"
+check_fails "$web_user cannot create a file in the state directory" as "$web_user" touch "$dir/state/e2e-intruder"
+check_fails "$web_user cannot modify state.json" as "$web_user" sh -c "echo x >> '$dir/state/state.json'"
+check_fails "$web_user cannot append to the audit log" as "$web_user" sh -c "echo x >> '$dir/state/audit.log'"
+check_fails "$web_user cannot read the audit log" as "$web_user" cat "$dir/state/audit.log"
+check "the audit log exists and is not empty" test -s "$dir/state/audit.log"
+check "the state directory is 0750 and the audit log 0640, the helper's" \
+  test "$(stat -c '%a %U' "$dir/state") $(stat -c '%a %U' "$dir/state/audit.log")" = "750 root 640 root"
+check "releases/production belongs to $code_owner" test "$(stat -c %U "$releases/production")" = "$code_owner"
+
+calls=$dir/moodledata/fixture-calls.log
+upgrades=$(grep -c ' upgrade\.php' "$calls" 2>/dev/null || true)
+upgrades_as_web=$(grep ' upgrade\.php' "$calls" 2>/dev/null | grep -c " uid=$web_uid " || true)
+real_upgrades=$(grep -E ' upgrade\.php( --non-interactive| *$| --allow-unstable)' "$calls" 2>/dev/null | grep -vc -- '--is-' || true)
+if ((upgrades > 0 && upgrades == upgrades_as_web)); then
+  ok "upgrade.php ran $upgrades times, every time as $web_user (uid $web_uid); $real_upgrades were upgrades"
+else
+  not_ok "upgrade.php runs as $web_user: $upgrades_as_web of $upgrades (see $calls)"
+  sed 's/^/    /' "$calls" 2>/dev/null | head -20
+fi
+others=$(grep -v " uid=$web_uid " "$calls" 2>/dev/null | head -3)
+if [[ -z $others ]]; then ok "every Moodle CLI script of the fixture ran as $web_user"; else not_ok "CLI scripts ran as another uid: $others"; fi
+
+"$deliveryctl" log --json --limit 1000 >"$logs/audit.json" 2>"$logs/audit.err"
+php -r '
+  [$file, $owner, $web] = array_slice($argv, 1);
+  $text = file_get_contents($file);
+  $data = json_decode($text, true);
+  if (!is_array($data)) { $data = array_map(fn($l) => json_decode($l, true), array_filter(explode("\n", $text))); }
+  $records = $data["records"] ?? $data;
+  $vcs = $php = $bad = 0;
+  foreach ($records as $record) {
+    foreach ($record["commands"] ?? [] as $command) {
+      $line = $command["command"] ?? "";
+      $program = basename(strtok($line, " "));
+      if ($program === "git") { $vcs++; if (($command["user"] ?? "") !== $owner) { $bad++; echo "  git as ", $command["user"] ?? "?", ": $line\n"; } }
+      if (preg_match("/^php[0-9.]*$/", $program)) { $php++; if (($command["user"] ?? "") !== $web) { $bad++; echo "  php as ", $command["user"] ?? "?", ": $line\n"; } }
+    }
+  }
+  echo "records=", count($records), " git=$vcs php=$php wrong_user=$bad\n";
+  exit($vcs > 0 && $php > 0 && $bad === 0 ? 0 : 1);
+' "$logs/audit.json" "$code_owner" "$web_user" >"$logs/audit-check.txt" 2>&1
+audit_status=$?
+if ((audit_status == 0)); then
+  ok "audit log (deliveryctl log --json): every git command ran as $code_owner, every php as $web_user ($(tail -1 "$logs/audit-check.txt"))"
+else
+  not_ok "audit log users: $(cat "$logs/audit-check.txt" "$logs/audit.err" | head -12)"
+fi
+moodle_actor=$(grep -c '"source":"moodle"' "$dir/state/audit.log" || true)
+if ((moodle_actor > 0)); then ok "the audit log names the Moodle user who asked ($moodle_actor records from source moodle)"; else
+  not_ok "no audit record with a Moodle actor"; fi
+
+# ---------------------------------------------------------------------------------------------
+section "Logs"
+if [[ -s $logs/php-errors.log ]]; then
+  not_ok "PHP errors were logged by the pool: $(head -5 "$logs/php-errors.log")"
+else
+  ok "no PHP error logged by the pool"
+fi
+if grep -E '\[(error|crit|alert|emerg)\]' "$logs/nginx-error.log" >/dev/null 2>&1; then
+  not_ok "nginx logged errors: $(grep -E '\[(error|crit|alert|emerg)\]' "$logs/nginx-error.log" | head -3)"
+else
+  ok "nginx logged no error"
+fi
+finish
