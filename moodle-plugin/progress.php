@@ -35,6 +35,8 @@ use tool_delivery\local\transport_exception;
 require_login(null, false);
 require_capability('tool/delivery:deliver', context_system::instance());
 require_sesskey();
+$PAGE->set_context(context_system::instance());
+$PAGE->set_url(new moodle_url('/admin/tool/delivery/progress.php'));
 
 $jobid = required_param('job', PARAM_ALPHANUMEXT);
 $offset = optional_param('offset', 0, PARAM_INT);
@@ -76,18 +78,27 @@ try {
         'statusline' => get_string('progress:running', 'tool_delivery',
             get_string(delivery_actions::operation_key((string) $job['operation']), 'tool_delivery')),
     ];
+    // The site's state as it is now: the banner is drawn again, and the buttons follow it once
+    // the job has ended.
+    $site = null;
+    try {
+        $status = $client->status();
+        $site = $status['site'];
+        $banner = new \tool_delivery\output\banner($site, $status['job'] ?? null);
+        $output = $PAGE->get_renderer('tool_delivery');
+        $answer['banner'] = $output->render_from_template('tool_delivery/banner', $banner->export_for_template($output));
+        $answer['allowed'] = \tool_delivery\output\screen::enabled_operations($status);
+        $answer['rollback'] = !empty($site['rollbackTarget']);
+    } catch (helper_exception $error) {
+        // The progress stands without the state.
+        $site = null;
+    }
     if ($job['state'] !== 'running') {
         $phase = (string) ($job['result']['phase'] ?? '');
         $served = (string) ($job['result']['served'] ?? '');
-        if ($phase === '' || $served === '') {
-            try {
-                $site = $client->status()['site'];
-                $phase = $phase === '' ? (string) ($site['phase'] ?? '') : $phase;
-                $served = $served === '' ? (string) ($site['served'] ?? '') : $served;
-            } catch (helper_exception $error) {
-                // The result stands without the state.
-                debugging('tool_delivery: status after a job: ' . $error->getMessage(), DEBUG_DEVELOPER);
-            }
+        if ($site !== null) {
+            $phase = $phase === '' ? (string) ($site['phase'] ?? '') : $phase;
+            $served = $served === '' ? (string) ($site['served'] ?? '') : $served;
         }
         $succeeded = $job['state'] === 'succeeded';
         $answer['result'] = [

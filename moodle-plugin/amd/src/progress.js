@@ -54,12 +54,49 @@ const setBusy = (root, busy) => {
             return;
         }
         if (busy) {
-            button.dataset.wasDisabled = button.disabled ? '1' : '0';
+            // Called again while busy (start, then follow): keep the state from before the first call.
+            if (button.dataset.wasDisabled === undefined) {
+                button.dataset.wasDisabled = button.disabled ? '1' : '0';
+            }
             button.disabled = true;
         } else if (button.dataset.wasDisabled !== undefined) {
             button.disabled = button.dataset.wasDisabled === '1';
+            delete button.dataset.wasDisabled;
         }
     });
+};
+
+/**
+ * Enables the buttons the site's state allows now (after a job: the state has changed).
+ *
+ * @param {HTMLElement} root The screen.
+ * @param {string[]} allowed The operations allowed now.
+ * @param {boolean} rollback Whether a copy exists to roll back to.
+ */
+const setAllowed = (root, allowed, rollback) => {
+    root.querySelectorAll('[data-action="tool_delivery-start"]').forEach((button) => {
+        delete button.dataset.wasDisabled;
+        button.disabled = button.value === 'rollback' ? !rollback : !allowed.includes(button.value);
+    });
+};
+
+/**
+ * Draws the banner again from the state the helper reports now.
+ *
+ * @param {HTMLElement} root The screen.
+ * @param {string} html The banner, rendered by progress.php.
+ */
+const drawBanner = (root, html) => {
+    const banner = region(root, 'tool_delivery-banner');
+    if (!banner || !html) {
+        return;
+    }
+    const template = document.createElement('template');
+    template.innerHTML = html.trim();
+    const fresh = template.content.firstElementChild;
+    if (fresh) {
+        banner.replaceWith(fresh);
+    }
 };
 
 /**
@@ -188,6 +225,7 @@ const follow = (root, jobId) => {
             return;
         }
         drawSteps(root, answer.steps);
+        drawBanner(root, answer.banner);
         appendLines(log, answer.lines);
         offset = answer.nextoffset;
         status.textContent = answer.statusline;
@@ -197,7 +235,11 @@ const follow = (root, jobId) => {
         }
         status.textContent = '';
         showResult(root, answer.result);
-        setBusy(root, false);
+        if (Array.isArray(answer.allowed)) {
+            setAllowed(root, answer.allowed, !!answer.rollback);
+        } else {
+            setBusy(root, false);
+        }
     };
     poll();
 };

@@ -63,6 +63,20 @@ class screen implements renderable, templatable {
     }
 
     /**
+     * The operations whose buttons are enabled: those the state allows, none while one runs.
+     *
+     * @param array $status The helper's status (`site`, `job`).
+     * @return string[] The operations.
+     */
+    public static function enabled_operations(array $status): array {
+        $site = $status['site'] ?? [];
+        if (isset($status['job']) || isset($site['running'])) {
+            return [];
+        }
+        return array_values(array_map('strval', $site['allowed'] ?? []));
+    }
+
+    /**
      * The template's context.
      *
      * @param renderer_base $output The renderer.
@@ -72,8 +86,8 @@ class screen implements renderable, templatable {
         $site = $this->status['site'];
         $job = $this->status['job'] ?? null;
         $busy = $job !== null || isset($site['running']);
-        $allowed = array_flip(array_map('strval', $site['allowed'] ?? []));
-        $enabled = fn(string $operation): bool => !$busy && isset($allowed[$operation]);
+        $allowed = array_flip(self::enabled_operations($this->status));
+        $enabled = fn(string $operation): bool => isset($allowed[$operation]);
         $steps = [];
         foreach (delivery_actions::STEPS as $index => $operation) {
             $key = str_replace('-', '', $operation);
