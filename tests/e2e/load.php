@@ -25,7 +25,7 @@ $out = fopen($outfile, 'w');
 
 $inflight = 0;
 $launch = function ($handle) use ($multi, &$started, &$sent, &$inflight) {
-    $started[(int) $handle] = microtime(true);
+    $started[spl_object_id($handle)] = microtime(true);
     $inflight++;
     curl_multi_add_handle($multi, $handle);
     $sent++;
@@ -50,7 +50,7 @@ do {
         $handle = $info['handle'];
         $end = microtime(true);
         $body = (string) curl_multi_getcontent($handle);
-        fwrite($out, json_encode(['s' => $started[(int) $handle], 'e' => $end,
+        fwrite($out, json_encode(['s' => $started[spl_object_id($handle)], 'e' => $end,
             'c' => curl_getinfo($handle, CURLINFO_RESPONSE_CODE), 'b' => substr($body, 0, 200),
             'x' => $info['result'] === CURLE_OK ? '' : curl_strerror($info['result'])]) . "\n");
         curl_multi_remove_handle($multi, $handle);
