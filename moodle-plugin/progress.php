@@ -49,8 +49,6 @@ try {
     $client = client_factory::for_user($USER, 10.0);
     $job = $client->job($jobid, max(0, $offset));
     delivery_actions::observe($job);
-    // The session is not needed past this point: let the page's other requests go on.
-    \core\session\manager::write_close();
     $steps = [];
     foreach ($job['steps'] ?? [] as $step) {
         $fraction = isset($step['fraction']) ? (float) $step['fraction'] : null;
@@ -113,6 +111,8 @@ try {
             'reload' => get_string('progress:reload', 'tool_delivery'),
         ];
     }
+    // The session is not needed past this point (rendering the banner may still use its caches).
+    \core\session\manager::write_close();
     echo json_encode($answer);
 } catch (helper_exception $error) {
     http_response_code($error instanceof transport_exception ? 502 : ($error->status ?: 500));

@@ -128,6 +128,9 @@ public final class DeliveryEngine: Sendable {
         self.store = StateStore(directory: configuration.stateDirectory)
         self.audit = AuditLog(path: "\(configuration.stateDirectory)/audit.log")
         self.logger = logger
+        // The code the VCS writes must be readable by the web user, whatever umask we inherited
+        // (systemd's UMask=0027 would make every updated file unreadable by the web server).
+        System.allowReadableFiles()
         do {
             if try System.lstatusIfExists(configuration.stateDirectory) == nil {
                 try System.makeDirectory(configuration.stateDirectory, 0o750)
@@ -182,6 +185,26 @@ public final class DeliveryEngine: Sendable {
     public func plan() throws(DeliveryError) -> PreflightReport {
         let recorder = CommandRecorder(onLine: { _ in })
         return try preflight(recorder)
+    }
+
+    func preflighter(_ recorder: CommandRecorder) throws(DeliveryError) -> Preflight {
+        let state = try store.read()
+        guard state.copies[.backup]?.complete == true,
+            (try? System.status(layout.path(of: .backup)))?.kind == .directory
+        else {
+            throw DeliveryError(
+                .copyMissing, "there is no complete backup copy to compare production with; secure first")
+        }
+        return Preflight(
+            production: (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production),
+            before: (try? System.realPath(layout.path(of: .backup))) ?? layout.path(of: .backup),
+            php: configuration.php, user: try UserIdentity.lookup(configuration.webUser), recorder: recorder)
+    }
+
+    func opcache(_ recorder: CommandRecorder) -> OPcacheInvalidator {
+        OPcacheInvalidator(
+            sockets: configuration.phpFpmSockets ?? [], directory: "\(layout.root)/.delivery-opcache",
+            recorder: recorder)
     }
 
     func preflight(_ recorder: CommandRecorder) throws(DeliveryError) -> PreflightReport {

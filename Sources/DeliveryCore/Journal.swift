@@ -136,6 +136,10 @@ public struct DeliveryState: Sendable, Codable, Equatable {
     public var upgradeRan = false
     /// True while maintenance mode was turned on by the engine and not yet off.
     public var maintenanceEnabled = false
+    /// Files of production that differed from the backup copy when production was last served in
+    /// this delivery: PHP-FPM may hold them compiled, so they are dropped from its OPcache again
+    /// whenever production changes and is served anew.
+    public var servedProductionChanges: [String]?
     public var copies: [TreeName: CopyRecord] = [:]
     public var running: RunningOperation?
     /// The last operation whose process died while holding the lock (cleared by `recover`).

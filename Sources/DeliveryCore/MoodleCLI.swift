@@ -69,13 +69,13 @@ struct MoodleCLI {
     static func lastLines(_ result: CommandResult) -> String {
         if result.timedOut { return "it ran longer than its time limit" }
         // Moodle's CLI errors stand between '!!!' marks; the first one is the reason.
-        for line in result.combinedOutput.split(separator: "\n") {
+        for line in result.combinedOutput.split(whereSeparator: \.isNewline) {
             let text = String(line).trimmingWhitespace()
             if text.hasPrefix("!!!") && text.hasSuffix("!!!") && text.count > 6 {
                 return String(text.dropFirst(3).dropLast(3)).trimmingWhitespace()
             }
         }
-        let text = result.combinedOutput.split(separator: "\n").suffix(3).joined(separator: " | ")
+        let text = result.combinedOutput.split(whereSeparator: \.isNewline).suffix(3).joined(separator: " | ")
         return text.isEmpty ? "exit status \(result.exitCode.map(String.init) ?? "?")" : text
     }
 
@@ -109,7 +109,7 @@ struct MoodleCLI {
         guard result.succeeded else {
             throw DeliveryError(.notMoodle, "PHP could not read \(tree)/config.php: \(lastLines(result))")
         }
-        let json = result.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
+        let json = result.standardOutput.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
         do {
             return try JSONCoding.decode(MoodleSettings.self, from: Array(json.utf8))
         } catch {

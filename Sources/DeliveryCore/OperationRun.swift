@@ -307,38 +307,53 @@ final class OperationRun: @unchecked Sendable {
         return count
     }
 
-    /// The two generations of a copy: `releases/<copy>` is a symlink to the one that is complete;
-    /// the other is brought in line with production and then becomes `releases/<copy>` by one
-    /// rename(2) of a fresh symlink. The complete generation is never written to.
+    /// The two generations of a copy: `releases/<copy>` is a symlink to the complete one; the other
+    /// is renamed to a name never used before (`.<copy>.<operation id>`), brought in line with
+    /// production, and then becomes `releases/<copy>` by one rename(2) of a fresh symlink. The
+    /// complete generation is never written to, and no path is served twice with different code:
+    /// PHP's OPcache, keyed on real paths, can never hand out a stale script of a copy.
     private func generations(of tree: TreeName) throws(DeliveryError) -> (active: String?, inactive: String) {
         let link = layout.path(of: tree)
-        let first = "\(layout.releases)/.\(tree.rawValue).a"
-        let second = "\(layout.releases)/.\(tree.rawValue).b"
-        let status: FileStatus?
+        let prefix = ".\(tree.rawValue)."
+        let fresh = "\(layout.releases)/\(prefix)\(id)"
         do {
-            status = try System.lstatusIfExists(link)
+            var active: String?
+            if let status = try System.lstatusIfExists(link) {
+                if status.kind == .directory {
+                    // A copy made before generations: it moves behind the symlink as it is.
+                    guard layout.servedTree() != tree else {
+                        throw DeliveryError(
+                            .wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
+                    }
+                    let moved = "\(prefix)\(id)-previous"
+                    try System.rename(link, "\(layout.releases)/\(moved)")
+                    try System.symlink(target: moved, at: link)
+                    active = moved
+                } else {
+                    active = try System.readLink(link)
+                    guard active!.hasPrefix(prefix), !active!.contains("/") else {
+                        throw DeliveryError(
+                            .io, "releases/\(tree.rawValue) points at '\(active!)', not at one of its generations")
+                    }
+                }
+            }
+            let others = try System.listDirectory(layout.releases).map(\.name)
+                .filter { $0.hasPrefix(prefix) && $0 != active }
+                .sorted()
+            if let reusable = others.last {
+                try System.rename("\(layout.releases)/\(reusable)", fresh)
+            }
+            for leftover in others.dropLast() {
+                try TreeCopier.removeTreeOrFail("\(layout.releases)/\(leftover)")
+            }
+            return (active.map { "\(layout.releases)/\($0)" }, fresh)
+        } catch let error as SystemCallError {
+            throw DeliveryError.io("cannot prepare the \(tree.rawValue) copy's generations", error)
+        } catch let error as DeliveryError {
+            throw error
         } catch {
-            throw DeliveryError.io("cannot read the \(tree.rawValue) copy", error)
+            throw DeliveryError(.io, "cannot prepare the \(tree.rawValue) copy's generations: \(error)")
         }
-        guard let status else { return (nil, first) }
-        if status.kind == .directory {
-            // A copy made before generations: it becomes generation a, behind the symlink.
-            guard layout.servedTree() != tree else {
-                throw DeliveryError(.wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
-            }
-            do {
-                try TreeCopier.removeTreeOrFail(first)
-                try System.rename(link, first)
-                try System.symlink(target: ".\(tree.rawValue).a", at: link)
-            } catch {
-                throw DeliveryError.io("cannot move the \(tree.rawValue) copy behind its symlink", error)
-            }
-            return (first, second)
-        }
-        let target = (try? System.readLink(link)) ?? ""
-        if target == ".\(tree.rawValue).b" { return (second, first) }
-        if target == ".\(tree.rawValue).a" { return (first, second) }
-        throw DeliveryError(.io, "releases/\(tree.rawValue) points at '\(target)', not at one of its generations")
     }
 
     /// Makes a copy an exact mirror of production (or refreshes one component of it).
@@ -569,9 +584,11 @@ final class OperationRun: @unchecked Sendable {
         }
         revisionBefore = state.revisionBeforeDelivery
         revisionAfter = state.productionRevision
+        var changedScripts: [String] = []
         if state.phase != .restoring {
             note("Preflight: checking what the update brought before production is served…")
             let report = try engine.preflight(recorder)
+            changedScripts = report.added + report.changed + report.removed
             note(
                 "Preflight: \(report.added.count) added, \(report.changed.count) changed, \(report.removed.count) removed; \(report.lintErrors.count) syntax errors, \(report.conflictMarkers.count) files with conflict markers."
             )
@@ -587,7 +604,16 @@ final class OperationRun: @unchecked Sendable {
                 )
             }
         }
-        try change { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .restoring }
+        if state.phase == .restoring, let preflight = try? engine.preflighter(recorder) {
+            let report = preflight.differences()
+            changedScripts = report.added + report.changed + report.removed
+        }
+        let previouslyServed = state.servedProductionChanges ?? []
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
+            state.phase = .restoring
+            state.servedProductionChanges = Array(Set(previouslyServed + changedScripts)).sorted()
+        }
+        try dropFromOPcache(Array(Set(previouslyServed + changedScripts)))
         try switchServed(to: .production)
         progress(.fraction(.restore, 0.2))
         let moodle = try engine.moodle(recorder)
@@ -627,9 +653,25 @@ final class OperationRun: @unchecked Sendable {
             state.updatedPaths = []
             state.comments = []
             state.upgradeRan = false
+            state.servedProductionChanges = nil
         }
         return
             "Production is restored and serves \(revisionAfter?.label ?? "the updated code"); \(upgradeText), caches purged. The delivery is complete."
+    }
+
+    /// Drops production's changed PHP scripts from PHP-FPM's OPcache, before production is served:
+    /// it was changed in place, under the paths the pool may still hold compiled.
+    private func dropFromOPcache(_ relativePaths: [String]) throws(DeliveryError) {
+        let production = (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
+        let scripts = relativePaths.filter { $0.hasSuffix(".php") }.map { "\(production)/\($0)" }
+        guard !scripts.isEmpty else { return }
+        if (engine.configuration.phpFpmSockets ?? []).isEmpty {
+            note(
+                "Warning: no PHP-FPM socket is configured (phpFpmSockets): \(scripts.count) changed scripts stay in PHP-FPM's OPcache until it revalidates them (never with opcache.validate_timestamps=0)."
+            )
+            return
+        }
+        for line in try engine.opcache(recorder).invalidate(scripts) { note(line) }
     }
 
     // MARK: Cancel
@@ -645,6 +687,12 @@ final class OperationRun: @unchecked Sendable {
         }
         let production = layout.path(of: .production)
         let vcs = try engine.versionControl(recorder)
+        // What production holds that differs from the pre-delivery code: PHP-FPM may have cached it.
+        var touched: [String] = []
+        if let preflight = try? engine.preflighter(recorder) {
+            let report = preflight.differences()
+            touched = report.added + report.changed + report.removed
+        }
         if let before = state.revisionBeforeDelivery {
             revisionBefore = try vcs.revision(of: production, recorder: recorder)
             if revisionBefore?.id != before.id || !state.updatedPaths.isEmpty {
@@ -656,6 +704,7 @@ final class OperationRun: @unchecked Sendable {
         if state.maintenanceEnabled {
             try engine.moodle(recorder).setMaintenance(false, in: .production)
         }
+        try dropFromOPcache(Array(Set(touched + (state.servedProductionChanges ?? []))))
         try switchServed(to: .production)
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .idle
@@ -666,6 +715,7 @@ final class OperationRun: @unchecked Sendable {
             state.updatedPaths = []
             state.comments = []
             state.maintenanceEnabled = false
+            state.servedProductionChanges = nil
         }
         return
             "The delivery is cancelled: production serves again at \(revisionAfter?.label ?? "its pre-delivery revision")."

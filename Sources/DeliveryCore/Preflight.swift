@@ -73,6 +73,13 @@ struct Preflight {
     /// The most files linted (a whole-tree change is checked up to this many files).
     var lintLimit = 5000
 
+    /// Only what differs between the trees (no lint): added, changed, removed.
+    func differences() -> PreflightReport {
+        var report = PreflightReport()
+        compare("", &report)
+        return report
+    }
+
     func run(localModifications: [String]) throws(DeliveryError) -> PreflightReport {
         var report = PreflightReport()
         report.localModifications = localModifications
@@ -167,8 +174,8 @@ struct Preflight {
         if result.succeeded { return nil }
         let output = result.combinedOutput.replacing("\(production)/", with: "")
         let message =
-            output.split(separator: "\n").first { $0.contains("error") }.map(String.init)
-            ?? output.split(separator: "\n").first.map(String.init) ?? "php -l failed"
+            output.split(whereSeparator: \.isNewline).first { $0.contains("error") }.map(String.init)
+            ?? output.split(whereSeparator: \.isNewline).first.map(String.init) ?? "php -l failed"
         var line: Int?
         if let marker = message.firstRange(of: " on line ") {
             line = Int(message[marker.upperBound...].prefix { $0.isNumber })
@@ -197,7 +204,7 @@ struct Preflight {
     /// The version a `version.php` declares (`$version = …` for core, `$plugin->version = …`).
     static func declaredVersion(_ path: String) -> String? {
         guard let bytes = try? System.readFile(path, limit: 1 << 20) else { return nil }
-        for rawLine in String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+        for rawLine in String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline) {
             let line = String(rawLine).trimmingWhitespace()
             for prefix in ["$plugin->version", "$module->version", "$version"] where line.hasPrefix(prefix) {
                 let rest = line.dropFirst(prefix.count).drop { $0 == " " || $0 == "\t" }

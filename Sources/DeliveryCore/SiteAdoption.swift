@@ -18,12 +18,15 @@ public struct AdoptionRequest: Sendable {
     public var branch: String?
     /// git: the remote; default the branch's remote, else `origin`.
     public var remote: String?
+    /// The PHP-FPM pools' sockets; default the sockets found in /run/php.
+    public var phpFpmSockets: [String]?
 
     /// Makes a request.
     public init(
         moodleDirectory: String, siteRoot: String? = nil, stateDirectory: String? = nil,
         configurationPath: String = SiteConfiguration.defaultPath, webUser: String = "www-data",
-        codeOwner: String? = nil, php: String = "/usr/bin/php", branch: String? = nil, remote: String? = nil
+        codeOwner: String? = nil, php: String = "/usr/bin/php", branch: String? = nil, remote: String? = nil,
+        phpFpmSockets: [String]? = nil
     ) {
         self.moodleDirectory = moodleDirectory
         self.siteRoot = siteRoot
@@ -34,6 +37,7 @@ public struct AdoptionRequest: Sendable {
         self.php = php
         self.branch = branch
         self.remote = remote
+        self.phpFpmSockets = phpFpmSockets
     }
 }
 
@@ -135,7 +139,7 @@ public enum SiteAdoption {
         let configuration = SiteConfiguration(
             siteRoot: siteRoot, stateDirectory: stateDirectory, publicLayout: publicLayout, php: request.php,
             webUser: webUser.name, codeOwner: owner.name, upstream: upstream, moodle: settings,
-            adoptedFrom: given)
+            adoptedFrom: given, phpFpmSockets: request.phpFpmSockets ?? detectPHPFPMSockets())
         try configuration.validate()
 
         if let existing = try? System.lstatus(siteRoot) {
@@ -198,6 +202,13 @@ public enum SiteAdoption {
             Then reload the web server. \(given) is now a symlink to \(layout.current) -> releases/production.
             """
         return AdoptionResult(configuration: configuration, webServerChange: change)
+    }
+
+    /// The PHP-FPM sockets Debian's packages make (`/run/php/php8.2-fpm.sock` …).
+    static func detectPHPFPMSockets() -> [String] {
+        ((try? System.listDirectory("/run/php")) ?? []).map(\.name)
+            .filter { $0.hasPrefix("php") && $0.hasSuffix("-fpm.sock") }
+            .sorted().map { "/run/php/\($0)" }
     }
 
     static func makeDirectories(_ path: String, mode: UInt32) throws(SystemCallError) {

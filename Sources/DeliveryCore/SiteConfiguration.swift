@@ -95,12 +95,15 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
     public var timeouts: Timeouts
     /// The directory the site was adopted from (it is now a symlink to `current`), if any.
     public var adoptedFrom: String?
+    /// The PHP-FPM pools serving the site (their sockets): production's changed scripts are
+    /// dropped from their OPcache before production is served again.
+    public var phpFpmSockets: [String]?
 
     /// Makes a configuration.
     public init(
         siteRoot: String, stateDirectory: String, publicLayout: Bool = false, php: String = "/usr/bin/php",
         webUser: String, codeOwner: String, upstream: UpstreamConfiguration, moodle: MoodleSettings,
-        timeouts: Timeouts = Timeouts(), adoptedFrom: String? = nil
+        timeouts: Timeouts = Timeouts(), adoptedFrom: String? = nil, phpFpmSockets: [String]? = nil
     ) {
         self.siteRoot = siteRoot
         self.stateDirectory = stateDirectory
@@ -112,6 +115,7 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
         self.moodle = moodle
         self.timeouts = timeouts
         self.adoptedFrom = adoptedFrom
+        self.phpFpmSockets = phpFpmSockets
     }
 
     /// The default configuration file.
@@ -138,7 +142,9 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
 
     /// Checks the values that the engine relies on.
     public func validate() throws(DeliveryError) {
-        for (name, value) in [("siteRoot", siteRoot), ("stateDirectory", stateDirectory), ("php", php)] {
+        for (name, value) in [("siteRoot", siteRoot), ("stateDirectory", stateDirectory), ("php", php)]
+            + (phpFpmSockets ?? []).map({ ("phpFpmSockets", $0) })
+        {
             guard value.hasPrefix("/"), !value.contains("\0") else {
                 throw DeliveryError(.configuration, "\(name) must be an absolute path")
             }

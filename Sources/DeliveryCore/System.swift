@@ -394,6 +394,13 @@ public enum System {
 
     // MARK: Processes and users
 
+    /// Makes sure files the children write (git checkouts, Moodle's caches) are readable by the
+    /// web server: clears the read and search bits from the process's umask (0027 → 0022).
+    static func allowReadableFiles() {
+        let old = umask(0o022)
+        umask(old & ~0o055)
+    }
+
     static var processIdentifier: Int32 { getpid() }
     public static var effectiveUserIdentifier: UInt32 { geteuid() }
 

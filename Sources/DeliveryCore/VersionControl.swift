@@ -93,7 +93,7 @@ private func failure(_ tool: String, _ doing: String, _ result: CommandResult) -
     } else {
         reason = "exit status \(result.exitCode.map(String.init) ?? "signal \(result.signal ?? 0)")"
     }
-    let lastLines = output.split(separator: "\n").suffix(3).joined(separator: " | ")
+    let lastLines = output.split(whereSeparator: \.isNewline).suffix(3).joined(separator: " | ")
     if !lastLines.isEmpty { reason += ": \(lastLines)" }
     return DeliveryError(.vcsFailed, "\(tool) \(doing) failed: \(reason)")
 }
@@ -121,7 +121,7 @@ struct GitRepository: VersionControl {
     func localModifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
         let status = try git(["status", "--porcelain", "--untracked-files=no"], tree, recorder, echo: false)
         guard status.succeeded else { throw failure("git", "status", status) }
-        return status.standardOutput.split(separator: "\n").map { String($0) }
+        return status.standardOutput.split(whereSeparator: \.isNewline).map { String($0) }
     }
 
     func update(tree: String, path: String?, recorder: CommandRecorder) throws(DeliveryError) {
@@ -195,12 +195,12 @@ struct SubversionWorkingCopy: VersionControl {
     func localModifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
         let status = try svn(["status", "--quiet", "--ignore-externals", "."], tree, recorder, echo: false)
         guard status.succeeded else { throw failure("svn", "status", status) }
-        return status.standardOutput.split(separator: "\n").map { String($0) }.filter { !$0.hasPrefix("X") }
+        return status.standardOutput.split(whereSeparator: \.isNewline).map { String($0) }.filter { !$0.hasPrefix("X") }
     }
 
     private func checkConflicts(_ tree: String, _ recorder: CommandRecorder) throws(DeliveryError) {
         let status = try svn(["status", "--quiet", "."], tree, recorder, echo: false)
-        let conflicted = status.standardOutput.split(separator: "\n").filter { line in
+        let conflicted = status.standardOutput.split(whereSeparator: \.isNewline).filter { line in
             let characters = Array(line)
             return characters.count > 6
                 && (characters[0] == "C" || characters[1] == "C" || characters[6] == "C")
@@ -273,7 +273,7 @@ struct CVSWorkingCopy: VersionControl {
 
     func localModifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
         let status = try cvs(["-n", "update"], tree, recorder, echo: false)
-        return status.standardOutput.split(separator: "\n").map { String($0) }.filter {
+        return status.standardOutput.split(whereSeparator: \.isNewline).map { String($0) }.filter {
             $0.hasPrefix("M ") || $0.hasPrefix("A ") || $0.hasPrefix("R ") || $0.hasPrefix("C ")
         }
     }
@@ -282,7 +282,7 @@ struct CVSWorkingCopy: VersionControl {
         var arguments = ["update", "-A", "-d", "-P"]
         if let path { arguments.append(path) }
         let update = try cvs(arguments, tree, recorder)
-        let conflicts = update.standardOutput.split(separator: "\n").filter { $0.hasPrefix("C ") }
+        let conflicts = update.standardOutput.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("C ") }
         if !conflicts.isEmpty {
             throw DeliveryError(
                 .vcsFailed, "cvs update failed: conflict in \(conflicts.prefix(3).joined(separator: ", "))")

@@ -223,6 +223,12 @@ extension DeliveryCtl {
         var branch: String?
         @Option(name: .long, help: "git: the remote (default: the branch's remote).")
         var remote: String?
+        @Option(
+            name: .long,
+            help:
+                "A PHP-FPM pool's socket serving the site, for OPcache invalidation (repeat; default: /run/php/php*-fpm.sock)."
+        )
+        var phpFpmSocket: [String] = []
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
@@ -231,7 +237,7 @@ extension DeliveryCtl {
                     AdoptionRequest(
                         moodleDirectory: moodle, siteRoot: siteRoot, stateDirectory: stateDir,
                         configurationPath: options.configurationPath, webUser: webUser, codeOwner: codeOwner, php: php,
-                        branch: branch, remote: remote))
+                        branch: branch, remote: remote, phpFpmSockets: phpFpmSocket.isEmpty ? nil : phpFpmSocket))
                 if options.json {
                     printJSON(result.configuration)
                 } else {

@@ -2,6 +2,15 @@ import DeliveryCore
 import Foundation
 import Testing
 
+/// The generation of the backup copy being written (the one `releases/backup` does not point at).
+func inactiveGeneration(_ site: FixtureSite) -> String {
+    let releases = "\(site.siteRoot)/releases"
+    let active = (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(releases)/backup")) ?? ""
+    let other = ((try? FileManager.default.contentsOfDirectory(atPath: releases)) ?? [])
+        .first { $0.hasPrefix(".backup.") && $0 != active }
+    return "\(releases)/\(other ?? ".none")"
+}
+
 /// Runs the real deliveryctl binary on a fixture site.
 func deliveryctl(_ site: FixtureSite, _ arguments: [String], killAt: String? = nil) throws -> (
     status: Int32, output: String
@@ -46,7 +55,7 @@ struct CrashTests {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline && process.isRunning {
             let bulk =
-                (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases/.backup.b/local"))?
+                (try? FileManager.default.contentsOfDirectory(atPath: "\(inactiveGeneration(site))/local"))?
                 .filter { $0.hasPrefix("bulk") }.count ?? 0
             if bulk > 3 {
                 kill(process.processIdentifier, SIGKILL)
@@ -139,7 +148,7 @@ struct PreemptionTests {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, process.isRunning {
             let bulk =
-                (try? FileManager.default.contentsOfDirectory(atPath: "\(site.siteRoot)/releases/.backup.b/local"))?
+                (try? FileManager.default.contentsOfDirectory(atPath: "\(inactiveGeneration(site))/local"))?
                 .filter { $0.hasPrefix("bulk") }.count ?? 0
             if bulk > 3 { break }
             usleep(200)
@@ -186,5 +195,22 @@ struct PreemptionTests {
         let badConfig = try deliveryctl(site, ["status", "--config", "/nonexistent.json"])
         #expect(badConfig.status == 2)
         #expect(badConfig.output.contains("cannot read the configuration"))
+    }
+}
+
+@Suite("Files the update writes")
+struct UmaskTests {
+    @Test("an update run under umask 027 (systemd's usual UMask) still writes files the web server can read")
+    func readableUpdate() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        try site.publishRevision2()
+        let run = try sh(
+            "/bin/sh", ["-c", "umask 027; exec \"$0\" update --config \"$1\"", deliveryctlPath, site.configurationPath])
+        #expect(run.succeeded, "\(run.combinedOutput)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: "\(site.production)/local/foo/newfile.php")
+        let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0
+        #expect(mode & 0o044 == 0o044, "mode \(String(mode, radix: 8))")
     }
 }

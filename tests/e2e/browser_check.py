@@ -16,7 +16,15 @@ Usage:
 Options worth knowing:
     --out DIR           screenshots and page sources (default /tmp/browser-check)
     --steps LIST        comma-separated subset of: page,secure,switch,update,restore,runall,
-                        cancel,rollback,finish,status,logs (default: all, in that order)
+                        cancel,rollback,finish,refused,helperdown,upgrade,status,logs (default:
+                        all, in that order). "refused" presses Cancel on a page where the state does not
+                        allow it (as a stale page would) and expects the helper's refusal shown;
+                        "helperdown" points the plugin's socket setting elsewhere through the
+                        admin settings page, checks the page and Reports > System status say the
+                        helper is down, then puts the setting back. "upgrade" (needs --author)
+                        publishes a revision that raises the version of --upgrade-plugin and
+                        runs Run all: step 4 then runs Moodle's upgrade (in maintenance mode
+                        when Moodle requires it) while the page keeps following the job.
     --site-root DIR     the delivery site root (holds `current`): checks `readlink current`
                         after each step (the script must then run on the server)
     --author DIR        a clone of the upstream repository from which a new revision is published
@@ -26,6 +34,7 @@ Options worth knowing:
     --marker FILE       the file of the repository the published revisions change (default
                         delivery-e2e-marker.txt, served by the web server as a static file: the
                         script fetches it to see which revision the site serves)
+    --upgrade-plugin D  the plugin whose version.php "upgrade" raises (default blocks/html)
     --watch-log FILE    a log to watch for new PHP errors/warnings during the run (repeatable,
                         e.g. /var/log/nginx/moodle-real.error.log /var/log/php8.2-fpm.log)
     --timeout S         seconds allowed for one operation (default 900)
@@ -58,7 +67,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 PAGE = "/admin/tool/delivery/index.php"
 ALL_STEPS = ["page", "secure", "switch", "update", "restore", "runall", "cancel", "rollback",
-             "finish", "status", "logs"]
+             "finish", "refused", "helperdown", "upgrade", "status", "logs"]
 # What Moodle or PHP print into a page when something is wrong: in the HTML (debugging() output,
 # PHP's own messages) and in the visible text (exceptions, missing strings shown as [[key]]).
 HTML_PROBLEMS = re.compile(r'(data-rel="debugging"|<b>(Warning|Notice|Deprecated|Fatal error)</b>)')
@@ -75,6 +84,9 @@ class Checker:
         self.out = args.out
         os.makedirs(self.out, exist_ok=True)
         self.results = []
+        self.warnings = []
+        self.last_log = ""
+        self.unreachable_seen = False
         self.shot = 0
         self.revisions = 0
         self.log_sizes = {}
@@ -95,6 +107,10 @@ class Checker:
         self.results.append((name, bool(ok), detail))
         print(f"[{'PASS' if ok else 'FAIL'}] {name}" + (f": {detail}" if detail else ""), flush=True)
         return ok
+
+    def warn(self, name, detail=""):
+        self.warnings.append((name, detail))
+        print(f"[WARN] {name}" + (f": {detail}" if detail else ""), flush=True)
 
     def screenshot(self, label):
         """A full-page screenshot (the window grows to the page's height) and the page source."""
@@ -129,7 +145,12 @@ class Checker:
                     errors.append(entry.get("message", "")[:300])
         except Exception:  # noqa: BLE001 - the log is a bonus
             pass
-        self.check(f"{label}: no JavaScript errors in the console", not errors, " | ".join(errors))
+        ours = [e for e in errors if "tool_delivery" in e or "/admin/tool/delivery/" in e]
+        self.check(f"{label}: no JavaScript errors of the plugin in the console", not ours, " | ".join(ours))
+        others = [e for e in errors if e not in ours]
+        if others:
+            # Errors of the site's other code (e.g. the first page after a cache purge): reported, not ours.
+            self.warn(f"{label}: JavaScript errors of the site in the console", " | ".join(others))
 
     # ----- the server side -------------------------------------------------------------------
 
@@ -161,14 +182,16 @@ class Checker:
             served = body.strip() if status == 200 else f"HTTP {status}"
             self.check(f"{label}: the site serves marker {marker!r}", served == marker, f"served {served!r}")
 
-    def as_owner(self, *command):
+    def as_owner(self, *command, input=None):
         return subprocess.run(["setpriv", f"--reuid={self.args.code_owner}", f"--regid={self.args.code_owner}",
                                "--init-groups", "env", f"HOME={os.path.expanduser('~' + self.args.code_owner)}",
                                "GIT_TERMINAL_PROMPT=0", *command],
-                              cwd=self.args.author, check=True, capture_output=True, text=True).stdout
+                              cwd=self.args.author, check=True, capture_output=True, text=True,
+                              input=input).stdout
 
-    def publish(self):
-        """Publishes a new upstream revision that changes only the marker file; returns its text."""
+    def publish(self, bump=None):
+        """Publishes a new upstream revision that changes the marker file (and raises the version of
+        the plugin `bump`, so that Moodle needs an upgrade); returns the marker's text."""
         if not self.args.author:
             return None
         self.revisions += 1
@@ -177,6 +200,17 @@ class Checker:
         path = os.path.join(self.args.author, self.args.marker)
         self.as_owner("sh", "-c", 'printf "%s\\n" "$1" > "$2"', "sh", text, path)
         self.as_owner("git", "add", "--", self.args.marker)
+        if bump:
+            version = os.path.join(self.args.author, bump, "version.php")
+            with open(version, encoding="utf-8", newline="") as handle:
+                source = handle.read()
+            match = re.search(r"(\$plugin->version\s*=\s*)(\d+)", source)
+            raised = int(match.group(2)) + 1
+            source = source[:match.start(2)] + str(raised) + source[match.end(2):]
+            self.as_owner("sh", "-c", 'cat > "$1"', "sh", version, input=source)
+            self.as_owner("git", "add", "--", os.path.join(bump, "version.php"))
+            text_version = f"{bump} {raised}"
+            print(f"       raised {text_version}", flush=True)
         self.as_owner("git", "commit", "-q", "-m", f"e2e: {text}")
         self.as_owner("git", "push", "-q", "origin", "HEAD")
         head = self.as_owner("git", "rev-parse", "--short=10", "HEAD").strip()
@@ -196,7 +230,11 @@ class Checker:
                 handle.seek(size)
                 for line in handle.read().decode("utf-8", "replace").splitlines():
                     if re.search(r"PHP (Warning|Notice|Deprecated|Fatal|Parse)|tool/delivery|tool_delivery", line):
-                        lines.append(f"{os.path.basename(path)}: {line[:400]}")
+                        # The same message for several requests counts once (without date and request).
+                        message = re.sub(r"^\S+ \S+ \[\w+\] [^:]*: \*\d+ ", "", line)
+                        message = re.sub(r"\?[^ ]*", "", message)[:300]
+                        if f"{os.path.basename(path)}: {message}" not in lines:
+                            lines.append(f"{os.path.basename(path)}: {message}")
         return lines
 
     # ----- the page --------------------------------------------------------------------------
@@ -312,19 +350,29 @@ class Checker:
             self.check(f"{label}: while it runs, only Emergency rollback stays enabled", not others,
                        f"enabled: {others}")
         self.screenshot(f"{label}-running")
-        try:
-            WebDriverWait(driver, self.args.timeout, poll_frequency=1).until(lambda d: d.find_element(
-                By.CSS_SELECTOR, '[data-region="tool_delivery-result"]').is_displayed())
-        except TimeoutException:
-            self.check(f"{label}: a result is shown within {self.args.timeout}s", False)
-            self.screenshot(f"{label}-timeout")
-            return None
+        # Wait for the result; when Moodle stops answering meanwhile (maintenance mode during
+        # step 4), the page says so: take a screenshot of that once.
+        unreachable_seen = False
+        deadline = time.time() + self.args.timeout
+        while not driver.find_element(By.CSS_SELECTOR, '[data-region="tool_delivery-result"]').is_displayed():
+            if time.time() > deadline:
+                self.check(f"{label}: a result is shown within {self.args.timeout}s", False)
+                self.screenshot(f"{label}-timeout")
+                return None
+            notice = driver.find_elements(By.CSS_SELECTOR, '[data-region="tool_delivery-unreachable"]')
+            if not unreachable_seen and notice and notice[0].is_displayed():
+                unreachable_seen = True
+                print(f"       {label}: the page says Moodle does not answer: {notice[0].text[:120]!r}", flush=True)
+                self.screenshot(f"{label}-moodle-unreachable")
+            time.sleep(0.5)
+        self.unreachable_seen = unreachable_seen
         elapsed = time.time() - started
         result = driver.find_element(By.CSS_SELECTOR, '[data-region="tool_delivery-result"]')
         succeeded = "alert-success" in (result.get_attribute("class") or "")
         self.check(f"{label}: the result says {'success' if expect_success else 'failure'} "
                    f"({elapsed:.0f}s)", succeeded == expect_success, result.text.replace("\n", " | "))
         log = driver.find_element(By.CSS_SELECTOR, '[data-region="tool_delivery-log"]').text
+        self.last_log = log
         self.check(f"{label}: the log shows lines", bool(log.strip()), f"{len(log.splitlines())} lines")
         bars = driver.find_elements(By.CSS_SELECTOR, '[data-region="tool_delivery-bar"]')
         widths = {b.get_attribute("data-operation"): b.get_attribute("aria-valuenow") for b in bars}
@@ -348,6 +396,68 @@ class Checker:
         self.screenshot(f"{label}-after")
         self.page_problems(f"{label} (reloaded)")
         return state
+
+    def refused(self):
+        """A stale page: Cancel pressed while the state does not allow it; the helper refuses."""
+        driver = self.driver
+        self.open_page()
+        phase = self.banner().get("phase")
+        if "cancel" in self.enabled_buttons():
+            self.check("refused: Cancel is disabled in this state (needed for this check)", False, f"phase {phase}")
+            return
+        driver.execute_script("document.querySelector('button[value=\"cancel\"]').disabled = false;")
+        self.button("cancel").click()
+        try:
+            WebDriverWait(driver, 60).until(lambda d: d.find_element(
+                By.CSS_SELECTOR, '[data-region="tool_delivery-result"]').is_displayed())
+        except TimeoutException:
+            self.check("refused: a result is shown", False)
+            self.screenshot("refused-timeout")
+            return
+        result = driver.find_element(By.CSS_SELECTOR, '[data-region="tool_delivery-result"]')
+        self.check("refused: the refusal is shown as a failure", "alert-danger" in (result.get_attribute("class") or ""),
+                   result.text.replace("\n", " | "))
+        self.check("refused: it says the state does not allow the step", "does not allow" in result.text,
+                   result.text.replace("\n", " | "))
+        self.screenshot("refused")
+        self.page_problems("refused")
+        self.open_page()
+        self.check("refused: the state is unchanged", self.banner().get("phase") == phase,
+                   f"{phase} -> {self.banner().get('phase')}")
+
+    def set_socket_setting(self, value):
+        driver = self.driver
+        driver.get(self.base + "/admin/settings.php?section=tool_delivery_settings")
+        field = driver.find_element(By.ID, "id_s_tool_delivery_socketpath")
+        previous = field.get_attribute("value")
+        field.clear()
+        field.send_keys(value)
+        driver.find_element(By.CSS_SELECTOR, '#adminsettings button[type="submit"]').click()
+        WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+        return previous
+
+    def helper_down(self):
+        """The helper unreachable (the plugin pointed at another socket): clear messages, then back."""
+        driver = self.driver
+        previous = self.set_socket_setting("/nonexistent/deliveryd.sock")
+        try:
+            driver.get(self.base + PAGE)
+            down = driver.find_elements(By.CSS_SELECTOR, '[data-region="tool_delivery-helperdown"]')
+            self.check("helperdown: the page says the helper cannot be used", bool(down),
+                       down[0].text.replace("\n", " | ") if down else "")
+            self.check("helperdown: the page shows how to finish with deliveryctl",
+                       "deliveryctl rollback" in driver.find_element(By.TAG_NAME, "body").text)
+            self.screenshot("helperdown-page")
+            self.page_problems("helperdown")
+            driver.get(self.base + "/report/status/index.php")
+            rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "table tr") if "Delivery helper" in r.text]
+            self.check("helperdown: System status shows the Delivery helper check as Critical",
+                       any("Critical" in r for r in rows), " | ".join(rows))
+            self.screenshot("helperdown-status")
+        finally:
+            self.set_socket_setting(previous)
+        self.check("helperdown: the page works again once the setting is back", self.open_page() and bool(
+            driver.find_elements(By.CSS_SELECTOR, '[data-region="tool_delivery-screen"]')))
 
     # ----- the scenario ----------------------------------------------------------------------
 
@@ -437,6 +547,25 @@ class Checker:
             self.run_button("finish-restore", "restore", expect_phase="idle", expect_served="Production")
             self.site_serves("finish-restore", "production", marker)
 
+        if "refused" in steps:
+            self.refused()
+
+        if "helperdown" in steps:
+            self.helper_down()
+
+        if "upgrade" in steps and self.args.author:
+            published = self.publish(bump=self.args.upgrade_plugin)
+            comment = f"e2e upgrade {datetime.datetime.utcnow():%H:%M:%S}"
+
+            def fill(driver):
+                driver.find_element(By.ID, "tool_delivery-comment").send_keys(comment)
+            self.last_log = ""
+            self.run_button("upgrade", "run-all", fill, expect_phase="idle", expect_served="Production")
+            self.check("upgrade: the log shows Moodle's upgrade ran", "upgrade.php --non-interactive" in self.last_log,
+                       " | ".join(line for line in self.last_log.splitlines() if "upgrade" in line.lower())[:400])
+            marker = published or marker
+            self.site_serves("upgrade", "production", marker)
+
         if "status" in steps:
             self.driver.get(self.base + "/report/status/index.php?detail=tool_delivery_helper_reachable")
             self.driver.get(self.base + "/report/status/index.php")
@@ -480,6 +609,7 @@ def main():
     parser.add_argument("--code-owner", default="moodlecode")
     parser.add_argument("--marker", default="delivery-e2e-marker.txt")
     parser.add_argument("--watch-log", action="append", default=[])
+    parser.add_argument("--upgrade-plugin", default="blocks/html")
     parser.add_argument("--timeout", type=int, default=900)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
@@ -502,9 +632,11 @@ def main():
         checker.close()
     failed = [r for r in checker.results if not r[1]]
     print(f"\nbrowser check: {len(checker.results) - len(failed)} passed, {len(failed)} failed "
-          f"(screenshots in {args.out})")
+          f"{len(checker.warnings)} warnings (screenshots in {args.out})")
     for name, _, detail in failed:
         print(f"  FAILED {name}" + (f": {detail}" if detail else ""))
+    for name, detail in checker.warnings:
+        print(f"  WARNING {name}" + (f": {detail[:300]}" if detail else ""))
     return 1 if failed else 0
 
 

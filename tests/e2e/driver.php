@@ -75,7 +75,7 @@ function http(string $path, array $headers = []): array {
 
 /** The kind of a served tree: production, backup or security (generations .backup.a… included). */
 function kind(string $tree): string {
-    if (preg_match('/^\.?(production|backup|security)(\.[a-z0-9]+)?$/', $tree, $matches)) {
+    if (preg_match('/^\.?(production|backup|security)(\.[A-Za-z0-9-]+)?$/', $tree, $matches)) {
         return $matches[1];
     }
     return $tree;
@@ -395,7 +395,8 @@ function run_load(): void {
             // A whole tree answered, but with the code OPcache compiled from an earlier content of that path.
             $stalecode++;
         }
-        // The last switch completed before this request started, and the next one if it had started.
+        // The last switch completed before this request started, and the next one if it started while
+        // the request was still in flight (the web server resolves the tree when it gets the request).
         $allowed = [$initialtree];
         $last = -1;
         foreach ($switches as $index => $switch) {
@@ -407,7 +408,7 @@ function run_load(): void {
             $allowed = [$switches[$last]['to']];
         }
         $next = $switches[$last + 1] ?? null;
-        if ($next !== null && $next['start'] <= $response['s']) {
+        if ($next !== null && $next['start'] <= $response['e']) {
             $allowed[] = $next['to'];
             $during++;
         }

@@ -211,7 +211,11 @@ const follow = (root, jobId) => {
             // Moodle in maintenance mode answers HTML, or nothing: keep asking.
             answer = null;
         }
-        if (answer === null || (answer.error && answer.error.down)) {
+        // Moodle's own error answers (an upgrade pending or running, maintenance, an expired
+        // session) carry `error` as a string; ours carry an object with a `code`. While Moodle
+        // does not serve this page, the job goes on in the helper: keep asking.
+        const moodleError = answer !== null && answer.error !== undefined && typeof answer.error !== 'object';
+        if (answer === null || moodleError || (answer.error && answer.error.down)) {
             failures += 1;
             unreachable.hidden = failures < FAILURES_BEFORE_NOTICE;
             window.setTimeout(poll, Math.min(MAX_INTERVAL, POLL_INTERVAL * (1 + failures)));

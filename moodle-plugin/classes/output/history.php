@@ -78,9 +78,22 @@ class history implements renderable, templatable {
                 'resultcolour' => self::RESULT_COLOURS[$result] ?? 'secondary',
                 'comment' => (string) ($record['comment'] ?? ''),
                 'message' => (string) ($record['message'] ?? ''),
-                'duration' => format_time((int) round((float) ($record['durationSeconds'] ?? 0))),
+                'duration' => self::duration((float) ($record['durationSeconds'] ?? 0)),
             ];
         }
         return ['rows' => $rows, 'hasrows' => !empty($rows)];
+    }
+
+    /**
+     * How long an operation took, for people ("less than a second" rather than Moodle's "now").
+     *
+     * @param float $seconds The duration.
+     * @return string The duration.
+     */
+    private static function duration(float $seconds): string {
+        if ($seconds < 1) {
+            return get_string('history:lessthanasecond', 'tool_delivery');
+        }
+        return get_string('history:took', 'tool_delivery', format_time((int) round($seconds)));
     }
 }

@@ -120,7 +120,8 @@ class screen implements renderable, templatable {
             'runall' => $enabled('run-all'),
             'cancel' => $enabled('cancel'),
             'rollback' => $target !== '',
-            'rollbacktarget' => $target === '' ? '' : get_string('copy:' . $target, 'tool_delivery'),
+            // Inside a sentence ("A rollback would serve the security copy.").
+            'rollbacktarget' => $target === '' ? '' : \core_text::strtolower(get_string('copy:' . $target, 'tool_delivery')),
             'busy' => $busy,
             'followjob' => $followjob,
             'commentmax' => delivery_actions::MAX_COMMENT,

@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Invalidates scripts in PHP-FPM's OPcache, inside the pool itself (the CLI's OPcache is another
+/// one): a FastCGI request, made with `cgi-fcgi` (libfcgi-bin) straight to the pool's socket, runs
+/// a small script that calls `opcache_invalidate()` on the listed files.
+///
+/// Production is updated in place while it is not served, so with `opcache.validate_timestamps=0`
+/// (or within `revalidate_freq`) the pool would go on running the old compiled code under the same
+/// paths. The script and its list live in `<site root>/.delivery-opcache/`, outside every web root:
+/// the web server never passes them; only a process that can connect to the pool's socket (root,
+/// the pool's user) can run them, and all they can do is drop cached scripts.
+struct OPcacheInvalidator {
+    let sockets: [String]
+    let directory: String
+    let recorder: CommandRecorder
+
+    static let scriptName = "opcache-invalidate.php"
+
+    static let script = """
+        <?php
+        // moodle-delivery: drops the listed scripts from this PHP-FPM pool's OPcache. Run by the
+        // delivery helper through the pool's socket, never through the web server.
+        $name = basename((string)($_SERVER['DELIVERY_LIST'] ?? ''));
+        $list = __DIR__ . '/' . $name;
+        if ($name === '' || strpos($name, 'list-') !== 0 || !is_file($list)) {
+            echo "error: no list\\n";
+            exit;
+        }
+        if (!function_exists('opcache_invalidate') || !ini_get('opcache.enable')) {
+            echo "invalidated 0 of 0: OPcache is off in this pool\\n";
+            exit;
+        }
+        $files = array_filter(explode("\\n", (string)file_get_contents($list)));
+        $done = 0;
+        foreach ($files as $file) {
+            if (opcache_invalidate($file, true)) {
+                $done++;
+            }
+        }
+        echo 'invalidated ' . $done . ' of ' . count($files) . "\\n";
+
+        """
+
+    /// Invalidates `files` (absolute real paths) in every configured pool.
+    /// - Returns: one line per pool, for the log.
+    func invalidate(_ files: [String]) throws(DeliveryError) -> [String] {
+        guard !sockets.isEmpty, !files.isEmpty else { return [] }
+        guard let cgiFcgi = ChildProcess.locate("cgi-fcgi") else {
+            throw DeliveryError(.configuration, "cgi-fcgi is not installed (Debian package libfcgi-bin)")
+        }
+        let listName = "list-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            if try System.lstatusIfExists(directory) == nil { try System.makeDirectory(directory, 0o755) }
+            try System.changeMode(directory, 0o755)
+            try System.writeFileAtomically("\(directory)/\(Self.scriptName)", Array(Self.script.utf8), mode: 0o644)
+            try System.writeFileAtomically(
+                "\(directory)/\(listName)", Array(files.joined(separator: "\n").utf8), mode: 0o644)
+        } catch {
+            throw DeliveryError.io("cannot write the OPcache invalidation script", error)
+        }
+        defer { try? System.unlink("\(directory)/\(listName)") }
+        var lines: [String] = []
+        for socket in sockets {
+            let command = Command(
+                cgiFcgi, ["-bind", "-connect", socket], timeoutSeconds: 60, outputLimit: 16384,
+                extraEnvironment: [
+                    "SCRIPT_FILENAME": "\(directory)/\(Self.scriptName)", "SCRIPT_NAME": "/\(Self.scriptName)",
+                    "REQUEST_METHOD": "GET", "QUERY_STRING": "", "GATEWAY_INTERFACE": "CGI/1.1",
+                    "SERVER_PROTOCOL": "HTTP/1.1", "DELIVERY_LIST": listName,
+                ])
+            let result = try recorder.run(command, echo: false)
+            let answer = result.standardOutput.split(whereSeparator: \.isNewline).map {
+                String($0).trimmingWhitespace()
+            }
+            .first { $0.hasPrefix("invalidated") || $0.hasPrefix("error") }
+            guard result.succeeded, let answer, answer.hasPrefix("invalidated") else {
+                throw DeliveryError(
+                    .io,
+                    "PHP-FPM at \(socket) did not drop the old scripts from its OPcache (\(answer ?? MoodleCLI.lastLines(result))); check that the pool listens there and that the helper may connect"
+                )
+            }
+            lines.append("PHP-FPM \(socket): \(answer)")
+        }
+        return lines
+    }
+}
