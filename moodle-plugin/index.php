@@ -45,7 +45,17 @@ try {
     } catch (helper_exception $error) {
         $records = [];
     }
-    $page = new \tool_delivery\output\screen($status, $records, $jobid);
+    // A link to the helper's emergency console, for when Moodle stops answering during step 4.
+    try {
+        $token = $client->console_token();
+        $console = [
+            'url' => $CFG->wwwroot . '/delivery-console/#token=' . $token['token'],
+            'expires' => \tool_delivery\local\delivery_actions::format_date($token['expiresAt'] ?? null),
+        ];
+    } catch (helper_exception $error) {
+        $console = null;
+    }
+    $page = new \tool_delivery\output\screen($status, $records, $jobid, $console);
     $PAGE->requires->js_call_amd('tool_delivery/progress', 'init', ['[data-region="tool_delivery-screen"]']);
 } catch (helper_exception $error) {
     $page = new \tool_delivery\output\helper_down($error);

@@ -92,6 +92,17 @@ final class HelperClientTest extends \PHPUnit\Framework\TestCase {
     }
 
     /**
+     * A console token is issued to the administrator; the console answers with it, not without.
+     */
+    public function test_console_token(): void {
+        $token = $this->server->client(5, 'Zélie Admin')->console_token(600);
+        $this->assertMatchesRegularExpression('/^[0-9a-f]{64}$/', $token['token']);
+        $this->assertSame('/delivery-console/', $token['path']);
+        $this->assertGreaterThan(time() + 500, strtotime($token['expiresAt']));
+        $this->assertLessThan(time() + 700, strtotime($token['expiresAt']));
+    }
+
+    /**
      * A secure job is started, followed to its end, changes the status and is in the history.
      */
     public function test_job_followed_to_its_end(): void {

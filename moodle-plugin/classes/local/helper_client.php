@@ -138,6 +138,25 @@ class helper_client {
     }
 
     /**
+     * A short-lived token for the helper's emergency console, issued to this administrator.
+     *
+     * The console (`<wwwroot>/delivery-console/#token=…`, served by the helper through the web
+     * server) follows the delivery and offers the emergency rollback while Moodle cannot serve pages.
+     *
+     * @param int $lifetime Seconds the token lives (60 to 14400).
+     * @return array `token`, `expiresAt` (ISO 8601) and `path`.
+     * @throws helper_exception On any error.
+     */
+    public function console_token(int $lifetime = 7200): array {
+        $body = json_encode(['lifetimeSeconds' => max(60, min(14400, $lifetime))], JSON_THROW_ON_ERROR);
+        $answer = $this->call('POST', '/console-tokens', [], $body, 201);
+        if (!is_string($answer['token'] ?? null) || !preg_match('/^[0-9a-f]{64}$/', $answer['token'])) {
+            throw new transport_exception(transport_exception::PROTOCOL, 'the helper gave no console token');
+        }
+        return $answer;
+    }
+
+    /**
      * The audit log, newest first.
      *
      * @param int $limit How many records (1 to 1000).

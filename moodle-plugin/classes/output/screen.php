@@ -49,14 +49,19 @@ class screen implements renderable, templatable {
     /** @var string A job to follow when the page opens ('' for none). */
     private string $followjob;
 
+    /** @var array|null The emergency console's link for this administrator (`url`, `expires`), if any. */
+    private ?array $console;
+
     /**
      * Makes the screen.
      *
      * @param array $status The helper's status.
      * @param array $records The helper's audit records, newest first.
      * @param string $followjob A job to follow when the page opens.
+     * @param array|null $console The emergency console's link (`url`, `expires`), when the helper gave one.
      */
-    public function __construct(array $status, array $records, string $followjob = '') {
+    public function __construct(array $status, array $records, string $followjob = '', ?array $console = null) {
+        $this->console = $console;
         $this->status = $status;
         $this->records = $records;
         $this->followjob = $followjob;
@@ -126,6 +131,7 @@ class screen implements renderable, templatable {
             'followjob' => $followjob,
             'commentmax' => delivery_actions::MAX_COMMENT,
             'history' => (new history($this->records))->export_for_template($output),
+            'console' => $this->console ?? false,
         ];
     }
 }
