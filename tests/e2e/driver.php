@@ -19,18 +19,6 @@ use tool_delivery\local\helper_client;
 use tool_delivery\local\helper_exception;
 use tool_delivery\local\request_signer;
 
-/** The plugin's client, plus the console token request (a signed route the client class does not wrap). */
-class e2e_client extends helper_client {
-    /**
-     * Issues an emergency console token (POST /console-tokens).
-     *
-     * @return array token, expiresAt, path.
-     */
-    public function console_token(): array {
-        return $this->call('POST', '/console-tokens', [], '{"lifetimeSeconds":600}', 201);
-    }
-}
-
 const V1 = '2024100700';
 const V2 = '2024100800';
 const V3 = '2024100900';
@@ -58,10 +46,10 @@ function note(string $text): void {
 }
 
 /** The client for a Moodle user, as client_factory makes it. */
-function client(?string $key = null): e2e_client {
+function client(?string $key = null): helper_client {
     global $config;
     $signer = $key === null ? request_signer::from_key_file($config['key']) : new request_signer($key);
-    return new e2e_client(new fastcgi_client($config['socket'], 3.0, 20.0), $signer, 2, 'Ada E2E Admin');
+    return new helper_client(new fastcgi_client($config['socket'], 3.0, 20.0), $signer, 2, 'Ada E2E Admin');
 }
 
 /** GET over HTTP: [status, body, error]. */
@@ -219,7 +207,7 @@ try {
                 'the console page is served through nginx (deploy/nginx-console.conf)', "HTTP {$status}");
             [$status] = http('/delivery-console/status');
             ok($status === 401, 'the console status without a token is refused (401)', "HTTP {$status}");
-            $token = client()->console_token();
+            $token = client()->console_token(600);
             [$status, $body] = http('/delivery-console/status', ['X-Delivery-Console-Token: ' . $token['token']]);
             $console = json_decode($body, true);
             // docs/protocol.md: {"site": <the /status answer>, …}, so the phase is at site.site.phase.
