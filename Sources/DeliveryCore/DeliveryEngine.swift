@@ -208,20 +208,10 @@ public final class DeliveryEngine: Sendable {
     }
 
     func preflight(_ recorder: CommandRecorder) throws(DeliveryError) -> PreflightReport {
-        let state = try store.read()
-        guard state.copies[.backup]?.complete == true,
-            (try? System.status(layout.path(of: .backup)))?.kind == .directory
-        else {
-            throw DeliveryError(
-                .copyMissing, "there is no complete backup copy to compare production with; secure first")
-        }
-        let production = layout.path(of: .production)
-        let modifications = try versionControl(recorder).localModifications(of: production, recorder: recorder)
-        return try Preflight(
-            production: production,
-            before: (try? System.realPath(layout.path(of: .backup))) ?? layout.path(of: .backup),
-            php: configuration.php, user: try UserIdentity.lookup(configuration.webUser), recorder: recorder
-        ).run(localModifications: modifications)
+        let preflight = try preflighter(recorder)
+        let modifications = try versionControl(recorder).localModifications(
+            of: layout.path(of: .production), recorder: recorder)
+        return try preflight.run(localModifications: modifications)
     }
 
     /// The audit log, newest first.

@@ -38,16 +38,7 @@ namespace tool_delivery\event;
  * @copyright  2026 moodle-delivery contributors
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
-class step_started extends \core\event\base {
-    /**
-     * Sets the basic properties.
-     */
-    protected function init() {
-        $this->data['crud'] = 'u';
-        $this->data['edulevel'] = self::LEVEL_OTHER;
-        $this->context = \context_system::instance();
-    }
-
+class step_started extends delivery_event {
     /**
      * Makes the event for a helper job.
      *
@@ -80,37 +71,5 @@ class step_started extends \core\event\base {
     public function get_description() {
         return "The user with id '{$this->userid}' started the delivery operation '{$this->other['operation']}' "
             . "(helper job '{$this->other['job']}').";
-    }
-
-    /**
-     * The delivery page.
-     *
-     * @return \moodle_url The URL.
-     */
-    public function get_url() {
-        return new \moodle_url('/admin/tool/delivery/index.php');
-    }
-
-    /**
-     * Checks the other data.
-     *
-     * @throws \coding_exception When a member is missing.
-     */
-    protected function validate_data() {
-        parent::validate_data();
-        foreach (['operation', 'job'] as $name) {
-            if (!isset($this->other[$name])) {
-                throw new \coding_exception("The '$name' value must be set in other.");
-            }
-        }
-    }
-
-    /**
-     * No other member names a Moodle record.
-     *
-     * @return bool False.
-     */
-    public static function get_other_mapping() {
-        return false;
     }
 }
