@@ -99,3 +99,32 @@ struct APIRefusalAuditTests {
         #expect((record["actor"] as? [String: Any])?["name"] as? String == "Test Admin")
     }
 }
+
+@Suite("systemd socket activation")
+struct SocketActivationTests {
+    @Test(
+        "deliveryd serves on the listening socket systemd passes (systemd-socket-activate)",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-socket-activate")))
+    func socketActivation() throws {
+        let server = try TestServer()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
+        process.arguments = ["--listen=\(server.socketPath)", TestServer.binary, "--config", server.configurationPath]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer {
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+        }
+        var answered: ClientResponse?
+        let deadline = Date().addingTimeInterval(15)
+        while answered == nil, Date() < deadline {
+            answered = try? server.signed("GET", "/status")
+            if answered == nil { usleep(50_000) }
+        }
+        let status = try #require(answered)
+        #expect(status.status == 200, "\(status.text)")
+        #expect(((status.json["site"] as? [String: Any])?["phase"] as? String) == "idle")
+    }
+}
