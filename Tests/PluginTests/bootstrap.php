@@ -22,11 +22,5 @@
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 
-define('TOOL_DELIVERY_STANDALONE', true);
-
-$plugindir = dirname(__DIR__, 2) . '/moodle-plugin/classes/local';
-foreach (['helper_exception', 'transport_exception', 'fastcgi_response', 'fastcgi_client', 'request_signer',
-        'helper_client'] as $classname) {
-    require_once($plugindir . '/' . $classname . '.php');
-}
+require_once(__DIR__ . '/standalone_client.php');
 require_once(__DIR__ . '/deliveryd_server.php');

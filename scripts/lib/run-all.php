@@ -2,12 +2,7 @@
 // Runs a whole delivery (run all, with the security copy) through deliveryd with the Moodle
 // plugin's own client code, as the plugin does, and prints its progress as it comes.
 // Usage (as the web user): php run-all.php SOCKET KEYFILE
-define('TOOL_DELIVERY_STANDALONE', true);
-$classes = dirname(__DIR__, 2) . '/moodle-plugin/classes/local';
-foreach (['helper_exception', 'transport_exception', 'fastcgi_response', 'fastcgi_client', 'request_signer',
-        'helper_client'] as $class) {
-    require_once($classes . '/' . $class . '.php');
-}
+require_once(dirname(__DIR__, 2) . '/Tests/PluginTests/standalone_client.php');
 
 use tool_delivery\local\fastcgi_client;
 use tool_delivery\local\helper_client;

@@ -7,12 +7,7 @@
 // Phases, in the order tests/e2e/e2e.sh runs them: initial, steps-1, steps-2, run-all, cancel,
 // rollback, load. Prints "ok - …" / "not ok - …" lines (counted by e2e.sh).
 
-define('TOOL_DELIVERY_STANDALONE', true);
-$plugindir = dirname(__DIR__, 2) . '/moodle-plugin/classes/local';
-foreach (['helper_exception', 'transport_exception', 'fastcgi_response', 'fastcgi_client', 'request_signer',
-        'helper_client'] as $classname) {
-    require_once($plugindir . '/' . $classname . '.php');
-}
+require_once(dirname(__DIR__, 2) . '/Tests/PluginTests/standalone_client.php');
 
 use tool_delivery\local\fastcgi_client;
 use tool_delivery\local\helper_client;
