@@ -30,6 +30,17 @@ func deliveryctl(_ site: FixtureSite, _ arguments: [String], killAt: String? = n
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
+/// Adds 15,000 small untracked files to production, so that a copy lasts long enough to be caught.
+func addBulkFiles(to site: FixtureSite) throws {
+    for i in 0..<150 {
+        let folder = "\(site.production)/local/bulk\(i)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for j in 0..<100 {
+            try "<?php // \(i) \(j)\n".write(toFile: "\(folder)/f\(j).php", atomically: false, encoding: .utf8)
+        }
+    }
+}
+
 @Suite("kill -9 at any instant leaves a complete served tree and a recoverable state", .serialized)
 struct CrashTests {
     @Test("kill -9 in the middle of a copy")
@@ -37,14 +48,7 @@ struct CrashTests {
         let site = try FixtureSite()
         try site.perform(.secure)
         let backupBefore = TreeSnapshot(site.backup, includeTimes: true)
-        // Make the copy long enough to be caught in the middle.
-        for i in 0..<150 {
-            let folder = "\(site.production)/local/bulk\(i)"
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            for j in 0..<100 {
-                try "<?php // \(i) \(j)\n".write(toFile: "\(folder)/f\(j).php", atomically: false, encoding: .utf8)
-            }
-        }
+        try addBulkFiles(to: site)
         let production = TreeSnapshot(site.production)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: deliveryctlPath)
@@ -131,13 +135,7 @@ struct PreemptionTests {
         let site = try FixtureSite()
         try site.perform(.secure)
         let backupBefore = TreeSnapshot(site.backup, includeTimes: true)
-        for i in 0..<150 {
-            let folder = "\(site.production)/local/bulk\(i)"
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            for j in 0..<100 {
-                try "<?php // \(i) \(j)\n".write(toFile: "\(folder)/f\(j).php", atomically: false, encoding: .utf8)
-            }
-        }
+        try addBulkFiles(to: site)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: deliveryctlPath)
         process.arguments = ["secure", "--config", site.configurationPath]
