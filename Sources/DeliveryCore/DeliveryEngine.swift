@@ -198,7 +198,8 @@ public final class DeliveryEngine: Sendable {
         return Preflight(
             production: (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production),
             before: (try? System.realPath(layout.path(of: .backup))) ?? layout.path(of: .backup),
-            php: configuration.php, user: try UserIdentity.lookup(configuration.webUser), recorder: recorder)
+            php: configuration.php, user: try UserIdentity.lookup(configuration.webUser), recorder: recorder,
+            ignored: configuration.componentCacheFile.map { [$0] } ?? [])
     }
 
     func opcache(_ recorder: CommandRecorder) -> OPcacheInvalidator {

@@ -22,6 +22,48 @@ struct MoodleCLI {
         return try recorder.run(command)
     }
 
+    /// Builds a tree's prebuilt component cache: Moodle's `alternative_component_cache.php
+    /// --file=…` runs as the web user (Moodle's bootstrap wants its dataroot writable) into a
+    /// private temporary folder, and the file is then put into the tree, owned by the code owner
+    /// (the web user never writes code).
+    /// - Parameters:
+    ///   - treeRoot: the real path of the tree (a copy's generation, or production).
+    ///   - file: the cache file, relative to the tree root.
+    func buildComponentCache(treeRoot: String, file: String, owner: UserIdentity) throws(DeliveryError) {
+        let codeRoot = layout.publicLayout ? "\(treeRoot)/public" : treeRoot
+        let script = "\(codeRoot)/\(layout.adminDirectory)/cli/alternative_component_cache.php"
+        guard (try? System.lstatus(script))?.kind == .regular else {
+            throw DeliveryError(.upgradeFailed, "Moodle's alternative_component_cache.php is missing in \(treeRoot)")
+        }
+        let scratch = "/tmp/moodle-delivery-cache-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try System.makeDirectory(scratch, 0o700)
+            if webUser.uid != System.effectiveUserIdentifier {
+                try System.changeOwner(scratch, uid: webUser.uid, gid: webUser.gid)
+            }
+        } catch {
+            throw DeliveryError.io("cannot make a folder to build the component cache in", error)
+        }
+        defer { try? TreeCopier.removeTree(scratch) }
+        let result = try recorder.run(
+            Command(
+                php, [script, "--file=\(scratch)/cache.php"], user: webUser, workingDirectory: codeRoot,
+                timeoutSeconds: timeouts.phpScript))
+        guard result.succeeded, let bytes = try? System.readFile("\(scratch)/cache.php", limit: 64 << 20),
+            !bytes.isEmpty
+        else {
+            throw DeliveryError(
+                .upgradeFailed, "the component cache of \(treeRoot) could not be built: \(Self.lastLines(result))")
+        }
+        let target = "\(treeRoot)/\(file)"
+        do {
+            try System.writeFileAtomically(target, bytes, mode: 0o644)
+            if System.effectiveUserIdentifier == 0 { try System.changeOwner(target, uid: owner.uid, gid: owner.gid) }
+        } catch {
+            throw DeliveryError.io("cannot put the component cache into \(treeRoot)", error)
+        }
+    }
+
     /// What `upgrade.php --is-maintenance-required` answered.
     enum UpgradeNeed: Equatable {
         case none, withoutMaintenance, withMaintenance

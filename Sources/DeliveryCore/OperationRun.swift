@@ -216,6 +216,16 @@ final class OperationRun: @unchecked Sendable {
                 throw DeliveryError(
                     .copyMissing, "the \(tree.rawValue) copy is missing or incomplete; it cannot be served")
             }
+            let copyRoot = (try? System.realPath(layout.path(of: tree))) ?? layout.path(of: tree)
+            if lacksComponentCache(copyRoot) {
+                // Moodle dies on a component cache file it cannot find: make it before serving.
+                do {
+                    try buildComponentCache(at: copyRoot)
+                } catch {
+                    guard preempting else { throw error }
+                    note("Warning: \(error.message); serving the \(tree.rawValue) copy anyway (emergency rollback).")
+                }
+            }
         } else {
             guard (try? System.lstatus(layout.path(of: .production)))?.kind == .directory else {
                 throw DeliveryError(.copyMissing, "the production tree is missing")
@@ -386,8 +396,11 @@ final class OperationRun: @unchecked Sendable {
         if relative == nil, complete, let active {
             // Nothing changed since the last copy? Then the complete copy is already exact.
             note("Comparing production (\(revision.label)) with the \(tree.rawValue) copy…")
-            let differs = try copier.differs(source: production, target: active) { [self] in shouldContinue() }
+            let differs = try copier.differs(source: production, target: active, preserving: preservedFiles) {
+                [self] in shouldContinue()
+            }
             if !differs {
+                if lacksComponentCache(active) { try buildComponentCache(at: active) }
                 try change { (state: inout DeliveryState) throws(DeliveryError) in
                     state.copies[tree]?.revision = revision
                     state.copies[tree]?.copiedAt = Date()
@@ -410,7 +423,7 @@ final class OperationRun: @unchecked Sendable {
                 note("Refreshing '\(relative)' of the \(tree.rawValue) copy from production (\(revision.label))…")
                 // The other generation takes the complete copy as it is, but for the component…
                 statistics = try copier.synchronize(
-                    source: active, target: inactive, linkFrom: active, skipping: relative,
+                    source: active, target: inactive, linkFrom: active, skipping: relative, preserving: preservedFiles,
                     shouldContinue: { [self] in shouldContinue() })
                 // …which comes from production.
                 let componentStatistics = try copier.synchronize(
@@ -423,9 +436,10 @@ final class OperationRun: @unchecked Sendable {
                     "Copying production (\(revision.label)) into the \(tree.rawValue) copy\(linkFrom == nil ? "" : ", sharing unchanged files")…"
                 )
                 statistics = try copier.synchronize(
-                    source: production, target: inactive, linkFrom: linkFrom, onProgress: onProgress,
-                    shouldContinue: { [self] in shouldContinue() })
+                    source: production, target: inactive, linkFrom: linkFrom, preserving: preservedFiles,
+                    onProgress: onProgress, shouldContinue: { [self] in shouldContinue() })
             }
+            try buildComponentCache(at: inactive)
             try System.syncFileSystem(inactive)
         } catch let error as DeliveryError {
             throw DeliveryError(
@@ -560,6 +574,7 @@ final class OperationRun: @unchecked Sendable {
                 error.code,
                 "\(error.message). The site still serves the \(layout.servedTree()?.rawValue ?? "backup") copy.")
         }
+        try buildComponentCache(at: (try? System.realPath(production)) ?? production)
         let after = try vcs.revision(of: production, recorder: recorder)
         revisionAfter = after
         try change { (state: inout DeliveryState) throws(DeliveryError) in
@@ -614,6 +629,8 @@ final class OperationRun: @unchecked Sendable {
             state.servedProductionChanges = Array(Set(previouslyServed + changedScripts)).sorted()
         }
         try dropFromOPcache(Array(Set(previouslyServed + changedScripts)))
+        let productionRoot = (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
+        if lacksComponentCache(productionRoot) { try buildComponentCache(at: productionRoot) }
         try switchServed(to: .production)
         progress(.fraction(.restore, 0.2))
         let moodle = try engine.moodle(recorder)
@@ -659,6 +676,25 @@ final class OperationRun: @unchecked Sendable {
             "Production is restored and serves \(revisionAfter?.label ?? "the updated code"); \(upgradeText), caches purged. The delivery is complete."
     }
 
+    /// The files each tree makes for itself, left alone by copies (the component cache).
+    private var preservedFiles: Set<String> {
+        engine.configuration.componentCacheFile.map { [$0] } ?? []
+    }
+
+    /// Builds the prebuilt component cache of a tree (by its real path) when the site uses one.
+    private func buildComponentCache(at treeRoot: String) throws(DeliveryError) {
+        guard let file = engine.configuration.componentCacheFile else { return }
+        note("Building the component cache of \(lastComponent(of: treeRoot)) for its code…")
+        try engine.moodle(recorder).buildComponentCache(
+            treeRoot: treeRoot, file: file, owner: try UserIdentity.lookup(engine.configuration.codeOwner))
+    }
+
+    /// True when the site uses a component cache and the tree lacks it.
+    private func lacksComponentCache(_ treeRoot: String) -> Bool {
+        guard let file = engine.configuration.componentCacheFile else { return false }
+        return (try? System.lstatus("\(treeRoot)/\(file)"))?.kind != .regular
+    }
+
     /// Drops production's changed PHP scripts from PHP-FPM's OPcache, before production is served:
     /// it was changed in place, under the paths the pool may still hold compiled.
     private func dropFromOPcache(_ relativePaths: [String]) throws(DeliveryError) {
@@ -700,6 +736,9 @@ final class OperationRun: @unchecked Sendable {
                 try vcs.reset(tree: production, to: before, recorder: recorder)
             }
             revisionAfter = try vcs.revision(of: production, recorder: recorder)
+        }
+        if lacksComponentCache(production) || revisionAfter != revisionBefore {
+            try buildComponentCache(at: production)
         }
         if state.maintenanceEnabled {
             try engine.moodle(recorder).setMaintenance(false, in: .production)

@@ -70,6 +70,8 @@ struct Preflight {
     let php: String
     let user: UserIdentity
     let recorder: CommandRecorder
+    /// Files at the trees' roots that each tree makes for itself (the component cache).
+    var ignored: Set<String> = []
     /// The most files linted (a whole-tree change is checked up to this many files).
     var lintLimit = 5000
 
@@ -107,10 +109,9 @@ struct Preflight {
     private func compare(_ relative: String, _ report: inout PreflightReport) {
         let newDirectory = relative.isEmpty ? production : "\(production)/\(relative)"
         let oldDirectory = relative.isEmpty ? before : "\(before)/\(relative)"
-        let newNames = Set(((try? System.listDirectory(newDirectory)) ?? []).map(\.name))
-            .subtracting(TreeCopier.versionControlNames)
-        let oldNames = Set(((try? System.listDirectory(oldDirectory)) ?? []).map(\.name))
-            .subtracting(TreeCopier.versionControlNames)
+        let skipped = TreeCopier.versionControlNames.union(relative.isEmpty ? ignored : [])
+        let newNames = Set(((try? System.listDirectory(newDirectory)) ?? []).map(\.name)).subtracting(skipped)
+        let oldNames = Set(((try? System.listDirectory(oldDirectory)) ?? []).map(\.name)).subtracting(skipped)
         for name in newNames.union(oldNames).sorted() {
             let child = relative.isEmpty ? name : "\(relative)/\(name)"
             let new = try? System.lstatus("\(newDirectory)/\(name)")

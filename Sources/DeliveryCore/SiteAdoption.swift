@@ -20,13 +20,15 @@ public struct AdoptionRequest: Sendable {
     public var remote: String?
     /// The PHP-FPM pools' sockets; default the sockets found in /run/php.
     public var phpFpmSockets: [String]?
+    /// Add `$CFG->alternative_component_cache` to config.php (each tree gets its own prebuilt cache).
+    public var componentCache: Bool
 
     /// Makes a request.
     public init(
         moodleDirectory: String, siteRoot: String? = nil, stateDirectory: String? = nil,
         configurationPath: String = SiteConfiguration.defaultPath, webUser: String = "www-data",
         codeOwner: String? = nil, php: String = "/usr/bin/php", branch: String? = nil, remote: String? = nil,
-        phpFpmSockets: [String]? = nil
+        phpFpmSockets: [String]? = nil, componentCache: Bool = false
     ) {
         self.moodleDirectory = moodleDirectory
         self.siteRoot = siteRoot
@@ -38,6 +40,7 @@ public struct AdoptionRequest: Sendable {
         self.branch = branch
         self.remote = remote
         self.phpFpmSockets = phpFpmSockets
+        self.componentCache = componentCache
     }
 }
 
@@ -132,11 +135,25 @@ public enum SiteAdoption {
             upstream = UpstreamConfiguration(kind: .git, remote: remote, branch: branch)
         }
 
+        if request.componentCache && settings.alternativeComponentCache == nil {
+            if kind == .git {
+                let tracked = try CommandRecorder(onLine: { _ in }).run(
+                    VersionControlContext(upstream: upstream, owner: owner, timeout: 60).command(
+                        "git", ["ls-files", "--error-unmatch", "--", "config.php"], in: given),
+                    echo: false)
+                if tracked.succeeded {
+                    throw DeliveryError(
+                        .configuration,
+                        "config.php is under version control: add this line to it upstream (before it loads lib/setup.php), update, and the setting is used: \(componentCacheLine)"
+                    )
+                }
+            }
+        }
         let name = lastComponent(of: given)
         let parent = parentDirectory(of: given)
         let siteRoot = request.siteRoot ?? "\(parent)/\(name)-delivery"
         let stateDirectory = request.stateDirectory ?? "/var/lib/moodle-delivery/\(name)"
-        let configuration = SiteConfiguration(
+        var configuration = SiteConfiguration(
             siteRoot: siteRoot, stateDirectory: stateDirectory, publicLayout: publicLayout, php: request.php,
             webUser: webUser.name, codeOwner: owner.name, upstream: upstream, moodle: settings,
             adoptedFrom: given, phpFpmSockets: request.phpFpmSockets ?? detectPHPFPMSockets())
@@ -189,7 +206,27 @@ public enum SiteAdoption {
         } catch {
             throw DeliveryError.io("cannot create the helper's folders", error)
         }
+        if let existing = settings.alternativeComponentCache, existing.hasPrefix(given + "/") {
+            configuration.componentCacheFile = String(existing.dropFirst(given.count + 1))
+        } else if request.componentCache {
+            configuration.componentCacheFile = try addComponentCacheSetting(
+                tree: layout.path(of: .production), stateDirectory: stateDirectory)
+        }
         try configuration.save(to: request.configurationPath)
+        if let file = configuration.componentCacheFile {
+            let production = layout.path(of: .production)
+            if (try? System.lstatus("\(production)/.git"))?.kind == .directory {
+                let exclude = "\(production)/.git/info/exclude"
+                let current =
+                    (try? System.readFile(exclude, limit: 1 << 20)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                if !current.split(whereSeparator: \.isNewline).contains(where: { $0 == "/\(file)" }) {
+                    try? System.appendDurably(exclude, Array("/\(file)\n".utf8), mode: 0o644)
+                }
+            }
+            let recorder = CommandRecorder(onLine: { _ in })
+            try MoodleCLI(php: request.php, layout: layout, webUser: webUser, timeouts: Timeouts(), recorder: recorder)
+                .buildComponentCache(treeRoot: production, file: file, owner: owner)
+        }
         let webRoot = publicLayout ? "\(given)/public" : given
         let change = """
             nginx: serve the real path of the tree, so that each switch is seen at once:
@@ -202,6 +239,42 @@ public enum SiteAdoption {
             Then reload the web server. \(given) is now a symlink to \(layout.current) -> releases/production.
             """
         return AdoptionResult(configuration: configuration, webServerChange: change)
+    }
+
+    /// The line `init --component-cache` adds to config.php.
+    static let componentCacheLine =
+        "$CFG->alternative_component_cache = __DIR__ . '/.delivery-component-cache.php';  // moodle-delivery: one prebuilt cache per tree"
+
+    /// Adds the component cache setting to config.php, before it loads lib/setup.php; the file as
+    /// it was is kept in the state directory.
+    static func addComponentCacheSetting(tree: String, stateDirectory: String) throws(DeliveryError) -> String {
+        let path = "\(tree)/config.php"
+        do {
+            let status = try System.lstatus(path)
+            let original = try System.readFile(path, limit: 1 << 20)
+            var text = String(decoding: original, as: UTF8.self)
+            guard
+                let setup = text.firstRange(of: "require_once(__DIR__ . '/lib/setup.php')")
+                    ?? text.firstRange(of: "require_once(__DIR__.'/lib/setup.php')")
+            else {
+                throw DeliveryError(
+                    .configuration,
+                    "config.php does not load lib/setup.php as usual; add this line yourself before it: \(componentCacheLine)"
+                )
+            }
+            let newline = text.contains("\r\n") ? "\r\n" : "\n"
+            text.insert(contentsOf: componentCacheLine + newline, at: setup.lowerBound)
+            try System.writeFileAtomically("\(stateDirectory)/config.php.before-component-cache", original, mode: 0o600)
+            try System.writeFileAtomically(path, Array(text.utf8), mode: mode_t(status.mode))
+            if System.effectiveUserIdentifier == 0 { try System.changeOwner(path, uid: status.uid, gid: status.gid) }
+        } catch let error as SystemCallError {
+            throw DeliveryError.io("cannot add the component cache setting to config.php", error)
+        } catch let error as DeliveryError {
+            throw error
+        } catch {
+            throw DeliveryError(.io, "cannot add the component cache setting to config.php: \(error)")
+        }
+        return ".delivery-component-cache.php"
     }
 
     /// The PHP-FPM sockets Debian's packages make (`/run/php/php8.2-fpm.sock` …).

@@ -98,12 +98,16 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
     /// The PHP-FPM pools serving the site (their sockets): production's changed scripts are
     /// dropped from their OPcache before production is served again.
     public var phpFpmSockets: [String]?
+    /// The prebuilt component cache file (`$CFG->alternative_component_cache`), relative to the
+    /// root of every tree: each tree gets its own, built for its code, before it can be served.
+    public var componentCacheFile: String?
 
     /// Makes a configuration.
     public init(
         siteRoot: String, stateDirectory: String, publicLayout: Bool = false, php: String = "/usr/bin/php",
         webUser: String, codeOwner: String, upstream: UpstreamConfiguration, moodle: MoodleSettings,
-        timeouts: Timeouts = Timeouts(), adoptedFrom: String? = nil, phpFpmSockets: [String]? = nil
+        timeouts: Timeouts = Timeouts(), adoptedFrom: String? = nil, phpFpmSockets: [String]? = nil,
+        componentCacheFile: String? = nil
     ) {
         self.siteRoot = siteRoot
         self.stateDirectory = stateDirectory
@@ -116,6 +120,7 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
         self.timeouts = timeouts
         self.adoptedFrom = adoptedFrom
         self.phpFpmSockets = phpFpmSockets
+        self.componentCacheFile = componentCacheFile
     }
 
     /// The default configuration file.
@@ -147,6 +152,11 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
         {
             guard value.hasPrefix("/"), !value.contains("\0") else {
                 throw DeliveryError(.configuration, "\(name) must be an absolute path")
+            }
+        }
+        if let file = componentCacheFile {
+            guard (try? ComponentPath(file)) != nil else {
+                throw DeliveryError(.configuration, "componentCacheFile must be a file name inside the tree")
             }
         }
         if upstream.kind == .git && (upstream.branch ?? "").isEmpty && (upstream.pin ?? "").isEmpty {

@@ -83,16 +83,19 @@ public struct TreeCopier: Sendable {
     ///   - target: the tree to change.
     ///   - linkFrom: a tree on the same file system whose unchanged files may be hard-linked.
     ///   - skipping: a relative path left alone on both sides (a component refreshed separately).
+    ///   - preserving: relative paths also left alone on both sides (files each tree makes itself).
     ///   - checkOnly: change nothing; stop at the first difference (`changed` tells).
     ///   - onProgress: called on the calling thread about ten times a second with entries done.
     ///   - shouldContinue: polled on the calling thread; false stops the work with `.preempted`.
     /// - Throws: `DeliveryError` with the path; the target may then be partly synchronised.
     public func synchronize(
-        source: String, target: String, linkFrom: String? = nil, skipping: String? = nil, checkOnly: Bool = false,
+        source: String, target: String, linkFrom: String? = nil, skipping: String? = nil,
+        preserving: Set<String> = [], checkOnly: Bool = false,
         onProgress: (Int) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
     ) throws(DeliveryError) -> CopyStatistics {
         let job = SyncJob(
-            copier: self, sourceRoot: source, targetRoot: target, linkRoot: linkFrom, skip: skipping,
+            copier: self, sourceRoot: source, targetRoot: target, linkRoot: linkFrom,
+            skip: preserving.union(skipping.map { [$0] } ?? []),
             checkOnly: checkOnly)
         let sourceStatus: FileStatus
         do {
@@ -137,10 +140,12 @@ public struct TreeCopier: Sendable {
     }
 
     /// True when `target` differs from `source` in anything a mirror keeps (read only).
-    public func differs(source: String, target: String, shouldContinue: () -> Bool = { true }) throws(DeliveryError)
-        -> Bool
-    {
-        try synchronize(source: source, target: target, checkOnly: true, shouldContinue: shouldContinue).changed
+    public func differs(
+        source: String, target: String, preserving: Set<String> = [], shouldContinue: () -> Bool = { true }
+    ) throws(DeliveryError) -> Bool {
+        try synchronize(
+            source: source, target: target, preserving: preserving, checkOnly: true, shouldContinue: shouldContinue
+        ).changed
     }
 
     /// Removes a tree without following symlinks, making read-only folders writable first.
@@ -177,7 +182,7 @@ private final class SyncJob: Sendable {
     let sourceRoot: String
     let targetRoot: String
     let linkRoot: String?
-    let skip: String?
+    let skip: Set<String>
     let checkOnly: Bool
 
     struct Queue {
@@ -194,8 +199,10 @@ private final class SyncJob: Sendable {
     /// Folders whose metadata must be set after their contents (relative path, source status).
     let directoriesToFix = Mutex<[(String, FileStatus)]>([])
 
-    init(copier: TreeCopier, sourceRoot: String, targetRoot: String, linkRoot: String?, skip: String?, checkOnly: Bool)
-    {
+    init(
+        copier: TreeCopier, sourceRoot: String, targetRoot: String, linkRoot: String?, skip: Set<String>,
+        checkOnly: Bool
+    ) {
         self.copier = copier
         self.sourceRoot = sourceRoot
         self.targetRoot = targetRoot
@@ -258,8 +265,7 @@ private final class SyncJob: Sendable {
     }
 
     private func isSkipped(_ relative: String) -> Bool {
-        guard let skip else { return false }
-        return relative == skip
+        skip.contains(relative)
     }
 
     private func same(_ a: FileStatus, _ b: FileStatus) -> Bool {

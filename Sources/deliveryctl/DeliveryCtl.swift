@@ -229,6 +229,12 @@ extension DeliveryCtl {
                 "A PHP-FPM pool's socket serving the site, for OPcache invalidation (repeat; default: /run/php/php*-fpm.sock)."
         )
         var phpFpmSocket: [String] = []
+        @Flag(
+            name: .long,
+            help:
+                "Add $CFG->alternative_component_cache to config.php (kept as it was in the state directory): each tree gets its own prebuilt component cache, so no request rebuilds it after a switch."
+        )
+        var componentCache = false
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
@@ -237,7 +243,8 @@ extension DeliveryCtl {
                     AdoptionRequest(
                         moodleDirectory: moodle, siteRoot: siteRoot, stateDirectory: stateDir,
                         configurationPath: options.configurationPath, webUser: webUser, codeOwner: codeOwner, php: php,
-                        branch: branch, remote: remote, phpFpmSockets: phpFpmSocket.isEmpty ? nil : phpFpmSocket))
+                        branch: branch, remote: remote, phpFpmSockets: phpFpmSocket.isEmpty ? nil : phpFpmSocket,
+                        componentCache: componentCache))
                 if options.json {
                     printJSON(result.configuration)
                 } else {

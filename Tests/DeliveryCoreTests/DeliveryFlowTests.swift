@@ -392,3 +392,78 @@ struct PreflightTests {
         #expect(site.servedVersion.contains("2024100800.00"))
     }
 }
+
+@Suite("Warm switch: one prebuilt component cache per tree")
+struct ComponentCacheTests {
+    static let line = "$CFG->alternative_component_cache = __DIR__ . '/.delivery-component-cache.php';\n"
+
+    /// A site whose config.php (tracked in git, as some sites do) sets the component cache.
+    func site() throws -> FixtureSite {
+        try FixtureSite(beforeAdoption: { root in
+            let config = "\(root)/author/config.php"
+            let text = try String(contentsOfFile: config, encoding: .utf8)
+            try text.replacingOccurrences(of: "require_once(", with: Self.line + "require_once(")
+                .write(toFile: config, atomically: false, encoding: .utf8)
+            try sh(
+                "git", ["-c", "user.name=a", "-c", "user.email=a@x.invalid", "commit", "-qam", "cache"],
+                in: "\(root)/author")
+            try sh("git", ["push", "-q", "origin", "main"], in: "\(root)/author")
+            try sh("git", ["pull", "-q"], in: "\(root)/moodle")
+        })
+    }
+
+    func cache(_ tree: String) -> String? {
+        try? String(contentsOfFile: "\(tree)/.delivery-component-cache.php", encoding: .utf8)
+    }
+
+    @Test("init finds the setting and builds production's cache; every copy and update gets its own")
+    func cachePerTree() throws {
+        let site = try site()
+        #expect(site.configuration.componentCacheFile == ".delivery-component-cache.php")
+        #expect(cache(site.production)?.contains("'dirroot' => '\(site.production)'") == true)
+        let status = try sh("git", ["status", "--porcelain"], in: site.production)
+        #expect(status.standardOutput.isEmpty, "the cache file stays out of git's view: \(status.standardOutput)")
+        try site.publishRevision2()
+        try site.perform(.runAll, security: true)
+        let backup = try FileManager.default.destinationOfSymbolicLink(atPath: site.backup)
+        let backupRoot = "\(site.siteRoot)/releases/\(backup)"
+        #expect(cache(backupRoot)?.contains("'dirroot' => '\(backupRoot)'") == true, "\(cache(backupRoot) ?? "none")")
+        #expect(cache(backupRoot)?.contains("2024100700") == true)
+        #expect(cache(site.production)?.contains("2024100800") == true, "rebuilt after the update")
+        // The fixture's index.php dies like Moodle on a missing or foreign cache: every served tree works.
+        for check in ["production", "rollback"] {
+            if check == "rollback" { try site.perform(.rollback) }
+            let page = try sh("/usr/bin/php", ["-d", "display_errors=0", "\(site.current)/index.php"])
+            #expect(page.standardOutput.hasPrefix("fixture-site"), "\(check): \(page.standardOutput)")
+        }
+    }
+
+    @Test("a copy whose cache went missing gets it back before it is served")
+    func missingCacheRebuilt() throws {
+        let site = try site()
+        try site.perform(.secure)
+        let backup = try FileManager.default.destinationOfSymbolicLink(atPath: site.backup)
+        try FileManager.default.removeItem(atPath: "\(site.siteRoot)/releases/\(backup)/.delivery-component-cache.php")
+        try site.perform(.switchToDelivery)
+        let page = try sh("/usr/bin/php", ["-d", "display_errors=0", "\(site.current)/index.php"])
+        #expect(page.standardOutput.hasPrefix("fixture-site"), "\(page.standardOutput)")
+    }
+
+    @Test("init --component-cache refuses to edit a config.php under version control, and says the line")
+    func trackedConfigRefused() throws {
+        let directory = TemporaryDirectory()
+        try sh("/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", "git", "--dir", directory.path])
+        let me = UserIdentity.current.name
+        #expect {
+            try SiteAdoption.adopt(
+                AdoptionRequest(
+                    moodleDirectory: "\(directory.path)/moodle", siteRoot: "\(directory.path)/site",
+                    stateDirectory: "\(directory.path)/state", configurationPath: "\(directory.path)/c.json",
+                    webUser: me, codeOwner: me, componentCache: true))
+        } throws: { error in
+            (error as? DeliveryError)?.message.contains("alternative_component_cache") == true
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(directory.path)/site"), "nothing changed on disk")
+        #expect(FileManager.default.fileExists(atPath: "\(directory.path)/moodle/version.php"))
+    }
+}

@@ -106,7 +106,9 @@ final class FixtureSite {
     var current: String { "\(siteRoot)/current" }
     var dataroot: String { "\(root)/moodledata" }
 
-    init(vcs: VersionControlKind = .git, webUser: String? = nil) throws {
+    init(vcs: VersionControlKind = .git, webUser: String? = nil, beforeAdoption: (String) throws -> Void = { _ in })
+        throws
+    {
         self.vcs = vcs
         let made = try sh(
             "/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", vcs.rawValue, "--dir", directory.path])
@@ -115,6 +117,7 @@ final class FixtureSite {
             // The web user owns the dataroot, as on a real server; the code stays the owner's.
             try sh("/bin/chown", ["-R", webUser, "\(directory.path)/moodledata"])
         }
+        try beforeAdoption(directory.path)
         revision1 = TreeSnapshot("\(directory.path)/moodle")
         configurationPath = "\(directory.path)/etc/site.json"
         let me = UserIdentity.current.name
