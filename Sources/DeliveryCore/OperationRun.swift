@@ -317,15 +317,15 @@ final class OperationRun: @unchecked Sendable {
         return count
     }
 
-    /// The two generations of a copy: `releases/<copy>` is a symlink to the complete one; the other
-    /// is renamed to a name never used before (`.<copy>.<operation id>`), brought in line with
-    /// production, and then becomes `releases/<copy>` by one rename(2) of a fresh symlink. The
-    /// complete generation is never written to, and no path is served twice with different code:
-    /// PHP's OPcache, keyed on real paths, can never hand out a stale script of a copy.
+    /// The two generations of a copy, `.<copy>.a` and `.<copy>.b`: `releases/<copy>` is a symlink to
+    /// the complete one; the other is brought in line with production, its scripts are dropped from
+    /// PHP-FPM's OPcache (it may hold them from when that generation was served), and it becomes
+    /// `releases/<copy>` by one rename(2) of a fresh symlink. The complete generation is never
+    /// written to, and only two paths per copy ever reach OPcache, so its memory stays bounded.
     private func generations(of tree: TreeName) throws(DeliveryError) -> (active: String?, inactive: String) {
         let link = layout.path(of: tree)
         let prefix = ".\(tree.rawValue)."
-        let fresh = "\(layout.releases)/\(prefix)\(id)"
+        var fresh = "\(layout.releases)/\(prefix)a"
         do {
             var active: String?
             if let status = try System.lstatusIfExists(link) {
@@ -335,7 +335,7 @@ final class OperationRun: @unchecked Sendable {
                         throw DeliveryError(
                             .wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
                     }
-                    let moved = "\(prefix)\(id)-previous"
+                    let moved = "\(prefix)b"
                     try System.rename(link, "\(layout.releases)/\(moved)")
                     try System.symlink(target: moved, at: link)
                     active = moved
@@ -347,14 +347,17 @@ final class OperationRun: @unchecked Sendable {
                     }
                 }
             }
+            if active == "\(prefix)a" { fresh = "\(layout.releases)/\(prefix)b" }
             let others = try System.listDirectory(layout.releases).map(\.name)
                 .filter { $0.hasPrefix(prefix) && $0 != active }
                 .sorted()
-            if let reusable = others.last {
+            if try System.lstatusIfExists(fresh) == nil, let reusable = others.last {
                 try System.rename("\(layout.releases)/\(reusable)", fresh)
             }
-            for leftover in others.dropLast() {
-                try TreeCopier.removeTreeOrFail("\(layout.releases)/\(leftover)")
+            for leftover in others where "\(layout.releases)/\(leftover)" != fresh {
+                if try System.lstatusIfExists("\(layout.releases)/\(leftover)") != nil {
+                    try TreeCopier.removeTreeOrFail("\(layout.releases)/\(leftover)")
+                }
             }
             return (active.map { "\(layout.releases)/\($0)" }, fresh)
         } catch let error as SystemCallError {
@@ -441,6 +444,8 @@ final class OperationRun: @unchecked Sendable {
             }
             try buildComponentCache(at: inactive)
             try System.syncFileSystem(inactive)
+            // This generation may have been served before, with other code under the same paths.
+            try dropFromOPcache(phpScripts(in: inactive), under: inactive)
         } catch let error as DeliveryError {
             throw DeliveryError(
                 error.code, "the \(tree.rawValue) copy failed, the previous copy is unchanged: \(error.message)")
@@ -676,6 +681,25 @@ final class OperationRun: @unchecked Sendable {
             "Production is restored and serves \(revisionAfter?.label ?? "the updated code"); \(upgradeText), caches purged. The delivery is complete."
     }
 
+    /// Every PHP script of a tree, relative to its root (VCS metadata left out).
+    private func phpScripts(in root: String) -> [String] {
+        var scripts: [String] = []
+        var pending = [""]
+        while let relative = pending.popLast() {
+            let directory = relative.isEmpty ? root : "\(root)/\(relative)"
+            for entry in (try? System.listDirectory(directory)) ?? []
+            where !TreeCopier.versionControlNames.contains(entry.name) {
+                let child = relative.isEmpty ? entry.name : "\(relative)/\(entry.name)"
+                if entry.kind == .directory {
+                    pending.append(child)
+                } else if entry.name.hasSuffix(".php") {
+                    scripts.append(child)
+                }
+            }
+        }
+        return scripts
+    }
+
     /// The files each tree makes for itself, left alone by copies (the component cache).
     private var preservedFiles: Set<String> {
         engine.configuration.componentCacheFile.map { [$0] } ?? []
@@ -697,9 +721,9 @@ final class OperationRun: @unchecked Sendable {
 
     /// Drops production's changed PHP scripts from PHP-FPM's OPcache, before production is served:
     /// it was changed in place, under the paths the pool may still hold compiled.
-    private func dropFromOPcache(_ relativePaths: [String]) throws(DeliveryError) {
-        let production = (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
-        let scripts = relativePaths.filter { $0.hasSuffix(".php") }.map { "\(production)/\($0)" }
+    private func dropFromOPcache(_ relativePaths: [String], under root: String? = nil) throws(DeliveryError) {
+        let base = root ?? (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
+        let scripts = relativePaths.filter { $0.hasSuffix(".php") }.map { "\(base)/\($0)" }
         guard !scripts.isEmpty else { return }
         if (engine.configuration.phpFpmSockets ?? []).isEmpty {
             note(
