@@ -103,6 +103,8 @@ public struct SiteStatus: Sendable, Codable, Equatable {
     public var upgradeRan: Bool
     public var maintenanceEnabled: Bool
     public var comments: [String]
+    /// The prebuilt component cache file each tree carries, when the site uses one.
+    public var componentCacheFile: String?
 }
 
 /// The delivery engine: the four steps, run all, cancel, emergency rollback and recovery, on one
@@ -175,7 +177,8 @@ public final class DeliveryEngine: Sendable {
             allowed: running != nil
                 ? [.rollback] : (stale ? [.recover, .rollback] : Self.allowed(state, served: served, copies: copies)),
             rollbackTarget: Self.rollbackTarget(copies), upgradeRan: state.upgradeRan,
-            maintenanceEnabled: state.maintenanceEnabled, comments: state.comments)
+            maintenanceEnabled: state.maintenanceEnabled, comments: state.comments,
+            componentCacheFile: configuration.componentCacheFile)
     }
 
     /// Checks production against the backup copy (the pre-delivery code) before it is served

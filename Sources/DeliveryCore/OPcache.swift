@@ -20,16 +20,38 @@ struct OPcacheInvalidator {
 
     static let script = """
         <?php
-        // moodle-delivery: drops the listed scripts from this PHP-FPM pool's OPcache. Run by the
-        // delivery helper through the pool's socket, never through the web server.
+        // moodle-delivery: drops the listed scripts from this PHP-FPM pool's OPcache, or compiles
+        // into it the scripts of a tree about to be served (the ones the pool holds for the tree it
+        // serves now). Run by the delivery helper through the pool's socket, never through the web
+        // server.
+        if (!function_exists('opcache_invalidate') || !ini_get('opcache.enable')) {
+            echo "invalidated 0 of 0: OPcache is off in this pool\\n";
+            exit;
+        }
+        if (($_SERVER['DELIVERY_MODE'] ?? '') === 'warm') {
+            set_time_limit(300);
+            $from = rtrim((string)($_SERVER['DELIVERY_FROM'] ?? ''), '/') . '/';
+            $to = rtrim((string)($_SERVER['DELIVERY_TO'] ?? ''), '/') . '/';
+            $status = opcache_get_status(true);
+            $done = 0;
+            $seen = 0;
+            foreach (array_keys($status['scripts'] ?? []) as $path) {
+                if ($from === '/' || strpos($path, $from) !== 0) {
+                    continue;
+                }
+                $seen++;
+                $target = $to . substr($path, strlen($from));
+                if (is_file($target) && !opcache_is_script_cached($target) && @opcache_compile_file($target)) {
+                    $done++;
+                }
+            }
+            echo 'warmed ' . $done . ' of ' . $seen . "\\n";
+            exit;
+        }
         $name = basename((string)($_SERVER['DELIVERY_LIST'] ?? ''));
         $list = __DIR__ . '/' . $name;
         if ($name === '' || strpos($name, 'list-') !== 0 || !is_file($list)) {
             echo "error: no list\\n";
-            exit;
-        }
-        if (!function_exists('opcache_invalidate') || !ini_get('opcache.enable')) {
-            echo "invalidated 0 of 0: OPcache is off in this pool\\n";
             exit;
         }
         $files = array_filter(explode("\\n", (string)file_get_contents($list)));
@@ -47,38 +69,62 @@ struct OPcacheInvalidator {
     /// - Returns: one line per pool, for the log.
     func invalidate(_ files: [String]) throws(DeliveryError) -> [String] {
         guard !sockets.isEmpty, !files.isEmpty else { return [] }
-        guard let cgiFcgi = ChildProcess.locate("cgi-fcgi") else {
-            throw DeliveryError(.configuration, "cgi-fcgi is not installed (Debian package libfcgi-bin)")
-        }
         let listName = "list-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+        try prepare()
+        do {
+            try System.writeFileAtomically(
+                "\(directory)/\(listName)", Array(files.joined(separator: "\n").utf8), mode: 0o644)
+        } catch {
+            throw DeliveryError.io("cannot write the list of scripts for OPcache", error)
+        }
+        defer { try? System.unlink("\(directory)/\(listName)") }
+        return try request(["DELIVERY_LIST": listName], expecting: "invalidated")
+    }
+
+    /// Compiles into every pool's OPcache the scripts of `target` that the pool holds for `source`
+    /// (the tree served now), so that the first requests after the switch find them compiled.
+    func warm(from source: String, to target: String) throws(DeliveryError) -> [String] {
+        guard !sockets.isEmpty else { return [] }
+        try prepare()
+        return try request(
+            ["DELIVERY_MODE": "warm", "DELIVERY_FROM": source, "DELIVERY_TO": target], expecting: "warmed")
+    }
+
+    private func prepare() throws(DeliveryError) {
         do {
             if try System.lstatusIfExists(directory) == nil { try System.makeDirectory(directory, 0o755) }
             try System.changeMode(directory, 0o755)
             try System.writeFileAtomically("\(directory)/\(Self.scriptName)", Array(Self.script.utf8), mode: 0o644)
-            try System.writeFileAtomically(
-                "\(directory)/\(listName)", Array(files.joined(separator: "\n").utf8), mode: 0o644)
         } catch {
-            throw DeliveryError.io("cannot write the OPcache invalidation script", error)
+            throw DeliveryError.io("cannot write the OPcache script", error)
         }
-        defer { try? System.unlink("\(directory)/\(listName)") }
+    }
+
+    private func request(_ parameters: [String: String], expecting prefix: String) throws(DeliveryError) -> [String] {
+        guard let cgiFcgi = ChildProcess.locate("cgi-fcgi") else {
+            throw DeliveryError(.configuration, "cgi-fcgi is not installed (Debian package libfcgi-bin)")
+        }
         var lines: [String] = []
         for socket in sockets {
+            var environment = [
+                "SCRIPT_FILENAME": "\(directory)/\(Self.scriptName)", "SCRIPT_NAME": "/\(Self.scriptName)",
+                "REQUEST_METHOD": "GET", "QUERY_STRING": "", "GATEWAY_INTERFACE": "CGI/1.1",
+                "SERVER_PROTOCOL": "HTTP/1.1",
+            ]
+            environment.merge(parameters) { $1 }
             let command = Command(
-                cgiFcgi, ["-bind", "-connect", socket], timeoutSeconds: 60, outputLimit: 16384,
-                extraEnvironment: [
-                    "SCRIPT_FILENAME": "\(directory)/\(Self.scriptName)", "SCRIPT_NAME": "/\(Self.scriptName)",
-                    "REQUEST_METHOD": "GET", "QUERY_STRING": "", "GATEWAY_INTERFACE": "CGI/1.1",
-                    "SERVER_PROTOCOL": "HTTP/1.1", "DELIVERY_LIST": listName,
-                ])
+                cgiFcgi, ["-bind", "-connect", socket], timeoutSeconds: 300, outputLimit: 16384,
+                extraEnvironment: environment)
             let result = try recorder.run(command, echo: false)
             let answer = result.standardOutput.split(whereSeparator: \.isNewline).map {
                 String($0).trimmingWhitespace()
             }
-            .first { $0.hasPrefix("invalidated") || $0.hasPrefix("error") }
-            guard result.succeeded, let answer, answer.hasPrefix("invalidated") else {
+            .first { $0.hasPrefix("invalidated") || $0.hasPrefix("warmed") || $0.hasPrefix("error") }
+            guard result.succeeded, let answer, answer.hasPrefix(prefix) || answer.hasPrefix("invalidated 0 of 0")
+            else {
                 throw DeliveryError(
                     .io,
-                    "PHP-FPM at \(socket) did not drop the old scripts from its OPcache (\(answer ?? MoodleCLI.lastLines(result))); check that the pool listens there and that the helper may connect"
+                    "PHP-FPM at \(socket) did not answer the OPcache request (\(answer ?? MoodleCLI.lastLines(result))); check that the pool listens there and that the helper may connect"
                 )
             }
             lines.append("PHP-FPM \(socket): \(answer)")

@@ -446,6 +446,7 @@ final class OperationRun: @unchecked Sendable {
             try System.syncFileSystem(inactive)
             // This generation may have been served before, with other code under the same paths.
             try dropFromOPcache(phpScripts(in: inactive), under: inactive)
+            warmOPcache(for: inactive)
         } catch let error as DeliveryError {
             throw DeliveryError(
                 error.code, "the \(tree.rawValue) copy failed, the previous copy is unchanged: \(error.message)")
@@ -636,6 +637,7 @@ final class OperationRun: @unchecked Sendable {
         try dropFromOPcache(Array(Set(previouslyServed + changedScripts)))
         let productionRoot = (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
         if lacksComponentCache(productionRoot) { try buildComponentCache(at: productionRoot) }
+        warmOPcache(for: productionRoot)
         try switchServed(to: .production)
         progress(.fraction(.restore, 0.2))
         let moodle = try engine.moodle(recorder)
@@ -719,6 +721,19 @@ final class OperationRun: @unchecked Sendable {
         return (try? System.lstatus("\(treeRoot)/\(file)"))?.kind != .regular
     }
 
+    /// Compiles into PHP-FPM's OPcache the scripts of `target` (a real path) that the pool holds for
+    /// the tree served now, so that the first requests after the switch do not compile them.
+    private func warmOPcache(for target: String) {
+        guard !(engine.configuration.phpFpmSockets ?? []).isEmpty,
+            let source = try? System.realPath(layout.current), source != target
+        else { return }
+        do {
+            for line in try engine.opcache(recorder).warm(from: source, to: target) { note(line) }
+        } catch {
+            note("Warning: \(error.message) (the first requests after the switch will compile the scripts).")
+        }
+    }
+
     /// Drops production's changed PHP scripts from PHP-FPM's OPcache, before production is served:
     /// it was changed in place, under the paths the pool may still hold compiled.
     private func dropFromOPcache(_ relativePaths: [String], under root: String? = nil) throws(DeliveryError) {
@@ -768,6 +783,7 @@ final class OperationRun: @unchecked Sendable {
             try engine.moodle(recorder).setMaintenance(false, in: .production)
         }
         try dropFromOPcache(Array(Set(touched + (state.servedProductionChanges ?? []))))
+        warmOPcache(for: (try? System.realPath(production)) ?? production)
         try switchServed(to: .production)
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .idle

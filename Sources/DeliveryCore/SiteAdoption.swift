@@ -242,7 +242,7 @@ public enum SiteAdoption {
     }
 
     /// The line `init --component-cache` adds to config.php.
-    static let componentCacheLine =
+    public static let componentCacheLine =
         "$CFG->alternative_component_cache = __DIR__ . '/.delivery-component-cache.php';  // moodle-delivery: one prebuilt cache per tree"
 
     /// Adds the component cache setting to config.php, before it loads lib/setup.php; the file as

@@ -249,7 +249,11 @@ extension DeliveryCtl {
                     printJSON(result.configuration)
                 } else {
                     FileOutput.standardOutput(
-                        "Adopted \(moodle): site root \(result.configuration.siteRoot), configuration \(options.configurationPath).\n\nThe one web server change to make:\n\(result.webServerChange)\n"
+                        "Adopted \(moodle): site root \(result.configuration.siteRoot), configuration \(options.configurationPath).\n"
+                            + (componentCache
+                                ? "Added to config.php (the file as it was is in the state directory):\n    \(SiteAdoption.componentCacheLine)\n"
+                                : "")
+                            + "\nThe one web server change to make:\n\(result.webServerChange)\n"
                     )
                 }
             }
@@ -298,6 +302,9 @@ extension DeliveryCtl {
                     )
                 }
                 if status.maintenanceEnabled { lines.append("Maintenance mode is ON (turned on by the delivery).") }
+                lines.append(
+                    "Component cache: \(status.componentCacheFile.map { "one per tree (\($0))" } ?? "Moodle's own, rebuilt after each switch (see init --component-cache)")"
+                )
                 lines.append("Allowed:   \(status.allowed.map(\.rawValue).joined(separator: ", "))")
                 FileOutput.standardOutput(lines.joined(separator: "\n") + "\n")
             }
