@@ -16,31 +16,9 @@ struct APIRequest {
     var actor: Actor
 }
 
-/// The site's status as the API sends it (`docs/protocol.md`): the engine's `SiteStatus` with
-/// maps keyed by plain strings, plus the helper's running job.
+/// The site's status as the API sends it (`docs/protocol.md`): the engine's `SiteStatus`, plus
+/// the helper's running job.
 struct StatusView: Encodable {
-    struct Site: Encodable {
-        var phase: DeliveryPhase
-        var served: TreeName?
-        var publicLayout: Bool
-        var siteRoot: String
-        var wwwroot: String
-        var vcs: VersionControlKind
-        var productionRevision: Revision?
-        var revisionBeforeDelivery: Revision?
-        var copies: [String: CopyStatus]
-        var deliveryId: String?
-        var deliveryStartedAt: Date?
-        var running: RunningOperation?
-        var interrupted: RunningOperation?
-        var lastResults: [String: StepResult]
-        var allowed: [Operation]
-        var rollbackTarget: TreeName?
-        var upgradeRan: Bool
-        var maintenanceEnabled: Bool
-        var comments: [String]
-    }
-
     struct JobSummary: Encodable {
         var id: String
         var operation: String
@@ -49,20 +27,11 @@ struct StatusView: Encodable {
         var startedAt: Date
     }
 
-    var site: Site
+    var site: SiteStatus
     var job: JobSummary?
 
     init(_ status: SiteStatus, job: Job?) {
-        site = Site(
-            phase: status.phase, served: status.served, publicLayout: status.publicLayout, siteRoot: status.siteRoot,
-            wwwroot: status.wwwroot, vcs: status.vcs, productionRevision: status.productionRevision,
-            revisionBeforeDelivery: status.revisionBeforeDelivery,
-            copies: Dictionary(uniqueKeysWithValues: status.copies.map { ($0.key.rawValue, $0.value) }),
-            deliveryId: status.deliveryId, deliveryStartedAt: status.deliveryStartedAt, running: status.running,
-            interrupted: status.interrupted,
-            lastResults: Dictionary(uniqueKeysWithValues: status.lastResults.map { ($0.key.rawValue, $0.value) }),
-            allowed: status.allowed, rollbackTarget: status.rollbackTarget, upgradeRan: status.upgradeRan,
-            maintenanceEnabled: status.maintenanceEnabled, comments: status.comments)
+        site = status
         self.job = job.map {
             JobSummary(
                 id: $0.id, operation: $0.request.operation.rawValue, state: $0.view(offset: 0, maxLines: 0).state,
