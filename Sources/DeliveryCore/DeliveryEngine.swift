@@ -159,14 +159,7 @@ public final class DeliveryEngine: Sendable {
         case .some(.none): if let entry = state.running { interrupted = entry }
         case .none: running = state.running
         }
-        var copies: [TreeName: CopyStatus] = [:]
-        for tree in [TreeName.backup, .security] {
-            let exists = (try? System.status(layout.path(of: tree)))?.kind == .directory
-            let record = state.copies[tree]
-            copies[tree] = CopyStatus(
-                exists: exists, complete: exists && (record?.complete ?? false), revision: record?.revision,
-                copiedAt: record?.copiedAt, refreshedPaths: record?.refreshedPaths ?? [])
-        }
+        let copies = copyStatuses(state)
         let stale = state.running != nil && running == nil
         return SiteStatus(
             phase: state.phase, served: served, publicLayout: layout.publicLayout, siteRoot: layout.root,
@@ -192,9 +185,7 @@ public final class DeliveryEngine: Sendable {
 
     func preflighter(_ recorder: CommandRecorder) throws(DeliveryError) -> Preflight {
         let state = try store.read()
-        guard state.copies[.backup]?.complete == true,
-            (try? System.status(layout.path(of: .backup)))?.kind == .directory
-        else {
+        guard copyStatuses(state)[.backup]?.complete == true else {
             throw DeliveryError(
                 .copyMissing, "there is no complete backup copy to compare production with; secure first")
         }
@@ -221,6 +212,24 @@ public final class DeliveryEngine: Sendable {
     /// The audit log, newest first.
     public func history(limit: Int = 50, offset: Int = 0) throws(DeliveryError) -> [AuditRecord] {
         try audit.read(limit: max(1, min(limit, 1000)), offset: max(0, offset))
+    }
+
+    /// True when a copy's symlink leads to a folder.
+    func copyExists(_ tree: TreeName) -> Bool {
+        (try? System.status(layout.path(of: tree)))?.kind == .directory
+    }
+
+    /// The copies as the journal and the disk together show them: complete only when both agree.
+    func copyStatuses(_ state: DeliveryState) -> [TreeName: CopyStatus] {
+        var copies: [TreeName: CopyStatus] = [:]
+        for tree in [TreeName.backup, .security] {
+            let exists = copyExists(tree)
+            let record = state.copies[tree]
+            copies[tree] = CopyStatus(
+                exists: exists, complete: exists && (record?.complete ?? false), revision: record?.revision,
+                copiedAt: record?.copiedAt, refreshedPaths: record?.refreshedPaths ?? [])
+        }
+        return copies
     }
 
     static func rollbackTarget(_ copies: [TreeName: CopyStatus]) -> TreeName? {

@@ -153,27 +153,10 @@ final class OperationRun: @unchecked Sendable {
 
     // MARK: Rules
 
-    /// True when a copy's symlink leads to a folder.
-    private func copyExists(_ tree: TreeName) -> Bool {
-        (try? System.status(layout.path(of: tree)))?.kind == .directory
-    }
-
-    private func copyStatuses(_ state: DeliveryState) -> [TreeName: CopyStatus] {
-        var copies: [TreeName: CopyStatus] = [:]
-        for tree in [TreeName.backup, .security] {
-            let exists = copyExists(tree)
-            copies[tree] = CopyStatus(
-                exists: exists, complete: exists && (state.copies[tree]?.complete ?? false),
-                revision: state.copies[tree]?.revision, copiedAt: state.copies[tree]?.copiedAt,
-                refreshedPaths: state.copies[tree]?.refreshedPaths ?? [])
-        }
-        return copies
-    }
-
     /// Refuses an operation the state does not allow, with the reason in the site's terms.
     private func requireAllowed(_ operation: Operation, _ state: DeliveryState) throws(DeliveryError) {
         let served = layout.servedTree()
-        let copies = copyStatuses(state)
+        let copies = engine.copyStatuses(state)
         if DeliveryEngine.allowed(state, served: served, copies: copies).contains(operation) { return }
         let servedText = served.map { "the \($0.rawValue) tree" } ?? "an unknown tree"
         let reason: String
@@ -211,7 +194,7 @@ final class OperationRun: @unchecked Sendable {
     func switchServed(to tree: TreeName, preempting: Bool = false) throws(DeliveryError) {
         if tree != .production {
             let state = try store.read()
-            guard state.copies[tree]?.complete == true, copyExists(tree)
+            guard engine.copyStatuses(state)[tree]?.complete == true
             else {
                 throw DeliveryError(
                     .copyMissing, "the \(tree.rawValue) copy is missing or incomplete; it cannot be served")
@@ -374,7 +357,7 @@ final class OperationRun: @unchecked Sendable {
         _ tree: TreeName, revision: Revision, component: ComponentPath?, weight: (Double, Double)
     ) throws(DeliveryError) -> String {
         let state = try store.read()
-        let complete = state.copies[tree]?.complete == true && copyExists(tree)
+        let complete = engine.copyStatuses(state)[tree]?.complete == true
         let production = layout.path(of: .production)
         var relative: String?
         if let component {
@@ -834,7 +817,7 @@ final class OperationRun: @unchecked Sendable {
         var message = ""
         do throws(DeliveryError) {
             let state = try store.read()
-            guard let target = DeliveryEngine.rollbackTarget(copyStatuses(state)) else {
+            guard let target = DeliveryEngine.rollbackTarget(engine.copyStatuses(state)) else {
                 throw DeliveryError(.copyMissing, "rollback impossible: there is no complete security or backup copy")
             }
             revisionAfter = state.copies[target]?.revision
