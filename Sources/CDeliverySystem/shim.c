@@ -6,7 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <linux/fs.h>
 
 int cds_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
@@ -40,54 +39,6 @@ int cds_pipe_cloexec(int fds[2]) {
 int cds_errno(void) { return errno; }
 
 void cds_clear_errno(void) { errno = 0; }
-
-int cds_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
-    struct ucred cred;
-    socklen_t len = sizeof(cred);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-        return -1;
-    }
-    *pid = cred.pid;
-    *uid = cred.uid;
-    *gid = cred.gid;
-    return 0;
-}
-
-unsigned long long cds_process_start_time(pid_t pid) {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return 0;
-    }
-    char buf[1024];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) {
-        return 0;
-    }
-    buf[n] = '\0';
-    /* The command name is in parentheses and may hold spaces: start after the last ')'. */
-    char *p = strrchr(buf, ')');
-    if (p == NULL) {
-        return 0;
-    }
-    p++;
-    /* Fields after ')' start at field 3 (state); starttime is field 22. */
-    int field = 2;
-    while (*p != '\0' && field < 22) {
-        if (*p == ' ') {
-            field++;
-        }
-        p++;
-    }
-    unsigned long long value = 0;
-    while (*p >= '0' && *p <= '9') {
-        value = value * 10 + (unsigned long long)(*p - '0');
-        p++;
-    }
-    return value;
-}
 
 int cds_ofd_lock(int fd, int wait) {
     struct flock lock;

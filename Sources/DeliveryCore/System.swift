@@ -273,17 +273,6 @@ public enum System {
         _ = try check("syncfs", path) { cds_syncfs(fd) }
     }
 
-    /// Takes an exclusive flock(2) on an open file; false when another holder has it and `wait` is false.
-    static func lockExclusive(_ fd: Int32, wait: Bool) throws(SystemCallError) -> Bool {
-        while true {
-            if flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) == 0 { return true }
-            let code = cds_errno()
-            if code == EINTR { continue }
-            if code == EWOULDBLOCK { return false }
-            throw SystemCallError(errno: code, call: "flock", path: nil)
-        }
-    }
-
     static func truncate(_ fd: Int32) throws(SystemCallError) {
         _ = try check("ftruncate") { ftruncate(fd, 0) }
     }
@@ -294,10 +283,6 @@ public enum System {
     }
 
     // MARK: Reading and writing
-
-    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) -> Int {
-        try check("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
-    }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemCallError) {
         var offset = 0
@@ -404,18 +389,6 @@ public enum System {
     static var processIdentifier: Int32 { getpid() }
     public static var effectiveUserIdentifier: UInt32 { geteuid() }
 
-    /// True when a process with this pid exists (kill(pid, 0) does not answer ESRCH).
-    static func processExists(_ pid: Int32) -> Bool {
-        if pid <= 0 { return false }
-        if kill(pid, 0) == 0 { return true }
-        return cds_errno() == EPERM
-    }
-
-    /// The boot-relative start time of a process, to tell a reused pid from the original.
-    static func processStartTime(_ pid: Int32) -> UInt64 {
-        UInt64(cds_process_start_time(pid))
-    }
-
     static func signal(processGroup: Int32, _ signal: Int32) {
         _ = kill(-processGroup, signal)
     }
@@ -438,31 +411,6 @@ public enum System {
         }
         guard let found = result?.pointee else { return nil }
         return (String(cString: found.pw_name), found.pw_uid, found.pw_gid, String(cString: found.pw_dir))
-    }
-
-    static func userName(_ uid: UInt32) -> String {
-        user(named: String(uid))?.name ?? String(uid)
-    }
-
-    static func group(named name: String) -> UInt32? {
-        if let number = UInt32(name) { return number }
-        var record = Glibc.group()
-        var result: UnsafeMutablePointer<Glibc.group>?
-        var buffer = [CChar](repeating: 0, count: 16384)
-        getgrnam_r(name, &record, &buffer, buffer.count, &result)
-        return result?.pointee.gr_gid
-    }
-
-    /// Free bytes for an unprivileged user on the file system holding `path`.
-    static func freeBytes(_ path: String) throws(SystemCallError) -> Int64 {
-        var info = statvfs()
-        _ = try check("statvfs", path) { statvfs(path, &info) }
-        return Int64(info.f_bavail) * Int64(info.f_frsize)
-    }
-
-    static func environment(_ name: String) -> String? {
-        guard let value = getenv(name) else { return nil }
-        return String(cString: value)
     }
 
     static func monotonicSeconds() -> Double {

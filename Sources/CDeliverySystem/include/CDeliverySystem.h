@@ -27,10 +27,6 @@ int cds_pipe_cloexec(int fds[2]);
 int cds_errno(void);
 /// Clears errno.
 void cds_clear_errno(void);
-/// Reads the peer credentials of a unix socket (SO_PEERCRED).
-int cds_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
-/// The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or 0.
-unsigned long long cds_process_start_time(pid_t pid);
 
 /// Takes (F_OFD_SETLK / F_OFD_SETLKW) or releases an exclusive open-file-description lock on the whole file.
 int cds_ofd_lock(int fd, int wait);
