@@ -106,6 +106,18 @@ struct OPcacheInvalidator {
         }
         var lines: [String] = []
         for socket in sockets {
+            // A pool that is not running holds no compiled script: nothing to drop or warm. The
+            // pool compiles the files afresh when it starts.
+            do throws(SystemCallError) {
+                guard try System.unixSocketAnswers(socket) else {
+                    lines.append("PHP-FPM \(socket): not running, no OPcache to update")
+                    continue
+                }
+            } catch {
+                throw DeliveryError.io(
+                    "cannot connect to PHP-FPM at \(socket) for the OPcache request; check that the helper may connect",
+                    error)
+            }
             var environment = [
                 "SCRIPT_FILENAME": "\(directory)/\(Self.scriptName)", "SCRIPT_NAME": "/\(Self.scriptName)",
                 "REQUEST_METHOD": "GET", "QUERY_STRING": "", "GATEWAY_INTERFACE": "CGI/1.1",

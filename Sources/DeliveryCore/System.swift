@@ -377,6 +377,35 @@ public enum System {
         try? writeAll(toError ? 2 : 1, Array(text.utf8))
     }
 
+    // MARK: Sockets
+
+    /// Whether a process listens on the unix stream socket at `path`: true when a connection is
+    /// accepted, false when nobody listens there (no such file, or `ECONNREFUSED`: a socket file
+    /// left by a stopped server). Other failures (permission denied …) are thrown.
+    static func unixSocketAnswers(_ path: String) throws(SystemCallError) -> Bool {
+        let fd = try check("socket", path) { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path), !bytes.contains(0) else {
+            throw SystemCallError(errno: ENAMETOOLONG, call: "connect", path: path)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if result == 0 { return true }
+        let code = cds_errno()
+        if code == ECONNREFUSED || code == ENOENT { return false }
+        throw SystemCallError(errno: code, call: "connect", path: path)
+    }
+
     // MARK: Processes and users
 
     /// Makes sure files the children write (git checkouts, Moodle's caches) are readable by the

@@ -106,8 +106,12 @@ final class FixtureSite {
     var current: String { "\(siteRoot)/current" }
     var dataroot: String { "\(root)/moodledata" }
 
-    init(vcs: VersionControlKind = .git, webUser: String? = nil, beforeAdoption: (String) throws -> Void = { _ in })
-        throws
+    /// - Parameter phpFpmSockets: the pools to configure; none by default, so that a test never
+    ///   reaches a PHP-FPM pool of the machine it runs on.
+    init(
+        vcs: VersionControlKind = .git, webUser: String? = nil, phpFpmSockets: [String] = [],
+        beforeAdoption: (String) throws -> Void = { _ in }
+    ) throws
     {
         self.vcs = vcs
         let made = try sh(
@@ -125,7 +129,7 @@ final class FixtureSite {
             AdoptionRequest(
                 moodleDirectory: "\(directory.path)/moodle", siteRoot: "\(directory.path)/site",
                 stateDirectory: "\(directory.path)/state", configurationPath: configurationPath,
-                webUser: webUser ?? me, codeOwner: me, php: "/usr/bin/php"))
+                webUser: webUser ?? me, codeOwner: me, php: "/usr/bin/php", phpFpmSockets: phpFpmSockets))
         configuration = result.configuration
         engine = try DeliveryEngine(configuration: configuration)
     }
