@@ -383,7 +383,9 @@ public enum System {
     /// accepted, false when nobody listens there (no such file, or `ECONNREFUSED`: a socket file
     /// left by a stopped server). Other failures (permission denied …) are thrown.
     static func unixSocketAnswers(_ path: String) throws(SystemCallError) -> Bool {
-        let fd = try check("socket", path) { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try check("socket", path) {
+            socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
         defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)

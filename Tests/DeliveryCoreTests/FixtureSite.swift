@@ -111,8 +111,7 @@ final class FixtureSite {
     init(
         vcs: VersionControlKind = .git, webUser: String? = nil, phpFpmSockets: [String] = [],
         beforeAdoption: (String) throws -> Void = { _ in }
-    ) throws
-    {
+    ) throws {
         self.vcs = vcs
         let made = try sh(
             "/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", vcs.rawValue, "--dir", directory.path])
