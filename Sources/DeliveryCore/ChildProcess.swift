@@ -56,6 +56,12 @@ public struct Command: Sendable {
     public var timeoutSeconds: Double
     /// How many bytes of each output stream are kept (the last ones).
     public var outputLimit: Int
+    /// A file the child reads as its standard input (opened by the helper, before the child
+    /// switches user: the child needs no right on it); nil gives it `/dev/null`.
+    public var standardInputFile: String?
+    /// A file the child's standard output goes to instead of the helper (opened, created with
+    /// mode 0600 and truncated by the helper before the child switches user).
+    public var standardOutputFile: String?
 
     /// Makes a command with a minimal environment for `user`.
     public init(
@@ -133,7 +139,7 @@ public enum ChildProcess {
     /// - Returns: the result, whatever the exit status.
     /// - Throws: `DeliveryError` when the program cannot be started at all.
     public static func run(
-        _ command: Command, onLine: (String) -> Void = { _ in }
+        _ command: Command, onStart: (Int32) -> Void = { _ in }, onLine: (String) -> Void = { _ in }
     ) throws(DeliveryError) -> CommandResult {
         var argv = [command.executable] + command.arguments
         let runAs = command.user ?? UserIdentity.current
@@ -163,8 +169,12 @@ public enum ChildProcess {
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
-        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&fileActions, outputPipe[1], 1)
+        posix_spawn_file_actions_addopen(&fileActions, 0, command.standardInputFile ?? "/dev/null", O_RDONLY, 0)
+        if let file = command.standardOutputFile {
+            posix_spawn_file_actions_addopen(&fileActions, 1, file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600)
+        } else {
+            posix_spawn_file_actions_adddup2(&fileActions, outputPipe[1], 1)
+        }
         posix_spawn_file_actions_adddup2(&fileActions, errorPipe[1], 2)
         cds_spawn_addclosefrom(&fileActions, 3)
         if let directory = command.workingDirectory {
@@ -201,6 +211,7 @@ public enum ChildProcess {
                 .io, "cannot start \(argv[0]): \(String(cString: strerror(spawnResult)))")
         }
 
+        onStart(pid)
         var streams = [
             OutputStream(fd: outputPipe[0], limit: command.outputLimit),
             OutputStream(fd: errorPipe[0], limit: command.outputLimit),

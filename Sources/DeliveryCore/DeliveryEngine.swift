@@ -24,12 +24,16 @@ public struct OperationRequest: Sendable, Codable, Equatable {
     public var comment: String?
     /// Who asked.
     public var actor: Actor
+    /// rollback: the administrator confirmed that the database snapshot may be restored although
+    /// the site was open to users since (what they wrote since the snapshot is lost).
+    public var confirmDatabaseRestore: Bool?
 
     /// Makes a request.
     public init(
         _ operation: Operation, actor: Actor, securePath: String? = nil, updatePath: String? = nil,
-        securityCopy: Bool = false, comment: String? = nil
+        securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil
     ) {
+        self.confirmDatabaseRestore = confirmDatabaseRestore
         self.operation = operation
         self.actor = actor
         self.securePath = securePath
@@ -105,6 +109,41 @@ public struct SiteStatus: Sendable, Codable, Equatable {
     public var comments: [String]
     /// The prebuilt component cache file each tree carries, when the site uses one.
     public var componentCacheFile: String?
+    /// What an emergency rollback would do now.
+    public var rollback: RollbackPlan
+    /// The database snapshot of the current or last delivery.
+    public var snapshot: DatabaseSnapshot?
+    /// True inside the delivery's own window (maintenance by the helper until the health check).
+    public var deliveryWindowOpen: Bool
+    /// The last health check after "restore production".
+    public var lastHealthCheck: HealthReport?
+}
+
+/// What an emergency rollback would do, shown before it is asked for.
+public struct RollbackPlan: Sendable, Codable, Equatable {
+    /// The kinds of rollback.
+    public enum Kind: String, Sendable, Codable {
+        /// Serve the older code; the database stays as it is.
+        case code
+        /// Maintenance mode, serve the older code and restore the database snapshot.
+        case codeAndDatabase = "code_and_database"
+        /// No complete copy to serve.
+        case unavailable
+    }
+
+    /// The kind.
+    public var kind: Kind
+    /// The copy it serves.
+    public var target: TreeName?
+    /// The snapshot it restores (code and database).
+    public var snapshot: DatabaseSnapshot?
+    /// Seconds since the snapshot was taken.
+    public var snapshotAgeSeconds: Double?
+    /// True when the site was open to users since the snapshot: the rollback would lose what
+    /// they wrote, so it needs an explicit confirmation.
+    public var needsConfirmation: Bool
+    /// One paragraph for the administrator.
+    public var explanation: String
 }
 
 /// The delivery engine: the four steps, run all, cancel, emergency rollback and recovery, on one
@@ -171,7 +210,57 @@ public final class DeliveryEngine: Sendable {
                 ? [.rollback] : (stale ? [.recover, .rollback] : Self.allowed(state, served: served, copies: copies)),
             rollbackTarget: Self.rollbackTarget(copies), upgradeRan: state.upgradeRan,
             maintenanceEnabled: state.maintenanceEnabled, comments: state.comments,
-            componentCacheFile: configuration.componentCacheFile)
+            componentCacheFile: configuration.componentCacheFile, rollback: Self.rollbackPlan(state, copies: copies),
+            snapshot: state.snapshot, deliveryWindowOpen: state.deliveryWindowOpen ?? false,
+            lastHealthCheck: state.lastHealthCheck)
+    }
+
+    /// What a rollback would do in this state. The database is restored only when Moodle's
+    /// upgrade moved it past the copies' code and a snapshot of the data that code knows exists;
+    /// outside the delivery's own window that loses what users wrote since, so it asks first.
+    static func rollbackPlan(_ state: DeliveryState, copies: [TreeName: CopyStatus], now: Date = Date())
+        -> RollbackPlan
+    {
+        guard let fallback = rollbackTarget(copies) else {
+            return RollbackPlan(
+                kind: .unavailable, target: nil, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
+                explanation: "There is no complete security or backup copy to roll back to.")
+        }
+        guard state.databaseAhead == true else {
+            return RollbackPlan(
+                kind: .code, target: fallback, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
+                explanation:
+                    "Rollback serves the \(fallback.rawValue) copy at once. No upgrade changed the database since it was made, so the database stays as it is and nothing is lost."
+            )
+        }
+        guard let snapshot = state.snapshot, (try? System.lstatus(snapshot.file))?.kind == .regular else {
+            return RollbackPlan(
+                kind: .code, target: fallback, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
+                explanation:
+                    "Moodle's upgrade changed the database and there is no snapshot to restore: the \(fallback.rawValue) copy would be served, but Moodle refuses to run older code on a newer database (the site stays in maintenance mode). Fixing production and restoring it is the way forward."
+            )
+        }
+        // The copy whose code the snapshot's data belongs to.
+        let target =
+            [TreeName.security, .backup].first {
+                copies[$0]?.complete == true && copies[$0]?.revision?.id == snapshot.codeRevision?.id
+            } ?? fallback
+        let age = max(0, now.timeIntervalSince(snapshot.takenAt))
+        let size = formatBytes(snapshot.sizeBytes)
+        if state.deliveryWindowOpen == true {
+            return RollbackPlan(
+                kind: .codeAndDatabase, target: target, snapshot: snapshot, snapshotAgeSeconds: age,
+                needsConfirmation: false,
+                explanation:
+                    "Moodle's upgrade changed the database in this delivery. Rollback turns maintenance mode on, serves the \(target.rawValue) copy and restores the database snapshot taken \(formatDuration(age)) ago (\(size)), just before the upgrade. The site has stayed in maintenance since, so nothing users wrote is lost."
+            )
+        }
+        return RollbackPlan(
+            kind: .codeAndDatabase, target: target, snapshot: snapshot, snapshotAgeSeconds: age,
+            needsConfirmation: true,
+            explanation:
+                "Moodle's upgrade changed the database, and the site has been open to users since. Rollback turns maintenance mode on, serves the \(target.rawValue) copy and restores the database snapshot taken \(formatDuration(age)) ago (\(size)): everything users wrote since then is lost. It needs your explicit confirmation."
+        )
     }
 
     /// Checks production against the backup copy (the pre-delivery code) before it is served

@@ -35,6 +35,14 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
         /// The preflight found what would break the site (syntax error, conflict markers, a
         /// version going backwards): production is not served.
         case preflightFailed = "preflight_failed"
+        /// The database snapshot before Moodle's upgrade failed: the upgrade did not run.
+        case snapshotFailed = "snapshot_failed"
+        /// Restoring a database snapshot failed.
+        case databaseRestoreFailed = "database_restore_failed"
+        /// The health check after the switch back failed.
+        case healthCheckFailed = "health_check_failed"
+        /// The operation would lose data users wrote and needs an explicit confirmation.
+        case confirmationRequired = "confirmation_required"
     }
 
     /// The stable code.

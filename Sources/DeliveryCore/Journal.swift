@@ -148,6 +148,21 @@ public struct DeliveryState: Sendable, Codable, Equatable {
     /// When an emergency rollback last took over.
     public var preemptedAt: Date?
     public var pendingSwap: PendingSwap?
+    /// The database snapshot of the current or last delivery.
+    public var snapshot: DatabaseSnapshot?
+    /// True when Moodle's upgrade moved the database past the code of the copies (an upgrade
+    /// started in the current or last delivery, and no secure or database restore since).
+    public var databaseAhead: Bool?
+    /// True inside the delivery's own window: from the maintenance mode the helper turned on for
+    /// the snapshot and the upgrade until the health check that closes it passed. Users have not
+    /// written since the snapshot, so a rollback may restore it without asking.
+    public var deliveryWindowOpen: Bool?
+    /// The critical results of Moodle's checks before the delivery (the health check's baseline).
+    public var criticalChecksBefore: [String]?
+    /// The last health check.
+    public var lastHealthCheck: HealthReport?
+    /// The process group of the upgrade running now (stopped by a rollback after the helper died).
+    public var upgradeProcessGroup: Int32?
 
     /// Empty state: production serves, nothing secured.
     public init() {}

@@ -7,9 +7,10 @@ struct MoodleCLI {
     let recorder: CommandRecorder
 
     /// Runs `admin/cli/<script>` of a tree with its arguments.
-    func run(_ script: String, _ arguments: [String], in tree: TreeName, timeout: Double? = nil)
-        throws(DeliveryError) -> CommandResult
-    {
+    func run(
+        _ script: String, _ arguments: [String], in tree: TreeName, timeout: Double? = nil,
+        onStart: (Int32) -> Void = { _ in }
+    ) throws(DeliveryError) -> CommandResult {
         let path = layout.cliScript(script, in: tree)
         guard (try? System.lstatus(path))?.kind == .regular else {
             throw DeliveryError(
@@ -19,7 +20,7 @@ struct MoodleCLI {
         let command = Command(
             php, [path] + arguments, user: webUser, workingDirectory: layout.codeRoot(of: tree),
             timeoutSeconds: timeout ?? timeouts.phpScript)
-        return try recorder.run(command)
+        return try recorder.run(command, onStart: onStart)
     }
 
     /// Builds a tree's prebuilt component cache: Moodle's `alternative_component_cache.php
@@ -35,15 +36,7 @@ struct MoodleCLI {
         guard (try? System.lstatus(script))?.kind == .regular else {
             throw DeliveryError(.upgradeFailed, "Moodle's alternative_component_cache.php is missing in \(treeRoot)")
         }
-        let scratch = "/tmp/moodle-delivery-cache-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
-        do {
-            try System.makeDirectory(scratch, 0o700)
-            if webUser.uid != System.effectiveUserIdentifier {
-                try System.changeOwner(scratch, uid: webUser.uid, gid: webUser.gid)
-            }
-        } catch {
-            throw DeliveryError.io("cannot make a folder to build the component cache in", error)
-        }
+        let scratch = try makePrivateFolder(owner: webUser, purpose: "cache")
         defer { try? TreeCopier.removeTree(scratch) }
         let result = try recorder.run(
             Command(
@@ -88,8 +81,11 @@ struct MoodleCLI {
         }
     }
 
-    func upgrade(in tree: TreeName) throws(DeliveryError) {
-        let result = try run("upgrade.php", ["--non-interactive"], in: tree, timeout: timeouts.upgrade)
+    /// Runs Moodle's upgrade; `onStart` receives the process group (the helper records it, so that
+    /// a rollback after the helper died can stop an upgrade still running).
+    func upgrade(in tree: TreeName, onStart: (Int32) -> Void = { _ in }) throws(DeliveryError) {
+        let result = try run(
+            "upgrade.php", ["--non-interactive"], in: tree, timeout: timeouts.upgrade, onStart: onStart)
         guard result.succeeded else {
             throw DeliveryError(.upgradeFailed, "Moodle's upgrade failed: \(Self.lastLines(result))")
         }

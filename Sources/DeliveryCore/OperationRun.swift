@@ -258,6 +258,8 @@ final class OperationRun: @unchecked Sendable {
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .secured
             state.productionRevision = revision
+            // The copies now hold the code that runs on the database as it is.
+            state.databaseAhead = false
             if state.deliveryId == nil {
                 state.deliveryId = id
                 state.deliveryStartedAt = startedAt
@@ -612,6 +614,48 @@ final class OperationRun: @unchecked Sendable {
             let report = preflight.differences()
             changedScripts = report.added + report.changed + report.removed
         }
+        let moodle = try engine.moodle(recorder)
+        let configuration = engine.configuration
+        // Asked of the new code while the backup copy still serves: nothing has changed yet.
+        let need = try moodle.upgradeNeed(in: .production)
+        let checker = healthChecker(moodle)
+        if let checker, state.criticalChecksBefore == nil, let served = layout.servedTree(), served != .production {
+            let baseline = checker.criticalChecks(in: served).map { Array($0).sorted() } ?? []
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.criticalChecksBefore = baseline }
+        }
+        let snapshotting = need != .none && configuration.snapshotSettings.enabled && !state.upgradeRan
+        let wantsMaintenance =
+            need == .withMaintenance || (need != .none && configuration.snapshotSettings.enabled)
+        if wantsMaintenance && !state.maintenanceEnabled {
+            note(
+                need == .withMaintenance
+                    ? "Moodle's upgrade needs maintenance mode: turning it on…"
+                    : "Maintenance mode on for the database snapshot and the upgrade (no user may write between them)…")
+            try change { (state: inout DeliveryState) throws(DeliveryError) in
+                state.maintenanceEnabled = true
+                state.deliveryWindowOpen = true
+            }
+            try moodle.setMaintenance(true, in: layout.servedTree() ?? .backup)
+        }
+        if snapshotting {
+            do {
+                try takeSnapshot()
+            } catch {
+                // Nothing changed: the backup copy still serves. Lift the maintenance mode this
+                // step turned on, and say why the upgrade did not run.
+                if !state.maintenanceEnabled {
+                    try? moodle.setMaintenance(false, in: layout.servedTree() ?? .backup)
+                    try? change { (state: inout DeliveryState) throws(DeliveryError) in
+                        state.maintenanceEnabled = false
+                        state.deliveryWindowOpen = false
+                    }
+                }
+                throw DeliveryError(
+                    .snapshotFailed,
+                    "restore refused: \(error.message). Moodle's upgrade did not run; the site still serves the \(layout.servedTree()?.rawValue ?? "backup") copy"
+                )
+            }
+        }
         let previouslyServed = state.servedProductionChanges ?? []
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .restoring
@@ -622,36 +666,50 @@ final class OperationRun: @unchecked Sendable {
         if lacksComponentCache(productionRoot) { try buildComponentCache(at: productionRoot) }
         warmOPcache(for: productionRoot)
         try switchServed(to: .production)
-        progress(.fraction(.restore, 0.2))
-        let moodle = try engine.moodle(recorder)
-        let need = try moodle.upgradeNeed(in: .production)
+        progress(.fraction(.restore, 0.3))
         var upgradeText = "no upgrade was needed"
-        switch need {
-        case .none:
+        if need == .none {
             note("Moodle reports no pending upgrade.")
-        case .withoutMaintenance:
-            note("Moodle's upgrade needs no maintenance mode; running it…")
-            try change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeRan = true }
-            try moodle.upgrade(in: .production)
-            upgradeText = "the upgrade ran without maintenance mode"
-        case .withMaintenance:
-            note("Moodle's upgrade needs maintenance mode: turning it on…")
-            try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
-            try moodle.setMaintenance(true, in: .production)
-            try change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeRan = true }
-            progress(.fraction(.restore, 0.4))
-            do {
-                try moodle.upgrade(in: .production)
-            } catch {
-                throw DeliveryError(
-                    error.code, "\(error.message). Maintenance mode stays on: retry restore, or roll back.")
+        } else {
+            note("Running Moodle's upgrade…")
+            try change { (state: inout DeliveryState) throws(DeliveryError) in
+                state.upgradeRan = true
+                state.databaseAhead = true
             }
+            do {
+                try moodle.upgrade(in: .production) { group in
+                    try? self.store.update { (state: inout DeliveryState) throws(DeliveryError) in
+                        state.upgradeProcessGroup = group
+                    }
+                }
+                try change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeProcessGroup = nil }
+            } catch {
+                try? change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeProcessGroup = nil }
+                throw try afterFailure(error, what: "Moodle's upgrade failed")
+            }
+            upgradeText =
+                (try store.read()).maintenanceEnabled
+                ? "the upgrade ran in maintenance mode" : "the upgrade ran without maintenance mode"
+        }
+        progress(.fraction(.restore, 0.7))
+        try moodle.purgeCaches(in: .production)
+        if (try store.read()).maintenanceEnabled {
             try moodle.setMaintenance(false, in: .production)
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = false }
-            upgradeText = "the upgrade ran in maintenance mode"
         }
-        progress(.fraction(.restore, 0.8))
-        try moodle.purgeCaches(in: .production)
+        var healthText = ""
+        if let checker {
+            note("Health check: \(checker.url), Moodle's checks, pending upgrade…")
+            let report = checker.run(tree: .production, baseline: Set((try store.read()).criticalChecksBefore ?? []))
+            for line in report.results { note("Health check: \(line)") }
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.lastHealthCheck = report }
+            if !report.passed {
+                throw try afterFailure(
+                    DeliveryError(.healthCheckFailed, report.failures.joined(separator: "; ")),
+                    what: "The health check failed")
+            }
+            healthText = " The health check passed."
+        }
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .idle
             state.deliveryId = nil
@@ -661,9 +719,112 @@ final class OperationRun: @unchecked Sendable {
             state.comments = []
             state.upgradeRan = false
             state.servedProductionChanges = nil
+            state.deliveryWindowOpen = false
+            state.criticalChecksBefore = nil
         }
         return
-            "Production is restored and serves \(revisionAfter?.label ?? "the updated code"); \(upgradeText), caches purged. The delivery is complete."
+            "Production is restored and serves \(revisionAfter?.label ?? "the updated code"); \(upgradeText), caches purged.\(healthText) The delivery is complete."
+    }
+
+    /// The health checker, unless the site turned it off.
+    private func healthChecker(_ moodle: MoodleCLI) -> HealthChecker? {
+        let settings = engine.configuration.healthCheckSettings
+        guard settings.mode != .off, let webUser = try? UserIdentity.lookup(engine.configuration.webUser) else {
+            return nil
+        }
+        return HealthChecker(
+            settings: settings, wwwroot: engine.configuration.moodle.wwwroot, moodle: moodle, webUser: webUser,
+            recorder: recorder)
+    }
+
+    /// What a failed upgrade or health check leads to inside the delivery window: an automatic
+    /// rollback (the older code, and the database snapshot when the upgrade changed it), or, when
+    /// the site asks for it, maintenance mode and the administrator's decision.
+    /// - Returns: the error to end the step with.
+    private func afterFailure(_ error: DeliveryError, what: String) throws(DeliveryError) -> DeliveryError {
+        if error.code == .preempted { return error }
+        let mode = engine.configuration.healthCheckSettings.mode
+        let reason = error.code == .healthCheckFailed ? "\(what): \(error.message)" : error.message
+        note("\(reason).")
+        if mode == .automatic {
+            note("Rolling back automatically (healthCheck.mode = automatic)…")
+            do {
+                let done = try rollBack(preempting: false)
+                return DeliveryError(error.code, "\(reason). Rolled back automatically: \(done)")
+            } catch {
+                return DeliveryError(
+                    error.code, "\(reason). The automatic rollback failed too: \(error.message)")
+            }
+        }
+        let moodle = try engine.moodle(recorder)
+        if !(try store.read()).maintenanceEnabled {
+            try? moodle.setMaintenance(true, in: layout.servedTree() ?? .production)
+            try? change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
+        }
+        let plan = DeliveryEngine.rollbackPlan(try store.read(), copies: engine.copyStatuses(try store.read()))
+        return DeliveryError(
+            error.code,
+            "\(reason). Maintenance mode stays on: restore again once production is fixed, or roll back (\(plan.kind == .codeAndDatabase ? "the older code and the database snapshot" : "the older code"))."
+        )
+    }
+
+    /// Takes the database snapshot of this delivery, inside the maintenance window.
+    private func takeSnapshot() throws(DeliveryError) {
+        let configuration = engine.configuration
+        let webUser = try UserIdentity.lookup(configuration.webUser)
+        let connection = try DatabaseConnection.read(
+            php: configuration.php, codeRoot: layout.codeRoot(of: .production), webUser: webUser)
+        let tool = DatabaseTool(
+            connection: connection, webUser: webUser, recorder: recorder,
+            timeout: configuration.snapshotSettings.timeoutSeconds)
+        let directory = configuration.snapshotDirectory
+        do {
+            try SiteAdoption.makeDirectories(directory, mode: 0o700)
+            try System.changeMode(directory, 0o700)
+        } catch {
+            throw DeliveryError.io("cannot make the snapshot folder", error)
+        }
+        let tables = try tool.tables()
+        guard !tables.isEmpty else {
+            throw DeliveryError(
+                .snapshotFailed,
+                "the database \(connection.name) has no table with the prefix '\(connection.prefix)'")
+        }
+        let estimate = try tool.estimatedSize()
+        let available: Int64
+        do {
+            available = try System.availableBytes(directory)
+        } catch {
+            throw DeliveryError.io("cannot read the free space of \(directory)", error)
+        }
+        guard available > estimate + (16 << 20) else {
+            throw DeliveryError(
+                .snapshotFailed,
+                "not enough free space for the database snapshot in \(directory): \(formatBytes(available)) free, Moodle's tables take \(formatBytes(estimate))"
+            )
+        }
+        let state = try store.read()
+        let name = state.deliveryId ?? id
+        let file = "\(directory)/\(name).\(connection.family == .postgres ? "pgdump" : "sql")"
+        note(
+            "Database snapshot: dumping \(tables.count) tables of \(connection.name) (\(formatBytes(estimate)) in the database) into \(file)…"
+        )
+        let takenAt = Date()
+        let started = System.monotonicSeconds()
+        try tool.dump(into: file, tables: tables)
+        let seconds = System.monotonicSeconds() - started
+        let size = (try? System.lstatus(file).size) ?? 0
+        let snapshot = DatabaseSnapshot(
+            id: name, file: file, databaseType: connection.type, database: connection.name,
+            tableCount: tables.count, takenAt: takenAt, sizeBytes: size, seconds: seconds,
+            codeRevision: state.revisionBeforeDelivery ?? state.copies[.backup]?.revision)
+        try change { (state: inout DeliveryState) throws(DeliveryError) in state.snapshot = snapshot }
+        note(
+            "Database snapshot: \(formatBytes(size)) in \(format1(seconds)) s (the time it adds to the maintenance window)."
+        )
+        for removed in DatabaseTool.prune(directory, keep: configuration.snapshotSettings.keep, protecting: file) {
+            note("Removed the older snapshot \(removed) (keeping \(configuration.snapshotSettings.keep)).")
+        }
     }
 
     /// Every PHP script of a tree, relative to its root (VCS metadata left out).
@@ -817,31 +978,22 @@ final class OperationRun: @unchecked Sendable {
         var message = ""
         do throws(DeliveryError) {
             let state = try store.read()
-            guard let target = DeliveryEngine.rollbackTarget(engine.copyStatuses(state)) else {
+            let plan = DeliveryEngine.rollbackPlan(state, copies: engine.copyStatuses(state))
+            guard plan.target != nil else {
                 throw DeliveryError(.copyMissing, "rollback impossible: there is no complete security or backup copy")
             }
-            revisionAfter = state.copies[target]?.revision
+            if plan.kind == .codeAndDatabase && plan.needsConfirmation && request.confirmDatabaseRestore != true {
+                throw DeliveryError(
+                    .confirmationRequired,
+                    "rollback not done: it must be confirmed. \(plan.explanation) Confirm with 'deliveryctl rollback --restore-database', or tick the confirmation on the delivery screen."
+                )
+            }
             if preempting, let running = DeliveryLock.currentHolder(in: engine.configuration.stateDirectory) ?? nil {
                 note(
                     "Taking over from '\(running.operation.rawValue)' run by \(running.actor.name); it will stop at its next step."
                 )
             }
-            try switchServed(to: target, preempting: true)
-            try change { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .rolledBack }
-            message = "The site serves the \(target.rawValue) copy"
-            message += " (\(revisionAfter?.label ?? "unknown revision"))."
-            // The site already serves the copy; now ask its code whether it runs on the database as
-            // it is (an upgrade, even of an earlier delivery, may have moved the database on).
-            let databaseMatches = (try? engine.moodle(recorder).codeMatchesDatabase(in: target)) ?? false
-            if state.maintenanceEnabled && databaseMatches {
-                try engine.moodle(recorder).setMaintenance(false, in: target)
-                try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = false }
-                message += " The older code matches the database: maintenance mode is off."
-            } else if !databaseMatches {
-                message += " Warning: Moodle's upgrade changed the database and the older code does not match it"
-                message += state.maintenanceEnabled ? "; maintenance mode stays on." : "."
-            }
-            message += " Then: fix production and restore, or cancel."
+            message = try rollBack(preempting: preempting)
             progress(.fraction(.rollback, 1))
         } catch {
             failure = error
@@ -862,6 +1014,116 @@ final class OperationRun: @unchecked Sendable {
             message: failure?.message ?? message, phase: phase, served: served)
         if let failure { throw failure }
         return OperationOutcome(id: id, operation: .rollback, message: message, phase: phase, served: served)
+    }
+
+    /// Serves the rollback target and, when Moodle's upgrade moved the database past its code,
+    /// restores the database snapshot under maintenance mode. Shared by the emergency rollback and
+    /// the automatic rollback after a failed upgrade or health check.
+    /// - Parameter preempting: another operation still runs (the database is then left for a
+    ///   second rollback once it has stopped: two processes must never write it at once).
+    /// - Returns: what was done, for the administrator.
+    private func rollBack(preempting: Bool) throws(DeliveryError) -> String {
+        let state = try store.read()
+        let plan = DeliveryEngine.rollbackPlan(state, copies: engine.copyStatuses(state))
+        guard let target = plan.target else {
+            throw DeliveryError(.copyMissing, "rollback impossible: there is no complete security or backup copy")
+        }
+        let emergency = request.operation == .rollback
+        revisionAfter = state.copies[target]?.revision
+        let moodle = try engine.moodle(recorder)
+        let servedNow = layout.servedTree() ?? .production
+        if plan.kind == .codeAndDatabase, let snapshot = plan.snapshot {
+            if !state.maintenanceEnabled {
+                note("Maintenance mode on while the database goes back to the snapshot…")
+                try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
+                try moodle.setMaintenance(true, in: servedNow)
+            }
+            try switchServed(to: target, preempting: emergency)
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .rolledBack }
+            if preempting {
+                return
+                    "The site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision")) in maintenance mode. The database snapshot is not restored yet because another operation is still running: run rollback again once it has stopped."
+            }
+            stopOrphanedUpgrade(state)
+            note(
+                "Restoring the database snapshot taken at \(snapshot.takenAt.formatted(.iso8601)) (\(formatBytes(snapshot.sizeBytes)))…"
+            )
+            let started = System.monotonicSeconds()
+            let webUser = try UserIdentity.lookup(engine.configuration.webUser)
+            do {
+                let connection = try DatabaseConnection.read(
+                    php: engine.configuration.php, codeRoot: layout.codeRoot(of: target), webUser: webUser)
+                try DatabaseTool(
+                    connection: connection, webUser: webUser, recorder: recorder,
+                    timeout: engine.configuration.snapshotSettings.timeoutSeconds
+                ).restore(snapshot)
+            } catch {
+                throw DeliveryError(
+                    .databaseRestoreFailed,
+                    "\(error.message). The site serves the \(target.rawValue) copy in maintenance mode; run rollback again"
+                )
+            }
+            let seconds = System.monotonicSeconds() - started
+            try change { (state: inout DeliveryState) throws(DeliveryError) in
+                state.databaseAhead = false
+                state.upgradeRan = false
+            }
+            note("Database restored in \(format1(seconds)) s.")
+            guard try moodle.codeMatchesDatabase(in: target) else {
+                throw DeliveryError(
+                    .databaseRestoreFailed,
+                    "the snapshot is restored but Moodle says the \(target.rawValue) copy's code still does not match the database; maintenance mode stays on"
+                )
+            }
+            try moodle.purgeCaches(in: target)
+            try moodle.setMaintenance(false, in: target)
+            try change { (state: inout DeliveryState) throws(DeliveryError) in
+                state.maintenanceEnabled = false
+                state.deliveryWindowOpen = false
+            }
+            return
+                "The site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision")) and the database is back as it was at \(snapshot.takenAt.formatted(.iso8601)) (restored in \(format1(seconds)) s); caches purged, maintenance mode off. Then: fix production and restore, or cancel."
+        }
+        if !emergency && state.databaseAhead == true {
+            throw DeliveryError(
+                .upgradeFailed,
+                "no automatic rollback: Moodle's upgrade changed the database and there is no snapshot, so the older code would not run; the site stays on production in maintenance mode"
+            )
+        }
+        try switchServed(to: target, preempting: emergency)
+        try change { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .rolledBack }
+        var message = "The site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision"))."
+        // The site already serves the copy; now ask its code whether it runs on the database as
+        // it is (an upgrade, even of an earlier delivery, may have moved the database on).
+        let databaseMatches = (try? moodle.codeMatchesDatabase(in: target)) ?? false
+        if state.maintenanceEnabled && databaseMatches {
+            try moodle.setMaintenance(false, in: target)
+            try change { (state: inout DeliveryState) throws(DeliveryError) in
+                state.maintenanceEnabled = false
+                state.deliveryWindowOpen = false
+            }
+            message += " The older code matches the database: maintenance mode is off."
+        } else if !databaseMatches {
+            message += " Warning: Moodle's upgrade changed the database and the older code does not match it"
+            message += state.maintenanceEnabled ? "; maintenance mode stays on." : "."
+        }
+        return message + " Then: fix production and restore, or cancel."
+    }
+
+    /// Stops Moodle's upgrade when it still runs after the helper that started it died (kill -9):
+    /// the database must not change under the snapshot being restored.
+    private func stopOrphanedUpgrade(_ state: DeliveryState) {
+        guard let group = state.upgradeProcessGroup else { return }
+        if System.processIsRunning(group),
+            let commandLine = System.commandLine(of: group), commandLine.contains("upgrade.php")
+        {
+            note("Moodle's upgrade (process group \(group)) still runs from the interrupted operation: stopping it…")
+            System.signal(processGroup: group, SIGTERM)
+            let deadline = System.monotonicSeconds() + 10
+            while System.processIsRunning(group) && System.monotonicSeconds() < deadline { usleep(100_000) }
+            if System.processIsRunning(group) { System.signal(processGroup: group, SIGKILL) }
+        }
+        try? change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeProcessGroup = nil }
     }
 
     // MARK: Recover
@@ -925,4 +1187,21 @@ final class OperationRun: @unchecked Sendable {
 func format1(_ value: Double) -> String {
     let tenths = Int((value * 10).rounded())
     return "\(tenths / 10).\(abs(tenths % 10))"
+}
+
+/// A size for people: `812 KB`, `39.2 MB`, `1.4 GB`.
+func formatBytes(_ bytes: Int64) -> String {
+    let value = Double(bytes)
+    if value < 1_000_000 { return "\(Int((value / 1000).rounded())) KB" }
+    if value < 1_000_000_000 { return "\(format1(value / 1_000_000)) MB" }
+    return "\(format1(value / 1_000_000_000)) GB"
+}
+
+/// A duration for people: `40 s`, `12 min`, `2 h 5 min`, `3 days 4 h`.
+func formatDuration(_ seconds: Double) -> String {
+    let total = Int(seconds.rounded())
+    if total < 60 { return "\(total) s" }
+    if total < 3600 { return "\(total / 60) min" }
+    if total < 86400 { return "\(total / 3600) h \((total % 3600) / 60) min" }
+    return "\(total / 86400) day\(total / 86400 == 1 ? "" : "s") \((total % 86400) / 3600) h"
 }

@@ -22,14 +22,22 @@ public struct AdoptionRequest: Sendable {
     public var phpFpmSockets: [String]?
     /// Add `$CFG->alternative_component_cache` to config.php (each tree gets its own prebuilt cache).
     public var componentCache: Bool
+    /// Take a database snapshot before every upgrade (default true; the database type must be
+    /// PostgreSQL, MariaDB or MySQL and its dump tool installed).
+    public var databaseSnapshots: Bool
+    /// The health check after the switch back; nil keeps the defaults (automatic rollback).
+    public var healthCheck: HealthCheckSettings?
 
     /// Makes a request.
     public init(
         moodleDirectory: String, siteRoot: String? = nil, stateDirectory: String? = nil,
         configurationPath: String = SiteConfiguration.defaultPath, webUser: String = "www-data",
         codeOwner: String? = nil, php: String = "/usr/bin/php", branch: String? = nil, remote: String? = nil,
-        phpFpmSockets: [String]? = nil, componentCache: Bool = false
+        phpFpmSockets: [String]? = nil, componentCache: Bool = false, databaseSnapshots: Bool = true,
+        healthCheck: HealthCheckSettings? = nil
     ) {
+        self.databaseSnapshots = databaseSnapshots
+        self.healthCheck = healthCheck
         self.moodleDirectory = moodleDirectory
         self.siteRoot = siteRoot
         self.stateDirectory = stateDirectory
@@ -156,8 +164,27 @@ public enum SiteAdoption {
         var configuration = SiteConfiguration(
             siteRoot: siteRoot, stateDirectory: stateDirectory, publicLayout: publicLayout, php: request.php,
             webUser: webUser.name, codeOwner: owner.name, upstream: upstream, moodle: settings,
-            adoptedFrom: given, phpFpmSockets: request.phpFpmSockets ?? detectPHPFPMSockets())
+            adoptedFrom: given, phpFpmSockets: request.phpFpmSockets ?? detectPHPFPMSockets(),
+            database: SnapshotSettings(enabled: request.databaseSnapshots), healthCheck: request.healthCheck)
         try configuration.validate()
+        if request.databaseSnapshots {
+            guard let family = DatabaseConnection.family(of: settings.dbtype) else {
+                throw DeliveryError(
+                    .configuration,
+                    "the database type '\(settings.dbtype)' has no snapshot support (PostgreSQL, MariaDB and MySQL have): adopt with --no-database-snapshot to upgrade without one (a rollback after an upgrade then cannot run the older code)"
+                )
+            }
+            let tool = family == .postgres ? ["pg_dump", "pg_restore", "psql"] : ["mariadb-dump", "mariadb"]
+            for name in tool
+            where ChildProcess.locate(name) == nil
+                && ChildProcess.locate(name == "mariadb" ? "mysql" : "mysqldump") == nil
+            {
+                throw DeliveryError(
+                    .configuration,
+                    "\(name) is not installed: install \(family == .postgres ? "postgresql-client" : "mariadb-client") for the database snapshots, or adopt with --no-database-snapshot"
+                )
+            }
+        }
 
         if let existing = try? System.lstatus(siteRoot) {
             let empty = existing.kind == .directory && ((try? System.listDirectory(siteRoot))?.isEmpty ?? false)

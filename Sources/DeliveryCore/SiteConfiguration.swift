@@ -101,13 +101,24 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
     /// The prebuilt component cache file (`$CFG->alternative_component_cache`), relative to the
     /// root of every tree: each tree gets its own, built for its code, before it can be served.
     public var componentCacheFile: String?
+    /// The database snapshot before each upgrade (default: on, 3 kept).
+    public var database: SnapshotSettings?
+    /// The health check after production is served again (default: automatic rollback).
+    public var healthCheck: HealthCheckSettings?
+
+    /// The snapshot settings in force.
+    public var snapshotSettings: SnapshotSettings { database ?? SnapshotSettings() }
+    /// The health check settings in force.
+    public var healthCheckSettings: HealthCheckSettings { healthCheck ?? HealthCheckSettings() }
+    /// Where the database snapshots go.
+    public var snapshotDirectory: String { snapshotSettings.directory ?? "\(stateDirectory)/snapshots" }
 
     /// Makes a configuration.
     public init(
         siteRoot: String, stateDirectory: String, publicLayout: Bool = false, php: String = "/usr/bin/php",
         webUser: String, codeOwner: String, upstream: UpstreamConfiguration, moodle: MoodleSettings,
         timeouts: Timeouts = Timeouts(), adoptedFrom: String? = nil, phpFpmSockets: [String]? = nil,
-        componentCacheFile: String? = nil
+        componentCacheFile: String? = nil, database: SnapshotSettings? = nil, healthCheck: HealthCheckSettings? = nil
     ) {
         self.siteRoot = siteRoot
         self.stateDirectory = stateDirectory
@@ -121,6 +132,8 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
         self.adoptedFrom = adoptedFrom
         self.phpFpmSockets = phpFpmSockets
         self.componentCacheFile = componentCacheFile
+        self.database = database
+        self.healthCheck = healthCheck
     }
 
     /// The default configuration file.
@@ -149,6 +162,7 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
     public func validate() throws(DeliveryError) {
         for (name, value) in [("siteRoot", siteRoot), ("stateDirectory", stateDirectory), ("php", php)]
             + (phpFpmSockets ?? []).map({ ("phpFpmSockets", $0) })
+            + [database?.directory].compactMap({ $0 }).map({ ("database.directory", $0) })
         {
             guard value.hasPrefix("/"), !value.contains("\0") else {
                 throw DeliveryError(.configuration, "\(name) must be an absolute path")
@@ -157,6 +171,17 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
         if let file = componentCacheFile {
             guard (try? ComponentPath(file)) != nil else {
                 throw DeliveryError(.configuration, "componentCacheFile must be a file name inside the tree")
+            }
+        }
+        if let database, database.keep < 1 || database.timeoutSeconds <= 0 {
+            throw DeliveryError(.configuration, "database.keep must be at least 1 and database.timeoutSeconds positive")
+        }
+        if let healthCheck {
+            if let url = healthCheck.url, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+                throw DeliveryError(.configuration, "healthCheck.url must be an http:// or https:// address")
+            }
+            if healthCheck.timeoutSeconds <= 0 {
+                throw DeliveryError(.configuration, "healthCheck.timeoutSeconds must be positive")
             }
         }
         if upstream.kind == .git && (upstream.branch ?? "").isEmpty && (upstream.pin ?? "").isEmpty {

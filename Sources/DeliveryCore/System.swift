@@ -377,6 +377,13 @@ public enum System {
         try? writeAll(toError ? 2 : 1, Array(text.utf8))
     }
 
+    /// The bytes an unprivileged user may still write on the file system holding `path`.
+    static func availableBytes(_ path: String) throws(SystemCallError) -> Int64 {
+        var result = statvfs()
+        _ = try check("statvfs", path) { statvfs(path, &result) }
+        return Int64(result.f_bavail) * Int64(result.f_frsize)
+    }
+
     // MARK: Sockets
 
     /// Whether a process listens on the unix stream socket at `path`: true when a connection is
@@ -422,6 +429,21 @@ public enum System {
 
     static func signal(processGroup: Int32, _ signal: Int32) {
         _ = kill(-processGroup, signal)
+    }
+
+    /// True when a process with this id exists (and is not a zombie waiting to be reaped).
+    static func processIsRunning(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0 || cds_errno() == EPERM else { return false }
+        guard let bytes = try? readFile("/proc/\(pid)/stat", limit: 4096) else { return false }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return true }
+        return !text[text.index(after: close)...].hasPrefix(" Z")
+    }
+
+    /// A process's command line, its arguments joined by spaces.
+    static func commandLine(of pid: Int32) -> String? {
+        guard let bytes = try? readFile("/proc/\(pid)/cmdline", limit: 65536) else { return nil }
+        return String(decoding: bytes.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
     }
 
     static var hostName: String {

@@ -17,9 +17,11 @@ final class CommandRecorder: @unchecked Sendable {
     }
 
     /// Runs a command, streaming its lines to the progress log, and records it.
-    func run(_ command: Command, echo: Bool = true) throws(DeliveryError) -> CommandResult {
+    func run(_ command: Command, echo: Bool = true, onStart: (Int32) -> Void = { _ in }) throws(DeliveryError)
+        -> CommandResult
+    {
         if echo { onLine("$ \(command.displayLine)") }
-        let result = try ChildProcess.run(command) { [onLine] line in
+        let result = try ChildProcess.run(command, onStart: onStart) { [onLine] line in
             if echo { onLine("  \(line)") }
         }
         summaries.append(

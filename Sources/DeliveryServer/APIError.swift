@@ -63,9 +63,11 @@ struct APIError: Error, Sendable, Equatable {
     init(_ error: DeliveryError) {
         code = error.code.rawValue
         switch error.code {
-        case .wrongState, .lockHeld, .staleLock, .copyMissing, .notMoodle, .preempted, .preflightFailed: status = 409
+        case .wrongState, .lockHeld, .staleLock, .copyMissing, .notMoodle, .preempted, .preflightFailed,
+            .confirmationRequired:
+            status = 409
         case .badPath, .badRequest: status = 400
-        case .vcsFailed, .upgradeFailed: status = 500
+        case .vcsFailed, .upgradeFailed, .snapshotFailed, .databaseRestoreFailed, .healthCheckFailed: status = 500
         case .configuration, .privileges, .io: status = 500
         }
         switch error.code {

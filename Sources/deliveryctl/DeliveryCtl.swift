@@ -66,7 +66,7 @@ struct Failure: Error, CustomStringConvertible {
     var exitCode: Int32 {
         switch error.code {
         case .wrongState, .lockHeld, .staleLock, .badPath, .copyMissing, .badRequest, .notMoodle, .configuration,
-            .privileges, .preflightFailed:
+            .privileges, .preflightFailed, .confirmationRequired:
             2
         default: 1
         }
@@ -235,16 +235,34 @@ extension DeliveryCtl {
                 "Add $CFG->alternative_component_cache to config.php (kept as it was in the state directory): each tree gets its own prebuilt component cache, so no request rebuilds it after a switch."
         )
         var componentCache = false
+        @Flag(
+            name: .long,
+            help:
+                "Take no database snapshot before Moodle's upgrade (a rollback after an upgrade then cannot run the older code)."
+        )
+        var noDatabaseSnapshot = false
+        @Option(
+            name: .long,
+            help:
+                "After restore: automatic (roll back when the health check fails), ask (maintenance, you choose) or off."
+        )
+        var healthCheck: String = "automatic"
+        @Option(name: .long, help: "The page the health check asks for (default: <wwwroot>/login/index.php).")
+        var healthCheckUrl: String?
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
+            guard let mode = HealthCheckMode(rawValue: healthCheck) else {
+                throw ValidationError("--health-check must be automatic, ask or off")
+            }
             do {
                 let result = try SiteAdoption.adopt(
                     AdoptionRequest(
                         moodleDirectory: moodle, siteRoot: siteRoot, stateDirectory: stateDir,
                         configurationPath: options.configurationPath, webUser: webUser, codeOwner: codeOwner, php: php,
                         branch: branch, remote: remote, phpFpmSockets: phpFpmSocket.isEmpty ? nil : phpFpmSocket,
-                        componentCache: componentCache))
+                        componentCache: componentCache, databaseSnapshots: !noDatabaseSnapshot,
+                        healthCheck: HealthCheckSettings(mode: mode, url: healthCheckUrl)))
                 if options.json {
                     printJSON(result.configuration)
                 } else {
@@ -302,6 +320,19 @@ extension DeliveryCtl {
                     )
                 }
                 if status.maintenanceEnabled { lines.append("Maintenance mode is ON (turned on by the delivery).") }
+                if let snapshot = status.snapshot {
+                    lines.append(
+                        "Snapshot:  \(snapshot.database) at \(snapshot.takenAt.formatted(.iso8601)), \(snapshot.sizeBytes) bytes, \(snapshot.tableCount) tables, dumped in \(Int(snapshot.seconds.rounded(.up))) s (\(snapshot.file))"
+                    )
+                }
+                if let health = status.lastHealthCheck {
+                    lines.append(
+                        "Health:    \(health.passed ? "passed" : "FAILED") at \(health.checkedAt.formatted(.iso8601))\(health.failures.isEmpty ? "" : ": " + health.failures.joined(separator: "; "))"
+                    )
+                }
+                lines.append(
+                    "Rollback:  \(status.rollback.kind.rawValue)\(status.rollback.needsConfirmation ? " (needs --restore-database)" : ""): \(status.rollback.explanation)"
+                )
                 lines.append(
                     "Component cache: \(status.componentCacheFile.map { "one per tree (\($0))" } ?? "Moodle's own, rebuilt after each switch (see init --component-cache)")"
                 )
@@ -436,11 +467,22 @@ extension DeliveryCtl {
 
     struct Rollback: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Emergency: serve the security copy, else the backup copy, at once, from any state.")
+            abstract: "Emergency: serve the security copy, else the backup copy, at once, from any state.",
+            discussion: """
+                When Moodle's upgrade changed the database, the rollback also restores the database \
+                snapshot taken just before it, under maintenance mode. Inside the delivery's own \
+                window that needs nothing more; once the site has been open to users, what they \
+                wrote since the snapshot would be lost, so the rollback is refused until confirmed \
+                with --restore-database. 'deliveryctl status' says which kind of rollback happens.
+                """)
+        @Flag(name: .long, help: "Confirm that the database snapshot may be restored although the site was open since.")
+        var restoreDatabase = false
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
-            try runOperation(options) { OperationRequest(.rollback, actor: $0) }
+            try runOperation(options) {
+                OperationRequest(.rollback, actor: $0, confirmDatabaseRestore: restoreDatabase)
+            }
         }
     }
 

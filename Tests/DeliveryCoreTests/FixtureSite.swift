@@ -110,6 +110,7 @@ final class FixtureSite {
     ///   reaches a PHP-FPM pool of the machine it runs on.
     init(
         vcs: VersionControlKind = .git, webUser: String? = nil, phpFpmSockets: [String] = [],
+        databaseSnapshots: Bool = false, healthCheck: HealthCheckSettings = HealthCheckSettings(mode: .off),
         beforeAdoption: (String) throws -> Void = { _ in }
     ) throws {
         self.vcs = vcs
@@ -128,7 +129,8 @@ final class FixtureSite {
             AdoptionRequest(
                 moodleDirectory: "\(directory.path)/moodle", siteRoot: "\(directory.path)/site",
                 stateDirectory: "\(directory.path)/state", configurationPath: configurationPath,
-                webUser: webUser ?? me, codeOwner: me, php: "/usr/bin/php", phpFpmSockets: phpFpmSockets))
+                webUser: webUser ?? me, codeOwner: me, php: "/usr/bin/php", phpFpmSockets: phpFpmSockets,
+                databaseSnapshots: databaseSnapshots, healthCheck: healthCheck))
         configuration = result.configuration
         engine = try DeliveryEngine(configuration: configuration)
     }

@@ -1,0 +1,391 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The snapshot settings of a site (`database` in the configuration).
+public struct SnapshotSettings: Sendable, Codable, Equatable {
+    /// Take a snapshot of Moodle's tables before every upgrade (default true). Without one, a
+    /// rollback after an upgrade cannot run the older code (Moodle refuses a database ahead of it).
+    public var enabled: Bool
+    /// How many snapshots to keep; older ones are removed after a new one is taken (default 3).
+    public var keep: Int
+    /// Where the snapshots go; default `<state directory>/snapshots`.
+    public var directory: String?
+    /// Seconds a dump or a restore may take (default 4 hours).
+    public var timeoutSeconds: Double
+
+    /// Makes the settings.
+    public init(enabled: Bool = true, keep: Int = 3, directory: String? = nil, timeoutSeconds: Double = 14400) {
+        self.enabled = enabled
+        self.keep = keep
+        self.directory = directory
+        self.timeoutSeconds = timeoutSeconds
+    }
+}
+
+/// A snapshot of the Moodle database, taken inside the maintenance window just before Moodle's
+/// upgrade: what an emergency rollback restores so that the older code runs on data it knows.
+public struct DatabaseSnapshot: Sendable, Codable, Equatable {
+    /// The delivery it was taken for.
+    public var id: String
+    /// The dump file.
+    public var file: String
+    /// Moodle's `$CFG->dbtype` (`pgsql`, `mariadb`, `mysqli`, `auroramysql`).
+    public var databaseType: String
+    /// The database name.
+    public var database: String
+    /// How many of Moodle's tables it holds.
+    public var tableCount: Int
+    /// When the dump started.
+    public var takenAt: Date
+    /// The dump's size in bytes.
+    public var sizeBytes: Int64
+    /// How long the dump took (it adds to the maintenance window).
+    public var seconds: Double
+    /// The code that runs on this data: production's revision before the delivery.
+    public var codeRevision: Revision?
+}
+
+/// How to reach the Moodle database, read from the site's `config.php` at the moment it is needed
+/// (never stored: the password stays in `config.php`).
+struct DatabaseConnection: Sendable {
+    enum Family: Sendable { case postgres, mysql }
+
+    let type: String
+    let family: Family
+    let host: String
+    let port: Int?
+    let socket: String?
+    let name: String
+    let user: String
+    let password: String
+    let prefix: String
+
+    /// Moodle's database types the helper can snapshot.
+    static func family(of type: String) -> Family? {
+        switch type {
+        case "pgsql": .postgres
+        case "mariadb", "mysqli", "auroramysql": .mysql
+        default: nil
+        }
+    }
+
+    /// PHP that prints the database settings of config.php (ABORT_AFTER_CONFIG: no connection).
+    static let reader = """
+        define('CLI_SCRIPT', true);
+        define('ABORT_AFTER_CONFIG', true);
+        require($argv[1] . '/config.php');
+        $o = (isset($CFG->dboptions) && is_array($CFG->dboptions)) ? $CFG->dboptions : [];
+        echo json_encode([
+            'type' => (string)($CFG->dbtype ?? ''), 'host' => (string)($CFG->dbhost ?? ''),
+            'name' => (string)($CFG->dbname ?? ''), 'user' => (string)($CFG->dbuser ?? ''),
+            'password' => (string)($CFG->dbpass ?? ''), 'prefix' => (string)($CFG->prefix ?? ''),
+            'port' => empty($o['dbport']) ? null : (int)$o['dbport'],
+            'socket' => empty($o['dbsocket']) ? null : (is_string($o['dbsocket']) ? $o['dbsocket'] : ''),
+        ]), "\\n";
+        """
+
+    private struct Settings: Decodable {
+        var type, host, name, user, password, prefix: String
+        var port: Int?
+        var socket: String?
+    }
+
+    /// Reads the settings with the site's PHP, as the web user. The output holds the password: it
+    /// never goes to the log.
+    static func read(php: String, codeRoot: String, webUser: UserIdentity) throws(DeliveryError) -> DatabaseConnection {
+        let result = try ChildProcess.run(
+            Command(php, ["-r", reader, codeRoot], user: webUser, workingDirectory: codeRoot, timeoutSeconds: 60))
+        let json = result.standardOutput.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
+        guard result.succeeded, let settings = try? JSONCoding.decode(Settings.self, from: Array(json.utf8)) else {
+            throw DeliveryError(.snapshotFailed, "cannot read the database settings of \(codeRoot)/config.php")
+        }
+        guard let family = family(of: settings.type) else {
+            throw DeliveryError(
+                .snapshotFailed,
+                "the database type '\(settings.type)' has no snapshot support (PostgreSQL, MariaDB and MySQL have); set \"database\": {\"enabled\": false} in the helper's configuration to upgrade without a snapshot"
+            )
+        }
+        guard settings.prefix.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }),
+            !settings.name.isEmpty
+        else {
+            throw DeliveryError(.snapshotFailed, "config.php's database name or table prefix is not usable")
+        }
+        return DatabaseConnection(
+            type: settings.type, family: family, host: settings.host, port: settings.port, socket: settings.socket,
+            name: settings.name, user: settings.user, password: settings.password, prefix: settings.prefix)
+    }
+}
+
+/// Dumps and restores Moodle's tables with the database's own tools (`pg_dump`/`pg_restore`,
+/// `mariadb-dump`/`mariadb`), run as the web user (the database sees the same client as Moodle's),
+/// with the password in a private option file, never on a command line.
+struct DatabaseTool {
+    let connection: DatabaseConnection
+    let webUser: UserIdentity
+    let recorder: CommandRecorder
+    let timeout: Double
+
+    private func program(_ names: String...) throws(DeliveryError) -> String {
+        for name in names {
+            if let path = ChildProcess.locate(name) { return path }
+        }
+        throw DeliveryError(
+            .snapshotFailed,
+            "\(names[0]) is not installed (Debian package \(connection.family == .postgres ? "postgresql-client" : "mariadb-client"))"
+        )
+    }
+
+    /// Runs `body` with a private folder of the web user's holding the credentials, and the
+    /// arguments and environment that point the tools at them; the folder is removed afterwards.
+    private func withCredentials<T>(
+        _ body: (_ arguments: [String], _ environment: [String: String]) throws(DeliveryError) -> T
+    ) throws(DeliveryError) -> T {
+        let folder = try makePrivateFolder(owner: webUser, purpose: "database")
+        defer { try? TreeCopier.removeTree(folder) }
+        let file = "\(folder)/credentials"
+        var text: String
+        var arguments: [String] = []
+        var environment: [String: String] = [:]
+        switch connection.family {
+        case .postgres:
+            func escaped(_ value: String) -> String {
+                value.replacing("\\", with: "\\\\").replacing(":", with: "\\:")
+            }
+            text = "*:*:*:*:\(escaped(connection.password))\n"
+            environment["PGPASSFILE"] = file
+            environment["PGUSER"] = connection.user
+            environment["PGDATABASE"] = connection.name
+            environment["PGCONNECT_TIMEOUT"] = "15"
+            environment["PGAPPNAME"] = "moodle-delivery"
+            // As Moodle's pgsql driver: a socket when one is set for a local host, else TCP.
+            if let socket = connection.socket, ["localhost", "127.0.0.1", ""].contains(connection.host) {
+                if socket.contains("/") { environment["PGHOST"] = socket }
+            } else {
+                environment["PGHOST"] = connection.host.isEmpty ? "localhost" : connection.host
+            }
+            if let port = connection.port { environment["PGPORT"] = String(port) }
+        case .mysql:
+            func quoted(_ value: String) -> String {
+                "\"" + value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
+            }
+            text = "[client]\nuser=\(quoted(connection.user))\npassword=\(quoted(connection.password))\n"
+            text += "host=\(quoted(connection.host.isEmpty ? "localhost" : connection.host))\n"
+            if let port = connection.port { text += "port=\(port)\n" }
+            if let socket = connection.socket, !socket.isEmpty { text += "socket=\(quoted(socket))\n" }
+            arguments = ["--defaults-extra-file=\(file)"]
+        }
+        do {
+            try System.writeFileAtomically(file, Array(text.utf8), mode: 0o600)
+            if webUser.uid != System.effectiveUserIdentifier {
+                try System.changeOwner(file, uid: webUser.uid, gid: webUser.gid)
+            }
+        } catch {
+            throw DeliveryError.io("cannot write the database option file", error)
+        }
+        return try body(arguments, environment)
+    }
+
+    private func command(
+        _ program: String, _ arguments: [String], _ environment: [String: String], input: String? = nil,
+        output: String? = nil
+    ) -> Command {
+        var command = Command(
+            program, arguments, user: webUser, workingDirectory: "/", timeoutSeconds: timeout,
+            extraEnvironment: environment)
+        command.standardInputFile = input
+        command.standardOutputFile = output
+        return command
+    }
+
+    /// Runs one SQL statement and returns the lines of its result.
+    func query(_ sql: String) throws(DeliveryError) -> [String] {
+        let result = try withCredentials { (arguments, environment) throws(DeliveryError) in
+            switch connection.family {
+            case .postgres:
+                try ChildProcess.run(
+                    command(
+                        try program("psql"), ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql], environment))
+            case .mysql:
+                try ChildProcess.run(
+                    command(
+                        try program("mariadb", "mysql"),
+                        arguments + ["--batch", "--skip-column-names", "-e", sql, connection.name], environment))
+            }
+        }
+        guard result.succeeded else {
+            throw DeliveryError(.snapshotFailed, "the database did not answer: \(MoodleCLI.lastLines(result))")
+        }
+        return result.standardOutput.split(whereSeparator: \.isNewline).map { String($0) }.filter { !$0.isEmpty }
+    }
+
+    /// `LIKE` pattern of the prefix's tables (the prefix holds only `[a-z0-9_]`).
+    private var likePattern: String { connection.prefix.replacing("_", with: "\\_") + "%" }
+
+    /// Moodle's tables (those with the site's prefix) in the site's database.
+    func tables() throws(DeliveryError) -> [String] {
+        switch connection.family {
+        case .postgres:
+            try query(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE '\(likePattern)' ORDER BY 1"
+            )
+        case .mysql:
+            try query(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' AND table_name LIKE '\(likePattern)' ORDER BY 1"
+            )
+        }
+    }
+
+    /// The size Moodle's tables take in the database, in bytes (an upper bound of the dump's size).
+    func estimatedSize() throws(DeliveryError) -> Int64 {
+        let lines: [String]
+        switch connection.family {
+        case .postgres:
+            lines = try query(
+                "SELECT coalesce(sum(pg_total_relation_size(format('%I.%I', schemaname, tablename)::regclass)), 0) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE '\(likePattern)'"
+            )
+        case .mysql:
+            lines = try query(
+                "SELECT coalesce(sum(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE '\(likePattern)'"
+            )
+        }
+        return Int64(lines.first?.trimmingWhitespace() ?? "") ?? 0
+    }
+
+    /// Dumps Moodle's tables into `file` (written through a temporary name, synced, then renamed).
+    /// - Returns: the number of tables dumped.
+    func dump(into file: String, tables: [String]) throws(DeliveryError) {
+        let partial = "\(file).partial"
+        defer { try? System.unlink(partial) }
+        let result = try withCredentials { (arguments, environment) throws(DeliveryError) in
+            switch connection.family {
+            case .postgres:
+                // Custom format: compressed, restorable table by table; one transaction (a
+                // consistent view). `--table` patterns take the tables and their sequences.
+                var options = ["--format=custom", "--no-owner", "--no-privileges"]
+                if !connection.prefix.isEmpty { options.append("--table=\(connection.prefix)*") }
+                return try recorder.run(command(try program("pg_dump"), options, environment, output: partial))
+            case .mysql:
+                let options = [
+                    "--single-transaction", "--quick", "--no-tablespaces", "--skip-lock-tables", "--hex-blob",
+                    "--default-character-set=utf8mb4", connection.name,
+                ]
+                return try recorder.run(
+                    command(
+                        try program("mariadb-dump", "mysqldump"), arguments + options + tables, environment,
+                        output: partial))
+            }
+        }
+        guard result.succeeded else {
+            throw DeliveryError(.snapshotFailed, "the database dump failed: \(MoodleCLI.lastLines(result))")
+        }
+        do {
+            let fd = try System.open(partial, O_RDONLY)
+            defer { System.close(fd) }
+            try System.sync(fd)
+            try System.writeFileAtomically("\(file).tables", Array(tables.joined(separator: "\n").utf8), mode: 0o600)
+            try System.rename(partial, file)
+            try System.syncDirectory(parentDirectory(of: file))
+        } catch {
+            throw DeliveryError(.snapshotFailed, "cannot keep the database dump: \(error)")
+        }
+    }
+
+    /// Puts Moodle's tables back as they were in the snapshot: the tables created since are
+    /// dropped, and every table of the snapshot is dropped and re-created with its rows.
+    func restore(_ snapshot: DatabaseSnapshot) throws(DeliveryError) {
+        guard (try? System.lstatus(snapshot.file))?.kind == .regular else {
+            throw DeliveryError(.databaseRestoreFailed, "the snapshot \(snapshot.file) is missing")
+        }
+        let kept = Set(
+            ((try? System.readFile("\(snapshot.file).tables", limit: 16 << 20)) ?? [])
+                .split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) })
+        let current: [String]
+        do {
+            current = try tables()
+        } catch {
+            throw DeliveryError(.databaseRestoreFailed, error.message)
+        }
+        let extra = current.filter { !kept.contains($0) }
+        if !extra.isEmpty {
+            recorder.onLine(
+                "Dropping the \(extra.count) tables created since the snapshot: \(extra.joined(separator: ", "))")
+            let statement: String
+            switch connection.family {
+            case .postgres:
+                statement =
+                    "DROP TABLE IF EXISTS "
+                    + extra.map { "\"" + $0.replacing("\"", with: "\"\"") + "\"" }.joined(separator: ", ") + " CASCADE"
+            case .mysql:
+                statement =
+                    "DROP TABLE IF EXISTS "
+                    + extra.map { "`" + $0.replacing("`", with: "``") + "`" }.joined(separator: ", ")
+            }
+            do {
+                _ = try query(statement)
+            } catch {
+                throw DeliveryError(.databaseRestoreFailed, error.message)
+            }
+        }
+        let result = try withCredentials { (arguments, environment) throws(DeliveryError) in
+            switch connection.family {
+            case .postgres:
+                try recorder.run(
+                    command(
+                        try program("pg_restore"),
+                        [
+                            "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
+                            "--exit-on-error", "--dbname=\(connection.name)",
+                        ], environment, input: snapshot.file))
+            case .mysql:
+                try recorder.run(
+                    command(
+                        try program("mariadb", "mysql"),
+                        arguments + ["--default-character-set=utf8mb4", connection.name], environment,
+                        input: snapshot.file))
+            }
+        }
+        guard result.succeeded else {
+            throw DeliveryError(
+                .databaseRestoreFailed, "restoring the database snapshot failed: \(MoodleCLI.lastLines(result))")
+        }
+    }
+
+    /// Removes all but the newest `keep` snapshots of `directory` (never `protecting`).
+    static func prune(_ directory: String, keep: Int, protecting: String?) -> [String] {
+        guard let entries = try? System.listDirectory(directory) else { return [] }
+        let dumps = entries.map(\.name).filter { $0.hasSuffix(".pgdump") || $0.hasSuffix(".sql") }
+            .compactMap { name -> (String, Int)? in
+                guard let status = try? System.lstatus("\(directory)/\(name)") else { return nil }
+                return (name, status.modificationSeconds)
+            }
+            .sorted { $0.1 > $1.1 }
+        var removed: [String] = []
+        for (name, _) in dumps.dropFirst(max(keep, 1)) where "\(directory)/\(name)" != protecting {
+            try? System.unlink("\(directory)/\(name)")
+            try? System.unlink("\(directory)/\(name).tables")
+            removed.append(name)
+        }
+        return removed
+    }
+}
+
+/// Makes a folder only `owner` can enter, under /tmp, for a child running as that user (the
+/// helper's own folders stay closed to it).
+func makePrivateFolder(owner: UserIdentity, purpose: String) throws(DeliveryError) -> String {
+    let folder = "/tmp/moodle-delivery-\(purpose)-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+    do {
+        try System.makeDirectory(folder, 0o700)
+        if owner.uid != System.effectiveUserIdentifier {
+            try System.changeOwner(folder, uid: owner.uid, gid: owner.gid)
+        }
+    } catch {
+        throw DeliveryError.io("cannot make a private folder", error)
+    }
+    return folder
+}
