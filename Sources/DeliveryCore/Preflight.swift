@@ -34,10 +34,29 @@ public struct PreflightReport: Sendable, Codable, Equatable {
     public var versionChanges: [VersionChange] = []
     /// Tracked files changed locally in production, as the VCS reports them.
     public var localModifications: [String] = []
+    /// Files the VCS does not track and does not ignore (a forgotten `add`?).
+    public var untrackedFiles: [String] = []
+    /// Tracked files missing from production.
+    public var missingFiles: [String] = []
+    /// Components that a partial update left inconsistent (changed `db/` files without a new
+    /// version, a plugin requiring a newer core than the tree has).
+    public var inconsistentComponents: [ComponentProblem] = []
+    /// What Moodle says of the new code: nil when it could not be asked.
+    public var upgrade: UpgradeForecast?
+    /// True when Moodle's maintenance mode is on now.
+    public var maintenanceModeOn: Bool?
+    /// Room for the database snapshot: nil when snapshots are off or the database was not reached.
+    public var snapshotSpace: SnapshotSpace?
+    /// The site's PHP against the new code's minimum.
+    public var phpVersion: PHPVersionCheck?
+    /// Problems that do not block the restore but that the administrator should read.
+    public var warnings: [String] = []
 
     /// True when something must stop the restore.
     public var blocking: Bool {
         !lintErrors.isEmpty || !conflictMarkers.isEmpty || versionChanges.contains { $0.backwards }
+            || !missingFiles.isEmpty || inconsistentComponents.contains { $0.blocking }
+            || phpVersion?.satisfied == false || snapshotSpace?.enough == false
     }
 
     /// One sentence on what blocks, for the refusal.
@@ -58,8 +77,65 @@ public struct PreflightReport: Sendable, Codable, Equatable {
                 "the version of \(change.component.isEmpty ? "core" : change.component) goes backwards (\(change.before ?? "?") → \(change.after ?? "?"))"
             )
         }
+        if let first = missingFiles.first {
+            parts.append(
+                "\(missingFiles.count) tracked file\(missingFiles.count == 1 ? " is" : "s are") missing (first: \(first))")
+        }
+        for problem in inconsistentComponents where problem.blocking {
+            parts.append("\(problem.component.isEmpty ? "core" : problem.component): \(problem.reason)")
+        }
+        if let php = phpVersion, !php.satisfied {
+            parts.append("the new code needs PHP \(php.required ?? "?") or later; the site's PHP is \(php.current)")
+        }
+        if let space = snapshotSpace, !space.enough {
+            parts.append(
+                "not enough free space for the database snapshot in \(space.directory) (\(formatBytes(space.availableBytes)) free, the database takes \(formatBytes(space.databaseBytes)))"
+            )
+        }
         return parts.joined(separator: "; ")
     }
+}
+
+/// A component left inconsistent by the update.
+public struct ComponentProblem: Sendable, Codable, Equatable {
+    /// The component's folder (empty for core).
+    public var component: String
+    /// What is wrong.
+    public var reason: String
+    /// True when Moodle would refuse it or break (false: a warning).
+    public var blocking: Bool
+}
+
+/// What `upgrade.php --is-maintenance-required` says of the new code.
+public struct UpgradeForecast: Sendable, Codable, Equatable {
+    /// An upgrade will run.
+    public var pending: Bool
+    /// Moodle wants maintenance mode for it.
+    public var maintenanceRequired: Bool
+    /// A database snapshot will be taken first (the maintenance window then covers it).
+    public var snapshot: Bool
+}
+
+/// Room for the database snapshot.
+public struct SnapshotSpace: Sendable, Codable, Equatable {
+    /// The snapshot folder.
+    public var directory: String
+    /// Free bytes there.
+    public var availableBytes: Int64
+    /// What Moodle's tables take in the database (an upper bound of the dump).
+    public var databaseBytes: Int64
+    /// True when the dump fits.
+    public var enough: Bool
+}
+
+/// The site's PHP against the new code's minimum.
+public struct PHPVersionCheck: Sendable, Codable, Equatable {
+    /// The site's PHP CLI version.
+    public var current: String
+    /// The minimum the new code asks for, when it says.
+    public var required: String?
+    /// True when the site's PHP is recent enough.
+    public var satisfied: Bool
 }
 
 /// Checks production against the pre-delivery code before it is served again: PHP syntax of the

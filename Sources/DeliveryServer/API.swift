@@ -47,8 +47,11 @@ struct OperationBody: Decodable {
     var updatePath: String?
     var securityCopy: Bool?
     var comment: String?
+    var confirmDatabaseRestore: Bool?
 
-    static let members: Set<String> = ["operation", "securePath", "updatePath", "securityCopy", "comment"]
+    static let members: Set<String> = [
+        "operation", "securePath", "updatePath", "securityCopy", "comment", "confirmDatabaseRestore",
+    ]
 }
 
 /// The member names of a JSON object, to refuse unknown ones.
@@ -101,7 +104,7 @@ final class API: Sendable {
     }
 
     /// The routes: `GET /status`, `POST /operations`, `GET /jobs/{id}`, `GET /history`,
-    /// `POST /console-tokens`.
+    /// `GET /preflight`, `POST /console-tokens`.
     func handle(_ request: APIRequest) -> Response {
         let parts = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         let route = parts.map(String.init)
@@ -112,8 +115,10 @@ final class API: Sendable {
             case ("GET", let route) where route.count == 2 && route[0] == "jobs":
                 return try job(route[1], request.query)
             case ("GET", ["history"]): return try history(request.query)
+            case ("GET", ["preflight"]):
+                return .json(200, try engineCall { () throws(DeliveryError) in try engine.plan() })
             case ("POST", ["console-tokens"]): return try issueConsoleToken(request)
-            case (_, ["status"]), (_, ["operations"]), (_, ["history"]), (_, ["console-tokens"]):
+            case (_, ["status"]), (_, ["operations"]), (_, ["history"]), (_, ["console-tokens"]), (_, ["preflight"]):
                 throw APIError(.methodNotAllowed, "\(Self.printable(request.method)) is not allowed on \(request.path)")
             case (_, let route) where route.count == 2 && route[0] == "jobs":
                 throw APIError(.methodNotAllowed, "\(Self.printable(request.method)) is not allowed on jobs")
@@ -159,7 +164,8 @@ final class API: Sendable {
         }
         let operationRequest = OperationRequest(
             operation, actor: request.actor, securePath: body.securePath, updatePath: body.updatePath,
-            securityCopy: body.securityCopy ?? false, comment: body.comment)
+            securityCopy: body.securityCopy ?? false, comment: body.comment,
+            confirmDatabaseRestore: body.confirmDatabaseRestore)
         do {
             if let path = body.securePath { _ = try ComponentPath(path) }
             if let path = body.updatePath { _ = try ComponentPath(path) }

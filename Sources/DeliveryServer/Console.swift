@@ -99,7 +99,9 @@ extension API {
 
     /// The console's routes, reached through the web server without a signature:
     /// `GET /delivery-console/` (the page; it holds no data), `GET /delivery-console/status` and
-    /// `POST /delivery-console/rollback`, both with the token in `X-Delivery-Console-Token`.
+    /// `POST /delivery-console/rollback` (`?confirmDatabaseRestore=1` confirms a rollback that
+    /// restores the database snapshot once the site was open), both with the token in
+    /// `X-Delivery-Console-Token`.
     func console(method: String, path: String, token: String?, query: [String: String]) -> Response {
         let rest = String(path.dropFirst(Self.consolePrefix.count))
         do throws(APIError) {
@@ -120,7 +122,9 @@ extension API {
             case ("POST", "/rollback"):
                 guard let entry = consoleTokens.check(token) else { throw Self.consoleRefused }
                 let actor = Actor(name: entry.actor.name, source: "console", moodleUserId: entry.actor.moodleUserId)
-                return try startJob(OperationRequest(.rollback, actor: actor))
+                return try startJob(
+                    OperationRequest(
+                        .rollback, actor: actor, confirmDatabaseRestore: query["confirmDatabaseRestore"] == "1"))
             case (_, "/status"), (_, "/rollback"), (_, ""), (_, "/"):
                 throw APIError(.methodNotAllowed, "\(Self.printable(method)) is not allowed here")
             default:
@@ -215,15 +219,24 @@ enum ConsolePage {
                   if (job.result && job.result.message) { show(job.result.message, false); }
                   if (job.error && job.error.message) { show(job.error.message, true); }
                 }
-                $('rollback').disabled = (site.allowed || []).indexOf('rollback') < 0;
+                var plan = site.rollback || {};
+                text('plan', plan.explanation || '');
+                $('confirmbox').hidden = !plan.needsConfirmation;
+                $('rollback').disabled = (site.allowed || []).indexOf('rollback') < 0 ||
+                  (plan.needsConfirmation && !$('confirm').checked);
               })
               .catch(function () { show('The helper does not answer.', true); })
               .then(function () { setTimeout(poll, 2000); });
           }
+          $('confirm').addEventListener('change', function () {
+            $('rollback').disabled = !$('confirm').checked;
+          });
           $('rollback').addEventListener('click', function () {
-            if (!confirm('Serve the security copy (else the backup copy) now?')) { return; }
+            if (!confirm($('plan').textContent + '\n\nRoll back now?')) { return; }
             $('rollback').disabled = true;
-            fetch(base + '/rollback', {method: 'POST', headers: {'X-Delivery-Console-Token': token}})
+            var confirmed = !$('confirmbox').hidden && $('confirm').checked;
+            fetch(base + '/rollback' + (confirmed ? '?confirmDatabaseRestore=1' : ''),
+                  {method: 'POST', headers: {'X-Delivery-Console-Token': token}})
               .then(function (response) { return response.json(); })
               .then(function (body) { show(body.error ? body.error.message : 'Emergency rollback started.', !!body.error); });
           });
@@ -255,9 +268,11 @@ enum ConsolePage {
         <dt>Operation</dt><dd id="job">none</dd><dt>Administrator</dt><dd id="who">…</dd><dt>Link valid until</dt><dd id="expires">…</dd></dl>
         <div id="progress"><div id="bar"></div></div>
         <div id="message"></div>
+        <p id="plan"></p>
+        <p id="confirmbox" hidden><label><input type="checkbox" id="confirm"> I accept that what users wrote since the snapshot is lost.</label></p>
         <p><button id="rollback" type="button" disabled>Emergency rollback</button></p>
         <pre id="log"></pre>
-        <p>From a shell on the server: <code>deliveryctl status</code>, <code>deliveryctl restore</code>, <code>deliveryctl rollback</code>.</p>
+        <p>From a shell on the server: <code>deliveryctl status</code>, <code>deliveryctl restore</code>, <code>deliveryctl rollback</code> (<code>--restore-database</code> to confirm a database restore).</p>
         <script>\(script)</script>
         </body></html>
         """
