@@ -31,6 +31,11 @@ install_packages() {
 # copy benchmark and test reference), libfcgi (deliveryd), util-linux (setpriv).
 engine_packages=(php-cli git subversion cvs rsync libfcgi-dev libfcgi-bin util-linux ca-certificates)
 
+# The packages of the database tests: the servers that tests/database/servers starts (throwaway
+# PostgreSQL and MariaDB, never the machine's own), their clients, and PHP's PDO drivers for the
+# fixture site's database mode (php-pgsql, php-mysql: PHP's default version, 8.2 on Debian 12).
+database_packages=(postgresql postgresql-client mariadb-server mariadb-client php-pgsql php-mysql)
+
 require_swift() {
   command -v swift >/dev/null 2>&1 || {
     echo "Swift 6 is needed (swift not found on PATH nor in /opt/swift)." >&2
