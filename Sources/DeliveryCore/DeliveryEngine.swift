@@ -293,9 +293,49 @@ public final class DeliveryEngine: Sendable {
 
     func preflight(_ recorder: CommandRecorder) throws(DeliveryError) -> PreflightReport {
         let preflight = try preflighter(recorder)
-        let modifications = try versionControl(recorder).localModifications(
-            of: layout.path(of: .production), recorder: recorder)
-        return try preflight.run(localModifications: modifications)
+        let vcs = try versionControl(recorder)
+        let production = layout.path(of: .production)
+        let modifications = try vcs.localModifications(of: production, recorder: recorder)
+        var report = try preflight.run(localModifications: modifications)
+        let health = try vcs.untrackedAndMissing(in: production, recorder: recorder)
+        report.untrackedFiles = health.untracked
+        report.missingFiles = health.missing
+        if !health.untracked.isEmpty {
+            report.warnings.append(
+                "\(health.untracked.count) file\(health.untracked.count == 1 ? " is" : "s are") in production but not under version control (first: \(health.untracked[0])): forgotten in a commit?"
+            )
+        }
+        report.inconsistentComponents = preflight.componentProblems(report)
+        report.phpVersion = preflight.phpVersionCheck()
+        report.maintenanceModeOn =
+            (try? System.lstatus("\(configuration.moodle.dataroot)/climaintenance.html")) != nil
+        let snapshots = configuration.snapshotSettings.enabled
+        do {
+            let need = try moodle(recorder).upgradeNeed(in: .production)
+            report.upgrade = UpgradeForecast(
+                pending: need != .none, maintenanceRequired: need == .withMaintenance,
+                snapshot: need != .none && snapshots)
+        } catch {
+            report.warnings.append("Moodle could not say whether an upgrade is pending: \(error.message)")
+        }
+        if snapshots && report.upgrade?.pending != false {
+            do {
+                let webUser = try UserIdentity.lookup(configuration.webUser)
+                let connection = try DatabaseConnection.read(
+                    php: configuration.php, codeRoot: layout.codeRoot(of: .production), webUser: webUser)
+                let size = try DatabaseTool(connection: connection, webUser: webUser, recorder: recorder, timeout: 120)
+                    .estimatedSize()
+                let directory = configuration.snapshotDirectory
+                let existing = (try? System.lstatus(directory)) != nil ? directory : configuration.stateDirectory
+                let available = (try? System.availableBytes(existing)) ?? 0
+                report.snapshotSpace = SnapshotSpace(
+                    directory: directory, availableBytes: available, databaseBytes: size,
+                    enough: available > size + (16 << 20))
+            } catch {
+                report.warnings.append("The database snapshot could not be prepared: \(error.message)")
+            }
+        }
+        return report
     }
 
     /// The audit log, newest first.
@@ -444,7 +484,8 @@ public final class DeliveryEngine: Sendable {
         VersionControlContext.make(
             VersionControlContext(
                 upstream: configuration.upstream, owner: try UserIdentity.lookup(configuration.codeOwner),
-                timeout: configuration.timeouts.versionControl))
+                timeout: configuration.timeouts.versionControl,
+                ignoredFiles: configuration.componentCacheFile.map { [$0] } ?? []))
     }
 
     func moodle(_ recorder: CommandRecorder) throws(DeliveryError) -> MoodleCLI {

@@ -591,10 +591,13 @@ final class OperationRun: @unchecked Sendable {
         revisionBefore = state.revisionBeforeDelivery
         revisionAfter = state.productionRevision
         var changedScripts: [String] = []
+        var forecast: UpgradeForecast?
         if state.phase != .restoring {
             note("Preflight: checking what the update brought before production is served…")
             let report = try engine.preflight(recorder)
             changedScripts = report.added + report.changed + report.removed
+            forecast = report.upgrade
+            for warning in report.warnings { note("Preflight warning: \(warning)") }
             note(
                 "Preflight: \(report.added.count) added, \(report.changed.count) changed, \(report.removed.count) removed; \(report.lintErrors.count) syntax errors, \(report.conflictMarkers.count) files with conflict markers."
             )
@@ -617,7 +620,12 @@ final class OperationRun: @unchecked Sendable {
         let moodle = try engine.moodle(recorder)
         let configuration = engine.configuration
         // Asked of the new code while the backup copy still serves: nothing has changed yet.
-        let need = try moodle.upgradeNeed(in: .production)
+        let need: MoodleCLI.UpgradeNeed
+        if let forecast {
+            need = forecast.pending ? (forecast.maintenanceRequired ? .withMaintenance : .withoutMaintenance) : .none
+        } else {
+            need = try moodle.upgradeNeed(in: .production)
+        }
         let checker = healthChecker(moodle)
         if let checker, state.criticalChecksBefore == nil, let served = layout.servedTree(), served != .production {
             let baseline = checker.criticalChecks(in: served).map { Array($0).sorted() } ?? []

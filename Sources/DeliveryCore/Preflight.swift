@@ -79,7 +79,8 @@ public struct PreflightReport: Sendable, Codable, Equatable {
         }
         if let first = missingFiles.first {
             parts.append(
-                "\(missingFiles.count) tracked file\(missingFiles.count == 1 ? " is" : "s are") missing (first: \(first))")
+                "\(missingFiles.count) tracked file\(missingFiles.count == 1 ? " is" : "s are") missing (first: \(first))"
+            )
         }
         for problem in inconsistentComponents where problem.blocking {
             parts.append("\(problem.component.isEmpty ? "core" : problem.component): \(problem.reason)")
@@ -179,6 +180,101 @@ struct Preflight {
         }
         report.versionChanges = report.versionChanges.filter { $0.before != $0.after }
         return report
+    }
+
+    /// The `db/` files whose change only takes effect with a new version of their component.
+    static let versionedDefinitions: Set<String> = [
+        "upgrade.php", "install.xml", "install.php", "access.php", "services.php", "events.php", "tasks.php",
+        "caches.php", "messages.php", "hooks.php",
+    ]
+
+    /// Components a (partial) update left inconsistent: `db/` definitions changed without a new
+    /// version (Moodle would never apply them), a plugin requiring a newer core than the tree's.
+    func componentProblems(_ report: PreflightReport) -> [ComponentProblem] {
+        var problems: [ComponentProblem] = []
+        let changedVersions = Set(report.versionChanges.map(\.component))
+        var flagged: Set<String> = []
+        for file in (report.added + report.changed).sorted() {
+            let parts = file.split(separator: "/").map(String.init)
+            guard parts.count >= 2, parts[parts.count - 2] == "db", Self.versionedDefinitions.contains(parts.last!)
+            else { continue }
+            var component = parts.dropLast(2).joined(separator: "/")
+            if component == "lib" { component = "" }
+            let versionFile = component.isEmpty ? "version.php" : "\(component)/version.php"
+            guard (try? System.lstatus("\(production)/\(versionFile)"))?.kind == .regular,
+                !changedVersions.contains(component), !flagged.contains(component)
+            else { continue }
+            flagged.insert(component)
+            problems.append(
+                ComponentProblem(
+                    component: component,
+                    reason:
+                        "\(file) changed but \(versionFile) did not: Moodle applies it only with a new version (a partial update?)",
+                    blocking: false))
+        }
+        let core = Self.declaredVersion("\(production)/version.php").flatMap(Double.init)
+        for change in report.versionChanges where !change.component.isEmpty && change.after != nil {
+            guard let core, let required = Self.requiredCore("\(production)/\(change.component)/version.php"),
+                required > core
+            else { continue }
+            problems.append(
+                ComponentProblem(
+                    component: change.component,
+                    reason:
+                        "requires Moodle \(String(format2: required)) but the tree's core is \(String(format2: core)): Moodle would refuse to upgrade",
+                    blocking: true))
+        }
+        return problems
+    }
+
+    /// `$plugin->requires` of a plugin's version.php.
+    static func requiredCore(_ path: String) -> Double? {
+        guard let bytes = try? System.readFile(path, limit: 1 << 20) else { return nil }
+        for rawLine in String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline) {
+            let line = String(rawLine).trimmingWhitespace()
+            guard line.hasPrefix("$plugin->requires") else { continue }
+            let value = line.drop { $0 != "=" }.dropFirst().drop { $0 == " " || $0 == "\t" }
+                .prefix { $0.isNumber || $0 == "." }
+            return Double(value)
+        }
+        return nil
+    }
+
+    /// The site's PHP against the minimum the new code declares (`lib/phpminimumversionlib.php`).
+    func phpVersionCheck() -> PHPVersionCheck? {
+        guard
+            let result = try? ChildProcess.run(
+                Command(php, ["-n", "-r", "echo PHP_VERSION;"], user: user, workingDirectory: "/", timeoutSeconds: 30)),
+            result.succeeded
+        else { return nil }
+        let current = result.standardOutput.trimmingWhitespace()
+        var required: String?
+        if let bytes = try? System.readFile("\(production)/lib/phpminimumversionlib.php", limit: 1 << 20) {
+            for rawLine in String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline) {
+                let line = String(rawLine).trimmingWhitespace()
+                guard line.hasPrefix("$minimumversion") else { continue }
+                let value = line.drop { $0 != "'" && $0 != "\"" }.dropFirst().prefix { $0.isNumber || $0 == "." }
+                if !value.isEmpty { required = String(value) }
+                break
+            }
+        }
+        let satisfied = required.map { Self.versionAtLeast(current, $0) } ?? true
+        return PHPVersionCheck(current: current, required: required, satisfied: satisfied)
+    }
+
+    /// Compares dotted versions numerically (`8.2.7` ≥ `8.1.0`).
+    static func versionAtLeast(_ version: String, _ minimum: String) -> Bool {
+        func numbers(_ text: String) -> [Int] {
+            text.split(separator: ".").map { Int($0.prefix { $0.isNumber }) ?? 0 }
+        }
+        let left = numbers(version)
+        let right = numbers(minimum)
+        for index in 0..<max(left.count, right.count) {
+            let a = index < left.count ? left[index] : 0
+            let b = index < right.count ? right[index] : 0
+            if a != b { return a > b }
+        }
+        return true
     }
 
     /// Walks both trees, comparing kind, size and mtime (as a copy would).
@@ -302,5 +398,14 @@ struct Preflight {
             backwards = newNumber < oldNumber
         }
         return VersionChange(component: component, before: old, after: new, backwards: backwards)
+    }
+}
+
+extension String {
+    /// A Moodle version number as Moodle writes it (`2024100700.00` → `2024100700.00`, two decimals).
+    init(format2 value: Double) {
+        let hundredths = Int64((value * 100).rounded())
+        let fraction = hundredths % 100
+        self = "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
     }
 }

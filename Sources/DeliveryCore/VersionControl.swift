@@ -42,6 +42,9 @@ protocol VersionControl: Sendable {
     func update(tree: String, path: String?, recorder: CommandRecorder) throws(DeliveryError)
     /// Puts the tree back exactly at `revision` (cancel).
     func reset(tree: String, to revision: Revision, recorder: CommandRecorder) throws(DeliveryError)
+    /// Files the VCS neither tracks nor ignores, and tracked files missing from the tree.
+    func untrackedAndMissing(in tree: String, recorder: CommandRecorder) throws(DeliveryError)
+        -> (untracked: [String], missing: [String])
 }
 
 /// Settings shared by the adapters.
@@ -49,6 +52,9 @@ struct VersionControlContext: Sendable {
     let upstream: UpstreamConfiguration
     let owner: UserIdentity
     let timeout: Double
+    /// Files at the tree's root that the helper makes itself (the component cache): never
+    /// reported as untracked.
+    var ignoredFiles: [String] = []
 
     func command(_ program: String, _ arguments: [String], in directory: String) throws(DeliveryError) -> Command {
         guard let path = ChildProcess.locate(program) else {
@@ -126,6 +132,21 @@ struct GitRepository: VersionControl {
         return status.standardOutput.split(whereSeparator: \.isNewline).map { String($0) }
     }
 
+    func untrackedAndMissing(in tree: String, recorder: CommandRecorder) throws(DeliveryError)
+        -> (untracked: [String], missing: [String])
+    {
+        let status = try git(["status", "--porcelain=v1", "--untracked-files=all"], tree, recorder, echo: false)
+        guard status.succeeded else { throw failure("git", "status", status) }
+        var untracked: [String] = []
+        var missing: [String] = []
+        for line in status.standardOutput.split(whereSeparator: \.isNewline).map(String.init) where line.count > 3 {
+            let path = String(line.dropFirst(3))
+            if line.hasPrefix("?? ") && !context.ignoredFiles.contains(path) { untracked.append(path) }
+            if line.hasPrefix(" D ") { missing.append(path) }
+        }
+        return (untracked, missing)
+    }
+
     func update(tree: String, path: String?, recorder: CommandRecorder) throws(DeliveryError) {
         let target: String
         if let pin = context.upstream.pin, !pin.isEmpty {
@@ -200,6 +221,32 @@ struct SubversionWorkingCopy: VersionControl {
         return status.standardOutput.split(whereSeparator: \.isNewline).map { String($0) }.filter { !$0.hasPrefix("X") }
     }
 
+    /// svn's default global-ignores, and the helper's own files: `svn status` then leaves them out
+    /// without any svn:ignore property to commit.
+    private var ignoreOption: [String] {
+        let defaults =
+            "*.o *.lo *.la *.al .libs *.so *.so.[0-9]* *.a *.pyc *.pyo __pycache__ *.rej *~ #*# .#* .*.swp .DS_Store [Tt]humbs.db"
+        return [
+            "--config-option",
+            "config:miscellany:global-ignores=\(([defaults] + context.ignoredFiles).joined(separator: " "))",
+        ]
+    }
+
+    func untrackedAndMissing(in tree: String, recorder: CommandRecorder) throws(DeliveryError)
+        -> (untracked: [String], missing: [String])
+    {
+        let status = try svn(["status", "--ignore-externals"] + ignoreOption + ["."], tree, recorder, echo: false)
+        guard status.succeeded else { throw failure("svn", "status", status) }
+        var untracked: [String] = []
+        var missing: [String] = []
+        for line in status.standardOutput.split(whereSeparator: \.isNewline).map(String.init) where line.count > 8 {
+            let path = String(line.dropFirst(8))
+            if line.hasPrefix("?") { untracked.append(path) }
+            if line.hasPrefix("!") { missing.append(path) }
+        }
+        return (untracked, missing)
+    }
+
     private func checkConflicts(_ tree: String, _ recorder: CommandRecorder) throws(DeliveryError) {
         let status = try svn(["status", "--quiet", "."], tree, recorder, echo: false)
         let conflicted = status.standardOutput.split(whereSeparator: \.isNewline).filter { line in
@@ -271,6 +318,23 @@ struct CVSWorkingCopy: VersionControl {
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) "
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
+    }
+
+    func untrackedAndMissing(in tree: String, recorder: CommandRecorder) throws(DeliveryError)
+        -> (untracked: [String], missing: [String])
+    {
+        let ignores = context.ignoredFiles.flatMap { ["-I", $0] }
+        let status = try cvs(["-n", "update"] + ignores, tree, recorder, echo: false)
+        let untracked = status.standardOutput.split(whereSeparator: \.isNewline).map(String.init)
+            .filter { $0.hasPrefix("? ") }.map { String($0.dropFirst(2)) }
+        // cvs says "cvs update: warning: `path' was lost" for a tracked file deleted by hand.
+        let missing = status.standardError.split(whereSeparator: \.isNewline).compactMap { line -> String? in
+            guard let start = line.firstIndex(of: "`"), let end = line.lastIndex(of: "'"), start < end,
+                line.contains("was lost")
+            else { return nil }
+            return String(line[line.index(after: start)..<end])
+        }
+        return (untracked, missing)
     }
 
     func localModifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {

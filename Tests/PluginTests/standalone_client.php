@@ -15,9 +15,9 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
- * Loads the plugin's Moodle-free classes (the FastCGI client, the signer, the helper client), for
- * code that talks to deliveryd as the plugin does, outside Moodle: the PHPUnit suite, the
- * end-to-end driver and the demo.
+ * Loads the plugin's Moodle-free classes (the FastCGI client, the signer, the helper client, the
+ * preflight verdict, the units of sizes and durations), for code that talks to deliveryd as the
+ * plugin does, outside Moodle: the PHPUnit suite, the end-to-end driver and the demo.
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
@@ -29,6 +29,6 @@ if (!defined('TOOL_DELIVERY_STANDALONE')) {
 }
 
 foreach (['helper_exception', 'transport_exception', 'fastcgi_response', 'fastcgi_client', 'request_signer',
-        'helper_client'] as $classname) {
+        'helper_client', 'preflight_verdict', 'human_units'] as $classname) {
     require_once(dirname(__DIR__, 2) . '/moodle-plugin/classes/local/' . $classname . '.php');
 }
