@@ -114,7 +114,7 @@ chown -R "$web_user:$web_user" "$dir/moodledata"
 mkdir -p "$dir/etc"
 if "$deliveryctl" init --moodle "$dir/moodle" --site-root "$dir/site" --state-dir "$dir/state" \
   --config "$dir/etc/site.json" --web-user "$web_user" --code-owner "$code_owner" \
-  --php-fpm-socket "$run/php-fpm.sock" >"$logs/init.log" 2>&1; then
+  --php-fpm-socket "$run/php-fpm.sock" --no-database-snapshot >"$logs/init.log" 2>&1; then
   ok "deliveryctl init adopted the fixture (site root $dir/site)"
 else
   cat "$logs/init.log"
