@@ -48,6 +48,8 @@ $options = [
     'securePath' => trim(optional_param('securepath', '', PARAM_RAW_TRIMMED), '/'),
     'updatePath' => trim(optional_param('updatepath', '', PARAM_RAW_TRIMMED), '/'),
     'comment' => optional_param('comment', '', PARAM_TEXT),
+    // Rollback: the ticked confirmation that the database snapshot may be restored (sent only when ticked).
+    'confirmDatabaseRestore' => optional_param('confirmdatabaserestore', false, PARAM_BOOL),
 ];
 
 try {

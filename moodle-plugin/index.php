@@ -15,7 +15,7 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
- * The delivery page: Site administration > Server > Code delivery.
+ * The delivery page: Site administration > Server > Code delivery (with the report of Check, posted here).
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
@@ -34,6 +34,12 @@ admin_externalpage_setup('tool_delivery');
 $jobid = optional_param('job', '', PARAM_ALPHANUMEXT);
 if (!helper_client::is_job_id($jobid)) {
     $jobid = '';
+}
+// The Check button posts here with the session key: the preflight changes nothing, but lints every
+// PHP file the update brought, which takes a while.
+$check = optional_param('check', false, PARAM_BOOL);
+if ($check) {
+    require_sesskey();
 }
 
 $output = $PAGE->get_renderer('tool_delivery');
@@ -55,7 +61,16 @@ try {
     } catch (helper_exception $error) {
         $console = null;
     }
-    $page = new \tool_delivery\output\screen($status, $records, $jobid, $console);
+    $preflight = null;
+    if ($check) {
+        core_php_time_limit::raise(300);
+        try {
+            $preflight = new \tool_delivery\output\preflight(client_factory::for_user($USER, 240.0)->preflight());
+        } catch (helper_exception $error) {
+            $preflight = new \tool_delivery\output\preflight(null, $error);
+        }
+    }
+    $page = new \tool_delivery\output\screen($status, $records, $jobid, $console, $preflight);
     $PAGE->requires->js_call_amd('tool_delivery/progress', 'init', ['[data-region="tool_delivery-screen"]']);
 } catch (helper_exception $error) {
     $page = new \tool_delivery\output\helper_down($error);

@@ -15,7 +15,8 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
- * Answers a job's progress to the AMD module: steps, new log lines, result and what to do next.
+ * Answers a job's progress to the AMD module: steps, new log lines, result and what to do next, and
+ * the site's banner and rollback plan as they are now.
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
@@ -85,6 +86,7 @@ try {
         $banner = new \tool_delivery\output\banner($site, $status['job'] ?? null);
         $output = $PAGE->get_renderer('tool_delivery');
         $answer['banner'] = $output->render_from_template('tool_delivery/banner', $banner->export_for_template($output));
+        $answer['rollbackplan'] = $output->render(new \tool_delivery\output\rollback_plan($site));
         $answer['allowed'] = \tool_delivery\output\screen::enabled_operations($status);
         $answer['rollback'] = !empty($site['rollbackTarget']);
     } catch (helper_exception $error) {

@@ -24,6 +24,7 @@
 
 use tool_delivery\local\helper_client;
 use tool_delivery\local\helper_exception;
+use tool_delivery\local\preflight_verdict;
 use tool_delivery\local\transport_exception;
 
 /**
@@ -33,6 +34,7 @@ use tool_delivery\local\transport_exception;
  * @copyright  2026 moodle-delivery contributors
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  * @covers     \tool_delivery\local\helper_client
+ * @covers     \tool_delivery\local\preflight_verdict
  */
 final class HelperClientTest extends \PHPUnit\Framework\TestCase {
     /** @var deliveryd_server|null The helper of the current test. */
@@ -134,6 +136,184 @@ final class HelperClientTest extends \PHPUnit\Framework\TestCase {
         $this->assertSame('succeeded', $history[1]['result']);
         $this->assertSame(5, $history[1]['actor']['moodleUserId']);
         $this->assertCount(1, $client->history(1));
+    }
+
+    /**
+     * Secures the site (both copies) and switches to delivery, as the screen's steps 1 and 2 do.
+     *
+     * @param helper_client $client The client.
+     */
+    private static function secure_and_switch(helper_client $client): void {
+        foreach ([['secure', ['securityCopy' => true]], ['switch', []]] as [$operation, $options]) {
+            [$job] = self::follow($client, $client->start_operation($operation, $options)['job']);
+            if ($job['state'] !== 'succeeded') {
+                throw new RuntimeException("{$operation} failed: " . json_encode($job));
+            }
+        }
+    }
+
+    /**
+     * The Check button before anything is secured: the helper has nothing to compare with.
+     */
+    public function test_preflight_without_a_copy(): void {
+        try {
+            $this->server->client()->preflight();
+            $this->fail('a preflight ran without a backup copy');
+        } catch (helper_exception $error) {
+            $this->assertSame('copy_missing', $error->errorcode);
+            $this->assertSame(409, $error->status);
+            $this->assertSame('error:copymissing', $error->get_string_key());
+        }
+    }
+
+    /**
+     * A clean delivery: nothing changed, nothing blocks; every list is there, empty.
+     */
+    public function test_preflight_ready(): void {
+        $client = $this->server->client();
+        self::secure_and_switch($client);
+        $report = $client->preflight();
+        foreach (['added', 'changed', 'removed', 'lintErrors', 'versionChanges', 'localModifications', 'untrackedFiles',
+                'missingFiles', 'inconsistentComponents', 'conflictMarkers'] as $name) {
+            $this->assertSame([], $report[$name], $name);
+        }
+        $this->assertIsArray($report['warnings']);
+        $this->assertArrayNotHasKey('blocking', $report, 'the helper does not send blocking: the plugin computes it');
+        $this->assertTrue($report['phpVersion']['satisfied']);
+        $this->assertSame([], preflight_verdict::reasons($report));
+        $this->assertFalse(preflight_verdict::blocking($report));
+        // The check changes nothing.
+        $this->assertSame('delivering', $client->status()['site']['phase']);
+    }
+
+    /**
+     * A broken update: a syntax error with a conflict marker, a version going backwards, a tracked
+     * file missing and a file not under version control. The report names each, and blocks.
+     */
+    public function test_preflight_blocked(): void {
+        $client = $this->server->client();
+        self::secure_and_switch($client);
+        $production = $this->server->production();
+        file_put_contents($production . '/mod/forum/lib.php', "<?php\n<<<<<<< HEAD\nforum(\n");
+        file_put_contents($production . '/mod/forum/version.php', "<?php\n\$plugin->version = 2020010100;\n");
+        file_put_contents($production . '/mod/forum/locallib.php', "<?php // forgotten in a commit\n");
+        // Same size, older content: the version goes backwards.
+        file_put_contents($production . '/version.php', "<?php\n\$version = 2024100600;\n");
+        unlink($production . '/mod/forum/version.php');
+        $report = $client->preflight();
+
+        $this->assertSame(['mod/forum/locallib.php'], $report['added']);
+        $this->assertContains('mod/forum/lib.php', $report['changed']);
+        $this->assertContains('version.php', $report['changed']);
+        $this->assertSame(['mod/forum/version.php'], $report['removed']);
+        $this->assertSame(['mod/forum/lib.php' => 2], $report['conflictMarkers']);
+        $this->assertCount(1, $report['lintErrors']);
+        $this->assertSame('mod/forum/lib.php', $report['lintErrors'][0]['file']);
+        $this->assertSame(2, $report['lintErrors'][0]['line']);
+        $this->assertStringNotContainsString($production, $report['lintErrors'][0]['message']);
+        $core = array_values(array_filter($report['versionChanges'], fn($change) => $change['component'] === ''));
+        $this->assertSame([['after' => '2024100600', 'backwards' => true, 'before' => '2024100700', 'component' => '']],
+            $core);
+        $this->assertSame(['mod/forum/version.php'], $report['missingFiles']);
+        $this->assertSame(['mod/forum/locallib.php'], $report['untrackedFiles']);
+        $this->assertNotEmpty($report['localModifications']);
+
+        $this->assertTrue(preflight_verdict::blocking($report));
+        $reasons = preflight_verdict::reasons($report);
+        $this->assertSame(['lint', 'conflicts', 'backwards', 'missing'], array_column($reasons, 'reason'));
+        $this->assertSame(1, $reasons[0]['count']);
+        $this->assertSame(['reason' => 'backwards', 'component' => '', 'before' => '2024100700', 'after' => '2024100600'],
+            $reasons[2]);
+
+        // Restore production refuses it with the code the screen words.
+        [$job] = self::follow($client, $client->start_operation('restore')['job']);
+        $this->assertSame('failed', $job['state']);
+        $this->assertSame('preflight_failed', $job['error']['code']);
+    }
+
+    /**
+     * The status carries the rollback plan: code only while no upgrade changed the database, and
+     * no snapshot, health check or open window yet.
+     */
+    public function test_status_rollback_plan(): void {
+        $client = $this->server->client();
+        $site = $client->status()['site'];
+        $this->assertSame('unavailable', $site['rollback']['kind']);
+        $this->assertFalse($site['rollback']['needsConfirmation']);
+        $this->assertNotSame('', $site['rollback']['explanation']);
+        $this->assertFalse($site['deliveryWindowOpen']);
+        $this->assertArrayNotHasKey('snapshot', $site);
+        $this->assertArrayNotHasKey('lastHealthCheck', $site);
+
+        self::secure_and_switch($client);
+        $plan = $client->status()['site']['rollback'];
+        $this->assertSame('code', $plan['kind']);
+        $this->assertSame('security', $plan['target']);
+        $this->assertFalse($plan['needsConfirmation']);
+        $this->assertArrayNotHasKey('snapshot', $plan);
+    }
+
+    /**
+     * Once the upgrade changed the database and the site was open since the snapshot, the plan is
+     * code and database and needs the confirmation: a rollback without it is refused with
+     * confirmation_required, one with it goes on (and fails further, on this site without Moodle).
+     */
+    public function test_rollback_needs_the_confirmation(): void {
+        $client = $this->server->client(7, 'Margaret Hamilton');
+        self::secure_and_switch($client);
+        $dump = $this->server->directory . '/snapshot.sql';
+        file_put_contents($dump, "-- a dump\n");
+        $takenat = gmdate('Y-m-d\\TH:i:s.000\\Z', time() - 7500);
+        $checkedat = gmdate('Y-m-d\\TH:i:s.000\\Z', time() - 60);
+        $this->server->change_state(function(stdClass $state) use ($dump, $takenat, $checkedat): void {
+            $state->databaseAhead = true;
+            $state->deliveryWindowOpen = false;
+            $state->snapshot = (object) ['id' => $state->deliveryId, 'file' => $dump, 'databaseType' => 'pgsql',
+                'database' => 'moodle', 'tableCount' => 412, 'takenAt' => $takenat, 'sizeBytes' => 41100000,
+                'seconds' => 12.5, 'codeRevision' => $state->copies->security->revision];
+            $state->lastHealthCheck = (object) ['passed' => false, 'checkedAt' => $checkedat,
+                'results' => ['login page: HTTP 500'], 'failures' => ['the login page answered HTTP 500']];
+        });
+
+        $site = $client->status()['site'];
+        $plan = $site['rollback'];
+        $this->assertSame('code_and_database', $plan['kind']);
+        $this->assertTrue($plan['needsConfirmation']);
+        $this->assertSame('security', $plan['target']);
+        $this->assertEqualsWithDelta(7500, $plan['snapshotAgeSeconds'], 30);
+        $this->assertSame(41100000, $plan['snapshot']['sizeBytes']);
+        $this->assertSame(412, $site['snapshot']['tableCount']);
+        $this->assertSame('moodle', $site['snapshot']['database']);
+        $this->assertSame('pgsql', $site['snapshot']['databaseType']);
+        $this->assertSame(12.5, $site['snapshot']['seconds']);
+        $this->assertSame(strtotime($takenat), strtotime($site['snapshot']['takenAt']));
+        $this->assertFalse($site['deliveryWindowOpen']);
+        $this->assertFalse($site['lastHealthCheck']['passed']);
+        $this->assertSame(['the login page answered HTTP 500'], $site['lastHealthCheck']['failures']);
+        $this->assertSame(['login page: HTTP 500'], $site['lastHealthCheck']['results']);
+
+        [$job] = self::follow($client, $client->start_operation('rollback')['job']);
+        $this->assertSame('failed', $job['state']);
+        $this->assertSame('confirmation_required', $job['error']['code']);
+        $this->assertSame('delivering', $client->status()['site']['phase'], 'a refused rollback changes nothing');
+        $this->assertSame('confirmation_required', $client->history(1)[0]['errorCode']);
+        $this->assertSame(7, $client->history(1)[0]['actor']['moodleUserId']);
+
+        [$job, $lines] = self::follow($client,
+            $client->start_operation('rollback', ['confirmDatabaseRestore' => true])['job']);
+        $this->assertNotSame('confirmation_required', $job['error']['code'] ?? '', json_encode($job));
+        $this->assertStringContainsString('snapshot', implode("\n", $lines));
+    }
+
+    /**
+     * confirmDatabaseRestore is sent as a JSON boolean (the helper refuses any other type).
+     */
+    public function test_confirmation_is_a_boolean(): void {
+        $client = $this->server->client();
+        self::secure_and_switch($client);
+        [$job] = self::follow($client, $client->start_operation('rollback', ['confirmDatabaseRestore' => '1'])['job']);
+        $this->assertSame('succeeded', $job['state'], json_encode($job));
+        $this->assertSame('security', $client->status()['site']['served']);
     }
 
     /**

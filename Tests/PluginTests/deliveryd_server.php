@@ -184,6 +184,29 @@ final class deliveryd_server {
     }
 
     /**
+     * The production tree of the site.
+     *
+     * @return string Its path.
+     */
+    public function production(): string {
+        return $this->directory . '/site/releases/production';
+    }
+
+    /**
+     * Changes the engine's state file as another process of the engine would (it is read on every
+     * request): for states a test cannot reach without Moodle, such as a database snapshot.
+     *
+     * @param callable $change Takes the decoded state (objects, so that empty maps stay maps) and changes it.
+     */
+    public function change_state(callable $change): void {
+        $path = $this->directory . '/state/state.json';
+        $state = json_decode(file_get_contents($path), false, 512, JSON_THROW_ON_ERROR);
+        $change($state);
+        file_put_contents($path . '.new', json_encode($state, JSON_UNESCAPED_SLASHES | JSON_PRETTY_PRINT | JSON_THROW_ON_ERROR));
+        rename($path . '.new', $path);
+    }
+
+    /**
      * A client acting for a user.
      *
      * @param int $userid The Moodle user id.

@@ -100,6 +100,34 @@ const drawBanner = (root, html) => {
 };
 
 /**
+ * Draws the rollback plan again when the helper's plan changed (code only, or code and database,
+ * and whether it needs the confirmation). A ticked confirmation stays ticked while it is about the
+ * same snapshot.
+ *
+ * @param {HTMLElement} root The screen.
+ * @param {string} html The plan, rendered by progress.php.
+ */
+const drawRollbackPlan = (root, html) => {
+    const plan = region(root, 'tool_delivery-rollbackplan');
+    if (!plan || !html || plan.dataset.html === html) {
+        return;
+    }
+    const template = document.createElement('template');
+    template.innerHTML = html.trim();
+    const fresh = template.content.firstElementChild;
+    if (!fresh) {
+        return;
+    }
+    const ticked = plan.querySelector('input[name="confirmdatabaserestore"]');
+    const box = fresh.querySelector('input[name="confirmdatabaserestore"]');
+    if (ticked && box && ticked.checked && ticked.dataset.snapshot === box.dataset.snapshot) {
+        box.checked = true;
+    }
+    fresh.dataset.html = html;
+    plan.replaceWith(fresh);
+};
+
+/**
  * Draws the steps of a job: bar width, colour and message.
  *
  * @param {HTMLElement} root The screen.
@@ -230,6 +258,7 @@ const follow = (root, jobId) => {
         }
         drawSteps(root, answer.steps);
         drawBanner(root, answer.banner);
+        drawRollbackPlan(root, answer.rollbackplan);
         appendLines(log, answer.lines);
         offset = answer.nextoffset;
         status.textContent = answer.statusline;
@@ -283,6 +312,43 @@ const start = async(root, form, button) => {
 };
 
 /**
+ * The question asked before an action starts: the rollback plan's (it says whether the database is
+ * restored), else the form's; '' for none.
+ *
+ * @param {HTMLFormElement} form The form.
+ * @returns {string} The question.
+ */
+const question = (form) => {
+    const holder = form.dataset.confirm !== undefined ? form : form.querySelector('[data-confirm]');
+    return holder ? holder.dataset.confirm : '';
+};
+
+/**
+ * While Check runs (the helper lints what the update brought, which takes a while): say so, and
+ * keep the button from being pressed again.
+ *
+ * @param {HTMLElement} root The screen.
+ */
+const watchCheck = (root) => {
+    const form = region(root, 'tool_delivery-checkform');
+    if (!form) {
+        return;
+    }
+    form.addEventListener('submit', () => {
+        const checking = region(root, 'tool_delivery-checking');
+        if (checking) {
+            checking.hidden = false;
+        }
+        // After the submission has taken the form's data.
+        window.setTimeout(() => {
+            form.querySelectorAll('[data-action="tool_delivery-check"]').forEach((button) => {
+                button.disabled = true;
+            });
+        }, 0);
+    });
+};
+
+/**
  * Sets up the page.
  *
  * @param {string} selector The screen's selector.
@@ -299,12 +365,14 @@ export const init = (selector) => {
                 return;
             }
             event.preventDefault();
-            if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+            const ask = question(form);
+            if (ask && !window.confirm(ask)) {
                 return;
             }
             start(root, form, button);
         });
     });
+    watchCheck(root);
     if (root.dataset.followJob) {
         follow(root, root.dataset.followJob);
     }

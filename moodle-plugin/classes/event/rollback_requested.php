@@ -30,6 +30,8 @@ namespace tool_delivery\event;
  * @property-read array $other {
  *      Extra information about the event.
  *      - string job: the helper's job id.
+ *      - bool confirmdatabaserestore: whether the administrator confirmed that the database snapshot
+ *        may be restored, losing what users wrote since it was taken.
  * }
  *
  * @package    tool_delivery
@@ -43,12 +45,14 @@ class rollback_requested extends delivery_event {
      * Makes the event for a helper job.
      *
      * @param string $jobid The helper's job id.
+     * @param bool $confirmdatabaserestore Whether the administrator confirmed the loss of what users
+     *        wrote since the database snapshot (ticked on the screen and sent to the helper).
      * @return self The event, to trigger.
      */
-    public static function create_from_job(string $jobid): self {
+    public static function create_from_job(string $jobid, bool $confirmdatabaserestore = false): self {
         // The context is the system's, set in init(): passing it again makes Moodle complain.
         return self::create([
-            'other' => ['operation' => 'rollback', 'job' => $jobid],
+            'other' => ['operation' => 'rollback', 'job' => $jobid, 'confirmdatabaserestore' => $confirmdatabaserestore],
         ]);
     }
 
@@ -67,6 +71,9 @@ class rollback_requested extends delivery_event {
      * @return string The description.
      */
     public function get_description() {
-        return "The user with id '{$this->userid}' asked for an emergency rollback (helper job '{$this->other['job']}').";
+        $confirmation = empty($this->other['confirmdatabaserestore']) ? ''
+            : ', confirming that the database snapshot may be restored and what users wrote since it was taken lost';
+        return "The user with id '{$this->userid}' asked for an emergency rollback{$confirmation} "
+            . "(helper job '{$this->other['job']}').";
     }
 }

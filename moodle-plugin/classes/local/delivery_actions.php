@@ -49,7 +49,7 @@ final class delivery_actions {
         'restore' => [],
         'run-all' => ['securityCopy', 'securePath', 'updatePath', 'comment'],
         'cancel' => [],
-        'rollback' => [],
+        'rollback' => ['confirmDatabaseRestore'],
     ];
 
     /** @var string[] The four steps, in order. */
@@ -119,7 +119,7 @@ final class delivery_actions {
         $answer = $client->start_operation($action, $request);
         $jobid = $answer['job'];
         if ($action === 'rollback') {
-            rollback_requested::create_from_job($jobid)->trigger();
+            rollback_requested::create_from_job($jobid, !empty($request['confirmDatabaseRestore']))->trigger();
         } else {
             step_started::create_from_job($action, $jobid, $request['comment'] ?? '')->trigger();
         }
@@ -170,6 +170,30 @@ final class delivery_actions {
             return get_string($key, 'tool_delivery', $error->errorcode);
         }
         return get_string('error:unknown', 'tool_delivery', $error->errorcode);
+    }
+
+    /**
+     * A size for people in the user's language, in the helper's decimal units ("41.1 MB", "41,1 Mo").
+     *
+     * @param int|float $bytes The size in bytes.
+     * @return string The size.
+     */
+    public static function format_size(int|float $bytes): string {
+        $size = human_units::size($bytes);
+        return get_string('size:' . $size['unit'], 'tool_delivery', format_float($size['value'], $size['decimals']));
+    }
+
+    /**
+     * A duration for people in the user's language, as the helper words them ("2 h 5 min").
+     *
+     * @param int|float $seconds The duration.
+     * @return string The duration.
+     */
+    public static function format_duration(int|float $seconds): string {
+        $duration = human_units::duration($seconds);
+        $unit = $duration['unit'];
+        unset($duration['unit']);
+        return get_string('duration:' . $unit, 'tool_delivery', (object) $duration);
     }
 
     /**

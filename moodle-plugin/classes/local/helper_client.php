@@ -15,7 +15,7 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
- * The delivery helper's API: status, operations, jobs and history (docs/protocol.md).
+ * The delivery helper's API: status, preflight, operations, jobs and history (docs/protocol.md).
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
@@ -27,7 +27,7 @@ namespace tool_delivery\local;
 defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
 
 /**
- * The delivery helper's API: status, operations, jobs and history (docs/protocol.md).
+ * The delivery helper's API: status, preflight, operations, jobs and history (docs/protocol.md).
  *
  * Every request is signed for one Moodle user, who becomes the operation's actor in the helper's
  * audit log. Answers are decoded JSON arrays; errors are {@see helper_exception} with the helper's
@@ -43,7 +43,14 @@ class helper_client {
     public const OPERATIONS = ['secure', 'switch', 'update', 'restore', 'run-all', 'cancel', 'rollback', 'recover'];
 
     /** @var string[] The members an operation request may carry besides `operation`. */
-    public const OPTIONS = ['securePath', 'updatePath', 'securityCopy', 'comment'];
+    public const OPTIONS = ['securePath', 'updatePath', 'securityCopy', 'comment', 'confirmDatabaseRestore'];
+
+    /** @var string[] The options sent as JSON booleans. */
+    private const BOOLEAN_OPTIONS = ['securityCopy', 'confirmDatabaseRestore'];
+
+    /** @var string[] The list members of a preflight report (an absent one is an empty list). */
+    private const PREFLIGHT_LISTS = ['added', 'changed', 'removed', 'lintErrors', 'versionChanges', 'localModifications',
+        'untrackedFiles', 'missingFiles', 'inconsistentComponents', 'warnings'];
 
     /** @var fastcgi_client The transport. */
     private fastcgi_client $transport;
@@ -88,11 +95,42 @@ class helper_client {
     }
 
     /**
+     * The preflight of production against the backup copy (the pre-delivery code), as Restore
+     * production would run it, without changing anything: what the update added, changed and
+     * removed, PHP syntax errors, conflict markers, version changes, local modifications, untracked
+     * and missing files, inconsistent components, the upgrade forecast, maintenance mode, room for
+     * the database snapshot, the PHP version and warnings. See {@see preflight_verdict} for what blocks.
+     *
+     * The helper lints every PHP file the update brought: allow the transport a long timeout.
+     *
+     * @return array The decoded report; its list members are always present, `conflictMarkers` is
+     *         always a path => line array.
+     * @throws helper_exception With `copy_missing` when nothing is secured yet, or on any error.
+     */
+    public function preflight(): array {
+        $report = $this->call('GET', '/preflight', [], '', 200);
+        foreach (self::PREFLIGHT_LISTS as $name) {
+            if (!isset($report[$name])) {
+                $report[$name] = [];
+            } else if (!is_array($report[$name]) || !array_is_list($report[$name])) {
+                throw new transport_exception(transport_exception::PROTOCOL, "the preflight report's {$name} is not a list");
+            }
+        }
+        $markers = $report['conflictMarkers'] ?? [];
+        if (!is_array($markers)) {
+            throw new transport_exception(transport_exception::PROTOCOL, "the preflight report's conflictMarkers is not an object");
+        }
+        $report['conflictMarkers'] = $markers;
+        return $report;
+    }
+
+    /**
      * Starts an operation as a job.
      *
      * @param string $operation One of {@see self::OPERATIONS}.
      * @param array $options `securePath`, `updatePath` (strings), `securityCopy` (bool), `comment`
-     *        (string); empty strings and nulls are left out.
+     *        (string), `confirmDatabaseRestore` (bool, rollback: restore the database snapshot even
+     *        though users wrote since); empty strings and nulls are left out.
      * @return array `job` (the job id) and `operation`.
      * @throws helper_exception With `lock_held` (and the holder), `bad_path`, `bad_request`… .
      */
@@ -108,7 +146,7 @@ class helper_client {
             if ($value === null || $value === '') {
                 continue;
             }
-            $request[$name] = $name === 'securityCopy' ? (bool) $value : (string) $value;
+            $request[$name] = in_array($name, self::BOOLEAN_OPTIONS, true) ? (bool) $value : (string) $value;
         }
         $body = json_encode($request, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_THROW_ON_ERROR);
         $answer = $this->call('POST', '/operations', [], $body, 202);

@@ -15,7 +15,7 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
- * The banner of the delivery page: state, served copy, copies, lock holder.
+ * The banner of the delivery page: state, served copy, copies, lock holder, database snapshot, health check.
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
@@ -30,7 +30,7 @@ use templatable;
 use tool_delivery\local\delivery_actions;
 
 /**
- * The banner of the delivery page: state, served copy, copies, lock holder.
+ * The banner of the delivery page: state, served copy, copies, lock holder, database snapshot, health check.
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
@@ -104,6 +104,56 @@ class banner implements renderable, templatable {
             'maintenance' => !empty($site['maintenanceEnabled']),
             'upgraderan' => !empty($site['upgradeRan']),
             'comments' => array_map(fn($comment) => ['text' => (string) $comment], $site['comments'] ?? []),
+            'snapshot' => self::snapshot($site['snapshot'] ?? null),
+            'healthcheck' => self::health_check($site['lastHealthCheck'] ?? null),
+            'windowopen' => !empty($site['deliveryWindowOpen']),
+        ];
+    }
+
+    /**
+     * The database snapshot of the current or last delivery.
+     *
+     * @param array|null $snapshot The helper's snapshot.
+     * @return array|false Database, type, size, tables, duration of the dump, when it was taken and
+     *         the code it belongs to; or false.
+     */
+    private static function snapshot(?array $snapshot) {
+        if ($snapshot === null) {
+            return false;
+        }
+        return [
+            'detail' => get_string('banner:snapshotdetail', 'tool_delivery', (object) [
+                'database' => (string) ($snapshot['database'] ?? ''),
+                'type' => (string) ($snapshot['databaseType'] ?? ''),
+                'tables' => (int) ($snapshot['tableCount'] ?? 0),
+                'size' => delivery_actions::format_size((int) ($snapshot['sizeBytes'] ?? 0)),
+            ]),
+            'taken' => get_string('banner:snapshottaken', 'tool_delivery', (object) [
+                'date' => delivery_actions::format_date($snapshot['takenAt'] ?? null),
+                'duration' => delivery_actions::format_duration((float) ($snapshot['seconds'] ?? 0)),
+            ]),
+            'code' => (string) ($snapshot['codeRevision']['label'] ?? ''),
+        ];
+    }
+
+    /**
+     * The last health check after Restore production.
+     *
+     * @param array|null $report The helper's health report.
+     * @return array|false Passed, its name and colour, when it ran, results and failures; or false.
+     */
+    private static function health_check(?array $report) {
+        if ($report === null) {
+            return false;
+        }
+        $passed = !empty($report['passed']);
+        return [
+            'passed' => $passed,
+            'result' => get_string($passed ? 'result:succeeded' : 'result:failed', 'tool_delivery'),
+            'colour' => $passed ? 'success' : 'danger',
+            'date' => delivery_actions::format_date($report['checkedAt'] ?? null),
+            'results' => array_map(fn($text) => ['text' => (string) $text], $report['results'] ?? []),
+            'failures' => array_map(fn($text) => ['text' => (string) $text], $report['failures'] ?? []),
         ];
     }
 

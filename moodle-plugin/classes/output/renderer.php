@@ -43,6 +43,26 @@ class renderer extends \plugin_renderer_base {
     }
 
     /**
+     * The report of the Check button.
+     *
+     * @param preflight $report The report.
+     * @return string The HTML.
+     */
+    protected function render_preflight(preflight $report): string {
+        return $this->render_from_template('tool_delivery/preflight', $report->export_for_template($this));
+    }
+
+    /**
+     * What the emergency rollback would do now.
+     *
+     * @param rollback_plan $plan The plan.
+     * @return string The HTML.
+     */
+    protected function render_rollback_plan(rollback_plan $plan): string {
+        return $this->render_from_template('tool_delivery/rollback_plan', $plan->export_for_template($this));
+    }
+
+    /**
      * The message shown when the helper cannot be used.
      *
      * @param helper_down $page The message.

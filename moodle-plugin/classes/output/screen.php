@@ -15,7 +15,7 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
- * The delivery screen: banner, the four steps, run all and cancel, emergency rollback, progress, history.
+ * The delivery screen: banner, the four steps, run all and cancel, the check, emergency rollback, progress, history.
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
@@ -30,7 +30,7 @@ use templatable;
 use tool_delivery\local\delivery_actions;
 
 /**
- * The delivery screen: banner, the four steps, run all and cancel, emergency rollback, progress, history.
+ * The delivery screen: banner, the four steps, run all and cancel, the check, emergency rollback, progress, history.
  *
  * Buttons follow the `allowed` list of the helper's status (the helper refuses the others anyway);
  * while an operation runs, only the emergency rollback stays enabled.
@@ -52,6 +52,9 @@ class screen implements renderable, templatable {
     /** @var array|null The emergency console's link for this administrator (`url`, `expires`), if any. */
     private ?array $console;
 
+    /** @var preflight|null The report of the Check button, when it was pressed. */
+    private ?preflight $preflight;
+
     /**
      * Makes the screen.
      *
@@ -59,9 +62,12 @@ class screen implements renderable, templatable {
      * @param array $records The helper's audit records, newest first.
      * @param string $followjob A job to follow when the page opens.
      * @param array|null $console The emergency console's link (`url`, `expires`), when the helper gave one.
+     * @param preflight|null $preflight The report of the Check button, when it was pressed.
      */
-    public function __construct(array $status, array $records, string $followjob = '', ?array $console = null) {
+    public function __construct(array $status, array $records, string $followjob = '', ?array $console = null,
+            ?preflight $preflight = null) {
         $this->console = $console;
+        $this->preflight = $preflight;
         $this->status = $status;
         $this->records = $records;
         $this->followjob = $followjob;
@@ -113,7 +119,7 @@ class screen implements renderable, templatable {
                 ],
             ];
         }
-        $target = (string) ($site['rollbackTarget'] ?? '');
+        $target = rollback_plan::target_name($site);
         $followjob = $this->followjob !== '' ? $this->followjob : (string) ($job['id'] ?? '');
         return [
             'banner' => (new banner($site, $job))->export_for_template($output),
@@ -126,7 +132,9 @@ class screen implements renderable, templatable {
             'cancel' => $enabled('cancel'),
             'rollback' => $target !== '',
             // Inside a sentence ("A rollback would serve the security copy.").
-            'rollbacktarget' => $target === '' ? '' : \core_text::strtolower(get_string('copy:' . $target, 'tool_delivery')),
+            'rollbacktarget' => $target,
+            'rollbackplan' => (new rollback_plan($site))->export_for_template($output),
+            'preflight' => $this->preflight === null ? false : $this->preflight->export_for_template($output),
             'busy' => $busy,
             'followjob' => $followjob,
             'commentmax' => delivery_actions::MAX_COMMENT,

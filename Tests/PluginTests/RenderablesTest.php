@@ -1,0 +1,266 @@
+<?php
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+
+/**
+ * Tests of the renderables of the check and of the rollback plan, with small Moodle stand-ins.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+require_once(__DIR__ . '/moodle_stubs.php');
+require_once(__DIR__ . '/check_templates.php');
+foreach (['local/delivery_actions', 'output/banner', 'output/preflight', 'output/rollback_plan'] as $classname) {
+    require_once(dirname(__DIR__, 2) . '/moodle-plugin/classes/' . $classname . '.php');
+}
+
+use tool_delivery\local\helper_exception;
+use tool_delivery\output\banner;
+use tool_delivery\output\preflight;
+use tool_delivery\output\rollback_plan;
+
+/**
+ * Tests of the renderables of the check and of the rollback plan, with small Moodle stand-ins.
+ *
+ * Each context is also rendered with its template (the renderer of check_templates.php), every
+ * variable the template uses being found.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ * @covers     \tool_delivery\output\preflight
+ * @covers     \tool_delivery\output\rollback_plan
+ * @covers     \tool_delivery\output\banner
+ */
+final class RenderablesTest extends \PHPUnit\Framework\TestCase {
+    /**
+     * Renders a template with a context; fails on a variable the context lacks.
+     *
+     * @param string $name The template (`preflight`).
+     * @param array $context The context.
+     * @return string The HTML.
+     */
+    private function render(string $name, array $context): string {
+        $renderer = new mini_mustache(dirname(__DIR__, 2) . '/moodle-plugin/templates');
+        $html = $renderer->render_name('tool_delivery/' . $name, [$context]);
+        $this->assertSame([], array_values(array_unique($renderer->missing)), "{$name}: variables missing");
+        return $html;
+    }
+
+    /**
+     * A report that blocks for every reason: the verdict lists them, long lists are cut at 20.
+     */
+    public function test_blocked_report(): void {
+        $added = array_map(fn($number) => "local/foo/file{$number}.php", range(1, 25));
+        $report = [
+            'added' => $added, 'changed' => ['version.php'], 'removed' => ['mod/forum/version.php'],
+            'lintErrors' => [['file' => 'local/foo/file1.php', 'line' => 2, 'message' => 'Parse error: syntax error']],
+            'conflictMarkers' => ['local/foo/file2.php' => 7],
+            'versionChanges' => [
+                ['component' => '', 'before' => '2024100700', 'after' => '2024100600', 'backwards' => true],
+                ['component' => 'local/foo', 'after' => '2026112500', 'backwards' => false],
+                ['component' => 'mod/forum', 'before' => '2024100700', 'backwards' => false],
+            ],
+            'localModifications' => [' M version.php'], 'untrackedFiles' => $added,
+            'missingFiles' => ['mod/forum/version.php'],
+            'inconsistentComponents' => [['component' => 'local/foo', 'reason' => 'needs Moodle 5.1', 'blocking' => true]],
+            'upgrade' => ['pending' => true, 'maintenanceRequired' => true, 'snapshot' => false],
+            'maintenanceModeOn' => true,
+            'snapshotSpace' => ['directory' => '/var/lib/deliveryd/snapshots', 'availableBytes' => 20000000,
+                'databaseBytes' => 41100000, 'enough' => false],
+            'phpVersion' => ['current' => '8.0.30', 'required' => '8.1.0', 'satisfied' => false],
+            'warnings' => ['25 files are not under version control'],
+        ];
+        $context = (new preflight($report, null, 1764094000))->export_for_template(new renderer_base());
+        $this->assertFalse($context['failed']);
+        $view = $context['report'];
+        $this->assertFalse($view['ready']);
+        $this->assertSame([
+            'PHP syntax errors: 1',
+            'files with conflict markers: 1',
+            'The version of Moodle core goes backwards (2024100700 → 2024100600): Moodle refuses to run older code.',
+            'tracked files missing from production: 1',
+            'local/foo is inconsistent: needs Moodle 5.1',
+            'The new code needs PHP 8.1.0 or later; the site runs PHP 8.0.30.',
+            'Not enough free space for the database snapshot in /var/lib/deliveryd/snapshots: 20.0 MB free, the database '
+                . 'takes 41.1 MB.',
+        ], array_column($view['reasons'], 'text'));
+        $this->assertStringContainsString('25 files added, 1 changed, 1 removed', $view['counts']);
+        $sections = array_column($view['sections'], null, 'name');
+        $this->assertSame(['lint', 'conflicts', 'versions', 'missing', 'inconsistent', 'localmodifications', 'untracked',
+            'added', 'changed', 'removed'], array_keys($sections));
+        $this->assertSame('local/foo/file1.php:2', $sections['lint']['items'][0]['code']);
+        $this->assertSame('line 7', $sections['conflicts']['items'][0]['text']);
+        $this->assertSame(['Moodle core', 'local/foo', 'mod/forum'], array_column($sections['versions']['items'], 'code'));
+        $this->assertSame(['2024100700 → 2024100600', 'new → 2026112500', '2024100700 → removed'],
+            array_column($sections['versions']['items'], 'text'));
+        $this->assertSame(['goes backwards', '', ''], array_column($sections['versions']['items'], 'flag'));
+        $this->assertSame('blocking', $sections['inconsistent']['items'][0]['flag']);
+        $this->assertSame('M version.php', $sections['localmodifications']['items'][0]['code']);
+        $this->assertSame(25, $sections['added']['count']);
+        $this->assertCount(preflight::LIST_LIMIT, $sections['added']['items']);
+        $this->assertSame('and 5 more', $sections['added']['more']);
+        $this->assertTrue($sections['added']['collapsed']);
+        $this->assertFalse($sections['lint']['collapsed']);
+        $facts = array_column($view['facts'], 'text');
+        $this->assertStringStartsWith("Moodle's upgrade will run. It needs maintenance mode", $facts[0]);
+        $this->assertStringContainsString('No database snapshot will be taken', $facts[0]);
+        $this->assertSame("Moodle's maintenance mode is on now.", $facts[1]);
+        $this->assertSame(['warning', 'warning', 'danger', 'danger'], array_column($view['facts'], 'colour'));
+        $this->assertSame('25/11/25, 18:06', $view['checkedat']);
+
+        $html = $this->render('preflight', $context);
+        $this->assertStringContainsString('data-verdict="blocked"', $html);
+        $this->assertStringContainsString('local/foo/file20.php', $html);
+        $this->assertStringNotContainsString('local/foo/file21.php', $html);
+    }
+
+    /**
+     * A clean report is ready; the facts say what Restore production will do.
+     */
+    public function test_ready_report(): void {
+        $report = ['added' => [], 'changed' => ['mod/forum/lib.php'], 'removed' => [], 'lintErrors' => [],
+            'conflictMarkers' => [], 'versionChanges' => [], 'localModifications' => [], 'untrackedFiles' => [],
+            'missingFiles' => [], 'inconsistentComponents' => [], 'warnings' => [],
+            'upgrade' => ['pending' => false, 'maintenanceRequired' => false, 'snapshot' => false],
+            'snapshotSpace' => ['directory' => '/srv/snapshots', 'availableBytes' => 5000000000, 'databaseBytes' => 512345,
+                'enough' => true],
+            'phpVersion' => ['current' => '8.2.26', 'satisfied' => true]];
+        $context = (new preflight($report))->export_for_template(new renderer_base());
+        $this->assertTrue($context['report']['ready']);
+        $this->assertSame([], $context['report']['reasons']);
+        $this->assertFalse($context['report']['haswarnings']);
+        $this->assertSame(['changed'], array_column($context['report']['sections'], 'name'));
+        $this->assertSame([
+            'No upgrade is pending: Restore production serves the new code and purges the caches.',
+            'Room for the database snapshot in /srv/snapshots: 5.0 GB free, the database takes 512 kB.',
+            'The site runs PHP 8.2.26; the new code states no minimum.',
+        ], array_column($context['report']['facts'], 'text'));
+        $this->assertStringContainsString('data-verdict="ready"', $this->render('preflight', $context));
+
+        unset($report['upgrade']);
+        $context = (new preflight($report))->export_for_template(new renderer_base());
+        $this->assertStringStartsWith('Moodle could not say', $context['report']['facts'][0]['text']);
+    }
+
+    /**
+     * A check the helper refused says why, in the words of its error code.
+     */
+    public function test_failed_check(): void {
+        $error = new helper_exception('copy_missing', 'there is no complete backup copy', 409);
+        $context = (new preflight(null, $error))->export_for_template(new renderer_base());
+        $this->assertFalse($context['report']);
+        $this->assertStringStartsWith('There is no complete copy', $context['failed']['message']);
+        $this->assertSame('there is no complete backup copy', $context['failed']['detail']);
+        $this->assertStringContainsString('There is no complete copy', $this->render('preflight', $context));
+    }
+
+    /**
+     * The rollback plan of each kind, and the confirmation when the site was open since the snapshot.
+     */
+    public function test_rollback_plans(): void {
+        $snapshot = ['id' => 'd1', 'file' => '/x.sql', 'databaseType' => 'pgsql', 'database' => 'moodle', 'tableCount' => 412,
+            'takenAt' => '2026-11-25T15:56:50.000Z', 'sizeBytes' => 41100000, 'seconds' => 12.5];
+        $site = ['rollbackTarget' => 'security', 'rollback' => ['kind' => 'code_and_database', 'target' => 'backup',
+            'snapshot' => $snapshot, 'snapshotAgeSeconds' => 7500.4, 'needsConfirmation' => true,
+            'explanation' => 'Everything users wrote since then is lost.']];
+        $context = (new rollback_plan($site))->export_for_template(new renderer_base());
+        $this->assertSame('Rollback of the code and the database (snapshot taken 2 h 5 min ago, 41.1 MB)', $context['summary']);
+        $this->assertTrue($context['needsconfirmation']);
+        $this->assertSame('d1', $context['snapshotid']);
+        $this->assertStringContainsString('(25/11/26, 15:56)', $context['confirmlabel']);
+        // The plan's target, not the status' fallback: the copy whose code the snapshot's data belongs to.
+        $this->assertSame('Serve the backup copy and restore the database snapshot now, whatever is running?',
+            $context['confirmquestion']);
+        $html = $this->render('rollback_plan', $context);
+        $this->assertMatchesRegularExpression('/name="confirmdatabaserestore" value="1" required/', $html);
+
+        $site['rollback']['needsConfirmation'] = false;
+        $context = (new rollback_plan($site))->export_for_template(new renderer_base());
+        $this->assertFalse($context['needsconfirmation']);
+        $this->assertStringNotContainsString('confirmdatabaserestore', $this->render('rollback_plan', $context));
+
+        $code = ['rollbackTarget' => 'security', 'rollback' => ['kind' => 'code', 'target' => 'security',
+            'needsConfirmation' => false, 'explanation' => 'Nothing is lost.']];
+        $context = (new rollback_plan($code))->export_for_template(new renderer_base());
+        $this->assertSame('Rollback of the code only: the database stays as it is.', $context['summary']);
+        $this->assertSame('Serve the security copy now, whatever is running?', $context['confirmquestion']);
+
+        $none = ['rollback' => ['kind' => 'unavailable', 'needsConfirmation' => false, 'explanation' => 'No copy.']];
+        $context = (new rollback_plan($none))->export_for_template(new renderer_base());
+        $this->assertSame('unavailable', $context['kind']);
+        $this->assertSame('', $context['confirmquestion']);
+        $this->assertSame('', rollback_plan::target_name($none));
+    }
+
+    /**
+     * The banner shows the snapshot, the last health check and the open delivery window, from the real helper's status.
+     */
+    public function test_banner_from_the_helper(): void {
+        if (deliveryd_server::binary() === null) {
+            $this->markTestSkipped('deliveryd is not built');
+        }
+        $server = new deliveryd_server();
+        $server->start();
+        $client = $server->client();
+        foreach (['secure', 'switch'] as $operation) {
+            $job = $client->start_operation($operation, $operation === 'secure' ? ['securityCopy' => true] : []);
+            $deadline = microtime(true) + 30;
+            while ($client->job($job['job'])['state'] === 'running' && microtime(true) < $deadline) {
+                usleep(50000);
+            }
+        }
+        $site = $client->status()['site'];
+        $context = (new banner($site))->export_for_template(new renderer_base());
+        $this->assertFalse($context['snapshot']);
+        $this->assertFalse($context['healthcheck']);
+        $this->assertFalse($context['windowopen']);
+
+        file_put_contents($server->directory . '/snapshot.sql', "-- a dump\n");
+        $server->change_state(function(stdClass $state) use ($server): void {
+            $state->databaseAhead = true;
+            $state->deliveryWindowOpen = true;
+            $state->snapshot = (object) ['id' => $state->deliveryId, 'file' => $server->directory . '/snapshot.sql',
+                'databaseType' => 'mariadb', 'database' => 'moodle', 'tableCount' => 398,
+                'takenAt' => '2026-11-25T15:56:50.000Z', 'sizeBytes' => 2500000, 'seconds' => 75,
+                'codeRevision' => $state->copies->backup->revision];
+            $state->lastHealthCheck = (object) ['passed' => true, 'checkedAt' => '2026-11-25T16:02:00.000Z',
+                'results' => ['no upgrade pending', 'login page: HTTP 200'], 'failures' => []];
+        });
+        $site = $client->status()['site'];
+        $context = (new banner($site))->export_for_template(new renderer_base());
+        $this->assertSame('moodle (mariadb): 398 tables, 2.5 MB', $context['snapshot']['detail']);
+        $this->assertSame('Taken 25/11/26, 15:56, dumped in 1 min', $context['snapshot']['taken']);
+        $this->assertSame($site['snapshot']['codeRevision']['label'], $context['snapshot']['code']);
+        $this->assertTrue($context['healthcheck']['passed']);
+        $this->assertSame('Succeeded', $context['healthcheck']['result']);
+        $this->assertSame(['no upgrade pending', 'login page: HTTP 200'], array_column($context['healthcheck']['results'],
+            'text'));
+        $this->assertTrue($context['windowopen']);
+        $html = $this->render('banner', $context);
+        $this->assertStringContainsString('data-region="tool_delivery-window"', $html);
+        $this->assertStringContainsString('login page: HTTP 200', $html);
+
+        // Inside the window the plan restores the database without asking.
+        $plan = (new rollback_plan($site))->export_for_template(new renderer_base());
+        $this->assertSame('code_and_database', $plan['kind']);
+        $this->assertFalse($plan['needsconfirmation']);
+        $this->assertStringStartsWith('Rollback of the code and the database (snapshot taken ', $plan['summary']);
+        $this->assertStringEndsWith(', 2.5 MB)', $plan['summary']);
+    }
+}
