@@ -141,6 +141,25 @@ struct HealthChecker {
         return HealthReport(passed: failures.isEmpty, checkedAt: Date(), results: results, failures: failures)
     }
 
+    /// The first words of a page, tags left out, for the failure message: ` ("…")`.
+    static func excerpt(_ body: Substring) -> String {
+        var text = ""
+        var inTag = false
+        for character in body.prefix(4096) {
+            if character == "<" {
+                inTag = true
+            } else if character == ">" {
+                inTag = false
+                text.append(" ")
+            } else if !inTag {
+                text.append(character.isNewline ? " " : character)
+            }
+        }
+        let words = text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        guard !words.isEmpty else { return "" }
+        return " (\"\(words.prefix(160))\(words.count > 160 ? "…" : "")\")"
+    }
+
     private func fetchLoginPage() -> (summary: String, failure: String?) {
         guard let curl = ChildProcess.locate("curl") else {
             return ("", "curl is not installed (Debian package curl): the site's page was not checked")
@@ -165,7 +184,7 @@ struct HealthChecker {
                 "",
                 status == "000"
                     ? "\(url) did not answer: \(result.standardError.trimmingWhitespace())"
-                    : "\(url) answered HTTP \(status), not the login page"
+                    : "\(url) answered HTTP \(status), not the login page\(Self.excerpt(body))"
             )
         }
         guard body.contains("logintoken") || body.contains("id=\"login\"") else {
