@@ -29,7 +29,7 @@ install_packages() {
 
 # The packages the engine and its tests use: PHP CLI (Moodle's scripts), the three VCS, rsync (the
 # copy benchmark and test reference), libfcgi (deliveryd), util-linux (setpriv).
-engine_packages=(php-cli git subversion cvs rsync libfcgi-dev libfcgi-bin util-linux ca-certificates)
+engine_packages=(php-cli git subversion cvs rsync libfcgi-dev libfcgi-bin util-linux ca-certificates curl)
 
 # The packages of the database tests: the servers that tests/database/servers starts (throwaway
 # PostgreSQL and MariaDB, never the machine's own), their clients, and PHP's PDO drivers for the
