@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+@testable import DeliveryCore
+
+@Suite("Preflight: VCS health, partial updates, PHP, and the report's helpers")
+struct PreflightAdditionsTests {
+    let preflight = PreflightTests()
+
+    @Test("a tracked file missing from production blocks the restore; an untracked one is a warning")
+    func missingAndUntracked() throws {
+        let site = try preflight.delivering(["local/foo/extra.php": "<?php // extra\n"])
+        try FileManager.default.removeItem(atPath: "\(site.production)/mod/assign/lib.php")
+        try "<?php // forgotten\n".write(
+            toFile: "\(site.production)/local/foo/forgotten.php", atomically: false, encoding: .utf8)
+        let report = try site.engine.plan()
+        #expect(report.missingFiles == ["mod/assign/lib.php"])
+        #expect(report.untrackedFiles == ["local/foo/forgotten.php"])
+        #expect(report.warnings.contains { $0.contains("not under version control") })
+        #expect(report.blocking)
+        preflight.expectBlocked(site, mentioning: "1 tracked file is missing (first: mod/assign/lib.php)")
+    }
+
+    @Test("db/upgrade.php changed without a new version is flagged; a plugin requiring a newer core blocks")
+    func partialUpdate() throws {
+        let site = try preflight.delivering([
+            "mod/forum/db/upgrade.php": "<?php // FIXTURE forum upgrade steps, with a new step\n",
+            "local/foo/version.php":
+                "<?php\ndefined('MOODLE_INTERNAL') || die();\n$plugin->component = 'local_foo';\n$plugin->version = 2024110100;\n$plugin->requires = 2025041400.00;\n",
+        ])
+        let report = try site.engine.plan()
+        let forum = try #require(report.inconsistentComponents.first { $0.component == "mod/forum" })
+        #expect(!forum.blocking)
+        #expect(forum.reason.contains("mod/forum/version.php did not"))
+        let foo = try #require(report.inconsistentComponents.first { $0.component == "local/foo" })
+        #expect(foo.blocking)
+        #expect(foo.reason.contains("requires Moodle 2025041400.00 but the tree's core is 2024100700.00"))
+        preflight.expectBlocked(site, mentioning: "local/foo: requires Moodle 2025041400.00")
+    }
+
+    @Test("the new code's minimum PHP version is checked against the site's PHP")
+    func phpMinimum() throws {
+        let site = try preflight.delivering([
+            "lib/phpminimumversionlib.php": "<?php\nfunction check() {\n    $minimumversion = '99.0.0';\n}\n"
+        ])
+        let report = try site.engine.plan()
+        let php = try #require(report.phpVersion)
+        #expect(php.required == "99.0.0")
+        #expect(!php.satisfied)
+        #expect(!php.current.isEmpty)
+        preflight.expectBlocked(site, mentioning: "the new code needs PHP 99.0.0 or later")
+    }
+
+    @Test("the forecast: an upgrade pending, maintenance, no snapshot when snapshots are off")
+    func forecast() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        try site.publishRevision2()
+        try site.perform(.update)
+        let report = try site.engine.plan()
+        #expect(report.upgrade == UpgradeForecast(pending: true, maintenanceRequired: true, snapshot: false))
+        #expect(report.maintenanceModeOn == false)
+        #expect(report.snapshotSpace == nil)
+    }
+
+    @Test("dotted versions compare numerically")
+    func versions() {
+        #expect(Preflight.versionAtLeast("8.2.7", "8.1.0"))
+        #expect(Preflight.versionAtLeast("8.10.0", "8.9.9"))
+        #expect(!Preflight.versionAtLeast("8.0.30", "8.1.0"))
+        #expect(Preflight.versionAtLeast("8.1", "8.1.0"))
+    }
+
+    @Test("checks.php's table: CRITICAL and ERROR rows, colours or not")
+    func criticalReferences() {
+        let output = """
+            CRITICAL: Cron (tool_task_cron)
+                Status | Check
+            ----------+--------------------------------------------------------------------
+             \u{1B}[41m CRITICAL \u{1B}[0m| Cron (tool_task_cron)
+                      |     Cron has not run for 3 days
+                ERROR | Antivirus (core_antivirus)
+               WARNING | Debugging (core_debugging)
+            """
+        #expect(HealthChecker.criticalReferences(in: output) == ["tool_task_cron", "core_antivirus"])
+    }
+
+    @Test("sizes and durations for people")
+    func formatting() {
+        #expect(formatBytes(9_000) == "9 KB")
+        #expect(formatBytes(39_200_000) == "39.2 MB")
+        #expect(formatDuration(40) == "40 s")
+        #expect(formatDuration(7_500) == "2 h 5 min")
+        #expect(formatDuration(90_000) == "1 day 1 h")
+    }
+}
