@@ -26,6 +26,20 @@ public struct SnapshotSettings: Sendable, Codable, Equatable {
         self.directory = directory
         self.timeoutSeconds = timeoutSeconds
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case enabled, keep, directory, timeoutSeconds
+    }
+
+    /// Reads the settings; a member left out keeps its default.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = SnapshotSettings()
+        enabled = try container.decodeIfPresent(Bool.self, forKey: .enabled) ?? defaults.enabled
+        keep = try container.decodeIfPresent(Int.self, forKey: .keep) ?? defaults.keep
+        directory = try container.decodeIfPresent(String.self, forKey: .directory)
+        timeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? defaults.timeoutSeconds
+    }
 }
 
 /// A snapshot of the Moodle database, taken inside the maintenance window just before Moodle's

@@ -36,6 +36,20 @@ public struct HealthCheckSettings: Sendable, Codable, Equatable {
         self.timeoutSeconds = timeoutSeconds
         self.moodleChecks = moodleChecks
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case mode, url, timeoutSeconds, moodleChecks
+    }
+
+    /// Reads the settings; a member left out keeps its default.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = HealthCheckSettings()
+        mode = try container.decodeIfPresent(HealthCheckMode.self, forKey: .mode) ?? defaults.mode
+        url = try container.decodeIfPresent(String.self, forKey: .url)
+        timeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? defaults.timeoutSeconds
+        moodleChecks = try container.decodeIfPresent(Bool.self, forKey: .moodleChecks) ?? defaults.moodleChecks
+    }
 }
 
 /// What the health check found.
@@ -111,6 +125,26 @@ struct HealthChecker {
     /// Runs the checks on the tree served now.
     /// - Parameter baseline: the critical results the site had before the delivery.
     func run(tree: TreeName, baseline: Set<String>?) -> HealthReport {
+        addPageCheck(to: runCommandLineChecks(tree: tree, baseline: baseline))
+    }
+
+    /// Adds the login page's answer to a report.
+    func addPageCheck(to report: HealthReport) -> HealthReport {
+        var report = report
+        let page = fetchLoginPage()
+        if let failure = page.failure {
+            report.failures.append(failure)
+        } else {
+            report.results.append(page.summary)
+        }
+        report.passed = report.failures.isEmpty
+        report.checkedAt = Date()
+        return report
+    }
+
+    /// The checks that need no web request (they run while maintenance mode is on): the code
+    /// matches the database, and no new critical result in Moodle's checks.
+    func runCommandLineChecks(tree: TreeName, baseline: Set<String>?) -> HealthReport {
         var results: [String] = []
         var failures: [String] = []
         do {
@@ -131,12 +165,6 @@ struct HealthChecker {
             } else {
                 failures.append("Moodle's checks report new critical results: \(new.sorted().joined(separator: ", "))")
             }
-        }
-        let page = fetchLoginPage()
-        if let failure = page.failure {
-            failures.append(failure)
-        } else {
-            results.append(page.summary)
         }
         return HealthReport(passed: failures.isEmpty, checkedAt: Date(), results: results, failures: failures)
     }

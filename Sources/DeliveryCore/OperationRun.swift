@@ -135,10 +135,21 @@ final class OperationRun: @unchecked Sendable {
             let message = try body()
             progress(.fraction(operation, 1))
             progress(.stepFinished(operation, succeeded: true, message: message))
+            recordStepOfRunAll(operation, nil, message)
             return message
         } catch {
             progress(.stepFinished(operation, succeeded: false, message: error.message))
+            if !isRefusal(error) { recordStepOfRunAll(operation, error, error.message) }
             throw error
+        }
+    }
+
+    /// Run all records each of its steps' results too, so that every step shows its latest result.
+    private func recordStepOfRunAll(_ operation: Operation, _ failure: DeliveryError?, _ message: String) {
+        guard request.operation == .runAll else { return }
+        try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            state.lastResults[operation] = StepResult(
+                succeeded: failure == nil, finishedAt: Date(), message: message, errorCode: failure?.code)
         }
     }
 
@@ -701,21 +712,26 @@ final class OperationRun: @unchecked Sendable {
         }
         progress(.fraction(.restore, 0.7))
         try moodle.purgeCaches(in: .production)
+        var healthText = ""
+        // Moodle's own checks run while maintenance mode still holds users out; only the page
+        // itself needs the site open, and it is asked for at once.
+        var health = HealthReport(passed: true, checkedAt: Date(), results: [], failures: [])
+        if let checker {
+            note("Health check: pending upgrade and Moodle's checks, still in maintenance mode…")
+            health = checker.runCommandLineChecks(
+                tree: .production, baseline: Set((try store.read()).criticalChecksBefore ?? []))
+            if !health.passed { throw try healthFailure(health) }
+        }
         if (try store.read()).maintenanceEnabled {
             try moodle.setMaintenance(false, in: .production)
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = false }
         }
-        var healthText = ""
         if let checker {
-            note("Health check: \(checker.url), Moodle's checks, pending upgrade…")
-            let report = checker.run(tree: .production, baseline: Set((try store.read()).criticalChecksBefore ?? []))
-            for line in report.results { note("Health check: \(line)") }
-            try change { (state: inout DeliveryState) throws(DeliveryError) in state.lastHealthCheck = report }
-            if !report.passed {
-                throw try afterFailure(
-                    DeliveryError(.healthCheckFailed, report.failures.joined(separator: "; ")),
-                    what: "The health check failed")
-            }
+            note("Health check: \(checker.url)…")
+            health = checker.addPageCheck(to: health)
+            if !health.passed { throw try healthFailure(health) }
+            for line in health.results { note("Health check: \(line)") }
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.lastHealthCheck = health }
             healthText = " The health check passed."
         }
         try change { (state: inout DeliveryState) throws(DeliveryError) in
@@ -732,6 +748,15 @@ final class OperationRun: @unchecked Sendable {
         }
         return
             "Production is restored and serves \(revisionAfter?.label ?? "the updated code"); \(upgradeText), caches purged.\(healthText) The delivery is complete."
+    }
+
+    /// Records a failed health check and ends the step the way the site asks (automatic rollback,
+    /// or maintenance mode and the administrator's decision).
+    private func healthFailure(_ report: HealthReport) throws(DeliveryError) -> DeliveryError {
+        for line in report.results { note("Health check: \(line)") }
+        try change { (state: inout DeliveryState) throws(DeliveryError) in state.lastHealthCheck = report }
+        return try afterFailure(
+            DeliveryError(.healthCheckFailed, report.failures.joined(separator: "; ")), what: "The health check failed")
     }
 
     /// The health checker, unless the site turned it off.

@@ -322,7 +322,7 @@ extension DeliveryCtl {
                 if status.maintenanceEnabled { lines.append("Maintenance mode is ON (turned on by the delivery).") }
                 if let snapshot = status.snapshot {
                     lines.append(
-                        "Snapshot:  \(snapshot.database) at \(snapshot.takenAt.formatted(.iso8601)), \(snapshot.sizeBytes) bytes, \(snapshot.tableCount) tables, dumped in \(Int(snapshot.seconds.rounded(.up))) s (\(snapshot.file))"
+                        "Snapshot:  \(snapshot.database) at \(snapshot.takenAt.formatted(.iso8601)), \(snapshot.sizeBytes) bytes, \(snapshot.tableCount) tables, dumped in \(Int((snapshot.seconds * 1000).rounded())) ms (\(snapshot.file))"
                     )
                 }
                 if let health = status.lastHealthCheck {
@@ -411,6 +411,31 @@ extension DeliveryCtl {
                     for modification in report.localModifications {
                         lines.append("Local modification: \(modification)")
                     }
+                    for file in report.missingFiles.prefix(20) { lines.append("Missing (tracked): \(file)") }
+                    for file in report.untrackedFiles.prefix(20) { lines.append("Untracked: \(file)") }
+                    for problem in report.inconsistentComponents {
+                        lines.append(
+                            "\(problem.blocking ? "Inconsistent" : "Check"): \(problem.component.isEmpty ? "core" : problem.component): \(problem.reason)"
+                        )
+                    }
+                    if let upgrade = report.upgrade {
+                        lines.append(
+                            upgrade.pending
+                                ? "Upgrade: pending\(upgrade.maintenanceRequired ? ", Moodle wants maintenance mode" : "")\(upgrade.snapshot ? "; a database snapshot is taken first, in maintenance mode" : "")."
+                                : "Upgrade: none pending.")
+                    }
+                    if report.maintenanceModeOn == true { lines.append("Maintenance mode is on now.") }
+                    if let space = report.snapshotSpace {
+                        lines.append(
+                            "Snapshot space: \(space.availableBytes / 1_000_000) MB free in \(space.directory); Moodle's tables take \(space.databaseBytes / 1_000_000) MB\(space.enough ? "" : " — NOT ENOUGH")."
+                        )
+                    }
+                    if let php = report.phpVersion {
+                        lines.append(
+                            "PHP: \(php.current)\(php.required.map { ", the new code needs \($0)+" } ?? "")\(php.satisfied ? "" : " — TOO OLD")."
+                        )
+                    }
+                    for warning in report.warnings { lines.append("Warning: \(warning)") }
                     lines.append(
                         report.blocking
                             ? "Restore would be refused: \(report.blockingSummary)." : "Nothing blocks the restore.")

@@ -95,3 +95,18 @@ struct PreflightAdditionsTests {
         #expect(formatDuration(90_000) == "1 day 1 h")
     }
 }
+
+@Suite("Safety settings in site.json")
+struct SafetySettingsTests {
+    @Test("a database or healthCheck block with some members keeps the defaults of the others")
+    func partialBlocks() throws {
+        let health = try JSONCoding.decode(
+            HealthCheckSettings.self, from: Array(#"{"url": "https://m.example.edu/my/"}"#.utf8))
+        #expect(health == HealthCheckSettings(url: "https://m.example.edu/my/"))
+        let database = try JSONCoding.decode(SnapshotSettings.self, from: Array(#"{"keep": 5}"#.utf8))
+        #expect(database == SnapshotSettings(keep: 5))
+        #expect(throws: (any Error).self) {
+            try JSONCoding.decode(HealthCheckSettings.self, from: Array(#"{"mode": "sometimes"}"#.utf8))
+        }
+    }
+}
