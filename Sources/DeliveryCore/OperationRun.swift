@@ -915,7 +915,11 @@ final class OperationRun: @unchecked Sendable {
     /// it was changed in place, under the paths the pool may still hold compiled.
     private func dropFromOPcache(_ relativePaths: [String], under root: String? = nil) throws(DeliveryError) {
         let base = root ?? (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
-        let scripts = relativePaths.filter { $0.hasSuffix(".php") }.map { "\(base)/\($0)" }
+        // The tree's component cache is rewritten in place whenever its code changes, and the
+        // preflight leaves it out of the differences: it is always dropped too.
+        let cache = engine.configuration.componentCacheFile.map { [$0] } ?? []
+        let changed = relativePaths.filter { $0.hasSuffix(".php") }
+        let scripts = (changed.isEmpty ? [] : Array(Set(changed + cache)).sorted()).map { "\(base)/\($0)" }
         guard !scripts.isEmpty else { return }
         if (engine.configuration.phpFpmSockets ?? []).isEmpty {
             note(

@@ -425,6 +425,35 @@ function run_load(): void {
         $figures[] = sprintf('the site answered from the new tree %.0f ms (median; max %.0f ms) after the request',
             1000 * $flips[intdiv(count($flips), 2)], 1000 * end($flips));
     }
+    // Latency of the first request started after each switch ended, against the steady latency
+    // (requests that overlap no switch, and start at least 0.5 s after the last one ended).
+    $responses = array_map(fn($line) => json_decode($line, true),
+        file($out, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) ?: []);
+    $firstafter = [];
+    $steady = [];
+    foreach ($responses as $response) {
+        $quiet = true;
+        foreach ($switches as $index => $switch) {
+            if ($response['s'] >= $switch['end'] && ($firstafter[$index]['s'] ?? INF) > $response['s']) {
+                $firstafter[$index] = $response;
+            }
+            if ($response['e'] >= $switch['start'] - 0.05 && $response['s'] <= $switch['end'] + 0.5) {
+                $quiet = false;
+            }
+        }
+        if ($quiet && $response['c'] === 200) {
+            $steady[] = $response['e'] - $response['s'];
+        }
+    }
+    $median = function (array $list) {
+        sort($list);
+        return $list ? $list[intdiv(count($list), 2)] : NAN;
+    };
+    $firsts = array_map(fn($response) => $response['e'] - $response['s'], array_values($firstafter));
+    if ($firsts && $steady) {
+        $figures[] = sprintf('first request after a switch %.1f ms (median; max %.1f ms) against %.1f ms steady: %.2f×',
+            1000 * $median($firsts), 1000 * max($firsts), 1000 * $median($steady), $median($firsts) / $median($steady));
+    }
     $duration = $switches ? end($switches)['end'] - $switches[0]['start'] : 0;
     echo "\n    LOAD FIGURES: requests sent {$sent}, failed {$failed}, stale {$stale}, stale compiled code {$stalecode};"
         . ' switches ' . count($switches)

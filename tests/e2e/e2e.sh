@@ -108,7 +108,7 @@ fi
 section "Fixture site"
 port=$(php -r '$s = stream_socket_server("tcp://127.0.0.1:0"); $n = stream_socket_get_name($s, false); echo substr($n, strrpos($n, ":") + 1);')
 url=http://127.0.0.1:$port
-bash "$project/tests/fixture/make-site" --vcs git --dir "$dir" --wwwroot "$url" >/dev/null || fatal "make-site failed"
+bash "$project/tests/fixture/make-site" --vcs git --dir "$dir" --wwwroot "$url" --component-cache >/dev/null || fatal "make-site failed"
 chown -R "$code_owner:$code_owner" "$dir/upstream" "$dir/author" "$dir/moodle" "$dir/revision2"
 chown -R "$web_user:$web_user" "$dir/moodledata"
 mkdir -p "$dir/etc"
