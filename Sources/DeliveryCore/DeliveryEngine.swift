@@ -226,11 +226,28 @@ public final class DeliveryEngine: Sendable {
                 kind: .unavailable, target: nil, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
                 explanation: "There is no complete security or backup copy to roll back to.")
         }
-        guard state.databaseAhead == true else {
+        let candidates = [TreeName.security, .backup].filter { copies[$0]?.complete == true }
+        let known = state.copiesMatchingDatabase ?? [:]
+        if let matching = candidates.first(where: { known[$0] == true }) {
+            return RollbackPlan(
+                kind: .code, target: matching, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
+                explanation:
+                    "Rollback serves the \(matching.rawValue) copy at once. Moodle said its code matches the database as it is, so the database stays as it is and nothing is lost."
+            )
+        }
+        let mismatching = candidates.filter { known[$0] == false }
+        guard state.databaseAhead == true || !mismatching.isEmpty else {
             return RollbackPlan(
                 kind: .code, target: fallback, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
                 explanation:
                     "Rollback serves the \(fallback.rawValue) copy at once. No upgrade changed the database since it was made, so the database stays as it is and nothing is lost."
+            )
+        }
+        if state.databaseAhead != true {
+            return RollbackPlan(
+                kind: .code, target: fallback, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
+                explanation:
+                    "Moodle said the code of the \(mismatching.map(\.rawValue).joined(separator: " and the ")) copy does not match the database (an earlier upgrade moved the database past it): Moodle would refuse to run it. Secure again so that the copies hold the code that runs on the database."
             )
         }
         guard let snapshot = state.snapshot, (try? System.lstatus(snapshot.file))?.kind == .regular else {

@@ -93,7 +93,7 @@ struct HealthChecker {
     static func criticalReferences(in output: String) -> Set<String> {
         var references: Set<String> = []
         for rawLine in output.split(whereSeparator: \.isNewline) {
-            let line = stripTerminalCodes(String(rawLine))
+            let line = withoutTerminalCodes(String(rawLine))
             guard let bar = line.firstIndex(of: "|") else { continue }
             let status = String(line[..<bar]).trimmingWhitespace()
             guard status == "CRITICAL" || status == "ERROR" else { continue }
@@ -105,21 +105,6 @@ struct HealthChecker {
             }
         }
         return references
-    }
-
-    private static func stripTerminalCodes(_ text: String) -> String {
-        var result = ""
-        var inEscape = false
-        for character in text {
-            if inEscape {
-                if character.isLetter { inEscape = false }
-            } else if character == "\u{1B}" {
-                inEscape = true
-            } else {
-                result.append(character)
-            }
-        }
-        return result
     }
 
     /// Runs the checks on the tree served now.

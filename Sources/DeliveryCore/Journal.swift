@@ -161,6 +161,10 @@ public struct DeliveryState: Sendable, Codable, Equatable {
     public var criticalChecksBefore: [String]?
     /// The last health check.
     public var lastHealthCheck: HealthReport?
+    /// Whether each complete copy's code matches the database, as Moodle answered
+    /// (`upgrade.php --is-pending`) at the end of the last operation; emptied when an upgrade
+    /// starts. The rollback plan picks a copy that matches; nil when never asked.
+    public var copiesMatchingDatabase: [TreeName: Bool]?
     /// The process group of the upgrade running now (stopped by a rollback after the helper died).
     public var upgradeProcessGroup: Int32?
 

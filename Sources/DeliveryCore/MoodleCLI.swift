@@ -8,7 +8,7 @@ struct MoodleCLI {
 
     /// Runs `admin/cli/<script>` of a tree with its arguments.
     func run(
-        _ script: String, _ arguments: [String], in tree: TreeName, timeout: Double? = nil,
+        _ script: String, _ arguments: [String], in tree: TreeName, timeout: Double? = nil, echo: Bool = true,
         onStart: (Int32) -> Void = { _ in }
     ) throws(DeliveryError) -> CommandResult {
         let path = layout.cliScript(script, in: tree)
@@ -20,7 +20,7 @@ struct MoodleCLI {
         let command = Command(
             php, [path] + arguments, user: webUser, workingDirectory: layout.codeRoot(of: tree),
             timeoutSeconds: timeout ?? timeouts.phpScript)
-        return try recorder.run(command, onStart: onStart)
+        return try recorder.run(command, echo: echo, onStart: onStart)
     }
 
     /// Builds a tree's prebuilt component cache: Moodle's `alternative_component_cache.php

@@ -20,32 +20,10 @@ struct OPcacheInvalidator {
 
     static let script = """
         <?php
-        // moodle-delivery: drops the listed scripts from this PHP-FPM pool's OPcache, or compiles
-        // into it the scripts of a tree about to be served (the ones the pool holds for the tree it
-        // serves now). Run by the delivery helper through the pool's socket, never through the web
-        // server.
+        // moodle-delivery: drops the listed scripts from this PHP-FPM pool's OPcache. Run by the
+        // delivery helper through the pool's socket, never through the web server.
         if (!function_exists('opcache_invalidate') || !ini_get('opcache.enable')) {
             echo "invalidated 0 of 0: OPcache is off in this pool\\n";
-            exit;
-        }
-        if (($_SERVER['DELIVERY_MODE'] ?? '') === 'warm') {
-            set_time_limit(300);
-            $from = rtrim((string)($_SERVER['DELIVERY_FROM'] ?? ''), '/') . '/';
-            $to = rtrim((string)($_SERVER['DELIVERY_TO'] ?? ''), '/') . '/';
-            $status = opcache_get_status(true);
-            $done = 0;
-            $seen = 0;
-            foreach (array_keys($status['scripts'] ?? []) as $path) {
-                if ($from === '/' || strpos($path, $from) !== 0) {
-                    continue;
-                }
-                $seen++;
-                $target = $to . substr($path, strlen($from));
-                if (is_file($target) && !opcache_is_script_cached($target) && @opcache_compile_file($target)) {
-                    $done++;
-                }
-            }
-            echo 'warmed ' . $done . ' of ' . $seen . "\\n";
             exit;
         }
         $name = basename((string)($_SERVER['DELIVERY_LIST'] ?? ''));
@@ -81,15 +59,6 @@ struct OPcacheInvalidator {
         return try request(["DELIVERY_LIST": listName], expecting: "invalidated")
     }
 
-    /// Compiles into every pool's OPcache the scripts of `target` that the pool holds for `source`
-    /// (the tree served now), so that the first requests after the switch find them compiled.
-    func warm(from source: String, to target: String) throws(DeliveryError) -> [String] {
-        guard !sockets.isEmpty else { return [] }
-        try prepare()
-        return try request(
-            ["DELIVERY_MODE": "warm", "DELIVERY_FROM": source, "DELIVERY_TO": target], expecting: "warmed")
-    }
-
     private func prepare() throws(DeliveryError) {
         do {
             if try System.lstatusIfExists(directory) == nil { try System.makeDirectory(directory, 0o755) }
@@ -106,7 +75,7 @@ struct OPcacheInvalidator {
         }
         var lines: [String] = []
         for socket in sockets {
-            // A pool that is not running holds no compiled script: nothing to drop or warm. The
+            // A pool that is not running holds no compiled script: nothing to drop. The
             // pool compiles the files afresh when it starts.
             do throws(SystemCallError) {
                 guard try System.unixSocketAnswers(socket) else {
@@ -131,7 +100,7 @@ struct OPcacheInvalidator {
             let answer = result.standardOutput.split(whereSeparator: \.isNewline).map {
                 String($0).trimmingWhitespace()
             }
-            .first { $0.hasPrefix("invalidated") || $0.hasPrefix("warmed") || $0.hasPrefix("error") }
+            .first { $0.hasPrefix("invalidated") || $0.hasPrefix("error") }
             guard result.succeeded, let answer, answer.hasPrefix(prefix) || answer.hasPrefix("invalidated 0 of 0")
             else {
                 throw DeliveryError(

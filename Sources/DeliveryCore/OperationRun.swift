@@ -77,8 +77,10 @@ final class OperationRun: @unchecked Sendable {
     /// True for an error that stopped the operation before it changed anything.
     private func isRefusal(_ error: DeliveryError) -> Bool {
         !mutated
-            && [.wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle, .preflightFailed]
-                .contains(error.code)
+            && [
+                .wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle, .preflightFailed,
+                .confirmationRequired,
+            ].contains(error.code)
     }
 
     // MARK: Dispatch
@@ -102,6 +104,7 @@ final class OperationRun: @unchecked Sendable {
         } catch {
             failure = error
         }
+        if !(failure.map(isRefusal) ?? false) && failure?.code != .preempted { refreshCopiesMatchingDatabase() }
         let served = layout.servedTree()
         let phase: DeliveryPhase
         do {
@@ -442,7 +445,6 @@ final class OperationRun: @unchecked Sendable {
             try System.syncFileSystem(inactive)
             // This generation may have been served before, with other code under the same paths.
             try dropFromOPcache(phpScripts(in: inactive), under: inactive)
-            warmOPcache(for: inactive)
         } catch let error as DeliveryError {
             throw DeliveryError(
                 error.code, "the \(tree.rawValue) copy failed, the previous copy is unchanged: \(error.message)")
@@ -683,7 +685,6 @@ final class OperationRun: @unchecked Sendable {
         try dropFromOPcache(Array(Set(previouslyServed + changedScripts)))
         let productionRoot = (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
         if lacksComponentCache(productionRoot) { try buildComponentCache(at: productionRoot) }
-        warmOPcache(for: productionRoot)
         try switchServed(to: .production)
         progress(.fraction(.restore, 0.3))
         var upgradeText = "no upgrade was needed"
@@ -694,6 +695,7 @@ final class OperationRun: @unchecked Sendable {
             try change { (state: inout DeliveryState) throws(DeliveryError) in
                 state.upgradeRan = true
                 state.databaseAhead = true
+                state.copiesMatchingDatabase = [:]
             }
             do {
                 try moodle.upgrade(in: .production) { group in
@@ -898,19 +900,6 @@ final class OperationRun: @unchecked Sendable {
         return (try? System.lstatus("\(treeRoot)/\(file)"))?.kind != .regular
     }
 
-    /// Compiles into PHP-FPM's OPcache the scripts of `target` (a real path) that the pool holds for
-    /// the tree served now, so that the first requests after the switch do not compile them.
-    private func warmOPcache(for target: String) {
-        guard !(engine.configuration.phpFpmSockets ?? []).isEmpty,
-            let source = try? System.realPath(layout.current), source != target
-        else { return }
-        do {
-            for line in try engine.opcache(recorder).warm(from: source, to: target) { note(line) }
-        } catch {
-            note("Warning: \(error.message) (the first requests after the switch will compile the scripts).")
-        }
-    }
-
     /// Drops production's changed PHP scripts from PHP-FPM's OPcache, before production is served:
     /// it was changed in place, under the paths the pool may still hold compiled.
     private func dropFromOPcache(_ relativePaths: [String], under root: String? = nil) throws(DeliveryError) {
@@ -964,7 +953,6 @@ final class OperationRun: @unchecked Sendable {
             try engine.moodle(recorder).setMaintenance(false, in: .production)
         }
         try dropFromOPcache(Array(Set(touched + (state.servedProductionChanges ?? []))))
-        warmOPcache(for: (try? System.realPath(production)) ?? production)
         try switchServed(to: .production)
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .idle
@@ -1037,6 +1025,7 @@ final class OperationRun: @unchecked Sendable {
         }
         progress(.stepFinished(.rollback, succeeded: failure == nil, message: failure?.message ?? message))
         let refused = failure.map(isRefusal) ?? false
+        if !refused && !preempting { refreshCopiesMatchingDatabase() }
         if !refused {
             try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
                 state.lastResults[.rollback] = StepResult(
@@ -1104,6 +1093,7 @@ final class OperationRun: @unchecked Sendable {
             try change { (state: inout DeliveryState) throws(DeliveryError) in
                 state.databaseAhead = false
                 state.upgradeRan = false
+                state.copiesMatchingDatabase = [target: true]
             }
             note("Database restored in \(format1(seconds)) s.")
             guard try moodle.codeMatchesDatabase(in: target) else {
@@ -1161,6 +1151,25 @@ final class OperationRun: @unchecked Sendable {
             if System.processIsRunning(group) { System.signal(processGroup: group, SIGKILL) }
         }
         try? change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeProcessGroup = nil }
+    }
+
+    /// Asks Moodle, in every complete copy, whether its code matches the database as it is now
+    /// (`upgrade.php --is-pending`), for the rollback plan. An answer that cannot be had is left out.
+    private func refreshCopiesMatchingDatabase() {
+        guard let state = try? store.read(), let moodle = try? engine.moodle(recorder) else { return }
+        let copies = engine.copyStatuses(state)
+        var answers: [TreeName: Bool] = [:]
+        for tree in [TreeName.security, .backup] where copies[tree]?.complete == true {
+            if let result = try? moodle.run("upgrade.php", ["--is-pending"], in: tree, echo: false),
+                let code = result.exitCode, !result.timedOut
+            {
+                // 0: nothing pending; 2: an upgrade pending (the copy is newer); anything else: Moodle
+                // refuses (the copy is older than the database) or cannot tell.
+                answers[tree] = code == 0
+            }
+        }
+        try? store.update { (state: inout DeliveryState) throws(DeliveryError) in state.copiesMatchingDatabase = answers
+        }
     }
 
     // MARK: Recover

@@ -22,7 +22,7 @@ final class CommandRecorder: @unchecked Sendable {
     {
         if echo { onLine("$ \(command.displayLine)") }
         let result = try ChildProcess.run(command, onStart: onStart) { [onLine] line in
-            if echo { onLine("  \(line)") }
+            if echo { onLine("  \(withoutTerminalCodes(line))") }
         }
         summaries.append(
             CommandSummary(
@@ -30,6 +30,23 @@ final class CommandRecorder: @unchecked Sendable {
                 durationSeconds: result.durationSeconds))
         return result
     }
+}
+
+/// A line without the terminal's escape sequences (Moodle's CLI colours its output).
+func withoutTerminalCodes(_ text: String) -> String {
+    guard text.contains("\u{1B}") else { return text }
+    var result = ""
+    var inEscape = false
+    for character in text {
+        if inEscape {
+            if character.isLetter { inEscape = false }
+        } else if character == "\u{1B}" {
+            inEscape = true
+        } else {
+            result.append(character)
+        }
+    }
+    return result
 }
 
 /// The version control operations the engine needs of a production working copy.

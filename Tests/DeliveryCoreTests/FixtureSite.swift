@@ -151,7 +151,14 @@ final class FixtureSite {
     }
 
     /// Lines of the fixture's call log (who ran which Moodle CLI script).
+    /// Moodle's CLI scripts the engine ran, in order, leaving out the read-only question it asks
+    /// every copy after each operation (`upgrade.php --is-pending`, for the rollback plan).
     var moodleCalls: [String] {
+        allMoodleCalls.filter { !$0.contains("upgrade.php --is-pending") }
+    }
+
+    /// Every call of Moodle's CLI scripts, in order.
+    var allMoodleCalls: [String] {
         ((try? String(contentsOfFile: "\(dataroot)/fixture-calls.log", encoding: .utf8)) ?? "")
             .split(separator: "\n").map(String.init)
     }

@@ -110,3 +110,37 @@ struct SafetySettingsTests {
         }
     }
 }
+
+@Suite("The rollback plan asks Moodle which copy matches the database")
+struct RollbackPlanTests {
+    @Test("a security copy older than the database is passed over for a backup copy that matches it")
+    func olderSecurityCopy() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure, security: true)
+        try site.perform(.switchToDelivery)
+        try site.publishRevision2()
+        try site.perform(.update)
+        try site.perform(.restore)
+        // The next delivery secures the backup copy only: the security copy keeps revision 1,
+        // whose code Moodle refuses on the upgraded database.
+        try site.perform(.secure)
+        let status = try site.engine.status()
+        #expect(status.rollback.kind == .code)
+        #expect(status.rollback.target == .backup, "\(status.rollback.explanation)")
+        let outcome = try site.perform(.rollback)
+        #expect(outcome.served == .backup)
+        #expect(site.servedVersion.contains("2024100800.00"))
+        #expect(!outcome.message.contains("does not match"), "\(outcome.message)")
+    }
+
+    @Test("when no copy matches the database and there is no snapshot, the plan says so")
+    func noCopyMatches() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure, security: true)
+        try site.publishRevision2()
+        try site.perform(.runAll)
+        let status = try site.engine.status()
+        #expect(status.rollback.kind == .code)
+        #expect(status.rollback.explanation.contains("no snapshot"), "\(status.rollback.explanation)")
+    }
+}
