@@ -64,8 +64,11 @@ try {
     $preflight = null;
     if ($check) {
         core_php_time_limit::raise(300);
+        // What the site's state allows: without Restore production, there is nothing to restore now.
+        $allowed = $status['site']['allowed'] ?? null;
         try {
-            $preflight = new \tool_delivery\output\preflight(client_factory::for_user($USER, 240.0)->preflight());
+            $report = client_factory::for_user($USER, 240.0)->preflight();
+            $preflight = new \tool_delivery\output\preflight($report, null, null, is_array($allowed) ? $allowed : null);
         } catch (helper_exception $error) {
             $preflight = new \tool_delivery\output\preflight(null, $error);
         }

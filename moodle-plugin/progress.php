@@ -70,7 +70,7 @@ try {
         'operation' => $job['operation'],
         'state' => $job['state'],
         'steps' => $steps,
-        'lines' => array_map('strval', $job['lines'] ?? []),
+        'lines' => delivery_actions::log_lines($job['lines'] ?? []),
         'nextoffset' => (int) ($job['nextOffset'] ?? $offset),
         'totallines' => (int) ($job['totalLines'] ?? 0),
         'truncated' => !empty($job['truncated']),
@@ -94,24 +94,7 @@ try {
         $site = null;
     }
     if ($job['state'] !== 'running') {
-        $phase = (string) ($job['result']['phase'] ?? '');
-        $served = (string) ($job['result']['served'] ?? '');
-        if ($site !== null) {
-            $phase = $phase === '' ? (string) ($site['phase'] ?? '') : $phase;
-            $served = $served === '' ? (string) ($site['served'] ?? '') : $served;
-        }
-        $succeeded = $job['state'] === 'succeeded';
-        $answer['result'] = [
-            'succeeded' => $succeeded,
-            'message' => $succeeded ? (string) ($job['result']['message'] ?? '')
-                : delivery_actions::error_message(new helper_exception((string) ($job['error']['code'] ?? 'internal'),
-                    (string) ($job['error']['message'] ?? ''))),
-            'detail' => $succeeded ? '' : (string) ($job['error']['message'] ?? ''),
-            'served' => $served === '' ? '' : get_string('progress:served', 'tool_delivery',
-                get_string('copy:' . $served, 'tool_delivery')),
-            'next' => $phase === '' ? '' : get_string('next:' . str_replace('_', '', $phase), 'tool_delivery'),
-            'reload' => get_string('progress:reload', 'tool_delivery'),
-        ];
+        $answer['result'] = delivery_actions::job_result($job, $site);
     }
     // The session is not needed past this point (rendering the banner may still use its caches).
     \core\session\manager::write_close();

@@ -159,6 +159,75 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
     }
 
     /**
+     * When the site's state does not allow Restore production (idle), the verdict says there is
+     * nothing to restore now, not "Ready"; what would block it is still listed.
+     */
+    public function test_nothing_to_restore(): void {
+        $report = ['added' => ['a.php'], 'changed' => [], 'removed' => [], 'warnings' => [],
+            'upgrade' => ['pending' => false, 'maintenanceRequired' => false, 'snapshot' => false]];
+        $context = (new preflight($report, null, null, ['secure']))->export_for_template(new renderer_base());
+        $view = $context['report'];
+        $this->assertFalse($view['ready']);
+        $this->assertFalse($view['blocked']);
+        $this->assertTrue($view['norestore']);
+        $this->assertFalse($view['hasreasons']);
+        $html = $this->render('preflight', $context);
+        $this->assertStringContainsString('data-verdict="norestore"', $html);
+        $this->assertStringContainsString('[str: preflight:norestore, tool_delivery]', $html);
+        $this->assertStringContainsString('[str: preflight:norestorecompare, tool_delivery]', $html);
+        $this->assertStringNotContainsString('preflight:ready', $html);
+        $this->assertStringNotContainsString('data-verdict="ready"', $html);
+
+        $report['lintErrors'] = [['file' => 'a.php', 'line' => 1, 'message' => 'Parse error']];
+        $context = (new preflight($report, null, null, []))->export_for_template(new renderer_base());
+        $this->assertTrue($context['report']['norestore']);
+        $this->assertFalse($context['report']['blocked']);
+        $html = $this->render('preflight', $context);
+        $this->assertStringContainsString('[str: preflight:norestorereasons, tool_delivery]', $html);
+        $this->assertStringContainsString('<li>PHP syntax errors: 1</li>', $html);
+        $this->assertStringNotContainsString('data-verdict="blocked"', $html);
+
+        // Allowed, or unknown (a helper that does not say): the verdict as before.
+        foreach ([['restore', 'rollback'], null] as $allowed) {
+            $context = (new preflight($report, null, null, $allowed))->export_for_template(new renderer_base());
+            $this->assertTrue($context['report']['blocked']);
+            $this->assertFalse($context['report']['norestore']);
+            $this->assertStringContainsString('data-verdict="blocked"', $this->render('preflight', $context));
+        }
+        unset($report['lintErrors']);
+        $context = (new preflight($report, null, null, ['restore']))->export_for_template(new renderer_base());
+        $this->assertTrue($context['report']['ready']);
+        $this->assertStringContainsString('data-verdict="ready"', $this->render('preflight', $context));
+    }
+
+    /**
+     * The forecast of a pending upgrade: with a snapshot, maintenance mode is on for the snapshot
+     * and the upgrade whatever Moodle requires; without one, Moodle's requirement is said.
+     */
+    public function test_upgrade_forecast(): void {
+        $forecast = function (bool $maintenance, bool $snapshot): array {
+            $report = ['upgrade' => ['pending' => true, 'maintenanceRequired' => $maintenance, 'snapshot' => $snapshot]];
+            return (new preflight($report))->export_for_template(new renderer_base())['report']['facts'][0];
+        };
+        $withsnapshot = "Moodle's upgrade will run. A database snapshot is taken first, so that a rollback can restore the "
+            . 'database. Maintenance mode is on for the snapshot and the upgrade, even when Moodle does not require it: users '
+            . 'are held out for that time.';
+        foreach ([false, true] as $maintenance) {
+            $fact = $forecast($maintenance, true);
+            $this->assertSame($withsnapshot, $fact['text']);
+            $this->assertSame('info', $fact['colour']);
+            $this->assertStringNotContainsString('does not need maintenance mode', $fact['text']);
+        }
+        $fact = $forecast(false, false);
+        $this->assertStringStartsWith("Moodle's upgrade will run. It does not need maintenance mode. No database snapshot",
+            $fact['text']);
+        $this->assertSame('warning', $fact['colour']);
+        $fact = $forecast(true, false);
+        $this->assertStringStartsWith("Moodle's upgrade will run. It needs maintenance mode: the site is closed to users",
+            $fact['text']);
+    }
+
+    /**
      * A check the helper refused says why, in the words of its error code.
      */
     public function test_failed_check(): void {
@@ -254,6 +323,10 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
         $this->assertTrue($context['windowopen']);
         $html = $this->render('banner', $context);
         $this->assertStringContainsString('data-region="tool_delivery-window"', $html);
+        $this->assertStringContainsString('[str: banner:snapshotcode, tool_delivery, ' . $context['snapshot']['code'] . ']',
+            $html);
+        $this->assertSame('Snapshot of the database used by main @ 1a2b3c4d5e (the code before the delivery)',
+            get_string('banner:snapshotcode', 'tool_delivery', 'main @ 1a2b3c4d5e'));
         $this->assertStringContainsString('login page: HTTP 200', $html);
 
         // Inside the window the plan restores the database without asking.

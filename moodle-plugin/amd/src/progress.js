@@ -17,7 +17,9 @@
  * Live progress of the delivery page: starts actions without leaving the page, then polls
  * progress.php (which asks the helper) and draws a bar per step, the streamed log, and the result
  * with what to do next. When Moodle stops answering (maintenance mode during step 4), it keeps
- * asking and says how to finish from deliveryctl.
+ * asking and says how to finish from deliveryctl. When Moodle has logged the administrator out (a
+ * rollback that restores the database snapshot takes Moodle's sessions back with it), it stops and
+ * asks to log in again.
  *
  * @module     tool_delivery/progress
  * @copyright  2026 moodle-delivery contributors
@@ -32,6 +34,53 @@ const MAX_INTERVAL = 5000;
 
 /** Failed polls in a row before the page says Moodle does not answer. */
 const FAILURES_BEFORE_NOTICE = 3;
+
+/**
+ * Moodle's error codes for a request without a valid session: not logged in (require_login of an
+ * AJAX script), session timed out, a web service that needs a login, and a session key that is not
+ * the session's (a new session).
+ */
+const LOGIN_ERRORS = ['requireloginerror', 'sessionerroruser', 'servicerequireslogin', 'invalidsesskey'];
+
+/**
+ * Whether Moodle answered that the session is gone: its error answer (`errorcode`, or a web
+ * service's `exception.errorcode`) names a login error, or the request was redirected to the
+ * login page. Then no later request can succeed until the administrator logs in again.
+ *
+ * @param {object|null} response The fetch response (`redirected`, `url`), or null when none came.
+ * @param {*} answer Its body parsed as JSON, or null.
+ * @returns {boolean} True when the session is gone.
+ */
+export const sessionLost = (response, answer) => {
+    const codes = [];
+    if (answer !== null && typeof answer === 'object') {
+        codes.push(answer.errorcode);
+        (Array.isArray(answer) ? answer : [answer]).forEach((item) => {
+            if (item !== null && typeof item === 'object' && item.exception && typeof item.exception === 'object') {
+                codes.push(item.exception.errorcode);
+            }
+        });
+    }
+    if (codes.some((code) => typeof code === 'string' && LOGIN_ERRORS.includes(code))) {
+        return true;
+    }
+    if (response && response.redirected && typeof response.url === 'string') {
+        try {
+            return /\/login\/(index\.php)?$/.test(new URL(response.url).pathname);
+        } catch (error) {
+            return false;
+        }
+    }
+    return false;
+};
+
+/**
+ * A log line without terminal escape sequences (the colours of Moodle's CLI scripts, `ESC[0;30m`).
+ *
+ * @param {string} line The line.
+ * @returns {string} The line, plain.
+ */
+export const plainLine = (line) => String(line).replace(/\x1B\[[0-?]*[ -\/]*[@-~]/g, '');
 
 /**
  * Finds one element of a region inside the screen.
@@ -164,14 +213,15 @@ const appendLines = (log, lines) => {
         return;
     }
     const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-    log.append(document.createTextNode(lines.join('\n') + '\n'));
+    log.append(document.createTextNode(lines.map(plainLine).join('\n') + '\n'));
     if (atEnd) {
         log.scrollTop = log.scrollHeight;
     }
 };
 
 /**
- * Shows the final result with what to do next, and a button to reload the page.
+ * Shows the final result with what to do next, and a button to reload the page. A refusal (nothing
+ * was changed) is a warning, not a failure.
  *
  * @param {HTMLElement} root The screen.
  * @param {object} result The result from progress.php.
@@ -179,8 +229,8 @@ const appendLines = (log, lines) => {
 const showResult = (root, result) => {
     const box = region(root, 'tool_delivery-result');
     box.hidden = false;
-    box.classList.remove('alert-success', 'alert-danger');
-    box.classList.add(result.succeeded ? 'alert-success' : 'alert-danger');
+    box.classList.remove('alert-success', 'alert-danger', 'alert-warning');
+    box.classList.add(result.succeeded ? 'alert-success' : (result.refused ? 'alert-warning' : 'alert-danger'));
     box.replaceChildren();
     [result.message, result.detail, result.served, result.next].filter((text) => text).forEach((text) => {
         const paragraph = document.createElement('p');
@@ -204,23 +254,49 @@ const showError = (root, message) => {
     region(root, 'tool_delivery-progress').hidden = false;
     const box = region(root, 'tool_delivery-result');
     box.hidden = false;
-    box.classList.remove('alert-success');
+    box.classList.remove('alert-success', 'alert-warning');
     box.classList.add('alert-danger');
     box.textContent = message;
 };
 
 /**
- * Follows a job until it ends and every log line is read.
+ * Says that Moodle has logged the administrator out, with the link to log in again and come back
+ * to the job's result; the page stops asking.
+ *
+ * @param {HTMLElement} root The screen.
+ * @param {string} jobId The job followed.
+ * @param {boolean} databaseRollback Whether the job is a rollback that restores the database snapshot.
+ */
+const showSessionLost = (root, jobId, databaseRollback) => {
+    region(root, 'tool_delivery-progress').hidden = false;
+    region(root, 'tool_delivery-unreachable').hidden = true;
+    region(root, 'tool_delivery-status').textContent = '';
+    const notice = region(root, 'tool_delivery-sessionlost');
+    notice.querySelectorAll('[data-cause]').forEach((paragraph) => {
+        paragraph.hidden = (paragraph.dataset.cause === 'rollback') !== databaseRollback;
+    });
+    const login = region(root, 'tool_delivery-login');
+    const url = new URL(root.dataset.indexUrl);
+    url.searchParams.set('job', jobId);
+    login.href = url.toString();
+    notice.hidden = false;
+};
+
+/**
+ * Follows a job until it ends and every log line is read, or until Moodle has logged the
+ * administrator out.
  *
  * @param {HTMLElement} root The screen.
  * @param {string} jobId The helper's job id.
+ * @param {boolean} databaseRollback Whether the job is a rollback that restores the database snapshot.
  */
-const follow = (root, jobId) => {
+const follow = (root, jobId, databaseRollback = false) => {
     const log = region(root, 'tool_delivery-log');
     const status = region(root, 'tool_delivery-status');
     const unreachable = region(root, 'tool_delivery-unreachable');
     region(root, 'tool_delivery-progress').hidden = false;
     region(root, 'tool_delivery-result').hidden = true;
+    region(root, 'tool_delivery-sessionlost').hidden = true;
     log.textContent = '';
     setBusy(root, true);
     let offset = 0;
@@ -231,17 +307,23 @@ const follow = (root, jobId) => {
         url.searchParams.set('sesskey', root.dataset.sesskey);
         url.searchParams.set('job', jobId);
         url.searchParams.set('offset', String(offset));
+        let response = null;
         let answer = null;
         try {
-            const response = await fetch(url.toString(), {credentials: 'same-origin', cache: 'no-store'});
+            response = await fetch(url.toString(), {credentials: 'same-origin', cache: 'no-store'});
             answer = await response.json();
         } catch (error) {
             // Moodle in maintenance mode answers HTML, or nothing: keep asking.
             answer = null;
         }
-        // Moodle's own error answers (an upgrade pending or running, maintenance, an expired
-        // session) carry `error` as a string; ours carry an object with a `code`. While Moodle
-        // does not serve this page, the job goes on in the helper: keep asking.
+        if (sessionLost(response, answer)) {
+            // No later request can pass: say so, and stop asking.
+            showSessionLost(root, jobId, databaseRollback);
+            return;
+        }
+        // Moodle's other error answers (an upgrade pending or running, maintenance) carry `error`
+        // as a string; ours carry an object with a `code`. While Moodle does not serve this page,
+        // the job goes on in the helper: keep asking.
         const moodleError = answer !== null && answer.error !== undefined && typeof answer.error !== 'object';
         if (answer === null || moodleError || (answer.error && answer.error.down)) {
             failures += 1;
@@ -286,6 +368,9 @@ const follow = (root, jobId) => {
  */
 const start = async(root, form, button) => {
     const data = new FormData(form);
+    // A rollback whose plan restores the database snapshot (which logs everybody out).
+    const plan = form.querySelector('[data-region="tool_delivery-rollbackplan"]');
+    const databaseRollback = button.value === 'rollback' && !!plan && plan.dataset.kind === 'code_and_database';
     data.set('action', button.value);
     data.set('ajax', '1');
     setBusy(root, true);
@@ -308,7 +393,7 @@ const start = async(root, form, button) => {
         showError(root, answer.error.message);
         return;
     }
-    follow(root, answer.job);
+    follow(root, answer.job, databaseRollback);
 };
 
 /**

@@ -59,6 +59,19 @@ final class delivery_actions {
     public const MAX_COMMENT = 2000;
 
     /**
+     * @var string[] The helper's error codes of a refusal: the operation stopped before it changed
+     *      anything (docs/protocol.md, *Errors*), unless a step of the job had already succeeded.
+     */
+    public const REFUSALS = ['wrong_state', 'bad_path', 'bad_request', 'copy_missing', 'lock_held', 'stale_lock',
+        'not_moodle', 'preflight_failed', 'confirmation_required'];
+
+    /**
+     * @var string[] Refusals whose string says all there is to say: the helper's own message (in
+     *      English, with a hint for deliveryctl) is not shown under it.
+     */
+    private const SELF_EXPLAINED = ['confirmation_required'];
+
+    /**
      * Whether a text is a component path as the helper takes it (`mod`, `local/foo`).
      *
      * @param string $path The text.
@@ -128,6 +141,81 @@ final class delivery_actions {
         }
         $SESSION->tool_delivery_jobs[$jobid] = $action;
         return $jobid;
+    }
+
+    /**
+     * Whether a finished job was refused: it failed with a refusal's code before any of its steps
+     * succeeded, so nothing was changed.
+     *
+     * @param array $job The helper's job.
+     * @return bool True for a refusal.
+     */
+    public static function is_refusal(array $job): bool {
+        if (($job['state'] ?? 'running') !== 'failed'
+                || !in_array((string) ($job['error']['code'] ?? ''), self::REFUSALS, true)) {
+            return false;
+        }
+        foreach ($job['steps'] ?? [] as $step) {
+            if (($step['state'] ?? '') === 'succeeded') {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * The result of a finished job for the page: what happened, in the user's language, and what to
+     * do next. A refusal says only why and that nothing was changed.
+     *
+     * @param array $job The helper's finished job.
+     * @param array|null $site The helper's `site` status now, when it answered.
+     * @return array succeeded, refused, message, detail, served, next, reload (plain text; '' when absent).
+     */
+    public static function job_result(array $job, ?array $site): array {
+        $reload = get_string('progress:reload', 'tool_delivery');
+        $succeeded = ($job['state'] ?? '') === 'succeeded';
+        $code = (string) ($job['error']['code'] ?? 'internal');
+        $detail = (string) ($job['error']['message'] ?? '');
+        $message = $succeeded ? (string) ($job['result']['message'] ?? '')
+            : self::error_message(new helper_exception($code, $detail));
+        if (self::is_refusal($job)) {
+            return [
+                'succeeded' => false,
+                'refused' => true,
+                'message' => $message,
+                'detail' => in_array($code, self::SELF_EXPLAINED, true) ? '' : $detail,
+                'served' => '',
+                'next' => get_string('progress:nothingchanged', 'tool_delivery'),
+                'reload' => $reload,
+            ];
+        }
+        $phase = (string) ($job['result']['phase'] ?? '');
+        $served = (string) ($job['result']['served'] ?? '');
+        if ($site !== null) {
+            $phase = $phase === '' ? (string) ($site['phase'] ?? '') : $phase;
+            $served = $served === '' ? (string) ($site['served'] ?? '') : $served;
+        }
+        return [
+            'succeeded' => $succeeded,
+            'refused' => false,
+            'message' => $message,
+            'detail' => $succeeded ? '' : $detail,
+            'served' => $served === '' ? '' : get_string('progress:served', 'tool_delivery',
+                get_string('copy:' . $served, 'tool_delivery')),
+            'next' => $phase === '' ? '' : get_string('next:' . str_replace('_', '', $phase), 'tool_delivery'),
+            'reload' => $reload,
+        ];
+    }
+
+    /**
+     * Log lines as the page shows them: terminal escape sequences (colours of Moodle's CLI scripts,
+     * `ESC[0;30m`) are removed, should the helper pass any on.
+     *
+     * @param array $lines The helper's lines.
+     * @return string[] The lines, plain.
+     */
+    public static function log_lines(array $lines): array {
+        return array_map(fn($line) => preg_replace('/\x1B\[[0-?]*[ -\/]*[@-~]/', '', (string) $line), array_values($lines));
     }
 
     /**

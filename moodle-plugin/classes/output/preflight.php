@@ -36,12 +36,13 @@ use tool_delivery\local\preflight_verdict;
  * The report of the Check button: the preflight of production, with a verdict.
  *
  * The verdict comes first: ready, or blocked with each reason (the helper's rule,
- * {@see preflight_verdict}). Then what the update brought (counts, and the files), the lint
- * errors, conflict markers, version changes, local modifications, untracked and missing files,
- * inconsistent components, the upgrade to come, maintenance mode, room for the database
- * snapshot, the PHP version and the warnings. Long lists show their first {@see self::LIST_LIMIT}
- * entries and how many more there are. Paths, PHP's messages and the helper's sentences are shown
- * as the helper sends them.
+ * {@see preflight_verdict}); or, when the site's state does not allow Restore production (no
+ * delivery under way), that there is nothing to restore now, with what would block it. Then
+ * what the update brought (counts, and the files), the lint errors, conflict markers, version
+ * changes, local modifications, untracked and missing files, inconsistent components, the upgrade
+ * to come, maintenance mode, room for the database snapshot, the PHP version and the warnings.
+ * Long lists show their first {@see self::LIST_LIMIT} entries and how many more there are. Paths,
+ * PHP's messages and the helper's sentences are shown as the helper sends them.
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
@@ -60,17 +61,23 @@ class preflight implements renderable, templatable {
     /** @var int When the check ran (Unix time). */
     private int $time;
 
+    /** @var bool Whether the site's state allows Restore production now. */
+    private bool $restorable;
+
     /**
      * Makes the report.
      *
      * @param array|null $report The helper's preflight report, or null when the check failed.
      * @param helper_exception|null $error Why the check could not run.
      * @param int|null $time When it ran (now when null).
+     * @param array|null $allowed The operations the site's state allows (`site.allowed` of the
+     *        status); without `restore`, there is nothing to restore now. Null when unknown.
      */
-    public function __construct(?array $report, ?helper_exception $error = null, ?int $time = null) {
+    public function __construct(?array $report, ?helper_exception $error = null, ?int $time = null, ?array $allowed = null) {
         $this->report = $report;
         $this->error = $error;
         $this->time = $time ?? time();
+        $this->restorable = $allowed === null || in_array('restore', array_map('strval', $allowed), true);
     }
 
     /**
@@ -93,8 +100,13 @@ class preflight implements renderable, templatable {
         return [
             'failed' => false,
             'report' => [
-                'ready' => !$reasons,
+                // The verdict: ready, blocked, or nothing to restore now (the site's state does not
+                // allow Restore production; the report compares production with the backup copy all the same).
+                'ready' => $this->restorable && !$reasons,
+                'blocked' => $this->restorable && $reasons,
+                'norestore' => !$this->restorable,
                 'reasons' => $reasons,
+                'hasreasons' => !empty($reasons),
                 'checkedat' => userdate($this->time, get_string('strftimedatetimeshort', 'langconfig')),
                 'counts' => get_string('preflight:counts', 'tool_delivery', (object) [
                     'added' => count($report['added'] ?? []),
@@ -237,6 +249,27 @@ class preflight implements renderable, templatable {
     }
 
     /**
+     * What Restore production will do about a pending upgrade. With a snapshot, the helper turns
+     * maintenance mode on for the snapshot and the upgrade, whatever Moodle requires; without one,
+     * maintenance mode is on only when Moodle requires it.
+     *
+     * @param array $upgrade The report's `upgrade` (pending).
+     * @return string The sentences.
+     */
+    private static function upgrade_forecast(array $upgrade): string {
+        $sentences = [get_string('preflight:upgrade:pending', 'tool_delivery')];
+        if (!empty($upgrade['snapshot'])) {
+            $sentences[] = get_string('preflight:upgrade:snapshot', 'tool_delivery');
+            $sentences[] = get_string('preflight:upgrade:snapshotmaintenance', 'tool_delivery');
+        } else {
+            $sentences[] = get_string(empty($upgrade['maintenanceRequired']) ? 'preflight:upgrade:nomaintenance'
+                : 'preflight:upgrade:maintenance', 'tool_delivery');
+            $sentences[] = get_string('preflight:upgrade:nosnapshot', 'tool_delivery');
+        }
+        return implode(' ', $sentences);
+    }
+
+    /**
      * The single facts: the upgrade to come, maintenance mode, room for the snapshot, PHP.
      *
      * @param array $report The report.
@@ -250,12 +283,7 @@ class preflight implements renderable, templatable {
         } else if (empty($upgrade['pending'])) {
             $facts[] = ['text' => get_string('preflight:upgrade:none', 'tool_delivery'), 'colour' => 'success'];
         } else {
-            $sentences = [get_string('preflight:upgrade:pending', 'tool_delivery'),
-                get_string(empty($upgrade['maintenanceRequired']) ? 'preflight:upgrade:nomaintenance'
-                    : 'preflight:upgrade:maintenance', 'tool_delivery'),
-                get_string(empty($upgrade['snapshot']) ? 'preflight:upgrade:nosnapshot' : 'preflight:upgrade:snapshot',
-                    'tool_delivery')];
-            $facts[] = ['text' => implode(' ', $sentences), 'colour' => empty($upgrade['snapshot']) ? 'warning' : 'info'];
+            $facts[] = ['text' => self::upgrade_forecast($upgrade), 'colour' => empty($upgrade['snapshot']) ? 'warning' : 'info'];
         }
         if (!empty($report['maintenanceModeOn'])) {
             $facts[] = ['text' => get_string('preflight:maintenanceon', 'tool_delivery'), 'colour' => 'warning'];

@@ -1,0 +1,110 @@
+<?php
+// This file is part of Moodle - https://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
+
+
+/**
+ * Tests of the AMD module's logic that needs no page (node runs amd/src/progress.js as an ES module).
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+/**
+ * Tests of the AMD module's logic that needs no page: the lost session, and log lines without colours.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ * @coversNothing
+ */
+final class AmdProgressTest extends \PHPUnit\Framework\TestCase {
+    /**
+     * Calls exported functions of amd/src/progress.js with node.
+     *
+     * @param array $calls Each [function name, arguments].
+     * @return array What each call returned.
+     */
+    private function call(array $calls): array {
+        $node = trim((string) shell_exec('command -v node 2>/dev/null'));
+        if ($node === '') {
+            $this->markTestSkipped('node is not installed');
+        }
+        $directory = sys_get_temp_dir() . '/tool_delivery_amd_' . getmypid();
+        @mkdir($directory);
+        copy(dirname(__DIR__, 2) . '/moodle-plugin/amd/src/progress.js', $directory . '/progress.mjs');
+        file_put_contents($directory . '/run.mjs', "import * as module from './progress.mjs';\n"
+            . "import {readFileSync} from 'fs';\n"
+            . "const calls = JSON.parse(readFileSync(0, 'utf8'));\n"
+            . "process.stdout.write(JSON.stringify(calls.map(([name, args]) => module[name](...args))));\n");
+        $process = proc_open([$node, $directory . '/run.mjs'], [['pipe', 'r'], ['pipe', 'w'], ['pipe', 'w']], $pipes);
+        fwrite($pipes[0], json_encode($calls));
+        fclose($pipes[0]);
+        $output = stream_get_contents($pipes[1]);
+        $errors = stream_get_contents($pipes[2]);
+        $status = proc_close($process);
+        array_map('unlink', glob($directory . '/*'));
+        rmdir($directory);
+        $this->assertSame(0, $status, $errors);
+        $results = json_decode($output, true);
+        $this->assertIsArray($results, $output);
+        return $results;
+    }
+
+    /**
+     * Moodle's answers once the session is gone (after a rollback restored the sessions table) stop
+     * the polling; maintenance, a broken site and the helper's own errors do not.
+     */
+    public function test_session_lost(): void {
+        $moodle = fn(string $code) => ['error' => 'Error', 'errorcode' => $code, 'stacktrace' => null, 'debuginfo' => null,
+            'reproductionlink' => null];
+        $lost = [
+            [null, $moodle('requireloginerror')],
+            [['redirected' => false, 'url' => 'https://moodle.example.org/admin/tool/delivery/progress.php'],
+                $moodle('requireloginerror')],
+            [null, $moodle('sessionerroruser')],
+            [null, $moodle('servicerequireslogin')],
+            [null, $moodle('invalidsesskey')],
+            [null, [['error' => true, 'exception' => ['message' => 'Login', 'errorcode' => 'servicerequireslogin']]]],
+            [['redirected' => true, 'url' => 'https://moodle.example.org/login/index.php'], null],
+            [['redirected' => true, 'url' => 'https://example.org/moodle/login/'], null],
+        ];
+        $kept = [
+            [null, null],
+            [['redirected' => false, 'url' => 'https://moodle.example.org/login/index.php'], null],
+            [['redirected' => true, 'url' => 'https://moodle.example.org/admin/tool/delivery/index.php'], null],
+            [['redirected' => true, 'url' => 'not a url'], null],
+            [null, $moodle('upgraderequired')],
+            [null, ['error' => ['code' => 'helper_refused', 'message' => 'down', 'down' => true]]],
+            [null, ['error' => ['code' => 'requireloginerror', 'message' => 'a helper code is never Moodle\'s']]],
+            [null, ['id' => 'j1', 'state' => 'running', 'steps' => [], 'lines' => []]],
+            [null, 'requireloginerror'],
+        ];
+        $results = $this->call(array_map(fn($case) => ['sessionLost', $case], array_merge($lost, $kept)));
+        $this->assertSame(array_merge(array_fill(0, count($lost), true), array_fill(0, count($kept), false)), $results);
+    }
+
+    /**
+     * The log view drops terminal colours, as progress.php does.
+     */
+    public function test_plain_lines(): void {
+        $this->assertSame([' WARNING  cron', 'ERROR: x', 'a [b] c'], $this->call([
+            ['plainLine', ["\e[0;30m\e[43m WARNING \e[0;0m cron"]],
+            ['plainLine', ["\e[1;31mERROR\e[0m: x"]],
+            ['plainLine', ['a [b] c']],
+        ]));
+    }
+}
