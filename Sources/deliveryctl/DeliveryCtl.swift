@@ -17,7 +17,7 @@ struct DeliveryCtl: ParsableCommand {
         abstract: "Safe code delivery for a live Moodle site.",
         discussion: """
             The four steps: secure, switch, update, restore; or run-all. cancel goes back to the
-            pre-delivery state; rollback serves the security (else backup) copy at once.
+            pre-delivery state; rollback serves a copy that matches the database at once.
             """,
         subcommands: [
             Init.self, Status.self, Secure.self, Switch.self, Update.self, Plan.self, Restore.self, RunAll.self,
@@ -492,7 +492,8 @@ extension DeliveryCtl {
 
     struct Rollback: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Emergency: serve the security copy, else the backup copy, at once, from any state.",
+            abstract:
+                "Emergency: serve a copy whose code matches the database (security, else backup) at once, from any state.",
             discussion: """
                 When Moodle's upgrade changed the database, the rollback also restores the database \
                 snapshot taken just before it, under maintenance mode. Inside the delivery's own \
