@@ -59,6 +59,50 @@ struct OPcacheInvalidator {
         return try request(["DELIVERY_LIST": listName], expecting: "invalidated")
     }
 
+    /// Sends one real request for the login page of a tree about to be served straight to every
+    /// pool (not through the web server): PHP executes it from the tree's real path, so OPcache
+    /// compiles Moodle's bootstrap for that path as the first user request would, and the first
+    /// requests after the switch find it compiled. Executing is what makes it safe: compiling
+    /// files without running them (`opcache_compile_file`) loses classes whose parent is declared
+    /// later in the same file. Failures only cost the warm-up.
+    /// - Parameters:
+    ///   - codeRoot: the real path of the tree's code root (its `public/` for Moodle 5.1).
+    ///   - wwwroot: the site's `$CFG->wwwroot` (host and scheme of the request).
+    /// - Returns: one line per pool, for the log.
+    func warmByRequest(codeRoot: String, wwwroot: String, timeout: Double = 30) -> [String] {
+        guard !sockets.isEmpty, let cgiFcgi = ChildProcess.locate("cgi-fcgi") else { return [] }
+        let https = wwwroot.hasPrefix("https://")
+        let afterScheme = wwwroot.drop { $0 != "/" }.drop { $0 == "/" }
+        let authority = String(afterScheme.prefix { $0 != "/" })
+        let basePath = String(afterScheme.drop { $0 != "/" }).trimmingSuffix("/")
+        let host = authority.split(separator: ":").first.map(String.init) ?? authority
+        let port = authority.split(separator: ":").dropFirst().first.map(String.init) ?? (https ? "443" : "80")
+        var lines: [String] = []
+        for socket in sockets where (try? System.unixSocketAnswers(socket)) == true {
+            var environment = [
+                "SCRIPT_FILENAME": "\(codeRoot)/login/index.php", "SCRIPT_NAME": "\(basePath)/login/index.php",
+                "REQUEST_URI": "\(basePath)/login/index.php", "DOCUMENT_ROOT": codeRoot, "REQUEST_METHOD": "GET",
+                "QUERY_STRING": "", "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1",
+                "HTTP_HOST": authority, "SERVER_NAME": host, "SERVER_PORT": port, "REMOTE_ADDR": "127.0.0.1",
+                "HTTP_USER_AGENT": "moodle-delivery warm-up", "SERVER_SOFTWARE": "nginx",
+            ]
+            if https { environment["HTTPS"] = "on" }
+            let started = System.monotonicSeconds()
+            let result = try? recorder.run(
+                Command(
+                    cgiFcgi, ["-bind", "-connect", socket], timeoutSeconds: timeout, outputLimit: 4096,
+                    extraEnvironment: environment), echo: false)
+            let status =
+                result?.standardOutput.split(whereSeparator: \.isNewline).first { $0.hasPrefix("Status:") }
+                .map { String($0.dropFirst(7)).trimmingWhitespace() }
+                ?? (result?.succeeded == true ? "200" : "no answer")
+            lines.append(
+                "PHP-FPM \(socket): warmed \(codeRoot) with its login page (\(status), \(format1(System.monotonicSeconds() - started)) s)"
+            )
+        }
+        return lines
+    }
+
     private func prepare() throws(DeliveryError) {
         do {
             if try System.lstatusIfExists(directory) == nil { try System.makeDirectory(directory, 0o755) }
@@ -111,5 +155,12 @@ struct OPcacheInvalidator {
             lines.append("PHP-FPM \(socket): \(answer)")
         }
         return lines
+    }
+}
+
+extension String {
+    /// The string without a trailing `suffix`.
+    func trimmingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
     }
 }

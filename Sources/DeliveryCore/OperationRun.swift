@@ -530,6 +530,7 @@ final class OperationRun: @unchecked Sendable {
             )
         }
         revisionBefore = revision
+        warmByRequest(.backup)
         try switchServed(to: .backup)
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .delivering
@@ -685,9 +686,11 @@ final class OperationRun: @unchecked Sendable {
         try dropFromOPcache(Array(Set(previouslyServed + changedScripts)))
         let productionRoot = (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
         if lacksComponentCache(productionRoot) { try buildComponentCache(at: productionRoot) }
+        warmByRequest(.production)
         try switchServed(to: .production)
         progress(.fraction(.restore, 0.3))
         var upgradeText = "no upgrade was needed"
+        var cachesText = "caches purged"
         if need == .none {
             note("Moodle reports no pending upgrade.")
         } else {
@@ -713,7 +716,16 @@ final class OperationRun: @unchecked Sendable {
                 ? "the upgrade ran in maintenance mode" : "the upgrade ran without maintenance mode"
         }
         progress(.fraction(.restore, 0.7))
-        try moodle.purgeCaches(in: .production)
+        if need == .none && changedScripts.isEmpty && previouslyServed.isEmpty
+            && (state.phase != .restoring) && forecast != nil
+        {
+            // The code served now is the code the caches were built from: a purge would only make
+            // every request rebuild them (and Moodle's rebuild races under load).
+            note("Production holds the code that was served: no upgrade, caches kept.")
+            cachesText = "caches kept (the code did not change)"
+        } else {
+            try moodle.purgeCaches(in: .production)
+        }
         var healthText = ""
         // Moodle's own checks run while maintenance mode still holds users out; only the page
         // itself needs the site open, and it is asked for at once.
@@ -749,7 +761,7 @@ final class OperationRun: @unchecked Sendable {
             state.criticalChecksBefore = nil
         }
         return
-            "Production is restored and serves \(revisionAfter?.label ?? "the updated code"); \(upgradeText), caches purged.\(healthText) The delivery is complete."
+            "Production is restored and serves \(revisionAfter?.label ?? "the updated code"); \(upgradeText), \(cachesText).\(healthText) The delivery is complete."
     }
 
     /// Records a failed health check and ends the step the way the site asks (automatic rollback,
@@ -900,6 +912,21 @@ final class OperationRun: @unchecked Sendable {
         return (try? System.lstatus("\(treeRoot)/\(file)"))?.kind != .regular
     }
 
+    /// Warms PHP-FPM's OPcache for a tree about to be served: one real request for its login page,
+    /// straight to the pool (see `OPcacheInvalidator.warmByRequest`). Skipped by the emergency
+    /// rollback, which must not wait on the pool.
+    private func warmByRequest(_ tree: TreeName) {
+        guard !(engine.configuration.phpFpmSockets ?? []).isEmpty,
+            let root = try? System.realPath(layout.path(of: tree)), layout.servedTree() != tree
+        else { return }
+        let codeRoot = layout.publicLayout ? "\(root)/public" : root
+        for line in engine.opcache(recorder).warmByRequest(
+            codeRoot: codeRoot, wwwroot: engine.configuration.moodle.wwwroot)
+        {
+            note(line)
+        }
+    }
+
     /// Drops production's changed PHP scripts from PHP-FPM's OPcache, before production is served:
     /// it was changed in place, under the paths the pool may still hold compiled.
     private func dropFromOPcache(_ relativePaths: [String], under root: String? = nil) throws(DeliveryError) {
@@ -953,6 +980,7 @@ final class OperationRun: @unchecked Sendable {
             try engine.moodle(recorder).setMaintenance(false, in: .production)
         }
         try dropFromOPcache(Array(Set(touched + (state.servedProductionChanges ?? []))))
+        warmByRequest(.production)
         try switchServed(to: .production)
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .idle
@@ -1117,6 +1145,7 @@ final class OperationRun: @unchecked Sendable {
                 "no automatic rollback: Moodle's upgrade changed the database and there is no snapshot, so the older code would not run; the site stays on production in maintenance mode"
             )
         }
+        if !emergency { warmByRequest(target) }
         try switchServed(to: target, preempting: emergency)
         try change { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .rolledBack }
         var message = "The site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision"))."
