@@ -111,11 +111,13 @@ final class FixtureSite {
     init(
         vcs: VersionControlKind = .git, webUser: String? = nil, phpFpmSockets: [String] = [],
         databaseSnapshots: Bool = false, healthCheck: HealthCheckSettings = HealthCheckSettings(mode: .off),
-        beforeAdoption: (String) throws -> Void = { _ in }
+        makeSiteOptions: [String] = [], beforeAdoption: (String) throws -> Void = { _ in }
     ) throws {
         self.vcs = vcs
         let made = try sh(
-            "/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", vcs.rawValue, "--dir", directory.path])
+            "/bin/bash",
+            ["\(projectRoot)/tests/fixture/make-site", "--vcs", vcs.rawValue, "--dir", directory.path]
+                + makeSiteOptions)
         guard made.succeeded else { throw FixtureError("make-site failed: \(made.combinedOutput)") }
         if let webUser {
             // The web user owns the dataroot, as on a real server; the code stays the owner's.

@@ -144,3 +144,41 @@ struct RollbackPlanTests {
         #expect(status.rollback.explanation.contains("no snapshot"), "\(status.rollback.explanation)")
     }
 }
+
+@Suite("Moodle 5.1's public/ layout with a component cache per tree")
+struct PublicLayoutTests {
+    /// What the fixture's front page answers, run by PHP from the served tree's web root.
+    func frontPage(_ site: FixtureSite) throws -> String {
+        let result = try sh(
+            "/usr/bin/php", ["-r", "define('CLI_SCRIPT', 1); require 'index.php';"], in: "\(site.current)/public")
+        return result.standardOutput
+    }
+
+    @Test(
+        "a whole delivery: the cache sits at each tree's root, is built by public/admin/cli, and every served tree has its own"
+    )
+    func delivery() throws {
+        let site = try FixtureSite(makeSiteOptions: ["--public", "--component-cache"])
+        #expect(site.configuration.publicLayout)
+        #expect(site.configuration.componentCacheFile == ".delivery-component-cache.php")
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        #expect(FileManager.default.fileExists(atPath: "\(site.backup)/.delivery-component-cache.php"))
+        let before = try frontPage(site)
+        #expect(before.hasPrefix("fixture-site version=2024100700 tree=public"), "\(before)")
+        try site.publishRevision2()
+        try site.perform(.update)
+        let restored = try site.perform(.restore)
+        #expect(restored.served == .production)
+        let after = try frontPage(site)
+        #expect(after.hasPrefix("fixture-site version=2024100800 tree=public"), "\(after)")
+        let cache = try String(contentsOfFile: "\(site.production)/.delivery-component-cache.php", encoding: .utf8)
+        #expect(cache.contains("'dirroot' => '\(site.production)/public'"))
+        #expect(
+            site.moodleCalls.allSatisfy { $0.contains("dirroot=\(site.production)/public") || $0.contains("/public") })
+        let rollback = try site.perform(.rollback)
+        #expect(rollback.served == .backup)
+        let rolledBack = try frontPage(site)
+        #expect(rolledBack.hasPrefix("fixture-site version=2024100700 tree=public"), "\(rolledBack)")
+    }
+}
