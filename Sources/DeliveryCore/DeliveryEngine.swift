@@ -199,6 +199,7 @@ public final class DeliveryEngine: Sendable {
         case .none: running = state.running
         }
         let copies = copyStatuses(state)
+        let plan = Self.rollbackPlan(state, copies: copies)
         let stale = state.running != nil && running == nil
         return SiteStatus(
             phase: state.phase, served: served, publicLayout: layout.publicLayout, siteRoot: layout.root,
@@ -208,9 +209,9 @@ public final class DeliveryEngine: Sendable {
             running: running, interrupted: interrupted, lastResults: state.lastResults,
             allowed: running != nil
                 ? [.rollback] : (stale ? [.recover, .rollback] : Self.allowed(state, served: served, copies: copies)),
-            rollbackTarget: Self.rollbackTarget(copies), upgradeRan: state.upgradeRan,
+            rollbackTarget: plan.target, upgradeRan: state.upgradeRan,
             maintenanceEnabled: state.maintenanceEnabled, comments: state.comments,
-            componentCacheFile: configuration.componentCacheFile, rollback: Self.rollbackPlan(state, copies: copies),
+            componentCacheFile: configuration.componentCacheFile, rollback: plan,
             snapshot: state.snapshot, deliveryWindowOpen: state.deliveryWindowOpen ?? false,
             lastHealthCheck: state.lastHealthCheck)
     }

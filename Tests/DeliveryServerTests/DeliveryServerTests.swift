@@ -363,7 +363,8 @@ extension DeliveryServerTests {
         "SIGTERM while a job runs: the helper stops, and the next start reports the operation as interrupted",
         .enabled(if: getuid() == 0, "the engine runs git as the code owner with setpriv"))
     func shutdownDuringJob() throws {
-        let server = try TestServer(productionFiles: 3000)
+        // Enough files that the copy is still running when the signal comes, even on a busy machine.
+        let server = try TestServer(productionFiles: 12000)
         try server.start()
         let started = try server.post("/operations", ["operation": "secure"])
         #expect(started.status == 202, "\(started.text)")

@@ -543,9 +543,13 @@ class Checker:
             self.site_serves("cancel", "production", marker)
 
         if "rollback" in steps:
-            state = self.run_button("rollback", "rollback", confirm=True, expect_phase="rolled_back",
-                                    expect_served="Security copy")
-            self.site_serves("rollback", "security", None)
+            # The rollback serves the copy whose code matches the database (the security copy, else
+            # the backup copy): either may be served, never production.
+            state = self.run_button("rollback", "rollback", confirm=True, expect_phase="rolled_back")
+            if state:
+                self.check("rollback: a copy is served", state.get("served") in ("Security copy", "Backup copy"),
+                           f"served {state.get('served')!r}")
+            self.site_serves("rollback", None, None)
 
         if "finish" in steps:
             # After the rollback: serve production again with Restore production.

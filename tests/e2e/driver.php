@@ -273,12 +273,15 @@ try {
 
         case 'rollback':
             $site = site();
-            ok(($site['rollbackTarget'] ?? null) === 'security', 'the rollback target is the security copy',
-                (string) ($site['rollbackTarget'] ?? 'none'));
+            // The security copy holds revision 2 (refreshed by run-all before its update), older than
+            // the database since run-all's upgrade: Moodle would refuse it. The backup copy, secured
+            // again before the cancelled delivery, holds revision 3, which matches the database.
+            ok(($site['rollbackTarget'] ?? null) === 'backup',
+                'the rollback target is the copy whose code matches the database (backup, not the older security copy)',
+                (string) ($site['rollbackTarget'] ?? 'none') . ': ' . ($site['rollback']['explanation'] ?? ''));
             step('rollback');
-            expect_state('rolled_back', 'security', 'after emergency rollback');
-            // The security copy was refreshed by run-all before its update: revision 2.
-            expect_served('security', V2, 'after emergency rollback (the security copy)');
+            expect_state('rolled_back', 'backup', 'after emergency rollback');
+            expect_served('backup', V3, 'after emergency rollback (the backup copy)');
             break;
 
         case 'load':
@@ -299,10 +302,10 @@ exit($failures === 0 ? 0 : 1);
 function run_load(): void {
     global $config;
     $wanted = max(1, (int) $config['switches']);
-    $site = expect_state('rolled_back', 'security', 'before the switches under load');
+    $site = expect_state('rolled_back', 'backup', 'before the switches under load');
     [, $tree] = served();
     $initialtree = (string) $tree;
-    $expected = ['production' => V3, 'security' => V2];
+    $expected = ['production' => V3, 'backup' => V3];
     $out = $config['work'] . '/load.jsonl';
     $stop = $config['work'] . '/load.stop';
     @unlink($stop);
@@ -319,7 +322,7 @@ function run_load(): void {
             break;
         }
         $operation = $current === 'production' ? 'rollback' : 'restore';
-        $target = $operation === 'rollback' ? 'security' : 'production';
+        $target = $operation === 'rollback' ? 'backup' : 'production';
         [$job, $seconds, $start, $end, $error] = operation($operation, [], 0.02, true);
         if ($job === null || $job['state'] !== 'succeeded') {
             $problems[] = "{$operation} #" . (count($switches) + 1) . " failed: {$error} " . json_encode($job['error'] ?? null);
@@ -466,8 +469,8 @@ function run_load(): void {
     ok($sent > 100, "the load generator sent {$sent} requests");
     ok($failed === 0, "every response was a 200 from a complete tree ({$failed} of {$sent} were not)");
     ok($stale === 0, "no response came from the tree switched away from after its switch completed ({$stale} stale)");
-    ok($stalecode === 0, "every response ran its tree's current code (production version " . V3 . ', security '
-        . V2 . ")", "{$stalecode} of {$sent} ran code OPcache compiled from an earlier content of the same path: "
+    ok($stalecode === 0, "every response ran its tree's current code (production version " . V3 . ', backup '
+        . V3 . ")", "{$stalecode} of {$sent} ran code OPcache compiled from an earlier content of the same path: "
         . json_encode($bytree));
     $final = expect_state('idle', 'production', 'after the switches under load');
     expect_served('production', V3, 'after the switches under load');

@@ -300,7 +300,7 @@ driver run-all        # run-all with a security copy: revision 3 served
 section "Publishing revision 4 upstream (as $code_owner)"
 check "revision 4 published" publish 4 2024101000.00
 driver cancel         # secure, switch, update, cancel: back to revision 3
-driver rollback       # emergency rollback: the security copy (revision 2) is served
+driver rollback       # emergency rollback: the backup copy (revision 3, matching the database) is served
 driver load           # 20+ switches (restore / rollback) under concurrent load
 
 # ---------------------------------------------------------------------------------------------
