@@ -648,6 +648,14 @@ final class OperationRun: @unchecked Sendable {
         let snapshotting = need != .none && configuration.snapshotSettings.enabled && !state.upgradeRan
         let wantsMaintenance =
             need == .withMaintenance || (need != .none && configuration.snapshotSettings.enabled)
+        // Warm PHP-FPM's OPcache with production's code while the site still answers (in maintenance
+        // mode Moodle answers with the maintenance page and compiles nothing). With an upgrade
+        // pending, Moodle's bootstrap runs and sends to the upgrade page: the bulk is compiled.
+        if wantsMaintenance && !state.maintenanceEnabled {
+            let productionRoot = (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
+            if lacksComponentCache(productionRoot) { try buildComponentCache(at: productionRoot) }
+            warmByRequest(.production)
+        }
         if wantsMaintenance && !state.maintenanceEnabled {
             note(
                 need == .withMaintenance
@@ -686,7 +694,7 @@ final class OperationRun: @unchecked Sendable {
         try dropFromOPcache(Array(Set(previouslyServed + changedScripts)))
         let productionRoot = (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
         if lacksComponentCache(productionRoot) { try buildComponentCache(at: productionRoot) }
-        warmByRequest(.production)
+        if !(try store.read()).maintenanceEnabled { warmByRequest(.production) }
         try switchServed(to: .production)
         progress(.fraction(.restore, 0.3))
         var upgradeText = "no upgrade was needed"
