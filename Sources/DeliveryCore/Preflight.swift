@@ -212,6 +212,16 @@ struct Preflight {
                         "\(file) changed but \(versionFile) did not: Moodle applies it only with a new version (a partial update?)",
                     blocking: false))
         }
+        for change in report.versionChanges where change.after == nil {
+            let file = change.component.isEmpty ? "version.php" : "\(change.component)/version.php"
+            guard (try? System.lstatus("\(production)/\(file)"))?.kind == .regular else { continue }
+            problems.append(
+                ComponentProblem(
+                    component: change.component,
+                    reason:
+                        "\(file) declares no version any more: Moodle would stop the upgrade (\"defective or outdated\")",
+                    blocking: true))
+        }
         let core = Self.declaredVersion("\(production)/version.php").flatMap(Double.init)
         for change in report.versionChanges where !change.component.isEmpty && change.after != nil {
             guard let core, let required = Self.requiredCore("\(production)/\(change.component)/version.php"),

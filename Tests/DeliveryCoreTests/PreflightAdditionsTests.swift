@@ -182,3 +182,18 @@ struct PublicLayoutTests {
         #expect(rolledBack.hasPrefix("fixture-site version=2024100700 tree=public"), "\(rolledBack)")
     }
 }
+
+@Suite("Preflight: a version.php that declares no version")
+struct MissingVersionTests {
+    @Test("a plugin's version.php whose version line was lost blocks the restore (Moodle: defective plugin)")
+    func lostVersion() throws {
+        let site = try PreflightTests().delivering([
+            "mod/forum/version.php":
+                "<?php\ndefined('MOODLE_INTERNAL') || die();\n$plugin->component = 'mod_forum';\n$\n"
+        ])
+        let report = try site.engine.plan()
+        let forum = try #require(report.inconsistentComponents.first { $0.component == "mod/forum" })
+        #expect(forum.blocking)
+        PreflightTests().expectBlocked(site, mentioning: "mod/forum/version.php declares no version")
+    }
+}
