@@ -107,12 +107,6 @@ struct HealthChecker {
         return references
     }
 
-    /// Runs the checks on the tree served now.
-    /// - Parameter baseline: the critical results the site had before the delivery.
-    func run(tree: TreeName, baseline: Set<String>?) -> HealthReport {
-        addPageCheck(to: runCommandLineChecks(tree: tree, baseline: baseline))
-    }
-
     /// Adds the login page's answer to a report.
     func addPageCheck(to report: HealthReport) -> HealthReport {
         var report = report

@@ -101,7 +101,16 @@ struct MoodleCLI {
     /// True when the tree's code matches the database: `upgrade.php --is-pending` answers 0
     /// (no upgrade needed). A pending upgrade (2) or a downgrade (Moodle's error) answers false.
     func codeMatchesDatabase(in tree: TreeName) throws(DeliveryError) -> Bool {
-        try run("upgrade.php", ["--is-pending"], in: tree).exitCode == 0
+        try databaseMatch(in: tree) == true
+    }
+
+    /// Moodle's answer to `upgrade.php --is-pending` in a tree: true when nothing is pending, false
+    /// when an upgrade is pending or Moodle refuses the code (older than the database), nil when it
+    /// gave no answer (timed out, killed).
+    func databaseMatch(in tree: TreeName, echo: Bool = true) throws(DeliveryError) -> Bool? {
+        let result = try run("upgrade.php", ["--is-pending"], in: tree, echo: echo)
+        guard let code = result.exitCode, !result.timedOut else { return nil }
+        return code == 0
     }
 
     static func lastLines(_ result: CommandResult) -> String {

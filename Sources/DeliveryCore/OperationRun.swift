@@ -651,11 +651,7 @@ final class OperationRun: @unchecked Sendable {
         // Warm PHP-FPM's OPcache with production's code while the site still answers (in maintenance
         // mode Moodle answers with the maintenance page and compiles nothing). With an upgrade
         // pending, Moodle's bootstrap runs and sends to the upgrade page: the bulk is compiled.
-        if wantsMaintenance && !state.maintenanceEnabled {
-            let productionRoot = (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
-            if lacksComponentCache(productionRoot) { try buildComponentCache(at: productionRoot) }
-            warmByRequest(.production)
-        }
+        if wantsMaintenance && !state.maintenanceEnabled { try readyProductionForServing(warm: true) }
         if wantsMaintenance && !state.maintenanceEnabled {
             note(
                 need == .withMaintenance
@@ -692,9 +688,7 @@ final class OperationRun: @unchecked Sendable {
             state.servedProductionChanges = Array(Set(previouslyServed + changedScripts)).sorted()
         }
         try dropFromOPcache(Array(Set(previouslyServed + changedScripts)))
-        let productionRoot = (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
-        if lacksComponentCache(productionRoot) { try buildComponentCache(at: productionRoot) }
-        if !(try store.read()).maintenanceEnabled { warmByRequest(.production) }
+        try readyProductionForServing(warm: !(try store.read()).maintenanceEnabled)
         try switchServed(to: .production)
         progress(.fraction(.restore, 0.3))
         var upgradeText = "no upgrade was needed"
@@ -779,6 +773,15 @@ final class OperationRun: @unchecked Sendable {
         try change { (state: inout DeliveryState) throws(DeliveryError) in state.lastHealthCheck = report }
         return try afterFailure(
             DeliveryError(.healthCheckFailed, report.failures.joined(separator: "; ")), what: "The health check failed")
+    }
+
+    /// Makes production ready to be served: its component cache built if missing, and, when
+    /// `warm`, PHP-FPM's OPcache warmed with one request (useless in maintenance mode, where Moodle
+    /// compiles nothing).
+    private func readyProductionForServing(warm: Bool) throws(DeliveryError) {
+        let productionRoot = (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
+        if lacksComponentCache(productionRoot) { try buildComponentCache(at: productionRoot) }
+        if warm { warmByRequest(.production) }
     }
 
     /// The health checker, unless the site turned it off.
@@ -1197,13 +1200,7 @@ final class OperationRun: @unchecked Sendable {
         let copies = engine.copyStatuses(state)
         var answers: [TreeName: Bool] = [:]
         for tree in [TreeName.security, .backup] where copies[tree]?.complete == true {
-            if let result = try? moodle.run("upgrade.php", ["--is-pending"], in: tree, echo: false),
-                let code = result.exitCode, !result.timedOut
-            {
-                // 0: nothing pending; 2: an upgrade pending (the copy is newer); anything else: Moodle
-                // refuses (the copy is older than the database) or cannot tell.
-                answers[tree] = code == 0
-            }
+            if let answer = (try? moodle.databaseMatch(in: tree, echo: false)) ?? nil { answers[tree] = answer }
         }
         try? store.update { (state: inout DeliveryState) throws(DeliveryError) in state.copiesMatchingDatabase = answers
         }

@@ -389,7 +389,7 @@ public enum System {
     /// Whether a process listens on the unix stream socket at `path`: true when a connection is
     /// accepted, false when nobody listens there (no such file, or `ECONNREFUSED`: a socket file
     /// left by a stopped server). Other failures (permission denied …) are thrown.
-    static func unixSocketAnswers(_ path: String) throws(SystemCallError) -> Bool {
+    public static func unixSocketAnswers(_ path: String) throws(SystemCallError) -> Bool {
         let fd = try check("socket", path) {
             socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         }

@@ -1,3 +1,5 @@
+import DeliveryCore
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -56,9 +58,7 @@ struct Listener {
                 guard existing.isSocket else {
                     throw ServerStartError("\(path) exists and is not a socket; remove it or choose another socketPath")
                 }
-                let probe = try ServerSystem.unixSocket()
-                defer { ServerSystem.close(probe) }
-                if try ServerSystem.connect(probe, path: path) {
+                if try System.unixSocketAnswers(path) {
                     throw ServerStartError("another deliveryd answers on \(path); stop it first")
                 }
                 try ServerSystem.unlink(path)

@@ -143,15 +143,6 @@ enum ServerSystem {
         _ = try retrying("bind", path) { try! withAddress(path) { Glibc.bind(fd, $0, $1) } }
     }
 
-    /// Connects a socket to a path; false when nobody listens there (ECONNREFUSED, ENOENT).
-    static func connect(_ fd: Int32, path: String) throws(ServerSystemError) -> Bool {
-        let result = try withAddress(path) { Glibc.connect(fd, $0, $1) }
-        if result == 0 { return true }
-        let code = cfs_errno()
-        if code == ECONNREFUSED || code == ENOENT { return false }
-        throw fail("connect", path)
-    }
-
     /// Starts listening.
     static func listen(_ fd: Int32, backlog: Int32) throws(ServerSystemError) {
         _ = try retrying("listen") { Glibc.listen(fd, backlog) }

@@ -393,6 +393,12 @@ struct PreflightTests {
         #expect(report.added == ["local/foo/newfile.php"])
         #expect(report.removed == ["mod/assign/old.php"])
         #expect(Set(report.changed) == ["version.php", "mod/forum/lib.php", "mod/forum/version.php"])
+        // The forecast: an upgrade pending that Moodle wants in maintenance, no snapshot (off here).
+        #expect(report.upgrade?.pending == true)
+        #expect(report.upgrade?.maintenanceRequired == true)
+        #expect(report.upgrade?.snapshot == false)
+        #expect(report.maintenanceModeOn == false)
+        #expect(report.snapshotSpace == nil)
         let core = report.versionChanges.first { $0.component.isEmpty }
         #expect(core?.before == "2024100700.00" && core?.after == "2024100800.00" && core?.backwards == false)
         #expect(report.versionChanges.contains { $0.component == "mod/forum" })

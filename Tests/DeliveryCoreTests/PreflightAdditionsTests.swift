@@ -51,19 +51,6 @@ struct PreflightAdditionsTests {
         preflight.expectBlocked(site, mentioning: "the new code needs PHP 99.0.0 or later")
     }
 
-    @Test("the forecast: an upgrade pending, maintenance, no snapshot when snapshots are off")
-    func forecast() throws {
-        let site = try FixtureSite()
-        try site.perform(.secure)
-        try site.perform(.switchToDelivery)
-        try site.publishRevision2()
-        try site.perform(.update)
-        let report = try site.engine.plan()
-        #expect(report.upgrade == UpgradeForecast(pending: true, maintenanceRequired: true, snapshot: false))
-        #expect(report.maintenanceModeOn == false)
-        #expect(report.snapshotSpace == nil)
-    }
-
     @Test("dotted versions compare numerically")
     func versions() {
         #expect(Preflight.versionAtLeast("8.2.7", "8.1.0"))
