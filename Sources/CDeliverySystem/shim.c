@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <linux/fs.h>
 
 int cds_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
@@ -61,4 +62,8 @@ int cds_ofd_is_locked(int fd) {
 
 int cds_syncfs(int fd) {
     return syncfs(fd);
+}
+
+long cds_getdents64(int fd, void *buffer, unsigned long size) {
+    return syscall(SYS_getdents64, fd, buffer, size);
 }

@@ -71,6 +71,8 @@ public struct CopyRecord: Sendable, Codable, Equatable {
     /// Files and bytes of the last full copy.
     public var files: Int
     public var bytes: Int64
+    /// Entries (files, folders, links) of the last full copy: the next copy's progress total.
+    public var entries: Int? = nil
 }
 
 /// Who asked for an operation: carried from the CLI or the signed request into the audit log.

@@ -414,7 +414,14 @@ final class OperationRun: @unchecked Sendable {
             }
         }
 
-        let total = max(1, countEntries(relative.map { "\(production)/\($0)" } ?? production))
+        // The progress total: the last full copy's count when there is one (no extra walk).
+        let total = max(
+            1,
+            (relative == nil ? state.copies[tree]?.entries : nil)
+                ?? countEntries(relative.map { "\(production)/\($0)" } ?? production))
+        // PHP-FPM may hold the inactive generation's scripts compiled from when it was served:
+        // the copier lists those it gives a new file, and only they are dropped.
+        let recordingScripts = !(engine.configuration.phpFpmSockets ?? []).isEmpty
         let progress = self.progress
         let onProgress: (Int) -> Void = { done in
             progress(.fraction(.secure, (weight.0 + min(1, Double(done) / Double(total))) / weight.1 * 0.98))
@@ -424,27 +431,30 @@ final class OperationRun: @unchecked Sendable {
             if let relative, let active {
                 note("Refreshing '\(relative)' of the \(tree.rawValue) copy from production (\(revision.label))…")
                 // The other generation takes the complete copy as it is, but for the component…
-                statistics = try copier.synchronize(
+                let outside = try copier.synchronize(
                     source: active, target: inactive, linkFrom: active, skipping: relative, preserving: preservedFiles,
-                    shouldContinue: { [self] in shouldContinue() })
+                    recordingScripts: recordingScripts, shouldContinue: { [self] in shouldContinue() })
                 // …which comes from production.
-                let componentStatistics = try copier.synchronize(
+                statistics = try copier.synchronize(
                     source: "\(production)/\(relative)", target: "\(inactive)/\(relative)",
-                    linkFrom: "\(active)/\(relative)", onProgress: onProgress,
+                    linkFrom: "\(active)/\(relative)", recordingScripts: recordingScripts, onProgress: onProgress,
                     shouldContinue: { [self] in shouldContinue() })
-                statistics = componentStatistics
+                statistics.changedScripts =
+                    outside.changedScripts
+                    + statistics.changedScripts.map { $0.isEmpty ? relative : "\(relative)/\($0)" }
             } else {
                 note(
                     "Copying production (\(revision.label)) into the \(tree.rawValue) copy\(linkFrom == nil ? "" : ", sharing unchanged files")…"
                 )
                 statistics = try copier.synchronize(
                     source: production, target: inactive, linkFrom: linkFrom, preserving: preservedFiles,
-                    onProgress: onProgress, shouldContinue: { [self] in shouldContinue() })
+                    recordingScripts: recordingScripts, onProgress: onProgress,
+                    shouldContinue: { [self] in shouldContinue() })
             }
             try buildComponentCache(at: inactive)
             try System.syncFileSystem(inactive)
             // This generation may have been served before, with other code under the same paths.
-            try dropFromOPcache(phpScripts(in: inactive), under: inactive)
+            try dropFromOPcache(statistics.changedScripts, under: inactive)
         } catch let error as DeliveryError {
             throw DeliveryError(
                 error.code, "the \(tree.rawValue) copy failed, the previous copy is unchanged: \(error.message)")
@@ -467,7 +477,8 @@ final class OperationRun: @unchecked Sendable {
         } else {
             record = CopyRecord(
                 complete: true, revision: revision, copiedAt: Date(), refreshedPaths: [], files: statistics.files,
-                bytes: statistics.bytes)
+                bytes: statistics.bytes,
+                entries: statistics.files + statistics.directories - 1 + statistics.symlinks + statistics.skipped.count)
         }
         let generation = lastComponent(of: inactive)
         let inode: UInt64
@@ -883,25 +894,6 @@ final class OperationRun: @unchecked Sendable {
         for removed in DatabaseTool.prune(directory, keep: configuration.snapshotSettings.keep, protecting: file) {
             note("Removed the older snapshot \(removed) (keeping \(configuration.snapshotSettings.keep)).")
         }
-    }
-
-    /// Every PHP script of a tree, relative to its root (VCS metadata left out).
-    private func phpScripts(in root: String) -> [String] {
-        var scripts: [String] = []
-        var pending = [""]
-        while let relative = pending.popLast() {
-            let directory = relative.isEmpty ? root : "\(root)/\(relative)"
-            for entry in (try? System.listDirectory(directory)) ?? []
-            where !TreeCopier.versionControlNames.contains(entry.name) {
-                let child = relative.isEmpty ? entry.name : "\(relative)/\(entry.name)"
-                if entry.kind == .directory {
-                    pending.append(child)
-                } else if entry.name.hasSuffix(".php") {
-                    scripts.append(child)
-                }
-            }
-        }
-        return scripts
     }
 
     /// The files each tree makes for itself, left alone by copies (the component cache).

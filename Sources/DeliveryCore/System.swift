@@ -1,4 +1,5 @@
 import CDeliverySystem
+import Dispatch
 
 #if canImport(Glibc)
     import Glibc
@@ -223,6 +224,12 @@ public enum System {
             throw SystemCallError(errno: cds_errno(), call: "opendir", path: path)
         }
         defer { closedir(dir) }
+        return try readEntries(dir, path: path)
+    }
+
+    private static func readEntries(_ dir: OpaquePointer, path: String?) throws(SystemCallError) -> [(
+        name: String, kind: FileKind?
+    )] {
         var entries: [(String, FileKind?)] = []
         while true {
             cds_clear_errno()
@@ -280,6 +287,181 @@ public enum System {
     static func writeAt(_ fd: Int32, _ bytes: [UInt8]) throws(SystemCallError) {
         _ = try check("lseek") { lseek(fd, 0, SEEK_SET) }
         try writeAll(fd, bytes)
+    }
+
+    // MARK: Paths relative to an open folder (the copier's calls)
+
+    /// Opens a folder below `directory` (or `directory` itself for ""), never following a final symlink.
+    static func openDirectory(at directory: Int32, _ relative: String) throws(SystemCallError) -> Int32 {
+        try check("open", relative) {
+            openat(directory, relative.isEmpty ? "." : relative, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        }
+    }
+
+    /// Opens a file relative to an open folder.
+    static func open(at directory: Int32, _ name: String, _ flags: Int32, _ mode: mode_t = 0o600)
+        throws(SystemCallError) -> Int32
+    {
+        try check("open", name) { openat(directory, name, flags | O_CLOEXEC, mode) }
+    }
+
+    /// `lstat` of an entry of an open folder; nil when it does not exist.
+    static func lstatusIfExists(at directory: Int32, _ name: String) throws(SystemCallError) -> FileStatus? {
+        var raw = stat()
+        while fstatat(directory, name, &raw, AT_SYMLINK_NOFOLLOW) != 0 {
+            let code = cds_errno()
+            if code == EINTR { continue }
+            if code == ENOENT || code == ENOTDIR { return nil }
+            throw SystemCallError(errno: code, call: "lstat", path: name)
+        }
+        return FileStatus(raw)
+    }
+
+    /// `lstat` of an entry of an open folder.
+    static func lstatus(at directory: Int32, _ name: String) throws(SystemCallError) -> FileStatus {
+        var raw = stat()
+        _ = try check("lstat", name) { fstatat(directory, name, &raw, AT_SYMLINK_NOFOLLOW) }
+        return FileStatus(raw)
+    }
+
+    static func makeDirectory(at directory: Int32, _ name: String, _ mode: mode_t) throws(SystemCallError) {
+        _ = try check("mkdir", name) { mkdirat(directory, name, mode) }
+    }
+
+    static func rename(at directory: Int32, _ from: String, _ to: String) throws(SystemCallError) {
+        _ = try check("rename", to) { renameat(directory, from, directory, to) }
+    }
+
+    /// Hard-links `name` of one open folder as `new` in another.
+    static func link(at directory: Int32, _ name: String, to newDirectory: Int32, _ new: String)
+        throws(SystemCallError)
+    {
+        _ = try check("link", new) { linkat(directory, name, newDirectory, new, 0) }
+    }
+
+    static func symlink(target: String, at directory: Int32, _ name: String) throws(SystemCallError) {
+        _ = try check("symlink", name) { symlinkat(target, directory, name) }
+    }
+
+    static func readLink(at directory: Int32, _ name: String) throws(SystemCallError) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = try check("readlink", name) { readlinkat(directory, name, &buffer, buffer.count - 1) }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Changes the owner of an entry of an open folder, without following a symlink.
+    static func changeOwner(at directory: Int32, _ name: String, uid: UInt32, gid: UInt32)
+        throws(SystemCallError)
+    {
+        _ = try check("lchown", name) { fchownat(directory, name, uid, gid, AT_SYMLINK_NOFOLLOW) }
+    }
+
+    /// Changes the mode of a folder below an open folder.
+    static func changeMode(at directory: Int32, _ name: String, _ mode: UInt32) throws(SystemCallError) {
+        _ = try check("chmod", name) { fchmodat(directory, name.isEmpty ? "." : name, mode_t(mode), 0) }
+    }
+
+    /// Sets the access and modification times of an entry of an open folder, without following a symlink.
+    static func setTimes(at directory: Int32, _ name: String, seconds: Int, nanoseconds: Int)
+        throws(SystemCallError)
+    {
+        var times = (
+            timespec(tv_sec: seconds, tv_nsec: nanoseconds), timespec(tv_sec: seconds, tv_nsec: nanoseconds)
+        )
+        _ = try check("utimensat", name) {
+            withUnsafePointer(to: &times) {
+                $0.withMemoryRebound(to: timespec.self, capacity: 2) {
+                    utimensat(directory, name.isEmpty ? "." : name, $0, AT_SYMLINK_NOFOLLOW)
+                }
+            }
+        }
+    }
+
+    /// The entries of a folder just opened, without `.` and `..`, read straight from the kernel
+    /// (`getdents64`, no `DIR` stream). The descriptor's position is left at the end.
+    static func listDirectory(fd: Int32) throws(SystemCallError) -> [(name: String, kind: FileKind?)] {
+        var entries: [(name: String, kind: FileKind?)] = []
+        try withUnsafeTemporaryAllocation(byteCount: 32768, alignment: 8) { (buffer) throws(SystemCallError) in
+            while true {
+                let count = try check("getdents64") { cds_getdents64(fd, buffer.baseAddress, UInt(buffer.count)) }
+                if count == 0 { break }
+                var offset = 0
+                while offset < count {
+                    let record = buffer.baseAddress! + offset
+                    let length = Int(record.loadUnaligned(fromByteOffset: 16, as: UInt16.self))
+                    let type = record.load(fromByteOffset: 18, as: UInt8.self)
+                    let name = String(cString: record.advanced(by: 19).assumingMemoryBound(to: CChar.self))
+                    offset += length
+                    if name == "." || name == ".." { continue }
+                    let kind: FileKind?
+                    switch Int32(type) {
+                    case Int32(DT_REG): kind = .regular
+                    case Int32(DT_DIR): kind = .directory
+                    case Int32(DT_LNK): kind = .symlink
+                    case Int32(DT_UNKNOWN): kind = nil
+                    default: kind = .other
+                    }
+                    entries.append((name, kind))
+                }
+            }
+        }
+        return entries
+    }
+
+    /// The process's umask, read without changing it (`/proc/self/status`); 0o022 when unknown.
+    static var currentUmask: UInt32 {
+        guard let bytes = try? readFile("/proc/self/status", limit: 65536) else { return 0o022 }
+        let text = String(decoding: bytes, as: UTF8.self)
+        for line in text.split(separator: "\n") where line.hasPrefix("Umask:") {
+            let value = line.dropFirst("Umask:".count).filter { $0 != " " && $0 != "\t" }
+            if let mask = UInt32(value, radix: 8) { return mask }
+        }
+        return 0o022
+    }
+
+    static var effectiveGroupIdentifier: UInt32 { getegid() }
+
+    /// Runs `body` on `count` new threads and returns when all have finished; `whileWaiting` is
+    /// called on the calling thread about every `interval` seconds meanwhile.
+    static func runThreads(
+        _ count: Int, interval: Double, whileWaiting: () -> Void, _ body: @escaping @Sendable () -> Void
+    ) {
+        final class Work: Sendable {
+            let body: @Sendable () -> Void
+            let done = DispatchSemaphore(value: 0)
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        let work = Work(body)
+        var threads: [pthread_t] = []
+        for _ in 0..<count {
+            var thread = pthread_t()
+            let context = Unmanaged.passRetained(work).toOpaque()
+            let started = pthread_create(
+                &thread, nil,
+                { context in
+                    let work = Unmanaged<Work>.fromOpaque(context!).takeRetainedValue()
+                    work.body()
+                    work.done.signal()
+                    return nil
+                }, context)
+            if started == 0 {
+                threads.append(thread)
+            } else {
+                // No thread: run this share on the calling thread instead.
+                let work = Unmanaged<Work>.fromOpaque(context).takeRetainedValue()
+                work.body()
+                work.done.signal()
+            }
+        }
+        var finished = 0
+        while finished < count {
+            if work.done.wait(timeout: .now() + interval) == .success {
+                finished += 1
+            } else {
+                whileWaiting()
+            }
+        }
+        for thread in threads { pthread_join(thread, nil) }
     }
 
     // MARK: Reading and writing
@@ -341,9 +523,26 @@ public enum System {
 
     /// Copies a regular file's contents from one descriptor to another: reflink when the file
     /// system shares extents, else copy_file_range, else read/write.
-    static func copyContents(from source: Int32, to destination: Int32, size: Int64) throws(SystemCallError) {
+    /// What a reflink attempt gave.
+    enum CloneResult { case cloned, unsupported, failed }
+
+    /// Makes `destination` share all of `source`'s extents (`FICLONE`); `.unsupported` when the
+    /// file system cannot (ext4 …), so that callers stop trying.
+    static func cloneContents(from source: Int32, to destination: Int32) -> CloneResult {
+        if cds_ficlone(destination, source) == 0 { return .cloned }
+        let code = cds_errno()
+        if code == EOPNOTSUPP || code == ENOTTY || code == EINVAL || code == EXDEV || code == ENOSYS {
+            return .unsupported
+        }
+        return .failed
+    }
+
+    /// Copies a file's contents in the kernel (`copy_file_range`), else by reading and writing.
+    static func copyContents(
+        from source: Int32, to destination: Int32, size: Int64, tryClone: Bool = true
+    ) throws(SystemCallError) {
         if size == 0 { return }
-        if cds_ficlone(destination, source) == 0 { return }
+        if tryClone && cloneContents(from: source, to: destination) == .cloned { return }
         var remaining = size
         var useKernelCopy = true
         while remaining > 0 {

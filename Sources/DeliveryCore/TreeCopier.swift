@@ -27,6 +27,9 @@ public struct CopyStatistics: Sendable, Codable, Equatable {
     public var skipped: [String] = []
     /// Absolute symlinks pointing into the source tree (they would serve the source, not the copy).
     public var absoluteLinksIntoSource: [String] = []
+    /// PHP scripts (relative paths; "" for a single-file target) the target got a new file for,
+    /// when asked for (`recordingScripts`): the only ones PHP-FPM may hold compiled with other code.
+    public var changedScripts: [String] = []
 
     /// True when the target had to change at all.
     public var changed: Bool { filesCopied + filesLinked + entriesRemoved + changedOther > 0 }
@@ -47,6 +50,7 @@ public struct CopyStatistics: Sendable, Codable, Equatable {
         changedOther += other.changedOther
         skipped += other.skipped
         absoluteLinksIntoSource += other.absoluteLinksIntoSource
+        changedScripts += other.changedScripts
     }
 }
 
@@ -55,7 +59,8 @@ public struct CopyStatistics: Sendable, Codable, Equatable {
 /// nanosecond and, as root, owners are kept; VCS metadata (`.git`, `.svn`, `CVS`) is left out.
 ///
 /// Files whose size, mtime, mode and owner match are left alone. Work is spread over several
-/// threads, one folder at a time. An existing inode of the target is never written in place: a
+/// threads, one folder at a time, with calls relative to open folders. A folder the copy creates
+/// is filled directly (no comparison, no temporary names). An existing inode of the target is never written in place: a
 /// changed file is written under a temporary name and renamed over the old one. That makes it
 /// safe for the target to share inodes (hard links) with another tree, `linkFrom`, the other
 /// generation of the same copy: a file missing from the target whose metadata match the file in
@@ -85,37 +90,56 @@ public struct TreeCopier: Sendable {
     ///   - skipping: a relative path left alone on both sides (a component refreshed separately).
     ///   - preserving: relative paths also left alone on both sides (files each tree makes itself).
     ///   - checkOnly: change nothing; stop at the first difference (`changed` tells).
+    ///   - recordingScripts: list the PHP scripts given a new file in `changedScripts`.
     ///   - onProgress: called on the calling thread about ten times a second with entries done.
     ///   - shouldContinue: polled on the calling thread; false stops the work with `.preempted`.
     /// - Throws: `DeliveryError` with the path; the target may then be partly synchronised.
     public func synchronize(
         source: String, target: String, linkFrom: String? = nil, skipping: String? = nil,
-        preserving: Set<String> = [], checkOnly: Bool = false,
+        preserving: Set<String> = [], checkOnly: Bool = false, recordingScripts: Bool = false,
         onProgress: (Int) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
     ) throws(DeliveryError) -> CopyStatistics {
-        let job = SyncJob(
-            copier: self, sourceRoot: source, targetRoot: target, linkRoot: linkFrom,
-            skip: preserving.union(skipping.map { [$0] } ?? []),
-            checkOnly: checkOnly)
         let sourceStatus: FileStatus
         do {
             sourceStatus = try System.lstatus(source)
         } catch {
             throw DeliveryError.io("cannot read the source tree", error)
         }
+        let skip = preserving.union(skipping.map { [$0] } ?? [])
         guard sourceStatus.kind == .directory else {
             // A single file component.
-            return try job.synchronizeSingle(sourceStatus)
+            return try SyncJob.synchronizeSingle(
+                copier: self, source: source, target: target, status: sourceStatus, checkOnly: checkOnly,
+                recordingScripts: recordingScripts)
         }
-        job.enqueue("")
-        let group = DispatchGroup()
-        for _ in 0..<workers {
-            DispatchQueue.global().async(group: group) { job.work() }
+        let roots: SyncJob.Roots
+        do {
+            guard
+                let opened = try SyncJob.Roots(source: source, target: target, linkFrom: linkFrom, checkOnly: checkOnly)
+            else {
+                // Check only, and the target is missing or not a folder.
+                var statistics = CopyStatistics()
+                statistics.changedOther = 1
+                return statistics
+            }
+            roots = opened
+        } catch {
+            throw DeliveryError.io("cannot open the trees to copy", error)
         }
-        while group.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
-            onProgress(job.entriesDone.load(ordering: .relaxed))
-            if !shouldContinue() { job.stop(DeliveryError(.preempted, "the copy was stopped before it finished")) }
-        }
+        defer { roots.close() }
+        let job = SyncJob(
+            copier: self, sourceRoot: source, targetRoot: target, roots: roots, skip: skip, checkOnly: checkOnly,
+            recordingScripts: recordingScripts)
+        job.enqueue(
+            SyncJob.Folder(
+                relative: "", created: roots.targetCreated, createdWithMode: false, status: sourceStatus,
+                targetStatus: roots.targetStatus))
+        System.runThreads(
+            workers, interval: 0.1,
+            whileWaiting: {
+                onProgress(job.entriesDone.load(ordering: .relaxed))
+                if !shouldContinue() { job.stop(DeliveryError(.preempted, "the copy was stopped before it finished")) }
+            }, job.work)
         if let failure = job.failure.withLock({ $0 }) { throw failure }
         var statistics = job.statistics.withLock { $0 }
         if job.differenceFound.load(ordering: .relaxed) {
@@ -125,6 +149,7 @@ public struct TreeCopier: Sendable {
         if !checkOnly || !statistics.changed {
             try job.fixDirectories(root: sourceStatus, statistics: &statistics)
         }
+        statistics.changedScripts = job.changedScripts.withLock { $0 }
         onProgress(job.entriesDone.load(ordering: .relaxed))
         return statistics
     }
@@ -178,15 +203,83 @@ public struct TreeCopier: Sendable {
 
 /// The shared state of one synchronisation: a queue of folders and the workers' results.
 private final class SyncJob: Sendable {
+    /// The open roots of the three trees; every call is made relative to them.
+    struct Roots: Sendable {
+        let source: Int32
+        let target: Int32
+        let link: Int32?
+        /// The target's root was made by this copy.
+        let targetCreated: Bool
+        /// The target root's status before the copy (nil when made by it).
+        let targetStatus: FileStatus?
+        /// Files made in folders this copy created belong to the process's user and group (no
+        /// set-group-ID folder above them), so their owner needs no change when it matches.
+        let ownerOfNewFiles: (uid: UInt32, gid: UInt32)?
+
+        /// Opens the roots, making the target's when missing; nil when checking only and the
+        /// target is not a folder.
+        init?(source: String, target: String, linkFrom: String?, checkOnly: Bool) throws(SystemCallError) {
+            var created = false
+            if let existing = try System.lstatusIfExists(target), existing.kind == .directory {
+            } else {
+                if checkOnly { return nil }
+                if try System.lstatusIfExists(target) != nil { try TreeCopier.removeTreeOrFail(target) }
+                try System.makeDirectory(target, 0o700)
+                created = true
+            }
+            self.source = try System.openDirectory(at: AT_FDCWD, source)
+            do {
+                self.target = try System.openDirectory(at: AT_FDCWD, target)
+            } catch {
+                System.close(self.source)
+                throw error
+            }
+            var link: Int32?
+            if let linkFrom, (try? System.lstatus(linkFrom))?.kind == .directory {
+                link = try? System.openDirectory(at: AT_FDCWD, linkFrom)
+            }
+            self.link = link
+            targetCreated = created
+            let rootStatus = try System.fileStatus(self.target)
+            targetStatus = created ? nil : rootStatus
+            ownerOfNewFiles =
+                created && rootStatus.mode & UInt32(S_ISGID) == 0
+                ? (System.effectiveUserIdentifier, System.effectiveGroupIdentifier) : nil
+        }
+
+        func close() {
+            System.close(source)
+            System.close(target)
+            if let link { System.close(link) }
+        }
+    }
+
+    /// A folder to synchronise: its path relative to the roots, and whether this copy made it
+    /// in the target (then it is empty and needs no comparison), with its final mode or not.
+    struct Folder {
+        var relative: String
+        var created: Bool
+        var createdWithMode: Bool
+        /// The folder's status in the source, as its parent read it.
+        var status: FileStatus
+        /// Its status in the target before the copy (nil when created).
+        var targetStatus: FileStatus?
+    }
+
     let copier: TreeCopier
     let sourceRoot: String
     let targetRoot: String
-    let linkRoot: String?
+    let roots: Roots
     let skip: Set<String>
     let checkOnly: Bool
+    let recordingScripts: Bool
+    /// Permission bits the process's umask removes from new files.
+    let umask: UInt32
+    /// Set once a reflink failed as unsupported: no file after it tries again.
+    let cloneUnsupported = Atomic<Bool>(false)
 
     struct Queue {
-        var pending: [String] = []
+        var pending: [Folder] = []
         var active = 0
         var stopped = false
     }
@@ -196,27 +289,26 @@ private final class SyncJob: Sendable {
     let entriesDone = Atomic<Int>(0)
     let statistics = Mutex(CopyStatistics())
     let failure = Mutex<DeliveryError?>(nil)
-    /// Folders whose metadata must be set after their contents (relative path, source status).
-    let directoriesToFix = Mutex<[(String, FileStatus)]>([])
+    let changedScripts = Mutex<[String]>([])
+    /// Folders whose metadata must be set after their contents.
+    let directoriesToFix = Mutex<[Folder]>([])
 
     init(
-        copier: TreeCopier, sourceRoot: String, targetRoot: String, linkRoot: String?, skip: Set<String>,
-        checkOnly: Bool
+        copier: TreeCopier, sourceRoot: String, targetRoot: String, roots: Roots, skip: Set<String>,
+        checkOnly: Bool, recordingScripts: Bool
     ) {
         self.copier = copier
         self.sourceRoot = sourceRoot
         self.targetRoot = targetRoot
-        self.linkRoot = linkRoot
+        self.roots = roots
         self.skip = skip
         self.checkOnly = checkOnly
+        self.recordingScripts = recordingScripts
+        self.umask = System.currentUmask
     }
 
-    func path(_ root: String, _ relative: String) -> String {
-        relative.isEmpty ? root : "\(root)/\(relative)"
-    }
-
-    func enqueue(_ relative: String) {
-        queue.withLock { $0.pending.append(relative) }
+    func enqueue(_ folder: Folder) {
+        queue.withLock { $0.pending.append(folder) }
         wakeUp.signal()
     }
 
@@ -228,9 +320,9 @@ private final class SyncJob: Sendable {
     }
 
     /// A worker: takes folders until none is left and none is being worked on.
-    func work() {
+    @Sendable func work() {
         while true {
-            let next: String?? = queue.withLock { state in
+            let next: Folder?? = queue.withLock { state in
                 if state.stopped { return .some(nil) }
                 if let item = state.pending.popLast() {
                     state.active += 1
@@ -240,9 +332,9 @@ private final class SyncJob: Sendable {
                 return .none
             }
             switch next {
-            case .some(.some(let relative)):
+            case .some(.some(let folder)):
                 do {
-                    try synchronizeDirectory(relative)
+                    try synchronizeDirectory(folder)
                 } catch {
                     if error.message == Self.differenceSentinel {
                         differenceFound.store(true, ordering: .relaxed)
@@ -264,18 +356,27 @@ private final class SyncJob: Sendable {
         }
     }
 
-    private func isSkipped(_ relative: String) -> Bool {
-        skip.contains(relative)
-    }
-
     private func same(_ a: FileStatus, _ b: FileStatus) -> Bool {
         a.kind == b.kind && (a.kind == .directory || a.size == b.size) && a.modificationSeconds == b.modificationSeconds
             && a.modificationNanoseconds == b.modificationNanoseconds && a.mode == b.mode
             && (!copier.preserveOwnership || (a.uid == b.uid && a.gid == b.gid))
     }
 
-    private func temporaryName(_ target: String) -> String {
-        "\(parentDirectory(of: target))/.\(lastComponent(of: target)).delivery-\(UInt32.random(in: 0...UInt32.max))"
+    private func temporaryName(_ name: String) -> String {
+        ".\(name).delivery-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// True when a new entry can be made with `mode` directly: no special bits, nothing the
+    /// umask would remove.
+    private func creatable(withMode mode: UInt32) -> Bool {
+        mode & 0o7000 == 0 && mode & umask == 0
+    }
+
+    /// True when an entry made in `folder` needs its owner set to match `status`.
+    private func needsOwner(_ status: FileStatus, in folder: Folder) -> Bool {
+        guard copier.preserveOwnership else { return false }
+        guard folder.created, let owner = roots.ownerOfNewFiles else { return true }
+        return status.uid != owner.uid || status.gid != owner.gid
     }
 
     /// Set when a check-only walk found a difference.
@@ -288,57 +389,85 @@ private final class SyncJob: Sendable {
         if checkOnly { throw DeliveryError(.io, Self.differenceSentinel) }
     }
 
-    func synchronizeDirectory(_ relative: String) throws(DeliveryError) {
+    /// The open folders of one synchronised folder.
+    private struct OpenFolders {
+        let source: Int32
+        let target: Int32
+        /// The same folder in the tree to share unchanged files with, opened on first need.
+        var link: Int32?? = .none
+    }
+
+    func synchronizeDirectory(_ folder: Folder) throws(DeliveryError) {
+        let relative = folder.relative
         var local = CopyStatistics()
-        defer { statistics.withLock { $0.add(local) } }
-        let sourceDirectory = path(sourceRoot, relative)
-        let targetDirectory = path(targetRoot, relative)
+        var scripts: [String] = []
+        defer {
+            statistics.withLock { $0.add(local) }
+            if !scripts.isEmpty { changedScripts.withLock { $0 += scripts } }
+        }
+        var folders: OpenFolders?
+        defer {
+            if let folders {
+                System.close(folders.source)
+                System.close(folders.target)
+                if case .some(.some(let link)) = folders.link { System.close(link) }
+            }
+        }
         do {
-            let sourceStatus = try System.lstatus(sourceDirectory)
+            let source = try System.openDirectory(at: roots.source, relative)
+            let target: Int32
+            do {
+                target = try System.openDirectory(at: roots.target, relative)
+            } catch {
+                System.close(source)
+                throw error
+            }
+            folders = OpenFolders(source: source, target: target)
+            let sourceStatus = folder.status
             local.directories += 1
+            // Names of the target not (yet) seen in the source: what is left is removed.
             var targetNames: [String: FileKind?] = [:]
-            let targetStatus = try System.lstatusIfExists(targetDirectory)
-            var changedHere = false
-            if let targetStatus, targetStatus.kind != .directory {
-                try difference(&local)
-                try System.unlink(targetDirectory)
+            var changedHere = folder.created
+            if !folder.created {
+                for entry in try System.listDirectory(fd: target) { targetNames[entry.name] = entry.kind }
+                if let targetStatus = folder.targetStatus, !same(sourceStatus, targetStatus) { changedHere = true }
             }
-            if targetStatus?.kind == .directory {
-                for entry in try System.listDirectory(targetDirectory) { targetNames[entry.name] = entry.kind }
-                if !same(sourceStatus, targetStatus!) { changedHere = true }
-            } else {
-                try difference(&local)
-                try System.makeDirectory(targetDirectory, 0o700)
-                changedHere = true
-            }
-            var sourceNames = Set<String>()
-            for entry in try System.listDirectory(sourceDirectory) {
+            for entry in try System.listDirectory(fd: source) {
                 let name = entry.name
                 let childRelative = relative.isEmpty ? name : "\(relative)/\(name)"
-                if isSkipped(childRelative) {
-                    sourceNames.insert(name)
-                    continue
-                }
-                let sourcePath = "\(sourceDirectory)/\(name)"
-                let status = try System.lstatus(sourcePath)
+                let inTarget = !targetNames.isEmpty && targetNames.removeValue(forKey: name) != nil
+                if !skip.isEmpty && skip.contains(childRelative) { continue }
+                let status = try System.lstatus(at: source, name)
                 if TreeCopier.versionControlNames.contains(name)
                     && (status.kind == .directory || (name == ".git" && status.kind == .regular))
                 {
+                    // Left out of the copy, and out of the target when it is there.
+                    if inTarget { targetNames[name] = .some(nil) }
                     continue
                 }
-                sourceNames.insert(name)
                 entriesDone.add(1, ordering: .relaxed)
-                let targetPath = "\(targetDirectory)/\(name)"
-                let existing = targetNames[name] == nil ? nil : try System.lstatusIfExists(targetPath)
+                let existing = inTarget ? try System.lstatusIfExists(at: target, name) : nil
                 switch status.kind {
                 case .directory:
-                    if let existing, existing.kind != .directory {
-                        try difference(&local)
-                        try TreeCopier.removeTreeOrFail(targetPath)
-                        changedHere = true
+                    if let existing, existing.kind == .directory {
+                        enqueue(
+                            Folder(
+                                relative: childRelative, created: false, createdWithMode: false, status: status,
+                                targetStatus: existing))
+                        continue
                     }
-                    if existing == nil { changedHere = true }
-                    enqueue(childRelative)
+                    try difference(&local)
+                    local.changedOther -= 1
+                    if existing != nil { try TreeCopier.removeTreeOrFail(path(childRelative)) }
+                    // Made searchable and writable for the copy; its own mode comes last.
+                    let direct = creatable(withMode: status.mode) && status.mode & 0o700 == 0o700
+                    try System.makeDirectory(at: target, name, direct ? mode_t(status.mode) : 0o700)
+                    local.changedOther += 1
+                    changedHere = true
+                    enqueue(
+                        Folder(
+                            relative: childRelative, created: true, createdWithMode: direct, status: status,
+                            targetStatus: nil))
                 case .regular:
                     local.files += 1
                     local.bytes += status.size
@@ -347,42 +476,48 @@ private final class SyncJob: Sendable {
                     local.changedOther -= 1
                     changedHere = true
                     try placeFile(
-                        relative: childRelative, source: sourcePath, status: status, target: targetPath,
-                        existing: existing, statistics: &local)
+                        name, relative: childRelative, status: status, existing: existing, in: folder,
+                        folders: &folders!, statistics: &local)
+                    if recordingScripts && name.hasSuffix(".php") { scripts.append(childRelative) }
                 case .symlink:
                     local.symlinks += 1
-                    let linkTarget = try System.readLink(sourcePath)
+                    let linkTarget = try System.readLink(at: source, name)
                     if linkTarget.hasPrefix("/") && (linkTarget == sourceRoot || linkTarget.hasPrefix(sourceRoot + "/"))
                     {
                         local.absoluteLinksIntoSource.append(childRelative)
                     }
                     if let existing, existing.kind == .symlink, same(status, existing),
-                        (try? System.readLink(targetPath)) == linkTarget
+                        (try? System.readLink(at: target, name)) == linkTarget
                     {
                         continue
                     }
                     try difference(&local)
                     changedHere = true
-                    let temporary = temporaryName(targetPath)
-                    try System.symlink(target: linkTarget, at: temporary)
-                    if copier.preserveOwnership { try System.changeOwner(temporary, uid: status.uid, gid: status.gid) }
+                    let made = existing == nil ? name : temporaryName(name)
+                    try System.symlink(target: linkTarget, at: target, made)
+                    if needsOwner(status, in: folder) {
+                        try System.changeOwner(at: target, made, uid: status.uid, gid: status.gid)
+                    }
                     try System.setTimes(
-                        temporary, seconds: status.modificationSeconds, nanoseconds: status.modificationNanoseconds)
-                    if let existing, existing.kind == .directory { try TreeCopier.removeTreeOrFail(targetPath) }
-                    try System.rename(temporary, targetPath)
+                        at: target, made, seconds: status.modificationSeconds,
+                        nanoseconds: status.modificationNanoseconds)
+                    if let existing {
+                        if existing.kind == .directory { try TreeCopier.removeTreeOrFail(path(childRelative)) }
+                        try System.rename(at: target, made, name)
+                    }
                 case .other:
                     local.skipped.append(childRelative)
                 }
             }
-            for (name, _) in targetNames where !sourceNames.contains(name) {
+            for (name, _) in targetNames {
                 try difference(&local)
                 local.changedOther -= 1
                 local.entriesRemoved += 1
                 changedHere = true
-                try TreeCopier.removeTreeOrFail("\(targetDirectory)/\(name)")
+                try TreeCopier.removeTreeOrFail(path(relative.isEmpty ? name : "\(relative)/\(name)"))
             }
             if changedHere && !relative.isEmpty {
-                directoriesToFix.withLock { $0.append((relative, sourceStatus)) }
+                directoriesToFix.withLock { $0.append(folder) }
             }
         } catch let error as SystemCallError {
             throw DeliveryError.io("copy failed at '\(relative.isEmpty ? "." : relative)'", error)
@@ -393,19 +528,29 @@ private final class SyncJob: Sendable {
         }
     }
 
-    /// Puts a regular file in place: hard link from `linkFrom` when unchanged there, else a copy;
-    /// always under a temporary name first, so that no existing inode is changed.
+    /// The absolute path of an entry of the target.
+    private func path(_ relative: String) -> String {
+        relative.isEmpty ? targetRoot : "\(targetRoot)/\(relative)"
+    }
+
+    /// Puts a regular file in place: a hard link from the tree to share with when the file is
+    /// unchanged there, else a copy. A file replacing an existing entry is made under a temporary
+    /// name and renamed over it, so that no existing inode is ever changed.
     private func placeFile(
-        relative: String, source: String, status: FileStatus, target: String, existing: FileStatus?,
-        statistics local: inout CopyStatistics
+        _ name: String, relative: String, status: FileStatus, existing: FileStatus?, in folder: Folder,
+        folders: inout OpenFolders, statistics local: inout CopyStatistics
     ) throws {
-        let temporary = temporaryName(target)
+        let made = existing == nil ? name : temporaryName(name)
         var linked = false
-        if let linkRoot {
-            let candidate = "\(linkRoot)/\(relative)"
-            if let old = try System.lstatusIfExists(candidate), old.kind == .regular, same(status, old) {
+        if let linkRoot = roots.link {
+            if case .none = folders.link {
+                folders.link = .some(try? System.openDirectory(at: linkRoot, folder.relative))
+            }
+            if case .some(.some(let link)) = folders.link, let old = try System.lstatusIfExists(at: link, name),
+                old.kind == .regular, same(status, old)
+            {
                 do {
-                    try System.link(candidate, temporary)
+                    try System.link(at: link, name, to: folders.target, made)
                     linked = true
                 } catch {
                     if error.errno != EMLINK && error.errno != EXDEV && error.errno != EPERM { throw error }
@@ -416,39 +561,66 @@ private final class SyncJob: Sendable {
             local.filesLinked += 1
         } else {
             local.filesCopied += 1
-            let input = try System.open(source, O_RDONLY | O_NOFOLLOW)
+            let input = try System.open(at: folders.source, name, O_RDONLY | O_NOFOLLOW)
             defer { System.close(input) }
-            let output = try System.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+            let direct = creatable(withMode: status.mode)
+            let output = try System.open(
+                at: folders.target, made, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+                direct ? mode_t(status.mode) : 0o600)
             defer { System.close(output) }
-            try System.copyContents(from: input, to: output, size: status.size)
-            if copier.preserveOwnership { try System.fileChangeOwner(output, uid: status.uid, gid: status.gid) }
-            try System.fileChangeMode(output, status.mode)
+            var cloned = false
+            if status.size > 0 && !cloneUnsupported.load(ordering: .relaxed) {
+                switch System.cloneContents(from: input, to: output) {
+                case .cloned: cloned = true
+                case .unsupported: cloneUnsupported.store(true, ordering: .relaxed)
+                case .failed: break
+                }
+            }
+            if !cloned { try System.copyContents(from: input, to: output, size: status.size, tryClone: false) }
+            if needsOwner(status, in: folder) {
+                try System.fileChangeOwner(output, uid: status.uid, gid: status.gid)
+            }
+            if !direct || needsOwner(status, in: folder) { try System.fileChangeMode(output, status.mode) }
             try System.setTimes(
                 fd: output, seconds: status.modificationSeconds, nanoseconds: status.modificationNanoseconds)
         }
-        if let existing, existing.kind == .directory { try TreeCopier.removeTreeOrFail(target) }
-        try System.rename(temporary, target)
+        if let existing {
+            if existing.kind == .directory { try TreeCopier.removeTreeOrFail(path(relative)) }
+            try System.rename(at: folders.target, made, name)
+        }
     }
 
     /// Sets the mode, owner and times of every folder that changed, deepest first, then the root.
     func fixDirectories(root: FileStatus, statistics: inout CopyStatistics) throws(DeliveryError) {
         var folders = directoriesToFix.withLock { $0 }
-        folders.sort { $0.0.count > $1.0.count }
-        folders.append(("", root))
+        folders.sort { $0.relative.count > $1.relative.count }
+        folders.append(
+            Folder(relative: "", created: roots.targetCreated, createdWithMode: false, status: root, targetStatus: nil))
         do {
-            for (relative, status) in folders {
-                let target = path(targetRoot, relative)
-                if let current = try System.lstatusIfExists(target), current.kind == .directory, same(status, current) {
+            for folder in folders {
+                let status = folder.status
+                let relative = folder.relative
+                if !folder.created,
+                    let current = try System.lstatusIfExists(at: roots.target, relative.isEmpty ? "." : relative),
+                    current.kind == .directory, same(status, current)
+                {
                     continue
                 }
                 if checkOnly {
                     statistics.changedOther += 1
                     return
                 }
-                if copier.preserveOwnership { try System.changeOwner(target, uid: status.uid, gid: status.gid) }
-                try System.changeMode(target, status.mode)
+                let ownerChanged = needsOwner(status, in: folder)
+                if ownerChanged {
+                    try System.changeOwner(
+                        at: roots.target, relative.isEmpty ? "." : relative, uid: status.uid, gid: status.gid)
+                }
+                if !folder.createdWithMode || ownerChanged {
+                    try System.changeMode(at: roots.target, relative, status.mode)
+                }
                 try System.setTimes(
-                    target, seconds: status.modificationSeconds, nanoseconds: status.modificationNanoseconds)
+                    at: roots.target, relative, seconds: status.modificationSeconds,
+                    nanoseconds: status.modificationNanoseconds)
             }
         } catch {
             throw DeliveryError.io("cannot set folder times", error)
@@ -456,30 +628,55 @@ private final class SyncJob: Sendable {
     }
 
     /// A component that is a single file.
-    func synchronizeSingle(_ status: FileStatus) throws(DeliveryError) -> CopyStatistics {
+    static func synchronizeSingle(
+        copier: TreeCopier, source: String, target: String, status: FileStatus, checkOnly: Bool,
+        recordingScripts: Bool
+    ) throws(DeliveryError) -> CopyStatistics {
         var local = CopyStatistics()
+        let parent = parentDirectory(of: target)
+        let name = lastComponent(of: target)
         do {
-            let existing = try System.lstatusIfExists(targetRoot)
-            if status.kind == .regular {
-                local.files = 1
-                local.bytes = status.size
-                if let existing, same(status, existing) { return local }
-                if checkOnly {
-                    local.changedOther = 1
-                    return local
-                }
-                try placeFile(
-                    relative: "", source: sourceRoot, status: status, target: targetRoot, existing: existing,
-                    statistics: &local)
-            } else {
-                local.skipped.append(lastComponent(of: sourceRoot))
+            let existing = try System.lstatusIfExists(target)
+            guard status.kind == .regular else {
+                local.skipped.append(lastComponent(of: source))
+                return local
             }
-        } catch let error as SystemCallError {
-            throw DeliveryError.io("copy failed at '\(sourceRoot)'", error)
-        } catch let error as DeliveryError {
-            throw error
+            local.files = 1
+            local.bytes = status.size
+            let sameFile =
+                existing.map {
+                    $0.kind == status.kind && $0.size == status.size && $0.mode == status.mode
+                        && $0.modificationSeconds == status.modificationSeconds
+                        && $0.modificationNanoseconds == status.modificationNanoseconds
+                        && (!copier.preserveOwnership || ($0.uid == status.uid && $0.gid == status.gid))
+                } ?? false
+            if sameFile { return local }
+            if checkOnly {
+                local.changedOther = 1
+                return local
+            }
+            let sourceFolder = try System.openDirectory(at: AT_FDCWD, parentDirectory(of: source))
+            defer { System.close(sourceFolder) }
+            let targetFolder = try System.openDirectory(at: AT_FDCWD, parent)
+            defer { System.close(targetFolder) }
+            let made = existing == nil ? name : ".\(name).delivery-\(UInt32.random(in: 0...UInt32.max))"
+            let input = try System.open(at: sourceFolder, lastComponent(of: source), O_RDONLY | O_NOFOLLOW)
+            defer { System.close(input) }
+            let output = try System.open(at: targetFolder, made, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+            defer { System.close(output) }
+            try System.copyContents(from: input, to: output, size: status.size)
+            if copier.preserveOwnership { try System.fileChangeOwner(output, uid: status.uid, gid: status.gid) }
+            try System.fileChangeMode(output, status.mode)
+            try System.setTimes(
+                fd: output, seconds: status.modificationSeconds, nanoseconds: status.modificationNanoseconds)
+            if let existing {
+                if existing.kind == .directory { try TreeCopier.removeTreeOrFail(target) }
+                try System.rename(at: targetFolder, made, name)
+            }
+            local.filesCopied = 1
+            if recordingScripts && name.hasSuffix(".php") { local.changedScripts = [""] }
         } catch {
-            throw DeliveryError(.io, "copy failed: \(error)")
+            throw DeliveryError.io("copy failed at '\(source)'", error)
         }
         return local
     }

@@ -32,6 +32,8 @@ void cds_clear_errno(void);
 int cds_ofd_lock(int fd, int wait);
 /// 1 when another open file description holds a conflicting lock, 0 when none does, -1 on error.
 int cds_ofd_is_locked(int fd);
+/// getdents64(2): reads directory entries (struct linux_dirent64) from fd into buffer.
+long cds_getdents64(int fd, void *buffer, unsigned long size);
 /// syncfs(2): flushes the file system holding fd.
 int cds_syncfs(int fd);
 
