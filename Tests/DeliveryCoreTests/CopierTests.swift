@@ -137,4 +137,139 @@ struct CopierTests {
         let classic = SiteLayout(root: "/srv/site", publicLayout: false)
         #expect(classic.cliScript("upgrade.php", in: .backup) == "/srv/site/releases/backup/admin/cli/upgrade.php")
     }
+
+    /// Source and copy agree on everything a mirror keeps.
+    func expectMirror(_ copy: String, of source: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        var expected = TreeSnapshot(source, includeTimes: true)
+        expected.entries = expected.entries.filter { !$0.key.hasPrefix("sub/.git") && !$0.key.hasPrefix(".svn") }
+        #expect(
+            TreeSnapshot(copy, includeTimes: true).difference(from: expected) == [], sourceLocation: sourceLocation)
+    }
+
+    @Test("a refresh in place turns files into folders, folders into files and links, and drops VCS metadata")
+    func entriesChangingKind() throws {
+        let directory = TemporaryDirectory()
+        let source = "\(directory.path)/source"
+        let copy = "\(directory.path)/copy"
+        try makeSource(source)
+        _ = try TreeCopier().synchronize(source: source, target: copy)
+        let fm = FileManager.default
+        // config.php becomes a folder, a/b (with read-only a/b/c) a file, .htaccess a link.
+        try fm.removeItem(atPath: "\(source)/config.php")
+        try fm.createDirectory(atPath: "\(source)/config.php/inner", withIntermediateDirectories: true)
+        try "x".write(toFile: "\(source)/config.php/inner/f.php", atomically: false, encoding: .utf8)
+        chmod("\(source)/a/b/c", 0o755)
+        try fm.removeItem(atPath: "\(source)/a/b")
+        try "now a file".write(toFile: "\(source)/a/b", atomically: false, encoding: .utf8)
+        try fm.removeItem(atPath: "\(source)/.htaccess")
+        try fm.createSymbolicLink(atPath: "\(source)/.htaccess", withDestinationPath: "a/b")
+        // Metadata the copy must not keep: a stray .git folder in the target.
+        try fm.createDirectory(atPath: "\(copy)/a/.git", withIntermediateDirectories: true)
+        let statistics = try TreeCopier().synchronize(source: source, target: copy)
+        #expect(statistics.entriesRemoved >= 1)
+        expectMirror(copy, of: source)
+        #expect(!fm.fileExists(atPath: "\(copy)/a/.git"))
+        #expect(try TreeCopier().differs(source: source, target: copy) == false)
+    }
+
+    @Test("modes the umask would strip, set-group-ID files and read-only folders are copied exactly")
+    func modes() throws {
+        let directory = TemporaryDirectory()
+        let source = "\(directory.path)/source"
+        try FileManager.default.createDirectory(atPath: "\(source)/ro/deeper", withIntermediateDirectories: true)
+        for (name, mode) in [("group-writable", 0o664), ("private", 0o600), ("setgid", 0o2755), ("all", 0o777)] {
+            try name.write(toFile: "\(source)/ro/\(name)", atomically: false, encoding: .utf8)
+            chmod("\(source)/ro/\(name)", mode_t(mode))
+        }
+        try "deep".write(toFile: "\(source)/ro/deeper/file", atomically: false, encoding: .utf8)
+        chmod("\(source)/ro/deeper", 0o500)
+        chmod("\(source)/ro", 0o555)
+        chmod(source, 0o775)
+        defer {
+            chmod("\(source)/ro", 0o755)
+            chmod("\(source)/ro/deeper", 0o755)
+        }
+        let copy = "\(directory.path)/copy"
+        _ = try TreeCopier().synchronize(source: source, target: copy)
+        expectMirror(copy, of: source)
+        #expect(TreeSnapshot(copy).entries["ro/setgid"]?.hasPrefix("file 2755") == true)
+        #expect(TreeSnapshot(copy).entries["ro/group-writable"]?.hasPrefix("file 664") == true)
+        #expect(TreeSnapshot(copy).entries["ro"]?.hasPrefix("dir 555") == true)
+        chmod("\(copy)/ro", 0o755)
+        chmod("\(copy)/ro/deeper", 0o755)
+    }
+
+    @Test("the copy lists the PHP scripts it gave a new file, and only those")
+    func changedScripts() throws {
+        let directory = TemporaryDirectory()
+        let source = "\(directory.path)/source"
+        try makeSource(source)
+        try FileManager.default.createDirectory(atPath: "\(source)/mod/x", withIntermediateDirectories: true)
+        for name in ["lib.php", "view.php", "gone.php"] {
+            try "<?php // \(name)".write(toFile: "\(source)/mod/x/\(name)", atomically: false, encoding: .utf8)
+        }
+        let copy = "\(directory.path)/copy"
+        let first = try TreeCopier().synchronize(source: source, target: copy, recordingScripts: true)
+        #expect(
+            Set(first.changedScripts) == ["config.php", "mod/x/lib.php", "mod/x/view.php", "mod/x/gone.php"])
+        try "<?php // changed, longer".write(toFile: "\(source)/mod/x/lib.php", atomically: false, encoding: .utf8)
+        try "<?php // new".write(toFile: "\(source)/mod/x/new.php", atomically: false, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: "\(source)/mod/x/gone.php")
+        let refresh = try TreeCopier().synchronize(source: source, target: copy, recordingScripts: true)
+        #expect(Set(refresh.changedScripts) == ["mod/x/lib.php", "mod/x/new.php"])
+        #expect(refresh.entriesRemoved == 1)
+        let unasked = try TreeCopier().synchronize(source: source, target: "\(directory.path)/other")
+        #expect(unasked.changedScripts.isEmpty)
+        expectMirror(copy, of: source)
+    }
+
+    @Test(
+        "as root, owners are kept, in new folders and in refreshed ones",
+        .enabled(if: geteuid() == 0, "changing owners needs root"))
+    func owners() throws {
+        let directory = TemporaryDirectory()
+        let source = "\(directory.path)/source"
+        try makeSource(source)
+        chown("\(source)/a/private.txt", 65534, 65534)
+        chown("\(source)/a/b", 65534, 0)
+        lchown("\(source)/a/link-rel", 65534, 65534)
+        let copy = "\(directory.path)/copy"
+        _ = try TreeCopier().synchronize(source: source, target: copy)
+        func owner(_ path: String) -> (UInt32, UInt32) {
+            var info = stat()
+            lstat(path, &info)
+            return (info.st_uid, info.st_gid)
+        }
+        #expect(owner("\(copy)/a/private.txt") == (65534, 65534))
+        #expect(owner("\(copy)/a/b") == (65534, 0))
+        #expect(owner("\(copy)/a/link-rel") == (65534, 65534))
+        #expect(owner("\(copy)/config.php") == (0, 0))
+        // An owner change alone is a difference, and a refresh repairs it.
+        chown("\(source)/config.php", 65534, 65534)
+        #expect(try TreeCopier().differs(source: source, target: copy))
+        _ = try TreeCopier().synchronize(source: source, target: copy)
+        #expect(owner("\(copy)/config.php") == (65534, 65534))
+        #expect(try TreeCopier().differs(source: source, target: copy) == false)
+    }
+
+    @Test("checking only changes nothing, and sees a time, an extra file and a missing target")
+    func checkOnly() throws {
+        let directory = TemporaryDirectory()
+        let source = "\(directory.path)/source"
+        let copy = "\(directory.path)/copy"
+        try makeSource(source)
+        #expect(try TreeCopier().differs(source: source, target: copy))
+        #expect(!FileManager.default.fileExists(atPath: copy), "checking made no target")
+        _ = try TreeCopier().synchronize(source: source, target: copy)
+        #expect(try TreeCopier().differs(source: source, target: copy) == false)
+        try "extra".write(toFile: "\(copy)/a/extra", atomically: false, encoding: .utf8)
+        let before = TreeSnapshot(copy, includeTimes: true)
+        #expect(try TreeCopier().differs(source: source, target: copy))
+        #expect(TreeSnapshot(copy, includeTimes: true) == before)
+        try FileManager.default.removeItem(atPath: "\(copy)/a/extra")
+        var times = [timespec(tv_sec: 1_400_000_000, tv_nsec: 0), timespec(tv_sec: 1_400_000_000, tv_nsec: 0)]
+        utimensat(AT_FDCWD, "\(copy)/a/empty", &times, 0)
+        #expect(try TreeCopier().differs(source: source, target: copy))
+    }
+
 }
