@@ -302,14 +302,18 @@ final class OperationRun: @unchecked Sendable {
     }
 
     private func countEntries(_ path: String) -> Int {
+        guard let root = try? System.openDirectory(at: AT_FDCWD, path) else { return 0 }
+        defer { System.close(root) }
         var count = 0
-        var pending = [path]
-        while let directory = pending.popLast() {
-            guard let entries = try? System.listDirectory(directory) else { continue }
+        var pending = [""]
+        while let relative = pending.popLast() {
+            guard let folder = try? System.openDirectory(at: root, relative) else { continue }
+            defer { System.close(folder) }
+            guard let entries = try? System.listDirectory(fd: folder) else { continue }
             for entry in entries {
                 count += 1
                 if entry.kind == .directory && !TreeCopier.versionControlNames.contains(entry.name) {
-                    pending.append("\(directory)/\(entry.name)")
+                    pending.append(relative.isEmpty ? entry.name : "\(relative)/\(entry.name)")
                 }
             }
         }
@@ -448,7 +452,7 @@ final class OperationRun: @unchecked Sendable {
                 )
                 statistics = try copier.synchronize(
                     source: production, target: inactive, linkFrom: linkFrom, preserving: preservedFiles,
-                    recordingScripts: recordingScripts, onProgress: onProgress,
+                    recordingScripts: recordingScripts, writingBehind: linkFrom == nil, onProgress: onProgress,
                     shouldContinue: { [self] in shouldContinue() })
             }
             try buildComponentCache(at: inactive)

@@ -192,11 +192,12 @@ public enum System {
     }
 
     static func setTimes(fd: Int32, seconds: Int, nanoseconds: Int) throws(SystemCallError) {
-        var times = [
-            timespec(tv_sec: seconds, tv_nsec: nanoseconds),
-            timespec(tv_sec: seconds, tv_nsec: nanoseconds),
-        ]
-        _ = try check("futimens") { futimens(fd, &times) }
+        var times = (
+            timespec(tv_sec: seconds, tv_nsec: nanoseconds), timespec(tv_sec: seconds, tv_nsec: nanoseconds)
+        )
+        _ = try check("futimens") {
+            withUnsafePointer(to: &times) { $0.withMemoryRebound(to: timespec.self, capacity: 2) { futimens(fd, $0) } }
+        }
     }
 
     static func fileChangeMode(_ fd: Int32, _ mode: UInt32) throws(SystemCallError) {
@@ -271,6 +272,11 @@ public enum System {
     static func isFileLocked(_ fd: Int32) throws(SystemCallError) -> Bool {
         let result = try check("fcntl(F_OFD_GETLK)") { cds_ofd_is_locked(fd) }
         return result == 1
+    }
+
+    /// Flushes the file system holding an open file or folder.
+    static func syncFileSystem(fd: Int32) throws(SystemCallError) {
+        _ = try check("syncfs") { cds_syncfs(fd) }
     }
 
     /// Flushes the file system holding `path` (one call instead of an fsync per file).
@@ -421,19 +427,21 @@ public enum System {
 
     static var effectiveGroupIdentifier: UInt32 { getegid() }
 
-    /// Runs `body` on `count` new threads and returns when all have finished; `whileWaiting` is
-    /// called on the calling thread about every `interval` seconds meanwhile.
+    /// Runs `body` on `count` new threads, and `helper` (which must end by itself once they
+    /// have) on one more, and returns when all have finished; `whileWaiting` is called on the
+    /// calling thread about every `interval` seconds meanwhile.
     static func runThreads(
-        _ count: Int, interval: Double, whileWaiting: () -> Void, _ body: @escaping @Sendable () -> Void
+        _ count: Int, alongside helper: (@Sendable () -> Void)? = nil, interval: Double, whileWaiting: () -> Void,
+        _ body: @escaping @Sendable () -> Void
     ) {
         final class Work: Sendable {
             let body: @Sendable () -> Void
             let done = DispatchSemaphore(value: 0)
             init(_ body: @escaping @Sendable () -> Void) { self.body = body }
         }
-        let work = Work(body)
+        let shares = Array(repeating: Work(body), count: count) + (helper.map { [Work($0)] } ?? [])
         var threads: [pthread_t] = []
-        for _ in 0..<count {
+        for work in shares {
             var thread = pthread_t()
             let context = Unmanaged.passRetained(work).toOpaque()
             let started = pthread_create(
@@ -453,13 +461,8 @@ public enum System {
                 work.done.signal()
             }
         }
-        var finished = 0
-        while finished < count {
-            if work.done.wait(timeout: .now() + interval) == .success {
-                finished += 1
-            } else {
-                whileWaiting()
-            }
+        for work in shares {
+            while work.done.wait(timeout: .now() + interval) == .timedOut { whileWaiting() }
         }
         for thread in threads { pthread_join(thread, nil) }
     }

@@ -91,13 +91,15 @@ public struct TreeCopier: Sendable {
     ///   - preserving: relative paths also left alone on both sides (files each tree makes itself).
     ///   - checkOnly: change nothing; stop at the first difference (`changed` tells).
     ///   - recordingScripts: list the PHP scripts given a new file in `changedScripts`.
+    ///   - writingBehind: flush the target's file system over and over while copying, so that
+    ///     the caller's final flush (which makes the copy durable) has little left to write.
     ///   - onProgress: called on the calling thread about ten times a second with entries done.
     ///   - shouldContinue: polled on the calling thread; false stops the work with `.preempted`.
     /// - Throws: `DeliveryError` with the path; the target may then be partly synchronised.
     public func synchronize(
         source: String, target: String, linkFrom: String? = nil, skipping: String? = nil,
         preserving: Set<String> = [], checkOnly: Bool = false, recordingScripts: Bool = false,
-        onProgress: (Int) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
+        writingBehind: Bool = false, onProgress: (Int) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
     ) throws(DeliveryError) -> CopyStatistics {
         let sourceStatus: FileStatus
         do {
@@ -135,7 +137,7 @@ public struct TreeCopier: Sendable {
                 relative: "", created: roots.targetCreated, createdWithMode: false, status: sourceStatus,
                 targetStatus: roots.targetStatus))
         System.runThreads(
-            workers, interval: 0.1,
+            workers, alongside: writingBehind && !checkOnly ? job.writeBehind : nil, interval: 0.1,
             whileWaiting: {
                 onProgress(job.entriesDone.load(ordering: .relaxed))
                 if !shouldContinue() { job.stop(DeliveryError(.preempted, "the copy was stopped before it finished")) }
@@ -146,9 +148,7 @@ public struct TreeCopier: Sendable {
             statistics.changedOther += 1
             return statistics
         }
-        if !checkOnly || !statistics.changed {
-            try job.fixDirectories(root: sourceStatus, statistics: &statistics)
-        }
+        if !checkOnly { try job.fixDirectories() }
         statistics.changedScripts = job.changedScripts.withLock { $0 }
         onProgress(job.entriesDone.load(ordering: .relaxed))
         return statistics
@@ -317,6 +317,15 @@ private final class SyncJob: Sendable {
         let workers = copier.workers
         queue.withLock { $0.stopped = true }
         for _ in 0..<workers { wakeUp.signal() }
+    }
+
+    /// Flushes the target's file system until the workers are done: the disk writes what they
+    /// copied while they go on copying (they are busy with the CPU, the flush with the disk).
+    @Sendable func writeBehind() {
+        while !queue.withLock({ $0.stopped }) {
+            try? System.syncFileSystem(fd: roots.target)
+            usleep(20_000)
+        }
     }
 
     /// A worker: takes folders until none is left and none is being worked on.
@@ -516,8 +525,17 @@ private final class SyncJob: Sendable {
                 changedHere = true
                 try TreeCopier.removeTreeOrFail(path(relative.isEmpty ? name : "\(relative)/\(name)"))
             }
-            if changedHere && !relative.isEmpty {
-                directoriesToFix.withLock { $0.append(folder) }
+            // Nothing changes this folder's own entries any more (its subfolders' contents are
+            // theirs): its times can be set now. A mode without the owner's search bit would stop
+            // the copy reaching its subfolders, so such a folder waits for the end.
+            if changedHere {
+                if checkOnly {
+                    try difference(&local)
+                } else if copier.preserveOwnership || sourceStatus.mode & 0o100 != 0 {
+                    try setMetadata(of: folder, fd: target)
+                } else {
+                    directoriesToFix.withLock { $0.append(folder) }
+                }
             }
         } catch let error as SystemCallError {
             throw DeliveryError.io("copy failed at '\(relative.isEmpty ? "." : relative)'", error)
@@ -590,26 +608,24 @@ private final class SyncJob: Sendable {
         }
     }
 
-    /// Sets the mode, owner and times of every folder that changed, deepest first, then the root.
-    func fixDirectories(root: FileStatus, statistics: inout CopyStatistics) throws(DeliveryError) {
+    /// Sets a folder's owner, mode and times from the source, through its open descriptor.
+    private func setMetadata(of folder: Folder, fd: Int32) throws(SystemCallError) {
+        let status = folder.status
+        let ownerChanged = needsOwner(status, in: folder)
+        if ownerChanged { try System.fileChangeOwner(fd, uid: status.uid, gid: status.gid) }
+        if !folder.createdWithMode || ownerChanged { try System.fileChangeMode(fd, status.mode) }
+        try System.setTimes(fd: fd, seconds: status.modificationSeconds, nanoseconds: status.modificationNanoseconds)
+    }
+
+    /// Sets the mode, owner and times of the folders left for the end (modes that would have
+    /// stopped the copy), deepest first.
+    func fixDirectories() throws(DeliveryError) {
         var folders = directoriesToFix.withLock { $0 }
         folders.sort { $0.relative.count > $1.relative.count }
-        folders.append(
-            Folder(relative: "", created: roots.targetCreated, createdWithMode: false, status: root, targetStatus: nil))
         do {
             for folder in folders {
                 let status = folder.status
                 let relative = folder.relative
-                if !folder.created,
-                    let current = try System.lstatusIfExists(at: roots.target, relative.isEmpty ? "." : relative),
-                    current.kind == .directory, same(status, current)
-                {
-                    continue
-                }
-                if checkOnly {
-                    statistics.changedOther += 1
-                    return
-                }
                 let ownerChanged = needsOwner(status, in: folder)
                 if ownerChanged {
                     try System.changeOwner(

@@ -199,6 +199,27 @@ struct CopierTests {
         chmod("\(copy)/ro/deeper", 0o755)
     }
 
+    @Test("a folder its owner cannot search gets its mode and times at the end, after its contents")
+    func unsearchableFolder() throws {
+        let directory = TemporaryDirectory()
+        let source = "\(directory.path)/source"
+        try FileManager.default.createDirectory(atPath: "\(source)/closed/inner", withIntermediateDirectories: true)
+        try "x".write(toFile: "\(source)/closed/inner/file", atomically: false, encoding: .utf8)
+        var old = [timespec(tv_sec: 1_500_000_000, tv_nsec: 5), timespec(tv_sec: 1_500_000_000, tv_nsec: 5)]
+        utimensat(AT_FDCWD, "\(source)/closed/inner", &old, 0)
+        utimensat(AT_FDCWD, "\(source)/closed", &old, 0)
+        chmod("\(source)/closed", 0o640)
+        defer { chmod("\(source)/closed", 0o755) }
+        let copy = "\(directory.path)/copy"
+        // Not keeping owners: the path a non-root helper takes.
+        _ = try TreeCopier(preserveOwnership: false).synchronize(source: source, target: copy)
+        defer { chmod("\(copy)/closed", 0o755) }
+        #expect(TreeSnapshot(copy, includeTimes: true).entries["closed"] == "dir 640 t=1500000000.5")
+        chmod("\(source)/closed", 0o755)
+        chmod("\(copy)/closed", 0o755)
+        expectMirror(copy, of: source)
+    }
+
     @Test("the copy lists the PHP scripts it gave a new file, and only those")
     func changedScripts() throws {
         let directory = TemporaryDirectory()
