@@ -369,11 +369,15 @@ public final class DeliveryEngine: Sendable {
     /// The copies as the journal and the disk together show them: complete only when both agree.
     func copyStatuses(_ state: DeliveryState) -> [TreeName: CopyStatus] {
         var copies: [TreeName: CopyStatus] = [:]
+        let boot = System.bootIdentifier
         for tree in [TreeName.backup, .security] {
             let exists = copyExists(tree)
             let record = state.copies[tree]
+            // A copy recorded before its data reached the disk, in an earlier boot, may have lost it.
+            let lostInRestart = record?.unflushedBoot.map { $0 != boot } ?? false
             copies[tree] = CopyStatus(
-                exists: exists, complete: exists && (record?.complete ?? false), revision: record?.revision,
+                exists: exists, complete: exists && (record?.complete ?? false) && !lostInRestart,
+                revision: record?.revision,
                 copiedAt: record?.copiedAt, refreshedPaths: record?.refreshedPaths ?? [])
         }
         return copies

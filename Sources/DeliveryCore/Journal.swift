@@ -73,6 +73,10 @@ public struct CopyRecord: Sendable, Codable, Equatable {
     public var bytes: Int64
     /// Entries (files, folders, links) of the last full copy: the next copy's progress total.
     public var entries: Int? = nil
+    /// The boot of the machine during which the copy was recorded, while its data may still be
+    /// only in memory: it is flushed to disk before anything serves it, and a copy recorded in an
+    /// earlier boot than this one is not complete (the machine stopped before it was on disk).
+    public var unflushedBoot: String? = nil
 }
 
 /// Who asked for an operation: carried from the CLI or the signed request into the audit log.

@@ -213,6 +213,12 @@ final class OperationRun: @unchecked Sendable {
                 throw DeliveryError(
                     .copyMissing, "the \(tree.rawValue) copy is missing or incomplete; it cannot be served")
             }
+            do {
+                try flushCopies(state)
+            } catch {
+                guard preempting else { throw error }
+                note("Warning: \(error.message); serving the \(tree.rawValue) copy anyway (emergency rollback).")
+            }
             let copyRoot = (try? System.realPath(layout.path(of: tree))) ?? layout.path(of: tree)
             if lacksComponentCache(copyRoot) {
                 // Moodle dies on a component cache file it cannot find: make it before serving.
@@ -253,6 +259,28 @@ final class OperationRun: @unchecked Sendable {
     }
 
     // MARK: Step 1: secure
+
+    /// Flushes to disk the copies recorded before their data was (`unflushedBoot`): called before
+    /// a copy is served. One `syncfs` covers them all; it waits only for what the kernel has not
+    /// written back yet.
+    private func flushCopies(_ state: DeliveryState) throws(DeliveryError) {
+        let boot = System.bootIdentifier
+        let pending = state.copies.filter { $0.value.unflushedBoot != nil && $0.value.unflushedBoot == boot }
+        guard !pending.isEmpty else { return }
+        let started = System.monotonicSeconds()
+        do {
+            try System.syncFileSystem(layout.releases)
+        } catch {
+            throw DeliveryError.io("cannot flush the copies to disk", error)
+        }
+        try store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            for tree in pending.keys where state.copies[tree]?.unflushedBoot == boot {
+                state.copies[tree]?.unflushedBoot = nil
+            }
+        }
+        let seconds = System.monotonicSeconds() - started
+        if seconds >= 0.05 { note("Flushed the copies to disk (\(format1(seconds)) s).") }
+    }
 
     private func secure() throws(DeliveryError) -> String {
         let state = try store.read()
@@ -396,6 +424,7 @@ final class OperationRun: @unchecked Sendable {
         try removeLeftoverStaging()
         let (active, inactive) = try generations(of: tree)
         let started = System.monotonicSeconds()
+        let unflushedBoot = System.bootIdentifier
         let copier = TreeCopier()
         let linkFrom = complete ? active : nil
 
@@ -452,11 +481,14 @@ final class OperationRun: @unchecked Sendable {
                 )
                 statistics = try copier.synchronize(
                     source: production, target: inactive, linkFrom: linkFrom, preserving: preservedFiles,
-                    recordingScripts: recordingScripts, writingBehind: linkFrom == nil, onProgress: onProgress,
+                    recordingScripts: recordingScripts, onProgress: onProgress,
                     shouldContinue: { [self] in shouldContinue() })
             }
             try buildComponentCache(at: inactive)
-            try System.syncFileSystem(inactive)
+            // The copy is flushed to disk before anything serves it (`flushCopies`), not now: the
+            // kernel writes it back within seconds meanwhile, and a restart before it is on disk
+            // makes it incomplete (`unflushedBoot`). Without a boot identifier, flush now.
+            if unflushedBoot == nil { try System.syncFileSystem(inactive) }
             // This generation may have been served before, with other code under the same paths.
             try dropFromOPcache(statistics.changedScripts, under: inactive)
         } catch let error as DeliveryError {
@@ -484,6 +516,7 @@ final class OperationRun: @unchecked Sendable {
                 bytes: statistics.bytes,
                 entries: statistics.files + statistics.directories - 1 + statistics.symlinks + statistics.skipped.count)
         }
+        record.unflushedBoot = unflushedBoot
         let generation = lastComponent(of: inactive)
         let inode: UInt64
         do {

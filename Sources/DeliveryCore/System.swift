@@ -274,11 +274,6 @@ public enum System {
         return result == 1
     }
 
-    /// Flushes the file system holding an open file or folder.
-    static func syncFileSystem(fd: Int32) throws(SystemCallError) {
-        _ = try check("syncfs") { cds_syncfs(fd) }
-    }
-
     /// Flushes the file system holding `path` (one call instead of an fsync per file).
     static func syncFileSystem(_ path: String) throws(SystemCallError) {
         let fd = try open(path, O_RDONLY | O_DIRECTORY)
@@ -427,19 +422,24 @@ public enum System {
 
     static var effectiveGroupIdentifier: UInt32 { getegid() }
 
-    /// Runs `body` on `count` new threads, and `helper` (which must end by itself once they
-    /// have) on one more, and returns when all have finished; `whileWaiting` is called on the
-    /// calling thread about every `interval` seconds meanwhile.
+    /// This boot of the machine (`/proc/sys/kernel/random/boot_id`); nil when the kernel does not say.
+    static var bootIdentifier: String? {
+        guard let bytes = try? readFile("/proc/sys/kernel/random/boot_id", limit: 128) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self).filter { !$0.isWhitespace }
+        return text.isEmpty ? nil : text
+    }
+
+    /// Runs `body` on `count` new threads and returns when all have finished; `whileWaiting` is
+    /// called on the calling thread about every `interval` seconds meanwhile.
     static func runThreads(
-        _ count: Int, alongside helper: (@Sendable () -> Void)? = nil, interval: Double, whileWaiting: () -> Void,
-        _ body: @escaping @Sendable () -> Void
+        _ count: Int, interval: Double, whileWaiting: () -> Void, _ body: @escaping @Sendable () -> Void
     ) {
         final class Work: Sendable {
             let body: @Sendable () -> Void
             let done = DispatchSemaphore(value: 0)
             init(_ body: @escaping @Sendable () -> Void) { self.body = body }
         }
-        let shares = Array(repeating: Work(body), count: count) + (helper.map { [Work($0)] } ?? [])
+        let shares = Array(repeating: Work(body), count: count)
         var threads: [pthread_t] = []
         for work in shares {
             var thread = pthread_t()

@@ -91,15 +91,13 @@ public struct TreeCopier: Sendable {
     ///   - preserving: relative paths also left alone on both sides (files each tree makes itself).
     ///   - checkOnly: change nothing; stop at the first difference (`changed` tells).
     ///   - recordingScripts: list the PHP scripts given a new file in `changedScripts`.
-    ///   - writingBehind: flush the target's file system over and over while copying, so that
-    ///     the caller's final flush (which makes the copy durable) has little left to write.
     ///   - onProgress: called on the calling thread about ten times a second with entries done.
     ///   - shouldContinue: polled on the calling thread; false stops the work with `.preempted`.
     /// - Throws: `DeliveryError` with the path; the target may then be partly synchronised.
     public func synchronize(
         source: String, target: String, linkFrom: String? = nil, skipping: String? = nil,
         preserving: Set<String> = [], checkOnly: Bool = false, recordingScripts: Bool = false,
-        writingBehind: Bool = false, onProgress: (Int) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
+        onProgress: (Int) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
     ) throws(DeliveryError) -> CopyStatistics {
         let sourceStatus: FileStatus
         do {
@@ -137,7 +135,7 @@ public struct TreeCopier: Sendable {
                 relative: "", created: roots.targetCreated, createdWithMode: false, status: sourceStatus,
                 targetStatus: roots.targetStatus))
         System.runThreads(
-            workers, alongside: writingBehind && !checkOnly ? job.writeBehind : nil, interval: 0.1,
+            workers, interval: 0.1,
             whileWaiting: {
                 onProgress(job.entriesDone.load(ordering: .relaxed))
                 if !shouldContinue() { job.stop(DeliveryError(.preempted, "the copy was stopped before it finished")) }
@@ -317,15 +315,6 @@ private final class SyncJob: Sendable {
         let workers = copier.workers
         queue.withLock { $0.stopped = true }
         for _ in 0..<workers { wakeUp.signal() }
-    }
-
-    /// Flushes the target's file system until the workers are done: the disk writes what they
-    /// copied while they go on copying (they are busy with the CPU, the flush with the disk).
-    @Sendable func writeBehind() {
-        while !queue.withLock({ $0.stopped }) {
-            try? System.syncFileSystem(fd: roots.target)
-            usleep(20_000)
-        }
     }
 
     /// A worker: takes folders until none is left and none is being worked on.

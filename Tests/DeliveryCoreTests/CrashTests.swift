@@ -212,3 +212,37 @@ struct UmaskTests {
         #expect(mode & 0o044 == 0o044, "mode \(String(mode, radix: 8))")
     }
 }
+
+@Suite("A copy reaches the disk before anything serves it")
+struct CopyFlushTests {
+    @Test("secure records the copy as not flushed yet; serving it flushes it; a restart before that makes it missing")
+    func copyFlushedBeforeServing() throws {
+        let site = try FixtureSite()
+        let boot = try String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let statePath = "\(site.root)/state/state.json"
+        try site.perform(.secure)
+        var state = try String(contentsOfFile: statePath, encoding: .utf8)
+        #expect(state.contains("unflushedBoot") && state.contains(boot), "the copy waits for its flush")
+        // The machine stopped before the copy was on disk: the state says another boot.
+        try state.replacingOccurrences(of: boot, with: "00000000-0000-4000-8000-000000000000")
+            .write(toFile: statePath, atomically: true, encoding: .utf8)
+        chmod(statePath, 0o640)
+        let before = site.diskSnapshot
+        let refused = site.refusal(.switchToDelivery)
+        #expect(refused?.code == .wrongState || refused?.code == .copyMissing, "\(String(describing: refused))")
+        #expect(site.diskSnapshot == before, "the refusal changed nothing")
+        let emergency = site.refusal(.rollback)
+        #expect(emergency?.code == .copyMissing, "\(String(describing: emergency))")
+        // Securing again copies in full (nothing is shared with the copy that may be lost)…
+        let outcome = try site.perform(.secure)
+        #expect(outcome.message.contains("0 shared"), "\(outcome.message)")
+        state = try String(contentsOfFile: statePath, encoding: .utf8)
+        #expect(state.contains(boot))
+        // …and serving it flushes it first.
+        try site.perform(.switchToDelivery)
+        state = try String(contentsOfFile: statePath, encoding: .utf8)
+        #expect(!state.contains("unflushedBoot"), "flushed before it was served")
+        #expect(site.served.difference(from: site.revision1) == [])
+    }
+}
