@@ -1,3 +1,6 @@
+import Dispatch
+import Synchronization
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -329,7 +332,13 @@ final class OperationRun: @unchecked Sendable {
         return preempted <= startedAt
     }
 
-    private func countEntries(_ path: String) -> Int {
+    /// The progress total of a copy, counted on another thread.
+    private final class EntryTotal: Sendable {
+        let value: Atomic<Int>
+        init(_ value: Int) { self.value = Atomic(value) }
+    }
+
+    private static func countEntries(_ path: String) -> Int {
         guard let root = try? System.openDirectory(at: AT_FDCWD, path) else { return 0 }
         defer { System.close(root) }
         var count = 0
@@ -447,17 +456,28 @@ final class OperationRun: @unchecked Sendable {
             }
         }
 
-        // The progress total: the last full copy's count when there is one (no extra walk).
-        let total = max(
-            1,
-            (relative == nil ? state.copies[tree]?.entries : nil)
-                ?? countEntries(relative.map { "\(production)/\($0)" } ?? production))
+        // The progress total: the last full copy's count when there is one, else counted on the
+        // side while the copy runs (fractions are reported once it is known).
+        let total = EntryTotal((relative == nil ? state.copies[tree]?.entries : nil) ?? 0)
+        let countDone = DispatchSemaphore(value: 0)
+        if total.value.load(ordering: .relaxed) == 0 {
+            let counted = relative.map { "\(production)/\($0)" } ?? production
+            DispatchQueue.global().async {
+                total.value.store(max(1, Self.countEntries(counted)), ordering: .relaxed)
+                countDone.signal()
+            }
+        } else {
+            countDone.signal()
+        }
+        defer { countDone.wait() }
         // PHP-FPM may hold the inactive generation's scripts compiled from when it was served:
         // the copier lists those it gives a new file, and only they are dropped.
         let recordingScripts = !(engine.configuration.phpFpmSockets ?? []).isEmpty
         let progress = self.progress
         let onProgress: (Int) -> Void = { done in
-            progress(.fraction(.secure, (weight.0 + min(1, Double(done) / Double(total))) / weight.1 * 0.98))
+            let known = total.value.load(ordering: .relaxed)
+            guard known > 0 else { return }
+            progress(.fraction(.secure, (weight.0 + min(1, Double(done) / Double(known))) / weight.1 * 0.98))
         }
         var statistics: CopyStatistics
         do {

@@ -430,11 +430,13 @@ private final class SyncJob: Sendable {
                 for entry in try System.listDirectory(fd: target) { targetNames[entry.name] = entry.kind }
                 if let targetStatus = folder.targetStatus, !same(sourceStatus, targetStatus) { changedHere = true }
             }
+            // Entries seen, added to the shared count once per folder.
+            var seen = 0
+            defer { entriesDone.add(seen, ordering: .relaxed) }
             for entry in try System.listDirectory(fd: source) {
                 let name = entry.name
-                let childRelative = relative.isEmpty ? name : "\(relative)/\(name)"
                 let inTarget = !targetNames.isEmpty && targetNames.removeValue(forKey: name) != nil
-                if !skip.isEmpty && skip.contains(childRelative) { continue }
+                if !skip.isEmpty && skip.contains(child(of: relative, name)) { continue }
                 let status = try System.lstatus(at: source, name)
                 if TreeCopier.versionControlNames.contains(name)
                     && (status.kind == .directory || (name == ".git" && status.kind == .regular))
@@ -443,20 +445,20 @@ private final class SyncJob: Sendable {
                     if inTarget { targetNames[name] = .some(nil) }
                     continue
                 }
-                entriesDone.add(1, ordering: .relaxed)
+                seen += 1
                 let existing = inTarget ? try System.lstatusIfExists(at: target, name) : nil
                 switch status.kind {
                 case .directory:
                     if let existing, existing.kind == .directory {
                         enqueue(
                             Folder(
-                                relative: childRelative, created: false, createdWithMode: false, status: status,
-                                targetStatus: existing))
+                                relative: child(of: relative, name), created: false, createdWithMode: false,
+                                status: status, targetStatus: existing))
                         continue
                     }
                     try difference(&local)
                     local.changedOther -= 1
-                    if existing != nil { try TreeCopier.removeTreeOrFail(path(childRelative)) }
+                    if existing != nil { try TreeCopier.removeTreeOrFail(path(child(of: relative, name))) }
                     // Made searchable and writable for the copy; its own mode comes last.
                     let direct = creatable(withMode: status.mode) && status.mode & 0o700 == 0o700
                     try System.makeDirectory(at: target, name, direct ? mode_t(status.mode) : 0o700)
@@ -464,8 +466,8 @@ private final class SyncJob: Sendable {
                     changedHere = true
                     enqueue(
                         Folder(
-                            relative: childRelative, created: true, createdWithMode: direct, status: status,
-                            targetStatus: nil))
+                            relative: child(of: relative, name), created: true, createdWithMode: direct,
+                            status: status, targetStatus: nil))
                 case .regular:
                     local.files += 1
                     local.bytes += status.size
@@ -474,15 +476,15 @@ private final class SyncJob: Sendable {
                     local.changedOther -= 1
                     changedHere = true
                     try placeFile(
-                        name, relative: childRelative, status: status, existing: existing, in: folder,
+                        name, status: status, existing: existing, in: folder,
                         folders: &folders!, statistics: &local)
-                    if recordingScripts && name.hasSuffix(".php") { scripts.append(childRelative) }
+                    if recordingScripts && name.hasSuffix(".php") { scripts.append(child(of: relative, name)) }
                 case .symlink:
                     local.symlinks += 1
                     let linkTarget = try System.readLink(at: source, name)
                     if linkTarget.hasPrefix("/") && (linkTarget == sourceRoot || linkTarget.hasPrefix(sourceRoot + "/"))
                     {
-                        local.absoluteLinksIntoSource.append(childRelative)
+                        local.absoluteLinksIntoSource.append(child(of: relative, name))
                     }
                     if let existing, existing.kind == .symlink, same(status, existing),
                         (try? System.readLink(at: target, name)) == linkTarget
@@ -500,11 +502,13 @@ private final class SyncJob: Sendable {
                         at: target, made, seconds: status.modificationSeconds,
                         nanoseconds: status.modificationNanoseconds)
                     if let existing {
-                        if existing.kind == .directory { try TreeCopier.removeTreeOrFail(path(childRelative)) }
+                        if existing.kind == .directory {
+                            try TreeCopier.removeTreeOrFail(path(child(of: relative, name)))
+                        }
                         try System.rename(at: target, made, name)
                     }
                 case .other:
-                    local.skipped.append(childRelative)
+                    local.skipped.append(child(of: relative, name))
                 }
             }
             for (name, _) in targetNames {
@@ -535,6 +539,11 @@ private final class SyncJob: Sendable {
         }
     }
 
+    /// The relative path of an entry of a folder (made only when needed: most entries never need it).
+    private func child(of relative: String, _ name: String) -> String {
+        relative.isEmpty ? name : "\(relative)/\(name)"
+    }
+
     /// The absolute path of an entry of the target.
     private func path(_ relative: String) -> String {
         relative.isEmpty ? targetRoot : "\(targetRoot)/\(relative)"
@@ -544,7 +553,7 @@ private final class SyncJob: Sendable {
     /// unchanged there, else a copy. A file replacing an existing entry is made under a temporary
     /// name and renamed over it, so that no existing inode is ever changed.
     private func placeFile(
-        _ name: String, relative: String, status: FileStatus, existing: FileStatus?, in folder: Folder,
+        _ name: String, status: FileStatus, existing: FileStatus?, in folder: Folder,
         folders: inout OpenFolders, statistics local: inout CopyStatistics
     ) throws {
         let made = existing == nil ? name : temporaryName(name)
@@ -592,7 +601,7 @@ private final class SyncJob: Sendable {
                 fd: output, seconds: status.modificationSeconds, nanoseconds: status.modificationNanoseconds)
         }
         if let existing {
-            if existing.kind == .directory { try TreeCopier.removeTreeOrFail(path(relative)) }
+            if existing.kind == .directory { try TreeCopier.removeTreeOrFail(path(child(of: folder.relative, name))) }
             try System.rename(at: folders.target, made, name)
         }
     }
