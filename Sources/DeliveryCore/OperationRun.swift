@@ -1,6 +1,3 @@
-import Dispatch
-import Synchronization
-
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -332,12 +329,6 @@ final class OperationRun: @unchecked Sendable {
         return preempted <= startedAt
     }
 
-    /// The progress total of a copy, counted on another thread.
-    private final class EntryTotal: Sendable {
-        let value: Atomic<Int>
-        init(_ value: Int) { self.value = Atomic(value) }
-    }
-
     private static func countEntries(_ path: String) -> Int {
         guard let root = try? System.openDirectory(at: AT_FDCWD, path) else { return 0 }
         defer { System.close(root) }
@@ -456,28 +447,23 @@ final class OperationRun: @unchecked Sendable {
             }
         }
 
-        // The progress total: the last full copy's count when there is one, else counted on the
-        // side while the copy runs (fractions are reported once it is known).
-        let total = EntryTotal((relative == nil ? state.copies[tree]?.entries : nil) ?? 0)
-        let countDone = DispatchSemaphore(value: 0)
-        if total.value.load(ordering: .relaxed) == 0 {
-            let counted = relative.map { "\(production)/\($0)" } ?? production
-            DispatchQueue.global().async {
-                total.value.store(max(1, Self.countEntries(counted)), ordering: .relaxed)
-                countDone.signal()
-            }
-        } else {
-            countDone.signal()
-        }
-        defer { countDone.wait() }
+        // The progress total: the last full copy's count, or a component's (counted: it is small).
+        // A first copy has none; its progress is the share of the folders found so far that are
+        // done (no walk of its own before the copy).
+        let total =
+            relative == nil
+            ? (state.copies[tree]?.entries ?? 0) : Self.countEntries("\(production)/\(relative!)")
         // PHP-FPM may hold the inactive generation's scripts compiled from when it was served:
         // the copier lists those it gives a new file, and only they are dropped.
         let recordingScripts = !(engine.configuration.phpFpmSockets ?? []).isEmpty
         let progress = self.progress
-        let onProgress: (Int) -> Void = { done in
-            let known = total.value.load(ordering: .relaxed)
-            guard known > 0 else { return }
-            progress(.fraction(.secure, (weight.0 + min(1, Double(done) / Double(known))) / weight.1 * 0.98))
+        var shown = 0.0
+        let onProgress: (CopyProgress) -> Void = { done in
+            let share =
+                total > 0
+                ? Double(done.entries) / Double(total) : Double(done.foldersDone) / Double(max(1, done.foldersFound))
+            shown = max(shown, min(1, share))
+            progress(.fraction(.secure, (weight.0 + shown) / weight.1 * 0.98))
         }
         var statistics: CopyStatistics
         do {

@@ -7,6 +7,16 @@ import Synchronization
     import Musl
 #endif
 
+/// How far a synchronisation is.
+public struct CopyProgress: Sendable, Equatable {
+    /// Entries (files, folders, links) seen so far.
+    public var entries: Int
+    /// Folders finished.
+    public var foldersDone: Int
+    /// Folders found so far (the root included), finished or not.
+    public var foldersFound: Int
+}
+
 /// What a synchronisation did.
 public struct CopyStatistics: Sendable, Codable, Equatable {
     /// Regular files in the target afterwards.
@@ -91,13 +101,13 @@ public struct TreeCopier: Sendable {
     ///   - preserving: relative paths also left alone on both sides (files each tree makes itself).
     ///   - checkOnly: change nothing; stop at the first difference (`changed` tells).
     ///   - recordingScripts: list the PHP scripts given a new file in `changedScripts`.
-    ///   - onProgress: called on the calling thread about ten times a second with entries done.
+    ///   - onProgress: called on the calling thread about ten times a second with how far it is.
     ///   - shouldContinue: polled on the calling thread; false stops the work with `.preempted`.
     /// - Throws: `DeliveryError` with the path; the target may then be partly synchronised.
     public func synchronize(
         source: String, target: String, linkFrom: String? = nil, skipping: String? = nil,
         preserving: Set<String> = [], checkOnly: Bool = false, recordingScripts: Bool = false,
-        onProgress: (Int) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
+        onProgress: (CopyProgress) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
     ) throws(DeliveryError) -> CopyStatistics {
         let sourceStatus: FileStatus
         do {
@@ -137,7 +147,7 @@ public struct TreeCopier: Sendable {
         System.runThreads(
             workers, interval: 0.1,
             whileWaiting: {
-                onProgress(job.entriesDone.load(ordering: .relaxed))
+                onProgress(job.progress)
                 if !shouldContinue() { job.stop(DeliveryError(.preempted, "the copy was stopped before it finished")) }
             }, job.work)
         if let failure = job.failure.withLock({ $0 }) { throw failure }
@@ -148,14 +158,14 @@ public struct TreeCopier: Sendable {
         }
         if !checkOnly { try job.fixDirectories() }
         statistics.changedScripts = job.changedScripts.withLock { $0 }
-        onProgress(job.entriesDone.load(ordering: .relaxed))
+        onProgress(job.progress)
         return statistics
     }
 
     /// Copies `source` into a new `destination`, hard-linking unchanged files from `previous`.
     public func mirror(
         from source: String, to destination: String, sharingUnchangedWith previous: String? = nil,
-        onProgress: (Int) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
+        onProgress: (CopyProgress) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
     ) throws(DeliveryError) -> CopyStatistics {
         try synchronize(
             source: source, target: destination, linkFrom: previous, onProgress: onProgress,
@@ -285,6 +295,14 @@ private final class SyncJob: Sendable {
     let queue = Mutex(Queue())
     let wakeUp = DispatchSemaphore(value: 0)
     let entriesDone = Atomic<Int>(0)
+    let foldersDone = Atomic<Int>(0)
+    let foldersFound = Atomic<Int>(0)
+
+    var progress: CopyProgress {
+        CopyProgress(
+            entries: entriesDone.load(ordering: .relaxed), foldersDone: foldersDone.load(ordering: .relaxed),
+            foldersFound: foldersFound.load(ordering: .relaxed))
+    }
     let statistics = Mutex(CopyStatistics())
     let failure = Mutex<DeliveryError?>(nil)
     let changedScripts = Mutex<[String]>([])
@@ -306,6 +324,7 @@ private final class SyncJob: Sendable {
     }
 
     func enqueue(_ folder: Folder) {
+        foldersFound.add(1, ordering: .relaxed)
         queue.withLock { $0.pending.append(folder) }
         wakeUp.signal()
     }
@@ -341,6 +360,7 @@ private final class SyncJob: Sendable {
                         stop(error)
                     }
                 }
+                foldersDone.add(1, ordering: .relaxed)
                 let finished = queue.withLock { state in
                     state.active -= 1
                     return state.active == 0 && state.pending.isEmpty

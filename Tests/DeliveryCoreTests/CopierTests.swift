@@ -293,4 +293,19 @@ struct CopierTests {
         #expect(try TreeCopier().differs(source: source, target: copy))
     }
 
+    @Test("progress counts entries and folders, and ends with every folder found done")
+    func progress() throws {
+        let directory = TemporaryDirectory()
+        let source = "\(directory.path)/source"
+        try makeSource(source)
+        var reports: [CopyProgress] = []
+        let statistics = try TreeCopier().synchronize(
+            source: source, target: "\(directory.path)/copy", onProgress: { reports.append($0) })
+        let last = try #require(reports.last)
+        #expect(last.foldersDone == last.foldersFound)
+        #expect(last.foldersFound == statistics.directories)
+        #expect(last.entries == statistics.files + statistics.symlinks + statistics.directories - 1)
+        #expect(zip(reports, reports.dropFirst()).allSatisfy { $0.entries <= $1.entries })
+    }
+
 }
