@@ -221,39 +221,9 @@ public enum System {
 
     /// The names in a directory, without `.` and `..`, with the kind when the file system tells it.
     static func listDirectory(_ path: String) throws(SystemCallError) -> [(name: String, kind: FileKind?)] {
-        guard let dir = opendir(path) else {
-            throw SystemCallError(errno: cds_errno(), call: "opendir", path: path)
-        }
-        defer { closedir(dir) }
-        return try readEntries(dir, path: path)
-    }
-
-    private static func readEntries(_ dir: OpaquePointer, path: String?) throws(SystemCallError) -> [(
-        name: String, kind: FileKind?
-    )] {
-        var entries: [(String, FileKind?)] = []
-        while true {
-            cds_clear_errno()
-            guard let entry = readdir(dir) else {
-                let code = cds_errno()
-                if code != 0 { throw SystemCallError(errno: code, call: "readdir", path: path) }
-                break
-            }
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name == "." || name == ".." { continue }
-            let kind: FileKind?
-            switch Int32(entry.pointee.d_type) {
-            case Int32(DT_REG): kind = .regular
-            case Int32(DT_DIR): kind = .directory
-            case Int32(DT_LNK): kind = .symlink
-            case Int32(DT_UNKNOWN): kind = nil
-            default: kind = .other
-            }
-            entries.append((name, kind))
-        }
-        return entries
+        let fd = try open(path, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        return try listDirectory(fd: fd)
     }
 
     /// Takes an exclusive OFD lock on a whole file (released when the descriptor closes or the
