@@ -228,10 +228,10 @@ private final class SyncJob: Sendable {
         /// target is not a folder.
         init?(source: String, target: String, linkFrom: String?, checkOnly: Bool) throws(SystemCallError) {
             var created = false
-            if let existing = try System.lstatusIfExists(target), existing.kind == .directory {
-            } else {
+            let existing = try System.lstatusIfExists(target)
+            if existing?.kind != .directory {
                 if checkOnly { return nil }
-                if try System.lstatusIfExists(target) != nil { try TreeCopier.removeTreeOrFail(target) }
+                if existing != nil { try TreeCopier.removeTreeOrFail(target) }
                 try System.makeDirectory(target, 0o700)
                 created = true
             }
@@ -297,12 +297,6 @@ private final class SyncJob: Sendable {
     let entriesDone = Atomic<Int>(0)
     let foldersDone = Atomic<Int>(0)
     let foldersFound = Atomic<Int>(0)
-
-    var progress: CopyProgress {
-        CopyProgress(
-            entries: entriesDone.load(ordering: .relaxed), foldersDone: foldersDone.load(ordering: .relaxed),
-            foldersFound: foldersFound.load(ordering: .relaxed))
-    }
     let statistics = Mutex(CopyStatistics())
     let failure = Mutex<DeliveryError?>(nil)
     let changedScripts = Mutex<[String]>([])
@@ -321,6 +315,13 @@ private final class SyncJob: Sendable {
         self.checkOnly = checkOnly
         self.recordingScripts = recordingScripts
         self.umask = System.currentUmask
+    }
+
+    /// How far the workers are.
+    var progress: CopyProgress {
+        CopyProgress(
+            entries: entriesDone.load(ordering: .relaxed), foldersDone: foldersDone.load(ordering: .relaxed),
+            foldersFound: foldersFound.load(ordering: .relaxed))
     }
 
     func enqueue(_ folder: Folder) {
