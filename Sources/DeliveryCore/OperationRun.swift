@@ -258,14 +258,12 @@ final class OperationRun: @unchecked Sendable {
         }
     }
 
-    // MARK: Step 1: secure
-
     /// Flushes to disk the copies recorded before their data was (`unflushedBoot`): called before
     /// a copy is served. One `syncfs` covers them all; it waits only for what the kernel has not
     /// written back yet.
     private func flushCopies(_ state: DeliveryState) throws(DeliveryError) {
         let boot = System.bootIdentifier
-        let pending = state.copies.filter { $0.value.unflushedBoot != nil && $0.value.unflushedBoot == boot }
+        let pending = state.copies.filter { boot != nil && $0.value.unflushedBoot == boot }
         guard !pending.isEmpty else { return }
         let started = System.monotonicSeconds()
         do {
@@ -281,6 +279,8 @@ final class OperationRun: @unchecked Sendable {
         let seconds = System.monotonicSeconds() - started
         if seconds >= 0.05 { note("Flushed the copies to disk (\(format1(seconds)) s).") }
     }
+
+    // MARK: Step 1: secure
 
     private func secure() throws(DeliveryError) -> String {
         let state = try store.read()
@@ -450,9 +450,7 @@ final class OperationRun: @unchecked Sendable {
         // The progress total: the last full copy's count, or a component's (counted: it is small).
         // A first copy has none; its progress is the share of the folders found so far that are
         // done (no walk of its own before the copy).
-        let total =
-            relative == nil
-            ? (state.copies[tree]?.entries ?? 0) : Self.countEntries("\(production)/\(relative!)")
+        let total = relative.map { Self.countEntries("\(production)/\($0)") } ?? state.copies[tree]?.entries ?? 0
         // PHP-FPM may hold the inactive generation's scripts compiled from when it was served:
         // the copier lists those it gives a new file, and only they are dropped.
         let recordingScripts = !(engine.configuration.phpFpmSockets ?? []).isEmpty

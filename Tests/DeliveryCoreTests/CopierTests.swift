@@ -45,9 +45,7 @@ struct CopierTests {
 
     @Test("an exact mirror: dotfiles, symlinks as links, modes, mtimes to the nanosecond, no VCS metadata")
     func exactMirror() throws {
-        let directory = TemporaryDirectory()
-        let source = "\(directory.path)/source"
-        try makeSource(source)
+        let (directory, source, _) = try madeSource()
         let statistics = try TreeCopier().mirror(from: source, to: "\(directory.path)/copy")
         var expected = TreeSnapshot(source, includeTimes: true)
         expected.entries = expected.entries.filter { !$0.key.hasPrefix("sub/.git") && !$0.key.hasPrefix(".svn") }
@@ -70,9 +68,7 @@ struct CopierTests {
 
     @Test("a refresh shares unchanged files, copies changed ones, and drops deleted ones")
     func incrementalRefresh() throws {
-        let directory = TemporaryDirectory()
-        let source = "\(directory.path)/source"
-        try makeSource(source)
+        let (directory, source, _) = try madeSource()
         _ = try TreeCopier().mirror(from: source, to: "\(directory.path)/v1")
         let unchanged = try TreeCopier().mirror(
             from: source, to: "\(directory.path)/v2", sharingUnchangedWith: "\(directory.path)/v1")
@@ -90,9 +86,7 @@ struct CopierTests {
 
     @Test("removeTree removes read-only folders and never follows links")
     func removeTree() throws {
-        let directory = TemporaryDirectory()
-        let source = "\(directory.path)/source"
-        try makeSource(source)
+        let (directory, source, _) = try madeSource()
         let outside = "\(directory.path)/outside"
         try "keep".write(toFile: outside, atomically: false, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: "\(source)/a/b/out", withDestinationPath: outside)
@@ -138,6 +132,13 @@ struct CopierTests {
         #expect(classic.cliScript("upgrade.php", in: .backup) == "/srv/site/releases/backup/admin/cli/upgrade.php")
     }
 
+    /// A temporary folder with a tree made by `makeSource` in it, and the path for its copy.
+    func madeSource() throws -> (directory: TemporaryDirectory, source: String, copy: String) {
+        let directory = TemporaryDirectory()
+        try makeSource("\(directory.path)/source")
+        return (directory, "\(directory.path)/source", "\(directory.path)/copy")
+    }
+
     /// Source and copy agree on everything a mirror keeps.
     func expectMirror(_ copy: String, of source: String, sourceLocation: SourceLocation = #_sourceLocation) {
         var expected = TreeSnapshot(source, includeTimes: true)
@@ -148,10 +149,8 @@ struct CopierTests {
 
     @Test("a refresh in place turns files into folders, folders into files and links, and drops VCS metadata")
     func entriesChangingKind() throws {
-        let directory = TemporaryDirectory()
-        let source = "\(directory.path)/source"
-        let copy = "\(directory.path)/copy"
-        try makeSource(source)
+        let (directory, source, copy) = try madeSource()
+        defer { withExtendedLifetime(directory) {} }
         _ = try TreeCopier().synchronize(source: source, target: copy)
         let fm = FileManager.default
         // config.php becomes a folder, a/b (with read-only a/b/c) a file, .htaccess a link.
@@ -222,9 +221,7 @@ struct CopierTests {
 
     @Test("the copy lists the PHP scripts it gave a new file, and only those")
     func changedScripts() throws {
-        let directory = TemporaryDirectory()
-        let source = "\(directory.path)/source"
-        try makeSource(source)
+        let (directory, source, _) = try madeSource()
         try FileManager.default.createDirectory(atPath: "\(source)/mod/x", withIntermediateDirectories: true)
         for name in ["lib.php", "view.php", "gone.php"] {
             try "<?php // \(name)".write(toFile: "\(source)/mod/x/\(name)", atomically: false, encoding: .utf8)
@@ -248,9 +245,7 @@ struct CopierTests {
         "as root, owners are kept, in new folders and in refreshed ones",
         .enabled(if: geteuid() == 0, "changing owners needs root"))
     func owners() throws {
-        let directory = TemporaryDirectory()
-        let source = "\(directory.path)/source"
-        try makeSource(source)
+        let (directory, source, _) = try madeSource()
         chown("\(source)/a/private.txt", 65534, 65534)
         chown("\(source)/a/b", 65534, 0)
         lchown("\(source)/a/link-rel", 65534, 65534)
@@ -275,10 +270,8 @@ struct CopierTests {
 
     @Test("checking only changes nothing, and sees a time, an extra file and a missing target")
     func checkOnly() throws {
-        let directory = TemporaryDirectory()
-        let source = "\(directory.path)/source"
-        let copy = "\(directory.path)/copy"
-        try makeSource(source)
+        let (directory, source, copy) = try madeSource()
+        defer { withExtendedLifetime(directory) {} }
         #expect(try TreeCopier().differs(source: source, target: copy))
         #expect(!FileManager.default.fileExists(atPath: copy), "checking made no target")
         _ = try TreeCopier().synchronize(source: source, target: copy)
@@ -295,9 +288,7 @@ struct CopierTests {
 
     @Test("progress counts entries and folders, and ends with every folder found done")
     func progress() throws {
-        let directory = TemporaryDirectory()
-        let source = "\(directory.path)/source"
-        try makeSource(source)
+        let (directory, source, _) = try madeSource()
         var reports: [CopyProgress] = []
         let statistics = try TreeCopier().synchronize(
             source: source, target: "\(directory.path)/copy", onProgress: { reports.append($0) })
