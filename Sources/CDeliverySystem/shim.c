@@ -67,3 +67,70 @@ int cds_syncfs(int fd) {
 long cds_getdents64(int fd, void *buffer, unsigned long size) {
     return syscall(SYS_getdents64, fd, buffer, size);
 }
+
+#include <linux/openat2.h>
+
+/* The walk used where openat2 is missing: every component opened with O_NOFOLLOW relative to the
+   previous one; ".." and absolute paths are refused (they could leave dirfd). */
+static int open_beneath_walk(int dirfd, const char *path, int flags, mode_t mode) {
+    char buffer[4096];
+    size_t length = strlen(path);
+    if (path[0] == '/' || length == 0 || length >= sizeof buffer) { errno = EXDEV; return -1; }
+    memcpy(buffer, path, length + 1);
+    int current = dirfd;
+    char *part = buffer;
+    for (;;) {
+        char *slash = strchr(part, '/');
+        if (slash != NULL) *slash = '\0';
+        if (strcmp(part, "..") == 0) {
+            if (current != dirfd) close(current);
+            errno = EXDEV;
+            return -1;
+        }
+        int next;
+        if (slash == NULL) {
+            next = openat(current, part, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+        } else if (part[0] == '\0' || strcmp(part, ".") == 0) {
+            part = slash + 1;
+            continue;
+        } else {
+            next = openat(current, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        int saved = errno;
+        if (current != dirfd) close(current);
+        errno = saved;
+        if (next < 0 || slash == NULL) return next;
+        current = next;
+        part = slash + 1;
+    }
+}
+
+int cds_open_beneath(int dirfd, const char *path, int flags, mode_t mode) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)(flags | O_CLOEXEC);
+    if (flags & (O_CREAT | O_TMPFILE)) how.mode = mode;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    long fd;
+    int tries = 0;
+    do {
+        fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    } while (fd < 0 && (errno == EINTR || errno == EAGAIN) && ++tries < 64);
+    if (fd < 0 && errno == ENOSYS) return open_beneath_walk(dirfd, path, flags, mode);
+    return (int)fd;
+}
+
+int cds_spawnattr_setsid(posix_spawnattr_t *attributes, short otherflags) {
+    return posix_spawnattr_setflags(attributes, (short)(otherflags | POSIX_SPAWN_SETSID));
+}
+
+int cds_o_path(void) { return O_PATH; }
+
+int cds_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}

@@ -59,6 +59,9 @@ public struct Command: Sendable {
     /// A file the child reads as its standard input (opened by the helper, before the child
     /// switches user: the child needs no right on it); nil gives it `/dev/null`.
     public var standardInputFile: String?
+    /// Groups the child gets besides its user's own (only when it runs as another user): the code
+    /// owner gets the web server's group to read `config.php` when it builds a component cache.
+    public var additionalGroups: [UInt32] = []
     /// A file the child's standard output goes to instead of the helper (opened, created with
     /// mode 0600 and truncated by the helper before the child switches user).
     public var standardOutputFile: String?
@@ -149,10 +152,13 @@ public enum ChildProcess {
                     .privileges,
                     "cannot run \(lastComponent(of: command.executable)) as \(runAs.name): the helper is not root")
             }
-            argv =
-                [
-                    setprivPath, "--reuid=\(runAs.uid)", "--regid=\(runAs.gid)", "--init-groups", "--",
-                ] + argv
+            let groups =
+                command.additionalGroups.isEmpty
+                ? "--init-groups"
+                : "--groups="
+                    + (System.groupList(of: runAs.name, primary: runAs.gid) + command.additionalGroups).map(String.init)
+                    .joined(separator: ",")
+            argv = [setprivPath, "--reuid=\(runAs.uid)", "--regid=\(runAs.gid)", groups, "--"] + argv
         }
         guard argv[0].hasPrefix("/") else {
             throw DeliveryError(.configuration, "program path must be absolute: \(argv[0])")
@@ -190,9 +196,9 @@ public enum ChildProcess {
         sigfillset(&allSignals)
         posix_spawnattr_setsigmask(&attributes, &emptySet)
         posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        // A new session: no controlling terminal (a child can never push keystrokes into the
+        // admin's shell with TIOCSTI or open /dev/tty), and a process group of its own.
+        cds_spawnattr_setsid(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         let environment = command.environment.map { "\($0.key)=\($0.value)" }.sorted()
         let started = System.monotonicSeconds()
@@ -216,9 +222,17 @@ public enum ChildProcess {
             OutputStream(fd: outputPipe[0], limit: command.outputLimit),
             OutputStream(fd: errorPipe[0], limit: command.outputLimit),
         ]
+        // The child's end is watched on a pidfd, so that the time limit holds after it closed its
+        // pipes (or handed them to a grandchild) just as before.
+        let processFD = cds_pidfd_open(pid)
+        defer { if processFD >= 0 { Glibc.close(processFD) } }
         var timedOut = false
         var terminateSentAt: Double?
-        while streams.contains(where: { !$0.closed }) {
+        var killSentAt: Double?
+        var status: Int32 = 0
+        var reaped = false
+        var waitFailure: Int32?
+        while true {
             let now = System.monotonicSeconds()
             if !timedOut && now - started > command.timeoutSeconds {
                 timedOut = true
@@ -228,11 +242,32 @@ public enum ChildProcess {
             if let sent = terminateSentAt, now - sent > 5 {
                 System.signal(processGroup: pid, SIGKILL)
                 terminateSentAt = nil
+                killSentAt = now
             }
-            var pollSet = streams.filter { !$0.closed }.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            let ready = poll(&pollSet, nfds_t(pollSet.count), 250)
+            // Killed and still holding its pipes open (a process outside its group has them):
+            // stop reading, the result is a timeout.
+            if let killed = killSentAt, now - killed > 2 {
+                for index in streams.indices where !streams[index].closed { streams[index].closed = true }
+            }
+            let open = streams.filter { !$0.closed }
+            if open.isEmpty {
+                let waited = waitpid(pid, &status, WNOHANG)
+                if waited == pid {
+                    reaped = true
+                    break
+                }
+                if waited < 0 {
+                    if cds_errno() == EINTR { continue }
+                    waitFailure = cds_errno()
+                    break
+                }
+            }
+            var pollSet = open.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            if open.isEmpty && processFD >= 0 { pollSet.append(pollfd(fd: processFD, events: Int16(POLLIN), revents: 0)) }
+            let ready = poll(&pollSet, nfds_t(pollSet.count), open.isEmpty && processFD < 0 ? 20 : 250)
             if ready < 0 {
                 if cds_errno() == EINTR { continue }
+                waitFailure = cds_errno()
                 break
             }
             for entry in pollSet where entry.revents != 0 {
@@ -241,25 +276,28 @@ public enum ChildProcess {
             }
         }
         for stream in streams { Glibc.close(stream.fd) }
-
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if cds_errno() != EINTR { break }
-            if timedOut { System.signal(processGroup: pid, SIGKILL) }
+        if !reaped {
+            // The child could not be waited for: stop it, and never report it as succeeded.
+            System.signal(processGroup: pid, SIGKILL)
+            while waitpid(pid, &status, 0) < 0 && cds_errno() == EINTR {}
         }
         // Make sure nothing of the group lingers after a timeout.
         if timedOut { System.signal(processGroup: pid, SIGKILL) }
         let duration = System.monotonicSeconds() - started
-        let exited = (status & 0x7f) == 0
+        let exited = reaped && (status & 0x7f) == 0
+        var standardError = streams[1].text
+        if let waitFailure {
+            standardError += "\nmoodle-delivery: cannot wait for the command: \(String(cString: strerror(waitFailure)))"
+        }
         return CommandResult(
             command: command.displayLine,
             user: runAs.name,
             exitCode: exited ? (status >> 8) & 0xff : nil,
-            signal: exited ? nil : status & 0x7f,
+            signal: exited || !reaped ? nil : status & 0x7f,
             timedOut: timedOut,
             durationSeconds: duration,
             standardOutput: streams[0].text,
-            standardError: streams[1].text
+            standardError: standardError
         )
     }
 

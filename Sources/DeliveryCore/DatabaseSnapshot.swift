@@ -155,24 +155,18 @@ struct DatabaseTool {
         )
     }
 
-    /// Runs `body` with a private folder of the web user's holding the credentials, and the
-    /// arguments and environment that point the tools at them; the folder is removed afterwards.
+    /// Runs `body` with the arguments and environment that point the tools at the database. The
+    /// password travels in the child's environment (`PGPASSWORD`, `MYSQL_PWD`): never on a command
+    /// line, in a file, the log or the audit log. Only the child's own user (the web user, which
+    /// reads it from `config.php` anyway) and root can read a process's environment.
     private func withCredentials<T>(
         _ body: (_ arguments: [String], _ environment: [String: String]) throws(DeliveryError) -> T
     ) throws(DeliveryError) -> T {
-        let folder = try makePrivateFolder(owner: webUser, purpose: "database")
-        defer { try? TreeCopier.removeTree(folder) }
-        let file = "\(folder)/credentials"
-        var text: String
         var arguments: [String] = []
         var environment: [String: String] = [:]
         switch connection.family {
         case .postgres:
-            func escaped(_ value: String) -> String {
-                value.replacing("\\", with: "\\\\").replacing(":", with: "\\:")
-            }
-            text = "*:*:*:*:\(escaped(connection.password))\n"
-            environment["PGPASSFILE"] = file
+            environment["PGPASSWORD"] = connection.password
             environment["PGUSER"] = connection.user
             environment["PGDATABASE"] = connection.name
             environment["PGCONNECT_TIMEOUT"] = "15"
@@ -185,22 +179,10 @@ struct DatabaseTool {
             }
             if let port = connection.port { environment["PGPORT"] = String(port) }
         case .mysql:
-            func quoted(_ value: String) -> String {
-                "\"" + value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
-            }
-            text = "[client]\nuser=\(quoted(connection.user))\npassword=\(quoted(connection.password))\n"
-            text += "host=\(quoted(connection.host.isEmpty ? "localhost" : connection.host))\n"
-            if let port = connection.port { text += "port=\(port)\n" }
-            if let socket = connection.socket, !socket.isEmpty { text += "socket=\(quoted(socket))\n" }
-            arguments = ["--defaults-extra-file=\(file)"]
-        }
-        do {
-            try System.writeFileAtomically(file, Array(text.utf8), mode: 0o600)
-            if webUser.uid != System.effectiveUserIdentifier {
-                try System.changeOwner(file, uid: webUser.uid, gid: webUser.gid)
-            }
-        } catch {
-            throw DeliveryError.io("cannot write the database option file", error)
+            environment["MYSQL_PWD"] = connection.password
+            arguments = ["--user=\(connection.user)", "--host=\(connection.host.isEmpty ? "localhost" : connection.host)"]
+            if let port = connection.port { arguments.append("--port=\(port)") }
+            if let socket = connection.socket, !socket.isEmpty { arguments.append("--socket=\(socket)") }
         }
         return try body(arguments, environment)
     }
@@ -387,19 +369,4 @@ struct DatabaseTool {
         }
         return removed
     }
-}
-
-/// Makes a folder only `owner` can enter, under /tmp, for a child running as that user (the
-/// helper's own folders stay closed to it).
-func makePrivateFolder(owner: UserIdentity, purpose: String) throws(DeliveryError) -> String {
-    let folder = "/tmp/moodle-delivery-\(purpose)-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
-    do {
-        try System.makeDirectory(folder, 0o700)
-        if owner.uid != System.effectiveUserIdentifier {
-            try System.changeOwner(folder, uid: owner.uid, gid: owner.gid)
-        }
-    } catch {
-        throw DeliveryError.io("cannot make a private folder", error)
-    }
-    return folder
 }

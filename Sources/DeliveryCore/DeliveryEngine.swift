@@ -179,8 +179,28 @@ public final class DeliveryEngine: Sendable {
         } catch {
             throw DeliveryError.io("cannot create the state directory", error)
         }
+        try Self.checkTrustedFolders(
+            [configuration.siteRoot, layout.releases, configuration.stateDirectory], siteRoot: configuration.siteRoot)
         if (try? System.lstatusIfExists(store.stateFile)) == nil {
             try store.update { (_: inout DeliveryState) throws(DeliveryError) in }
+        }
+    }
+
+    /// The helper works by path in the site root, `releases/` and the state directory, so nobody
+    /// else may be able to change what is in them: each must be a real folder (not a symlink) of
+    /// the helper's own user, writable by nobody else. (The code owner owns only what is inside
+    /// `releases/`: the trees.)
+    static func checkTrustedFolders(_ folders: [String], siteRoot: String) throws(DeliveryError) {
+        let helper = System.effectiveUserIdentifier
+        for folder in folders {
+            guard let status = try? System.lstatusIfExists(folder) else { continue }
+            let name = System.user(named: String(status.uid))?.name ?? String(status.uid)
+            guard status.kind == .directory, status.uid == helper, status.mode & 0o022 == 0 else {
+                throw DeliveryError(
+                    .privileges,
+                    "\(folder) must be a folder of the helper's user (uid \(helper)) that nobody else can write (it is \(status.kind == .directory ? "owned by \(name), mode \(String(status.mode, radix: 8))" : "not a folder")): whoever can change it could make the helper act elsewhere; run `chown \(helper): \(folder) && chmod go-w \(folder)` (scripts/install does it for \(siteRoot))"
+                )
+            }
         }
     }
 

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Runs Moodle's own CLI scripts of a tree, always as the web user (Moodle requires it).
 struct MoodleCLI {
     let php: String
@@ -23,12 +27,14 @@ struct MoodleCLI {
         return try recorder.run(command, echo: echo, onStart: onStart)
     }
 
-    /// Builds a tree's prebuilt component cache: Moodle's `alternative_component_cache.php
-    /// --file=…` runs as the web user (Moodle's bootstrap wants its dataroot writable) into a
-    /// private temporary folder, and the file is then put into the tree, owned by the code owner
-    /// (the web user never writes code).
+    /// Builds a tree's prebuilt component cache. Nothing a web-user process produced goes into a
+    /// code tree: Moodle's `alternative_component_cache.php --print` runs as the code owner (with
+    /// the web server's group added, to read `config.php`; Moodle's bootstrap also wants the
+    /// dataroot writable, which that group gives on a usual site), its output comes back through
+    /// a pipe, and the helper writes it into the tree through descriptors (no symlink followed),
+    /// owned by the code owner.
     /// - Parameters:
-    ///   - treeRoot: the real path of the tree (a copy's generation, or production).
+    ///   - treeRoot: the real path of the tree (a copy's generation, or production), in `releases/`.
     ///   - file: the cache file, relative to the tree root.
     func buildComponentCache(treeRoot: String, file: String, owner: UserIdentity) throws(DeliveryError) {
         let codeRoot = layout.publicLayout ? "\(treeRoot)/public" : treeRoot
@@ -36,22 +42,26 @@ struct MoodleCLI {
         guard (try? System.lstatus(script))?.kind == .regular else {
             throw DeliveryError(.upgradeFailed, "Moodle's alternative_component_cache.php is missing in \(treeRoot)")
         }
-        let scratch = try makePrivateFolder(owner: webUser, purpose: "cache")
-        defer { try? TreeCopier.removeTree(scratch) }
-        let result = try recorder.run(
-            Command(
-                php, [script, "--file=\(scratch)/cache.php"], user: webUser, workingDirectory: codeRoot,
-                timeoutSeconds: timeouts.phpScript))
-        guard result.succeeded, let bytes = try? System.readFile("\(scratch)/cache.php", limit: 64 << 20),
-            !bytes.isEmpty
-        else {
+        var command = Command(
+            php, [script, "--print"], user: owner, workingDirectory: codeRoot, timeoutSeconds: timeouts.phpScript,
+            outputLimit: 64 << 20)
+        if owner.uid != webUser.uid { command.additionalGroups = [webUser.gid] }
+        let result = try recorder.run(command, echo: false)
+        let bytes = Array(result.standardOutput.utf8)
+        guard result.succeeded, bytes.starts(with: Array("<?php".utf8)), bytes.count < 64 << 20 else {
             throw DeliveryError(
-                .upgradeFailed, "the component cache of \(treeRoot) could not be built: \(Self.lastLines(result))")
+                .upgradeFailed,
+                "the component cache of \(treeRoot) could not be built as \(owner.name) (with the group of \(webUser.name), which must be able to read config.php and write the dataroot): \(Self.lastLines(result))"
+            )
         }
-        let target = "\(treeRoot)/\(file)"
-        do {
-            try System.writeFileAtomically(target, bytes, mode: 0o644)
-            if System.effectiveUserIdentifier == 0 { try System.changeOwner(target, uid: owner.uid, gid: owner.gid) }
+        do throws(SystemCallError) {
+            let root = try System.openDirectory(at: AT_FDCWD, treeRoot)
+            defer { System.close(root) }
+            let folder = file.contains("/") ? try System.openDirectory(at: root, parentDirectory(of: file)) : root
+            defer { if folder != root { System.close(folder) } }
+            try System.writeFileAtomically(
+                at: folder, lastComponent(of: file), bytes, mode: 0o644,
+                owner: System.effectiveUserIdentifier == 0 ? (owner.uid, owner.gid) : nil)
         } catch {
             throw DeliveryError.io("cannot put the component cache into \(treeRoot)", error)
         }

@@ -473,8 +473,8 @@ final class OperationRun: @unchecked Sendable {
                     recordingScripts: recordingScripts, shouldContinue: { [self] in shouldContinue() })
                 // …which comes from production.
                 statistics = try copier.synchronize(
-                    source: "\(production)/\(relative)", target: "\(inactive)/\(relative)",
-                    linkFrom: "\(active)/\(relative)", recordingScripts: recordingScripts, onProgress: onProgress,
+                    source: production, target: inactive, linkFrom: active, below: relative,
+                    recordingScripts: recordingScripts, onProgress: onProgress,
                     shouldContinue: { [self] in shouldContinue() })
                 statistics.changedScripts =
                     outside.changedScripts

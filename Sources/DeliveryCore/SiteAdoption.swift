@@ -205,11 +205,8 @@ public enum SiteAdoption {
         let layout = SiteLayout(root: siteRoot, publicLayout: publicLayout, adminDirectory: settings.admin)
         let temporaryLink = "\(given).delivery-link-\(System.processIdentifier)"
         do {
+            // The site root and releases/ stay the helper's: the code owner owns only the trees.
             try System.makeDirectory(layout.releases, 0o755)
-            if owner.uid != System.effectiveUserIdentifier, System.effectiveUserIdentifier == 0 {
-                try System.changeOwner(siteRoot, uid: owner.uid, gid: owner.gid)
-                try System.changeOwner(layout.releases, uid: owner.uid, gid: owner.gid)
-            }
             try System.rename(given, layout.path(of: .production))
             try System.symlink(target: "releases/production", at: layout.current)
             try System.symlink(target: layout.current, at: temporaryLink)

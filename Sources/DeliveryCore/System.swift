@@ -262,11 +262,64 @@ public enum System {
 
     // MARK: Paths relative to an open folder (the copier's calls)
 
-    /// Opens a folder below `directory` (or `directory` itself for ""), never following a final symlink.
+    /// Opens a folder below an open folder (or that folder itself for ""), following no symlink at
+    /// any level and never leaving it (see `open(beneath:)`). With `AT_FDCWD` the path is resolved
+    /// as usual except for its last component, which must not be a symlink: use it only for paths
+    /// whose folders no less-privileged user can write (the site root, the state directory).
     static func openDirectory(at directory: Int32, _ relative: String) throws(SystemCallError) -> Int32 {
-        try check("open", relative) {
-            openat(directory, relative.isEmpty ? "." : relative, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if directory == AT_FDCWD {
+            return try check("open", relative) {
+                openat(directory, relative.isEmpty ? "." : relative, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            }
         }
+        return try open(beneath: directory, relative.isEmpty ? "." : relative, O_RDONLY | O_DIRECTORY)
+    }
+
+    /// Opens `relative` below the open folder `directory` without following a symlink at any level
+    /// and without leaving it (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`; an
+    /// `O_NOFOLLOW` walk where the kernel lacks it). This is how the engine reaches anything inside
+    /// a folder a less-privileged user can write: a symlink swapped in anywhere on the way makes
+    /// the call fail (`ELOOP`, `EXDEV`) instead of leading elsewhere.
+    static func open(beneath directory: Int32, _ relative: String, _ flags: Int32, _ mode: mode_t = 0o600)
+        throws(SystemCallError) -> Int32
+    {
+        try check("open", relative) { cds_open_beneath(directory, relative, flags | O_NOFOLLOW, mode) }
+    }
+
+    /// Reads a whole file below an open folder (see `open(beneath:)`); a file larger than `limit`
+    /// bytes is an error (`EFBIG`).
+    static func readFile(beneath directory: Int32, _ relative: String, limit: Int) throws(SystemCallError) -> [UInt8] {
+        let fd = try open(beneath: directory, relative, O_RDONLY)
+        defer { close(fd) }
+        return try readAll(fd, limit: limit, name: relative)
+    }
+
+    /// Writes a file in an open folder durably and atomically, through descriptors only: a new
+    /// temporary name (`O_CREAT | O_EXCL | O_NOFOLLOW`), owner and mode set on the descriptor,
+    /// fsync, `renameat` over `name`, fsync of the folder.
+    static func writeFileAtomically(
+        at directory: Int32, _ name: String, _ bytes: [UInt8], mode: mode_t, owner: (uid: UInt32, gid: UInt32)?
+    ) throws(SystemCallError) {
+        let temporary = ".\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = try open(at: directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
+        do {
+            try writeAll(fd, bytes)
+            if let owner { try fileChangeOwner(fd, uid: owner.uid, gid: owner.gid) }
+            try fileChangeMode(fd, UInt32(mode))
+            try sync(fd)
+            close(fd)
+            try rename(at: directory, temporary, name)
+        } catch {
+            close(fd)
+            _ = unlinkat(directory, temporary, 0)
+            throw error
+        }
+        try sync(directory)
+    }
+
+    /// Removes an entry of an open folder (`unlinkat`; `AT_REMOVEDIR` for an empty folder).
+    static func unlink(at directory: Int32, _ name: String, folder: Bool = false) throws(SystemCallError) {
+        _ = try check(folder ? "rmdir" : "unlink", name) { unlinkat(directory, name, folder ? AT_REMOVEDIR : 0) }
     }
 
     /// Opens a file relative to an open folder.
@@ -288,10 +341,12 @@ public enum System {
         return FileStatus(raw)
     }
 
-    /// `lstat` of an entry of an open folder.
+    /// `lstat` of an entry below an open folder (no symlink followed on the way: see `withParent`).
     static func lstatus(at directory: Int32, _ name: String) throws(SystemCallError) -> FileStatus {
         var raw = stat()
-        _ = try check("lstat", name) { fstatat(directory, name, &raw, AT_SYMLINK_NOFOLLOW) }
+        try withParent(of: name, in: directory) { (parent, last) throws(SystemCallError) in
+            _ = try check("lstat", name) { fstatat(parent, last, &raw, AT_SYMLINK_NOFOLLOW) }
+        }
         return FileStatus(raw)
     }
 
@@ -320,29 +375,52 @@ public enum System {
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Changes the owner of an entry of an open folder, without following a symlink.
+    /// Runs `body` with the folder holding `relative` (opened beneath `directory`, following no
+    /// symlink) and the entry's last name; a single name needs no extra open.
+    private static func withParent<T>(
+        of relative: String, in directory: Int32, _ body: (Int32, String) throws(SystemCallError) -> T
+    ) throws(SystemCallError) -> T {
+        let path = relative.isEmpty ? "." : relative
+        guard let slash = path.lastIndex(of: "/") else { return try body(directory, path) }
+        let parent = try open(beneath: directory, String(path[..<slash]), O_RDONLY | O_DIRECTORY)
+        defer { close(parent) }
+        return try body(parent, String(path[path.index(after: slash)...]))
+    }
+
+    /// Changes the owner of an entry below an open folder, following no symlink on the way or at
+    /// the end.
     static func changeOwner(at directory: Int32, _ name: String, uid: UInt32, gid: UInt32)
         throws(SystemCallError)
     {
-        _ = try check("lchown", name) { fchownat(directory, name, uid, gid, AT_SYMLINK_NOFOLLOW) }
+        try withParent(of: name, in: directory) { (parent, last) throws(SystemCallError) in
+            _ = try check("lchown", name) { fchownat(parent, last, uid, gid, AT_SYMLINK_NOFOLLOW) }
+        }
     }
 
-    /// Changes the mode of a folder below an open folder.
+    /// Changes the mode of an entry below an open folder. `chmod` has no "do not follow" flag on
+    /// Linux, so the entry is opened first (`O_PATH`, beneath the folder, no symlink anywhere) and
+    /// its mode is changed through that descriptor (`/proc/self/fd`): a symlink swapped in
+    /// leads nowhere.
     static func changeMode(at directory: Int32, _ name: String, _ mode: UInt32) throws(SystemCallError) {
-        _ = try check("chmod", name) { fchmodat(directory, name.isEmpty ? "." : name, mode_t(mode), 0) }
+        let fd = try open(beneath: directory, name.isEmpty ? "." : name, cds_o_path())
+        defer { close(fd) }
+        _ = try check("chmod", name) { chmod("/proc/self/fd/\(fd)", mode_t(mode)) }
     }
 
-    /// Sets the access and modification times of an entry of an open folder, without following a symlink.
+    /// Sets the access and modification times of an entry below an open folder, following no
+    /// symlink on the way or at the end.
     static func setTimes(at directory: Int32, _ name: String, seconds: Int, nanoseconds: Int)
         throws(SystemCallError)
     {
         var times = (
             timespec(tv_sec: seconds, tv_nsec: nanoseconds), timespec(tv_sec: seconds, tv_nsec: nanoseconds)
         )
-        _ = try check("utimensat", name) {
-            withUnsafePointer(to: &times) {
-                $0.withMemoryRebound(to: timespec.self, capacity: 2) {
-                    utimensat(directory, name.isEmpty ? "." : name, $0, AT_SYMLINK_NOFOLLOW)
+        try withParent(of: name, in: directory) { (parent, last) throws(SystemCallError) in
+            _ = try check("utimensat", name) {
+                withUnsafePointer(to: &times) {
+                    $0.withMemoryRebound(to: timespec.self, capacity: 2) {
+                        utimensat(parent, last, $0, AT_SYMLINK_NOFOLLOW)
+                    }
                 }
             }
         }
@@ -452,6 +530,11 @@ public enum System {
     static func readFile(_ path: String, limit: Int) throws(SystemCallError) -> [UInt8] {
         let fd = try open(path, O_RDONLY)
         defer { close(fd) }
+        return try readAll(fd, limit: limit, name: path)
+    }
+
+    /// Reads an open file to its end; more than `limit` bytes is an error (`EFBIG`).
+    static func readAll(_ fd: Int32, limit: Int, name path: String) throws(SystemCallError) -> [UInt8] {
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while result.count <= limit {
@@ -636,6 +719,19 @@ public enum System {
         }
         guard let found = result?.pointee else { return nil }
         return (String(cString: found.pw_name), found.pw_uid, found.pw_gid, String(cString: found.pw_dir))
+    }
+
+    /// The groups a user belongs to (its primary group first), from the group database.
+    static func groupList(of name: String, primary: UInt32) -> [UInt32] {
+        var count: Int32 = 64
+        while true {
+            var groups = [gid_t](repeating: 0, count: Int(count))
+            let previous = count
+            if getgrouplist(name, primary, &groups, &count) >= 0 {
+                return Array(groups.prefix(Int(count)))
+            }
+            if count <= previous { return [primary] }
+        }
     }
 
     static func monotonicSeconds() -> Double {

@@ -105,13 +105,19 @@ public struct TreeCopier: Sendable {
     ///   - shouldContinue: polled on the calling thread; false stops the work with `.preempted`.
     /// - Throws: `DeliveryError` with the path; the target may then be partly synchronised.
     public func synchronize(
-        source: String, target: String, linkFrom: String? = nil, skipping: String? = nil,
-        preserving: Set<String> = [], checkOnly: Bool = false, recordingScripts: Bool = false,
+        source: String, target: String, linkFrom: String? = nil, below component: String? = nil,
+        skipping: String? = nil, preserving: Set<String> = [], checkOnly: Bool = false, recordingScripts: Bool = false,
         onProgress: (CopyProgress) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
     ) throws(DeliveryError) -> CopyStatistics {
         let sourceStatus: FileStatus
         do {
-            sourceStatus = try System.lstatus(source)
+            if let component {
+                let base = try System.openDirectory(at: AT_FDCWD, source)
+                defer { System.close(base) }
+                sourceStatus = try System.lstatus(at: base, component)
+            } else {
+                sourceStatus = try System.lstatus(source)
+            }
         } catch {
             throw DeliveryError.io("cannot read the source tree", error)
         }
@@ -119,13 +125,14 @@ public struct TreeCopier: Sendable {
         guard sourceStatus.kind == .directory else {
             // A single file component.
             return try SyncJob.synchronizeSingle(
-                copier: self, source: source, target: target, status: sourceStatus, checkOnly: checkOnly,
-                recordingScripts: recordingScripts)
+                copier: self, source: source, target: target, component: component ?? "", status: sourceStatus,
+                checkOnly: checkOnly, recordingScripts: recordingScripts)
         }
         let roots: SyncJob.Roots
         do {
             guard
-                let opened = try SyncJob.Roots(source: source, target: target, linkFrom: linkFrom, checkOnly: checkOnly)
+                let opened = try SyncJob.Roots(
+                    source: source, target: target, linkFrom: linkFrom, below: component, checkOnly: checkOnly)
             else {
                 // Check only, and the target is missing or not a folder.
                 var statistics = CopyStatistics()
@@ -138,7 +145,8 @@ public struct TreeCopier: Sendable {
         }
         defer { roots.close() }
         let job = SyncJob(
-            copier: self, sourceRoot: source, targetRoot: target, roots: roots, skip: skip, checkOnly: checkOnly,
+            copier: self, sourceRoot: component.map { "\(source)/\($0)" } ?? source,
+            targetRoot: component.map { "\(target)/\($0)" } ?? target, roots: roots, skip: skip, checkOnly: checkOnly,
             recordingScripts: recordingScripts)
         job.enqueue(
             SyncJob.Folder(
@@ -190,22 +198,45 @@ public struct TreeCopier: Sendable {
         }
     }
 
+    /// Removes a tree by its path: the parent folder is opened (its path must be one no
+    /// less-privileged user can write: the site root, `releases/`, the state directory), and
+    /// everything below it is removed through descriptors (`removeEntry`).
     static func removeTreeOrFail(_ path: String) throws(SystemCallError) {
-        guard let status = try System.lstatusIfExists(path) else { return }
-        if status.kind == .directory {
-            if status.mode & 0o700 != 0o700 { try System.changeMode(path, status.mode | 0o700) }
-            for entry in try System.listDirectory(path) {
-                let child = "\(path)/\(entry.name)"
-                if entry.kind == .directory || entry.kind == nil {
-                    try removeTreeOrFail(child)
-                } else {
-                    try System.unlink(child)
-                }
-            }
-            try System.removeDirectory(path)
-        } else {
-            try System.unlink(path)
+        let parent = try System.open(parentDirectory(of: path), O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+        defer { System.close(parent) }
+        try removeEntry(at: parent, lastComponent(of: path))
+    }
+
+    /// Removes an entry of an open folder and, for a folder, everything in it, through
+    /// descriptors only: each folder is opened with `O_NOFOLLOW` relative to its parent, its
+    /// entries are removed relative to it, and a symlink is removed, never followed. A folder
+    /// swapped for a symlink while this runs makes it fail; it never removes anything elsewhere.
+    static func removeEntry(at directory: Int32, _ name: String) throws(SystemCallError) {
+        guard let status = try System.lstatusIfExists(at: directory, name) else { return }
+        guard status.kind == .directory else {
+            try System.unlink(at: directory, name)
+            return
         }
+        let folder = try System.openDirectory(at: directory, name)
+        do throws(SystemCallError) {
+            let opened = try System.fileStatus(folder)
+            guard opened.inode == status.inode, opened.device == status.device else {
+                throw SystemCallError(errno: ESTALE, call: "open", path: name)
+            }
+            // Without write and search rights for its owner (a read-only folder of the code), its
+            // entries could not be removed (the mode is changed on the open descriptor).
+            if System.effectiveUserIdentifier != 0 && opened.mode & 0o700 != 0o700 {
+                try System.fileChangeMode(folder, opened.mode | 0o700)
+            }
+            for entry in try System.listDirectory(fd: folder) {
+                try removeEntry(at: folder, entry.name)
+            }
+        } catch {
+            System.close(folder)
+            throw error
+        }
+        System.close(folder)
+        try System.unlink(at: directory, name, folder: true)
     }
 }
 
@@ -225,26 +256,46 @@ private final class SyncJob: Sendable {
         let ownerOfNewFiles: (uid: UInt32, gid: UInt32)?
 
         /// Opens the roots, making the target's when missing; nil when checking only and the
-        /// target is not a folder.
-        init?(source: String, target: String, linkFrom: String?, checkOnly: Bool) throws(SystemCallError) {
+        /// target is not a folder. `source`, `target` and `linkFrom` are tree roots, opened by
+        /// path (they sit in folders no less-privileged user can write); a `component` below them
+        /// is reached through descriptors only, following no symlink.
+        init?(source: String, target: String, linkFrom: String?, below component: String?, checkOnly: Bool)
+            throws(SystemCallError)
+        {
             var created = false
-            let existing = try System.lstatusIfExists(target)
+            let parent: Int32
+            let name: String
+            if let component {
+                let base = try System.openDirectory(at: AT_FDCWD, target)
+                if component.contains("/") {
+                    defer { System.close(base) }
+                    parent = try System.openDirectory(at: base, parentDirectory(of: component))
+                } else {
+                    parent = base
+                }
+                name = lastComponent(of: component)
+            } else {
+                parent = try System.open(parentDirectory(of: target), O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+                name = lastComponent(of: target)
+            }
+            defer { System.close(parent) }
+            let existing = try System.lstatusIfExists(at: parent, name)
             if existing?.kind != .directory {
                 if checkOnly { return nil }
-                if existing != nil { try TreeCopier.removeTreeOrFail(target) }
-                try System.makeDirectory(target, 0o700)
+                if existing != nil { try TreeCopier.removeEntry(at: parent, name) }
+                try System.makeDirectory(at: parent, name, 0o700)
                 created = true
             }
-            self.source = try System.openDirectory(at: AT_FDCWD, source)
+            self.source = try Self.open(source, below: component)
             do {
-                self.target = try System.openDirectory(at: AT_FDCWD, target)
+                self.target = try System.openDirectory(at: parent, name)
             } catch {
                 System.close(self.source)
                 throw error
             }
             var link: Int32?
             if let linkFrom, (try? System.lstatus(linkFrom))?.kind == .directory {
-                link = try? System.openDirectory(at: AT_FDCWD, linkFrom)
+                link = try? Self.open(linkFrom, below: component)
             }
             self.link = link
             targetCreated = created
@@ -253,6 +304,14 @@ private final class SyncJob: Sendable {
             ownerOfNewFiles =
                 created && rootStatus.mode & UInt32(S_ISGID) == 0
                 ? (System.effectiveUserIdentifier, System.effectiveGroupIdentifier) : nil
+        }
+
+        /// Opens a tree root by path, then the component below it through descriptors.
+        static func open(_ root: String, below component: String?) throws(SystemCallError) -> Int32 {
+            let base = try System.openDirectory(at: AT_FDCWD, root)
+            guard let component else { return base }
+            defer { System.close(base) }
+            return try System.openDirectory(at: base, component)
         }
 
         func close() {
@@ -479,7 +538,7 @@ private final class SyncJob: Sendable {
                     }
                     try difference(&local)
                     local.changedOther -= 1
-                    if existing != nil { try TreeCopier.removeTreeOrFail(path(child(of: relative, name))) }
+                    if existing != nil { try TreeCopier.removeEntry(at: target, name) }
                     // Made searchable and writable for the copy; its own mode comes last.
                     let direct = creatable(withMode: status.mode) && status.mode & 0o700 == 0o700
                     try System.makeDirectory(at: target, name, direct ? mode_t(status.mode) : 0o700)
@@ -523,9 +582,7 @@ private final class SyncJob: Sendable {
                         at: target, made, seconds: status.modificationSeconds,
                         nanoseconds: status.modificationNanoseconds)
                     if let existing {
-                        if existing.kind == .directory {
-                            try TreeCopier.removeTreeOrFail(path(child(of: relative, name)))
-                        }
+                        if existing.kind == .directory { try TreeCopier.removeEntry(at: target, name) }
                         try System.rename(at: target, made, name)
                     }
                 case .other:
@@ -537,7 +594,7 @@ private final class SyncJob: Sendable {
                 local.changedOther -= 1
                 local.entriesRemoved += 1
                 changedHere = true
-                try TreeCopier.removeTreeOrFail(path(relative.isEmpty ? name : "\(relative)/\(name)"))
+                try TreeCopier.removeEntry(at: target, name)
             }
             // Nothing changes this folder's own entries any more (its subfolders' contents are
             // theirs): its times can be set now. A mode without the owner's search bit would stop
@@ -622,7 +679,7 @@ private final class SyncJob: Sendable {
                 fd: output, seconds: status.modificationSeconds, nanoseconds: status.modificationNanoseconds)
         }
         if let existing {
-            if existing.kind == .directory { try TreeCopier.removeTreeOrFail(path(child(of: folder.relative, name))) }
+            if existing.kind == .directory { try TreeCopier.removeEntry(at: folders.target, name) }
             try System.rename(at: folders.target, made, name)
         }
     }
@@ -662,16 +719,20 @@ private final class SyncJob: Sendable {
         }
     }
 
-    /// A component that is a single file.
+    /// A component that is a single file: `component` below the tree roots `source` and `target`,
+    /// reached through descriptors only.
     static func synchronizeSingle(
-        copier: TreeCopier, source: String, target: String, status: FileStatus, checkOnly: Bool,
-        recordingScripts: Bool
+        copier: TreeCopier, source root: String, target targetRoot: String, component: String, status: FileStatus,
+        checkOnly: Bool, recordingScripts: Bool
     ) throws(DeliveryError) -> CopyStatistics {
         var local = CopyStatistics()
-        let parent = parentDirectory(of: target)
-        let name = lastComponent(of: target)
+        let name = lastComponent(of: component)
+        let source = "\(root)/\(component)"
         do {
-            let existing = try System.lstatusIfExists(target)
+            let targetFolder = try Roots.open(
+                targetRoot, below: component.contains("/") ? parentDirectory(of: component) : nil)
+            defer { System.close(targetFolder) }
+            let existing = try System.lstatusIfExists(at: targetFolder, name)
             guard status.kind == .regular else {
                 local.skipped.append(lastComponent(of: source))
                 return local
@@ -690,12 +751,11 @@ private final class SyncJob: Sendable {
                 local.changedOther = 1
                 return local
             }
-            let sourceFolder = try System.openDirectory(at: AT_FDCWD, parentDirectory(of: source))
+            let sourceFolder = try Roots.open(
+                root, below: component.contains("/") ? parentDirectory(of: component) : nil)
             defer { System.close(sourceFolder) }
-            let targetFolder = try System.openDirectory(at: AT_FDCWD, parent)
-            defer { System.close(targetFolder) }
             let made = existing == nil ? name : ".\(name).delivery-\(UInt32.random(in: 0...UInt32.max))"
-            let input = try System.open(at: sourceFolder, lastComponent(of: source), O_RDONLY | O_NOFOLLOW)
+            let input = try System.open(at: sourceFolder, name, O_RDONLY | O_NOFOLLOW)
             defer { System.close(input) }
             let output = try System.open(at: targetFolder, made, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
             defer { System.close(output) }
@@ -705,7 +765,7 @@ private final class SyncJob: Sendable {
             try System.setTimes(
                 fd: output, seconds: status.modificationSeconds, nanoseconds: status.modificationNanoseconds)
             if let existing {
-                if existing.kind == .directory { try TreeCopier.removeTreeOrFail(target) }
+                if existing.kind == .directory { try TreeCopier.removeEntry(at: targetFolder, name) }
                 try System.rename(at: targetFolder, made, name)
             }
             local.filesCopied = 1

@@ -111,6 +111,9 @@ url=http://127.0.0.1:$port
 bash "$project/tests/fixture/make-site" --vcs git --dir "$dir" --wwwroot "$url" --component-cache >/dev/null || fatal "make-site failed"
 chown -R "$code_owner:$code_owner" "$dir/upstream" "$dir/author" "$dir/moodle" "$dir/revision2"
 chown -R "$web_user:$web_user" "$dir/moodledata"
+# As Moodle recommends (directorypermissions 02777 less others): the web server's group writes the
+# dataroot (the code owner builds component caches with that group).
+chmod 2770 "$dir/moodledata"
 mkdir -p "$dir/etc"
 if "$deliveryctl" init --moodle "$dir/moodle" --site-root "$dir/site" --state-dir "$dir/state" \
   --config "$dir/etc/site.json" --web-user "$web_user" --code-owner "$code_owner" \

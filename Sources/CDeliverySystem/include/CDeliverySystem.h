@@ -36,5 +36,16 @@ int cds_ofd_is_locked(int fd);
 long cds_getdents64(int fd, void *buffer, unsigned long size);
 /// syncfs(2): flushes the file system holding fd.
 int cds_syncfs(int fd);
+/// openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: opens `path`
+/// below `dirfd` without following a symlink at any level and without leaving `dirfd`; falls back
+/// to an O_NOFOLLOW walk of each component where the kernel lacks openat2 (ENOSYS).
+int cds_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
+/// posix_spawnattr_setflags with POSIX_SPAWN_SETSID added: the child starts a new session (no
+/// controlling terminal; it is also the leader of a new process group).
+int cds_spawnattr_setsid(posix_spawnattr_t *attributes, short otherflags);
+/// pidfd_open(2): a descriptor that polls readable when the process ends (-1 with ENOSYS on old kernels).
+int cds_pidfd_open(pid_t pid);
+/// The O_PATH open flag (Glibc's Swift module hides it: it needs _GNU_SOURCE).
+int cds_o_path(void);
 
 #endif
