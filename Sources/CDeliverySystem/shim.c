@@ -109,7 +109,7 @@ int cds_open_beneath(int dirfd, const char *path, int flags, mode_t mode) {
     struct open_how how;
     memset(&how, 0, sizeof how);
     how.flags = (unsigned long long)(flags | O_CLOEXEC);
-    if (flags & (O_CREAT | O_TMPFILE)) how.mode = mode;
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) how.mode = mode;
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
     long fd;
     int tries = 0;

@@ -179,6 +179,9 @@ public final class DeliveryEngine: Sendable {
         } catch {
             throw DeliveryError.io("cannot create the state directory", error)
         }
+        // Everything below these is the code owner's or the web user's: reached through
+        // descriptors only (see System.guardPaths).
+        System.guardPaths(below: [layout.releases, configuration.moodle.dataroot])
         try Self.checkTrustedFolders(
             [configuration.siteRoot, layout.releases, configuration.stateDirectory], siteRoot: configuration.siteRoot)
         if (try? System.lstatusIfExists(store.stateFile)) == nil {

@@ -87,12 +87,24 @@ public struct Actor: Sendable, Codable, Equatable {
     public var source: String
     /// The Moodle user id when the request came from the plugin.
     public var moodleUserId: Int?
+    /// The uid of the process that asked: the peer of the helper's socket (`SO_PEERCRED`, checked
+    /// by the kernel), or the user running `deliveryctl`. Absent in records written before it was
+    /// kept.
+    public var peerUid: UInt32?
+    /// True when `name` and `moodleUserId` are only what the request says: the plugin signs with a
+    /// key the web user holds, so any process of the web user can name any Moodle user. What is
+    /// proven is `peerUid` and that the key was used (see docs/SECURITY.md, Accountability).
+    public var claimed: Bool?
 
     /// Makes an actor.
-    public init(name: String, source: String, moodleUserId: Int? = nil) {
+    public init(
+        name: String, source: String, moodleUserId: Int? = nil, peerUid: UInt32? = nil, claimed: Bool? = nil
+    ) {
         self.name = name
         self.source = source
         self.moodleUserId = moodleUserId
+        self.peerUid = peerUid
+        self.claimed = claimed
     }
 }
 

@@ -238,6 +238,83 @@ public enum JSONCoding {
             throw DecodingError.dataCorrupted(
                 .init(codingPath: decoder.codingPath, debugDescription: "not an ISO 8601 date: \(text)"))
         }
+        if let key = duplicateKey(in: bytes) {
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: [], debugDescription: "the key '\(key)' appears twice in one object"))
+        }
         return try decoder.decode(type, from: Data(bytes))
+    }
+
+    /// The first key that appears twice in one object, if any. JSON parsers disagree on which of
+    /// two equal keys wins, so a signed request or a configuration that holds one is refused
+    /// rather than read one way here and another way elsewhere. Keys are compared unescaped.
+    static func duplicateKey(in bytes: [UInt8]) -> String? {
+        var objects: [(keys: Set<String>, expectingKey: Bool)?] = []
+        var index = 0
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "{"): objects.append((keys: [], expectingKey: true))
+            case UInt8(ascii: "["): objects.append(nil)
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): _ = objects.popLast()
+            case UInt8(ascii: ","):
+                if objects.last??.expectingKey == false { objects[objects.count - 1]?.expectingKey = true }
+            case UInt8(ascii: "\""):
+                let (text, end) = unescapedString(bytes, from: index + 1)
+                if let object = objects.last ?? nil, object.expectingKey {
+                    if object.keys.contains(text) { return text }
+                    objects[objects.count - 1] = (keys: object.keys.union([text]), expectingKey: false)
+                }
+                index = end
+            default: break
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// A JSON string's text from just after its opening quote; returns the closing quote's index.
+    private static func unescapedString(_ bytes: [UInt8], from start: Int) -> (String, Int) {
+        var scalars = String.UnicodeScalarView()
+        var raw: [UInt8] = []
+        var index = start
+        func flush() {
+            scalars.append(contentsOf: String(decoding: raw, as: UTF8.self).unicodeScalars)
+            raw = []
+        }
+        var pendingHigh: UInt32?
+        while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
+            guard bytes[index] == UInt8(ascii: "\\"), index + 1 < bytes.count else {
+                raw.append(bytes[index])
+                index += 1
+                continue
+            }
+            flush()
+            let escaped = bytes[index + 1]
+            index += 2
+            var value: UInt32
+            switch escaped {
+            case UInt8(ascii: "u"):
+                let hex = bytes[index..<min(index + 4, bytes.count)]
+                value = UInt32(String(decoding: hex, as: UTF8.self), radix: 16) ?? 0xFFFD
+                index += 4
+            case UInt8(ascii: "b"): value = 8
+            case UInt8(ascii: "f"): value = 12
+            case UInt8(ascii: "n"): value = 10
+            case UInt8(ascii: "r"): value = 13
+            case UInt8(ascii: "t"): value = 9
+            default: value = UInt32(escaped)
+            }
+            if (0xD800..<0xDC00).contains(value) {
+                pendingHigh = value
+                continue
+            }
+            if let high = pendingHigh, (0xDC00..<0xE000).contains(value) {
+                value = 0x10000 + ((high - 0xD800) << 10) + (value - 0xDC00)
+            }
+            pendingHigh = nil
+            scalars.append(Unicode.Scalar(value) ?? "\u{FFFD}")
+        }
+        flush()
+        return (String(scalars), index)
     }
 }

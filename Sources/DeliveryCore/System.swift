@@ -1,5 +1,6 @@
 import CDeliverySystem
 import Dispatch
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -85,11 +86,72 @@ public enum System {
         }
     }
 
+    // MARK: Guarded folders
+
+    /// Folders whose contents a less-privileged user can change: the trees in `releases/` (the
+    /// code owner's) and Moodle's dataroot (the web user's). The engine registers them once
+    /// (`guardPaths`); from then on every path-based call of this file that names something below
+    /// one of them opens that folder by its path (which only root can change) and reaches the rest
+    /// through descriptors that follow no symlink (`open(beneath:)`): the first rule of
+    /// docs/SECURITY.md, kept here for every caller. The one symlink followed is a tree's own name
+    /// in `releases/` (`backup` → `.backup.a`), which lives in a folder only the helper writes and
+    /// must name a sibling.
+    private static let guardedFolders = Mutex<[String]>([])
+
+    /// Registers folders whose contents less-privileged users can write (their real paths are
+    /// registered too).
+    public static func guardPaths(below folders: [String]) {
+        var all: [String] = []
+        for folder in folders where folder.hasPrefix("/") && folder.count > 1 {
+            let trimmed = folder.hasSuffix("/") ? String(folder.dropLast()) : folder
+            all.append(trimmed)
+            if let real = try? realPath(trimmed), real != trimmed { all.append(real) }
+        }
+        guardedFolders.withLock { $0 = Array(Set($0 + all)).sorted { $0.count > $1.count } }
+    }
+
+    /// The guarded folder a path lies below, if any.
+    private static func guardedFolder(of path: String) -> String? {
+        guardedFolders.withLock { folders in folders.first { path.hasPrefix($0 + "/") } }
+    }
+
+    /// Runs `body` with the folder holding `path` and the entry's last name: `AT_FDCWD` and the
+    /// path itself outside the guarded folders; inside one, a descriptor reached as described above.
+    static func resolving<T>(_ path: String, _ body: (Int32, String) throws(SystemCallError) -> T)
+        throws(SystemCallError) -> T
+    {
+        guard let folder = guardedFolder(of: path) else { return try body(AT_FDCWD, path) }
+        let relative = String(path.dropFirst(folder.count + 1))
+        let root = try check("open", folder) { Glibc.open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        defer { close(root) }
+        guard let slash = relative.lastIndex(of: "/") else { return try body(root, relative) }
+        let parent = try openGuarded(root, String(relative[..<slash]), path: path)
+        defer { close(parent) }
+        return try body(parent, String(relative[relative.index(after: slash)...]))
+    }
+
+    /// Opens the folder `relative` below an open guarded folder: its first part may be a symlink
+    /// to a sibling (a tree's name in `releases/`); nothing after it is followed.
+    private static func openGuarded(_ root: Int32, _ relative: String, path: String) throws(SystemCallError) -> Int32 {
+        let parts = relative.split(separator: "/", maxSplits: 1).map(String.init)
+        var first = parts[0]
+        if let status = try lstatusIfExists(at: root, first), status.kind == .symlink {
+            let target = try readLink(at: root, first)
+            guard !target.contains("/"), target != "..", target != "." else {
+                throw SystemCallError(errno: ELOOP, call: "open", path: path)
+            }
+            first = target
+        }
+        return try open(beneath: root, parts.count > 1 ? "\(first)/\(parts[1])" : first, O_RDONLY | O_DIRECTORY)
+    }
+
     // MARK: Files and directories
 
     static func lstatus(_ path: String) throws(SystemCallError) -> FileStatus {
         var raw = stat()
-        _ = try check("lstat", path) { lstat(path, &raw) }
+        try resolving(path) { (folder, name) throws(SystemCallError) in
+            _ = try check("lstat", path) { fstatat(folder, name, &raw, AT_SYMLINK_NOFOLLOW) }
+        }
         return FileStatus(raw)
     }
 
@@ -102,7 +164,14 @@ public enum System {
         }
     }
 
+    /// `stat`, following a final symlink (inside a guarded folder only a tree's name in
+    /// `releases/`, as `resolving` allows).
     static func status(_ path: String) throws(SystemCallError) -> FileStatus {
+        if guardedFolder(of: path) != nil {
+            let fd = try open(path, cds_o_path())
+            defer { close(fd) }
+            return try fileStatus(fd)
+        }
         var raw = stat()
         _ = try check("stat", path) { stat(path, &raw) }
         return FileStatus(raw)
@@ -114,8 +183,23 @@ public enum System {
         return FileStatus(raw)
     }
 
+    /// Opens a path; inside a guarded folder the last part is not followed either (`O_NOFOLLOW`),
+    /// but for a tree's name in it that links to a sibling (`releases/backup` → `.backup.a`).
     static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0o600) throws(SystemCallError) -> Int32 {
-        try check("open", path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
+        let topLevel = guardedFolder(of: path).map { parentDirectory(of: path) == $0 } ?? false
+        return try resolving(path) { (folder, name) throws(SystemCallError) in
+            guard folder != AT_FDCWD else {
+                return try check("open", path) { openat(folder, name, flags | O_CLOEXEC, mode) }
+            }
+            var entry = name
+            if topLevel, let status = try lstatusIfExists(at: folder, name), status.kind == .symlink {
+                entry = try readLink(at: folder, name)
+                guard !entry.contains("/"), entry != "..", entry != "." else {
+                    throw SystemCallError(errno: ELOOP, call: "open", path: path)
+                }
+            }
+            return try check("open", path) { openat(folder, entry, flags | O_CLOEXEC | O_NOFOLLOW, mode) }
+        }
     }
 
     static func close(_ fd: Int32) {
@@ -123,49 +207,72 @@ public enum System {
     }
 
     static func makeDirectory(_ path: String, _ mode: mode_t) throws(SystemCallError) {
-        _ = try check("mkdir", path) { mkdir(path, mode) }
+        try resolving(path) { (folder, name) throws(SystemCallError) in
+            _ = try check("mkdir", path) { mkdirat(folder, name, mode) }
+        }
     }
 
     static func removeDirectory(_ path: String) throws(SystemCallError) {
-        _ = try check("rmdir", path) { rmdir(path) }
+        try resolving(path) { (folder, name) throws(SystemCallError) in
+            _ = try check("rmdir", path) { unlinkat(folder, name, AT_REMOVEDIR) }
+        }
     }
 
     static func unlink(_ path: String) throws(SystemCallError) {
-        _ = try check("unlink", path) { Glibc.unlink(path) }
+        try resolving(path) { (folder, name) throws(SystemCallError) in
+            _ = try check("unlink", path) { unlinkat(folder, name, 0) }
+        }
+    }
+
+    /// Runs `body` with the folders and names of two paths (renames, links).
+    private static func resolvingBoth<T>(
+        _ first: String, _ second: String, _ body: (Int32, String, Int32, String) throws(SystemCallError) -> T
+    ) throws(SystemCallError) -> T {
+        try resolving(first) { (firstFolder, firstName) throws(SystemCallError) in
+            try resolving(second) { (secondFolder, secondName) throws(SystemCallError) in
+                try body(firstFolder, firstName, secondFolder, secondName)
+            }
+        }
     }
 
     static func rename(_ from: String, _ to: String) throws(SystemCallError) {
-        _ = try check("rename", "\(from) -> \(to)") { Glibc.rename(from, to) }
+        try resolvingBoth(from, to) { (a, x, b, y) throws(SystemCallError) in
+            _ = try check("rename", "\(from) -> \(to)") { renameat(a, x, b, y) }
+        }
     }
 
     /// Atomically swaps two existing paths (renameat2 RENAME_EXCHANGE).
     static func exchange(_ first: String, _ second: String) throws(SystemCallError) {
-        _ = try check("renameat2", "\(first) <-> \(second)") {
-            cds_rename_exchange(AT_FDCWD, first, AT_FDCWD, second)
+        try resolvingBoth(first, second) { (a, x, b, y) throws(SystemCallError) in
+            _ = try check("renameat2", "\(first) <-> \(second)") { cds_rename_exchange(a, x, b, y) }
         }
     }
 
     /// Renames, failing with EEXIST rather than replacing (renameat2 RENAME_NOREPLACE).
     static func renameNoReplace(_ from: String, _ to: String) throws(SystemCallError) {
-        _ = try check("renameat2", "\(from) -> \(to)") {
-            cds_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to)
+        try resolvingBoth(from, to) { (a, x, b, y) throws(SystemCallError) in
+            _ = try check("renameat2", "\(from) -> \(to)") { cds_rename_noreplace(a, x, b, y) }
         }
     }
 
     static func symlink(target: String, at path: String) throws(SystemCallError) {
-        _ = try check("symlink", path) { Glibc.symlink(target, path) }
+        try resolving(path) { (folder, name) throws(SystemCallError) in
+            _ = try check("symlink", path) { symlinkat(target, folder, name) }
+        }
     }
 
     static func link(_ existing: String, _ new: String) throws(SystemCallError) {
-        _ = try check("link", new) { Glibc.link(existing, new) }
+        try resolvingBoth(existing, new) { (a, x, b, y) throws(SystemCallError) in
+            _ = try check("link", new) { linkat(a, x, b, y, 0) }
+        }
     }
 
     static func readLink(_ path: String) throws(SystemCallError) -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let count = try check("readlink", path) { readlink(path, &buffer, buffer.count - 1) }
-        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        try resolving(path) { (folder, name) throws(SystemCallError) in try readLink(at: folder, name) }
     }
 
+    /// The real path (every symlink resolved): only for paths no less-privileged user can change,
+    /// such as a tree's name in `releases/`.
     static func realPath(_ path: String) throws(SystemCallError) -> String {
         guard let resolved = realpath(path, nil) else {
             throw SystemCallError(errno: cds_errno(), call: "realpath", path: path)
@@ -175,11 +282,17 @@ public enum System {
     }
 
     static func changeMode(_ path: String, _ mode: UInt32) throws(SystemCallError) {
+        if guardedFolder(of: path) != nil {
+            try resolving(path) { (folder, name) throws(SystemCallError) in try changeMode(at: folder, name, mode) }
+            return
+        }
         _ = try check("chmod", path) { chmod(path, mode_t(mode)) }
     }
 
     static func changeOwner(_ path: String, uid: UInt32, gid: UInt32) throws(SystemCallError) {
-        _ = try check("lchown", path) { lchown(path, uid, gid) }
+        try resolving(path) { (folder, name) throws(SystemCallError) in
+            _ = try check("lchown", path) { fchownat(folder, name, uid, gid, AT_SYMLINK_NOFOLLOW) }
+        }
     }
 
     /// Sets access and modification times without following a final symlink.
@@ -188,7 +301,9 @@ public enum System {
             timespec(tv_sec: seconds, tv_nsec: nanoseconds),
             timespec(tv_sec: seconds, tv_nsec: nanoseconds),
         ]
-        _ = try check("utimensat", path) { utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) }
+        try resolving(path) { (folder, name) throws(SystemCallError) in
+            _ = try check("utimensat", path) { utimensat(folder, name, &times, AT_SYMLINK_NOFOLLOW) }
+        }
     }
 
     static func setTimes(fd: Int32, seconds: Int, nanoseconds: Int) throws(SystemCallError) {
@@ -681,6 +796,8 @@ public enum System {
 
     static var processIdentifier: Int32 { getpid() }
     public static var effectiveUserIdentifier: UInt32 { geteuid() }
+    /// The real user id (who started the process).
+    public static var realUserIdentifier: UInt32 { getuid() }
 
     static func signal(processGroup: Int32, _ signal: Int32) {
         _ = kill(-processGroup, signal)

@@ -32,22 +32,36 @@ final class CommandRecorder: @unchecked Sendable {
     }
 }
 
-/// A line without the terminal's escape sequences (Moodle's CLI colours its output).
-func withoutTerminalCodes(_ text: String) -> String {
-    guard text.contains("\u{1B}") else { return text }
-    var result = ""
+/// Text that is safe to print on a terminal or show on a page: escape sequences (Moodle's CLI
+/// colours its output; a hostile child could move the cursor, retitle the window or worse) and
+/// every other control character are removed, except newlines and tabs. The one rule for all
+/// output that carries a child's or a peer's text.
+public func terminalSafe(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: isControl) else { return text }
+    var result = String.UnicodeScalarView()
     var inEscape = false
-    for character in text {
+    for scalar in text.unicodeScalars {
         if inEscape {
-            if character.isLetter { inEscape = false }
-        } else if character == "\u{1B}" {
+            // CSI and similar sequences end with a letter (or '~'); a lone ESC takes one more.
+            if (scalar.value >= 0x40 && scalar.value <= 0x7E && scalar != "[") || scalar == "\u{07}" {
+                inEscape = false
+            }
+        } else if scalar == "\u{1B}" {
             inEscape = true
-        } else {
-            result.append(character)
+        } else if !isControl(scalar) || scalar == "\n" || scalar == "\t" {
+            result.append(scalar)
         }
     }
-    return result
+    return String(result)
 }
+
+private func isControl(_ scalar: Unicode.Scalar) -> Bool {
+    let value = scalar.value
+    return (value < 0x20 && scalar != "\n" && scalar != "\t") || value == 0x7F || (value >= 0x80 && value <= 0x9F)
+}
+
+/// A line without the terminal's escape sequences and control characters.
+func withoutTerminalCodes(_ text: String) -> String { terminalSafe(text) }
 
 /// The version control operations the engine needs of a production working copy.
 protocol VersionControl: Sendable {

@@ -94,6 +94,8 @@ final class API: Sendable {
     let jobs: JobRegistry
     let limits: ServerLimits
     let logger: Logger
+    /// True while a preflight runs (one at a time).
+    private let preflightRunning = Locked(false)
     let consoleTokens = ConsoleTokens()
 
     init(engine: DeliveryEngine, jobs: JobRegistry, limits: ServerLimits, logger: Logger) {
@@ -115,8 +117,7 @@ final class API: Sendable {
             case ("GET", let route) where route.count == 2 && route[0] == "jobs":
                 return try job(route[1], request.query)
             case ("GET", ["history"]): return try history(request.query)
-            case ("GET", ["preflight"]):
-                return .json(200, try engineCall { () throws(DeliveryError) in try engine.plan() })
+            case ("GET", ["preflight"]): return try preflight()
             case ("POST", ["console-tokens"]): return try issueConsoleToken(request)
             case (_, ["status"]), (_, ["operations"]), (_, ["history"]), (_, ["console-tokens"]), (_, ["preflight"]):
                 throw APIError(.methodNotAllowed, "\(Self.printable(request.method)) is not allowed on \(request.path)")
@@ -140,6 +141,20 @@ final class API: Sendable {
             }
             throw APIError(error)
         }
+    }
+
+    /// The preflight runs PHP and the VCS for seconds on a worker: one at a time, so that the
+    /// other workers stay free for status, rollback and the console.
+    private func preflight() throws(APIError) -> Response {
+        let admitted = preflightRunning.withLock { running in
+            defer { running = true }
+            return !running
+        }
+        guard admitted else {
+            throw APIError(.busy, "a check (preflight) is already running; retry in a moment")
+        }
+        defer { preflightRunning.withLock { $0 = false } }
+        return .json(200, try engineCall { () throws(DeliveryError) in try engine.plan() })
     }
 
     private func status() throws(APIError) -> Response {

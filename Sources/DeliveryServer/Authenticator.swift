@@ -122,7 +122,7 @@ final class Authenticator: Sendable {
         case .seen: throw APIError(.replayedNonce, "the nonce was already used")
         case .full: throw APIError(.busy, "too many requests in the time window; retry shortly")
         }
-        return Actor(name: name, source: "moodle", moodleUserId: moodleId)
+        return Actor(name: name, source: "moodle", moodleUserId: moodleId, claimed: true)
     }
 
     private static func isNonceByte(_ byte: UInt8) -> Bool {

@@ -121,7 +121,9 @@ extension API {
                         administrator: entry.actor.name, expiresAt: entry.expiresAt))
             case ("POST", "/rollback"):
                 guard let entry = consoleTokens.check(token) else { throw Self.consoleRefused }
-                let actor = Actor(name: entry.actor.name, source: "console", moodleUserId: entry.actor.moodleUserId)
+                let actor = Actor(
+                    name: entry.actor.name, source: "console", moodleUserId: entry.actor.moodleUserId,
+                    peerUid: entry.actor.peerUid, claimed: true)
                 return try startJob(
                     OperationRequest(
                         .rollback, actor: actor, confirmDatabaseRestore: query["confirmDatabaseRestore"] == "1"))

@@ -8,10 +8,10 @@ import Logging
 /// `deliveryd`: a FastCGI responder on libfcgi that runs the delivery engine's operations for
 /// authenticated peers.
 ///
-/// Threads: `workers` request threads (each accepts on the shared listening socket by itself,
-/// with no mutex, and parses its connection with `FCGX_Accept_r`), a watchdog that cuts
-/// connections that have not sent their request in time, a `sigwait` thread for SIGTERM and
-/// SIGINT, and one thread per running job.
+/// Threads: a gate that accepts connections and holds each until its whole request has arrived
+/// (`Gate`: a stalled peer never ties up a worker), `workers` request threads that parse complete
+/// requests with `FCGX_Accept_r`, a watchdog that cuts a connection whose request a worker could
+/// not read in time, a `sigwait` thread for SIGTERM and SIGINT, and one thread per running job.
 public final class DeliveryServer: Sendable {
     /// The configuration it was built from.
     public let configuration: ServerConfiguration
@@ -20,6 +20,7 @@ public final class DeliveryServer: Sendable {
     let listener: Listener
     let logger: Logger
     private let watchdog = Watchdog()
+    private let gate: Gate
     private let stopping = Locked(false)
     private let wake: (read: Int32, write: Int32)
 
@@ -78,6 +79,8 @@ public final class DeliveryServer: Sendable {
         self.listener = listener
         self.logger = logger
         self.wake = wake
+        self.gate = Gate(
+            listener: listener.fd, wake: wake.read, timeout: configuration.limits.readTimeoutSeconds)
     }
 
     /// Serves until SIGTERM or SIGINT, then stops accepting, lets requests under way finish and
@@ -94,6 +97,10 @@ public final class DeliveryServer: Sendable {
                 stop()
             }
             try ServerSystem.startDetachedThread { [self] in watchdog.run(until: { isStopping }) }
+            threads.append(
+                try ServerSystem.startThread { [self] in
+                    gate.run(until: { isStopping }, onError: { logger.error("\($0)") })
+                })
             for index in 0..<configuration.workers {
                 threads.append(try ServerSystem.startThread { [self] in work(index) })
             }
@@ -155,27 +162,12 @@ public final class DeliveryServer: Sendable {
         defer { ServerSystem.close(decoy) }
         let slot = FastCGIRequest(decoyFd: decoy)
         while !isStopping {
-            let events: [Int16]
-            do {
-                events = try ServerSystem.pollReadable([listener.fd, wake.read], timeoutMilliseconds: 1000)
-            } catch {
-                logger.error("poll failed: \(error)")
-                ServerSystem.sleep(seconds: 0.1)
-                continue
+            guard let connection = gate.next(timeout: 0.5) else { continue }
+            if isStopping {
+                ServerSystem.close(connection.fd)
+                break
             }
-            if isStopping || events[1] != 0 { break }
-            guard events[0] != 0 else { continue }
-            let connection: Int32
-            do {
-                guard let accepted = try ServerSystem.accept(listener.fd) else { continue }
-                connection = accepted
-            } catch {
-                if isStopping { break }
-                logger.error("accept failed: \(error)")
-                ServerSystem.sleep(seconds: 0.1)
-                continue
-            }
-            serve(connection, slot: slot)
+            serve(connection.fd, slot: slot)
         }
     }
 
@@ -243,7 +235,7 @@ public final class DeliveryServer: Sendable {
             return api.console(
                 method: method, path: path, token: slot.parameter("HTTP_X_DELIVERY_CONSOLE_TOKEN"), query: query)
         }
-        let actor: Actor
+        var actor: Actor
         do {
             actor = try authenticator.authenticate(
                 SignedRequest(
@@ -258,6 +250,8 @@ public final class DeliveryServer: Sendable {
                 "refused a request", metadata: ["code": "\(error.code)", "uid": "\(peer.uid)", "pid": "\(peer.pid)"])
             return .error(error)
         }
+        // What the kernel says of the peer goes into the audit log beside what the request claims.
+        actor.peerUid = peer.uid
         guard let query = API.parseQuery(queryString) else {
             return .error(APIError.badRequest("the query string is malformed"))
         }

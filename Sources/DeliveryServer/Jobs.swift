@@ -199,6 +199,13 @@ final class JobRegistry: Sendable {
             {
                 return .refused(running)
             }
+            // A rollback may take over any operation, but one rollback at a time is enough: a second
+            // one is answered with the first (a flood of rollbacks costs no thread each).
+            if request.operation == .rollback,
+                let running = jobs.all.first(where: { $0.isRunning && $0.request.operation == .rollback })
+            {
+                return .refused(running)
+            }
             let job = Job(id: Self.newIdentifier(), request: request, maxLines: maxLines)
             jobs.all.append(job)
             var finished = jobs.all.filter { !$0.isRunning }.count

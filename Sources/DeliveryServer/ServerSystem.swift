@@ -240,6 +240,23 @@ enum ServerSystem {
         }
     }
 
+    /// What has arrived on a socket, up to `count` bytes, left to be read (`MSG_PEEK`, without
+    /// waiting): empty when nothing has arrived yet, nil at end of file or on an error.
+    static func peek(_ fd: Int32, count: Int) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: count)
+        while true {
+            let result = buffer.withUnsafeMutableBytes {
+                recv(fd, $0.baseAddress, $0.count, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+            }
+            if result < 0 {
+                let code = cfs_errno()
+                if code == EINTR { continue }
+                return code == EAGAIN || code == EWOULDBLOCK ? [] : nil
+            }
+            return result == 0 ? nil : Array(buffer[0..<result])
+        }
+    }
+
     /// Writes all bytes; false when the peer is gone or too slow.
     @discardableResult
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {

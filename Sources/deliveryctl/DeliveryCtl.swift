@@ -52,7 +52,7 @@ struct GlobalOptions: ParsableArguments {
     /// The person at the keyboard: the sudo caller when there is one.
     var actor: Actor {
         let name = System.environmentValue("SUDO_USER") ?? UserIdentity.current.name
-        return Actor(name: name, source: "cli")
+        return Actor(name: name, source: "cli", peerUid: System.realUserIdentifier, claimed: name != UserIdentity.current.name)
     }
 }
 
@@ -103,12 +103,14 @@ func printJSON<T: Encodable>(_ value: T) {
     }
 }
 
+/// All of deliveryctl's output: children's lines, Moodle's messages and the audit log's text pass
+/// through `terminalSafe` on their way to root's terminal.
 enum FileOutput {
     static func standardOutput(_ text: String) {
-        System.writeStandard(text)
+        System.writeStandard(terminalSafe(text))
     }
     static func standardError(_ text: String) {
-        System.writeStandard(text, toError: true)
+        System.writeStandard(terminalSafe(text), toError: true)
     }
 }
 

@@ -293,13 +293,19 @@ driver() { # driver PHASE: runs one phase of driver.php as the web user and coun
 }
 
 driver initial        # peer and signature checks, status, the site serves production revision 1
+source "$project/tests/attacks/attacks.sh"
+attacks_begin         # the web user's watcher races the helper from now on; the decoy it aims at
 driver steps-1        # secure (with security copy), switch
 section "Publishing revision 2 upstream (as $code_owner)"
 check "revision 2 published" publish 2 2024100800.00
 driver steps-2        # update (old version still served), restore (new version served)
 section "Publishing revision 3 upstream (as $code_owner)"
 check "revision 3 published" publish 3 2024100900.00
+attacks_trace_start   # strace on deliveryd during run-all
 driver run-all        # run-all with a security copy: revision 3 served
+attacks_trace_check   # no path resolved through a folder a less-privileged user can write
+attacks_check_caches  # every component cache built by the code owner, the decoy untouched
+attacks_terminal      # TIOCSTI from the web user's PHP under deliveryctl on a terminal
 section "Publishing revision 4 upstream (as $code_owner)"
 check "revision 4 published" publish 4 2024101000.00
 driver cancel         # secure, switch, update, cancel: back to revision 3
@@ -322,6 +328,7 @@ for tree in "$releases"/* "$releases"/.[!.]*; do
 done
 check_fails "$web_user cannot replace the releases folder's entries" as "$web_user" ln -s /tmp "$releases/e2e-intruder"
 check_fails "$web_user cannot replace current" as "$web_user" ln -sfn /tmp "$dir/site/current"
+attacks_code_owner
 check_fails "$web_user cannot create a file in the state directory" as "$web_user" touch "$dir/state/e2e-intruder"
 check_fails "$web_user cannot modify state.json" as "$web_user" sh -c "echo x >> '$dir/state/state.json'"
 check_fails "$web_user cannot append to the audit log" as "$web_user" sh -c "echo x >> '$dir/state/audit.log'"
