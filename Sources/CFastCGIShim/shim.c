@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,4 +30,8 @@ int cfs_pipe_cloexec(int fds[2]) {
 
 int cfs_errno(void) {
     return errno;
+}
+
+int cfs_memfd(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
 }

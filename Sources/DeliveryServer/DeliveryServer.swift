@@ -79,8 +79,14 @@ public final class DeliveryServer: Sendable {
         self.listener = listener
         self.logger = logger
         self.wake = wake
+        let limits = configuration.limits
         self.gate = Gate(
-            listener: listener.fd, wake: wake.read, timeout: configuration.limits.readTimeoutSeconds)
+            listener: listener.fd, wake: wake.read, timeout: limits.readTimeoutSeconds,
+            allowedUids: Set(configuration.allowedUids),
+            // The parameters and the body the helper accepts, the records around them, and a
+            // byte more, so that a larger request is still answered "too large".
+            maxBytes: limits.maxParameterBytes + limits.maxParameters * 16 + limits.maxBodyBytes * 9 / 8 + 65536,
+            workers: configuration.workers)
     }
 
     /// Serves until SIGTERM or SIGINT, then stops accepting, lets requests under way finish and
@@ -161,34 +167,41 @@ public final class DeliveryServer: Sendable {
         }
         defer { ServerSystem.close(decoy) }
         let slot = FastCGIRequest(decoyFd: decoy)
-        while !isStopping {
+        // Until the gate has finished: requests under way when the helper stops still arrive
+        // and are answered.
+        while !gate.isDone {
             guard let connection = gate.next(timeout: 0.5) else { continue }
-            if isStopping {
-                ServerSystem.close(connection.fd)
-                break
-            }
-            serve(connection.fd, slot: slot)
+            serve(connection, slot: slot)
         }
     }
 
-    private func serve(_ fd: Int32, slot: FastCGIRequest) {
+    private func serve(_ connection: Gate.Ready, slot: FastCGIRequest) {
+        let fd = connection.fd
         let limits = configuration.limits
         let watch = watchdog.watch(fd, seconds: limits.readTimeoutSeconds)
         defer { watchdog.release(watch) }
         try? ServerSystem.setTimeouts(fd, seconds: limits.readTimeoutSeconds)
         let peer = try? ServerSystem.peerCredentials(fd)
-        guard let peer, configuration.allowedUids.contains(peer.uid) else {
+        guard let peer, !connection.refused, configuration.allowedUids.contains(peer.uid) else {
             logger.warning(
                 "refused a peer", metadata: ["uid": "\(peer.map { "\($0.uid)" } ?? "?")", "pid": "\(peer?.pid ?? 0)"])
             RawResponder.refuse(fd, with: .error(APIError(.peerRefused, "this user may not talk to the helper")))
             ServerSystem.close(fd)
             return
         }
-        guard slot.parse(connection: fd) else {
-            logger.debug("dropped a malformed or stalled request")
+        // libfcgi parses the request the gate received, from a memory file, then answers on the
+        // connection.
+        guard let input = try? ServerSystem.memoryFile(connection.request) else {
+            ServerSystem.close(fd)
+            return
+        }
+        guard slot.parse(connection: input) else {
+            logger.debug("dropped a malformed request")
+            ServerSystem.close(fd)
             return
         }
         let response = respond(slot, peer: peer, release: { watchdog.release(watch) })
+        slot.answer(on: fd)
         slot.write(response.encoded())
         slot.finish()
     }

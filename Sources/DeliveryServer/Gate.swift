@@ -1,103 +1,131 @@
 import Dispatch
 
 /// Holds every new connection until its whole FastCGI request has arrived, and only then hands it
-/// to a worker: a peer that connects and sends nothing (or half a request) never ties up a worker,
-/// so `status`, `rollback` and the emergency console answer while others stall.
+/// to a worker: a peer that connects and sends nothing (or half a request, or one byte at a time)
+/// never ties up a worker, so `status`, `rollback` and the emergency console are answered while
+/// others stall.
 ///
-/// One thread accepts and watches the waiting connections with `poll`, looking at what arrived
-/// without reading it (`MSG_PEEK`): a request is complete at its empty `FCGI_STDIN` record. A
-/// connection whose request is not complete within the read timeout is closed. At most
-/// `maxWaiting` connections wait, at most `maxPerPeer` of them from one process: past either
-/// bound the oldest waiting connection (of that process) is dropped, so a newcomer always gets in.
+/// One thread accepts and watches the waiting connections with `poll`, reading what arrives into
+/// memory (a sender is never held up by the socket's buffer); a request is complete at its empty
+/// `FCGI_STDIN` record. A worker then lets libfcgi parse the bytes from a memory file and answers
+/// on the connection. A request not complete within the read timeout is closed unanswered, and so
+/// is one larger than the helper accepts (`maxBytes`: the limits on parameters and body, plus the
+/// records around them). At most `maxWaiting` connections wait, at most `maxPerPeer` from one
+/// process: past either bound the oldest waiting connection (of that process) is closed, so that a
+/// newcomer always gets in. A peer whose uid is not allowed is handed on at once (its answer is a
+/// refusal that reads nothing but the first record's header).
 final class Gate: Sendable {
-    /// A connection whose request has arrived, for a worker.
+    /// A connection whose request has arrived (or a refused peer), for a worker.
     struct Ready: Sendable {
         let fd: Int32
-        let peer: (uid: UInt32, pid: Int32)?
+        let request: [UInt8]
+        let refused: Bool
     }
 
     private struct Waiting {
         let fd: Int32
-        let peer: (uid: UInt32, pid: Int32)?
+        let pid: Int32?
         let deadline: Double
-        /// Half a request stays readable: it is looked at again after a short pause, not in a loop.
-        var quietUntil: Double = 0
+        var received: [UInt8] = []
     }
 
     private let listener: Int32
     private let wake: Int32
     private let timeout: Double
+    private let allowedUids: Set<UInt32>
+    private let maxBytes: Int
     private let maxWaiting: Int
     private let maxPerPeer: Int
+    private let workers: Int
     private let ready = Locked<[Ready]>([])
     private let signal = DispatchSemaphore(value: 0)
+    private let finished = Locked(false)
 
-    /// The largest request looked at before it is complete; a larger one goes to a worker as it is
-    /// (it is arriving, not stalled, and the worker's reading is bounded by the read timeout).
-    static let peekLimit = 256 * 1024
-
-    init(listener: Int32, wake: Int32, timeout: Double, maxWaiting: Int = 64, maxPerPeer: Int = 8) {
+    init(
+        listener: Int32, wake: Int32, timeout: Double, allowedUids: Set<UInt32>, maxBytes: Int, workers: Int,
+        maxWaiting: Int = 64, maxPerPeer: Int = 8
+    ) {
         self.listener = listener
         self.wake = wake
         self.timeout = timeout
+        self.allowedUids = allowedUids
+        self.maxBytes = maxBytes
+        self.workers = workers
         self.maxWaiting = maxWaiting
         self.maxPerPeer = maxPerPeer
     }
 
-    /// The next connection whose request has arrived; nil after `timeout` seconds.
+    /// The next connection whose request has arrived; nil after `timeout` seconds, or at once when
+    /// the gate has finished.
     func next(timeout seconds: Double) -> Ready? {
+        if isDone { return nil }
         guard signal.wait(timeout: .now() + seconds) == .success else { return nil }
         return ready.withLock { $0.isEmpty ? nil : $0.removeFirst() }
     }
 
-    /// Accepts and watches connections until `stop` says so or the wake pipe is written.
+    /// True once the gate stopped and every connection it let through was taken by a worker.
+    var isDone: Bool { finished.withLock { $0 } && ready.withLock { $0.isEmpty } }
+
+    /// Accepts and watches connections until `stop` says so; then lets the requests under way
+    /// arrive (each within its deadline) and hands them on before it finishes.
     func run(until stop: () -> Bool, onError: (String) -> Void) {
         var waiting: [Waiting] = []
-        defer { for entry in waiting { ServerSystem.close(entry.fd) } }
-        while !stop() {
+        defer {
+            for entry in waiting { ServerSystem.close(entry.fd) }
+            finished.withLock { $0 = true }
+            for _ in 0..<max(workers, 1) { signal.signal() }
+        }
+        while true {
+            let stopping = stop()
+            if stopping && waiting.isEmpty { break }
+            // Once stopping, the listener and the wake pipe are left out (the pipe stays readable).
+            let fixed = stopping ? [Int32]() : [listener, wake]
             let events: [Int16]
-            let started = ServerSystem.monotonicSeconds()
-            let watched = waiting.indices.filter { waiting[$0].quietUntil <= started }
             do {
-                events = try ServerSystem.pollReadable(
-                    [listener, wake] + watched.map { waiting[$0].fd },
-                    timeoutMilliseconds: watched.count < waiting.count ? 10 : 100)
+                events = try ServerSystem.pollReadable(fixed + waiting.map(\.fd), timeoutMilliseconds: 100)
             } catch {
                 onError("poll failed: \(error)")
                 ServerSystem.sleep(seconds: 0.1)
                 continue
             }
-            if events[1] != 0 || stop() { break }
-            // Requests that arrived (or connections that closed).
+            // What arrived (or connections that closed).
             var still: [Waiting] = []
-            var revents = [Int16](repeating: 0, count: waiting.count)
-            for (position, index) in watched.enumerated() { revents[index] = events[position + 2] }
             for (index, entry) in waiting.enumerated() {
-                guard revents[index] != 0 else {
+                guard events[fixed.count + index] != 0 else {
                     still.append(entry)
                     continue
                 }
-                switch Self.requestState(entry.fd) {
-                case .complete: hand(Ready(fd: entry.fd, peer: entry.peer))
-                case .incomplete:
-                    var quiet = entry
-                    quiet.quietUntil = ServerSystem.monotonicSeconds() + 0.01
-                    still.append(quiet)
-                case .closed: ServerSystem.close(entry.fd)
+                var entry = entry
+                guard let bytes = ServerSystem.receiveAvailable(entry.fd, count: maxBytes + 1 - entry.received.count)
+                else {
+                    ServerSystem.close(entry.fd)
+                    continue
+                }
+                entry.received += bytes
+                if Self.isComplete(entry.received) {
+                    hand(Ready(fd: entry.fd, request: entry.received, refused: false))
+                } else if entry.received.count > maxBytes {
+                    ServerSystem.close(entry.fd)
+                } else {
+                    still.append(entry)
                 }
             }
             waiting = still
             // New connections.
-            if events[0] != 0 {
+            if !stopping && events[0] != 0 {
                 while let fd = try? ServerSystem.accept(listener) {
                     let peer = try? ServerSystem.peerCredentials(fd)
-                    if let pid = peer?.pid, waiting.filter({ $0.peer?.pid == pid }).count >= maxPerPeer,
-                        let oldest = waiting.firstIndex(where: { $0.peer?.pid == pid })
+                    guard let peer, allowedUids.contains(peer.uid) else {
+                        hand(Ready(fd: fd, request: [], refused: true))
+                        continue
+                    }
+                    if waiting.filter({ $0.pid == peer.pid }).count >= maxPerPeer,
+                        let oldest = waiting.firstIndex(where: { $0.pid == peer.pid })
                     {
                         ServerSystem.close(waiting.remove(at: oldest).fd)
                     }
                     if waiting.count >= maxWaiting { ServerSystem.close(waiting.removeFirst().fd) }
-                    waiting.append(Waiting(fd: fd, peer: peer, deadline: ServerSystem.monotonicSeconds() + timeout))
+                    waiting.append(Waiting(fd: fd, pid: peer.pid, deadline: ServerSystem.monotonicSeconds() + timeout))
                 }
             }
             // Too slow: closed.
@@ -115,22 +143,19 @@ final class Gate: Sendable {
         signal.signal()
     }
 
-    enum RequestState { case complete, incomplete, closed }
-
-    /// Whether a whole FastCGI request has arrived on a connection, looked at without reading it:
-    /// its records are walked up to the empty `FCGI_STDIN` record that ends a request. Bytes that
-    /// are no FastCGI go to a worker at once (it answers them with an error).
-    static func requestState(_ fd: Int32) -> RequestState {
-        guard let bytes = ServerSystem.peek(fd, count: peekLimit) else { return .closed }
+    /// Whether bytes hold a whole FastCGI request: its records are walked up to the empty
+    /// `FCGI_STDIN` record that ends one. Bytes that are no FastCGI count as complete (a worker
+    /// answers them with an error, or drops them).
+    static func isComplete(_ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset + 8 <= bytes.count {
-            guard bytes[offset] == 1 else { return .complete }
+            guard bytes[offset] == 1 else { return true }
             let type = bytes[offset + 1]
             let length = Int(bytes[offset + 4]) << 8 | Int(bytes[offset + 5])
             let padding = Int(bytes[offset + 6])
-            if type == 5 && length == 0 { return .complete }
+            if type == 5 && length == 0 { return true }
             offset += 8 + length + padding
         }
-        return bytes.count >= peekLimit ? .complete : .incomplete
+        return false
     }
 }

@@ -240,21 +240,46 @@ enum ServerSystem {
         }
     }
 
-    /// What has arrived on a socket, up to `count` bytes, left to be read (`MSG_PEEK`, without
-    /// waiting): empty when nothing has arrived yet, nil at end of file or on an error.
-    static func peek(_ fd: Int32, count: Int) -> [UInt8]? {
-        var buffer = [UInt8](repeating: 0, count: count)
-        while true {
-            let result = buffer.withUnsafeMutableBytes {
-                recv(fd, $0.baseAddress, $0.count, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
-            }
-            if result < 0 {
+    /// Reads what has arrived on a socket, up to `count` bytes, without waiting: empty when
+    /// nothing has, nil at end of file or on an error.
+    static func receiveAvailable(_ fd: Int32, count: Int) -> [UInt8]? {
+        guard count > 0 else { return [] }
+        var buffer = [UInt8](repeating: 0, count: min(count, 65536))
+        var result: [UInt8] = []
+        while result.count < count {
+            let wanted = min(buffer.count, count - result.count)
+            let received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, wanted, Int32(MSG_DONTWAIT)) }
+            if received < 0 {
                 let code = cfs_errno()
                 if code == EINTR { continue }
-                return code == EAGAIN || code == EWOULDBLOCK ? [] : nil
+                return code == EAGAIN || code == EWOULDBLOCK ? result : nil
             }
-            return result == 0 ? nil : Array(buffer[0..<result])
+            if received == 0 { return result.isEmpty ? nil : result }
+            result += buffer[0..<received]
         }
+        return result
+    }
+
+    /// A memory file (`memfd_create`, close-on-exec) holding `bytes`, positioned at its start.
+    static func memoryFile(_ bytes: [UInt8]) throws(ServerSystemError) -> Int32 {
+        let fd = try retrying("memfd_create") { cfs_memfd("deliveryd-request") }
+        var done = 0
+        while done < bytes.count {
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if written < 0 {
+                if cfs_errno() == EINTR { continue }
+                let error = fail("write")
+                Glibc.close(fd)
+                throw error
+            }
+            done += written
+        }
+        guard lseek(fd, 0, SEEK_SET) == 0 else {
+            let error = fail("lseek")
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
     }
 
     /// Writes all bytes; false when the peer is gone or too slow.
@@ -501,6 +526,15 @@ final class FastCGIRequest {
             if count < wanted { break }
         }
         return (result, FCGX_GetError(request.pointee.in) == 0)
+    }
+
+    /// From now on the response goes to `fd` (the connection), while the request was read from
+    /// the memory file the gate filled: libfcgi writes to the request's `ipcFd` when it flushes.
+    /// The memory file is closed.
+    func answer(on fd: Int32) {
+        let input = request.pointee.ipcFd
+        request.pointee.ipcFd = fd
+        if input >= 0 && input != fd { Glibc.close(input) }
     }
 
     /// Writes response bytes with `FCGX_PutStr`.

@@ -11,6 +11,8 @@ int cfs_accept_cloexec(int listenfd);
 int cfs_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
 /// pipe2(2) with O_CLOEXEC.
 int cfs_pipe_cloexec(int fds[2]);
+/// memfd_create(2) with MFD_CLOEXEC: an anonymous memory file.
+int cfs_memfd(const char *name);
 /// The calling thread's errno.
 int cfs_errno(void);
 
