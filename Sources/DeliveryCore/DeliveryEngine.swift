@@ -329,7 +329,7 @@ public final class DeliveryEngine: Sendable {
     func opcache(_ recorder: CommandRecorder) -> OPcacheInvalidator {
         OPcacheInvalidator(
             sockets: configuration.phpFpmSockets ?? [], directory: "\(layout.root)/.delivery-opcache",
-            recorder: recorder)
+            webUser: try? UserIdentity.lookup(configuration.webUser), recorder: recorder)
     }
 
     func preflight(_ recorder: CommandRecorder) throws(DeliveryError) -> PreflightReport {

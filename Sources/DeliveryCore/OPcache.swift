@@ -14,6 +14,9 @@
 struct OPcacheInvalidator {
     let sockets: [String]
     let directory: String
+    /// `cgi-fcgi` runs as the web user: what the pool answers is parsed by a process of the pool's
+    /// own user, never by root.
+    let webUser: UserIdentity?
     let recorder: CommandRecorder
 
     static let scriptName = "opcache-invalidate.php"
@@ -90,7 +93,7 @@ struct OPcacheInvalidator {
             let started = System.monotonicSeconds()
             let result = try? recorder.run(
                 Command(
-                    cgiFcgi, ["-bind", "-connect", socket], timeoutSeconds: timeout, outputLimit: 4096,
+                    cgiFcgi, ["-bind", "-connect", socket], user: webUser, timeoutSeconds: timeout, outputLimit: 4096,
                     extraEnvironment: environment), echo: false)
             let status =
                 result?.standardOutput.split(whereSeparator: \.isNewline).first { $0.hasPrefix("Status:") }
@@ -138,7 +141,7 @@ struct OPcacheInvalidator {
             ]
             environment.merge(parameters) { $1 }
             let command = Command(
-                cgiFcgi, ["-bind", "-connect", socket], timeoutSeconds: 300, outputLimit: 16384,
+                cgiFcgi, ["-bind", "-connect", socket], user: webUser, timeoutSeconds: 300, outputLimit: 16384,
                 extraEnvironment: environment)
             let result = try recorder.run(command, echo: false)
             let answer = result.standardOutput.split(whereSeparator: \.isNewline).map {

@@ -376,6 +376,9 @@ struct DeliveryServerTests {
         #expect(actor?["name"] as? String == "Test Admin")
         #expect(actor?["source"] as? String == "moodle")
         #expect(actor?["moodleUserId"] as? Int == 7)
+        // What the kernel says of the peer, beside what the request claims.
+        #expect(actor?["peerUid"] as? Int == Int(getuid()))
+        #expect(actor?["claimed"] as? Bool == true)
         // Offsets: reading from the end gives no lines.
         let tail = try server.signed("GET", "/jobs/\(id)", query: "offset=\(lines.count)")
         #expect((tail.json["lines"] as? [String])?.isEmpty == true)
@@ -413,5 +416,61 @@ extension DeliveryServerTests {
         let id = try #require(recover.json["job"] as? String)
         let (view, _) = try server.follow(job: id)
         #expect(view["state"] as? String == "succeeded", "\(view)")
+    }
+}
+
+extension DeliveryServerTests {
+    @Test(
+        "a flood of rollbacks runs one rollback job: the others are answered with it",
+        .enabled(if: getuid() == 0, "the engine runs git as the code owner with setpriv"))
+    func rollbackFlood() throws {
+        let server = try TestServer(productionFiles: 200)
+        try server.start()
+        let secured = try server.post("/operations", ["operation": "secure"])
+        _ = try server.follow(job: try #require(secured.json["job"] as? String))
+        // Twenty at once, from as many threads (the web user's flood).
+        let answers = FloodAnswers()
+        nonisolated(unsafe) let shared = server  // only read from the threads
+        DispatchQueue.concurrentPerform(iterations: 20) { _ in
+            guard let response = try? shared.post("/operations", ["operation": "rollback"]) else { return }
+            let holder = (response.json["error"] as? [String: Any])?["holder"] as? [String: Any]
+            answers.add(
+                status: response.status, job: response.json["job"] as? String ?? holder?["job"] as? String,
+                holding: holder?["operation"] as? String)
+        }
+        let all = answers.all
+        #expect(all.count == 20)
+        let started = Set(all.filter { $0.status == 202 }.compactMap(\.job))
+        let refused = all.filter { $0.status == 409 }
+        #expect(!started.isEmpty)
+        #expect(started.count + refused.count == 20, "\(all)")
+        // A refused one names the rollback job that runs: one of those started.
+        #expect(refused.allSatisfy { $0.holding == "rollback" && $0.job.map(started.contains) == true }, "\(refused)")
+        #expect(started.count < 20, "every rollback got a job of its own")
+        for job in started { _ = try server.follow(job: job) }
+    }
+}
+
+/// The answers of a flood of requests, gathered from several threads.
+final class FloodAnswers: @unchecked Sendable {
+    struct Answer {
+        var status: Int
+        var job: String?
+        var holding: String?
+    }
+
+    private let lock = NSLock()
+    private var answers: [Answer] = []
+
+    func add(status: Int, job: String?, holding: String?) {
+        lock.lock()
+        answers.append(Answer(status: status, job: job, holding: holding))
+        lock.unlock()
+    }
+
+    var all: [Answer] {
+        lock.lock()
+        defer { lock.unlock() }
+        return answers
     }
 }
