@@ -113,7 +113,9 @@ final class HelperClientTest extends \PHPUnit\Framework\TestCase {
         $this->assertSame('secure', $started['operation']);
         [$job, $lines] = self::follow($client, $started['job']);
         $this->assertSame('succeeded', $job['state'], json_encode($job));
-        $this->assertSame(['moodleUserId' => 5, 'name' => 'Zélie Admin', 'source' => 'moodle'], $job['actor']);
+        // The name and id are what the request claims; the peer's uid is what the kernel says.
+        $this->assertSame(['claimed' => true, 'moodleUserId' => 5, 'name' => 'Zélie Admin',
+            'peerUid' => posix_getuid(), 'source' => 'moodle'], $job['actor']);
         $this->assertSame('secure', $job['steps'][0]['operation']);
         $this->assertSame('succeeded', $job['steps'][0]['state']);
         $this->assertSame(count($lines), $job['totalLines']);

@@ -13,6 +13,7 @@
 #                           decoy landed anywhere, the watcher found no scratch folder
 #   attacks_terminal        a child of deliveryctl on the admin's terminal tries TIOCSTI
 #   attacks_code_owner      the code owner tries to plant symlinks where the helper works by path
+#   attacks_flood           stalled connections and twenty rollbacks at once, by the web user
 
 attacks=$tmp/attacks
 attack_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -139,11 +140,12 @@ PERL;
 file_put_contents(__DIR__ . '/../attack-tiocsti.log', shell_exec('perl -e ' . escapeshellarg($perl) . ' 2>&1') ?? "no perl\n", FILE_APPEND);
 PHP
   rm -f /tmp/delivery-tiocsti-pwned
-  # deliveryctl with a real terminal (script(1) gives it a pty), as an admin would run it.
-  script -qec "$deliveryctl --config $dir/etc/site.json secure" /dev/null >"$logs/attack-tiocsti-deliveryctl.log" 2>&1 </dev/null
+  # deliveryctl with a real terminal (script(1) gives it a pty), as an admin would run it: a restore
+  # (after the flood's rollback) runs Moodle's CLI as the web user several times.
+  script -qec "$deliveryctl --config $dir/etc/site.json restore" /dev/null >"$logs/attack-tiocsti-deliveryctl.log" 2>&1 </dev/null
   rm -f "$hook"
   if [[ ! -s $log ]]; then
-    not_ok "the web user's PHP did not run under deliveryctl (no $log): the attack was not tried"
+    not_ok "the web user's PHP did not run under deliveryctl (no $log): the attack was not tried: $(tail -5 "$logs/attack-tiocsti-deliveryctl.log")"
   elif grep -q INJECTED "$log"; then
     not_ok "a child of deliveryctl pushed input into root's terminal: $(tr '\n' ' ' <"$log")"
   else
@@ -165,4 +167,13 @@ attacks_code_owner() {
     as "$code_owner" mv -T "$site/releases/.backup.a" "$site/releases/.backup.x"
   check "the site root and releases/ are root's, writable by nobody else" \
     test "$(stat -c '%U %a' "$site" "$site/releases" | sort -u)" = "root 755"
+}
+
+attacks_flood() {
+  section "Attacks: stalled connections and a flood of rollbacks (as $web_user)"
+  local log=$logs/attack-flood.log
+  (cd "$attack_here" && as "$web_user" php "$attack_here/flood.php" "$tmp/e2e.json" 8) 2>&1 | tee "$log"
+  passed=$((passed + $(grep -c '^ok - ' "$log")))
+  failed=$((failed + $(grep -c '^not ok - ' "$log")))
+  grep -q '^ok - \|^not ok - ' "$log" || not_ok "flood.php printed no result"
 }
