@@ -142,7 +142,7 @@ PHP
   rm -f /tmp/delivery-tiocsti-pwned
   # deliveryctl with a real terminal (script(1) gives it a pty), as an admin would run it: a restore
   # (after the flood's rollback) runs Moodle's CLI as the web user several times.
-  script -qec "$deliveryctl --config $dir/etc/site.json restore" /dev/null >"$logs/attack-tiocsti-deliveryctl.log" 2>&1 </dev/null
+  script -qec "$deliveryctl restore --config $dir/etc/site.json" /dev/null >"$logs/attack-tiocsti-deliveryctl.log" 2>&1 </dev/null
   rm -f "$hook"
   if [[ ! -s $log ]]; then
     not_ok "the web user's PHP did not run under deliveryctl (no $log): the attack was not tried: $(tail -5 "$logs/attack-tiocsti-deliveryctl.log")"
