@@ -263,7 +263,9 @@ public enum ChildProcess {
                 }
             }
             var pollSet = open.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            if open.isEmpty && processFD >= 0 { pollSet.append(pollfd(fd: processFD, events: Int16(POLLIN), revents: 0)) }
+            if open.isEmpty && processFD >= 0 {
+                pollSet.append(pollfd(fd: processFD, events: Int16(POLLIN), revents: 0))
+            }
             let ready = poll(&pollSet, nfds_t(pollSet.count), open.isEmpty && processFD < 0 ? 20 : 250)
             if ready < 0 {
                 if cds_errno() == EINTR { continue }

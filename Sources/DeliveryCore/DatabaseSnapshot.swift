@@ -180,7 +180,9 @@ struct DatabaseTool {
             if let port = connection.port { environment["PGPORT"] = String(port) }
         case .mysql:
             environment["MYSQL_PWD"] = connection.password
-            arguments = ["--user=\(connection.user)", "--host=\(connection.host.isEmpty ? "localhost" : connection.host)"]
+            arguments = [
+                "--user=\(connection.user)", "--host=\(connection.host.isEmpty ? "localhost" : connection.host)",
+            ]
             if let port = connection.port { arguments.append("--port=\(port)") }
             if let socket = connection.socket, !socket.isEmpty { arguments.append("--socket=\(socket)") }
         }

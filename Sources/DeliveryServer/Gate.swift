@@ -10,9 +10,9 @@ import Dispatch
 /// `FCGI_STDIN` record. A worker then lets libfcgi parse the bytes from a memory file and answers
 /// on the connection. A request not complete within the read timeout is closed unanswered, and so
 /// is one larger than the helper accepts (`maxBytes`: the limits on parameters and body, plus the
-/// records around them). At most `maxWaiting` connections wait, at most `maxPerPeer` from one
-/// process: past either bound the oldest waiting connection (of that process) is closed, so that a
-/// newcomer always gets in. A peer whose uid is not allowed is handed on at once (its answer is a
+/// records around them). At most `maxWaiting` connections wait; a process with more than
+/// `maxPerPeer` waiting has its oldest one that waited longer than a second closed, and past
+/// `maxWaiting` the oldest of all is closed, so that a newcomer always gets in. A peer whose uid is not allowed is handed on at once (its answer is a
 /// refusal that reads nothing but the first record's header).
 final class Gate: Sendable {
     /// A connection whose request has arrived (or a refused peer), for a worker.
@@ -25,6 +25,7 @@ final class Gate: Sendable {
     private struct Waiting {
         let fd: Int32
         let pid: Int32?
+        let since: Double
         let deadline: Double
         var received: [UInt8] = []
     }
@@ -40,10 +41,12 @@ final class Gate: Sendable {
     private let ready = Locked<[Ready]>([])
     private let signal = DispatchSemaphore(value: 0)
     private let finished = Locked(false)
+    /// How long a connection may wait before it counts against its process's bound.
+    static let grace = 1.0
 
     init(
         listener: Int32, wake: Int32, timeout: Double, allowedUids: Set<UInt32>, maxBytes: Int, workers: Int,
-        maxWaiting: Int = 64, maxPerPeer: Int = 8
+        maxWaiting: Int = 256, maxPerPeer: Int = 8
     ) {
         self.listener = listener
         self.wake = wake
@@ -119,13 +122,16 @@ final class Gate: Sendable {
                         hand(Ready(fd: fd, request: [], refused: true))
                         continue
                     }
+                    let now = ServerSystem.monotonicSeconds()
+                    // A busy client's connections arrive whole within moments: only those that have
+                    // waited a while make room.
                     if waiting.filter({ $0.pid == peer.pid }).count >= maxPerPeer,
-                        let oldest = waiting.firstIndex(where: { $0.pid == peer.pid })
+                        let oldest = waiting.firstIndex(where: { $0.pid == peer.pid && now - $0.since > Self.grace })
                     {
                         ServerSystem.close(waiting.remove(at: oldest).fd)
                     }
                     if waiting.count >= maxWaiting { ServerSystem.close(waiting.removeFirst().fd) }
-                    waiting.append(Waiting(fd: fd, pid: peer.pid, deadline: ServerSystem.monotonicSeconds() + timeout))
+                    waiting.append(Waiting(fd: fd, pid: peer.pid, since: now, deadline: now + timeout))
                 }
             }
             // Too slow: closed.

@@ -52,7 +52,8 @@ struct GlobalOptions: ParsableArguments {
     /// The person at the keyboard: the sudo caller when there is one.
     var actor: Actor {
         let name = System.environmentValue("SUDO_USER") ?? UserIdentity.current.name
-        return Actor(name: name, source: "cli", peerUid: System.realUserIdentifier, claimed: name != UserIdentity.current.name)
+        return Actor(
+            name: name, source: "cli", peerUid: System.realUserIdentifier, claimed: name != UserIdentity.current.name)
     }
 }
 

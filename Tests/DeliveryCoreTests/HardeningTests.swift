@@ -77,7 +77,8 @@ struct HardeningTests {
         let result = try ChildProcess.run(
             Command("/bin/sh", ["-c", "echo $$; cut -d' ' -f6,7 /proc/$$/stat"], timeoutSeconds: 10))
         let lines = result.standardOutput.split(whereSeparator: \.isNewline).map { String($0).trimmingWhitespace() }
-        #expect(lines.count == 2 && lines[1] == "\(lines[0]) 0", "not a session of its own without a terminal: \(lines)")
+        #expect(
+            lines.count == 2 && lines[1] == "\(lines[0]) 0", "not a session of its own without a terminal: \(lines)")
     }
 
     @Test("escape sequences and control characters never reach a terminal")
@@ -97,8 +98,9 @@ struct HardeningTests {
         #expect(throws: (any Error).self) {
             try JSONCoding.decode(Body.self, from: Array(#"{"operation":"secure","\u006fperation":"rollback"}"#.utf8))
         }
-        #expect(try JSONCoding.decode(Body.self, from: Array(#"{"operation":"secure","x":{"operation":1}}"#.utf8))
-            .operation == "secure")
+        #expect(
+            try JSONCoding.decode(Body.self, from: Array(#"{"operation":"secure","x":{"operation":1}}"#.utf8))
+                .operation == "secure")
     }
 
     @Test(
