@@ -1009,7 +1009,13 @@ final class OperationRun: @unchecked Sendable {
             let report = preflight.differences()
             touched = report.added + report.changed + report.removed
         }
-        if let before = state.revisionBeforeDelivery {
+        // Where production goes back to: its revision before the delivery; after a rollback that
+        // outlived its delivery (a rollback with the database, once the restore had finished), the
+        // revision of the copy the site serves, the code that runs on the database as it is.
+        let served = layout.servedTree() ?? .production
+        let target =
+            state.revisionBeforeDelivery ?? (served != .production ? state.copies[served]?.revision : nil)
+        if let before = target {
             revisionBefore = try vcs.revision(of: production, recorder: recorder)
             if revisionBefore?.id != before.id || !state.updatedPaths.isEmpty {
                 note("Putting production back at \(before.label)…")
@@ -1019,6 +1025,14 @@ final class OperationRun: @unchecked Sendable {
         }
         if lacksComponentCache(production) || revisionAfter != revisionBefore {
             try buildComponentCache(at: production)
+        }
+        // Production is served only when its code runs on the database as it is now: never code
+        // ahead of the database (Moodle would ask for an upgrade on every page).
+        if served != .production, try engine.moodle(recorder).databaseMatch(in: .production) != true {
+            throw DeliveryError(
+                .wrongState,
+                "cancel stopped before serving production: Moodle says production's code (\(revisionAfter?.label ?? "unknown revision")) does not match the database; the site keeps serving the \(served.rawValue) copy. Restore production to run Moodle's upgrade, or update production to the code that matches"
+            )
         }
         if state.maintenanceEnabled {
             try engine.moodle(recorder).setMaintenance(false, in: .production)

@@ -180,6 +180,16 @@ for type in "${types[@]}"; do
   check "$type: the older code serves its login page (200)" equals 200 login_status
   check "$type: the older code matches the database (upgrade.php --is-pending exits 0)" \
     setpriv --reuid="$web_user" --regid="$(id -g "$web_user")" --init-groups php "$dir/moodle/admin/cli/upgrade.php" --is-pending
+  # Issue 13's sequence (secure --security, switch, update, restore, rollback --restore-database,
+  # cancel): cancel once served production at the new revision, ahead of the restored database.
+  rolled_back_revision=$(status_field copies.backup.revision.id)
+  check "$type: cancel after the rollback with the database succeeds" runs 0 "$deliveryctl" cancel
+  check "$type: … production is back at the revision of the copy that ran on the database" \
+    equals "$rolled_back_revision" git -C "$dir/site/releases/production" rev-parse HEAD
+  check "$type: … production serves, and its code matches the database (upgrade.php --is-pending exits 0)" \
+    bash -c "[[ \$('$deliveryctl' status --json | php -r 'echo json_decode(stream_get_contents(STDIN), true)[\"served\"];') == production ]] && setpriv --reuid='$web_user' --regid='$(id -g "$web_user")' --init-groups php '$dir/moodle/admin/cli/upgrade.php' --is-pending"
+  check "$type: … the database is still the pre-delivery one" equals 2024100700.00 db_version
+  check "$type: … the login page answers 200" equals 200 login_status
 
   # ------------------------------------------------------------------------------------------
   echo "# $type: the upgrade fails midway: automatic rollback inside the delivery window"
