@@ -8,10 +8,11 @@ import Logging
 /// `deliveryd`: a FastCGI responder on libfcgi that runs the delivery engine's operations for
 /// authenticated peers.
 ///
-/// Threads: a gate that accepts connections and holds each until its whole request has arrived
-/// (`Gate`: a stalled peer never ties up a worker), `workers` request threads that parse complete
-/// requests with `FCGX_Accept_r`, a watchdog that cuts a connection whose request a worker could
-/// not read in time, a `sigwait` thread for SIGTERM and SIGINT, and one thread per running job.
+/// Threads: `workers` request threads (each accepts on the shared listening socket by itself and
+/// answers a request that arrived whole within moments, parsing it with `FCGX_Accept_r`), a gate
+/// that holds the other connections until their request has arrived (`Gate`: a stalled peer never
+/// ties up a worker), a watchdog that cuts a connection whose answer cannot be written in time, a
+/// `sigwait` thread for SIGTERM and SIGINT, and one thread per running job.
 public final class DeliveryServer: Sendable {
     /// The configuration it was built from.
     public let configuration: ServerConfiguration
@@ -58,6 +59,17 @@ public final class DeliveryServer: Sendable {
             throw ServerStartError("cannot make a pipe: \(error)")
         }
         let limits = configuration.limits
+        let gate: Gate
+        do {
+            gate = try Gate(
+                wake: wake.read, timeout: limits.readTimeoutSeconds, allowedUids: Set(configuration.allowedUids),
+                // The parameters and the body the helper accepts, the records around them, and a
+                // byte more, so that a larger request is still answered "too large".
+                maxBytes: limits.maxParameterBytes + limits.maxParameters * 16 + limits.maxBodyBytes * 9 / 8 + 65536)
+        } catch {
+            listener.close()
+            throw ServerStartError("cannot make the gate's pipe: \(error)")
+        }
         return DeliveryServer(
             configuration: configuration,
             api: API(
@@ -66,12 +78,12 @@ public final class DeliveryServer: Sendable {
             authenticator: Authenticator(
                 key: key, clockSkewSeconds: limits.clockSkewSeconds, nonceCacheSize: limits.nonceCacheSize,
                 now: { ServerSystem.wallSeconds() }),
-            listener: listener, logger: logger, wake: wake)
+            listener: listener, logger: logger, wake: wake, gate: gate)
     }
 
     private init(
         configuration: ServerConfiguration, api: API, authenticator: Authenticator, listener: Listener, logger: Logger,
-        wake: (read: Int32, write: Int32)
+        wake: (read: Int32, write: Int32), gate: Gate
     ) {
         self.configuration = configuration
         self.api = api
@@ -79,14 +91,7 @@ public final class DeliveryServer: Sendable {
         self.listener = listener
         self.logger = logger
         self.wake = wake
-        let limits = configuration.limits
-        self.gate = Gate(
-            listener: listener.fd, wake: wake.read, timeout: limits.readTimeoutSeconds,
-            allowedUids: Set(configuration.allowedUids),
-            // The parameters and the body the helper accepts, the records around them, and a
-            // byte more, so that a larger request is still answered "too large".
-            maxBytes: limits.maxParameterBytes + limits.maxParameters * 16 + limits.maxBodyBytes * 9 / 8 + 65536,
-            workers: configuration.workers)
+        self.gate = gate
     }
 
     /// Serves until SIGTERM or SIGINT, then stops accepting, lets requests under way finish and
@@ -167,10 +172,33 @@ public final class DeliveryServer: Sendable {
         }
         defer { ServerSystem.close(decoy) }
         let slot = FastCGIRequest(decoyFd: decoy)
-        // Until the gate has finished: requests under way when the helper stops still arrive
-        // and are answered.
-        while !gate.isDone {
-            guard let connection = gate.next(timeout: 0.5) else { continue }
+        // Accepts while the helper runs; a request that has not arrived whole within moments goes
+        // to the gate, and comes back once it has. After a stop, until the gate has finished:
+        // requests under way still arrive and are answered.
+        while !(isStopping && gate.isDone) {
+            if let connection = gate.takeReady() {
+                serve(connection, slot: slot)
+                continue
+            }
+            let events: [Int16]
+            do {
+                events = try ServerSystem.pollReadable(
+                    isStopping ? [] : [listener.fd, wake.read], timeoutMilliseconds: isStopping ? 20 : 50)
+            } catch {
+                logger.error("poll failed: \(error)")
+                ServerSystem.sleep(seconds: 0.1)
+                continue
+            }
+            guard !isStopping, events.first.map({ $0 != 0 }) == true else { continue }
+            let accepted: Int32?
+            do {
+                accepted = try ServerSystem.accept(listener.fd)
+            } catch {
+                logger.error("accept failed: \(error)")
+                ServerSystem.sleep(seconds: 0.1)
+                continue
+            }
+            guard let fd = accepted, let connection = gate.admit(fd) else { continue }
             serve(connection, slot: slot)
         }
     }

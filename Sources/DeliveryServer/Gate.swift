@@ -1,19 +1,17 @@
-import Dispatch
-
-/// Holds every new connection until its whole FastCGI request has arrived, and only then hands it
-/// to a worker: a peer that connects and sends nothing (or half a request, or one byte at a time)
-/// never ties up a worker, so `status`, `rollback` and the emergency console are answered while
-/// others stall.
+/// Keeps stalled and slow peers away from the workers: a worker that accepts a connection whose
+/// request has not arrived whole within a few milliseconds hands it to the gate, which holds it,
+/// without a worker, until its request is complete, and then gives it back to the workers. So a
+/// peer that connects and sends nothing (or half a request, or one byte at a time) never ties up a
+/// worker, and `status`, `rollback` and the emergency console are answered while others stall.
 ///
-/// One thread accepts and watches the waiting connections with `poll`, reading what arrives into
-/// memory (a sender is never held up by the socket's buffer); a request is complete at its empty
+/// One thread watches the held connections with `poll`, reading what arrives into memory (a
+/// sender is never held up by the socket's buffer); a request is complete at its empty
 /// `FCGI_STDIN` record. A worker then lets libfcgi parse the bytes from a memory file and answers
 /// on the connection. A request not complete within the read timeout is closed unanswered, and so
 /// is one larger than the helper accepts (`maxBytes`: the limits on parameters and body, plus the
-/// records around them). At most `maxWaiting` connections wait; a process with more than
-/// `maxPerPeer` waiting has its oldest one that waited longer than a second closed, and past
-/// `maxWaiting` the oldest of all is closed, so that a newcomer always gets in. A peer whose uid is not allowed is handed on at once (its answer is a
-/// refusal that reads nothing but the first record's header).
+/// records around them). At most `maxWaiting` connections are held; a process with more than
+/// `maxPerPeer` held has its oldest one that waited longer than a second closed, and past
+/// `maxWaiting` the oldest of all is closed, so that a newcomer always gets in.
 final class Gate: Sendable {
     /// A connection whose request has arrived (or a refused peer), for a worker.
     struct Ready: Sendable {
@@ -30,59 +28,98 @@ final class Gate: Sendable {
         var received: [UInt8] = []
     }
 
-    private let listener: Int32
+    /// Connections handed over by workers, not yet in the gate's poll set.
+    private let incoming = Locked<[Waiting]>([])
+    /// Written to when `incoming` grows: wakes the gate's poll.
+    private let incomingPipe: (read: Int32, write: Int32)
+
     private let wake: Int32
     private let timeout: Double
     private let allowedUids: Set<UInt32>
     private let maxBytes: Int
     private let maxWaiting: Int
     private let maxPerPeer: Int
-    private let workers: Int
     private let ready = Locked<[Ready]>([])
-    private let signal = DispatchSemaphore(value: 0)
     private let finished = Locked(false)
     /// How long a connection may wait before it counts against its process's bound.
     static let grace = 1.0
 
     init(
-        listener: Int32, wake: Int32, timeout: Double, allowedUids: Set<UInt32>, maxBytes: Int, workers: Int,
-        maxWaiting: Int = 256, maxPerPeer: Int = 8
-    ) {
-        self.listener = listener
+        wake: Int32, timeout: Double, allowedUids: Set<UInt32>, maxBytes: Int, maxWaiting: Int = 256, maxPerPeer: Int = 8
+    ) throws(ServerSystemError) {
+        incomingPipe = try ServerSystem.pipe()
+        try ServerSystem.setNonBlocking(incomingPipe.read, true)
         self.wake = wake
         self.timeout = timeout
         self.allowedUids = allowedUids
         self.maxBytes = maxBytes
-        self.workers = workers
         self.maxWaiting = maxWaiting
         self.maxPerPeer = maxPerPeer
     }
 
-    /// The next connection whose request has arrived; nil after `timeout` seconds, or at once when
-    /// the gate has finished.
-    func next(timeout seconds: Double) -> Ready? {
-        if isDone { return nil }
-        guard signal.wait(timeout: .now() + seconds) == .success else { return nil }
-        return ready.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+    /// A connection the gate held whose request has now arrived, if any (never waits).
+    func takeReady() -> Ready? {
+        ready.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+    }
+
+    /// What a worker does with a connection it just accepted: nil when the whole request arrived
+    /// within a few milliseconds (the worker answers it), else the gate holds it. A peer whose uid
+    /// is not allowed is given back at once (its answer is a refusal that reads only the first
+    /// record's header).
+    func admit(_ fd: Int32) -> Ready? {
+        let peer = try? ServerSystem.peerCredentials(fd)
+        guard let peer, allowedUids.contains(peer.uid) else { return Ready(fd: fd, request: [], refused: true) }
+        var received: [UInt8] = []
+        for attempt in 0..<3 {
+            guard let bytes = ServerSystem.receiveAvailable(fd, count: maxBytes + 1 - received.count) else {
+                ServerSystem.close(fd)
+                return nil
+            }
+            received += bytes
+            if Self.isComplete(received) { return Ready(fd: fd, request: received, refused: false) }
+            if received.count > maxBytes || attempt == 2 { break }
+            _ = try? ServerSystem.pollReadable([fd], timeoutMilliseconds: 2)
+        }
+        if received.count > maxBytes {
+            ServerSystem.close(fd)
+            return nil
+        }
+        let now = ServerSystem.monotonicSeconds()
+        incoming.withLock {
+            $0.append(Waiting(fd: fd, pid: peer.pid, since: now, deadline: now + timeout, received: received))
+        }
+        ServerSystem.writeAll(incomingPipe.write, [1])
+        return nil
     }
 
     /// True once the gate stopped and every connection it let through was taken by a worker.
     var isDone: Bool { finished.withLock { $0 } && ready.withLock { $0.isEmpty } }
 
-    /// Accepts and watches connections until `stop` says so; then lets the requests under way
+    /// Watches the connections it holds until `stop` says so; then lets the requests under way
     /// arrive (each within its deadline) and hands them on before it finishes.
     func run(until stop: () -> Bool, onError: (String) -> Void) {
         var waiting: [Waiting] = []
         defer {
             for entry in waiting { ServerSystem.close(entry.fd) }
             finished.withLock { $0 = true }
-            for _ in 0..<max(workers, 1) { signal.signal() }
         }
         while true {
             let stopping = stop()
+            // Connections handed over by the workers.
+            for entry in incoming.withLock({ list in defer { list = [] }; return list }) {
+                // A busy client's connections arrive whole within moments: only those that have
+                // waited a while make room.
+                if waiting.filter({ $0.pid == entry.pid }).count >= maxPerPeer,
+                    let oldest = waiting.firstIndex(where: { $0.pid == entry.pid && entry.since - $0.since > Self.grace })
+                {
+                    ServerSystem.close(waiting.remove(at: oldest).fd)
+                }
+                if waiting.count >= maxWaiting { ServerSystem.close(waiting.removeFirst().fd) }
+                waiting.append(entry)
+            }
             if stopping && waiting.isEmpty { break }
-            // Once stopping, the listener and the wake pipe are left out (the pipe stays readable).
-            let fixed = stopping ? [Int32]() : [listener, wake]
+            // Once stopping, the wake pipe is left out (it stays readable).
+            let fixed = stopping ? [incomingPipe.read] : [incomingPipe.read, wake]
             let events: [Int16]
             do {
                 events = try ServerSystem.pollReadable(fixed + waiting.map(\.fd), timeoutMilliseconds: 100)
@@ -114,26 +151,7 @@ final class Gate: Sendable {
                 }
             }
             waiting = still
-            // New connections.
-            if !stopping && events[0] != 0 {
-                while let fd = try? ServerSystem.accept(listener) {
-                    let peer = try? ServerSystem.peerCredentials(fd)
-                    guard let peer, allowedUids.contains(peer.uid) else {
-                        hand(Ready(fd: fd, request: [], refused: true))
-                        continue
-                    }
-                    let now = ServerSystem.monotonicSeconds()
-                    // A busy client's connections arrive whole within moments: only those that have
-                    // waited a while make room.
-                    if waiting.filter({ $0.pid == peer.pid }).count >= maxPerPeer,
-                        let oldest = waiting.firstIndex(where: { $0.pid == peer.pid && now - $0.since > Self.grace })
-                    {
-                        ServerSystem.close(waiting.remove(at: oldest).fd)
-                    }
-                    if waiting.count >= maxWaiting { ServerSystem.close(waiting.removeFirst().fd) }
-                    waiting.append(Waiting(fd: fd, pid: peer.pid, since: now, deadline: now + timeout))
-                }
-            }
+            if events[0] != 0 { _ = ServerSystem.readSome(incomingPipe.read, count: 4096) }
             // Too slow: closed.
             let now = ServerSystem.monotonicSeconds()
             waiting.removeAll { entry in
@@ -146,7 +164,6 @@ final class Gate: Sendable {
 
     private func hand(_ connection: Ready) {
         ready.withLock { $0.append(connection) }
-        signal.signal()
     }
 
     /// Whether bytes hold a whole FastCGI request: its records are walked up to the empty
