@@ -32,13 +32,11 @@ let package = Package(
         ),
         .testTarget(name: "DeliveryCoreTests", dependencies: ["DeliveryCore"]),
         .systemLibrary(name: "CFastCGI"),
-        .target(name: "CFastCGIShim"),
         .target(
             name: "DeliveryServer",
             dependencies: [
                 "DeliveryCore",
                 "CFastCGI",
-                "CFastCGIShim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <linux/fs.h>
 
@@ -133,4 +135,24 @@ int cds_pidfd_open(pid_t pid) {
     errno = ENOSYS;
     return -1;
 #endif
+}
+
+int cds_accept_cloexec(int listenfd) {
+    return accept4(listenfd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+int cds_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
+    struct ucred credentials;
+    socklen_t length = sizeof(credentials);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) {
+        return -1;
+    }
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
+}
+
+int cds_memfd(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
 }

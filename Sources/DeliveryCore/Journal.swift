@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -245,8 +246,15 @@ struct StateStore: Sendable {
 /// that is reported as an interrupted operation, and nothing starts until `recover` has recorded it.
 final class DeliveryLock: @unchecked Sendable {
     private let fd: Int32
+    private let id: String
 
-    private init(fd: Int32) { self.fd = fd }
+    /// The operations of this process that hold a lock now.
+    private static let heldHere = Mutex<Set<String>>([])
+
+    private init(fd: Int32, id: String) {
+        self.fd = fd
+        self.id = id
+    }
 
     static func path(in directory: String) -> String { "\(directory)/delivery.lock" }
 
@@ -258,9 +266,20 @@ final class DeliveryLock: @unchecked Sendable {
         } catch {
             throw DeliveryError.io("cannot open the delivery lock", error)
         }
-        let taken: Bool
+        var taken: Bool
         do {
             taken = try System.lockFile(fd, wait: false)
+            // An operation of this process that has finished may still hold the lock for a moment:
+            // a child another thread is starting shares the lock's descriptor until it runs its
+            // program. Wait for that (a second at most); a real holder is never waited for.
+            var tries = 0
+            while !taken, tries < 40, let holder = Self.readHolder(fd: fd), holder.pid == System.processIdentifier,
+                !heldHere.withLock({ $0.contains(holder.id) })
+            {
+                System.sleep(seconds: 0.025)
+                taken = try System.lockFile(fd, wait: false)
+                tries += 1
+            }
         } catch {
             System.close(fd)
             throw DeliveryError.io("cannot take the delivery lock", error)
@@ -276,7 +295,8 @@ final class DeliveryLock: @unchecked Sendable {
         } catch {
             // The holder description is informative only; the lock itself is held.
         }
-        return DeliveryLock(fd: fd)
+        heldHere.withLock { _ = $0.insert(holder.id) }
+        return DeliveryLock(fd: fd, id: holder.id)
     }
 
     /// Who holds the lock now, or nil when it is free.
@@ -303,6 +323,7 @@ final class DeliveryLock: @unchecked Sendable {
     /// Releases the lock.
     func release() {
         System.close(fd)
+        Self.heldHere.withLock { _ = $0.remove(id) }
     }
 }
 

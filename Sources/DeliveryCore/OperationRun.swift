@@ -1009,12 +1009,22 @@ final class OperationRun: @unchecked Sendable {
             let report = preflight.differences()
             touched = report.added + report.changed + report.removed
         }
-        // Where production goes back to: its revision before the delivery; after a rollback that
-        // outlived its delivery (a rollback with the database, once the restore had finished), the
-        // revision of the copy the site serves, the code that runs on the database as it is.
+        // Where production goes back to: its revision before the delivery. After a rollback that
+        // outlived its delivery (the restore had finished), production stays as it is when its code
+        // runs on the database as it is now; else (the rollback restored the database) it goes to
+        // the served copy's revision, the code that runs on the database.
         let served = layout.servedTree() ?? .production
-        let target =
-            state.revisionBeforeDelivery ?? (served != .production ? state.copies[served]?.revision : nil)
+        let moodle = try engine.moodle(recorder)
+        var target = state.revisionBeforeDelivery
+        if target == nil, served != .production, try moodle.databaseMatch(in: .production) != true {
+            guard try moodle.databaseMatch(in: served) == true, let revision = state.copies[served]?.revision else {
+                throw DeliveryError(
+                    .wrongState,
+                    "cancel refused: neither production's code nor the \(served.rawValue) copy's matches the database (Moodle says an upgrade is pending or the code is older than the database); nothing was changed. Restore production to run Moodle's upgrade"
+                )
+            }
+            target = revision
+        }
         if let before = target {
             revisionBefore = try vcs.revision(of: production, recorder: recorder)
             if revisionBefore?.id != before.id || !state.updatedPaths.isEmpty {
@@ -1028,7 +1038,7 @@ final class OperationRun: @unchecked Sendable {
         }
         // Production is served only when its code runs on the database as it is now: never code
         // ahead of the database (Moodle would ask for an upgrade on every page).
-        if served != .production, try engine.moodle(recorder).databaseMatch(in: .production) != true {
+        if served != .production, try moodle.databaseMatch(in: .production) != true {
             throw DeliveryError(
                 .wrongState,
                 "cancel stopped before serving production: Moodle says production's code (\(revisionAfter?.label ?? "unknown revision")) does not match the database; the site keeps serving the \(served.rawValue) copy. Restore production to run Moodle's upgrade, or update production to the code that matches"

@@ -12,17 +12,24 @@ import Synchronization
 ///
 /// Every libc call of the engine goes through this file. A call that returns -1 is turned into a
 /// `SystemCallError` at once (after retrying `EINTR`); callers never read `errno` themselves.
-public struct SystemCallError: Error, Sendable, CustomStringConvertible {
-    /// The errno value.
+public struct SystemCallError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// The errno value (or a library's negative code, such as libfcgi's for `FCGX_*` calls).
     public let errno: Int32
     /// The name of the call (`open`, `renameat2` …).
     public let call: String
     /// The path it was about, when there is one.
     public let path: String?
 
+    /// Makes an error.
+    public init(errno: Int32, call: String, path: String? = nil) {
+        self.errno = errno
+        self.call = call
+        self.path = path
+    }
+
     /// A human description: `open(/x): No such file or directory`.
     public var description: String {
-        let reason = String(cString: strerror(errno))
+        let reason = errno > 0 ? String(cString: strerror(errno)) : "library error \(errno)"
         if let path { return "\(call)(\(path)): \(reason)" }
         return "\(call): \(reason)"
     }
@@ -71,7 +78,7 @@ public struct FileStatus: Sendable, Equatable {
 /// Thin, typed wrappers over the libc calls the engine uses.
 public enum System {
     @inline(__always)
-    private static func check<T: BinaryInteger>(
+    static func check<T: BinaryInteger>(
         _ call: String, _ path: String? = nil, _ body: () -> T
     ) throws(SystemCallError) -> T {
         while true {
@@ -202,7 +209,8 @@ public enum System {
         }
     }
 
-    static func close(_ fd: Int32) {
+    /// Closes a descriptor (errors are ignored: the descriptor is gone either way).
+    public static func close(_ fd: Int32) {
         _ = Glibc.close(fd)
     }
 
@@ -218,7 +226,7 @@ public enum System {
         }
     }
 
-    static func unlink(_ path: String) throws(SystemCallError) {
+    public static func unlink(_ path: String) throws(SystemCallError) {
         try resolving(path) { (folder, name) throws(SystemCallError) in
             _ = try check("unlink", path) { unlinkat(folder, name, 0) }
         }
@@ -418,14 +426,18 @@ public enum System {
         let temporary = ".\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = try open(at: directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
         do {
+            defer { close(fd) }  // once: a second close could hit a descriptor another thread just opened
             try writeAll(fd, bytes)
             if let owner { try fileChangeOwner(fd, uid: owner.uid, gid: owner.gid) }
             try fileChangeMode(fd, UInt32(mode))
             try sync(fd)
-            close(fd)
+        } catch {
+            _ = unlinkat(directory, temporary, 0)
+            throw error
+        }
+        do {
             try rename(at: directory, temporary, name)
         } catch {
-            close(fd)
             _ = unlinkat(directory, temporary, 0)
             throw error
         }
@@ -671,13 +683,19 @@ public enum System {
         let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = try open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode)
         do {
+            // Closed once: a second close could hit a descriptor another thread has just opened
+            // (another operation's lock, say).
+            defer { close(fd) }
             try writeAll(fd, bytes)
             try fileChangeMode(fd, UInt32(mode))
             try sync(fd)
-            close(fd)
+        } catch {
+            try? unlink(temporary)
+            throw error
+        }
+        do {
             try rename(temporary, path)
         } catch {
-            close(fd)
             try? unlink(temporary)
             throw error
         }
@@ -794,7 +812,8 @@ public enum System {
         umask(old & ~0o055)
     }
 
-    static var processIdentifier: Int32 { getpid() }
+    /// The process id.
+    public static var processIdentifier: Int32 { getpid() }
     public static var effectiveUserIdentifier: UInt32 { geteuid() }
     /// The real user id (who started the process).
     public static var realUserIdentifier: UInt32 { getuid() }
@@ -851,7 +870,8 @@ public enum System {
         }
     }
 
-    static func monotonicSeconds() -> Double {
+    /// Seconds on the monotonic clock.
+    public static func monotonicSeconds() -> Double {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9

@@ -229,7 +229,7 @@ final class API: Sendable {
         let engine = self.engine
         let logger = self.logger
         do {
-            try ServerSystem.startDetachedThread {
+            try System.startDetachedThread {
                 do throws(DeliveryError) {
                     let outcome = try engine.perform(operationRequest, id: job.id, progress: { job.receive($0) })
                     job.finish(.success(outcome))

@@ -43,8 +43,8 @@ final class Authenticator: Sendable {
         let info: (mode: UInt32, uid: UInt32, isSocket: Bool)?
         let bytes: [UInt8]
         do {
-            info = try ServerSystem.fileInfo(path)
-            bytes = try ServerSystem.readFile(path, limit: 4096)
+            info = try System.fileInfo(path)
+            bytes = try System.readFileNoFollow(path, limit: 4096)
         } catch {
             throw ServerStartError("cannot read the key file: \(error)")
         }

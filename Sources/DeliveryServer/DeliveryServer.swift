@@ -41,7 +41,7 @@ public final class DeliveryServer: Sendable {
             throw ServerStartError("the site cannot be served: \(error.message)")
         }
         do {
-            try ServerSystem.fastCGIInitialize()
+            try FastCGI.initialize()
         } catch {
             throw ServerStartError("libfcgi failed to initialise: \(error)")
         }
@@ -53,7 +53,7 @@ public final class DeliveryServer: Sendable {
         }
         let wake: (read: Int32, write: Int32)
         do {
-            wake = try ServerSystem.pipe()
+            wake = try System.pipe()
         } catch {
             listener.close()
             throw ServerStartError("cannot make a pipe: \(error)")
@@ -77,7 +77,7 @@ public final class DeliveryServer: Sendable {
                 limits: limits, logger: logger),
             authenticator: Authenticator(
                 key: key, clockSkewSeconds: limits.clockSkewSeconds, nonceCacheSize: limits.nonceCacheSize,
-                now: { ServerSystem.wallSeconds() }),
+                now: { System.wallSeconds() }),
             listener: listener, logger: logger, wake: wake, gate: gate)
     }
 
@@ -99,25 +99,25 @@ public final class DeliveryServer: Sendable {
     /// - Throws: `ServerStartError` when the threads cannot be started.
     public func run() throws(ServerStartError) {
         // Before any thread starts: every thread inherits the mask, so only sigwait sees them.
-        ServerSystem.blockSignals([SIGTERM, SIGINT])
+        System.blockSignals([SIGTERM, SIGINT])
         var threads: [pthread_t] = []
         do {
-            try ServerSystem.startDetachedThread { [self] in
-                let signal = ServerSystem.waitForSignal([SIGTERM, SIGINT])
+            try System.startDetachedThread { [self] in
+                let signal = System.waitForSignal([SIGTERM, SIGINT])
                 logger.notice("stopping on signal \(signal)")
                 stop()
             }
-            try ServerSystem.startDetachedThread { [self] in watchdog.run(until: { isStopping }) }
+            try System.startDetachedThread { [self] in watchdog.run(until: { isStopping }) }
             threads.append(
-                try ServerSystem.startThread { [self] in
+                try System.startThread { [self] in
                     gate.run(until: { isStopping }, onError: { logger.error("\($0)") })
                 })
             for index in 0..<configuration.workers {
-                threads.append(try ServerSystem.startThread { [self] in work(index) })
+                threads.append(try System.startThread { [self] in work(index) })
             }
         } catch {
             stop()
-            for thread in threads { ServerSystem.join(thread) }
+            for thread in threads { System.join(thread) }
             listener.close()
             throw ServerStartError("cannot start the server's threads: \(error)")
         }
@@ -125,9 +125,9 @@ public final class DeliveryServer: Sendable {
             "deliveryd ready",
             metadata: [
                 "socket": "\(listener.ownedPath ?? "systemd")", "workers": "\(configuration.workers)",
-                "pid": "\(ServerSystem.processIdentifier)",
+                "pid": "\(System.processIdentifier)",
             ])
-        for thread in threads { ServerSystem.join(thread) }
+        for thread in threads { System.join(thread) }
         listener.close()
         logger.notice("deliveryd stopped")
     }
@@ -136,8 +136,8 @@ public final class DeliveryServer: Sendable {
     public func close() {
         stop()
         listener.close()
-        ServerSystem.close(wake.read)
-        ServerSystem.close(wake.write)
+        System.close(wake.read)
+        System.close(wake.write)
     }
 
     /// Stops accepting and wakes the workers; requests under way finish.
@@ -156,7 +156,7 @@ public final class DeliveryServer: Sendable {
                 ])
         }
         listener.shutdown()
-        ServerSystem.writeAll(wake.write, [1])
+        System.sendAll(wake.write, [1])
     }
 
     private var isStopping: Bool { stopping.withLock { $0 } }
@@ -166,11 +166,11 @@ public final class DeliveryServer: Sendable {
     private func work(_ index: Int) {
         // libfcgi retries a broken connection by accepting on its own; give it a socket on
         // which accept fails at once, so that every connection goes through `serve`.
-        guard let decoy = try? ServerSystem.unixSocket() else {
+        guard let decoy = try? System.unixSocket() else {
             logger.error("worker \(index) cannot make its decoy socket")
             return
         }
-        defer { ServerSystem.close(decoy) }
+        defer { System.close(decoy) }
         let slot = FastCGIRequest(decoyFd: decoy)
         // Accepts while the helper runs; a request that has not arrived whole within moments goes
         // to the gate, and comes back once it has. After a stop, until the gate has finished:
@@ -182,20 +182,20 @@ public final class DeliveryServer: Sendable {
             }
             let events: [Int16]
             do {
-                events = try ServerSystem.pollReadable(
+                events = try System.pollReadable(
                     isStopping ? [] : [listener.fd, wake.read], timeoutMilliseconds: isStopping ? 20 : 50)
             } catch {
                 logger.error("poll failed: \(error)")
-                ServerSystem.sleep(seconds: 0.1)
+                System.sleep(seconds: 0.1)
                 continue
             }
             guard !isStopping, events.first.map({ $0 != 0 }) == true else { continue }
             let accepted: Int32?
             do {
-                accepted = try ServerSystem.accept(listener.fd)
+                accepted = try System.accept(listener.fd)
             } catch {
                 logger.error("accept failed: \(error)")
-                ServerSystem.sleep(seconds: 0.1)
+                System.sleep(seconds: 0.1)
                 continue
             }
             guard let fd = accepted, let connection = gate.admit(fd) else { continue }
@@ -208,24 +208,24 @@ public final class DeliveryServer: Sendable {
         let limits = configuration.limits
         let watch = watchdog.watch(fd, seconds: limits.readTimeoutSeconds)
         defer { watchdog.release(watch) }
-        try? ServerSystem.setTimeouts(fd, seconds: limits.readTimeoutSeconds)
-        let peer = try? ServerSystem.peerCredentials(fd)
+        try? System.setTimeouts(fd, seconds: limits.readTimeoutSeconds)
+        let peer = try? System.peerCredentials(fd)
         guard let peer, !connection.refused, configuration.allowedUids.contains(peer.uid) else {
             logger.warning(
                 "refused a peer", metadata: ["uid": "\(peer.map { "\($0.uid)" } ?? "?")", "pid": "\(peer?.pid ?? 0)"])
             RawResponder.refuse(fd, with: .error(APIError(.peerRefused, "this user may not talk to the helper")))
-            ServerSystem.close(fd)
+            System.close(fd)
             return
         }
         // libfcgi parses the request the gate received, from a memory file, then answers on the
         // connection.
-        guard let input = try? ServerSystem.memoryFile(connection.request) else {
-            ServerSystem.close(fd)
+        guard let input = try? System.memoryFile(connection.request) else {
+            System.close(fd)
             return
         }
         guard slot.parse(connection: input) else {
             logger.debug("dropped a malformed request")
-            ServerSystem.close(fd)
+            System.close(fd)
             return
         }
         let response = respond(slot, peer: peer, release: { watchdog.release(watch) })
@@ -325,11 +325,11 @@ final class Watchdog: Sendable {
     /// Starts watching a connection. The watchdog keeps a duplicate of the descriptor, so that
     /// the number cannot be reused by another connection while it is watched.
     func watch(_ fd: Int32, seconds: Double) -> Token? {
-        guard let duplicate = try? ServerSystem.duplicate(fd) else { return nil }
+        guard let duplicate = try? System.duplicate(fd) else { return nil }
         return state.withLock { state in
             state.next += 1
             state.entries[state.next] = Entry(
-                fd: duplicate, deadline: ServerSystem.monotonicSeconds() + seconds, fired: false)
+                fd: duplicate, deadline: System.monotonicSeconds() + seconds, fired: false)
             return Token(id: state.next)
         }
     }
@@ -338,17 +338,17 @@ final class Watchdog: Sendable {
     func release(_ token: Token?) {
         guard let token else { return }
         let entry = state.withLock { $0.entries.removeValue(forKey: token.id) }
-        if let entry { ServerSystem.close(entry.fd) }
+        if let entry { System.close(entry.fd) }
     }
 
     /// Checks the deadlines ten times a second until `stop` says so.
     func run(until stop: () -> Bool) {
         while !stop() {
-            ServerSystem.sleep(seconds: 0.1)
-            let now = ServerSystem.monotonicSeconds()
+            System.sleep(seconds: 0.1)
+            let now = System.monotonicSeconds()
             state.withLock { state in
                 for (id, entry) in state.entries where !entry.fired && entry.deadline <= now {
-                    ServerSystem.shutdownBoth(entry.fd)
+                    System.shutdownBoth(entry.fd)
                     state.entries[id]?.fired = true
                 }
             }
@@ -362,7 +362,7 @@ enum RawResponder {
     static func refuse(_ fd: Int32, with response: Response) {
         var header: [UInt8] = []
         while header.count < 8 {
-            let bytes = ServerSystem.readSome(fd, count: 8 - header.count)
+            let bytes = System.readSome(fd, count: 8 - header.count)
             if bytes.isEmpty { return }
             header += bytes
         }
@@ -379,12 +379,12 @@ enum RawResponder {
         }
         output += record(type: 6, requestId: requestId, content: [])
         output += record(type: 3, requestId: requestId, content: [0, 0, 0, 0, 0, 0, 0, 0])
-        guard ServerSystem.writeAll(fd, output) else { return }
+        guard System.sendAll(fd, output) else { return }
         // Let the peer read the answer before the close: drain what it sent, briefly.
-        ServerSystem.shutdownWrite(fd)
+        System.shutdownWrite(fd)
         var drained = 0
         while drained < 1 << 20 {
-            let bytes = ServerSystem.readSome(fd, count: 16_384)
+            let bytes = System.readSome(fd, count: 16_384)
             if bytes.isEmpty { break }
             drained += bytes.count
         }

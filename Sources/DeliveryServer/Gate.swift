@@ -1,3 +1,5 @@
+import DeliveryCore
+
 /// Keeps stalled and slow peers away from the workers: a worker that accepts a connection whose
 /// request has not arrived whole within a few milliseconds hands it to the gate, which holds it,
 /// without a worker, until its request is complete, and then gives it back to the workers. So a
@@ -45,10 +47,11 @@ final class Gate: Sendable {
     static let grace = 1.0
 
     init(
-        wake: Int32, timeout: Double, allowedUids: Set<UInt32>, maxBytes: Int, maxWaiting: Int = 256, maxPerPeer: Int = 8
-    ) throws(ServerSystemError) {
-        incomingPipe = try ServerSystem.pipe()
-        try ServerSystem.setNonBlocking(incomingPipe.read, true)
+        wake: Int32, timeout: Double, allowedUids: Set<UInt32>, maxBytes: Int, maxWaiting: Int = 256,
+        maxPerPeer: Int = 8
+    ) throws(SystemCallError) {
+        incomingPipe = try System.pipe()
+        try System.setNonBlocking(incomingPipe.read, true)
         self.wake = wake
         self.timeout = timeout
         self.allowedUids = allowedUids
@@ -67,28 +70,28 @@ final class Gate: Sendable {
     /// is not allowed is given back at once (its answer is a refusal that reads only the first
     /// record's header).
     func admit(_ fd: Int32) -> Ready? {
-        let peer = try? ServerSystem.peerCredentials(fd)
+        let peer = try? System.peerCredentials(fd)
         guard let peer, allowedUids.contains(peer.uid) else { return Ready(fd: fd, request: [], refused: true) }
         var received: [UInt8] = []
         for attempt in 0..<3 {
-            guard let bytes = ServerSystem.receiveAvailable(fd, count: maxBytes + 1 - received.count) else {
-                ServerSystem.close(fd)
+            guard let bytes = System.receiveAvailable(fd, count: maxBytes + 1 - received.count) else {
+                System.close(fd)
                 return nil
             }
             received += bytes
             if Self.isComplete(received) { return Ready(fd: fd, request: received, refused: false) }
             if received.count > maxBytes || attempt == 2 { break }
-            _ = try? ServerSystem.pollReadable([fd], timeoutMilliseconds: 2)
+            _ = try? System.pollReadable([fd], timeoutMilliseconds: 2)
         }
         if received.count > maxBytes {
-            ServerSystem.close(fd)
+            System.close(fd)
             return nil
         }
-        let now = ServerSystem.monotonicSeconds()
+        let now = System.monotonicSeconds()
         incoming.withLock {
             $0.append(Waiting(fd: fd, pid: peer.pid, since: now, deadline: now + timeout, received: received))
         }
-        ServerSystem.writeAll(incomingPipe.write, [1])
+        System.sendAll(incomingPipe.write, [1])
         return nil
     }
 
@@ -100,21 +103,25 @@ final class Gate: Sendable {
     func run(until stop: () -> Bool, onError: (String) -> Void) {
         var waiting: [Waiting] = []
         defer {
-            for entry in waiting { ServerSystem.close(entry.fd) }
+            for entry in waiting { System.close(entry.fd) }
             finished.withLock { $0 = true }
         }
         while true {
             let stopping = stop()
             // Connections handed over by the workers.
-            for entry in incoming.withLock({ list in defer { list = [] }; return list }) {
+            for entry in incoming.withLock({ list in
+                defer { list = [] }; return list
+            }) {
                 // A busy client's connections arrive whole within moments: only those that have
                 // waited a while make room.
                 if waiting.filter({ $0.pid == entry.pid }).count >= maxPerPeer,
-                    let oldest = waiting.firstIndex(where: { $0.pid == entry.pid && entry.since - $0.since > Self.grace })
+                    let oldest = waiting.firstIndex(where: {
+                        $0.pid == entry.pid && entry.since - $0.since > Self.grace
+                    })
                 {
-                    ServerSystem.close(waiting.remove(at: oldest).fd)
+                    System.close(waiting.remove(at: oldest).fd)
                 }
-                if waiting.count >= maxWaiting { ServerSystem.close(waiting.removeFirst().fd) }
+                if waiting.count >= maxWaiting { System.close(waiting.removeFirst().fd) }
                 waiting.append(entry)
             }
             if stopping && waiting.isEmpty { break }
@@ -122,10 +129,10 @@ final class Gate: Sendable {
             let fixed = stopping ? [incomingPipe.read] : [incomingPipe.read, wake]
             let events: [Int16]
             do {
-                events = try ServerSystem.pollReadable(fixed + waiting.map(\.fd), timeoutMilliseconds: 100)
+                events = try System.pollReadable(fixed + waiting.map(\.fd), timeoutMilliseconds: 100)
             } catch {
                 onError("poll failed: \(error)")
-                ServerSystem.sleep(seconds: 0.1)
+                System.sleep(seconds: 0.1)
                 continue
             }
             // What arrived (or connections that closed).
@@ -136,27 +143,27 @@ final class Gate: Sendable {
                     continue
                 }
                 var entry = entry
-                guard let bytes = ServerSystem.receiveAvailable(entry.fd, count: maxBytes + 1 - entry.received.count)
+                guard let bytes = System.receiveAvailable(entry.fd, count: maxBytes + 1 - entry.received.count)
                 else {
-                    ServerSystem.close(entry.fd)
+                    System.close(entry.fd)
                     continue
                 }
                 entry.received += bytes
                 if Self.isComplete(entry.received) {
                     hand(Ready(fd: entry.fd, request: entry.received, refused: false))
                 } else if entry.received.count > maxBytes {
-                    ServerSystem.close(entry.fd)
+                    System.close(entry.fd)
                 } else {
                     still.append(entry)
                 }
             }
             waiting = still
-            if events[0] != 0 { _ = ServerSystem.readSome(incomingPipe.read, count: 4096) }
+            if events[0] != 0 { _ = System.readSome(incomingPipe.read, count: 4096) }
             // Too slow: closed.
-            let now = ServerSystem.monotonicSeconds()
+            let now = System.monotonicSeconds()
             waiting.removeAll { entry in
                 guard entry.deadline <= now else { return false }
-                ServerSystem.close(entry.fd)
+                System.close(entry.fd)
                 return true
             }
         }

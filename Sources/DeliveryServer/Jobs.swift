@@ -236,8 +236,8 @@ final class JobRegistry: Sendable {
 
     /// A new job id: UTC date and time, then 8 random hex digits (`20261125T153000Z-1a2b3c4d`).
     static func newIdentifier() -> String {
-        let date = ServerSystem.utcStamp()
-        return "\(date)-\(ServerSystem.randomBytes(4).map { Authenticator.hex($0) }.joined())"
+        let date = System.utcStamp()
+        return "\(date)-\(System.randomBytes(4).map { Authenticator.hex($0) }.joined())"
     }
 
     /// True for a string that can be a job id (checked before any lookup).

@@ -19,22 +19,22 @@ struct Listener {
     /// Takes the socket systemd passed (`LISTEN_PID` is this process, `LISTEN_FDS` is 1), if any,
     /// and removes those variables so that no child inherits them.
     static func fromSystemd() throws(ServerStartError) -> Listener? {
-        guard let pid = ServerSystem.environment("LISTEN_PID"), Int32(pid) == ServerSystem.processIdentifier,
-            let count = ServerSystem.environment("LISTEN_FDS")
+        guard let pid = System.environment("LISTEN_PID"), Int32(pid) == System.processIdentifier,
+            let count = System.environment("LISTEN_FDS")
         else {
             return nil
         }
-        for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] { ServerSystem.unsetEnvironment(name) }
+        for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] { System.unsetEnvironment(name) }
         guard count == "1" else {
             throw ServerStartError("systemd passed \(count) sockets; deliveryd takes exactly one")
         }
         let fd = systemdFirstDescriptor
-        guard ServerSystem.isListeningUnixSocket(fd) else {
+        guard System.isListeningUnixSocket(fd) else {
             throw ServerStartError("the socket systemd passed is not a listening unix stream socket")
         }
         do {
-            try ServerSystem.setCloseOnExec(fd)
-            try ServerSystem.setNonBlocking(fd, true)
+            try System.setCloseOnExec(fd)
+            try System.setNonBlocking(fd, true)
         } catch {
             throw ServerStartError("cannot prepare the socket systemd passed: \(error)")
         }
@@ -48,20 +48,20 @@ struct Listener {
     static func open(path: String, group: String?) throws(ServerStartError) -> Listener {
         var groupId: UInt32?
         if let group {
-            guard let id = ServerSystem.groupIdentifier(group) else {
+            guard let id = System.groupIdentifier(group) else {
                 throw ServerStartError("the socket group '\(group)' does not exist")
             }
             groupId = id
         }
         do {
-            if let existing = try ServerSystem.fileInfo(path) {
+            if let existing = try System.fileInfo(path) {
                 guard existing.isSocket else {
                     throw ServerStartError("\(path) exists and is not a socket; remove it or choose another socketPath")
                 }
                 if try System.unixSocketAnswers(path) {
                     throw ServerStartError("another deliveryd answers on \(path); stop it first")
                 }
-                try ServerSystem.unlink(path)
+                try System.unlink(path)
             }
         } catch let error as ServerStartError {
             throw error
@@ -70,19 +70,19 @@ struct Listener {
         }
         let fd: Int32
         do {
-            fd = try ServerSystem.unixSocket()
+            fd = try System.unixSocket()
         } catch {
             throw ServerStartError("cannot make a socket: \(error)")
         }
         do {
             // Created 0600, then opened to the group: never wider than intended.
-            try ServerSystem.bind(fd, path: path, umask: 0o177)
-            try ServerSystem.setGroupAndMode(path, group: groupId, mode: 0o660)
-            try ServerSystem.listen(fd, backlog: 64)
-            try ServerSystem.setNonBlocking(fd, true)
+            try System.bind(fd, path: path, umask: 0o177)
+            try System.setGroupAndMode(path, group: groupId, mode: 0o660)
+            try System.listen(fd, backlog: 64)
+            try System.setNonBlocking(fd, true)
         } catch {
-            ServerSystem.close(fd)
-            try? ServerSystem.unlink(path)
+            System.close(fd)
+            try? System.unlink(path)
             throw ServerStartError("cannot listen on \(path): \(error)")
         }
         return Listener(fd: fd, ownedPath: path)
@@ -90,14 +90,14 @@ struct Listener {
 
     /// Stops accepting: blocked and future accepts fail, pollers wake.
     func shutdown() {
-        ServerSystem.shutdownBoth(fd)
+        System.shutdownBoth(fd)
     }
 
     /// Closes the socket and removes the file the helper created.
     func close() {
-        ServerSystem.close(fd)
-        if let ownedPath, (try? ServerSystem.fileInfo(ownedPath))??.isSocket == true {
-            try? ServerSystem.unlink(ownedPath)
+        System.close(fd)
+        if let ownedPath, (try? System.fileInfo(ownedPath))??.isSocket == true {
+            try? System.unlink(ownedPath)
         }
     }
 }

@@ -122,7 +122,7 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     public static func load(from path: String) throws(ServerStartError) -> ServerConfiguration {
         let bytes: [UInt8]
         do {
-            bytes = try ServerSystem.readFile(path, limit: 1 << 20)
+            bytes = try System.readFileNoFollow(path, limit: 1 << 20)
         } catch {
             throw ServerStartError("cannot read the helper configuration: \(error)")
         }

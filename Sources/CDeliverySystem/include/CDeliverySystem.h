@@ -45,6 +45,12 @@ int cds_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
 int cds_spawnattr_setsid(posix_spawnattr_t *attributes, short otherflags);
 /// pidfd_open(2): a descriptor that polls readable when the process ends (-1 with ENOSYS on old kernels).
 int cds_pidfd_open(pid_t pid);
+/// accept4(2) with SOCK_CLOEXEC: the accepted descriptor is never inherited by children.
+int cds_accept_cloexec(int listenfd);
+/// Reads the peer credentials of a connected unix socket (SO_PEERCRED).
+int cds_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
+/// memfd_create(2) with MFD_CLOEXEC: an anonymous memory file.
+int cds_memfd(const char *name);
 /// The O_PATH open flag (Glibc's Swift module hides it: it needs _GNU_SOURCE).
 int cds_o_path(void);
 
