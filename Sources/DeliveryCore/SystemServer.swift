@@ -36,15 +36,16 @@ extension System {
     }
 
     /// The mode, owner and kind of a path, without following a final symlink.
-    public static func fileInfo(_ path: String) throws(SystemCallError) -> (mode: UInt32, uid: UInt32, isSocket: Bool)?
-    {
+    public static func fileInfo(_ path: String) throws(SystemCallError) -> (
+        mode: UInt32, uid: UInt32, isSocket: Bool, inode: UInt64
+    )? {
         var info = stat()
         let result = lstat(path, &info)
         if result != 0 {
             if cds_errno() == ENOENT { return nil }
             throw failure("lstat", path)
         }
-        return (UInt32(info.st_mode) & 0o7777, info.st_uid, (info.st_mode & S_IFMT) == S_IFSOCK)
+        return (UInt32(info.st_mode) & 0o7777, info.st_uid, (info.st_mode & S_IFMT) == S_IFSOCK, UInt64(info.st_ino))
     }
 
     /// Changes the group and mode of a path.

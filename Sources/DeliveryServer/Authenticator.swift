@@ -40,7 +40,7 @@ final class Authenticator: Sendable {
     /// Reads the key file: its content less trailing white space, at least 32 bytes, and not
     /// accessible to others.
     static func readKey(_ path: String) throws(ServerStartError) -> [UInt8] {
-        let info: (mode: UInt32, uid: UInt32, isSocket: Bool)?
+        let info: (mode: UInt32, uid: UInt32, isSocket: Bool, inode: UInt64)?
         let bytes: [UInt8]
         do {
             info = try System.fileInfo(path)

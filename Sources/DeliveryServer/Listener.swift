@@ -12,6 +12,8 @@ struct Listener {
     let fd: Int32
     /// The socket file the helper created and removes at exit; nil under socket activation.
     let ownedPath: String?
+    /// The inode of the socket file it made (nil for systemd's socket).
+    var ownedInode: UInt64? = nil
 
     /// The descriptor systemd passes first (`SD_LISTEN_FDS_START`).
     static let systemdFirstDescriptor: Int32 = 3
@@ -85,7 +87,8 @@ struct Listener {
             try? System.unlink(path)
             throw ServerStartError("cannot listen on \(path): \(error)")
         }
-        return Listener(fd: fd, ownedPath: path)
+        let inode = (try? System.fileInfo(path))??.inode
+        return Listener(fd: fd, ownedPath: path, ownedInode: inode)
     }
 
     /// Stops accepting: blocked and future accepts fail, pollers wake.
@@ -93,10 +96,13 @@ struct Listener {
         System.shutdownBoth(fd)
     }
 
-    /// Closes the socket and removes the file the helper created.
+    /// Closes the socket and removes the file the helper created, unless another instance has
+    /// put its own there since (a restart that started the next one before this one was gone).
     func close() {
         System.close(fd)
-        if let ownedPath, (try? System.fileInfo(ownedPath))??.isSocket == true {
+        if let ownedPath, let info = (try? System.fileInfo(ownedPath)) ?? nil, info.isSocket,
+            ownedInode == nil || info.inode == ownedInode
+        {
             try? System.unlink(ownedPath)
         }
     }
