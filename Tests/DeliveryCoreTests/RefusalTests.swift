@@ -154,5 +154,22 @@ struct RefusalTests {
                     moodleDirectory: "\(site.root)/moodle", configurationPath: "\(site.root)/c2.json",
                     webUser: UserIdentity.current.name))
         } throws: { ($0 as? DeliveryError)?.code == .wrongState }
+
+        // A second site never takes over the first one's configuration.
+        let second = TemporaryDirectory()
+        try sh("/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", "git", "--dir", second.path])
+        let before = try Data(contentsOf: URL(fileURLWithPath: site.configurationPath))
+        let refused = #expect(throws: DeliveryError.self) {
+            try SiteAdoption.adopt(
+                AdoptionRequest(
+                    moodleDirectory: "\(second.path)/moodle", siteRoot: "\(second.path)/site",
+                    stateDirectory: "\(second.path)/state", configurationPath: site.configurationPath,
+                    webUser: UserIdentity.current.name, codeOwner: UserIdentity.current.name))
+        }
+        #expect(refused?.code == .wrongState)
+        #expect(refused?.message.contains(site.siteRoot) == true, "\(refused?.message ?? "")")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: site.configurationPath)) == before)
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(second.path)/moodle")) == nil)
+        #expect(!FileManager.default.fileExists(atPath: "\(second.path)/site"))
     }
 }
