@@ -93,7 +93,7 @@ struct HealthChecker {
     static func criticalReferences(in output: String) -> Set<String> {
         var references: Set<String> = []
         for rawLine in output.split(whereSeparator: \.isNewline) {
-            let line = withoutTerminalCodes(String(rawLine))
+            let line = terminalSafe(String(rawLine))
             guard let bar = line.firstIndex(of: "|") else { continue }
             let status = String(line[..<bar]).trimmingWhitespace()
             guard status == "CRITICAL" || status == "ERROR" else { continue }

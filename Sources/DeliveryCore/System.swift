@@ -141,15 +141,19 @@ public enum System {
     /// to a sibling (a tree's name in `releases/`); nothing after it is followed.
     private static func openGuarded(_ root: Int32, _ relative: String, path: String) throws(SystemCallError) -> Int32 {
         let parts = relative.split(separator: "/", maxSplits: 1).map(String.init)
-        var first = parts[0]
-        if let status = try lstatusIfExists(at: root, first), status.kind == .symlink {
-            let target = try readLink(at: root, first)
-            guard !target.contains("/"), target != "..", target != "." else {
-                throw SystemCallError(errno: ELOOP, call: "open", path: path)
-            }
-            first = target
-        }
+        let first = try sibling(at: root, parts[0], path: path)
         return try open(beneath: root, parts.count > 1 ? "\(first)/\(parts[1])" : first, O_RDONLY | O_DIRECTORY)
+    }
+
+    /// The entry `name` of a guarded folder stands for: itself, or the sibling its symlink names
+    /// (`backup` → `.backup.a`); a symlink to anything else is refused (`ELOOP`).
+    private static func sibling(at root: Int32, _ name: String, path: String) throws(SystemCallError) -> String {
+        guard let status = try lstatusIfExists(at: root, name), status.kind == .symlink else { return name }
+        let target = try readLink(at: root, name)
+        guard !target.contains("/"), target != "..", target != "." else {
+            throw SystemCallError(errno: ELOOP, call: "open", path: path)
+        }
+        return target
     }
 
     // MARK: Files and directories
@@ -198,13 +202,7 @@ public enum System {
             guard folder != AT_FDCWD else {
                 return try check("open", path) { openat(folder, name, flags | O_CLOEXEC, mode) }
             }
-            var entry = name
-            if topLevel, let status = try lstatusIfExists(at: folder, name), status.kind == .symlink {
-                entry = try readLink(at: folder, name)
-                guard !entry.contains("/"), entry != "..", entry != "." else {
-                    throw SystemCallError(errno: ELOOP, call: "open", path: path)
-                }
-            }
+            let entry = topLevel ? try sibling(at: folder, name, path: path) : name
             return try check("open", path) { openat(folder, entry, flags | O_CLOEXEC | O_NOFOLLOW, mode) }
         }
     }
@@ -407,14 +405,6 @@ public enum System {
         throws(SystemCallError) -> Int32
     {
         try check("open", relative) { cds_open_beneath(directory, relative, flags | O_NOFOLLOW, mode) }
-    }
-
-    /// Reads a whole file below an open folder (see `open(beneath:)`); a file larger than `limit`
-    /// bytes is an error (`EFBIG`).
-    static func readFile(beneath directory: Int32, _ relative: String, limit: Int) throws(SystemCallError) -> [UInt8] {
-        let fd = try open(beneath: directory, relative, O_RDONLY)
-        defer { close(fd) }
-        return try readAll(fd, limit: limit, name: relative)
     }
 
     /// Writes a file in an open folder durably and atomically, through descriptors only: a new

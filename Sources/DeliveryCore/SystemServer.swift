@@ -22,17 +22,7 @@ extension System {
     public static func readFileNoFollow(_ path: String, limit: Int) throws(SystemCallError) -> [UInt8] {
         let fd = try check("open", path) { Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
         defer { close(fd) }
-        var result: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16_384)
-        while true {
-            let count = try check("read", path) {
-                buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            }
-            if count == 0 { break }
-            result += buffer[0..<count]
-            if result.count > limit { throw SystemCallError(errno: EFBIG, call: "read", path: path) }
-        }
-        return result
+        return try readAll(fd, limit: limit, name: path)
     }
 
     /// The mode, owner and kind of a path, without following a final symlink.

@@ -22,7 +22,7 @@ final class CommandRecorder: @unchecked Sendable {
     {
         if echo { onLine("$ \(command.displayLine)") }
         let result = try ChildProcess.run(command, onStart: onStart) { [onLine] line in
-            if echo { onLine("  \(withoutTerminalCodes(line))") }
+            if echo { onLine("  \(terminalSafe(line))") }
         }
         summaries.append(
             CommandSummary(
@@ -59,9 +59,6 @@ private func isControl(_ scalar: Unicode.Scalar) -> Bool {
     let value = scalar.value
     return (value < 0x20 && scalar != "\n" && scalar != "\t") || value == 0x7F || (value >= 0x80 && value <= 0x9F)
 }
-
-/// A line without the terminal's escape sequences and control characters.
-func withoutTerminalCodes(_ text: String) -> String { terminalSafe(text) }
 
 /// The version control operations the engine needs of a production working copy.
 protocol VersionControl: Sendable {
