@@ -7,6 +7,8 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <grp.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <linux/fs.h>
@@ -155,4 +157,91 @@ int cds_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
 
 int cds_memfd(const char *name) {
     return memfd_create(name, MFD_CLOEXEC);
+}
+
+int cds_socketpair(int type, int fds[2]) {
+    return socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds);
+}
+
+int cds_send_descriptor(int socketfd, int passed) {
+    char byte = 'd';
+    struct iovec vector = { .iov_base = &byte, .iov_len = 1 };
+    union {
+        char buffer[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message = {
+        .msg_iov = &vector, .msg_iovlen = 1,
+        .msg_control = control.buffer, .msg_controllen = sizeof control.buffer,
+    };
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &passed, sizeof(int));
+    ssize_t sent;
+    do {
+        sent = sendmsg(socketfd, &message, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    return sent == 1 ? 0 : -1;
+}
+
+int cds_receive_descriptor(int socketfd) {
+    char byte;
+    struct iovec vector = { .iov_base = &byte, .iov_len = 1 };
+    union {
+        char buffer[CMSG_SPACE(sizeof(int) * 4)];
+        struct cmsghdr align;
+    } control;
+    struct msghdr message = {
+        .msg_iov = &vector, .msg_iovlen = 1,
+        .msg_control = control.buffer, .msg_controllen = sizeof control.buffer,
+    };
+    ssize_t received;
+    do {
+        received = recvmsg(socketfd, &message, MSG_CMSG_CLOEXEC);
+    } while (received < 0 && errno == EINTR);
+    if (received < 0) return -1;
+    int found = -1;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t index = 0; index < count; index++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(header) + index * sizeof(int), sizeof(int));
+            if (found < 0) found = fd; else close(fd);
+        }
+    }
+    if (received == 0 && found < 0) return -2;
+    if (found < 0 || (message.msg_flags & MSG_CTRUNC)) {
+        if (found >= 0) close(found);
+        errno = EBADMSG;
+        return -1;
+    }
+    return found;
+}
+
+pid_t cds_fork(void) { return fork(); }
+
+int cds_become_user(uid_t uid, gid_t gid, int death_signal) {
+    if (setgroups(1, &gid) != 0) return -1;
+    if (setresgid(gid, gid, gid) != 0) return -1;
+    if (setresuid(uid, uid, uid) != 0) return -1;
+    uid_t ruid, euid, suid;
+    gid_t rgid, egid, sgid;
+    if (getresuid(&ruid, &euid, &suid) != 0 || getresgid(&rgid, &egid, &sgid) != 0) return -1;
+    if (ruid != uid || euid != uid || suid != uid || rgid != gid || egid != gid || sgid != gid) {
+        errno = EPERM;
+        return -1;
+    }
+    // Root again must be impossible: a process that could regain it has not dropped it.
+    if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+        errno = EPERM;
+        return -1;
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return -1;
+    if (prctl(PR_SET_PDEATHSIG, death_signal, 0, 0, 0) != 0) return -1;
+    return 0;
 }

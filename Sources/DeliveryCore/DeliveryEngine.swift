@@ -47,7 +47,7 @@ public struct OperationRequest: Sendable, Codable, Equatable {
 }
 
 /// A progress event of a running operation, in order.
-public enum ProgressEvent: Sendable, Equatable {
+public enum ProgressEvent: Sendable, Equatable, Codable {
     /// A step begins (run-all goes through several).
     case stepStarted(Operation)
     /// A line of the log (commands and their output, the engine's own notes).

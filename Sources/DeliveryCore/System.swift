@@ -834,7 +834,7 @@ public enum System {
     }
 
     /// Looks a user up by name or number in the passwd database.
-    static func user(named name: String) -> (name: String, uid: UInt32, gid: UInt32, home: String)? {
+    public static func user(named name: String) -> (name: String, uid: UInt32, gid: UInt32, home: String)? {
         var record = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16384)

@@ -256,6 +256,44 @@ extension System {
         return (fds[0], fds[1])
     }
 
+    /// A connected pair of unix sockets (close-on-exec): `seqpacket` keeps message boundaries.
+    public static func socketPair(seqpacket: Bool = false) throws(SystemCallError) -> (Int32, Int32) {
+        var fds: [Int32] = [0, 0]
+        _ = try check("socketpair") {
+            cds_socketpair(Int32(seqpacket ? SOCK_SEQPACKET.rawValue : SOCK_STREAM.rawValue), &fds)
+        }
+        return (fds[0], fds[1])
+    }
+
+    /// Passes a descriptor over a unix socket (SCM_RIGHTS); the caller keeps its own copy.
+    public static func sendDescriptor(_ fd: Int32, over socket: Int32) throws(SystemCallError) {
+        _ = try check("sendmsg") { cds_send_descriptor(socket, fd) }
+    }
+
+    /// Receives a descriptor passed by `sendDescriptor`; nil when the other end has closed.
+    public static func receiveDescriptor(over socket: Int32) throws(SystemCallError) -> Int32? {
+        let fd = try check("recvmsg") { cds_receive_descriptor(socket) }
+        return fd == -2 ? nil : fd
+    }
+
+    /// Reads exactly `count` bytes; nil at end of file before the first byte.
+    /// - Throws: `SystemCallError` on an error or when the stream ends part-way (EPIPE).
+    public static func readExactly(_ fd: Int32, count: Int) throws(SystemCallError) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let result = try check("read") {
+                buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, count - done) }
+            }
+            if result == 0 {
+                if done == 0 { return nil }
+                throw SystemCallError(errno: EPIPE, call: "read", path: nil)
+            }
+            done += result
+        }
+        return buffer
+    }
+
     // MARK: Process and signals
 
     /// An environment variable.
@@ -288,6 +326,35 @@ extension System {
         var received: Int32 = 0
         while sigwait(&set, &received) != 0 {}
         return received
+    }
+
+    /// Forks. Only for a process that has started no thread (the child has only the caller's).
+    /// - Returns: 0 in the child, the child's pid in the parent.
+    public static func fork() throws(SystemCallError) -> Int32 {
+        try check("fork") { cds_fork() }
+    }
+
+    /// Becomes `uid`:`gid` for good (single-threaded callers only): groups, real, effective and
+    /// saved ids, no new privileges, not dumpable, `deathSignal` when the parent dies.
+    public static func becomeUser(uid: UInt32, gid: UInt32, deathSignal: Int32) throws(SystemCallError) {
+        _ = try check("setresuid") { cds_become_user(uid, gid, deathSignal) }
+    }
+
+    /// The parent's pid (1 or a subreaper once the parent died).
+    public static var parentProcessIdentifier: Int32 { getppid() }
+
+    /// Sends `signal` to the process `pid`; false when it is gone.
+    @discardableResult
+    public static func signal(process pid: Int32, _ signal: Int32) -> Bool {
+        kill(pid, signal) == 0
+    }
+
+    /// Waits for the child `pid` to end; its exit status, or 128 + the signal that killed it.
+    public static func waitForChild(_ pid: Int32) throws(SystemCallError) -> Int32 {
+        var status: Int32 = 0
+        _ = try check("waitpid") { waitpid(pid, &status, 0) }
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 
     /// Sends a signal to this process (tests and shutdown paths).

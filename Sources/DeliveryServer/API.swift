@@ -90,7 +90,7 @@ private struct LockHeldBody: Encodable {
 
 /// The routes of the API over one engine.
 final class API: Sendable {
-    let engine: DeliveryEngine
+    let engine: any EngineAccess
     let jobs: JobRegistry
     let limits: ServerLimits
     let logger: Logger
@@ -98,7 +98,7 @@ final class API: Sendable {
     private let preflightRunning = Locked(false)
     let consoleTokens = ConsoleTokens()
 
-    init(engine: DeliveryEngine, jobs: JobRegistry, limits: ServerLimits, logger: Logger) {
+    init(engine: any EngineAccess, jobs: JobRegistry, limits: ServerLimits, logger: Logger) {
         self.engine = engine
         self.jobs = jobs
         self.limits = limits

@@ -33,24 +33,40 @@ public final class DeliveryServer: Sendable {
     {
         try configuration.validate()
         let key = try Authenticator.readKey(configuration.keyFile)
-        let engine: DeliveryEngine
+        let engine = try makeEngine(configuration, logger: logger)
+        let listener = try openListener(configuration)
+        return try assemble(configuration, key: key, engine: engine, listener: listener, logger: logger)
+    }
+
+    /// The engine of the configured site.
+    static func makeEngine(_ configuration: ServerConfiguration, logger: Logger) throws(ServerStartError)
+        -> DeliveryEngine
+    {
         do throws(DeliveryError) {
-            engine = try DeliveryEngine(
+            return try DeliveryEngine(
                 configuration: try SiteConfiguration.load(from: configuration.siteConfiguration), logger: logger)
         } catch {
             throw ServerStartError("the site cannot be served: \(error.message)")
         }
+    }
+
+    /// libfcgi initialised, and the listening socket: systemd's, or one made at `socketPath`.
+    static func openListener(_ configuration: ServerConfiguration) throws(ServerStartError) -> Listener {
         do {
             try FastCGI.initialize()
         } catch {
             throw ServerStartError("libfcgi failed to initialise: \(error)")
         }
-        let listener: Listener
-        if let passed = try Listener.fromSystemd() {
-            listener = passed
-        } else {
-            listener = try Listener.open(path: configuration.socketPath, group: configuration.socketGroup)
-        }
+        if let passed = try Listener.fromSystemd() { return passed }
+        return try Listener.open(path: configuration.socketPath, group: configuration.socketGroup)
+    }
+
+    /// The server around an engine (in this process, or the monitor's through `MonitorClient`)
+    /// and a listening socket.
+    static func assemble(
+        _ configuration: ServerConfiguration, key: [UInt8], engine: any EngineAccess, listener: Listener,
+        logger: Logger
+    ) throws(ServerStartError) -> DeliveryServer {
         let wake: (read: Int32, write: Int32)
         do {
             wake = try System.pipe()

@@ -10,7 +10,8 @@ import DeliveryCore
 struct Listener {
     /// The listening descriptor (non-blocking, close-on-exec).
     let fd: Int32
-    /// The socket file the helper created and removes at exit; nil under socket activation.
+    /// The socket file the helper created and removes at exit; nil under socket activation and
+    /// in the request-facing process of a split helper (the monitor removes it).
     let ownedPath: String?
     /// The inode of the socket file it made (nil for systemd's socket).
     var ownedInode: UInt64? = nil
@@ -100,6 +101,12 @@ struct Listener {
     /// put its own there since (a restart that started the next one before this one was gone).
     func close() {
         System.close(fd)
+        removeOwnedFile()
+    }
+
+    /// Removes the socket file the helper created (the monitor does it once the request-facing
+    /// process, which holds the socket, has ended), unless another instance's is there now.
+    func removeOwnedFile() {
         if let ownedPath, let info = (try? System.fileInfo(ownedPath)) ?? nil, info.isSocket,
             ownedInode == nil || info.inode == ownedInode
         {

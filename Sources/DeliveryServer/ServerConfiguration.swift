@@ -68,6 +68,7 @@ public struct ServerLimits: Sendable, Codable, Equatable {
 ///   "allowedUids": [33],
 ///   "keyFile": "/etc/moodle-delivery/deliveryd.key",
 ///   "siteConfiguration": "/etc/moodle-delivery/site.json",
+///   "requestUser": "moodle-delivery",
 ///   "workers": 4,
 ///   "limits": { "maxBodyBytes": 65536 }
 /// }
@@ -83,10 +84,17 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     public var keyFile: String
     /// The site configuration read by the engine.
     public var siteConfiguration: String
+    /// The user the request-facing process runs as when the helper starts as root (see
+    /// `SeparatedServer`): a system user of its own, never root, the web user or the code owner.
+    /// Nil means `defaultRequestUser`.
+    public var requestUser: String?
     /// Worker threads serving requests (jobs run on threads of their own).
     public var workers: Int
     /// The bounds.
     public var limits: ServerLimits
+
+    /// The request-facing process's user when the configuration names none.
+    public static let defaultRequestUser = "moodle-delivery"
 
     /// The default configuration file.
     public static let defaultPath = "/etc/moodle-delivery/deliveryd.json"
@@ -94,8 +102,9 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     /// Makes a configuration.
     public init(
         socketPath: String, socketGroup: String? = nil, allowedUids: [UInt32], keyFile: String,
-        siteConfiguration: String, workers: Int = 4, limits: ServerLimits = ServerLimits()
+        siteConfiguration: String, requestUser: String? = nil, workers: Int = 4, limits: ServerLimits = ServerLimits()
     ) {
+        self.requestUser = requestUser
         self.socketPath = socketPath
         self.socketGroup = socketGroup
         self.allowedUids = allowedUids
@@ -105,7 +114,7 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         self.limits = limits
     }
 
-    /// Decodes a configuration; `workers` and `limits` are optional.
+    /// Decodes a configuration; `requestUser`, `workers` and `limits` are optional.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         socketPath = try container.decode(String.self, forKey: .socketPath)
@@ -113,6 +122,7 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         allowedUids = try container.decode([UInt32].self, forKey: .allowedUids)
         keyFile = try container.decode(String.self, forKey: .keyFile)
         siteConfiguration = try container.decode(String.self, forKey: .siteConfiguration)
+        requestUser = try container.decodeIfPresent(String.self, forKey: .requestUser)
         workers = try container.decodeIfPresent(Int.self, forKey: .workers) ?? 4
         limits = try container.decodeIfPresent(ServerLimits.self, forKey: .limits) ?? ServerLimits()
     }
@@ -146,6 +156,13 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
             }
         }
         guard socketPath.utf8.count < 108 else { throw ServerStartError("socketPath is longer than 107 bytes") }
+        if let requestUser {
+            guard (1...32).contains(requestUser.utf8.count),
+                requestUser.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != 47 && $0 != 58 })
+            else {
+                throw ServerStartError("requestUser must be a user name")
+            }
+        }
         guard (1...64).contains(workers) else { throw ServerStartError("workers must be between 1 and 64") }
         guard !allowedUids.isEmpty else { throw ServerStartError("allowedUids must name at least one uid") }
         guard (1...(16 << 20)).contains(limits.maxBodyBytes), limits.maxParameters >= 8,

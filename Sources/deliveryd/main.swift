@@ -1,4 +1,5 @@
-// deliveryd: the privileged FastCGI responder of moodle-delivery (see docs/protocol.md).
+// deliveryd: the FastCGI responder of moodle-delivery (see docs/protocol.md); started as root, it
+// splits into a root monitor and an unprivileged request side (SeparatedServer).
 import DeliveryCore
 import DeliveryServer
 import Logging
@@ -32,8 +33,7 @@ while let argument = arguments.popFirst() {
 
 do {
     let configuration = try ServerConfiguration.load(from: configurationPath)
-    let server = try DeliveryServer.make(configuration: configuration, logger: logger)
-    try server.run()
+    exit(try SeparatedServer.run(configuration: configuration, logger: logger))
 } catch {
     System.writeStandard("deliveryd: \(error)\n", toError: true)
     exit(1)

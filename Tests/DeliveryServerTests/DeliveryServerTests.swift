@@ -205,7 +205,7 @@ struct DeliveryServerTests {
     func stalledClient() throws {
         let server = try TestServer(workers: 2, limits: ["readTimeoutSeconds": 3])
         try server.start()
-        let pid = try #require(server.process?.processIdentifier)
+        let pid = try server.requestSidePid()
         let before = try Self.socketInodes(of: pid)
         let stalled = try server.client.connect()
         let whole = FastCGIClient.request(

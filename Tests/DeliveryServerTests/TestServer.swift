@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 
 #if canImport(Glibc)
     import Glibc
@@ -16,6 +17,9 @@ final class TestServer {
     var client: FastCGIClient { FastCGIClient(socketPath: socketPath) }
     var signer: Signer { Signer(key: key) }
     var siteRoot: String { "\(directory)/site" }
+
+    /// The request side's user in these tests (run as root): one no test peer uses.
+    static let requestUser = "nobody"
 
     /// Where the built `deliveryd` is: beside the test bundle in the build folder.
     static var binary: String {
@@ -81,10 +85,12 @@ final class TestServer {
         chmod("\(directory)/key", 0o600)
         var limitsObject: [String: Any] = ["readTimeoutSeconds": 2]
         limitsObject.merge(limits) { $1 }
-        let configuration: [String: Any] = [
+        var configuration: [String: Any] = [
             "socketPath": self.socketPath, "allowedUids": allowedUids, "keyFile": "\(directory)/key",
             "siteConfiguration": "\(directory)/site.json", "workers": workers, "limits": limitsObject,
         ]
+        // As root the helper splits, and its request side needs a user of its own.
+        if getuid() == 0 { configuration["requestUser"] = Self.requestUser }
         try JSONSerialization.data(withJSONObject: configuration).write(to: URL(fileURLWithPath: configurationPath))
     }
 
@@ -128,6 +134,20 @@ final class TestServer {
         guard let process, process.isRunning else { return }
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
+    }
+
+    /// The pid of the process that serves requests: the request side's (the monitor's child)
+    /// when the helper runs split as root, else the helper's own.
+    func requestSidePid() throws -> Int32 {
+        let pid = try #require(process?.processIdentifier)
+        guard getuid() == 0 else { return pid }
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+            if let child = children.split(separator: " ").first.flatMap({ Int32($0) }) { return child }
+            usleep(20_000)
+        }
+        throw ClientError("the helper has no request side")
     }
 
     /// What it logged.

@@ -96,6 +96,9 @@ if ! id "$code_owner" >/dev/null 2>&1; then
   useradd --system --user-group --create-home --home-dir "/var/lib/$code_owner" --shell /usr/sbin/nologin "$code_owner"
 fi
 id "$web_user" >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/www --shell /usr/sbin/nologin "$web_user"
+request_user=moodle-delivery
+id "$request_user" >/dev/null 2>&1 ||
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$request_user"
 owner_uid=$(id -u "$code_owner")
 web_uid=$(id -u "$web_user")
 if [[ $owner_uid != "$web_uid" && $owner_uid != 0 && $web_uid != 0 ]] && ! id -nG "$web_user" | grep -qw "$code_owner"; then
@@ -153,6 +156,7 @@ cat >"$tmp/deliveryd.json" <<JSON
   "allowedUids": [$web_uid, 0],
   "keyFile": "$key",
   "siteConfiguration": "$dir/etc/site.json",
+  "requestUser": "$request_user",
   "workers": 4,
   "limits": {"readTimeoutSeconds": 5, "clockSkewSeconds": 60, "retainedJobs": 16}
 }

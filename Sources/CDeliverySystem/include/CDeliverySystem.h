@@ -54,4 +54,25 @@ int cds_memfd(const char *name);
 /// The O_PATH open flag (Glibc's Swift module hides it: it needs _GNU_SOURCE).
 int cds_o_path(void);
 
+
+/// socketpair(2), close-on-exec: `type` is SOCK_STREAM or SOCK_SEQPACKET.
+int cds_socketpair(int type, int fds[2]);
+
+/// Sends one byte and the descriptor `passed` over a unix socket (SCM_RIGHTS), without SIGPIPE.
+int cds_send_descriptor(int socketfd, int passed);
+
+/// Receives one byte and one descriptor sent by cds_send_descriptor (close-on-exec). Returns the
+/// descriptor, -2 at end of file, -1 on an error; a message without a descriptor is an error (EBADMSG),
+/// and extra descriptors are closed.
+int cds_receive_descriptor(int socketfd);
+
+/// fork(2). Only for a process that has started no thread yet.
+pid_t cds_fork(void);
+
+/// Becomes `uid`:`gid` for good, in the calling (single-threaded) process: supplementary groups
+/// set to `gid` only, real, effective and saved ids all changed and checked, no new privileges
+/// (PR_SET_NO_NEW_PRIVS), not dumpable (no ptrace or /proc/pid/mem by the same uid), and
+/// `death_signal` sent when the parent dies. Returns 0 or -1 with errno.
+int cds_become_user(uid_t uid, gid_t gid, int death_signal);
+
 #endif

@@ -1,0 +1,132 @@
+import DeliveryCore
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How `deliveryd` runs: split in two when it starts as root, whole otherwise.
+///
+/// Split, the process that reads what peers send (libfcgi, the signature, JSON, the console)
+/// runs as `requestUser`: no root, no capability, no new privileges, not dumpable, in a group of
+/// its own. It holds the listening socket and the key, and reaches the engine only through the
+/// `Monitor`, which stays root in the parent and answers a closed set of typed calls
+/// (`MonitorCall`), checking each again. Either process ending ends the other: the request side
+/// gets SIGTERM when the monitor dies, the monitor returns when the request side closes its
+/// channel. The monitor removes the socket file at the end (the request side cannot).
+public enum SeparatedServer {
+    /// Runs the helper until SIGTERM or SIGINT, or until its request side ends.
+    /// - Returns: the exit status for `main`: 0 after a clean stop.
+    /// - Throws: `ServerStartError` when it cannot start.
+    public static func run(configuration: ServerConfiguration, logger: Logger) throws(ServerStartError) -> Int32 {
+        guard System.effectiveUserIdentifier == 0 else {
+            // Nothing to separate: the helper has no more rights than its peers' user gave it.
+            let server = try DeliveryServer.make(configuration: configuration, logger: logger)
+            try server.run()
+            return 0
+        }
+        try configuration.validate()
+        let key = try Authenticator.readKey(configuration.keyFile)
+        let engine = try DeliveryServer.makeEngine(configuration, logger: logger)
+        let requestUser = try requestUserIdentity(configuration, site: engine.configuration)
+        let listener = try DeliveryServer.openListener(configuration)
+        let channel: (monitor: Int32, request: Int32)
+        do {
+            channel = try System.socketPair(seqpacket: true)
+        } catch {
+            listener.close()
+            throw ServerStartError("cannot make the monitor's channel: \(error)")
+        }
+        let monitorPid = System.processIdentifier
+        let child: Int32
+        do {
+            // No thread has started yet: the child is a whole copy of this process.
+            child = try System.fork()
+        } catch {
+            listener.close()
+            throw ServerStartError("cannot start the request-facing process: \(error)")
+        }
+        if child == 0 {
+            System.close(channel.monitor)
+            exit(
+                runRequestSide(
+                    configuration, key: key, listener: listener, channel: channel.request,
+                    user: requestUser, monitorPid: monitorPid, logger: logger))
+        }
+        System.close(channel.request)
+        System.close(listener.fd)
+        return runMonitor(engine, channel: channel.monitor, child: child, listener: listener, logger: logger)
+    }
+
+    /// The request side's user: it must exist and be none of those the helper protects itself
+    /// from or acts for (root, the peers, the web user, the code owner).
+    static func requestUserIdentity(_ configuration: ServerConfiguration, site: SiteConfiguration)
+        throws(ServerStartError) -> (name: String, uid: UInt32, gid: UInt32)
+    {
+        let name = configuration.requestUser ?? ServerConfiguration.defaultRequestUser
+        guard let user = System.user(named: name) else {
+            throw ServerStartError(
+                "the user '\(name)' that serves requests does not exist: create it (useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \(name)) or name another in requestUser; scripts/install does it"
+            )
+        }
+        var forbidden: [(String, UInt32)] = [("root", 0)]
+        forbidden += configuration.allowedUids.map { ("a peer of the socket (allowedUids)", $0) }
+        for (role, account) in [("the web user", site.webUser), ("the code owner", site.codeOwner)] {
+            if let uid = System.user(named: account)?.uid { forbidden.append((role, uid)) }
+        }
+        if let (role, _) = forbidden.first(where: { $0.1 == user.uid }) {
+            throw ServerStartError(
+                "requestUser '\(name)' (uid \(user.uid)) is \(role): it must be a user of the helper's own")
+        }
+        guard user.gid != 0 else {
+            throw ServerStartError("requestUser '\(name)' has group root: give it a group of its own")
+        }
+        return (user.name, user.uid, user.gid)
+    }
+
+    private static func runRequestSide(
+        _ configuration: ServerConfiguration, key: [UInt8], listener: Listener, channel: Int32,
+        user: (name: String, uid: UInt32, gid: UInt32), monitorPid: Int32, logger: Logger
+    ) -> Int32 {
+        do {
+            try System.becomeUser(uid: user.uid, gid: user.gid, deathSignal: SIGTERM)
+        } catch {
+            System.writeStandard("deliveryd: cannot become \(user.name): \(error)\n", toError: true)
+            return 1
+        }
+        // The monitor may have died before the death signal was armed.
+        guard System.parentProcessIdentifier == monitorPid else { return 1 }
+        do {
+            let server = try DeliveryServer.assemble(
+                configuration, key: key, engine: MonitorClient(channel: channel),
+                listener: Listener(fd: listener.fd, ownedPath: nil), logger: logger)
+            logger.notice("serving requests as \(user.name) (uid \(user.uid)); the engine stays in the monitor")
+            try server.run()
+            return 0
+        } catch {
+            System.writeStandard("deliveryd: \(error)\n", toError: true)
+            return 1
+        }
+    }
+
+    private static func runMonitor(
+        _ engine: DeliveryEngine, channel: Int32, child: Int32, listener: Listener, logger: Logger
+    ) -> Int32 {
+        System.blockSignals([SIGTERM, SIGINT])
+        try? System.startDetachedThread {
+            // The request side stops on its own signal too (systemd signals the whole group);
+            // passing it on covers a signal sent to the monitor's pid alone.
+            let signal = System.waitForSignal([SIGTERM, SIGINT])
+            System.signal(process: child, SIGTERM)
+            logger.notice("monitor: passed signal \(signal) on to the request side")
+        }
+        Monitor(engine: engine, logger: logger).serve(channel: channel)
+        System.close(channel)
+        let status = (try? System.waitForChild(child)) ?? 1
+        listener.removeOwnedFile()
+        if status != 0 {
+            logger.error("the request-facing process ended with status \(status); the monitor stops too")
+        }
+        return status
+    }
+}
