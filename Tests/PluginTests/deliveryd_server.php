@@ -110,6 +110,10 @@ final class deliveryd_server {
             'siteConfiguration' => $this->directory . '/site.json', 'workers' => 2,
             'limits' => $limits + ['readTimeoutSeconds' => 2],
         ];
+        if (posix_geteuid() === 0) {
+            // As root the helper splits; its request side runs as a user no test peer uses.
+            $configuration['requestUser'] = 'nobody';
+        }
         file_put_contents($this->directory . '/deliveryd.json', json_encode($configuration, JSON_UNESCAPED_SLASHES));
     }
 

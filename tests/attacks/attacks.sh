@@ -14,6 +14,8 @@
 #   attacks_terminal        a child of deliveryctl on the admin's terminal tries TIOCSTI
 #   attacks_code_owner      the code owner tries to plant symlinks where the helper works by path
 #   attacks_flood           stalled connections and twenty rollbacks at once, by the web user
+#   attacks_request_side    what a process of deliveryd's request user (another site's request
+#                           side taken over, say) can reach: none of the site, not the monitor
 
 attacks=$tmp/attacks
 attack_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -52,7 +54,8 @@ attacks_begin() {
 
 attacks_trace_start() {
   local pid
-  pid=$(pgrep -f -x "$deliveryd --config $tmp/deliveryd.json" | head -1)
+  # The monitor (root): the engine and its children are there; the request side does no file work.
+  pid=$(pgrep -u 0 -f -x "$deliveryd --config $tmp/deliveryd.json" | head -1)
   if [[ -z $pid ]]; then
     not_ok "deliveryd's pid not found for strace"
     return
@@ -176,4 +179,21 @@ attacks_flood() {
   passed=$((passed + $(grep -c '^ok - ' "$log")))
   failed=$((failed + $(grep -c '^not ok - ' "$log")))
   grep -q '^ok - \|^not ok - ' "$log" || not_ok "flood.php printed no result"
+}
+
+attacks_request_side() {
+  section "Attacks: a process of deliveryd's request user ($request_user) against the site and the monitor"
+  local front production=$dir/site/releases/production
+  front=$(pgrep -P "$monitor_pid" | head -1)
+  check "the request side is not dumpable (its /proc entries are root's, not $request_user's)" \
+    test "$(stat -c %U "/proc/$front/environ")" = root
+  check_fails "$request_user cannot read the request side's memory map (the key is in its memory)" \
+    as "$request_user" cat "/proc/$front/maps"
+  check_fails "$request_user cannot read the request side's environment" as "$request_user" cat "/proc/$front/environ"
+  check_fails "$request_user cannot read the audit log" as "$request_user" cat "$dir/state/audit.log"
+  check_fails "$request_user cannot read the key file" as "$request_user" cat "$key"
+  check_fails "$request_user cannot list the state directory" as "$request_user" ls "$dir/state"
+  check_fails "$request_user cannot write into production" as "$request_user" touch "$production/attack.php"
+  check_fails "$request_user cannot signal the monitor" as "$request_user" kill -0 "$monitor_pid"
+  check "the monitor still runs, as root" test "$(stat -c %U "/proc/$monitor_pid")" = root
 }

@@ -163,6 +163,7 @@ cat >"$tmp/deliveryd.json" <<JSON
 JSON
 "$deliveryd" --config "$tmp/deliveryd.json" </dev/null >"$logs/deliveryd.log" 2>&1 &
 pids+=($!)
+monitor_pid=$!
 
 cat >"$tmp/fpm/php-fpm.conf" <<CONF
 [global]
@@ -268,6 +269,10 @@ if wait_for 20 test -S "$run/php-fpm.sock"; then ok "PHP-FPM pool (as $web_user)
 if wait_for 20 http_get "$url/index.php"; then ok "nginx serves the site on $url"; else
   cat "$logs/nginx-error.log" "$logs/nginx.log" 2>/dev/null; fatal "nginx does not serve $url"; fi
 check "the deliveryd socket is 0660 root:$web_user" test "$(stat -c '%a %U %G' "$run/deliveryd.sock")" = "660 root $web_user"
+# Split as root: the engine in the root monitor, what reads the web server's bytes as $request_user.
+check "deliveryd's monitor runs as root" test "$(ps -o user:32= -p "$monitor_pid" | tr -d ' ')" = root
+check "deliveryd's request side runs as $request_user, without capabilities or new privileges" \
+  test "$(ps -o user:32= --ppid "$monitor_pid" | tr -d ' ')|$(grep -hE '^(CapEff|NoNewPrivs):' /proc/"$(pgrep -P "$monitor_pid" | head -1)"/status | tr -d '\t' | tr '\n' ' ')" = "$request_user|CapEff:0000000000000000 NoNewPrivs:1 "
 probe=$(http_get "$url/__e2e/opcache.php")
 if [[ $probe == *'"enabled":true'* && $probe == *'"validate_timestamps":"0"'* && $probe == *"\"uid\":$web_uid"* ]]; then
   ok "PHP-FPM runs as $web_user with OPcache on and validate_timestamps=0 ($probe)"
@@ -332,6 +337,7 @@ done
 check_fails "$web_user cannot replace the releases folder's entries" as "$web_user" ln -s /tmp "$releases/e2e-intruder"
 check_fails "$web_user cannot replace current" as "$web_user" ln -sfn /tmp "$dir/site/current"
 attacks_code_owner
+attacks_request_side  # deliveryd's request user reaches nothing of the site, nor the monitor
 attacks_flood         # ends with the site rolled back by the flood
 attacks_terminal      # TIOCSTI from the web user's PHP under deliveryctl restore on a terminal
 check_fails "$web_user cannot create a file in the state directory" as "$web_user" touch "$dir/state/e2e-intruder"
