@@ -412,29 +412,12 @@ public final class DeliveryEngine: Sendable {
         return nil
     }
 
-    /// The operations a state allows: one rule set for `status` and for the refusals.
+    /// The operations a state allows (`StateMachine`): one rule set for `status` and for the
+    /// refusals.
     static func allowed(_ state: DeliveryState, served: TreeName?, copies: [TreeName: CopyStatus]) -> [Operation] {
-        var result: [Operation] = []
-        let productionServed = served == .production
-        if productionServed && [.idle, .secured].contains(state.phase) {
-            result += [.secure, .runAll]
-        }
-        if productionServed && state.phase == .secured && copies[.backup]?.complete == true {
-            result.append(.switchToDelivery)
-        }
-        if !productionServed && [.delivering, .updated, .rolledBack].contains(state.phase) {
-            result.append(.update)
-        }
-        if [.delivering, .updated, .restoring, .rolledBack].contains(state.phase) {
-            result.append(.restore)
-        }
-        if state.phase != .idle || !productionServed {
-            result.append(.cancel)
-        }
-        if rollbackTarget(copies) != nil {
-            result.append(.rollback)
-        }
-        return result.sorted { Operation.allCases.firstIndex(of: $0)! < Operation.allCases.firstIndex(of: $1)! }
+        StateMachine.allowed(
+            state.phase, productionServed: served == .production, backupComplete: copies[.backup]?.complete == true,
+            copyToServe: rollbackTarget(copies) != nil)
     }
 
     // MARK: Running an operation
