@@ -41,31 +41,41 @@ public enum StateMachine {
     public static let transitions: [Transition] = [
         Transition(
             operation: .secure, from: [.idle, .secured], when: .productionServed, leaves: .secured,
-            promise: "the backup copy (and the security copy when asked) holds production's bytes at its revision; production still serves"),
+            promise:
+                "the backup copy (and the security copy when asked) holds production's bytes at "
+                + "its revision; production still serves"),
         Transition(
             operation: .switchToDelivery, from: [.secured], when: .backupReady, leaves: .delivering,
             promise: "the backup copy serves; production is unchanged"),
         Transition(
             operation: .update, from: [.delivering, .updated], when: .copyServed, leaves: .updated,
-            promise: "production (or the path) is at the upstream's revision; the backup copy still serves"),
+            promise:
+                "production (or the path) is at the upstream's revision; the backup copy still serves"),
         Transition(
             operation: .update, from: [.rolledBack], when: .copyServed, leaves: .rolledBack,
-            promise: "production (or the path) is at the upstream's revision; the rollback's copy still serves"),
+            promise:
+                "production (or the path) is at the upstream's revision; the rollback's copy still serves"),
         Transition(
             operation: .restore, from: [.delivering, .updated, .restoring, .rolledBack], when: .none, leaves: .idle,
-            promise: "production serves, its code matches the database (Moodle's upgrade ran), maintenance is off, caches are purged"),
+            promise:
+                "production serves, its code matches the database (Moodle's upgrade ran), "
+                + "maintenance is off, caches are purged"),
         Transition(
             operation: .runAll, from: [.idle, .secured], when: .productionServed, leaves: .idle,
             promise: "secure, switch, update and restore in turn, stopping at the first failure"),
         Transition(
             operation: .cancel, from: delivery, when: .none, leaves: .idle,
-            promise: "production serves at the pre-delivery revision and matches the database; or it is refused, the reason said, nothing changed"),
+            promise:
+                "production serves at the pre-delivery revision and matches the database; or it "
+                + "is refused, the reason said, nothing changed"),
         Transition(
             operation: .cancel, from: [.idle], when: .copyServed, leaves: .idle,
             promise: "as above: production serves again"),
         Transition(
             operation: .rollback, from: DeliveryPhase.allCases, when: .copyToServe, leaves: .rolledBack,
-            promise: "a complete copy whose code matches the database serves (its database snapshot restored first when the upgrade changed the database)"),
+            promise:
+                "a complete copy whose code matches the database serves (its database snapshot "
+                + "restored first when the upgrade changed the database)"),
     ]
 
     /// The operations allowed in `phase` with what is served and which copies are complete, in

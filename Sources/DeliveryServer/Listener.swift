@@ -15,6 +15,8 @@ struct Listener {
     let ownedPath: String?
     /// The inode of the socket file it made (nil for systemd's socket).
     var ownedInode: UInt64? = nil
+    /// Where it listens, for the log: the path, or "systemd".
+    var shownPath: String? = nil
 
     /// The descriptor systemd passes first (`SD_LISTEN_FDS_START`).
     static let systemdFirstDescriptor: Int32 = 3

@@ -99,7 +99,7 @@ public enum SeparatedServer {
         do {
             let server = try DeliveryServer.assemble(
                 configuration, key: key, engine: MonitorClient(channel: channel),
-                listener: Listener(fd: listener.fd, ownedPath: nil), logger: logger)
+                listener: Listener(fd: listener.fd, ownedPath: nil, shownPath: listener.ownedPath), logger: logger)
             logger.notice("serving requests as \(user.name) (uid \(user.uid)); the engine stays in the monitor")
             try server.run()
             return 0

@@ -36,7 +36,8 @@ struct StateMachineTests {
         #expect(ready(.restoring) == ["restore", "cancel", "rollback"])
         // A copy serving.
         let delivering = { (phase: DeliveryPhase) in
-            StateMachine.allowed(phase, productionServed: false, backupComplete: true, copyToServe: true).map(\.rawValue)
+            StateMachine.allowed(phase, productionServed: false, backupComplete: true, copyToServe: true).map(
+                \.rawValue)
         }
         #expect(delivering(.delivering) == ["update", "restore", "cancel", "rollback"])
         #expect(delivering(.rolledBack) == ["update", "restore", "cancel", "rollback"])
