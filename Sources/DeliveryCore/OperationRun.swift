@@ -291,6 +291,19 @@ final class OperationRun: @unchecked Sendable {
         revisionBefore = state.copies[.backup]?.revision
         revisionAfter = revision
         let targets: [TreeName] = request.securityCopy ? [.backup, .security] : [.backup]
+        if let path = request.securePath {
+            // A component refresh keeps the rest of the copy: only right when the rest is
+            // production's code at its revision, else the copy would mix two revisions (and claim
+            // to match the database as production does). Checked for every copy before any changes.
+            for tree in targets {
+                if let held = state.copies[tree]?.revision, held.id != revision.id {
+                    throw DeliveryError(
+                        .wrongState,
+                        "the \(tree.rawValue) copy holds \(held.label) and production is at \(revision.label): refreshing only '\(path)' would mix two revisions in one copy; secure the whole site (without --path)"
+                    )
+                }
+            }
+        }
         var summary: [String] = []
         for (index, tree) in targets.enumerated() {
             let weight = (Double(index), Double(targets.count))

@@ -82,6 +82,20 @@ struct RefusalTests {
         expectRefusal(site, .rollback, code: .copyMissing)
     }
 
+    /// Found by the exploration walk (tests/explore), shortest sequence `run-all; secure --path
+    /// local`: the refresh mixed the pre-delivery backup copy with production's new plugin, and the
+    /// rollback plan then offered that copy as matching the database.
+    @Test("explore: run-all; secure --path: refused while a copy holds another revision than production")
+    func componentRefreshOfAnOlderCopy() throws {
+        let site = try FixtureSite()
+        try site.publishRevision2()
+        try site.perform(.runAll)
+        expectRefusal(site, .secure, securePath: "local", code: .wrongState, mentioning: "would mix two revisions")
+        // A whole secure is the way: afterwards a component refresh is fine again.
+        try site.perform(.secure)
+        try site.perform(.secure, securePath: "local")
+    }
+
     @Test("bad requests: oversize comment, control characters")
     func badRequests() throws {
         let site = try FixtureSite()

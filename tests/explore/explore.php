@@ -233,6 +233,20 @@ function violations(string $name, array $step, array $before, array $after, int 
         if ($wanted !== '' && $after['productionHead'] !== $wanted && $after['productionHead'] !== ($before['servedHead'] ?? null)) {
             $found[] = "cancel left production at {$after['productionHead']}, not the pre-delivery $wanted";
         }
+        // Byte for byte the copy it went back to (the backup, when at that revision).
+        clearstatcache(true);
+        $backup = realpath("$dir/site/releases/backup");
+        $backupRevision = substr($after['site']['copies']['backup']['revision']['id'] ?? '', 0, 7);
+        if ($backup && $backupRevision === $after['productionHead']) {
+            $skip = ['.git', '.git/*'];
+            $differ = array_keys(array_diff_assoc(
+                tree_digest("$dir/site/releases/production", $skip), tree_digest($backup, $skip)) +
+                array_diff_assoc(tree_digest($backup, $skip), tree_digest("$dir/site/releases/production", $skip)));
+            if ($differ) {
+                $found[] = 'cancel left production different from the backup copy of the same revision: ' .
+                    implode(', ', array_slice($differ, 0, 5));
+            }
+        }
         $dirty = trim(run(['git', '-C', "$dir/site/releases/production", 'status', '--porcelain', '--untracked-files=no']));
         if ($dirty !== '') {
             $found[] = "cancel left production with local changes: $dirty";
