@@ -9,6 +9,14 @@ fi
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
+# help_if_asked "$@": with -h or --help, prints the calling script's header comment (its usage)
+# and exits 0 before the script does anything.
+help_if_asked() {
+  [[ ${1:-} == --help || ${1:-} == -h ]] || return 0
+  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
+  exit 0
+}
+
 # install_packages PKG...: installs the Debian packages that are missing (as root, non-interactively).
 install_packages() {
   local missing=()
