@@ -16,12 +16,26 @@ import Logging
 /// channel. The monitor removes the socket file at the end (the request side cannot).
 public enum SeparatedServer {
     /// Runs the helper until SIGTERM or SIGINT, or until its request side ends.
+    /// - Parameter pidFile: where to write the helper's pid (the monitor's) once it listens; it is
+    ///   removed when the helper stops.
     /// - Returns: the exit status for `main`: 0 after a clean stop.
     /// - Throws: `ServerStartError` when it cannot start.
-    public static func run(configuration: ServerConfiguration, logger: Logger) throws(ServerStartError) -> Int32 {
+    public static func run(configuration: ServerConfiguration, logger: Logger, pidFile: String? = nil)
+        throws(ServerStartError) -> Int32
+    {
         guard System.effectiveUserIdentifier == 0 else {
             // Nothing to separate: the helper has no more rights than its peers' user gave it.
             let server = try DeliveryServer.make(configuration: configuration, logger: logger)
+            let written: PidFile?
+            do {
+                written = try pidFile.map { (path: String) throws(ServerStartError) in
+                    try PidFile.write(path, pid: System.processIdentifier)
+                }
+            } catch {
+                server.close()
+                throw error
+            }
+            defer { written?.remove() }
             try server.run()
             return 0
         }
@@ -38,6 +52,16 @@ public enum SeparatedServer {
             throw ServerStartError("cannot make the monitor's channel: \(error)")
         }
         let monitorPid = System.processIdentifier
+        let written: PidFile?
+        do {
+            written = try pidFile.map { (path: String) throws(ServerStartError) in
+                try PidFile.write(path, pid: monitorPid)
+            }
+        } catch {
+            listener.close()
+            throw error
+        }
+        defer { written?.remove() }
         let child: Int32
         do {
             // No thread has started yet: the child is a whole copy of this process.

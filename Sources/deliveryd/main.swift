@@ -12,6 +12,8 @@ LoggingSystem.bootstrap(StreamLogHandler.standardError)
 let logger = Logger(label: "deliveryd")
 
 var configurationPath = ServerConfiguration.defaultPath
+var pidFile: String?
+let usage = "usage: deliveryd [--config PATH] [--pid-file PATH]   (default \(ServerConfiguration.defaultPath))"
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
@@ -21,19 +23,24 @@ while let argument = arguments.popFirst() {
             exit(64)
         }
         configurationPath = value
+    case "--pid-file":
+        guard let value = arguments.popFirst() else {
+            System.writeStandard("deliveryd: --pid-file needs a path\n", toError: true)
+            exit(64)
+        }
+        pidFile = value
     case "--help", "-h":
-        print("usage: deliveryd [--config PATH]   (default \(ServerConfiguration.defaultPath))")
+        print(usage)
         exit(0)
     default:
-        System.writeStandard(
-            "deliveryd: unknown argument '\(argument)'; usage: deliveryd [--config PATH]\n", toError: true)
+        System.writeStandard("deliveryd: unknown argument '\(argument)'; \(usage)\n", toError: true)
         exit(64)
     }
 }
 
 do {
     let configuration = try ServerConfiguration.load(from: configurationPath)
-    exit(try SeparatedServer.run(configuration: configuration, logger: logger))
+    exit(try SeparatedServer.run(configuration: configuration, logger: logger, pidFile: pidFile))
 } catch {
     System.writeStandard("deliveryd: \(error)\n", toError: true)
     exit(1)

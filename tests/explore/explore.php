@@ -290,8 +290,11 @@ if ($interruptions) {
     $kills = [
         'run-all' => ['started:switch', 'started:update', 'started:restore', 'finished:restore'],
         'secure --security' => ['line:Copying'],
-        'restore' => ['line:$ '],
+        'switch' => ['line:Flushed'],
         'update' => ['line:$ '],
+        'restore' => ['line:$ '],
+        'cancel' => ['line:$ '],
+        'rollback --restore-database' => ['line:Flushed'],
     ];
     foreach ($kills as $name => $points) {
         foreach ($points as $point) {
