@@ -668,7 +668,9 @@ public enum System {
     }
 
     /// Writes a whole file durably and atomically: temporary file, fsync, rename, fsync of the folder.
-    public static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o640) throws(SystemCallError) {
+    public static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o640)
+        throws(SystemCallError)
+    {
         let directory = parentDirectory(of: path)
         let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = try open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode)

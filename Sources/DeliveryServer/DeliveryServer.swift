@@ -140,7 +140,8 @@ public final class DeliveryServer: Sendable {
         logger.notice(
             "deliveryd ready",
             metadata: [
-                "socket": "\(listener.shownPath ?? listener.ownedPath ?? "systemd")", "workers": "\(configuration.workers)",
+                "socket": "\(listener.shownPath ?? listener.ownedPath ?? "systemd")",
+                "workers": "\(configuration.workers)",
                 "pid": "\(System.processIdentifier)",
             ])
         for thread in threads { System.join(thread) }
