@@ -16,15 +16,25 @@ Usage:
 Options worth knowing:
     --out DIR           screenshots and page sources (default /tmp/browser-check)
     --steps LIST        comma-separated subset of: page,secure,switch,update,restore,runall,
-                        cancel,rollback,finish,refused,helperdown,upgrade,status,logs (default:
-                        all, in that order). "refused" presses Cancel on a page where the state does not
-                        allow it (as a stale page would) and expects the helper's refusal shown;
+                        cancel,rollback,finish,refused,helperdown,upgrade,cancelafterrollback,
+                        status,logs (default: all, in that order). "refused" presses Cancel on a
+                        page where the state does not allow it (as a stale page would) and expects
+                        the helper's refusal shown;
                         "helperdown" points the plugin's socket setting elsewhere through the
                         admin settings page, checks the page and Reports > System status say the
                         helper is down, then puts the setting back. "upgrade" (needs --author)
                         publishes a revision that raises the version of --upgrade-plugin and
                         runs Run all: step 4 then runs Moodle's upgrade (in maintenance mode
                         when Moodle requires it) while the page keeps following the job.
+                        "cancelafterrollback" (needs --author) replays a sequence that once served
+                        code ahead of the database: it publishes such a revision, runs Secure (with
+                        the security copy), Switch, Update and Restore (Moodle's upgrade runs),
+                        then the Emergency rollback of code and database (confirmed; when it logs
+                        the administrator out, the script logs in again), then Cancel; either
+                        Cancel serves production whose code matches the database (upgrade.php
+                        --is-pending, with --site-root) and says nothing untrue, or it is refused
+                        with its reason shown while the served copy matches the database (then
+                        Restore production ends the step).
     --site-root DIR     the delivery site root (holds `current`): checks `readlink current`
                         after each step (the script must then run on the server)
     --author DIR        a clone of the upstream repository from which a new revision is published
@@ -72,7 +82,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 PAGE = "/admin/tool/delivery/index.php"
 ALL_STEPS = ["page", "secure", "switch", "update", "restore", "runall", "cancel", "rollback",
-             "finish", "refused", "helperdown", "upgrade", "status", "logs"]
+             "finish", "refused", "helperdown", "upgrade", "cancelafterrollback", "status", "logs"]
 # What Moodle or PHP print into a page when something is wrong: in the HTML (debugging() output,
 # PHP's own messages) and in the visible text (exceptions, missing strings shown as [[key]]).
 HTML_PROBLEMS = re.compile(r'(data-rel="debugging"|<b>(Warning|Notice|Deprecated|Fatal error)</b>)')
@@ -91,6 +101,7 @@ class Checker:
         self.results = []
         self.warnings = []
         self.last_log = ""
+        self.last_result = ("", "")
         self.unreachable_seen = False
         self.shot = 0
         self.revisions = 0
@@ -189,6 +200,18 @@ class Checker:
             status, body = self.fetch("/" + self.args.marker)
             served = body.strip() if status == 200 else f"HTTP {status}"
             self.check(f"{label}: the site serves marker {marker!r}", served == marker, f"served {served!r}")
+
+    def code_matches_database(self, label):
+        """Moodle's CLI in the served tree says no upgrade is pending: its code matches the database."""
+        if not self.args.site_root:
+            return None
+        script = os.path.join(self.args.site_root, "current", "admin", "cli", "upgrade.php")
+        answer = subprocess.run(["runuser", "-u", "www-data", "--", "php", script, "--is-pending"],
+                                capture_output=True, text=True)
+        output = " ".join((answer.stdout + answer.stderr).split())[:300]
+        return self.check(f"{label}: the served code matches the database (upgrade.php --is-pending exits 0)",
+                          answer.returncode == 0,
+                          f"current -> {self.served_link()}, exit {answer.returncode}: {output}")
 
     def as_owner(self, *command, input=None):
         return subprocess.run(["setpriv", f"--reuid={self.args.code_owner}", f"--regid={self.args.code_owner}",
@@ -316,8 +339,15 @@ class Checker:
 
     def run_button(self, label, action, fill=None, confirm=False, expect_phase=None, expect_served=None,
                    expect_success=True):
-        """Reloads the page, fills the options, presses a button, follows the progress to the result."""
+        """Reloads the page, fills the options, presses a button, follows the progress to the result.
+
+        expect_success None accepts a success or a refusal (a warning); self.last_result keeps
+        which ("success", "refusal" or "failure") and the result's text. When Moodle logs the
+        administrator out meanwhile (a rollback that restores the database snapshot), it logs in
+        again and follows the job from the page's link."""
         driver = self.driver
+        self.last_log = ""
+        self.last_result = ("", "")
         amd = self.open_page()
         self.check(f"{label}: the AMD module tool_delivery/progress is loaded", amd)
         enabled = self.enabled_buttons()
@@ -372,13 +402,27 @@ class Checker:
                 unreachable_seen = True
                 print(f"       {label}: the page says Moodle does not answer: {notice[0].text[:120]!r}", flush=True)
                 self.screenshot(f"{label}-moodle-unreachable")
+            lost = driver.find_elements(By.CSS_SELECTOR, '[data-region="tool_delivery-sessionlost"]')
+            if lost and lost[0].is_displayed():
+                link = driver.find_element(By.CSS_SELECTOR, '[data-region="tool_delivery-login"]').get_attribute("href")
+                print(f"       {label}: the page says the session has ended: {lost[0].text[:200]!r}", flush=True)
+                self.screenshot(f"{label}-session-lost")
+                self.login()
+                driver.get(link)
             time.sleep(0.5)
         self.unreachable_seen = unreachable_seen
         elapsed = time.time() - started
         result = driver.find_element(By.CSS_SELECTOR, '[data-region="tool_delivery-result"]')
-        succeeded = "alert-success" in (result.get_attribute("class") or "")
-        self.check(f"{label}: the result says {'success' if expect_success else 'failure'} "
-                   f"({elapsed:.0f}s)", succeeded == expect_success, result.text.replace("\n", " | "))
+        classes = result.get_attribute("class") or ""
+        succeeded = "alert-success" in classes
+        outcome = "success" if succeeded else "refusal" if "alert-warning" in classes else "failure"
+        self.last_result = (outcome, result.text)
+        if expect_success is None:
+            self.check(f"{label}: the result says success or refusal ({elapsed:.0f}s)", outcome != "failure",
+                       f"{outcome}: " + result.text.replace("\n", " | "))
+        else:
+            self.check(f"{label}: the result says {'success' if expect_success else 'failure'} "
+                       f"({elapsed:.0f}s)", succeeded == expect_success, result.text.replace("\n", " | "))
         log = driver.find_element(By.CSS_SELECTOR, '[data-region="tool_delivery-log"]').text
         self.last_log = log
         self.check(f"{label}: the log shows lines", bool(log.strip()), f"{len(log.splitlines())} lines")
@@ -404,6 +448,18 @@ class Checker:
         self.screenshot(f"{label}-after")
         self.page_problems(f"{label} (reloaded)")
         return state
+
+    @staticmethod
+    def tick_security_copy(driver):
+        """Fills Secure's options: the security copy ticked."""
+        box = driver.find_element(By.ID, "tool_delivery-securitycopy")
+        if not box.is_selected():
+            box.click()
+
+    def upgrade_ran(self, label):
+        """The last job's log shows that Moodle's upgrade ran."""
+        self.check(f"{label}: the log shows Moodle's upgrade ran", "upgrade.php --non-interactive" in self.last_log,
+                   " | ".join(line for line in self.last_log.splitlines() if "upgrade" in line.lower())[:400])
 
     def refused(self):
         """A stale page: Cancel pressed while the state does not allow it; the helper refuses."""
@@ -496,11 +552,8 @@ class Checker:
                 By.ID, "id_s_tool_delivery_keyfile")))
 
         if "secure" in steps:
-            def fill(driver):
-                box = driver.find_element(By.ID, "tool_delivery-securitycopy")
-                if not box.is_selected():
-                    box.click()
-            self.run_button("secure", "secure", fill, expect_phase="secured", expect_served="Production")
+            self.run_button("secure", "secure", self.tick_security_copy, expect_phase="secured",
+                            expect_served="Production")
             self.site_serves("secure", "production", initial_marker)
 
         if "switch" in steps:
@@ -573,12 +626,68 @@ class Checker:
 
             def fill(driver):
                 driver.find_element(By.ID, "tool_delivery-comment").send_keys(comment)
-            self.last_log = ""
             self.run_button("upgrade", "run-all", fill, expect_phase="idle", expect_served="Production")
-            self.check("upgrade: the log shows Moodle's upgrade ran", "upgrade.php --non-interactive" in self.last_log,
-                       " | ".join(line for line in self.last_log.splitlines() if "upgrade" in line.lower())[:400])
+            self.upgrade_ran("upgrade")
             marker = published or marker
             self.site_serves("upgrade", "production", marker)
+
+        if "cancelafterrollback" in steps and self.args.author:
+            # Issue 13's sequence, through the page: once Restore production had run Moodle's
+            # upgrade, a rollback of code and database, then Cancel, served production's newer code
+            # on the restored (older) database.
+            label = "cancelafterrollback"
+            before = self.current_marker()
+            published = self.publish(bump=self.args.upgrade_plugin)
+            self.run_button(f"{label}-secure", "secure", self.tick_security_copy, expect_phase="secured",
+                            expect_served="Production")
+            self.run_button(f"{label}-switch", "switch", expect_phase="delivering", expect_served="Backup copy")
+            self.run_button(f"{label}-update", "update", expect_phase="updated", expect_served="Backup copy")
+            self.run_button(f"{label}-restore", "restore", expect_phase="idle", expect_served="Production")
+            self.upgrade_ran(f"{label}-restore")
+            self.site_serves(f"{label}-restore", "production", published)
+            self.code_matches_database(f"{label}-restore")
+
+            def confirm_database(driver):
+                plan = driver.find_element(By.CSS_SELECTOR, '[data-region="tool_delivery-rollbackplan"]')
+                self.check(f"{label}-rollback: the page offers the rollback of code and database",
+                           plan.get_attribute("data-kind") == "code_and_database", plan.text.replace("\n", " | "))
+                for box in driver.find_elements(By.ID, "tool_delivery-confirmdatabaserestore"):
+                    if not box.is_selected():
+                        box.click()
+            state = self.run_button(f"{label}-rollback", "rollback", confirm_database, confirm=True,
+                                    expect_phase="rolled_back")
+            print(f"       {label}-rollback: the page said {self.last_result}", flush=True)
+            if state:
+                self.check(f"{label}-rollback: a copy is served",
+                           state.get("served") in ("Security copy", "Backup copy"), f"served {state.get('served')!r}")
+            self.site_serves(f"{label}-rollback", None, before)
+            self.code_matches_database(f"{label}-rollback")
+
+            # Cancel may serve production again (at the served copy's revision) or be refused.
+            state = self.run_button(f"{label}-cancel", "cancel", expect_success=None) or {}
+            outcome, message = self.last_result
+            print(f"       {label}-cancel: the page said {self.last_result}", flush=True)
+            if outcome == "success":
+                self.check(f"{label}-cancel: the page says production serves", state.get("served") == "Production",
+                           f"phase {state.get('phase')!r}, served {state.get('served')!r}")
+                self.site_serves(f"{label}-cancel", "production", before)
+                matches = self.code_matches_database(f"{label}-cancel")
+                self.check(f"{label}-cancel: the message is true (no 'nothing else to do' while the code does not "
+                           "match the database)", matches or "nothing else to do" not in message.lower(),
+                           message.replace("\n", " | "))
+            elif outcome == "refusal":
+                reason = message.splitlines()[0] if message else ""
+                self.check(f"{label}-cancel: the page shows the refusal's reason",
+                           reason and not reason.startswith("Nothing was changed"), message.replace("\n", " | "))
+                self.site_serves(f"{label}-cancel", None, before)
+                self.check(f"{label}-cancel: a copy is still served", self.served_link() != "releases/production",
+                           f"readlink: {self.served_link()}")
+                self.code_matches_database(f"{label}-cancel")
+            if state.get("phase") != "idle":
+                # Serve production again, as the other steps' cleanup does.
+                self.run_button(f"{label}-finish", "restore", expect_phase="idle", expect_served="Production")
+            self.site_serves(f"{label}-end", "production", None)
+            self.code_matches_database(f"{label}-end")
 
         if "status" in steps:
             self.driver.get(self.base + "/report/status/index.php?detail=tool_delivery_helper_reachable")
