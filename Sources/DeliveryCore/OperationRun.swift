@@ -1242,7 +1242,16 @@ final class OperationRun: @unchecked Sendable {
             message += " The older code matches the database: maintenance mode is off."
         } else if !databaseMatches {
             message += " Warning: Moodle's upgrade changed the database and the older code does not match it"
-            message += state.maintenanceEnabled ? "; maintenance mode stays on." : "."
+            if state.maintenanceEnabled {
+                message += "; maintenance mode stays on."
+            } else if (try? moodle.setMaintenance(true, in: target)) != nil {
+                // Moodle refuses this code on this database: its users see the maintenance page
+                // rather than errors, as the rollback plan said.
+                try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
+                message += "; maintenance mode is now on."
+            } else {
+                message += ", and maintenance mode could not be turned on."
+            }
         }
         return message + " Then: fix production and restore, or cancel."
     }

@@ -295,10 +295,15 @@ struct FailingUpgradeTests {
         try site.perform(.runAll)
         let rollback = try site.perform(.rollback)
         #expect(rollback.message.contains("does not match"), "\(rollback.message)")
+        // Moodle refuses the older code on this database: its users get the maintenance page, as the
+        // rollback plan said, not errors (found by the invariant check after every operation).
+        #expect(rollback.message.contains("maintenance mode is now on"), "\(rollback.message)")
+        #expect(FileManager.default.fileExists(atPath: "\(site.dataroot)/climaintenance.html"))
         // The delivery is finished (idle before the rollback), so there is no delivery to cancel back:
-        // cancel serves production again.
+        // cancel serves production again, which matches the database: maintenance goes off.
         try site.perform(.cancel)
         #expect(site.servedVersion.contains("2024100800.00"))
+        #expect(!FileManager.default.fileExists(atPath: "\(site.dataroot)/climaintenance.html"))
 
         // Within a delivery: the upgrade changes the database, then fails midway.
         let second = try FixtureSite()

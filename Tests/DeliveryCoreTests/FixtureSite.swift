@@ -148,7 +148,9 @@ final class FixtureSite {
 
     /// The version the served tree declares.
     var servedVersion: String {
-        let text = (try? String(contentsOfFile: "\(current)/version.php", encoding: .utf8)) ?? ""
+        let text =
+            (try? String(contentsOfFile: "\(current)/version.php", encoding: .utf8))
+            ?? (try? String(contentsOfFile: "\(current)/public/version.php", encoding: .utf8)) ?? ""
         return text.split(separator: "\n").first { $0.hasPrefix("$version") }.map(String.init) ?? "none"
     }
 
@@ -168,13 +170,60 @@ final class FixtureSite {
     @discardableResult
     func perform(
         _ operation: DeliveryOperation, securePath: String? = nil, updatePath: String? = nil, security: Bool = false,
-        comment: String? = nil
+        comment: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> OperationOutcome {
-        try engine.perform(
+        defer { checkInvariants(after: operation, sourceLocation: sourceLocation) }
+        return try engine.perform(
             OperationRequest(
                 operation, actor: Actor(name: "tester", source: "cli"), securePath: securePath, updatePath: updatePath,
                 securityCopy: security, comment: comment))
     }
+
+    /// The invariants every operation keeps, whatever it did (issue 13), checked after every
+    /// operation of every test that goes through `perform`: the served tree is there and complete;
+    /// outside a delivery and after a rollback, the served code is the version the fixture's
+    /// "database" (moodledata/fixture-db-version) is at, or the site stays in maintenance mode (a
+    /// rollback without a snapshot after an upgrade: the rollback plan says so). The walk of
+    /// tests/explore checks more, on a real database.
+    func checkInvariants(after operation: DeliveryOperation, sourceLocation: SourceLocation = #_sourceLocation) {
+        guard checksInvariants else { return }
+        guard let status = try? engine.status() else {
+            Issue.record("status failed after \(operation.rawValue)", sourceLocation: sourceLocation)
+            return
+        }
+        let served = status.served
+        guard
+            FileManager.default.fileExists(atPath: "\(current)/version.php")
+                || FileManager.default.fileExists(atPath: "\(current)/public/version.php")
+        else {
+            Issue.record(
+                "after \(operation.rawValue): the served tree (\(served?.rawValue ?? "?")) is missing",
+                sourceLocation: sourceLocation)
+            return
+        }
+        if let served, served != .production, status.copies[served]?.complete != true {
+            Issue.record(
+                "after \(operation.rawValue): the served copy \(served.rawValue) is not complete",
+                sourceLocation: sourceLocation)
+        }
+        let database = (try? String(contentsOfFile: "\(dataroot)/fixture-db-version", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let code = servedVersion.split(separator: "=", maxSplits: 1).last.map {
+            String($0.drop(while: { $0 == " " }).prefix(while: { $0.isNumber || $0 == "." }))
+        }.flatMap(Double.init)
+        // A mismatch the site shows: maintenance mode stays on, and the rollback plan says why.
+        if let database, let code, [.idle, .secured, .rolledBack].contains(status.phase), status.running == nil,
+            code != Double(database), !status.maintenanceEnabled
+        {
+            Issue.record(
+                "after \(operation.rawValue): state '\(status.phase.rawValue)' serves \(served?.rawValue ?? "?") at version \(code), the database is at \(database)",
+                sourceLocation: sourceLocation)
+        }
+    }
+
+    /// False in a test that changes the site behind the engine's back (a hand-made `git pull` in
+    /// production): what it serves then is the test's doing, not the engine's.
+    var checksInvariants = true
 
     /// The error code a refused or failed operation gives (nil when it succeeded).
     func refusal(_ operation: DeliveryOperation, securePath: String? = nil, updatePath: String? = nil) -> DeliveryError?
