@@ -1107,6 +1107,16 @@ final class OperationRun: @unchecked Sendable {
             preempting = true
         }
         defer { lock?.release() }
+        // Holding the lock, it is the journal's running operation like any other, so that a rollback
+        // killed part-way (after its switch, before the database is back) is seen as interrupted by
+        // `status` and `recover`. Preempting, the journal names the operation it takes over from.
+        var journaled = false
+        if lock != nil {
+            try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
+                if state.running == nil { state.running = holder }
+            }
+            journaled = (try? store.read().running?.id) == id
+        }
         progress(.stepStarted(.rollback))
         var failure: DeliveryError?
         var message = ""
@@ -1135,8 +1145,9 @@ final class OperationRun: @unchecked Sendable {
         progress(.stepFinished(.rollback, succeeded: failure == nil, message: failure?.message ?? message))
         let refused = failure.map(isRefusal) ?? false
         if !refused && !preempting { refreshCopiesMatchingDatabase() }
-        if !refused {
-            try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
+        try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            if journaled && state.running?.id == id { state.running = nil }
+            if !refused {
                 state.lastResults[.rollback] = StepResult(
                     succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? message,
                     errorCode: failure?.code)
@@ -1308,10 +1319,26 @@ final class OperationRun: @unchecked Sendable {
             state.pendingSwap = nil
             if state.phase == .secured && served == .backup { state.phase = .delivering }
             if [.delivering, .updated].contains(state.phase) && served == .production { state.phase = .restoring }
+            // An emergency rollback that had switched: the site is rolled back, its database
+            // perhaps not yet (the rollback plan says what running it again does).
+            if dead.operation == .rollback, let served, served != .production { state.phase = .rolledBack }
+        }
+        if dead.operation == .rollback, let served, served != .production, try !store.read().maintenanceEnabled {
+            // Killed before it could say so: Moodle refuses a copy's code on a database an upgrade
+            // moved on; its users get the maintenance page until the rollback is run again.
+            let moodle = try engine.moodle(recorder)
+            if (try? moodle.codeMatchesDatabase(in: served)) == false,
+                (try? moodle.setMaintenance(true, in: served)) != nil
+            {
+                try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
+                note("The \(served.rawValue) copy's code does not match the database: maintenance mode is on.")
+            }
         }
         let phase = try store.read().phase
+        let again =
+            dead.operation == .rollback ? " Run the emergency rollback again to finish it." : ""
         return
-            "Recorded the interrupted '\(dead.operation.rawValue)' (step '\(dead.step.rawValue)', started by \(dead.actor.name) at \(dead.startedAt.formatted(.iso8601))). The site serves the \(served?.rawValue ?? "unknown") tree; state '\(phase.rawValue)'."
+            "Recorded the interrupted '\(dead.operation.rawValue)' (step '\(dead.step.rawValue)', started by \(dead.actor.name) at \(dead.startedAt.formatted(.iso8601))). The site serves the \(served?.rawValue ?? "unknown") tree; state '\(phase.rawValue)'.\(again)"
     }
 
     // MARK: Audit

@@ -126,6 +126,28 @@ struct CrashTests {
         #expect(final.served == .production)
         #expect(site.served == site.revision1 || site.served == revision2)
     }
+
+    /// Found by the exploration walk (tests/explore), shortest sequence `run-all; rollback
+    /// --restore-database, killed after its switch`: the rollback took no journal entry, so
+    /// nothing said it had been interrupted.
+    @Test("explore: an emergency rollback killed after its switch is seen as interrupted; recover, then rollback again")
+    func killedRollback() throws {
+        let site = try FixtureSite()
+        try site.publishRevision2()
+        try site.perform(.runAll)
+        let killed = try deliveryctl(site, ["rollback"], killAt: "line:The site now serves")
+        #expect(killed.status != 0)
+        let status = try site.engine.status()
+        #expect(status.served == .backup)
+        #expect(status.interrupted?.operation == .rollback, "\(String(describing: status.interrupted))")
+        #expect(status.allowed.contains(.recover) && status.allowed.contains(.rollback), "\(status.allowed)")
+        let recovered = try site.perform(.recover)
+        #expect(recovered.message.contains("Run the emergency rollback again"), "\(recovered.message)")
+        #expect(try site.engine.status().phase == .rolledBack)
+        let again = try site.perform(.rollback)
+        #expect(again.served == .backup)
+        #expect(try site.engine.status().running == nil)
+    }
 }
 
 @Suite("Emergency rollback takes over a running operation", .serialized)

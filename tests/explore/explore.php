@@ -208,9 +208,10 @@ function violations(string $name, array $step, array $before, array $after, int 
     } else if ($served !== 'production' && !($site['copies'][$served]['complete'] ?? false)) {
         $found[] = "the served copy ($served) is not recorded complete";
     }
-    // Outside a delivery, and after a rollback, the served code matches the database.
+    // Outside a delivery, and after a rollback, the served code matches the database, or the site
+    // says why: maintenance mode on (a rollback whose database part is still to run, say).
     if (in_array($phase, ['idle', 'secured', 'rolled_back'], true) && !isset($site['running'])
-            && $after['pendingServed'] !== false) {
+            && $after['pendingServed'] !== false && !($site['maintenanceEnabled'] ?? false)) {
         $found[] = "state '$phase' serves $served, whose code " .
             ($after['pendingServed'] ? 'is ahead of the database (upgrade pending)' : 'cannot say whether it matches the database');
     }
@@ -294,9 +295,7 @@ if ($interruptions) {
         'update' => ['line:$ '],
         'restore' => ['line:$ '],
         'cancel' => ['line:$ '],
-        // Not yet 'line:The site now serves': a rollback killed after its switch leaves no journal
-        // entry, so nothing says it was interrupted (README, Limits); the walk finds it at depth 2.
-        'rollback --restore-database' => ['line:Flushed'],
+        'rollback --restore-database' => ['line:Flushed', 'line:The site now serves'],
     ];
     foreach ($kills as $name => $points) {
         foreach ($points as $point) {
