@@ -1255,16 +1255,23 @@ final class OperationRun: @unchecked Sendable {
             message += " Warning: Moodle's upgrade changed the database and the older code does not match it"
             if state.maintenanceEnabled {
                 message += "; maintenance mode stays on."
-            } else if (try? moodle.setMaintenance(true, in: target)) != nil {
-                // Moodle refuses this code on this database: its users see the maintenance page
-                // rather than errors, as the rollback plan said.
-                try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
+            } else if try maintenanceForRefusedCode(target, moodle: moodle) {
                 message += "; maintenance mode is now on."
             } else {
                 message += ", and maintenance mode could not be turned on."
             }
         }
         return message + " Then: fix production and restore, or cancel."
+    }
+
+    /// Turns maintenance mode on for a served copy whose code Moodle refuses on the database as
+    /// it is (an upgrade moved it on, no snapshot was restored): its users see the maintenance
+    /// page rather than errors, as the rollback plan says. The one place of that rule, for the
+    /// rollback and for the recovery of an interrupted one. False when Moodle could not do it.
+    private func maintenanceForRefusedCode(_ tree: TreeName, moodle: MoodleCLI) throws(DeliveryError) -> Bool {
+        guard (try? moodle.setMaintenance(true, in: tree)) != nil else { return false }
+        try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
+        return true
     }
 
     /// Stops Moodle's upgrade when it still runs after the helper that started it died (kill -9):
@@ -1328,9 +1335,8 @@ final class OperationRun: @unchecked Sendable {
             // moved on; its users get the maintenance page until the rollback is run again.
             let moodle = try engine.moodle(recorder)
             if (try? moodle.codeMatchesDatabase(in: served)) == false,
-                (try? moodle.setMaintenance(true, in: served)) != nil
+                try maintenanceForRefusedCode(served, moodle: moodle)
             {
-                try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
                 note("The \(served.rawValue) copy's code does not match the database: maintenance mode is on.")
             }
         }

@@ -1,4 +1,4 @@
-# Shared by scripts/demo, scripts/test and scripts/install. Source it; do not run it.
+# Shared by the scripts (scripts/, bench/explore, tests/explore/explore). Source it; do not run it.
 
 project_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
