@@ -84,13 +84,25 @@ said_both() { grep -q -- "$1" <<<"$last" && grep -qi -- "$2" <<<"$last"; }
 serving_with_version() { [[ $(served) == "$1" && $(db_version) == "$2" ]] || { echo "serving $(served), database $(db_version)"; return 1; }; }
 in_maintenance_on() { [[ $(served) == "$1" && -e $dir/moodledata/climaintenance.html ]]; }
 login_ok_on() { [[ $(served) == "$1" && $(login_status) == 200 ]]; }
-# runs EXPECTED COMMAND…: the command's exit status is EXPECTED; its output is kept in $last.
+# runs EXPECTED COMMAND…: the command's exit status is EXPECTED; its output is kept in $last. Around
+# every deliveryctl call, tests/support/invariants.php checks what every operation must leave true
+# (issue 13): a broken invariant fails the check that ran it.
 last=
 runs() {
-  local want=$1 status=0
+  local want=$1 status=0 broken
   shift
+  [[ $1 == "$deliveryctl" ]] && invariants before "$tmp/invariants.before"
   last=$("$@" 2>&1) || status=$?
+  if [[ $1 == "$deliveryctl" ]]; then
+    printf '%s' "$last" >"$tmp/invariants.output"
+    broken=$(invariants after "$tmp/invariants.before" "$status" "$tmp/invariants.output" "${@:2}") ||
+      { echo "$broken"; return 1; }
+  fi
   ((status == want)) || { echo "exit status $status, wanted $want: $last"; return 1; }
+}
+invariants() {
+  DELIVERYCTL=$deliveryctl WEB_USER=$web_user SITE_DIR=$dir ADMIN_CMD=$ADMIN_CMD DBTYPE=$type \
+    README=$project/README.md php "$project/tests/support/invariants.php" "$@"
 }
 
 echo "# starting the database servers"
