@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "DeliveryCore", targets: ["DeliveryCore"]),
         .executable(name: "deliveryctl", targets: ["deliveryctl"]),
         .executable(name: "deliveryd", targets: ["deliveryd"]),
+        .executable(name: "delivery-copy", targets: ["delivery-copy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,7 +31,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "DeliveryCoreTests", dependencies: ["DeliveryCore"]),
+        .executableTarget(name: "delivery-copy", dependencies: ["DeliveryCore"]),
+        .testTarget(name: "DeliveryCoreTests", dependencies: ["DeliveryCore", "delivery-copy"]),
         .systemLibrary(name: "CFastCGI"),
         .target(
             name: "DeliveryServer",

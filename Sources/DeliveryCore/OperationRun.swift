@@ -323,6 +323,18 @@ final class OperationRun: @unchecked Sendable {
         return summary.joined(separator: " ") + " Next: switch to delivery."
     }
 
+    /// Runs one synchronisation as the code owner (`CopyWorker`), its target's root made first.
+    private func copy(_ job: CopyJob, onProgress: (CopyProgress) -> Void = { _ in }) throws(DeliveryError)
+        -> CopyStatistics
+    {
+        let owner = try UserIdentity.lookup(engine.configuration.codeOwner)
+        let webGroup = (try? UserIdentity.lookup(engine.configuration.webUser)).map { [$0.gid] } ?? []
+        if !job.checkOnly { try CopyWorker.prepareTarget(job.target, for: owner) }
+        return try CopyWorker.run(
+            job, as: owner, groups: webGroup, recorder: recorder, onProgress: onProgress,
+            shouldContinue: { [self] in shouldContinue() })
+    }
+
     /// Removes folders left by copies of earlier versions of the engine that were interrupted.
     func removeLeftoverStaging() throws(DeliveryError) {
         let entries: [(name: String, kind: FileKind?)]
@@ -438,15 +450,14 @@ final class OperationRun: @unchecked Sendable {
         let (active, inactive) = try generations(of: tree)
         let started = System.monotonicSeconds()
         let unflushedBoot = System.bootIdentifier
-        let copier = TreeCopier()
         let linkFrom = complete ? active : nil
 
         if relative == nil, complete, let active {
             // Nothing changed since the last copy? Then the complete copy is already exact.
             note("Comparing production (\(revision.label)) with the \(tree.rawValue) copy…")
-            let differs = try copier.differs(source: production, target: active, preserving: preservedFiles) {
-                [self] in shouldContinue()
-            }
+            let differs = try copy(
+                CopyJob(source: production, target: active, preserving: preservedFiles, checkOnly: true)
+            ).changed
             if !differs {
                 if lacksComponentCache(active) { try buildComponentCache(at: active) }
                 try change { (state: inout DeliveryState) throws(DeliveryError) in
@@ -481,14 +492,15 @@ final class OperationRun: @unchecked Sendable {
             if let relative, let active {
                 note("Refreshing '\(relative)' of the \(tree.rawValue) copy from production (\(revision.label))…")
                 // The other generation takes the complete copy as it is, but for the component…
-                let outside = try copier.synchronize(
-                    source: active, target: inactive, linkFrom: active, skipping: relative, preserving: preservedFiles,
-                    recordingScripts: recordingScripts, shouldContinue: { [self] in shouldContinue() })
+                let outside = try copy(
+                    CopyJob(
+                        source: active, target: inactive, linkFrom: active, skipping: relative,
+                        preserving: preservedFiles, recordingScripts: recordingScripts))
                 // …which comes from production.
-                statistics = try copier.synchronize(
-                    source: production, target: inactive, linkFrom: active, below: relative,
-                    recordingScripts: recordingScripts, onProgress: onProgress,
-                    shouldContinue: { [self] in shouldContinue() })
+                statistics = try copy(
+                    CopyJob(
+                        source: production, target: inactive, linkFrom: active, below: relative,
+                        recordingScripts: recordingScripts), onProgress: onProgress)
                 statistics.changedScripts =
                     outside.changedScripts
                     + statistics.changedScripts.map { $0.isEmpty ? relative : "\(relative)/\($0)" }
@@ -496,10 +508,10 @@ final class OperationRun: @unchecked Sendable {
                 note(
                     "Copying production (\(revision.label)) into the \(tree.rawValue) copy\(linkFrom == nil ? "" : ", sharing unchanged files")…"
                 )
-                statistics = try copier.synchronize(
-                    source: production, target: inactive, linkFrom: linkFrom, preserving: preservedFiles,
-                    recordingScripts: recordingScripts, onProgress: onProgress,
-                    shouldContinue: { [self] in shouldContinue() })
+                statistics = try copy(
+                    CopyJob(
+                        source: production, target: inactive, linkFrom: linkFrom, preserving: preservedFiles,
+                        recordingScripts: recordingScripts), onProgress: onProgress)
             }
             try buildComponentCache(at: inactive)
             // The copy is flushed to disk before anything serves it (`flushCopies`), not now: the

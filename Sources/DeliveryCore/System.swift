@@ -329,6 +329,11 @@ public enum System {
         _ = try check("fchown") { fchown(fd, uid, gid) }
     }
 
+    /// Changes only the group of an open file (allowed to its owner for a group it belongs to).
+    static func fileChangeGroup(_ fd: Int32, gid: UInt32) throws(SystemCallError) {
+        _ = try check("fchown") { fchown(fd, UInt32.max, gid) }
+    }
+
     static func sync(_ fd: Int32) throws(SystemCallError) {
         _ = try check("fsync") { fsync(fd) }
     }
@@ -586,6 +591,14 @@ public enum System {
     }
 
     static var effectiveGroupIdentifier: UInt32 { getegid() }
+
+    /// The groups of this process: its effective group and its supplementary groups.
+    static var processGroups: Set<UInt32> {
+        let count = getgroups(0, nil)
+        var groups = [gid_t](repeating: 0, count: Int(max(0, count)))
+        let found = count > 0 ? getgroups(count, &groups) : 0
+        return Set(groups.prefix(Int(max(0, found)))).union([getegid()])
+    }
 
     /// This boot of the machine (`/proc/sys/kernel/random/boot_id`); nil when the kernel does not say.
     static var bootIdentifier: String? {

@@ -82,13 +82,49 @@ public struct TreeCopier: Sendable {
 
     /// Keep owners (possible only as root).
     public var preserveOwnership: Bool
+    /// Without `preserveOwnership`: the groups an entry keeps (those this process belongs to; the
+    /// code owner's copy worker has the web server's group, so `config.php` stays readable by it).
+    public var groupsKept: Set<UInt32>
     /// How many threads walk and copy.
     public var workers: Int
 
-    /// Makes a copier; owners are kept when running as root.
+    /// Makes a copier; owners are kept when running as root, else the groups this process has.
     public init(preserveOwnership: Bool = System.effectiveUserIdentifier == 0, workers: Int = 4) {
         self.preserveOwnership = preserveOwnership
+        self.groupsKept = preserveOwnership ? [] : System.processGroups
         self.workers = max(1, workers)
+    }
+
+    /// True when the copy `b` of `a` has the owner the copier gives it.
+    func ownersMatch(_ a: FileStatus, _ b: FileStatus) -> Bool {
+        if preserveOwnership { return a.uid == b.uid && a.gid == b.gid }
+        return !groupsKept.contains(a.gid) || a.gid == b.gid
+    }
+
+    /// Gives a copied entry the source's owner (as root) or group (else, when this process has
+    /// it), through `change(uid, gid)` (UInt32.max leaves one as it is). `made` is the owner a new
+    /// entry got when known. A group this process lacks whose rights exceed the others' would hand
+    /// those rights to the process's own group: that is refused. True when something changed.
+    func giveOwner(
+        of status: FileStatus, name: String, made: (uid: UInt32, gid: UInt32)?,
+        change: (UInt32, UInt32) throws(SystemCallError) -> Void
+    ) throws(SystemCallError) -> Bool {
+        if preserveOwnership {
+            if let made, made.uid == status.uid, made.gid == status.gid { return false }
+            try change(status.uid, status.gid)
+            return true
+        }
+        guard groupsKept.contains(status.gid) else {
+            let groupRights = (status.mode >> 3) & 0o7
+            let otherRights = status.mode & 0o7
+            if groupRights & ~otherRights != 0 {
+                throw SystemCallError(errno: EPERM, call: "keep group \(status.gid) (not one of this user's)", path: name)
+            }
+            return false
+        }
+        if let made, made.gid == status.gid { return false }
+        try change(UInt32.max, status.gid)
+        return true
     }
 
     /// Makes `target` (created when missing) an exact mirror of `source`.
@@ -437,7 +473,7 @@ private final class SyncJob: Sendable {
     private func same(_ a: FileStatus, _ b: FileStatus) -> Bool {
         a.kind == b.kind && (a.kind == .directory || a.size == b.size) && a.modificationSeconds == b.modificationSeconds
             && a.modificationNanoseconds == b.modificationNanoseconds && a.mode == b.mode
-            && (!copier.preserveOwnership || (a.uid == b.uid && a.gid == b.gid))
+            && copier.ownersMatch(a, b)
     }
 
     private func temporaryName(_ name: String) -> String {
@@ -450,11 +486,9 @@ private final class SyncJob: Sendable {
         mode & 0o7000 == 0 && mode & umask == 0
     }
 
-    /// True when an entry made in `folder` needs its owner set to match `status`.
-    private func needsOwner(_ status: FileStatus, in folder: Folder) -> Bool {
-        guard copier.preserveOwnership else { return false }
-        guard folder.created, let owner = roots.ownerOfNewFiles else { return true }
-        return status.uid != owner.uid || status.gid != owner.gid
+    /// The owner an entry made in `folder` gets, when known.
+    private func madeOwner(in folder: Folder) -> (uid: UInt32, gid: UInt32)? {
+        folder.created ? roots.ownerOfNewFiles : nil
     }
 
     /// Set when a check-only walk found a difference.
@@ -575,8 +609,8 @@ private final class SyncJob: Sendable {
                     changedHere = true
                     let made = existing == nil ? name : temporaryName(name)
                     try System.symlink(target: linkTarget, at: target, made)
-                    if needsOwner(status, in: folder) {
-                        try System.changeOwner(at: target, made, uid: status.uid, gid: status.gid)
+                    _ = try copier.giveOwner(of: status, name: child(of: relative, name), made: madeOwner(in: folder)) {
+                        uid, gid throws(SystemCallError) in try System.changeOwner(at: target, made, uid: uid, gid: gid)
                     }
                     try System.setTimes(
                         at: target, made, seconds: status.modificationSeconds,
@@ -671,10 +705,10 @@ private final class SyncJob: Sendable {
                 }
             }
             if !cloned { try System.copyContents(from: input, to: output, size: status.size, tryClone: false) }
-            if needsOwner(status, in: folder) {
-                try System.fileChangeOwner(output, uid: status.uid, gid: status.gid)
+            let ownerChanged = try copier.giveOwner(of: status, name: name, made: madeOwner(in: folder)) {
+                uid, gid throws(SystemCallError) in try System.fileChangeOwner(output, uid: uid, gid: gid)
             }
-            if !direct || needsOwner(status, in: folder) { try System.fileChangeMode(output, status.mode) }
+            if !direct || ownerChanged { try System.fileChangeMode(output, status.mode) }
             try System.setTimes(
                 fd: output, seconds: status.modificationSeconds, nanoseconds: status.modificationNanoseconds)
         }
@@ -687,8 +721,9 @@ private final class SyncJob: Sendable {
     /// Sets a folder's owner, mode and times from the source, through its open descriptor.
     private func setMetadata(of folder: Folder, fd: Int32) throws(SystemCallError) {
         let status = folder.status
-        let ownerChanged = needsOwner(status, in: folder)
-        if ownerChanged { try System.fileChangeOwner(fd, uid: status.uid, gid: status.gid) }
+        let ownerChanged = try copier.giveOwner(of: status, name: folder.relative, made: madeOwner(in: folder)) {
+            uid, gid throws(SystemCallError) in try System.fileChangeOwner(fd, uid: uid, gid: gid)
+        }
         if !folder.createdWithMode || ownerChanged { try System.fileChangeMode(fd, status.mode) }
         try System.setTimes(fd: fd, seconds: status.modificationSeconds, nanoseconds: status.modificationNanoseconds)
     }
@@ -702,10 +737,9 @@ private final class SyncJob: Sendable {
             for folder in folders {
                 let status = folder.status
                 let relative = folder.relative
-                let ownerChanged = needsOwner(status, in: folder)
-                if ownerChanged {
-                    try System.changeOwner(
-                        at: roots.target, relative.isEmpty ? "." : relative, uid: status.uid, gid: status.gid)
+                let ownerChanged = try copier.giveOwner(of: status, name: relative, made: madeOwner(in: folder)) {
+                    uid, gid throws(SystemCallError) in
+                    try System.changeOwner(at: roots.target, relative.isEmpty ? "." : relative, uid: uid, gid: gid)
                 }
                 if !folder.createdWithMode || ownerChanged {
                     try System.changeMode(at: roots.target, relative, status.mode)
@@ -744,7 +778,7 @@ private final class SyncJob: Sendable {
                     $0.kind == status.kind && $0.size == status.size && $0.mode == status.mode
                         && $0.modificationSeconds == status.modificationSeconds
                         && $0.modificationNanoseconds == status.modificationNanoseconds
-                        && (!copier.preserveOwnership || ($0.uid == status.uid && $0.gid == status.gid))
+                        && copier.ownersMatch(status, $0)
                 } ?? false
             if sameFile { return local }
             if checkOnly {
@@ -760,7 +794,9 @@ private final class SyncJob: Sendable {
             let output = try System.open(at: targetFolder, made, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
             defer { System.close(output) }
             try System.copyContents(from: input, to: output, size: status.size)
-            if copier.preserveOwnership { try System.fileChangeOwner(output, uid: status.uid, gid: status.gid) }
+            _ = try copier.giveOwner(of: status, name: component, made: nil) { uid, gid throws(SystemCallError) in
+                try System.fileChangeOwner(output, uid: uid, gid: gid)
+            }
             try System.fileChangeMode(output, status.mode)
             try System.setTimes(
                 fd: output, seconds: status.modificationSeconds, nanoseconds: status.modificationNanoseconds)

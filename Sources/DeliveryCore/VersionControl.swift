@@ -16,13 +16,16 @@ final class CommandRecorder: @unchecked Sendable {
         self.onLine = onLine
     }
 
-    /// Runs a command, streaming its lines to the progress log, and records it.
-    func run(_ command: Command, echo: Bool = true, onStart: (Int32) -> Void = { _ in }) throws(DeliveryError)
-        -> CommandResult
-    {
+    /// Runs a command, streaming its lines to the progress log (with `echo`) and to `onOutput`,
+    /// and records it.
+    func run(
+        _ command: Command, echo: Bool = true, onStart: (Int32) -> Void = { _ in },
+        onOutput: (String) -> Void = { _ in }
+    ) throws(DeliveryError) -> CommandResult {
         if echo { onLine("$ \(command.displayLine)") }
         let result = try ChildProcess.run(command, onStart: onStart) { [onLine] line in
             if echo { onLine("  \(terminalSafe(line))") }
+            onOutput(line)
         }
         summaries.append(
             CommandSummary(

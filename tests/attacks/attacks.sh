@@ -80,7 +80,7 @@ attacks_trace_check() {
     return
   fi
   local output status
-  output=$(php "$attack_here/trace-check.php" "$attacks/trace.log" "$web_uid")
+  output=$(php "$attack_here/trace-check.php" "$attacks/trace.log" "$web_uid" "$dir/site/releases")
   status=$?
   echo "$output"
   passed=$((passed + $(grep -c '^ok - ' <<<"$output")))

@@ -3,7 +3,11 @@
 // it runs its program) and checks the first rule of docs/SECURITY.md: no call of the privileged
 // helper resolves a path through a folder a less-privileged user can write.
 //
-// Usage: php trace-check.php TRACE WEB_UID
+// Usage: php trace-check.php TRACE WEB_UID [RELEASES]
+//
+// With RELEASES (the site's releases/ folder), it also checks that the helper itself wrote nothing
+// inside a copy (releases/.<copy>.<generation>/…): the copies are made by delivery-copy, as the
+// code owner, after its execve (where strace leaves it).
 //
 // For every traced call that names a path, each folder on the way is looked at (now, after the
 // run; a folder gone since counts as writable when it sat in a sticky world-writable folder such
@@ -67,9 +71,11 @@ function path_writer(string $path, int $webuid): ?string {
     return $found;
 }
 
+$releases = $argv[3] ?? null;
 $failures = 0;
 $reads = [];
 $checked = 0;
+$intocopies = [];
 foreach (file($trace, FILE_IGNORE_NEW_LINES) as $line) {
     if (!preg_match('/^(?:\[pid\s+)?(\d+)\]?\s+([a-z0-9_]+)\((.*)$/', $line, $m)) {
         continue;
@@ -100,6 +106,16 @@ foreach (file($trace, FILE_IGNORE_NEW_LINES) as $line) {
         }
     }
     $changes = in_array($call, $changing, true) || preg_match($writeflags, $rest);
+    if ($releases !== null && $changes) {
+        // Inside a copy: a descriptor of a folder in it, or a path below its root.
+        foreach ($args as $arg) {
+            $where = isset($arg[3]) ? stripcslashes($arg[3]) : ($arg[2] ?? '');
+            if (str_starts_with($where, "$releases/.") && (isset($arg[3]) ? substr_count(substr($where, strlen($releases) + 1), '/') >= 1 : true)) {
+                $intocopies[] = "pid {$pid} {$call}(" . substr($rest, 0, 160) . ')';
+                break;
+            }
+        }
+    }
     foreach ($paths as [$dirbase, $name]) {
         if (($call === 'symlink' || $call === 'symlinkat') && $name === $paths[0][1] && count($paths) == 2) {
             continue; // A symlink's target is text, not a path the call resolves.
@@ -133,6 +149,17 @@ foreach (file($trace, FILE_IGNORE_NEW_LINES) as $line) {
 echo "    {$checked} path arguments checked; reads through the code owner's folders: " . count($reads) . "\n";
 foreach (array_slice(array_keys($reads), 0, 15) as $path) {
     echo "      {$path}\n";
+}
+if ($releases !== null) {
+    if ($intocopies) {
+        $failures++;
+        echo "not ok - the helper itself wrote inside a copy " . count($intocopies) . " times (the code owner's delivery-copy must):\n";
+        foreach (array_slice($intocopies, 0, 10) as $call) {
+            echo "      {$call}\n";
+        }
+    } else {
+        echo "ok - the helper itself wrote nothing inside a copy: delivery-copy made them, as the code owner\n";
+    }
 }
 if ($failures === 0) {
     echo "ok - no call of the helper resolves a path through a folder a less-privileged user can write, and none changes anything through the code owner's folders ({$checked} path arguments)\n";

@@ -62,6 +62,12 @@ as() {
 # The temporary folder, and the clean-up of everything started here (even on failure).
 tmp=$(mktemp -d /tmp/delivery-e2e.XXXXXX)
 chmod 0755 "$tmp"
+# Installed as scripts/install does: the three programs side by side in a folder of root's that
+# the code owner can reach (it runs delivery-copy, which makes the copies).
+mkdir -m 0755 "$tmp/bin"
+install -m 0755 "$deliveryd" "$deliveryctl" "$(dirname "$deliveryd")/delivery-copy" "$tmp/bin/"
+deliveryd=$tmp/bin/deliveryd
+deliveryctl=$tmp/bin/deliveryctl
 pids=()
 cleanup() {
   local pid
@@ -117,6 +123,11 @@ chown -R "$web_user:$web_user" "$dir/moodledata"
 # As Moodle recommends (directorypermissions 02777 less others): the web server's group writes the
 # dataroot (the code owner builds component caches with that group).
 chmod 2770 "$dir/moodledata"
+# A site-local file of root's that holds a secret, readable by the web server's group only (as
+# config.php is on real sites; the fixture's config.php is under version control, the code owner's).
+echo "<?php // e2e: a secret of this site" >"$dir/moodle/site-secret.php"
+chown "root:$web_user" "$dir/moodle/site-secret.php"
+chmod 0640 "$dir/moodle/site-secret.php"
 mkdir -p "$dir/etc"
 if "$deliveryctl" init --moodle "$dir/moodle" --site-root "$dir/site" --state-dir "$dir/state" \
   --config "$dir/etc/site.json" --web-user "$web_user" --code-owner "$code_owner" \
@@ -347,8 +358,8 @@ check_fails "$web_user cannot read the audit log" as "$web_user" cat "$dir/state
 check "the audit log exists and is not empty" test -s "$dir/state/audit.log"
 check "the state directory is 0750 and the audit log 0640, the helper's" \
   test "$(stat -c '%a %U' "$dir/state") $(stat -c '%a %U' "$dir/state/audit.log")" = "750 root 640 root"
-foreign=$(find "$releases/production" ! -user "$code_owner" -print -quit)
-if [[ -z $foreign ]]; then ok "every file of the production working copy (.git included) belongs to $code_owner"; else
+foreign=$(find "$releases/production" ! -user "$code_owner" ! -path "$releases/production/site-secret.php" -print -quit)
+if [[ -z $foreign ]]; then ok "every file of the production working copy (.git included; site-secret.php aside, root:$web_user) belongs to $code_owner"; else
   not_ok "production has files not owned by $code_owner (git ran as someone else?): $foreign"; fi
 check "the fixture's database is at revision 3 (upgraded by restore and run-all, not by the cancelled revision 4)" \
   test "$(cat "$dir/moodledata/fixture-db-version")" = 2024100900.00
@@ -373,11 +384,12 @@ php -r '
   $data = json_decode($text, true);
   if (!is_array($data)) { $data = array_map(fn($l) => json_decode($l, true), array_filter(explode("\n", $text))); }
   $records = $data["records"] ?? $data;
-  $vcs = $php = $bad = $caches = 0;
+  $vcs = $php = $bad = $caches = $copies = 0;
   foreach ($records as $record) {
     foreach ($record["commands"] ?? [] as $command) {
       $line = $command["command"] ?? "";
       $program = basename(strtok($line, " "));
+      if ($program === "delivery-copy") { $copies++; if (($command["user"] ?? "") !== $owner) { $bad++; echo "  delivery-copy as ", $command["user"] ?? "?", "\n"; } }
       if ($program === "git") { $vcs++; if (($command["user"] ?? "") !== $owner) { $bad++; echo "  git as ", $command["user"] ?? "?", ": $line\n"; } }
       // The component cache is built by the code owner (nothing the web user ran goes into a tree);
       // every other PHP script runs as the web user.
@@ -385,14 +397,23 @@ php -r '
       if (preg_match("/^php[0-9.]*$/", $program)) { $php++; $caches += $cache ? 1 : 0; if (($command["user"] ?? "") !== ($cache ? $owner : $web)) { $bad++; echo "  php as ", $command["user"] ?? "?", ": $line\n"; } }
     }
   }
-  echo "records=", count($records), " git=$vcs php=$php component_caches=$caches wrong_user=$bad\n";
-  exit($vcs > 0 && $php > 0 && $caches > 0 && $bad === 0 ? 0 : 1);
+  echo "records=", count($records), " git=$vcs php=$php component_caches=$caches copies=$copies wrong_user=$bad\n";
+  exit($vcs > 0 && $php > 0 && $caches > 0 && $copies > 0 && $bad === 0 ? 0 : 1);
 ' "$logs/audit.json" "$code_owner" "$web_user" >"$logs/audit-check.txt" 2>&1
 audit_status=$?
 if ((audit_status == 0)); then
-  ok "audit log (deliveryctl log --json): every git command and every component cache build ran as $code_owner, every other php as $web_user ($(tail -1 "$logs/audit-check.txt"))"
+  ok "audit log (deliveryctl log --json): every copy (delivery-copy), git command and component cache build ran as $code_owner, every other php as $web_user ($(tail -1 "$logs/audit-check.txt"))"
 else
   not_ok "audit log users: $(cat "$logs/audit-check.txt" "$logs/audit.err" | head -12)"
+fi
+# The copies were made by the code owner, not by root: nothing in them is root's, and the secret
+# kept its group and mode (the web server's group reads it, nobody else).
+root_entries=$(find "$dir/site/releases/" -mindepth 2 -user root -path "$dir/site/releases/.*" 2>/dev/null | head -5)
+copy_configs=$(stat -c '%U:%G:%a' "$dir"/site/releases/.{backup,security}.*/site-secret.php 2>/dev/null | sort -u | tr '\n' ' ')
+if [[ -z $root_entries && $copy_configs == "$code_owner:$web_user:640 " ]]; then
+  ok "the copies are the code owner's (nothing of root's in them); their site-secret.php is $copy_configs(production's is $(stat -c '%U:%G:%a' "$dir/site/releases/production/site-secret.php"))"
+else
+  not_ok "the copies hold entries of root's ($root_entries) or site-secret.php is '$copy_configs'"
 fi
 moodle_actor=$(grep -c '"source":"moodle"' "$dir/state/audit.log" || true)
 if ((moodle_actor > 0)); then ok "the audit log names the Moodle user who asked ($moodle_actor records from source moodle)"; else
