@@ -52,6 +52,62 @@ public struct CopyJob: Sendable, Codable, Equatable {
     }
 }
 
+/// A tree's prebuilt component cache (`$CFG->alternative_component_cache`), built by Moodle's
+/// `alternative_component_cache.php --print` run as this process's user, read from its pipe,
+/// checked to be PHP and written into the tree through descriptors (no symlink followed).
+public struct ComponentCacheJob: Sendable, Codable, Equatable {
+    /// The PHP CLI.
+    public var php: String
+    /// Moodle's `alternative_component_cache.php` in the tree.
+    public var script: String
+    /// The tree's code root (its `public/` in Moodle 5.1's layout), the script's working folder.
+    public var codeRoot: String
+    /// The tree's root (a copy's generation, or production), in `releases/`.
+    public var treeRoot: String
+    /// The cache file, relative to the tree root.
+    public var file: String
+    /// Seconds PHP may take.
+    public var timeoutSeconds: Double
+
+    /// Builds the cache here, with this process's rights; the file gets `owner` when given.
+    func run(
+        recorder: CommandRecorder, asUser user: UserIdentity? = nil, groups: [UInt32] = [],
+        owner: (uid: UInt32, gid: UInt32)? = nil
+    )
+        throws(DeliveryError)
+    {
+        var command = Command(
+            php, [script, "--print"], user: user, workingDirectory: codeRoot, timeoutSeconds: timeoutSeconds,
+            outputLimit: 64 << 20)
+        command.additionalGroups = groups
+        let result = try recorder.run(command, echo: false)
+        let bytes = Array(result.standardOutput.utf8)
+        guard result.succeeded, bytes.starts(with: Array("<?php".utf8)), bytes.count < 64 << 20 else {
+            let who = user?.name ?? UserIdentity.current.name
+            let lines = result.combinedOutput.split(separator: "\n").suffix(3).joined(separator: " / ")
+            throw DeliveryError(
+                .upgradeFailed,
+                "the component cache of \(treeRoot) could not be built as \(who) (with the web server's group, which must be able to read config.php and write the dataroot): \(terminalSafe(lines))"
+            )
+        }
+        do throws(SystemCallError) {
+            let root = try System.openDirectory(at: AT_FDCWD, treeRoot)
+            defer { System.close(root) }
+            let folder = file.contains("/") ? try System.openDirectory(at: root, parentDirectory(of: file)) : root
+            defer { if folder != root { System.close(folder) } }
+            try System.writeFileAtomically(at: folder, lastComponent(of: file), bytes, mode: 0o644, owner: owner)
+        } catch {
+            throw DeliveryError.io("cannot put the component cache into \(treeRoot)", error)
+        }
+    }
+}
+
+/// What the engine hands the worker: one copy, or one component cache.
+public enum WorkerJob: Sendable, Codable, Equatable {
+    case copy(CopyJob)
+    case componentCache(ComponentCacheJob)
+}
+
 /// The copies are made by the code owner, not by root (docs/SECURITY.md, least privilege): the
 /// engine running as root hands each `CopyJob` to `delivery-copy`, a program installed beside
 /// `deliveryd` and `deliveryctl`, started as the code owner with the web server's group (to read
@@ -72,23 +128,29 @@ public enum CopyWorker {
 
     static let progressPrefix = "progress "
 
-    /// The worker's `main`: `delivery-copy JOB` with the job as JSON. Exit 0 when the job ran
-    /// (its reply says whether it succeeded), 64 for a bad call.
+    /// The worker's `main`: `delivery-copy JOB` with a `WorkerJob` as JSON. Exit 0 when the job
+    /// ran (its reply says whether it succeeded), 64 for a bad call.
     public static func main(_ arguments: [String]) -> Int32 {
-        guard arguments.count == 2, let job = try? JSONDecoder().decode(CopyJob.self, from: Data(arguments[1].utf8))
+        guard arguments.count == 2, let job = try? JSONDecoder().decode(WorkerJob.self, from: Data(arguments[1].utf8))
         else {
             System.writeStandard(
-                "usage: \(programName) JOB (a CopyJob as JSON); the engine starts it as the code owner\n",
+                "usage: \(programName) JOB (a WorkerJob as JSON); the engine starts it as the code owner\n",
                 toError: true)
             return 64
         }
         var reply = Reply()
         do {
-            reply.statistics = try job.run(onProgress: { progress in
-                System.writeStandard(
-                    "\(progressPrefix)\(progress.entries) \(progress.foldersDone) \(progress.foldersFound)\n",
-                    toError: true)
-            })
+            switch job {
+            case .copy(let copy):
+                reply.statistics = try copy.run(onProgress: { progress in
+                    System.writeStandard(
+                        "\(progressPrefix)\(progress.entries) \(progress.foldersDone) \(progress.foldersFound)\n",
+                        toError: true)
+                })
+            case .componentCache(let cache):
+                try cache.run(recorder: CommandRecorder(onLine: { _ in }))
+                reply.statistics = CopyStatistics()
+            }
         } catch {
             reply.code = error.code.rawValue
             reply.message = error.message
@@ -98,7 +160,7 @@ public enum CopyWorker {
         return 0
     }
 
-    /// Runs a job as `owner`: in this process when it is this process's user (or when this
+    /// Runs a copy as `owner`: in this process when it is this process's user (or when this
     /// process is not root and cannot change users), else in the worker.
     ///
     /// - Parameters:
@@ -112,6 +174,31 @@ public enum CopyWorker {
         guard usesWorker(for: owner) else {
             return try job.run(onProgress: onProgress, shouldContinue: shouldContinue)
         }
+        return try perform(
+            .copy(job), as: owner, groups: groups, recorder: recorder, onProgress: onProgress,
+            shouldContinue: shouldContinue)
+    }
+
+    /// Builds a component cache as `owner`: PHP and the write both in the worker when this process
+    /// is root and the owner is not; else here (PHP as the owner, the file given to it).
+    static func buildComponentCache(
+        _ job: ComponentCacheJob, as owner: UserIdentity, groups: [UInt32], recorder: CommandRecorder
+    ) throws(DeliveryError) {
+        guard usesWorker(for: owner) else {
+            let changesUser = owner.uid != System.effectiveUserIdentifier
+            try job.run(
+                recorder: recorder, asUser: owner, groups: changesUser ? groups.filter { $0 != owner.gid } : [],
+                owner: System.effectiveUserIdentifier == 0 ? (owner.uid, owner.gid) : nil)
+            return
+        }
+        _ = try perform(.componentCache(job), as: owner, groups: groups, recorder: recorder)
+    }
+
+    /// Runs a job in the worker, as `owner`.
+    private static func perform(
+        _ job: WorkerJob, as owner: UserIdentity, groups: [UInt32], recorder: CommandRecorder,
+        onProgress: (CopyProgress) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
+    ) throws(DeliveryError) -> CopyStatistics {
         let program = try locateProgram()
         let text = String(decoding: (try? JSONEncoder().encode(job)) ?? Data(), as: UTF8.self)
         var command = Command(program, [text], user: owner, workingDirectory: "/", timeoutSeconds: 6 * 3600)
@@ -140,7 +227,8 @@ public enum CopyWorker {
         if stopped { throw DeliveryError(.preempted, "the copy was stopped before it finished") }
         let last = result.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
         guard result.succeeded, let reply = try? JSONDecoder().decode(Reply.self, from: Data(last.utf8)) else {
-            let how = result.timedOut ? "ran out of time" : result.exitCode.map { "ended with status \($0)" } ?? "was killed"
+            let how =
+                result.timedOut ? "ran out of time" : result.exitCode.map { "ended with status \($0)" } ?? "was killed"
             throw DeliveryError(
                 .io,
                 "the copy worker (\(programName), as \(owner.name)) \(how)\(lines.isEmpty ? "" : ": " + lines.joined(separator: " / "))"

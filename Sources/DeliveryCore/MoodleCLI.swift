@@ -31,8 +31,8 @@ struct MoodleCLI {
     /// code tree: Moodle's `alternative_component_cache.php --print` runs as the code owner (with
     /// the web server's group added, to read `config.php`; Moodle's bootstrap also wants the
     /// dataroot writable, which that group gives on a usual site), its output comes back through
-    /// a pipe, and the helper writes it into the tree through descriptors (no symlink followed),
-    /// owned by the code owner.
+    /// a pipe, and it is written into the tree through descriptors (no symlink followed) by the
+    /// code owner's `delivery-copy` (`CopyWorker`), not by root.
     /// - Parameters:
     ///   - treeRoot: the real path of the tree (a copy's generation, or production), in `releases/`.
     ///   - file: the cache file, relative to the tree root.
@@ -42,29 +42,10 @@ struct MoodleCLI {
         guard (try? System.lstatus(script))?.kind == .regular else {
             throw DeliveryError(.upgradeFailed, "Moodle's alternative_component_cache.php is missing in \(treeRoot)")
         }
-        var command = Command(
-            php, [script, "--print"], user: owner, workingDirectory: codeRoot, timeoutSeconds: timeouts.phpScript,
-            outputLimit: 64 << 20)
-        if owner.uid != webUser.uid { command.additionalGroups = [webUser.gid] }
-        let result = try recorder.run(command, echo: false)
-        let bytes = Array(result.standardOutput.utf8)
-        guard result.succeeded, bytes.starts(with: Array("<?php".utf8)), bytes.count < 64 << 20 else {
-            throw DeliveryError(
-                .upgradeFailed,
-                "the component cache of \(treeRoot) could not be built as \(owner.name) (with the group of \(webUser.name), which must be able to read config.php and write the dataroot): \(Self.lastLines(result))"
-            )
-        }
-        do throws(SystemCallError) {
-            let root = try System.openDirectory(at: AT_FDCWD, treeRoot)
-            defer { System.close(root) }
-            let folder = file.contains("/") ? try System.openDirectory(at: root, parentDirectory(of: file)) : root
-            defer { if folder != root { System.close(folder) } }
-            try System.writeFileAtomically(
-                at: folder, lastComponent(of: file), bytes, mode: 0o644,
-                owner: System.effectiveUserIdentifier == 0 ? (owner.uid, owner.gid) : nil)
-        } catch {
-            throw DeliveryError.io("cannot put the component cache into \(treeRoot)", error)
-        }
+        let job = ComponentCacheJob(
+            php: php, script: script, codeRoot: codeRoot, treeRoot: treeRoot, file: file,
+            timeoutSeconds: timeouts.phpScript)
+        try CopyWorker.buildComponentCache(job, as: owner, groups: [webUser.gid], recorder: recorder)
     }
 
     /// What `upgrade.php --is-maintenance-required` answered.

@@ -118,7 +118,8 @@ public struct TreeCopier: Sendable {
             let groupRights = (status.mode >> 3) & 0o7
             let otherRights = status.mode & 0o7
             if groupRights & ~otherRights != 0 {
-                throw SystemCallError(errno: EPERM, call: "keep group \(status.gid) (not one of this user's)", path: name)
+                throw SystemCallError(
+                    errno: EPERM, call: "keep group \(status.gid) (not one of this user's)", path: name)
             }
             return false
         }

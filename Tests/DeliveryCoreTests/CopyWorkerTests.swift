@@ -93,6 +93,31 @@ struct CopyWorkerTests {
         #expect(error?.code == .preempted)
     }
 
+    @Test("the component cache is built and written by the code owner's worker; what is not PHP is refused")
+    func componentCache() throws {
+        let directory = TemporaryDirectory()
+        let (source, _) = try makeTree(directory)
+        let php = try #require(ChildProcess.locate("php"))
+        let script = "\(source)/cache.php"
+        try "<?php echo '<?php // cache of ', get_current_user() === '' ? '?' : posix_geteuid(), \"\\n\";"
+            .write(toFile: script, atomically: false, encoding: .utf8)
+        _ = try sh("/bin/chown", ["-R", "nobody:", "\(source)/mod"])
+        let job = ComponentCacheJob(
+            php: php, script: script, codeRoot: source, treeRoot: source, file: "mod/cache-file.php", timeoutSeconds: 30
+        )
+        let recorder = CommandRecorder(onLine: { _ in })
+        try CopyWorker.buildComponentCache(job, as: owner, groups: [webGroup], recorder: recorder)
+        let written = try String(contentsOfFile: "\(source)/mod/cache-file.php", encoding: .utf8)
+        #expect(written == "<?php // cache of \(owner.uid)\n", "PHP ran as the code owner")
+        #expect(try System.lstatus("\(source)/mod/cache-file.php").uid == owner.uid)
+        #expect(recorder.summaries.map(\.user) == ["nobody"])
+        try "<?php echo 'not a cache';".write(toFile: script, atomically: false, encoding: .utf8)
+        let error = #expect(throws: DeliveryError.self) {
+            try CopyWorker.buildComponentCache(job, as: owner, groups: [webGroup], recorder: recorder)
+        }
+        #expect(error?.message.contains("could not be built as nobody") == true, "\(error?.message ?? "")")
+    }
+
     @Test("the target's root is made in root's folder and given to the code owner")
     func targetPrepared() throws {
         let directory = TemporaryDirectory()

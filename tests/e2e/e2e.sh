@@ -389,7 +389,7 @@ php -r '
     foreach ($record["commands"] ?? [] as $command) {
       $line = $command["command"] ?? "";
       $program = basename(strtok($line, " "));
-      if ($program === "delivery-copy") { $copies++; if (($command["user"] ?? "") !== $owner) { $bad++; echo "  delivery-copy as ", $command["user"] ?? "?", "\n"; } }
+      if ($program === "delivery-copy") { str_contains($line, "alternative_component_cache.php") ? $caches++ : $copies++; if (($command["user"] ?? "") !== $owner) { $bad++; echo "  delivery-copy as ", $command["user"] ?? "?", "\n"; } }
       if ($program === "git") { $vcs++; if (($command["user"] ?? "") !== $owner) { $bad++; echo "  git as ", $command["user"] ?? "?", ": $line\n"; } }
       // The component cache is built by the code owner (nothing the web user ran goes into a tree);
       // every other PHP script runs as the web user.
