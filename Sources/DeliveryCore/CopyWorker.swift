@@ -102,10 +102,12 @@ public struct ComponentCacheJob: Sendable, Codable, Equatable {
     }
 }
 
-/// What the engine hands the worker: one copy, or one component cache.
+/// What the engine hands the worker: one copy, one component cache, or emptying a tree.
 public enum WorkerJob: Sendable, Codable, Equatable {
     case copy(CopyJob)
     case componentCache(ComponentCacheJob)
+    /// Remove everything in this folder of `releases/` (root then removes the folder).
+    case emptyFolder(String)
 }
 
 /// The copies are made by the code owner, not by root (docs/SECURITY.md, least privilege): the
@@ -139,7 +141,7 @@ public enum CopyWorker {
             return 64
         }
         var reply = Reply()
-        do {
+        do throws(DeliveryError) {
             switch job {
             case .copy(let copy):
                 reply.statistics = try copy.run(onProgress: { progress in
@@ -149,6 +151,13 @@ public enum CopyWorker {
                 })
             case .componentCache(let cache):
                 try cache.run(recorder: CommandRecorder(onLine: { _ in }))
+                reply.statistics = CopyStatistics()
+            case .emptyFolder(let path):
+                do throws(SystemCallError) {
+                    try TreeCopier.removeContents(of: path)
+                } catch {
+                    throw DeliveryError.io("cannot empty \(path)", error)
+                }
                 reply.statistics = CopyStatistics()
             }
         } catch {
@@ -192,6 +201,23 @@ public enum CopyWorker {
             return
         }
         _ = try perform(.componentCache(job), as: owner, groups: groups, recorder: recorder)
+    }
+
+    /// Removes a tree of `releases/`: when it is the code owner's, the worker empties it as the
+    /// code owner first; root then removes the emptied folder from its own `releases/`, and
+    /// whatever the worker could not remove (a tree of root's, left by an older version),
+    /// through descriptors.
+    static func removeTree(_ path: String, owner: UserIdentity, recorder: CommandRecorder) throws(DeliveryError) {
+        if usesWorker(for: owner), let status = try? System.lstatus(path), status.kind == .directory,
+            status.uid == owner.uid
+        {
+            do {
+                _ = try perform(.emptyFolder(path), as: owner, groups: [], recorder: recorder)
+            } catch {
+                recorder.onLine("The code owner could not empty \(lastComponent(of: path)): \(error.message)")
+            }
+        }
+        try TreeCopier.removeTree(path)
     }
 
     /// Runs a job in the worker, as `owner`.

@@ -345,7 +345,9 @@ final class OperationRun: @unchecked Sendable {
         }
         for entry in entries where entry.name.hasPrefix(".staging-") || entry.name.hasPrefix(".copy-link-") {
             note("Removing \(entry.name), left by an interrupted operation.")
-            try TreeCopier.removeTree("\(layout.releases)/\(entry.name)")
+            try CopyWorker.removeTree(
+                "\(layout.releases)/\(entry.name)", owner: try UserIdentity.lookup(engine.configuration.codeOwner),
+                recorder: recorder)
         }
     }
 
@@ -412,7 +414,9 @@ final class OperationRun: @unchecked Sendable {
             }
             for leftover in others where "\(layout.releases)/\(leftover)" != fresh {
                 if try System.lstatusIfExists("\(layout.releases)/\(leftover)") != nil {
-                    try TreeCopier.removeTreeOrFail("\(layout.releases)/\(leftover)")
+                    try CopyWorker.removeTree(
+                        "\(layout.releases)/\(leftover)",
+                        owner: try UserIdentity.lookup(engine.configuration.codeOwner), recorder: recorder)
                 }
             }
             return (active.map { "\(layout.releases)/\($0)" }, fresh)

@@ -244,6 +244,17 @@ public struct TreeCopier: Sendable {
         try removeEntry(at: parent, lastComponent(of: path))
     }
 
+    /// Removes everything in a folder (opened by its path, without following a link), leaving
+    /// the folder itself: what the copy worker does, as the code owner, before root removes the
+    /// emptied folder from its own `releases/`.
+    static func removeContents(of path: String) throws(SystemCallError) {
+        let folder = try System.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+        defer { System.close(folder) }
+        for entry in try System.listDirectory(fd: folder) {
+            try removeEntry(at: folder, entry.name)
+        }
+    }
+
     /// Removes an entry of an open folder and, for a folder, everything in it, through
     /// descriptors only: each folder is opened with `O_NOFOLLOW` relative to its parent, its
     /// entries are removed relative to it, and a symlink is removed, never followed. A folder

@@ -118,6 +118,23 @@ struct CopyWorkerTests {
         #expect(error?.message.contains("could not be built as nobody") == true, "\(error?.message ?? "")")
     }
 
+    @Test("a copy of the code owner's is emptied by it, then its folder removed by root; a tree of root's by root")
+    func removal() throws {
+        let directory = TemporaryDirectory()
+        let (source, target) = try makeTree(directory)
+        let recorder = CommandRecorder(onLine: { _ in })
+        _ = try copy(CopyJob(source: source, target: target), recorder: recorder)
+        chmod("\(target)/mod/forum", 0o555)
+        try CopyWorker.removeTree(target, owner: owner, recorder: recorder)
+        #expect(try System.lstatusIfExists(target) == nil)
+        #expect(recorder.summaries.count == 2 && recorder.summaries.allSatisfy { $0.user == "nobody" })
+        let leftover = "\(directory.path)/releases/.staging-old"
+        try FileManager.default.createDirectory(atPath: "\(leftover)/a", withIntermediateDirectories: true)
+        try CopyWorker.removeTree(leftover, owner: owner, recorder: recorder)
+        #expect(try System.lstatusIfExists(leftover) == nil)
+        #expect(recorder.summaries.count == 2, "root's own leftover is removed by root")
+    }
+
     @Test("the target's root is made in root's folder and given to the code owner")
     func targetPrepared() throws {
         let directory = TemporaryDirectory()
