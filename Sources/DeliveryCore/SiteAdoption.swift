@@ -161,10 +161,12 @@ public enum SiteAdoption {
         let parent = parentDirectory(of: given)
         let siteRoot = request.siteRoot ?? "\(parent)/\(name)-delivery"
         let stateDirectory = request.stateDirectory ?? "/var/lib/moodle-delivery/\(name)"
+        let pools: [String]
+        if let named = request.phpFpmSockets { pools = named } else { pools = try detectPHPFPMSockets() }
         var configuration = SiteConfiguration(
             siteRoot: siteRoot, stateDirectory: stateDirectory, publicLayout: publicLayout, php: request.php,
             webUser: webUser.name, codeOwner: owner.name, upstream: upstream, moodle: settings,
-            adoptedFrom: given, phpFpmSockets: request.phpFpmSockets ?? detectPHPFPMSockets(),
+            adoptedFrom: given, phpFpmSockets: pools,
             database: SnapshotSettings(enabled: request.databaseSnapshots), healthCheck: request.healthCheck)
         try configuration.validate()
         if request.databaseSnapshots {
@@ -192,7 +194,7 @@ public enum SiteAdoption {
             let other = (try? SiteConfiguration.load(from: request.configurationPath))?.siteRoot
             throw DeliveryError(
                 .wrongState,
-                "the configuration \(request.configurationPath) exists already\(other.map { " (it is the site at \($0))" } ?? ""): nothing was changed; give this site a configuration of its own with --config"
+                "the configuration \(request.configurationPath) exists already\(other.map { " (it is the site at \($0))" } ?? ""): nothing was changed; give this site a name of its own (--site) or a configuration of its own (--config)"
             )
         }
         if let existing = try? System.lstatus(siteRoot) {
@@ -310,11 +312,20 @@ public enum SiteAdoption {
         return ".delivery-component-cache.php"
     }
 
-    /// The PHP-FPM sockets Debian's packages make (`/run/php/php8.2-fpm.sock` …).
-    static func detectPHPFPMSockets() -> [String] {
-        ((try? System.listDirectory("/run/php")) ?? []).map(\.name)
-            .filter { $0.hasPrefix("php") && $0.hasSuffix("-fpm.sock") }
-            .sorted().map { "/run/php/\($0)" }
+    /// The PHP-FPM pool of a site adopted without `--php-fpm-socket`: the machine's only pool
+    /// socket in `/run/php`, or none. Several are never guessed between (OPcache invalidation and
+    /// warm-up requests sent to another site's pool would run this site's code there): that is
+    /// refused, naming them.
+    static func detectPHPFPMSockets(in folder: String = "/run/php") throws(DeliveryError) -> [String] {
+        let sockets = ((try? System.listDirectory(folder)) ?? []).filter { $0.name.hasSuffix(".sock") }
+            .map { "\(folder)/\($0.name)" }.sorted()
+        guard sockets.count <= 1 else {
+            throw DeliveryError(
+                .configuration,
+                "several PHP-FPM pools listen here (\(sockets.joined(separator: ", "))): say which one serves this site with --php-fpm-socket (its fastcgi_pass in the site's nginx server block, or its ProxyPassMatch/SetHandler in Apache)"
+            )
+        }
+        return sockets
     }
 
     static func makeDirectories(_ path: String, mode: UInt32) throws(SystemCallError) {

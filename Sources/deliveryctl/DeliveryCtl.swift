@@ -29,21 +29,45 @@ struct DeliveryCtl: ParsableCommand {
 struct GlobalOptions: ParsableArguments {
     @Option(
         name: .long,
-        help: "The helper's site configuration (default $DELIVERY_CONFIG or /etc/moodle-delivery/site.json).")
+        help:
+            "The helper's site configuration (default: the --site's, else $DELIVERY_CONFIG, else the server's only site)."
+    )
     var config: String?
+
+    @Option(
+        name: .long,
+        help: "The site to act on, by the name scripts/install gave it (/etc/moodle-delivery/sites/<name>/).")
+    var site: String?
 
     @Flag(name: .long, help: "Print one JSON document for machines instead of text.")
     var json = false
 
-    var configurationPath: String {
-        config ?? System.environmentValue("DELIVERY_CONFIG") ?? SiteConfiguration.defaultPath
+    /// The configuration to act on (`SiteDirectory.resolve`).
+    func configurationPath() throws(DeliveryError) -> String {
+        try SiteDirectory.resolve(config: config, site: site, environment: System.environmentValue("DELIVERY_CONFIG"))
+    }
+
+    /// Where `init` writes a new site's configuration: `--config`, else the `--site`'s folder, else
+    /// `$DELIVERY_CONFIG`, else `/etc/moodle-delivery/site.json` on a server without sites.
+    func newConfigurationPath() throws(DeliveryError) -> String {
+        if let config { return config }
+        if let site { return try SiteDirectory.configurationPath(ofSite: site) }
+        if let environment = System.environmentValue("DELIVERY_CONFIG"), !environment.isEmpty { return environment }
+        let sites = SiteDirectory.sites()
+        guard sites.isEmpty else {
+            throw DeliveryError(
+                .configuration,
+                "this server has sites already (\(sites.map(\.name).joined(separator: ", "))): name the new one with --site"
+            )
+        }
+        return SiteConfiguration.defaultPath
     }
 
     /// Runs a command's body with the site's engine; any refusal or failure is reported as one
     /// line (or JSON) and ends the process with its exit status.
     func withEngine(_ body: (DeliveryEngine) throws(DeliveryError) -> Void) {
         do throws(DeliveryError) {
-            try body(try DeliveryEngine(configuration: try SiteConfiguration.load(from: configurationPath)))
+            try body(try DeliveryEngine(configuration: try SiteConfiguration.load(from: try configurationPath())))
         } catch {
             Failure(error: error, json: json).report()
         }
@@ -259,10 +283,11 @@ extension DeliveryCtl {
                 throw ValidationError("--health-check must be automatic, ask or off")
             }
             do {
+                let configurationPath = try options.newConfigurationPath()
                 let result = try SiteAdoption.adopt(
                     AdoptionRequest(
                         moodleDirectory: moodle, siteRoot: siteRoot, stateDirectory: stateDir,
-                        configurationPath: options.configurationPath, webUser: webUser, codeOwner: codeOwner, php: php,
+                        configurationPath: configurationPath, webUser: webUser, codeOwner: codeOwner, php: php,
                         branch: branch, remote: remote, phpFpmSockets: phpFpmSocket.isEmpty ? nil : phpFpmSocket,
                         componentCache: componentCache, databaseSnapshots: !noDatabaseSnapshot,
                         healthCheck: HealthCheckSettings(mode: mode, url: healthCheckUrl)))
@@ -270,7 +295,7 @@ extension DeliveryCtl {
                     printJSON(result.configuration)
                 } else {
                     FileOutput.standardOutput(
-                        "Adopted \(moodle): site root \(result.configuration.siteRoot), configuration \(options.configurationPath).\n"
+                        "Adopted \(moodle): site root \(result.configuration.siteRoot), configuration \(configurationPath).\n"
                             + (componentCache
                                 ? "Added to config.php (the file as it was is in the state directory):\n    \(SiteAdoption.componentCacheLine)\n"
                                 : "")
