@@ -48,6 +48,13 @@ if ($hassiteconfig) {
             \tool_delivery\local\client_factory::DEFAULT_KEY_FILE,
             PARAM_PATH
         ));
+        $settings->add(new admin_setting_configtext(
+            'tool_delivery/sitename',
+            new lang_string('settings:sitename', 'tool_delivery'),
+            new lang_string('settings:sitename_desc', 'tool_delivery'),
+            '',
+            '/^([a-z0-9_][a-z0-9._-]{0,63})?$/'
+        ));
     }
     $ADMIN->add('server', $settings);
 }

@@ -97,12 +97,19 @@ final class API: Sendable {
     /// True while a preflight runs (one at a time).
     private let preflightRunning = Locked(false)
     let consoleTokens = ConsoleTokens()
+    /// The site's configuration file: the console's shell commands name it (`--config`), so that
+    /// they act on this site on a server with several.
+    let siteConfiguration: String
 
-    init(engine: any EngineAccess, jobs: JobRegistry, limits: ServerLimits, logger: Logger) {
+    init(
+        engine: any EngineAccess, jobs: JobRegistry, limits: ServerLimits, logger: Logger,
+        siteConfiguration: String = SiteConfiguration.defaultPath
+    ) {
         self.engine = engine
         self.jobs = jobs
         self.limits = limits
         self.logger = logger
+        self.siteConfiguration = siteConfiguration
     }
 
     /// The routes: `GET /status`, `POST /operations`, `GET /jobs/{id}`, `GET /history`,

@@ -107,7 +107,8 @@ extension API {
         do throws(APIError) {
             switch (method, rest) {
             case ("GET", ""), ("GET", "/"):
-                return Response.html(ConsolePage.html, scriptHash: ConsolePage.scriptHash)
+                return Response.html(
+                    ConsolePage.html(siteConfiguration: siteConfiguration), scriptHash: ConsolePage.scriptHash)
             case ("GET", "/status"):
                 guard let entry = consoleTokens.check(token) else { throw Self.consoleRefused }
                 let status = try consoleEngineCall { () throws(DeliveryError) in try engine.status() }
@@ -250,7 +251,14 @@ enum ConsolePage {
         Data(SHA256.hash(data: Array(script.utf8))).base64EncodedString()
     }()
 
-    static let html = """
+    /// The page, its shell commands naming the site's configuration.
+    static func html(siteConfiguration: String) -> String {
+        let escaped = siteConfiguration.replacing("&", with: "&amp;").replacing("<", with: "&lt;")
+            .replacing(">", with: "&gt;").replacing("\"", with: "&quot;")
+        return page.replacing("--config CONFIG", with: "--config \(escaped)")
+    }
+
+    static let page = """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -274,7 +282,7 @@ enum ConsolePage {
         <p id="confirmbox" hidden><label><input type="checkbox" id="confirm"> I accept that what users wrote since the snapshot is lost.</label></p>
         <p><button id="rollback" type="button" disabled>Emergency rollback</button></p>
         <pre id="log"></pre>
-        <p>From a shell on the server: <code>deliveryctl status</code>, <code>deliveryctl restore</code>, <code>deliveryctl rollback</code> (<code>--restore-database</code> to confirm a database restore).</p>
+        <p>From a shell on the server: <code>deliveryctl status --config CONFIG</code>, <code>deliveryctl restore --config CONFIG</code>, <code>deliveryctl rollback --config CONFIG</code> (<code>--restore-database</code> to confirm a database restore).</p>
         <script>\(script)</script>
         </body></html>
         """

@@ -90,7 +90,7 @@ public final class DeliveryServer: Sendable {
             configuration: configuration,
             api: API(
                 engine: engine, jobs: JobRegistry(retained: limits.retainedJobs, maxLines: limits.maxJobLines),
-                limits: limits, logger: logger),
+                limits: limits, logger: logger, siteConfiguration: configuration.siteConfiguration),
             authenticator: Authenticator(
                 key: key, clockSkewSeconds: limits.clockSkewSeconds, nonceCacheSize: limits.nonceCacheSize,
                 now: { System.wallSeconds() }),

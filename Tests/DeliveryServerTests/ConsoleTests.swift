@@ -17,6 +17,8 @@ struct ConsoleTests {
         #expect(page.headers["Content-Type"]?.hasPrefix("text/html") == true)
         #expect(page.headers["Content-Security-Policy"]?.contains("script-src 'sha256-") == true)
         #expect(page.text.contains("Emergency rollback"))
+        // Its shell commands name this site's configuration (a server may have several sites).
+        #expect(page.text.contains("<code>deliveryctl status --config \(server.directory)/site.json</code>"))
 
         // Without a token, or with a wrong one, no data and no rollback.
         for token in [nil, String(repeating: "a", count: 64), "short", "../x"] {

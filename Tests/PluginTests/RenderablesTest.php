@@ -25,7 +25,8 @@
 
 require_once(__DIR__ . '/moodle_stubs.php');
 require_once(__DIR__ . '/check_templates.php');
-foreach (['local/delivery_actions', 'output/banner', 'output/preflight', 'output/rollback_plan'] as $classname) {
+foreach (['local/client_factory', 'local/delivery_actions', 'output/banner', 'output/preflight', 'output/rollback_plan']
+        as $classname) {
     require_once(dirname(__DIR__, 2) . '/moodle-plugin/classes/' . $classname . '.php');
 }
 
@@ -275,6 +276,26 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
         $this->assertSame('unavailable', $context['kind']);
         $this->assertSame('', $context['confirmquestion']);
         $this->assertSame('', rollback_plan::target_name($none));
+    }
+
+    /**
+     * On a server with several sites, every command the pages suggest names this one (--site).
+     */
+    public function test_commands_name_the_site(): void {
+        $GLOBALS['tool_delivery_test_config']['tool_delivery']['sitename'] = 'school';
+        $this->assertSame(' --site school', \tool_delivery\local\client_factory::cli_site_option());
+        $context = (new banner(['phase' => 'idle', 'interrupted' => ['name' => 'admin', 'operation' => 'switch',
+            'since' => '2026-11-25T15:56:50.000Z']]))->export_for_template(new renderer_base());
+        $this->assertSame(' --site school', $context['siteoption']);
+        $text = get_string('banner:interrupted', 'tool_delivery', ['name' => 'admin', 'operation' => 'switch',
+            'since' => 'now', 'site' => $context['siteoption']]);
+        $this->assertStringContainsString('"deliveryctl recover --site school"', $text);
+        $this->assertStringContainsString('deliveryctl --site school:', get_string('helperdown:finish', 'tool_delivery',
+            $context['siteoption']));
+        $GLOBALS['tool_delivery_test_config']['tool_delivery']['sitename'] = 'Bad name; rm';
+        $this->assertSame('', \tool_delivery\local\client_factory::cli_site_option());
+        unset($GLOBALS['tool_delivery_test_config']);
+        $this->assertSame('', \tool_delivery\local\client_factory::cli_site_option());
     }
 
     /**

@@ -116,7 +116,18 @@ class tool_delivery_test_strings {
 }
 
 /**
- * Stand-in for Moodle's get_string: the English string with {$a} and {$a->name} replaced.
+ * Moodle's get_config: the values a test puts in $GLOBALS['tool_delivery_test_config'].
+ *
+ * @param string $plugin The component.
+ * @param string|null $name The setting.
+ * @return mixed The value, or false.
+ */
+function get_config(string $plugin, ?string $name = null) {
+    return $GLOBALS['tool_delivery_test_config'][$plugin][$name] ?? false;
+}
+
+/**
+ * Moodle's get_string, from the plugin's English strings.
  *
  * @param string $key The key.
  * @param string $component The component.

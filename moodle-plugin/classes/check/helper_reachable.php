@@ -89,7 +89,8 @@ class helper_reachable extends check {
         } catch (transport_exception $error) {
             $status = $error->is_down() ? result::CRITICAL : result::ERROR;
             return new result($status, get_string('check:down', 'tool_delivery', s($socket)),
-                s($error->getMessage()) . '<br>' . get_string('helperdown:finish', 'tool_delivery'));
+                s($error->getMessage()) . '<br>' . get_string('helperdown:finish', 'tool_delivery',
+                    \tool_delivery\local\client_factory::cli_site_option()));
         } catch (helper_exception $error) {
             $keyerrors = [request_signer::KEY_UNREADABLE, request_signer::KEY_SHORT, 'bad_signature', 'unauthenticated'];
             if ($error->errorcode === 'peer_refused') {

@@ -55,6 +55,17 @@ final class client_factory {
     }
 
     /**
+     * What names this site on `deliveryctl`'s command line in the hints the pages print: ` --site NAME`
+     * when the server has several sites (`scripts/install` sets the name), else nothing.
+     *
+     * @return string Such as ' --site school', or ''.
+     */
+    public static function cli_site_option(): string {
+        $name = trim((string) get_config('tool_delivery', 'sitename'));
+        return preg_match('/^[a-z0-9_][a-z0-9._-]{0,63}$/', $name) ? ' --site ' . $name : '';
+    }
+
+    /**
      * The configured key file.
      *
      * @return string The path.

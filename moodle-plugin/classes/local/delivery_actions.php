@@ -254,6 +254,9 @@ final class delivery_actions {
                 'since' => self::format_date($holder['since'] ?? null),
             ]);
         }
+        if ($key === 'error:stalelock') {
+            return get_string($key, 'tool_delivery', client_factory::cli_site_option());
+        }
         if ($manager->string_exists($key, 'tool_delivery')) {
             return get_string($key, 'tool_delivery', $error->errorcode);
         }

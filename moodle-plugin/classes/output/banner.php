@@ -101,6 +101,7 @@ class banner implements renderable, templatable {
             'copies' => $copies,
             'holder' => self::holder($site['running'] ?? $this->job),
             'interrupted' => self::holder($site['interrupted'] ?? null),
+            'siteoption' => \tool_delivery\local\client_factory::cli_site_option(),
             'maintenance' => !empty($site['maintenanceEnabled']),
             'upgraderan' => !empty($site['upgradeRan']),
             'comments' => array_map(fn($comment) => ['text' => (string) $comment], $site['comments'] ?? []),

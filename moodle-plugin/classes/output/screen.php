@@ -140,6 +140,7 @@ class screen implements renderable, templatable {
             'commentmax' => delivery_actions::MAX_COMMENT,
             'history' => (new history($this->records))->export_for_template($output),
             'console' => $this->console ?? false,
+            'siteoption' => \tool_delivery\local\client_factory::cli_site_option(),
         ];
     }
 }
