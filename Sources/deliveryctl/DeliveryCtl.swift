@@ -12,6 +12,23 @@ import DeliveryCore
 
 @main
 struct DeliveryCtl: ParsableCommand {
+    /// `deliveryctl --site NAME status` as well as `deliveryctl status --site NAME`: the options
+    /// that pick the site may come before the subcommand.
+    static func main() {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        var leading: [String] = []
+        while arguments.count >= 2, ["--site", "--config"].contains(arguments[0]) {
+            leading += arguments.prefix(2)
+            arguments.removeFirst(2)
+        }
+        if let subcommand = arguments.first, !leading.isEmpty {
+            arguments = [subcommand] + leading + arguments.dropFirst()
+        } else {
+            arguments = leading + arguments
+        }
+        main(arguments)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "deliveryctl",
         abstract: "Safe code delivery for a live Moodle site.",
@@ -36,31 +53,37 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(
         name: .long,
-        help: "The site to act on, by the name scripts/install gave it (/etc/moodle-delivery/sites/<name>/).")
+        help:
+            "The site to act on, by the name scripts/install gave it ($DELIVERY_ETC or /etc/moodle-delivery, sites/<name>/).")
     var site: String?
 
     @Flag(name: .long, help: "Print one JSON document for machines instead of text.")
     var json = false
 
+    /// The folder of the sites' configurations: $DELIVERY_ETC (as for scripts/install), else
+    /// /etc/moodle-delivery.
+    var base: String { System.environmentValue("DELIVERY_ETC").flatMap { $0.isEmpty ? nil : $0 } ?? SiteDirectory.base }
+
     /// The configuration to act on (`SiteDirectory.resolve`).
     func configurationPath() throws(DeliveryError) -> String {
-        try SiteDirectory.resolve(config: config, site: site, environment: System.environmentValue("DELIVERY_CONFIG"))
+        try SiteDirectory.resolve(
+            config: config, site: site, environment: System.environmentValue("DELIVERY_CONFIG"), base: base)
     }
 
     /// Where `init` writes a new site's configuration: `--config`, else the `--site`'s folder, else
     /// `$DELIVERY_CONFIG`, else `/etc/moodle-delivery/site.json` on a server without sites.
     func newConfigurationPath() throws(DeliveryError) -> String {
         if let config { return config }
-        if let site { return try SiteDirectory.configurationPath(ofSite: site) }
+        if let site { return try SiteDirectory.configurationPath(ofSite: site, base: base) }
         if let environment = System.environmentValue("DELIVERY_CONFIG"), !environment.isEmpty { return environment }
-        let sites = SiteDirectory.sites()
+        let sites = SiteDirectory.sites(base: base)
         guard sites.isEmpty else {
             throw DeliveryError(
                 .configuration,
                 "this server has sites already (\(sites.map(\.name).joined(separator: ", "))): name the new one with --site"
             )
         }
-        return SiteConfiguration.defaultPath
+        return "\(base)/site.json"
     }
 
     /// Runs a command's body with the site's engine; any refusal or failure is reported as one
