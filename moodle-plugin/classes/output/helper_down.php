@@ -58,18 +58,19 @@ class helper_down implements renderable, templatable {
      * @return array The context.
      */
     public function export_for_template(renderer_base $output): array {
+        $site = client_factory::cli_site_option();
         return [
             'message' => delivery_actions::error_message($this->error),
             'code' => $this->error->errorcode,
             'detail' => $this->error->getMessage(),
             'socket' => client_factory::socket_path(),
+            // Run as root on the server, naming this site when there are several.
             'commands' => [
-                ['command' => 'sudo deliveryctl status', 'help' => get_string('helperdown:status', 'tool_delivery')],
-                ['command' => 'sudo deliveryctl restore', 'help' => get_string('helperdown:restore', 'tool_delivery')],
-                ['command' => 'sudo deliveryctl cancel', 'help' => get_string('helperdown:cancel', 'tool_delivery')],
-                ['command' => 'sudo deliveryctl rollback', 'help' => get_string('helperdown:rollback', 'tool_delivery')],
-                ['command' => 'sudo systemctl status deliveryd.socket deliveryd.service',
-                    'help' => get_string('helperdown:service', 'tool_delivery')],
+                ['command' => 'deliveryctl status' . $site, 'help' => get_string('helperdown:status', 'tool_delivery')],
+                ['command' => 'deliveryctl restore' . $site, 'help' => get_string('helperdown:restore', 'tool_delivery')],
+                ['command' => 'deliveryctl cancel' . $site, 'help' => get_string('helperdown:cancel', 'tool_delivery')],
+                ['command' => 'deliveryctl rollback' . $site, 'help' => get_string('helperdown:rollback', 'tool_delivery')],
+                ['command' => 'pgrep -a deliveryd', 'help' => get_string('helperdown:service', 'tool_delivery')],
             ],
             'checkurl' => (new \moodle_url('/report/status/index.php'))->out(false),
         ];
