@@ -144,6 +144,16 @@ public enum SiteAdoption {
         }
 
         if request.componentCache && settings.alternativeComponentCache == nil {
+            // The code owner builds the cache with the web server's group; Moodle's bootstrap wants
+            // the dataroot writable (checked now: a failure later would leave the site half adopted).
+            if let dataroot = try? System.lstatus(settings.dataroot), dataroot.uid != owner.uid,
+                !(dataroot.gid == webUser.gid && dataroot.mode & 0o030 == 0o030), dataroot.mode & 0o003 != 0o003
+            {
+                throw DeliveryError(
+                    .configuration,
+                    "the dataroot \(settings.dataroot) is not writable by the web server's group (\(webUser.name)), which the code owner needs to build the component cache (Moodle's default permissions, 02777 less others, give it): chmod g+rwx it, or adopt without --component-cache (nothing was changed)"
+                )
+            }
             if kind == .git {
                 let tracked = try CommandRecorder(onLine: { _ in }).run(
                     VersionControlContext(upstream: upstream, owner: owner, timeout: 60).command(

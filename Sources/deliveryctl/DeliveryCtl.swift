@@ -54,7 +54,8 @@ struct GlobalOptions: ParsableArguments {
     @Option(
         name: .long,
         help:
-            "The site to act on, by the name scripts/install gave it ($DELIVERY_ETC or /etc/moodle-delivery, sites/<name>/).")
+            "The site to act on, by the name scripts/install gave it ($DELIVERY_ETC or /etc/moodle-delivery, sites/<name>/)."
+    )
     var site: String?
 
     @Flag(name: .long, help: "Print one JSON document for machines instead of text.")

@@ -187,4 +187,24 @@ struct RefusalTests {
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(second.path)/moodle")) == nil)
         #expect(!FileManager.default.fileExists(atPath: "\(second.path)/site"))
     }
+
+    @Test(
+        "the warm switch on a dataroot the web server's group cannot write is refused by init, changing nothing",
+        .enabled(if: getuid() == 0, "needs root for a code owner of its own"))
+    func componentCacheNeedsWritableDataroot() throws {
+        let directory = TemporaryDirectory()
+        try sh("/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", "git", "--dir", directory.path])
+        chmod("\(directory.path)/moodledata", 0o755)
+        let error = #expect(throws: DeliveryError.self) {
+            try SiteAdoption.adopt(
+                AdoptionRequest(
+                    moodleDirectory: "\(directory.path)/moodle", siteRoot: "\(directory.path)/site",
+                    stateDirectory: "\(directory.path)/state", configurationPath: "\(directory.path)/c.json",
+                    webUser: UserIdentity.current.name, codeOwner: "nobody", phpFpmSockets: [], componentCache: true))
+        }
+        #expect(error?.message.contains("is not writable by the web server's group") == true, "\(error?.message ?? "")")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory.path)/moodle")) == nil)
+        #expect(!FileManager.default.fileExists(atPath: "\(directory.path)/site"))
+        #expect(!FileManager.default.fileExists(atPath: "\(directory.path)/c.json"))
+    }
 }
