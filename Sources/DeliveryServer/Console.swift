@@ -235,7 +235,7 @@ enum ConsolePage {
             $('rollback').disabled = !$('confirm').checked;
           });
           $('rollback').addEventListener('click', function () {
-            if (!confirm($('plan').textContent + '\n\nRoll back now?')) { return; }
+            if (!confirm($('plan').textContent + '\\n\\nRoll back now?')) { return; }
             $('rollback').disabled = true;
             var confirmed = !$('confirmbox').hidden && $('confirm').checked;
             fetch(base + '/rollback' + (confirmed ? '?confirmDatabaseRestore=1' : ''),

@@ -200,6 +200,14 @@ try {
             [$status, $body] = http('/delivery-console/');
             ok($status === 200 && stripos($body, '<html') !== false,
                 'the console page is served through nginx (deploy/nginx-console.conf)', "HTTP {$status}");
+            // Its one script must be JavaScript a browser runs: node parses it as served.
+            preg_match('~<script>(.*)</script>~s', $body, $match);
+            $script = tempnam(sys_get_temp_dir(), 'console') . '.js';
+            file_put_contents($script, $match[1] ?? '');
+            exec('node --check ' . escapeshellarg($script) . ' 2>&1', $parsed, $parsestatus);
+            unlink($script);
+            ok(isset($match[1]) && $parsestatus === 0, 'the console page\'s script parses as JavaScript (node --check)',
+                implode(' ', array_slice($parsed, 0, 4)));
             [$status] = http('/delivery-console/status');
             ok($status === 401, 'the console status without a token is refused (401)', "HTTP {$status}");
             $token = client()->console_token(600);
