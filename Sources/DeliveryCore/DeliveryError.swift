@@ -43,6 +43,9 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
         case healthCheckFailed = "health_check_failed"
         /// The operation would lose data users wrote and needs an explicit confirmation.
         case confirmationRequired = "confirmation_required"
+        /// Production could not be updated (local modifications, the upstream unreachable or
+        /// refusing the code owner): switch and run-all refuse before changing anything.
+        case notUpdatable = "not_updatable"
     }
 
     /// The stable code.

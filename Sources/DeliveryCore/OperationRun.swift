@@ -79,7 +79,7 @@ final class OperationRun: @unchecked Sendable {
         !mutated
             && [
                 .wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle, .preflightFailed,
-                .confirmationRequired,
+                .confirmationRequired, .notUpdatable,
             ].contains(error.code)
     }
 
@@ -159,6 +159,7 @@ final class OperationRun: @unchecked Sendable {
     private func runAll() throws(DeliveryError) -> String {
         let state = try store.read()
         try requireAllowed(.runAll, state)
+        try requireUpdatable()
         _ = try step(.secure) { () throws(DeliveryError) in try secure() }
         _ = try step(.switchToDelivery) { () throws(DeliveryError) in try switchToDelivery() }
         _ = try step(.update) { () throws(DeliveryError) in try update() }
@@ -611,6 +612,7 @@ final class OperationRun: @unchecked Sendable {
             )
         }
         revisionBefore = revision
+        if request.operation == .switchToDelivery { try requireUpdatable() }
         warmByRequest(.backup)
         try switchServed(to: .backup)
         try change { (state: inout DeliveryState) throws(DeliveryError) in
@@ -622,6 +624,29 @@ final class OperationRun: @unchecked Sendable {
             state.upgradeRan = false
         }
         return "The site is in delivery mode: the backup copy serves, production can be updated."
+    }
+
+    /// Fails before acting: the update after a switch must be able to run, or the site would be
+    /// set aside for nothing. Production has no local modifications and the upstream answers the
+    /// code owner (`git ls-remote`, `svn info -r HEAD`, `cvs -n update`).
+    private func requireUpdatable() throws(DeliveryError) {
+        let production = layout.path(of: .production)
+        let vcs = try engine.versionControl(recorder)
+        let modified = try vcs.localModifications(of: production, recorder: recorder)
+        if !modified.isEmpty {
+            throw DeliveryError(
+                .notUpdatable,
+                "\(request.operation.rawValue) refused: production has local modifications (\(modified.prefix(3).joined(separator: ", "))\(modified.count > 3 ? " …" : "")), so the update would refuse; commit or discard them first (nothing was changed)"
+            )
+        }
+        do {
+            try vcs.checkUpstream(of: production, recorder: recorder)
+        } catch {
+            throw DeliveryError(
+                .notUpdatable,
+                "\(request.operation.rawValue) refused: \(error.message), so the update would fail (nothing was changed)"
+            )
+        }
     }
 
     // MARK: Step 3: update

@@ -107,6 +107,15 @@ public enum SiteAdoption {
         guard given.hasPrefix("/") else {
             throw DeliveryError(.configuration, "give the Moodle directory as an absolute path")
         }
+        // One configuration per site: adopting a second site must never take over the first
+        // site's configuration (and with it the helper that serves it, its key and its socket).
+        if (try? System.lstatusIfExists(request.configurationPath)) != nil {
+            let other = (try? SiteConfiguration.load(from: request.configurationPath))?.siteRoot
+            throw DeliveryError(
+                .wrongState,
+                "the configuration \(request.configurationPath) exists already\(other.map { " (it is the site at \($0))" } ?? ""): nothing was changed; give this site a name of its own (--site) or a configuration of its own (--config)"
+            )
+        }
         guard let status = try? System.lstatus(given) else {
             throw DeliveryError(.notMoodle, "\(given) does not exist")
         }
@@ -198,15 +207,6 @@ public enum SiteAdoption {
             }
         }
 
-        // One configuration per site: adopting a second site must never take over the first
-        // site's configuration (and with it the helper that serves it, its key and its socket).
-        if (try? System.lstatusIfExists(request.configurationPath)) != nil {
-            let other = (try? SiteConfiguration.load(from: request.configurationPath))?.siteRoot
-            throw DeliveryError(
-                .wrongState,
-                "the configuration \(request.configurationPath) exists already\(other.map { " (it is the site at \($0))" } ?? ""): nothing was changed; give this site a name of its own (--site) or a configuration of its own (--config)"
-            )
-        }
         if let existing = try? System.lstatus(siteRoot) {
             let empty = existing.kind == .directory && ((try? System.listDirectory(siteRoot))?.isEmpty ?? false)
             guard empty else {

@@ -69,6 +69,8 @@ protocol VersionControl: Sendable {
     func revision(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> Revision
     /// Tracked files changed locally (an update refuses to run over them).
     func localModifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String]
+    /// Checks that the upstream answers the code owner, changing nothing.
+    func checkUpstream(of tree: String, recorder: CommandRecorder) throws(DeliveryError)
     /// Updates the whole tree, or one path, from the configured upstream.
     func update(tree: String, path: String?, recorder: CommandRecorder) throws(DeliveryError)
     /// Puts the tree back exactly at `revision` (cancel).
@@ -132,8 +134,12 @@ private func failure(_ tool: String, _ doing: String, _ result: CommandResult) -
     } else {
         reason = "exit status \(result.exitCode.map(String.init) ?? "signal \(result.signal ?? 0)")"
     }
-    let lastLines = output.split(whereSeparator: \.isNewline).suffix(3).joined(separator: " | ")
-    if !lastLines.isEmpty { reason += ": \(lastLines)" }
+    // The tool's own explanation first (git's "fatal:" lines, which often come before the last
+    // ones: "detected dubious ownership …"), then its last lines.
+    let lines = output.split(whereSeparator: \.isNewline).map(String.init)
+    let causes = lines.filter { $0.hasPrefix("fatal:") || $0.hasPrefix("error:") || $0.hasPrefix("svn: E") }.prefix(2)
+    let shown = Array(causes) + lines.suffix(3).filter { !causes.contains($0) }
+    if !shown.isEmpty { reason += ": \(shown.joined(separator: " | "))" }
     return DeliveryError(.vcsFailed, "\(tool) \(doing) failed: \(reason)")
 }
 
@@ -176,6 +182,19 @@ struct GitRepository: VersionControl {
             if line.hasPrefix(" D ") { missing.append(path) }
         }
         return (untracked, missing)
+    }
+
+    func checkUpstream(of tree: String, recorder: CommandRecorder) throws(DeliveryError) {
+        let branch = context.upstream.branch ?? "main"
+        let pinned = !(context.upstream.pin ?? "").isEmpty
+        let listed = try git(
+            ["ls-remote", "--exit-code", "--", remote] + (pinned ? ["HEAD"] : ["refs/heads/\(branch)"]), tree, recorder)
+        guard listed.succeeded else {
+            if listed.exitCode == 2 {
+                throw DeliveryError(.vcsFailed, "git: the branch '\(branch)' does not exist on \(remote)")
+            }
+            throw failure("git", "ls-remote \(remote)", listed)
+        }
     }
 
     func update(tree: String, path: String?, recorder: CommandRecorder) throws(DeliveryError) {
@@ -291,6 +310,11 @@ struct SubversionWorkingCopy: VersionControl {
         }
     }
 
+    func checkUpstream(of tree: String, recorder: CommandRecorder) throws(DeliveryError) {
+        let info = try svn(["info", "--revision", "HEAD", "--", "."], tree, recorder)
+        guard info.succeeded else { throw failure("svn", "info of the repository", info) }
+    }
+
     func update(tree: String, path: String?, recorder: CommandRecorder) throws(DeliveryError) {
         var arguments = ["update", "--accept", "postpone"]
         if let pin = context.upstream.pin, !pin.isEmpty { arguments += ["--revision", pin] }
@@ -373,6 +397,12 @@ struct CVSWorkingCopy: VersionControl {
         return status.standardOutput.split(whereSeparator: \.isNewline).map { String($0) }.filter {
             $0.hasPrefix("M ") || $0.hasPrefix("A ") || $0.hasPrefix("R ") || $0.hasPrefix("C ")
         }
+    }
+
+    func checkUpstream(of tree: String, recorder: CommandRecorder) throws(DeliveryError) {
+        // A dry run of the update (-n): it asks the server and changes nothing.
+        let dryRun = try cvs(["-n", "update", "-A", "-d", "-P"], tree, recorder)
+        guard dryRun.succeeded else { throw failure("cvs", "update -n", dryRun) }
     }
 
     func update(tree: String, path: String?, recorder: CommandRecorder) throws(DeliveryError) {

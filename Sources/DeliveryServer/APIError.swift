@@ -64,7 +64,7 @@ struct APIError: Error, Sendable, Equatable {
         code = error.code.rawValue
         switch error.code {
         case .wrongState, .lockHeld, .staleLock, .copyMissing, .notMoodle, .preempted, .preflightFailed,
-            .confirmationRequired:
+            .confirmationRequired, .notUpdatable:
             status = 409
         case .badPath, .badRequest: status = 400
         case .vcsFailed, .upgradeFailed, .snapshotFailed, .databaseRestoreFailed, .healthCheckFailed: status = 500

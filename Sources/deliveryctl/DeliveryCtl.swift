@@ -115,7 +115,7 @@ struct Failure: Error, CustomStringConvertible {
     var exitCode: Int32 {
         switch error.code {
         case .wrongState, .lockHeld, .staleLock, .badPath, .copyMissing, .badRequest, .notMoodle, .configuration,
-            .privileges, .preflightFailed, .confirmationRequired:
+            .privileges, .preflightFailed, .confirmationRequired, .notUpdatable:
             2
         default: 1
         }

@@ -72,13 +72,33 @@ struct DeliveryFlowTests {
         #expect(!newCalls.contains { $0.contains("--non-interactive") })
     }
 
-    @Test("run all stops at the first failure and the site keeps serving a complete tree")
-    func runAllStopsAtFailure() throws {
+    @Test("run all refuses before acting when the upstream is gone")
+    func runAllRefusesWithoutUpstream() throws {
         let site = try FixtureSite()
         try FileManager.default.moveItem(atPath: "\(site.root)/upstream", toPath: "\(site.root)/upstream-gone")
         let error = site.refusal(.runAll)
+        #expect(error?.code == .notUpdatable)
+        #expect(error?.message.contains("does not appear to be a git repository") == true, "\(error?.message ?? "")")
+        let status = try site.engine.status()
+        #expect(status.phase == .idle && status.served == .production)
+        #expect(status.copies[.backup]?.exists != true, "not even secured")
+    }
+
+    @Test("run all stops at the first failure and the site keeps serving a complete tree")
+    func runAllStopsAtFailure() throws {
+        let site = try FixtureSite()
+        // Production has a commit of its own: the update cannot fast-forward, which only the merge finds.
+        try site.publishRevision2()
+        try sh(
+            "git",
+            [
+                "-c", "user.name=Admin", "-c", "user.email=a@example.org", "commit", "-q", "--allow-empty", "-m",
+                "local",
+            ],
+            in: site.production)
+        let error = site.refusal(.runAll)
         #expect(error?.code == .vcsFailed)
-        #expect(error?.message.contains("unreachable") == true)
+        #expect(error?.message.contains("not a fast-forward") == true, "\(error?.message ?? "")")
         #expect(error?.message.contains("backup") == true)
         let status = try site.engine.status()
         #expect(status.phase == .delivering)

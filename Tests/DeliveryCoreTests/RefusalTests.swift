@@ -135,6 +135,32 @@ struct RefusalTests {
         expectRefusal(site, .switchToDelivery, code: .wrongState, mentioning: "changed since it was secured")
     }
 
+    @Test("switch and run-all refuse before acting when the update could not run (local modifications)")
+    func notUpdatableLocalModifications() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        try "<?php // hand edit\n".write(
+            toFile: "\(site.production)/mod/forum/lib.php", atomically: false, encoding: .utf8)
+        expectRefusal(site, .switchToDelivery, code: .notUpdatable, mentioning: "local modifications")
+        #expect(try site.engine.status().served == .production)
+        try sh("git", ["checkout", "-q", "--", "mod/forum/lib.php"], in: site.production)
+        try site.perform(.cancel)
+        try "<?php // hand edit\n".write(
+            toFile: "\(site.production)/mod/forum/lib.php", atomically: false, encoding: .utf8)
+        expectRefusal(site, .runAll, code: .notUpdatable, mentioning: "so the update would refuse")
+    }
+
+    @Test("switch refuses before acting when the upstream does not answer, with git's own reason")
+    func notUpdatableUpstream() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        try FileManager.default.moveItem(atPath: "\(site.root)/upstream", toPath: "\(site.root)/upstream.away")
+        expectRefusal(site, .switchToDelivery, code: .notUpdatable, mentioning: "fatal:")
+        try FileManager.default.moveItem(atPath: "\(site.root)/upstream.away", toPath: "\(site.root)/upstream")
+        try site.perform(.switchToDelivery)
+        #expect(try site.engine.status().served == .backup)
+    }
+
     @Test("local modifications in production stop the update and the site keeps serving the backup")
     func localModifications() throws {
         let site = try FixtureSite()

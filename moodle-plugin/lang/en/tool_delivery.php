@@ -94,6 +94,7 @@ $string['error:lockheldby'] = '{$a->name} is running "{$a->operation}" since {$a
 $string['error:methodnotallowed'] = 'The helper does not take this request.';
 $string['error:notfound'] = 'The helper does not know this job (it keeps only the last ones, and forgets them when restarted).';
 $string['error:notmoodle'] = 'The site is not a Moodle code tree the helper can work on.';
+$string['error:notupdatable'] = 'Production cannot be updated now (local modifications, or the code\'s repository does not answer its owner), so nothing was changed: the site was not set aside. The helper\'s message says why.';
 $string['error:parameterstoolarge'] = 'The request carries too many parameters for the helper.';
 $string['error:peerrefused'] = 'The helper refuses the web server\'s user.';
 $string['error:preempted'] = 'The operation stopped because an emergency rollback took over.';

@@ -94,6 +94,7 @@ $string['error:lockheldby'] = '{$a->name} exécute « {$a->operation} » depuis 
 $string['error:methodnotallowed'] = 'L\'assistant n\'accepte pas cette requête.';
 $string['error:notfound'] = 'L\'assistant ne connaît pas cette tâche (il ne garde que les dernières, et les oublie quand il redémarre).';
 $string['error:notmoodle'] = 'Le site n\'est pas une arborescence Moodle que l\'assistant peut traiter.';
+$string['error:notupdatable'] = 'La production ne peut pas être mise à jour maintenant (modifications locales, ou le dépôt du code ne répond pas à son propriétaire) : rien n\'a été changé, le site n\'a pas été mis de côté. Le message de l\'assistant dit pourquoi.';
 $string['error:parameterstoolarge'] = 'La requête porte trop de paramètres pour l\'assistant.';
 $string['error:peerrefused'] = 'L\'assistant refuse l\'utilisateur du serveur web.';
 $string['error:preempted'] = 'L\'opération s\'est arrêtée car un retour d\'urgence a pris la main.';
