@@ -217,6 +217,21 @@ try {
             ok($status === 200 && ($console['site']['site']['phase'] ?? $console['site']['phase'] ?? null) === 'idle',
                 'the console status with a token issued through the plugin client answers through nginx',
                 "HTTP {$status} " . substr($body, 0, 200));
+            // In a real browser (headless Chromium): the page runs its script without an error and
+            // fills in the state from the helper.
+            $profile = sys_get_temp_dir() . '/console-browser-' . getmypid();
+            $command = 'chromium --headless --no-sandbox --disable-gpu --user-data-dir=' . escapeshellarg($profile)
+                . ' --enable-logging=stderr --v=0 --virtual-time-budget=8000 --dump-dom '
+                . escapeshellarg($config['url'] . '/delivery-console/#token=' . $token['token']) . ' 2>' . escapeshellarg("$profile.log");
+            exec($command, $dom, $browserstatus);
+            $dom = implode("\n", $dom);
+            $log = (string) @file_get_contents("$profile.log");
+            exec('rm -rf ' . escapeshellarg($profile) . ' ' . escapeshellarg("$profile.log"));
+            preg_match('~<dd id="phase">([^<]*)</dd>~', $dom, $phase);
+            preg_match_all('~(Uncaught[^\n]*|SyntaxError[^\n]*)~', $log, $jserrors);
+            ok($browserstatus === 0 && ($phase[1] ?? '') === 'idle' && !$jserrors[0],
+                'in headless Chromium the console runs its script without an error and shows the state (idle)',
+                "exit {$browserstatus}, phase '" . ($phase[1] ?? '?') . "', " . implode(' ', array_slice($jserrors[0], 0, 2)));
             break;
 
         case 'steps-1':
