@@ -1315,6 +1315,35 @@ final class OperationRun: @unchecked Sendable {
         return true
     }
 
+    /// Waits, before recover does anything else, for Moodle's upgrade when it still runs after the
+    /// helper that started it died (kill -9): stopping it midway would leave the database half
+    /// upgraded, and a new one would fail on Moodle's upgrade lock. It is stopped only past the
+    /// upgrade's time limit. A sentence for the result, or nil when there was none.
+    private func waitForOrphanedUpgrade(_ state: DeliveryState) -> String? {
+        guard let group = state.upgradeProcessGroup else { return nil }
+        defer { try? change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeProcessGroup = nil } }
+        guard System.processIsRunning(group), let commandLine = System.commandLine(of: group),
+            commandLine.contains("upgrade.php")
+        else { return nil }
+        note(
+            "Moodle's upgrade from the interrupted operation still runs (process group \(group)): waiting for it to end…"
+        )
+        let started = System.monotonicSeconds()
+        let deadline = started + engine.configuration.timeouts.upgrade
+        while System.processIsRunning(group) && System.monotonicSeconds() < deadline { usleep(200_000) }
+        let seconds = format1(System.monotonicSeconds() - started)
+        guard System.processIsRunning(group) else {
+            return
+                "Moodle's upgrade left running by it ended after \(seconds) s more; run restore again to finish the delivery."
+        }
+        System.signal(processGroup: group, SIGTERM)
+        let stop = System.monotonicSeconds() + 10
+        while System.processIsRunning(group) && System.monotonicSeconds() < stop { usleep(100_000) }
+        if System.processIsRunning(group) { System.signal(processGroup: group, SIGKILL) }
+        return
+            "Moodle's upgrade left running by it was still running after its time limit (\(seconds) s) and was stopped: the database may be half upgraded; check it before anything else."
+    }
+
     /// Stops Moodle's upgrade when it still runs after the helper that started it died (kill -9):
     /// the database must not change under the snapshot being restored.
     private func stopOrphanedUpgrade(_ state: DeliveryState) {
@@ -1359,6 +1388,7 @@ final class OperationRun: @unchecked Sendable {
                 }
             }
         }
+        let orphan = waitForOrphanedUpgrade(state)
         try removeLeftoverStaging()
         let served = layout.servedTree()
         try change { (state: inout DeliveryState) throws(DeliveryError) in
@@ -1381,11 +1411,13 @@ final class OperationRun: @unchecked Sendable {
                 note("The \(served.rawValue) copy's code does not match the database: maintenance mode is on.")
             }
         }
-        let phase = try store.read().phase
+        let after = try store.read()
         let again =
             dead.operation == .rollback ? " Run the emergency rollback again to finish it." : ""
+        let maintenance =
+            orphan == nil ? "" : after.maintenanceEnabled ? " Maintenance mode is on." : " Maintenance mode is off."
         return
-            "Recorded the interrupted '\(dead.operation.rawValue)' (step '\(dead.step.rawValue)', started by \(dead.actor.name) at \(dead.startedAt.formatted(.iso8601))). The site serves the \(served?.rawValue ?? "unknown") tree; state '\(phase.rawValue)'.\(again)"
+            "Recorded the interrupted '\(dead.operation.rawValue)' (step '\(dead.step.rawValue)', started by \(dead.actor.name) at \(dead.startedAt.formatted(.iso8601))).\(orphan.map { " \($0)" } ?? "") The site serves the \(served?.rawValue ?? "unknown") tree; state '\(after.phase.rawValue)'.\(maintenance)\(again)"
     }
 
     // MARK: Audit

@@ -233,7 +233,9 @@ func crashPoint(_ spec: String, matches event: ProgressEvent) -> Bool {
     switch event {
     case .stepStarted(let operation): spec == "started:\(operation.rawValue)"
     case .stepFinished(let operation, _, _): spec == "finished:\(operation.rawValue)"
-    case .line(let line): spec.hasPrefix("line:") && line.hasPrefix(String(spec.dropFirst(5)))
+    case .line(let line):
+        (spec.hasPrefix("line:") && line.hasPrefix(String(spec.dropFirst(5))))
+            || (spec.hasPrefix("text:") && line.contains(String(spec.dropFirst(5))))
     case .fraction: false
     }
 }
@@ -241,7 +243,7 @@ func crashPoint(_ spec: String, matches event: ProgressEvent) -> Bool {
 /// Runs one operation for a subcommand.
 func runOperation(_ options: GlobalOptions, _ request: (Actor) -> OperationRequest) throws {
     let printer = ProgressPrinter(quiet: options.json)
-    // Crash-test seam: DELIVERYCTL_TEST_KILL_AT=started:STEP|finished:STEP|line:PREFIX makes this
+    // Crash-test seam: DELIVERYCTL_TEST_KILL_AT=started:STEP|finished:STEP|line:PREFIX|text:PART makes this
     // process SIGKILL itself at that event, as a power cut or an OOM kill would.
     let killAt = System.environmentValue("DELIVERYCTL_TEST_KILL_AT")
     options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in

@@ -148,6 +148,33 @@ struct CrashTests {
         #expect(again.served == .backup)
         #expect(try site.engine.status().running == nil)
     }
+
+    /// Issue 15: kill -9 during `upgrade.php` left it running; `recover` said nothing of it, and a
+    /// new restore failed on Moodle's upgrade lock.
+    @Test("recover waits for Moodle's upgrade left running by a killed restore, and says so")
+    func orphanedUpgrade() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        try site.publishRevision2()
+        try site.perform(.update)
+        try "3".write(toFile: "\(site.dataroot)/fixture-slow-upgrade", atomically: false, encoding: .utf8)
+        let killed = try deliveryctl(site, ["restore"], killAt: "text:Fixture upgrade: sleeping")
+        #expect(killed.status != 0, "\(killed.output)")
+        let upgrade = try sh("/usr/bin/pgrep", ["-f", "\(site.siteRoot)/.*upgrade.php --non-interactive"])
+        #expect(upgrade.succeeded, "the upgrade still runs after the kill")
+        let recovered = try deliveryctl(site, ["recover"])
+        #expect(recovered.status == 0, "\(recovered.output)")
+        #expect(recovered.output.contains("still runs (process group"), "\(recovered.output)")
+        #expect(recovered.output.contains("Moodle's upgrade left running by it ended after"), "\(recovered.output)")
+        #expect(recovered.output.contains("Maintenance mode is"), "\(recovered.output)")
+        #expect(try !sh("/usr/bin/pgrep", ["-f", "\(site.siteRoot)/.*upgrade.php --non-interactive"]).succeeded)
+        let database = try String(contentsOfFile: "\(site.dataroot)/fixture-db-version", encoding: .utf8)
+        #expect(database.hasPrefix("2024100800"), "the upgrade finished: \(database)")
+        try FileManager.default.removeItem(atPath: "\(site.dataroot)/fixture-slow-upgrade")
+        let restored = try site.perform(.restore)
+        #expect(restored.served == .production)
+    }
 }
 
 @Suite("Emergency rollback takes over a running operation", .serialized)
