@@ -295,8 +295,13 @@ public enum SiteAdoption {
     static func addComponentCacheSetting(tree: String, stateDirectory: String) throws(DeliveryError) -> String {
         let path = "\(tree)/config.php"
         do {
-            let status = try System.lstatus(path)
-            let original = try System.readFile(path, limit: 1 << 20)
+            // The tree is the code owner's folder: config.php is opened without following a link,
+            // and what is read is the file that was opened.
+            let file = try System.open(path, O_RDONLY | O_NOFOLLOW)
+            defer { System.close(file) }
+            let status = try System.fileStatus(file)
+            guard status.kind == .regular else { throw SystemCallError(errno: EINVAL, call: "open", path: path) }
+            let original = try System.readAll(file, limit: 1 << 20, name: path)
             var text = String(decoding: original, as: UTF8.self)
             guard
                 let setup = text.firstRange(of: "require_once(__DIR__ . '/lib/setup.php')")
