@@ -112,6 +112,8 @@ final class OperationRun: @unchecked Sendable {
             phase = try store.update { (state: inout DeliveryState) throws(DeliveryError) in
                 if state.running?.id == id { state.running = nil }
                 if refused { return state.phase }
+                // What recover recorded is shown until an operation succeeds after it.
+                if failure == nil && request.operation != .recover { state.interrupted = nil }
                 state.lastResults[request.operation] = StepResult(
                     succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? message,
                     errorCode: failure?.code)
