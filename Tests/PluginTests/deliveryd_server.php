@@ -88,6 +88,10 @@ final class deliveryd_server {
         self::run(['git', 'add', '-A'], $production);
         self::run(['git', '-c', 'user.email=test@example.org', '-c', 'user.name=Test', 'commit', '-q', '-m', 'initial'],
             $production);
+        // Its upstream: switch and run-all ask it before acting (git ls-remote), as on a real site.
+        self::run(['git', 'init', '-q', '--bare', '-b', 'main', $this->directory . '/upstream.git'], $this->directory);
+        self::run(['git', 'remote', 'add', 'origin', $this->directory . '/upstream.git'], $production);
+        self::run(['git', 'push', '-q', 'origin', 'main'], $production);
         symlink('releases/production', $this->directory . '/site/current');
         $user = posix_getpwuid(posix_geteuid())['name'];
         $site = [
