@@ -84,10 +84,9 @@ public struct ComponentCacheJob: Sendable, Codable, Equatable {
         let bytes = Array(result.standardOutput.utf8)
         guard result.succeeded, bytes.starts(with: Array("<?php".utf8)), bytes.count < 64 << 20 else {
             let who = user?.name ?? UserIdentity.current.name
-            let lines = result.combinedOutput.split(separator: "\n").suffix(3).joined(separator: " / ")
             throw DeliveryError(
                 .upgradeFailed,
-                "the component cache of \(treeRoot) could not be built as \(who) (with the web server's group, which must be able to read config.php and write the dataroot): \(terminalSafe(lines))"
+                "the component cache of \(treeRoot) could not be built as \(who) (with the web server's group, which must be able to read config.php and write the dataroot): \(terminalSafe(MoodleCLI.lastLines(result)))"
             )
         }
         do throws(SystemCallError) {

@@ -1322,11 +1322,8 @@ final class OperationRun: @unchecked Sendable {
     /// upgraded, and a new one would fail on Moodle's upgrade lock. It is stopped only past the
     /// upgrade's time limit. A sentence for the result, or nil when there was none.
     private func waitForOrphanedUpgrade(_ state: DeliveryState) -> String? {
-        guard let group = state.upgradeProcessGroup else { return nil }
-        defer { try? change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeProcessGroup = nil } }
-        guard System.processIsRunning(group), let commandLine = System.commandLine(of: group),
-            commandLine.contains("upgrade.php")
-        else { return nil }
+        defer { forgetUpgradeProcessGroup(state) }
+        guard let group = orphanedUpgrade(state) else { return nil }
         note(
             "Moodle's upgrade from the interrupted operation still runs (process group \(group)): waiting for it to end…"
         )
@@ -1338,10 +1335,7 @@ final class OperationRun: @unchecked Sendable {
             return
                 "Moodle's upgrade left running by it ended after \(seconds) s more; run restore again to finish the delivery."
         }
-        System.signal(processGroup: group, SIGTERM)
-        let stop = System.monotonicSeconds() + 10
-        while System.processIsRunning(group) && System.monotonicSeconds() < stop { usleep(100_000) }
-        if System.processIsRunning(group) { System.signal(processGroup: group, SIGKILL) }
+        stop(processGroup: group)
         return
             "Moodle's upgrade left running by it was still running after its time limit (\(seconds) s) and was stopped: the database may be half upgraded; check it before anything else."
     }
@@ -1349,17 +1343,33 @@ final class OperationRun: @unchecked Sendable {
     /// Stops Moodle's upgrade when it still runs after the helper that started it died (kill -9):
     /// the database must not change under the snapshot being restored.
     private func stopOrphanedUpgrade(_ state: DeliveryState) {
-        guard let group = state.upgradeProcessGroup else { return }
-        if System.processIsRunning(group),
-            let commandLine = System.commandLine(of: group), commandLine.contains("upgrade.php")
-        {
-            note("Moodle's upgrade (process group \(group)) still runs from the interrupted operation: stopping it…")
-            System.signal(processGroup: group, SIGTERM)
-            let deadline = System.monotonicSeconds() + 10
-            while System.processIsRunning(group) && System.monotonicSeconds() < deadline { usleep(100_000) }
-            if System.processIsRunning(group) { System.signal(processGroup: group, SIGKILL) }
-        }
+        defer { forgetUpgradeProcessGroup(state) }
+        guard let group = orphanedUpgrade(state) else { return }
+        note("Moodle's upgrade (process group \(group)) still runs from the interrupted operation: stopping it…")
+        stop(processGroup: group)
+    }
+
+    /// The process group of Moodle's upgrade that an interrupted operation left running, or nil.
+    private func orphanedUpgrade(_ state: DeliveryState) -> Int32? {
+        guard let group = state.upgradeProcessGroup else { return nil }
+        guard System.processIsRunning(group), let commandLine = System.commandLine(of: group),
+            commandLine.contains("upgrade.php")
+        else { return nil }
+        return group
+    }
+
+    /// The journal forgets the upgrade's process group once it is dealt with.
+    private func forgetUpgradeProcessGroup(_ state: DeliveryState) {
+        guard state.upgradeProcessGroup != nil else { return }
         try? change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeProcessGroup = nil }
+    }
+
+    /// SIGTERM, 10 s to end, then SIGKILL.
+    private func stop(processGroup group: Int32) {
+        System.signal(processGroup: group, SIGTERM)
+        let deadline = System.monotonicSeconds() + 10
+        while System.processIsRunning(group) && System.monotonicSeconds() < deadline { usleep(100_000) }
+        if System.processIsRunning(group) { System.signal(processGroup: group, SIGKILL) }
     }
 
     /// Asks Moodle, in every complete copy, whether its code matches the database as it is now
