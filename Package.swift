@@ -21,6 +21,7 @@ let package = Package(
             name: "DeliveryCore",
             dependencies: [
                 "CDeliverySystem",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

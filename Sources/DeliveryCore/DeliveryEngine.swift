@@ -27,13 +27,18 @@ public struct OperationRequest: Sendable, Codable, Equatable {
     /// rollback: the administrator confirmed that the database snapshot may be restored although
     /// the site was open to users since (what they wrote since the snapshot is lost).
     public var confirmDatabaseRestore: Bool?
+    /// A destructive operation asked with the plugin's key: the code of the administrator's
+    /// authenticator (`SecondFactor`). Checked once, never stored nor logged.
+    public var secondFactorCode: String?
 
     /// Makes a request.
     public init(
         _ operation: Operation, actor: Actor, securePath: String? = nil, updatePath: String? = nil,
-        securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil
+        securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil,
+        secondFactorCode: String? = nil
     ) {
         self.confirmDatabaseRestore = confirmDatabaseRestore
+        self.secondFactorCode = secondFactorCode
         self.operation = operation
         self.actor = actor
         self.securePath = securePath
@@ -117,6 +122,9 @@ public struct SiteStatus: Sendable, Codable, Equatable {
     public var deliveryWindowOpen: Bool
     /// The last health check after "restore production".
     public var lastHealthCheck: HealthReport?
+    /// The Moodle user ids enrolled for the second factor (`deliveryctl admin enrol-totp`): a
+    /// database restore outside the delivery window asked with the plugin's key needs one's code.
+    public var secondFactorEnrolled: [Int]?
 }
 
 /// What an emergency rollback would do, shown before it is asked for.
@@ -157,6 +165,8 @@ public final class DeliveryEngine: Sendable {
     let store: StateStore
     let audit: AuditLog
     let logger: Logger
+    /// The administrators' second factor, for destructive operations asked with the plugin's key.
+    public let secondFactor: SecondFactor
 
     /// Makes an engine for a configured site; creates the state directory when missing.
     /// - Throws: `DeliveryError` when the configuration is invalid or the state directory unusable.
@@ -168,6 +178,8 @@ public final class DeliveryEngine: Sendable {
             adminDirectory: configuration.moodle.admin)
         self.store = StateStore(directory: configuration.stateDirectory)
         self.audit = AuditLog(path: "\(configuration.stateDirectory)/audit.log")
+        self.secondFactor = SecondFactor(
+            stateDirectory: configuration.stateDirectory, siteName: SecondFactor.siteName(configuration.moodle.wwwroot))
         self.logger = logger
         // The code the VCS writes must be readable by the web user, whatever umask we inherited
         // (systemd's UMask=0027 would make every updated file unreadable by the web server).
@@ -236,7 +248,8 @@ public final class DeliveryEngine: Sendable {
             maintenanceEnabled: state.maintenanceEnabled, comments: state.comments,
             componentCacheFile: configuration.componentCacheFile, rollback: plan,
             snapshot: state.snapshot, deliveryWindowOpen: state.deliveryWindowOpen ?? false,
-            lastHealthCheck: state.lastHealthCheck)
+            lastHealthCheck: state.lastHealthCheck,
+            secondFactorEnrolled: (try? secondFactor.list())?.map(\.moodleUserId) ?? [])
     }
 
     /// What a rollback would do in this state. The database is restored only when Moodle's
@@ -439,6 +452,7 @@ public final class DeliveryEngine: Sendable {
             id: id ?? Self.newIdentifier(), request: request, progress: progress, engine: self)
         do {
             try validate(request)
+            try OperationLimits.check(request, limits: configuration.limits, history: audit)
         } catch {
             run.auditRefusal(error)
             throw error

@@ -46,6 +46,15 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
         /// Production could not be updated (local modifications, the upstream unreachable or
         /// refusing the code owner): switch and run-all refuse before changing anything.
         case notUpdatable = "not_updatable"
+        /// Requested with the plugin's key, the operation is destructive and needs an enrolled
+        /// administrator's second factor (or deliveryctl on the server).
+        case secondFactorRequired = "second_factor_required"
+        /// The second factor was wrong, expired, already used, or its administrator is not enrolled.
+        case secondFactorRefused = "second_factor_refused"
+        /// Too many wrong codes lately: every code is refused for a while.
+        case secondFactorLocked = "second_factor_locked"
+        /// More operations of this kind in the last hour than the site allows through the plugin's key.
+        case rateLimited = "rate_limited"
     }
 
     /// The stable code.

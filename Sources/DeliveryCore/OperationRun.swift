@@ -79,7 +79,8 @@ final class OperationRun: @unchecked Sendable {
         !mutated
             && [
                 .wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle, .preflightFailed,
-                .confirmationRequired, .notUpdatable,
+                .confirmationRequired, .notUpdatable, .secondFactorRequired, .secondFactorRefused,
+                .secondFactorLocked, .rateLimited,
             ].contains(error.code)
     }
 
@@ -1174,6 +1175,10 @@ final class OperationRun: @unchecked Sendable {
                     .confirmationRequired,
                     "rollback not done: it must be confirmed. \(plan.explanation) Confirm with 'deliveryctl rollback --restore-database', or tick the confirmation on the delivery screen."
                 )
+            }
+            // Destructive: with the plugin's key alone, any process of the web user could ask it.
+            if plan.kind == .codeAndDatabase && plan.needsConfirmation && request.actor.viaKey {
+                try engine.secondFactor.verify(request.secondFactorCode, for: request.actor)
             }
             if preempting, let running = DeliveryLock.currentHolder(in: engine.configuration.stateDirectory) ?? nil {
                 note(

@@ -105,7 +105,12 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
     public var database: SnapshotSettings?
     /// The health check after production is served again (default: automatic rollback).
     public var healthCheck: HealthCheckSettings?
+    /// How many switches, restores and rollbacks the plugin's key may start per hour (default:
+    /// `OperationLimits()`).
+    public var operationLimits: OperationLimits?
 
+    /// The limits in force.
+    public var limits: OperationLimits { operationLimits ?? OperationLimits() }
     /// The snapshot settings in force.
     public var snapshotSettings: SnapshotSettings { database ?? SnapshotSettings() }
     /// The health check settings in force.

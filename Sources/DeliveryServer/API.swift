@@ -48,9 +48,11 @@ struct OperationBody: Decodable {
     var securityCopy: Bool?
     var comment: String?
     var confirmDatabaseRestore: Bool?
+    var secondFactorCode: String?
 
     static let members: Set<String> = [
         "operation", "securePath", "updatePath", "securityCopy", "comment", "confirmDatabaseRestore",
+        "secondFactorCode",
     ]
 }
 
@@ -187,7 +189,7 @@ final class API: Sendable {
         let operationRequest = OperationRequest(
             operation, actor: request.actor, securePath: body.securePath, updatePath: body.updatePath,
             securityCopy: body.securityCopy ?? false, comment: body.comment,
-            confirmDatabaseRestore: body.confirmDatabaseRestore)
+            confirmDatabaseRestore: body.confirmDatabaseRestore, secondFactorCode: body.secondFactorCode)
         do {
             if let path = body.securePath { _ = try ComponentPath(path) }
             if let path = body.updatePath { _ = try ComponentPath(path) }

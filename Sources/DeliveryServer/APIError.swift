@@ -67,6 +67,8 @@ struct APIError: Error, Sendable, Equatable {
             .confirmationRequired, .notUpdatable:
             status = 409
         case .badPath, .badRequest: status = 400
+        case .secondFactorRequired, .secondFactorRefused, .secondFactorLocked: status = 403
+        case .rateLimited: status = 429
         case .vcsFailed, .upgradeFailed, .snapshotFailed, .databaseRestoreFailed, .healthCheckFailed: status = 500
         case .configuration, .privileges, .io: status = 500
         }

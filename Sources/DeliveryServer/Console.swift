@@ -100,9 +100,12 @@ extension API {
     /// The console's routes, reached through the web server without a signature:
     /// `GET /delivery-console/` (the page; it holds no data), `GET /delivery-console/status` and
     /// `POST /delivery-console/rollback` (`?confirmDatabaseRestore=1` confirms a rollback that
-    /// restores the database snapshot once the site was open), both with the token in
+    /// restores the database snapshot once the site was open; the code of the administrator's
+    /// authenticator then comes in `X-Delivery-Second-Factor`), both with the token in
     /// `X-Delivery-Console-Token`.
-    func console(method: String, path: String, token: String?, query: [String: String]) -> Response {
+    func console(
+        method: String, path: String, token: String?, query: [String: String], secondFactor: String? = nil
+    ) -> Response {
         let rest = String(path.dropFirst(Self.consolePrefix.count))
         do throws(APIError) {
             switch (method, rest) {
@@ -127,7 +130,8 @@ extension API {
                     peerUid: entry.actor.peerUid, claimed: true)
                 return try startJob(
                     OperationRequest(
-                        .rollback, actor: actor, confirmDatabaseRestore: query["confirmDatabaseRestore"] == "1"))
+                        .rollback, actor: actor, confirmDatabaseRestore: query["confirmDatabaseRestore"] == "1",
+                        secondFactorCode: secondFactor))
             case (_, "/status"), (_, "/rollback"), (_, ""), (_, "/"):
                 throw APIError(.methodNotAllowed, "\(Self.printable(method)) is not allowed here")
             default:
@@ -238,8 +242,11 @@ enum ConsolePage {
             if (!confirm($('plan').textContent + '\\n\\nRoll back now?')) { return; }
             $('rollback').disabled = true;
             var confirmed = !$('confirmbox').hidden && $('confirm').checked;
+            var headers = {'X-Delivery-Console-Token': token};
+            if (confirmed) { headers['X-Delivery-Second-Factor'] = $('code').value.trim(); }
+            $('code').value = '';
             fetch(base + '/rollback' + (confirmed ? '?confirmDatabaseRestore=1' : ''),
-                  {method: 'POST', headers: {'X-Delivery-Console-Token': token}})
+                  {method: 'POST', headers: headers})
               .then(function (response) { return response.json(); })
               .then(function (body) { show(body.error ? body.error.message : 'Emergency rollback started.', !!body.error); });
           });
@@ -279,7 +286,9 @@ enum ConsolePage {
         <div id="progress"><div id="bar"></div></div>
         <div id="message"></div>
         <p id="plan"></p>
-        <p id="confirmbox" hidden><label><input type="checkbox" id="confirm"> I accept that what users wrote since the snapshot is lost.</label></p>
+        <div id="confirmbox" hidden><p><label><input type="checkbox" id="confirm"> I accept that what users wrote since the snapshot is lost.</label></p>
+        <p><label>Code of your authenticator app <input id="code" inputmode="numeric" autocomplete="one-time-code" maxlength="6" size="8"></label><br>
+        <small>Restoring the database loses what users wrote, so the helper asks for a proof that the web server cannot make: the six-digit code of the app root enrolled you with (<code>deliveryctl admin enrol-totp</code>). Without one, run the rollback from a shell on the server.</small></p></div>
         <p><button id="rollback" type="button" disabled>Emergency rollback</button></p>
         <pre id="log"></pre>
         <p>From a shell on the server: <code>deliveryctl status --config CONFIG</code>, <code>deliveryctl restore --config CONFIG</code>, <code>deliveryctl rollback --config CONFIG</code> (<code>--restore-database</code> to confirm a database restore).</p>

@@ -291,7 +291,8 @@ public final class DeliveryServer: Sendable {
                 return .error(APIError.badRequest("the query string is malformed"))
             }
             return api.console(
-                method: method, path: path, token: slot.parameter("HTTP_X_DELIVERY_CONSOLE_TOKEN"), query: query)
+                method: method, path: path, token: slot.parameter("HTTP_X_DELIVERY_CONSOLE_TOKEN"), query: query,
+                secondFactor: slot.parameter("HTTP_X_DELIVERY_SECOND_FACTOR"))
         }
         var actor: Actor
         do {

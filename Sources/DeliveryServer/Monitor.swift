@@ -191,7 +191,7 @@ final class Monitor: Sendable {
     /// What the plugin (`moodle`) or the console can claim: a request of theirs, from a peer the
     /// kernel named.
     static func checkActor(_ actor: Actor) throws(DeliveryError) {
-        guard ["moodle", "console"].contains(actor.source), actor.peerUid != nil, actor.claimed == true else {
+        guard actor.viaKey, actor.peerUid != nil, actor.claimed == true else {
             throw DeliveryError(.badRequest, "the request does not carry the peer and claim the responder records")
         }
     }

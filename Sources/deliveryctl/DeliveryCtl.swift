@@ -21,8 +21,10 @@ struct DeliveryCtl: ParsableCommand {
             leading += arguments.prefix(2)
             arguments.removeFirst(2)
         }
-        if let subcommand = arguments.first, !leading.isEmpty {
-            arguments = [subcommand] + leading + arguments.dropFirst()
+        // `admin` has subcommands of its own: the options go after them.
+        let depth = arguments.first == "admin" && arguments.count >= 2 ? 2 : 1
+        if arguments.count >= depth, !leading.isEmpty {
+            arguments = Array(arguments.prefix(depth)) + leading + arguments.dropFirst(depth)
         } else {
             arguments = leading + arguments
         }
@@ -38,7 +40,7 @@ struct DeliveryCtl: ParsableCommand {
             """,
         subcommands: [
             Init.self, Status.self, Secure.self, Switch.self, Update.self, Plan.self, Restore.self, RunAll.self,
-            Cancel.self, Rollback.self, Recover.self, Log.self,
+            Cancel.self, Rollback.self, Recover.self, Log.self, Admin.self,
         ]
     )
 }
@@ -115,7 +117,8 @@ struct Failure: Error, CustomStringConvertible {
     var exitCode: Int32 {
         switch error.code {
         case .wrongState, .lockHeld, .staleLock, .badPath, .copyMissing, .badRequest, .notMoodle, .configuration,
-            .privileges, .preflightFailed, .confirmationRequired, .notUpdatable:
+            .privileges, .preflightFailed, .confirmationRequired, .notUpdatable, .secondFactorRequired,
+            .secondFactorRefused, .secondFactorLocked, .rateLimited:
             2
         default: 1
         }
