@@ -50,6 +50,9 @@ $options = [
     'comment' => optional_param('comment', '', PARAM_TEXT),
     // Rollback: the ticked confirmation that the database snapshot may be restored (sent only when ticked).
     'confirmDatabaseRestore' => optional_param('confirmdatabaserestore', false, PARAM_BOOL),
+    // Rollback with a database restore: the code of the administrator's authenticator, passed on
+    // once to the helper and kept nowhere (not in the session, the log or the event).
+    'secondFactorCode' => optional_param('secondfactorcode', '', PARAM_ALPHANUM),
 ];
 
 try {

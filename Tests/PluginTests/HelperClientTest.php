@@ -301,9 +301,19 @@ final class HelperClientTest extends \PHPUnit\Framework\TestCase {
         $this->assertSame('confirmation_required', $client->history(1)[0]['errorCode']);
         $this->assertSame(7, $client->history(1)[0]['actor']['moodleUserId']);
 
-        [$job, $lines] = self::follow($client,
-            $client->start_operation('rollback', ['confirmDatabaseRestore' => true])['job']);
-        $this->assertNotSame('confirmation_required', $job['error']['code'] ?? '', json_encode($job));
+        // Confirmed with the plugin's key alone, the restore needs the administrator's second factor.
+        [$job] = self::follow($client, $client->start_operation('rollback', ['confirmDatabaseRestore' => true])['job']);
+        $this->assertSame('second_factor_required', $job['error']['code'] ?? '', json_encode($job));
+        $this->assertSame('delivering', $client->status()['site']['phase'], 'a refused rollback changes nothing');
+        $secret = $this->server->enrol(7);
+        $this->assertSame([7], $client->status()['site']['secondFactorEnrolled']);
+        [$job] = self::follow($client, $client->start_operation('rollback', ['confirmDatabaseRestore' => true,
+            'secondFactorCode' => deliveryd_server::totp($secret, -3600)])['job']);
+        $this->assertSame('second_factor_refused', $job['error']['code'] ?? '', json_encode($job));
+        $this->assertSame('second_factor_refused', $client->history(1)[0]['errorCode']);
+        [$job, $lines] = self::follow($client, $client->start_operation('rollback', ['confirmDatabaseRestore' => true,
+            'secondFactorCode' => deliveryd_server::totp($secret)])['job']);
+        $this->assertStringNotContainsString('second_factor', $job['error']['code'] ?? '', json_encode($job));
         $this->assertStringContainsString('snapshot', implode("\n", $lines));
     }
 

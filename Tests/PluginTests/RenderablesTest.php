@@ -244,6 +244,8 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
      * The rollback plan of each kind, and the confirmation when the site was open since the snapshot.
      */
     public function test_rollback_plans(): void {
+        global $USER;
+        $USER = (object) ['id' => 7];
         $snapshot = ['id' => 'd1', 'file' => '/x.sql', 'databaseType' => 'pgsql', 'database' => 'moodle', 'tableCount' => 412,
             'takenAt' => '2026-11-25T15:56:50.000Z', 'sizeBytes' => 41100000, 'seconds' => 12.5];
         $site = ['rollbackTarget' => 'security', 'rollback' => ['kind' => 'code_and_database', 'target' => 'backup',
@@ -259,6 +261,15 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
             $context['confirmquestion']);
         $html = $this->render('rollback_plan', $context);
         $this->assertMatchesRegularExpression('/name="confirmdatabaserestore" value="1" required/', $html);
+        // Asked with the plugin's key, the restore needs the administrator's second factor.
+        $this->assertStringContainsString('name="secondfactorcode"', $html);
+        $this->assertStringContainsString('[str: rollback:secondfactornotenrolled, tool_delivery]', $html);
+        $this->assertStringContainsString('<code>deliveryctl admin enrol-totp 7</code>', $html);
+        $site['secondFactorEnrolled'] = [3, 7];
+        $html = $this->render('rollback_plan', (new rollback_plan($site))->export_for_template(new renderer_base()));
+        $this->assertMatchesRegularExpression('/autocomplete="one-time-code"\s+aria-describedby="[^"]+" required>/', $html);
+        $this->assertStringNotContainsString('enrol-totp', $html);
+        unset($site['secondFactorEnrolled']);
 
         $site['rollback']['needsConfirmation'] = false;
         $context = (new rollback_plan($site))->export_for_template(new renderer_base());

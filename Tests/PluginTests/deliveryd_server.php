@@ -122,6 +122,41 @@ final class deliveryd_server {
     }
 
     /**
+     * Enrols a Moodle user for the second factor with deliveryctl (beside the deliveryd binary).
+     *
+     * @param int $userid The Moodle user id.
+     * @return string The secret (base 32).
+     */
+    public function enrol(int $userid): string {
+        $deliveryctl = dirname(self::binary()) . '/deliveryctl';
+        $output = self::run([$deliveryctl, 'admin', 'enrol-totp', (string) $userid, '--config',
+            $this->directory . '/site.json', '--json'], '/');
+        return json_decode($output, true, 8, JSON_THROW_ON_ERROR)['secret'];
+    }
+
+    /**
+     * The code an authenticator app shows for a secret (RFC 6238: SHA-1, 30 s, 6 digits).
+     *
+     * @param string $secret The secret in base 32.
+     * @param int $offset Seconds from now.
+     * @return string The code.
+     */
+    public static function totp(string $secret, int $offset = 0): string {
+        $bits = '';
+        foreach (str_split(rtrim(strtoupper($secret), '=')) as $character) {
+            $bits .= str_pad(decbin(strpos('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', $character)), 5, '0', STR_PAD_LEFT);
+        }
+        $key = '';
+        foreach (str_split(substr($bits, 0, intdiv(strlen($bits), 8) * 8), 8) as $byte) {
+            $key .= chr(bindec($byte));
+        }
+        $mac = hash_hmac('sha1', pack('J', intdiv(time() + $offset, 30)), $key, true);
+        $start = ord($mac[19]) & 0x0f;
+        $value = unpack('N', substr($mac, $start, 4))[1] & 0x7fffffff;
+        return str_pad((string) ($value % 1000000), 6, '0', STR_PAD_LEFT);
+    }
+
+    /**
      * Stops the helper and removes the folder.
      */
     public function __destruct() {
@@ -231,15 +266,18 @@ final class deliveryd_server {
      *
      * @param array $command The argv.
      * @param string $directory The working directory.
+     * @return string What it printed on its standard output.
      */
-    private static function run(array $command, string $directory): void {
+    private static function run(array $command, string $directory): string {
         $process = proc_open($command, [0 => ['file', '/dev/null', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes,
             $directory);
-        $output = stream_get_contents($pipes[1]) . stream_get_contents($pipes[2]);
+        $output = stream_get_contents($pipes[1]);
+        $errors = stream_get_contents($pipes[2]);
         fclose($pipes[1]);
         fclose($pipes[2]);
         if (proc_close($process) !== 0) {
-            throw new RuntimeException(implode(' ', $command) . ' failed: ' . $output);
+            throw new RuntimeException(implode(' ', $command) . ' failed: ' . $output . $errors);
         }
+        return $output;
     }
 }

@@ -172,6 +172,12 @@ const drawRollbackPlan = (root, html) => {
     if (ticked && box && ticked.checked && ticked.dataset.snapshot === box.dataset.snapshot) {
         box.checked = true;
     }
+    // The code being typed survives a redraw of the same plan.
+    const typed = plan.querySelector('input[name="secondfactorcode"]');
+    const field = fresh.querySelector('input[name="secondfactorcode"]');
+    if (typed && field && box && ticked && ticked.dataset.snapshot === box.dataset.snapshot) {
+        field.value = typed.value;
+    }
     fresh.dataset.html = html;
     plan.replaceWith(fresh);
 };
@@ -368,6 +374,10 @@ const follow = (root, jobId, databaseRollback = false) => {
  */
 const start = async(root, form, button) => {
     const data = new FormData(form);
+    // A second factor code is sent once, and not kept in the page.
+    form.querySelectorAll('input[name="secondfactorcode"]').forEach((field) => {
+        field.value = '';
+    });
     // A rollback whose plan restores the database snapshot (which logs everybody out).
     const plan = form.querySelector('[data-region="tool_delivery-rollbackplan"]');
     const databaseRollback = button.value === 'rollback' && !!plan && plan.dataset.kind === 'code_and_database';

@@ -49,7 +49,7 @@ final class delivery_actions {
         'restore' => [],
         'run-all' => ['securityCopy', 'securePath', 'updatePath', 'comment'],
         'cancel' => [],
-        'rollback' => ['confirmDatabaseRestore'],
+        'rollback' => ['confirmDatabaseRestore', 'secondFactorCode'],
     ];
 
     /** @var string[] The four steps, in order. */
@@ -63,13 +63,14 @@ final class delivery_actions {
      *      anything (docs/protocol.md, *Errors*), unless a step of the job had already succeeded.
      */
     public const REFUSALS = ['wrong_state', 'bad_path', 'bad_request', 'copy_missing', 'lock_held', 'stale_lock',
-        'not_moodle', 'preflight_failed', 'confirmation_required'];
+        'not_moodle', 'preflight_failed', 'confirmation_required', 'not_updatable', 'second_factor_required',
+        'second_factor_refused', 'second_factor_locked', 'rate_limited'];
 
     /**
      * @var string[] Refusals whose string says all there is to say: the helper's own message (in
      *      English, with a hint for deliveryctl) is not shown under it.
      */
-    private const SELF_EXPLAINED = ['confirmation_required'];
+    private const SELF_EXPLAINED = ['confirmation_required', 'second_factor_required'];
 
     /**
      * Whether a text is a component path as the helper takes it (`mod`, `local/foo`).

@@ -43,7 +43,8 @@ class helper_client {
     public const OPERATIONS = ['secure', 'switch', 'update', 'restore', 'run-all', 'cancel', 'rollback', 'recover'];
 
     /** @var string[] The members an operation request may carry besides `operation`. */
-    public const OPTIONS = ['securePath', 'updatePath', 'securityCopy', 'comment', 'confirmDatabaseRestore'];
+    public const OPTIONS = ['securePath', 'updatePath', 'securityCopy', 'comment', 'confirmDatabaseRestore',
+        'secondFactorCode'];
 
     /** @var string[] The options sent as JSON booleans. */
     private const BOOLEAN_OPTIONS = ['securityCopy', 'confirmDatabaseRestore'];
@@ -130,7 +131,8 @@ class helper_client {
      * @param string $operation One of {@see self::OPERATIONS}.
      * @param array $options `securePath`, `updatePath` (strings), `securityCopy` (bool), `comment`
      *        (string), `confirmDatabaseRestore` (bool, rollback: restore the database snapshot even
-     *        though users wrote since); empty strings and nulls are left out.
+     *        though users wrote since), `secondFactorCode` (string, the code of the administrator's
+     *        authenticator that such a restore needs); empty strings and nulls are left out.
      * @return array `job` (the job id) and `operation`.
      * @throws helper_exception With `lock_held` (and the holder), `bad_path`, `bad_request`… .
      */

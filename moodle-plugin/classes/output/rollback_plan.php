@@ -28,6 +28,7 @@ namespace tool_delivery\output;
 use renderable;
 use renderer_base;
 use templatable;
+use tool_delivery\local\client_factory;
 use tool_delivery\local\delivery_actions;
 
 /**
@@ -77,6 +78,7 @@ class rollback_plan implements renderable, templatable {
      * @return array The context.
      */
     public function export_for_template(renderer_base $output): array {
+        global $USER;
         $plan = is_array($this->site['rollback'] ?? null) ? $this->site['rollback'] : [];
         $target = self::target_name($this->site);
         // A helper without rollback plans: the copy it serves is all there is to say.
@@ -97,6 +99,9 @@ class rollback_plan implements renderable, templatable {
             $summary = get_string('rollback:kind:unavailable', 'tool_delivery');
         }
         $takenat = delivery_actions::format_date($snapshot['takenAt'] ?? null);
+        // Asked with the plugin's key, such a restore needs an enrolled administrator's code.
+        $userid = (int) ($USER->id ?? 0);
+        $enrolled = in_array($userid, array_map('intval', (array) ($this->site['secondFactorEnrolled'] ?? [])), true);
         return [
             'kind' => $kind,
             'colour' => self::KIND_COLOURS[$kind] ?? 'secondary',
@@ -105,6 +110,8 @@ class rollback_plan implements renderable, templatable {
             'needsconfirmation' => $confirm,
             'snapshotid' => (string) ($snapshot['id'] ?? ''),
             'confirmlabel' => $confirm ? get_string('rollback:confirmloss', 'tool_delivery', $takenat === '' ? '?' : $takenat) : '',
+            'enrolled' => $enrolled,
+            'enrolcommand' => 'deliveryctl admin enrol-totp ' . $userid . client_factory::cli_site_option(),
             // Asked by the browser before the rollback starts.
             'confirmquestion' => $target === '' ? '' : get_string($database ? 'rollback:confirmdatabase' : 'rollback:confirm',
                 'tool_delivery', $target),
