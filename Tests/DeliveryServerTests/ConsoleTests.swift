@@ -1,3 +1,4 @@
+import DeliveryCore
 import Foundation
 import Testing
 
@@ -82,6 +83,64 @@ struct ConsoleTests {
         let job = status.json["job"] as? [String: Any]
         #expect(job?["id"] as? String == id)
         #expect(job?["state"] as? String == "succeeded")
+    }
+}
+
+extension ConsoleTests {
+    /// Makes the state of a delivery whose upgrade changed the database and whose window closed:
+    /// a rollback would restore the snapshot and lose what users wrote since.
+    static func closeWindowAfterUpgrade(_ server: TestServer) throws {
+        let file = "\(server.directory)/state/state.json"
+        var state = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any])
+        let copies = try #require(state["copies"] as? [String: Any])
+        let security = try #require(copies["security"] as? [String: Any])
+        let dump = "\(server.directory)/state/snapshot.pgdump"
+        try Data("not a real dump".utf8).write(to: URL(fileURLWithPath: dump))
+        state["databaseAhead"] = true
+        state["deliveryWindowOpen"] = false
+        state["snapshot"] = [
+            "id": "s1", "file": dump, "databaseType": "pgsql", "database": "moodle", "tableCount": 3,
+            "takenAt": "2026-11-25T15:56:50.000Z", "sizeBytes": 15, "seconds": 0.1,
+            "codeRevision": security["revision"] ?? NSNull(),
+        ]
+        try JSONSerialization.data(withJSONObject: state).write(to: URL(fileURLWithPath: file))
+    }
+
+    @Test(
+        "the console asks for the administrator's second factor before a database restore outside the window",
+        .enabled(if: getuid() == 0, "the engine runs git as the code owner with setpriv"))
+    func consoleSecondFactor() throws {
+        let server = try TestServer()
+        try server.start()
+        let secured = try server.post("/operations", ["operation": "secure", "securityCopy": true])
+        _ = try server.follow(job: try #require(secured.json["job"] as? String))
+        try Self.closeWindowAfterUpgrade(server)
+        let token = try #require(try server.post("/console-tokens", [:]).json["token"] as? String)
+        let page = try server.client.send(method: "GET", path: "/delivery-console/")
+        #expect(page.text.contains("Code of your authenticator app"))
+
+        func rollback(_ code: String?) throws -> [String: Any] {
+            var headers = ["X-Delivery-Console-Token": token]
+            if let code { headers["X-Delivery-Second-Factor"] = code }
+            let started = try server.client.send(
+                method: "POST", path: "/delivery-console/rollback", query: "confirmDatabaseRestore=1",
+                headers: headers)
+            return try server.follow(job: try #require(started.json["job"] as? String)).0
+        }
+        let error = { (view: [String: Any]) in (view["error"] as? [String: Any])?["code"] as? String }
+        #expect(error(try rollback(nil)) == "second_factor_required")
+        let enrolment = try SecondFactor(stateDirectory: "\(server.directory)/state").enrol(
+            moodleUserId: 7, name: "Test Admin")
+        let secret = try #require(Base32.decode(enrolment.secret))
+        let now = TOTP.step(at: Date())
+        #expect(error(try rollback(TOTP.code(secret: secret, step: now - 100))) == "second_factor_refused")
+        // The right code passes the second factor: the (fake) snapshot's restore is what fails next.
+        let done = try rollback(TOTP.code(secret: secret, step: now))
+        #expect(error(done)?.hasPrefix("second_factor") == false, "\(done)")
+        let history = try server.signed("GET", "/history", query: "limit=3")
+        let codes = (history.json["records"] as? [[String: Any]])?.compactMap { $0["errorCode"] as? String }
+        #expect(codes?.contains("second_factor_refused") == true)
     }
 }
 

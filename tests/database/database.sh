@@ -10,7 +10,8 @@
 # Scenarios: a full delivery then a confirmed rollback after users wrote; an upgrade failing
 # midway (automatic rollback); a health check failing (automatic, and ask); a pre-existing
 # critical check that must not fail the health check; a snapshot that cannot be taken (a full
-# file system, a table the dump may not read); kill -9 of the helper during the upgrade; pruning.
+# file system, a table the dump may not read); kill -9 of the helper during the upgrade; pruning;
+# the web user's key against a database restore and a switch loop (tests/attacks/destructive.sh).
 # Ends with "database: N passed, M failed".
 set -uo pipefail
 
@@ -271,6 +272,9 @@ if [[ " ${types[*]} " == *" pgsql "* && -f $tmp/servers/pgsql/env ]]; then
   git -C "$dir/author" -c user.name=t -c user.email=t@example.invalid commit -qam "revision 3" && git -C "$dir/author" push -q origin HEAD
   check "pgsql: a third delivery with an upgrade succeeds" runs 0 "$deliveryctl" run-all
   check "pgsql: keep = 1: one snapshot remains (there were $before)" equals 1 bash -c "ls '$dir/state/snapshots/'*.pgdump | wc -l"
+
+  source "$project/tests/attacks/destructive.sh"
+  attacks_destructive
 fi
 
 echo
