@@ -523,11 +523,18 @@ public final class DeliveryEngine: Sendable {
     }
 
     func versionControl(_ recorder: CommandRecorder) throws(DeliveryError) -> any VersionControl {
-        VersionControlContext.make(
+        VersionControlContext.make(try versionControlContext)
+    }
+
+    /// The settings of production's VCS commands.
+    var versionControlContext: VersionControlContext {
+        get throws(DeliveryError) {
             VersionControlContext(
                 upstream: configuration.upstream, owner: try UserIdentity.lookup(configuration.codeOwner),
                 timeout: configuration.timeouts.versionControl,
-                ignoredFiles: configuration.componentCacheFile.map { [$0] } ?? []))
+                ignoredFiles: configuration.componentCacheFile.map { [$0] } ?? [],
+                localFiles: configuration.siteLocalFiles)
+        }
     }
 
     func moodle(_ recorder: CommandRecorder) throws(DeliveryError) -> MoodleCLI {

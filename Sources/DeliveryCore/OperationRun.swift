@@ -630,8 +630,9 @@ final class OperationRun: @unchecked Sendable {
     }
 
     /// Fails before acting: the update after a switch must be able to run, or the site would be
-    /// set aside for nothing. Production has no local modifications and the upstream answers the
-    /// code owner (`git ls-remote`, `svn info -r HEAD`, `cvs -n update`).
+    /// set aside for nothing. Production has no local modifications (site-local files aside), the
+    /// upstream answers the code owner (`git ls-remote`, `svn info -r HEAD`, `cvs -n update`) and
+    /// does not change a site-local file.
     private func requireUpdatable() throws(DeliveryError) {
         let production = layout.path(of: .production)
         let vcs = try engine.versionControl(recorder)
@@ -642,8 +643,10 @@ final class OperationRun: @unchecked Sendable {
                 "\(request.operation.rawValue) refused: production has local modifications (\(modified.prefix(3).joined(separator: ", "))\(modified.count > 3 ? " …" : "")), so the update would refuse; commit or discard them first (nothing was changed)"
             )
         }
-        do {
+        do throws(DeliveryError) {
             try vcs.checkUpstream(of: production, recorder: recorder)
+            let touched = try vcs.upstreamChangesToLocalFiles(of: production, recorder: recorder)
+            if !touched.isEmpty { throw try engine.versionControlContext.localFilesChangedUpstream(touched) }
         } catch {
             throw DeliveryError(
                 .notUpdatable,
@@ -680,6 +683,10 @@ final class OperationRun: @unchecked Sendable {
         note(
             "Updating \(relative.map { "'\($0)' of production" } ?? "production") with \(engine.configuration.upstream.kind.rawValue)…"
         )
+        let kept = try vcs.modifiedLocalFiles(of: production, recorder: recorder)
+        if !kept.isEmpty {
+            note("Site-local files kept as this site has them: \(kept.joined(separator: ", ")).")
+        }
         progress(.fraction(.update, 0.1))
         do {
             try vcs.update(tree: production, path: relative, recorder: recorder)

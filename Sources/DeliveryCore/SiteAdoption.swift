@@ -27,6 +27,8 @@ public struct AdoptionRequest: Sendable {
     public var databaseSnapshots: Bool
     /// The health check after the switch back; nil keeps the defaults (automatic rollback).
     public var healthCheck: HealthCheckSettings?
+    /// Site-local files besides config.php (`--local-file`), relative to the tree's root.
+    public var localFiles: [String] = []
 
     /// Makes a request.
     public init(
@@ -34,8 +36,9 @@ public struct AdoptionRequest: Sendable {
         configurationPath: String = SiteConfiguration.defaultPath, webUser: String = "www-data",
         codeOwner: String? = nil, php: String = "/usr/bin/php", branch: String? = nil, remote: String? = nil,
         phpFpmSockets: [String]? = nil, componentCache: Bool = false, databaseSnapshots: Bool = true,
-        healthCheck: HealthCheckSettings? = nil
+        healthCheck: HealthCheckSettings? = nil, localFiles: [String] = []
     ) {
+        self.localFiles = localFiles
         self.databaseSnapshots = databaseSnapshots
         self.healthCheck = healthCheck
         self.moodleDirectory = moodleDirectory
@@ -58,6 +61,9 @@ public struct AdoptionResult: Sendable {
     public var configuration: SiteConfiguration
     /// The web server change the admin must make, ready to paste.
     public var webServerChange: String
+    /// The site-local files the site has changed from the upstream's version (kept through every
+    /// update and cancel): what `init` tells the admin it protects.
+    public var changedLocalFiles: [String] = []
 }
 
 /// Adopts an existing Moodle install into the release layout.
@@ -187,6 +193,7 @@ public enum SiteAdoption {
             webUser: webUser.name, codeOwner: owner.name, upstream: upstream, moodle: settings,
             adoptedFrom: given, phpFpmSockets: pools,
             database: SnapshotSettings(enabled: request.databaseSnapshots), healthCheck: request.healthCheck)
+        configuration.localFiles = request.localFiles.isEmpty ? nil : request.localFiles
         try configuration.validate()
         if request.databaseSnapshots {
             guard let family = DatabaseConnection.family(of: settings.dbtype) else {
@@ -283,7 +290,12 @@ public enum SiteAdoption {
                 Options +FollowSymLinks
             Then reload the web server. \(given) is now a symlink to \(layout.current) -> releases/production.
             """
-        return AdoptionResult(configuration: configuration, webServerChange: change)
+        let changed = try? VersionControlContext.make(
+            VersionControlContext(
+                upstream: configuration.upstream, owner: owner, timeout: configuration.timeouts.versionControl,
+                localFiles: configuration.siteLocalFiles)
+        ).modifiedLocalFiles(of: layout.path(of: .production), recorder: CommandRecorder(onLine: { _ in }))
+        return AdoptionResult(configuration: configuration, webServerChange: change, changedLocalFiles: changed ?? [])
     }
 
     /// The line `init --component-cache` adds to config.php.

@@ -108,6 +108,16 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
     /// How many switches, restores and rollbacks the plugin's key may start per hour (default:
     /// `OperationLimits()`).
     public var operationLimits: OperationLimits?
+    /// Site-local files besides `config.php`, relative to a tree's root (`deliveryctl init
+    /// --local-file`): the site's own version is kept through every update and cancel.
+    public var localFiles: [String]?
+
+    /// The site-local files: `config.php` (always: it holds this site's settings) and `localFiles`.
+    public var siteLocalFiles: [String] {
+        var files = ["config.php"]
+        for file in localFiles ?? [] where !files.contains(file) { files.append(file) }
+        return files
+    }
 
     /// The limits in force.
     public var limits: OperationLimits { operationLimits ?? OperationLimits() }
@@ -177,6 +187,15 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
             guard (try? ComponentPath(file)) != nil else {
                 throw DeliveryError(.configuration, "componentCacheFile must be a file name inside the tree")
             }
+        }
+        for file in localFiles ?? [] where (try? ComponentPath(file)) == nil {
+            throw DeliveryError(
+                .configuration, "localFiles: '\(file)' is not a relative path inside the tree (such as .htaccess)")
+        }
+        if let limits = operationLimits,
+            [limits.switchesPerHour, limits.restoresPerHour, limits.rollbacksPerHour].contains(where: { $0 < 1 })
+        {
+            throw DeliveryError(.configuration, "operationLimits: each limit must be at least 1 per hour")
         }
         if let database, database.keep < 1 || database.timeoutSeconds <= 0 {
             throw DeliveryError(.configuration, "database.keep must be at least 1 and database.timeoutSeconds positive")

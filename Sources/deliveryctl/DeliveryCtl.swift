@@ -305,6 +305,12 @@ extension DeliveryCtl {
         var healthCheck: String = "automatic"
         @Option(name: .long, help: "The page the health check asks for (default: <wwwroot>/login/index.php).")
         var healthCheckUrl: String?
+        @Option(
+            name: .long,
+            help:
+                "A file the site keeps as its own besides config.php, relative to the Moodle folder (repeat; e.g. .htaccess): its local changes survive every update and cancel."
+        )
+        var localFile: [String] = []
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
@@ -319,7 +325,7 @@ extension DeliveryCtl {
                         configurationPath: configurationPath, webUser: webUser, codeOwner: codeOwner, php: php,
                         branch: branch, remote: remote, phpFpmSockets: phpFpmSocket.isEmpty ? nil : phpFpmSocket,
                         componentCache: componentCache, databaseSnapshots: !noDatabaseSnapshot,
-                        healthCheck: HealthCheckSettings(mode: mode, url: healthCheckUrl)))
+                        healthCheck: HealthCheckSettings(mode: mode, url: healthCheckUrl), localFiles: localFile))
                 if options.json {
                     printJSON(result.configuration)
                 } else {
@@ -328,6 +334,9 @@ extension DeliveryCtl {
                             + (componentCache
                                 ? "Added to config.php (the file as it was is in the state directory):\n    \(SiteAdoption.componentCacheLine)\n"
                                 : "")
+                            + (result.changedLocalFiles.isEmpty
+                                ? ""
+                                : "Site-local files: \(result.changedLocalFiles.joined(separator: ", ")) differ from the upstream's version; the site keeps its own through every update and cancel, and an update whose upstream changes one is refused before anything changes.\n")
                             + "\nThe one web server change to make:\n\(result.webServerChange)\n"
                     )
                 }
