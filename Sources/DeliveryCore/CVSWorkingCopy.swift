@@ -97,6 +97,11 @@ struct CVSWorkingCopy: VersionControl {
         return touched
     }
 
+    func upstreamAddress(of tree: String, recorder: CommandRecorder) -> String? {
+        (try? System.readFile("\(tree)/CVS/Root", limit: 4096)).map { String(decoding: $0, as: UTF8.self) }?
+            .trimmingWhitespace()
+    }
+
     func checkUpstream(of tree: String, recorder: CommandRecorder) throws(DeliveryError) {
         // A dry run of the update (-n): it asks the server and changes nothing.
         let dryRun = try cvs(["-n", "update", "-A", "-d", "-P"], tree, recorder)

@@ -78,6 +78,12 @@ struct GitRepository: VersionControl {
         return (untracked, missing)
     }
 
+    func upstreamAddress(of tree: String, recorder: CommandRecorder) -> String? {
+        guard let url = try? git(["remote", "get-url", "--", remote], tree, recorder, echo: false), url.succeeded
+        else { return nil }
+        return url.standardOutput.trimmingWhitespace()
+    }
+
     func checkUpstream(of tree: String, recorder: CommandRecorder) throws(DeliveryError) {
         let branch = context.upstream.branch ?? "main"
         let pinned = !(context.upstream.pin ?? "").isEmpty

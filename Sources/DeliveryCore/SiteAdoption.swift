@@ -64,6 +64,8 @@ public struct AdoptionResult: Sendable {
     /// The site-local files the site has changed from the upstream's version (kept through every
     /// update and cancel): what `init` tells the admin it protects.
     public var changedLocalFiles: [String] = []
+    /// Why the code owner cannot reach the upstream, and the commands that fix it; nil when it can.
+    public var upstreamProblem: (reason: String, advice: [String])?
 }
 
 /// Adopts an existing Moodle install into the release layout.
@@ -290,12 +292,27 @@ public enum SiteAdoption {
                 Options +FollowSymLinks
             Then reload the web server. \(given) is now a symlink to \(layout.current) -> releases/production.
             """
-        let changed = try? VersionControlContext.make(
+        let vcs = VersionControlContext.make(
             VersionControlContext(
                 upstream: configuration.upstream, owner: owner, timeout: configuration.timeouts.versionControl,
-                localFiles: configuration.siteLocalFiles)
-        ).modifiedLocalFiles(of: layout.path(of: .production), recorder: CommandRecorder(onLine: { _ in }))
-        return AdoptionResult(configuration: configuration, webServerChange: change, changedLocalFiles: changed ?? [])
+                localFiles: configuration.siteLocalFiles))
+        let production = layout.path(of: .production)
+        let recorder = CommandRecorder(onLine: { _ in })
+        var result = AdoptionResult(
+            configuration: configuration, webServerChange: change,
+            changedLocalFiles: (try? vcs.modifiedLocalFiles(of: production, recorder: recorder)) ?? [])
+        // The code owner must reach the upstream, or no delivery can update the site.
+        do {
+            try vcs.checkUpstream(of: production, recorder: recorder)
+        } catch {
+            result.upstreamProblem = (
+                error.message,
+                UpstreamAccess.advice(
+                    for: error, owner: owner, remote: vcs.upstreamAddress(of: production, recorder: recorder),
+                    kind: configuration.upstream.kind, tree: production)
+            )
+        }
+        return result
     }
 
     /// The line `init --component-cache` adds to config.php.

@@ -94,6 +94,13 @@ struct SubversionWorkingCopy: VersionControl {
         }
     }
 
+    func upstreamAddress(of tree: String, recorder: CommandRecorder) -> String? {
+        guard let url = try? svn(["info", "--show-item", "url", "--no-newline", "."], tree, recorder, echo: false),
+            url.succeeded
+        else { return nil }
+        return url.standardOutput.trimmingWhitespace()
+    }
+
     func checkUpstream(of tree: String, recorder: CommandRecorder) throws(DeliveryError) {
         let info = try svn(["info", "--revision", "HEAD", "--", "."], tree, recorder)
         guard info.succeeded else { throw failure("svn", "info of the repository", info) }

@@ -74,6 +74,8 @@ protocol VersionControl: Sendable {
     /// The site-local files the upstream would change (git fetches first): the update refuses them
     /// before it changes anything.
     func upstreamChangesToLocalFiles(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String]
+    /// The upstream's address (git's remote URL, svn's repository URL, cvs's root), for advice.
+    func upstreamAddress(of tree: String, recorder: CommandRecorder) -> String?
     /// Checks that the upstream answers the code owner, changing nothing.
     func checkUpstream(of tree: String, recorder: CommandRecorder) throws(DeliveryError)
     /// Updates the whole tree, or one path, from the configured upstream.

@@ -336,7 +336,11 @@ extension DeliveryCtl {
                                 : "")
                             + (result.changedLocalFiles.isEmpty
                                 ? ""
-                                : "Site-local files: \(result.changedLocalFiles.joined(separator: ", ")) differ from the upstream's version; the site keeps its own through every update and cancel, and an update whose upstream changes one is refused before anything changes.\n")
+                                : "Site-local files: \(result.changedLocalFiles.joined(separator: ", ")) \(result.changedLocalFiles.count == 1 ? "differs" : "differ") from the upstream's version; the site keeps its own through every update and cancel, and an update whose upstream changes one is refused before anything changes.\n")
+                            + (result.upstreamProblem.map { problem in
+                                "\nWARNING: the code owner cannot reach the upstream, so no delivery can update this site yet (switch and run-all refuse until it can):\n  \(problem.reason)\nWhat to do:\n"
+                                    + problem.advice.map { "  - \($0)\n" }.joined()
+                            } ?? "")
                             + "\nThe one web server change to make:\n\(result.webServerChange)\n"
                     )
                 }

@@ -1,0 +1,81 @@
+/// What to do when the code owner cannot reach the upstream: `init` (and so `scripts/install`)
+/// asks the upstream as the code owner right after adopting a site, and turns the VCS's own
+/// reason into the commands that fix it. Switch and run-all ask again before every delivery.
+public enum UpstreamAccess {
+    /// The commands to run, for the reason the VCS gave (`error.message` keeps its first lines).
+    /// - Parameters:
+    ///   - owner: the code owner the VCS ran as.
+    ///   - remote: the upstream's address (git's remote URL, svn's repository root), when known.
+    ///   - kind, tree: the VCS and production's working copy, for the command that checks again.
+    public static func advice(
+        for error: DeliveryError, owner: UserIdentity, remote: String?, kind: VersionControlKind, tree: String
+    ) -> [String] {
+        let message = error.message
+        let lowered = message.lowercased()
+        let asOwner = "setpriv --reuid=\(owner.name) --regid=\(owner.gid) --init-groups"
+        var steps: [String] = []
+        if lowered.contains("dubious ownership"), let path = quoted(after: "repository at", in: message) {
+            steps.append(
+                "git refuses a repository owned by another user. If you trust it, as root: git config --system --add safe.directory \(path)"
+            )
+        }
+        let ssh = remote.map { $0.hasPrefix("ssh://") || ($0.contains("@") && $0.contains(":") && !$0.contains("://")) }
+        if lowered.contains("publickey") || lowered.contains("host key verification") || ssh == true {
+            let key = "\(owner.home)/.ssh/id_ed25519"
+            steps.append(
+                "The code owner \(owner.name) reaches the upstream over SSH with its own key, \(key).pub. Make one if it has none: \(asOwner) ssh-keygen -t ed25519 -N '' -f \(key)"
+            )
+            steps.append("Add that public key to the upstream as a read-only deploy key.")
+            if let host = remote.flatMap(sshHost) {
+                steps.append(
+                    "Accept the server's host key once, as the code owner: \(asOwner) ssh -o StrictHostKeyChecking=accept-new -T \(host)"
+                )
+            }
+        }
+        if lowered.contains("permission denied") && ssh != true, let remote,
+            remote.hasPrefix("/") || remote.hasPrefix("file://")
+        {
+            steps.append(
+                "The code owner \(owner.name) may not read \(remote): give it read access (for example, add it to the repository's group: usermod -aG GROUP \(owner.name))."
+            )
+        }
+        if lowered.contains("does not appear to be a git repository") || lowered.contains("no repository found")
+            || lowered.contains("does not exist")
+        {
+            steps.append(
+                "The upstream \(remote ?? "") is not there, or is not a repository: check its address (git remote -v, svn info, CVS/Root in the tree)."
+            )
+        }
+        steps.append(
+            "\(steps.isEmpty ? "Check" : "Then check"), as root: \(asOwner) \(checkCommand(kind: kind, tree: tree, remote: remote))"
+        )
+        return steps
+    }
+
+    /// The text between the quotes after `marker` (git quotes paths with ').
+    static func quoted(after marker: String, in text: String) -> String? {
+        guard let range = text.range(of: marker) else { return nil }
+        let rest = text[range.upperBound...]
+        guard let open = rest.firstIndex(of: "'") else { return nil }
+        let tail = rest[rest.index(after: open)...]
+        guard let close = tail.firstIndex(of: "'") else { return nil }
+        return String(tail[..<close])
+    }
+
+    /// `user@host` of an SSH remote (`git@forge:group/moodle.git`, `ssh://git@forge/moodle.git`).
+    static func sshHost(_ remote: String) -> String? {
+        var rest = Substring(remote)
+        if rest.hasPrefix("ssh://") { rest = rest.dropFirst(6) }
+        let end = rest.firstIndex { $0 == ":" || $0 == "/" } ?? rest.endIndex
+        let host = rest[..<end]
+        return host.isEmpty ? nil : String(host)
+    }
+
+    static func checkCommand(kind: VersionControlKind, tree: String, remote: String?) -> String {
+        switch kind {
+        case .git: "git -C \(tree) ls-remote \(remote ?? "origin")"
+        case .svn: "svn info --non-interactive --revision HEAD \(tree)"
+        case .cvs: "env --chdir=\(tree) cvs -n -q update"
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import Testing
+
+@testable import DeliveryCore
+
+@Suite("What to do when the code owner cannot reach the upstream")
+struct UpstreamAccessTests {
+    let owner = UserIdentity(name: "moodle-code", uid: 998, gid: 998, home: "/var/lib/moodle-code")
+
+    @Test("dubious ownership: the safe.directory line for the repository git names")
+    func dubiousOwnership() {
+        let error = DeliveryError(
+            .vcsFailed,
+            "git ls-remote origin failed: exit status 128: fatal: detected dubious ownership in repository at '/srv/upstream.git' | To add an exception …"
+        )
+        let advice = UpstreamAccess.advice(
+            for: error, owner: owner, remote: "/srv/upstream.git", kind: .git, tree: "/srv/site/releases/production")
+        #expect(advice.first?.contains("git config --system --add safe.directory /srv/upstream.git") == true)
+        #expect(
+            advice.last
+                == "Then check, as root: setpriv --reuid=moodle-code --regid=998 --init-groups git -C /srv/site/releases/production ls-remote /srv/upstream.git"
+        )
+    }
+
+    @Test("an SSH remote: the owner's key, the deploy key, the host key accepted once")
+    func ssh() {
+        let error = DeliveryError(
+            .vcsFailed,
+            "git ls-remote origin failed: the remote is unreachable: git@forge.example.edu: Permission denied (publickey)."
+        )
+        let advice = UpstreamAccess.advice(
+            for: error, owner: owner, remote: "git@forge.example.edu:school/moodle.git", kind: .git, tree: "/t")
+        #expect(
+            advice.contains { $0.contains("/var/lib/moodle-code/.ssh/id_ed25519.pub") && $0.contains("ssh-keygen") })
+        #expect(advice.contains { $0.contains("read-only deploy key") })
+        #expect(advice.contains { $0.hasSuffix("ssh -o StrictHostKeyChecking=accept-new -T git@forge.example.edu") })
+        #expect(!advice.contains { $0.contains("usermod") })
+        #expect(UpstreamAccess.sshHost("ssh://git@forge.example.edu:2222/moodle.git") == "git@forge.example.edu")
+    }
+
+    @Test("a local repository the owner may not read: the group to join; svn and cvs checks")
+    func permissions() {
+        let error = DeliveryError(
+            .vcsFailed,
+            "git ls-remote origin failed: fatal: '/srv/upstream.git': Permission denied | fatal: Could not read from remote repository."
+        )
+        let advice = UpstreamAccess.advice(
+            for: error, owner: owner, remote: "/srv/upstream.git", kind: .git, tree: "/t")
+        #expect(advice.contains { $0.contains("usermod -aG GROUP moodle-code") })
+        #expect(
+            UpstreamAccess.checkCommand(kind: .svn, tree: "/t", remote: nil)
+                == "svn info --non-interactive --revision HEAD /t")
+        #expect(UpstreamAccess.checkCommand(kind: .cvs, tree: "/t", remote: nil) == "env --chdir=/t cvs -n -q update")
+    }
+}
