@@ -26,19 +26,59 @@ public struct HealthCheckSettings: Sendable, Codable, Equatable {
     public var timeoutSeconds: Double
     /// Run `admin/cli/checks.php` and fail on critical results the site did not have before.
     public var moodleChecks: Bool
+    /// HTTPS: the certificate authorities to trust instead of the system's store (a site behind a
+    /// private CA), a PEM file the web user can read.
+    public var caFile: String?
+    /// HTTPS: the server's public key must be this one (`sha256//BASE64`, as curl's
+    /// `--pinnedpubkey` takes it): a self-signed certificate is accepted by its key, nothing else.
+    public var pinnedPublicKey: String?
+    /// The address the site's host name is resolved to for the check (`127.0.0.1`: this server,
+    /// whatever the DNS says, as on a web node behind a balancer); the host name, the TLS name
+    /// check and the `Host` header stay the site's.
+    public var resolveTo: String?
 
     /// Makes the settings.
     public init(
-        mode: HealthCheckMode = .automatic, url: String? = nil, timeoutSeconds: Double = 30, moodleChecks: Bool = true
+        mode: HealthCheckMode = .automatic, url: String? = nil, timeoutSeconds: Double = 30, moodleChecks: Bool = true,
+        caFile: String? = nil, pinnedPublicKey: String? = nil, resolveTo: String? = nil
     ) {
         self.mode = mode
         self.url = url
         self.timeoutSeconds = timeoutSeconds
         self.moodleChecks = moodleChecks
+        self.caFile = caFile
+        self.pinnedPublicKey = pinnedPublicKey
+        self.resolveTo = resolveTo
     }
 
     private enum CodingKeys: String, CodingKey {
-        case mode, url, timeoutSeconds, moodleChecks
+        case mode, url, timeoutSeconds, moodleChecks, caFile, pinnedPublicKey, resolveTo
+    }
+
+    /// Refuses settings curl would misread.
+    func validate() throws(DeliveryError) {
+        if let url, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+            throw DeliveryError(.configuration, "healthCheck.url must be an http:// or https:// address")
+        }
+        if timeoutSeconds <= 0 {
+            throw DeliveryError(.configuration, "healthCheck.timeoutSeconds must be positive")
+        }
+        if let caFile, !caFile.hasPrefix("/") || caFile.contains("\0") {
+            throw DeliveryError(.configuration, "healthCheck.caFile must be an absolute path")
+        }
+        if let key = pinnedPublicKey,
+            !key.hasPrefix("sha256//") || key.count < 20
+                || !key.dropFirst(8).allSatisfy({ $0.isLetter || $0.isNumber || "+/=;".contains($0) })
+        {
+            throw DeliveryError(
+                .configuration,
+                "healthCheck.pinnedPublicKey must be sha256//BASE64 (openssl x509 -pubkey -noout -in CERT | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)"
+            )
+        }
+        if let address = resolveTo, address.isEmpty || !address.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" })
+        {
+            throw DeliveryError(.configuration, "healthCheck.resolveTo must be an IP address, such as 127.0.0.1")
+        }
     }
 
     /// Reads the settings; a member left out keeps its default.
@@ -49,6 +89,9 @@ public struct HealthCheckSettings: Sendable, Codable, Equatable {
         url = try container.decodeIfPresent(String.self, forKey: .url)
         timeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? defaults.timeoutSeconds
         moodleChecks = try container.decodeIfPresent(Bool.self, forKey: .moodleChecks) ?? defaults.moodleChecks
+        caFile = try container.decodeIfPresent(String.self, forKey: .caFile)
+        pinnedPublicKey = try container.decodeIfPresent(String.self, forKey: .pinnedPublicKey)
+        resolveTo = try container.decodeIfPresent(String.self, forKey: .resolveTo)
     }
 }
 
@@ -110,7 +153,7 @@ struct HealthChecker {
     /// Adds the login page's answer to a report.
     func addPageCheck(to report: HealthReport) -> HealthReport {
         var report = report
-        let page = fetchLoginPage()
+        let page = Self.fetchLoginPage(url: url, settings: settings, webUser: webUser, recorder: recorder)
         if let failure = page.failure {
             report.failures.append(failure)
         } else {
@@ -167,7 +210,12 @@ struct HealthChecker {
         return " (\"\(words.prefix(160))\(words.count > 160 ? "…" : "")\")"
     }
 
-    private func fetchLoginPage() -> (summary: String, failure: String?) {
+    /// Asks for the login page as the web user, with curl: a summary, or why it failed.
+    static func fetchLoginPage(
+        url: String, settings: HealthCheckSettings, webUser: UserIdentity, recorder: CommandRecorder
+    )
+        -> (summary: String, failure: String?)
+    {
         guard let curl = ChildProcess.locate("curl") else {
             return ("", "curl is not installed (Debian package curl): the site's page was not checked")
         }
@@ -176,11 +224,13 @@ struct HealthChecker {
             curl,
             [
                 "--silent", "--show-error", "--max-time", String(Int(settings.timeoutSeconds.rounded(.up))),
-                "--output", "-", "--write-out", "\(marker)%{http_code}", url,
-            ], user: webUser, timeoutSeconds: settings.timeoutSeconds + 10, outputLimit: 1 << 20)
+                "--output", "-", "--write-out", "\(marker)%{http_code}",
+            ] + Self.tlsOptions(settings, url: url) + ["--", url], user: webUser,
+            timeoutSeconds: settings.timeoutSeconds + 10, outputLimit: 1 << 20)
         guard let result = try? recorder.run(command, echo: false) else {
             return ("", "curl could not be started")
         }
+        if let problem = Self.tlsProblem(result, settings: settings, url: url) { return ("", problem) }
         guard let range = result.standardOutput.ranges(of: marker).last else {
             return ("", "\(url) did not answer: \(MoodleCLI.lastLines(result))")
         }
@@ -198,5 +248,52 @@ struct HealthChecker {
             return ("", "\(url) answered HTTP 200 but not with Moodle's login form")
         }
         return ("\(url): HTTP 200, Moodle's login form", nil)
+    }
+
+    /// curl's options for the CA file, the pinned key and the address the host resolves to.
+    static func tlsOptions(_ settings: HealthCheckSettings, url: String) -> [String] {
+        var options: [String] = []
+        if let file = settings.caFile { options += ["--cacert", file] }
+        if let key = settings.pinnedPublicKey {
+            // The key alone is trusted: a self-signed certificate has no CA to check.
+            options += ["--pinnedpubkey", key] + (settings.caFile == nil ? ["--insecure"] : [])
+        }
+        if let address = settings.resolveTo, let (host, port) = hostAndPort(url) {
+            options += ["--resolve", "\(host):\(port):\(address.contains(":") ? "[\(address)]" : address)"]
+        }
+        return options
+    }
+
+    /// The host and port of an http(s) address.
+    static func hostAndPort(_ url: String) -> (String, Int)? {
+        let https = url.hasPrefix("https://")
+        guard https || url.hasPrefix("http://") else { return nil }
+        let rest = url.dropFirst(https ? 8 : 7)
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }.split(separator: "@").last ?? ""
+        if let colon = authority.lastIndex(of: ":"), !authority.hasSuffix("]"),
+            let port = Int(authority[authority.index(after: colon)...])
+        {
+            return (String(authority[..<colon]), port)
+        }
+        return authority.isEmpty ? nil : (String(authority), https ? 443 : 80)
+    }
+
+    /// A TLS failure of curl (its exit status) as one sentence that names it and what to set.
+    static func tlsProblem(_ result: CommandResult, settings: HealthCheckSettings, url: String) -> String? {
+        let reason =
+            result.standardError.trimmingWhitespace().split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        switch result.exitCode {
+        case 60, 51:
+            return
+                "\(url): the TLS certificate is not trusted (\(reason)); set healthCheck.caFile to the CA that signed it, or healthCheck.pinnedPublicKey to its key"
+        case 90:
+            return "\(url): the server's public key is not the one pinned in healthCheck.pinnedPublicKey (\(reason))"
+        case 77:
+            return "\(url): the CA file \(settings.caFile ?? "") cannot be read by the web user (\(reason))"
+        case 35, 58, 59, 66, 80, 83, 91:
+            return "\(url): the TLS handshake failed (\(reason))"
+        default:
+            return nil
+        }
     }
 }

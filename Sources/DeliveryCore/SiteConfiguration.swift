@@ -200,14 +200,7 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
         if let database, database.keep < 1 || database.timeoutSeconds <= 0 {
             throw DeliveryError(.configuration, "database.keep must be at least 1 and database.timeoutSeconds positive")
         }
-        if let healthCheck {
-            if let url = healthCheck.url, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
-                throw DeliveryError(.configuration, "healthCheck.url must be an http:// or https:// address")
-            }
-            if healthCheck.timeoutSeconds <= 0 {
-                throw DeliveryError(.configuration, "healthCheck.timeoutSeconds must be positive")
-            }
-        }
+        try healthCheck?.validate()
         if upstream.kind == .git && (upstream.branch ?? "").isEmpty && (upstream.pin ?? "").isEmpty {
             throw DeliveryError(.configuration, "a git upstream needs a branch or a pin")
         }
