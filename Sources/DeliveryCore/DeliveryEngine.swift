@@ -452,7 +452,9 @@ public final class DeliveryEngine: Sendable {
             id: id ?? Self.newIdentifier(), request: request, progress: progress, engine: self)
         do {
             try validate(request)
-            try OperationLimits.check(request, limits: configuration.limits, history: audit)
+            try OperationLimits.admit(
+                request, limits: configuration.limits,
+                store: OperationLimits.store(stateDirectory: configuration.stateDirectory))
         } catch {
             run.auditRefusal(error)
             throw error

@@ -7,8 +7,9 @@
 /// How many operations that change what the site serves a request signed with the plugin's key
 /// may start per hour. Any process of the web user holds that key: without a limit, a stream of
 /// perfectly signed requests could keep the site flipping between trees or in maintenance mode.
-/// `deliveryctl` (root, on the server) is not limited. Counted from the audit log, so a restart of
-/// the helper forgets nothing; refused requests do not count.
+/// `deliveryctl` (root, on the server) is not limited. Counted in a file of the state directory
+/// when the helper admits a request (a restart forgets nothing); a request the limit refuses does
+/// not count.
 public struct OperationLimits: Sendable, Codable, Equatable {
     /// `switch` and `run-all` (each serves the backup copy).
     public var switchesPerHour: Int
@@ -60,29 +61,46 @@ public struct OperationLimits: Sendable, Codable, Equatable {
         }
     }
 
-    /// Refuses a request of the plugin's key when the operations of its kind that the key started
-    /// in the last hour reach the limit.
-    static func check(_ request: OperationRequest, limits: OperationLimits, history: AuditLog, now: Date = Date())
-        throws(DeliveryError)
-    {
+    /// One operation the key started: what it counted as, and when.
+    struct Admission: Codable, Sendable {
+        var kind: String
+        var time: Date
+    }
+
+    /// The site's record of what the key started in the last hour (`operation-limits.json` in the
+    /// state directory, root's): refusals are never written to it, so no stream of refused
+    /// requests can push the operations it counts out of sight.
+    static func store(stateDirectory: String) -> JSONFileStore<[Admission]> {
+        JSONFileStore(
+            file: "\(stateDirectory)/operation-limits.json", mutexFile: "\(stateDirectory)/operation-limits.lock",
+            mode: 0o600, what: "the record of operations started with the plugin's key"
+        ) { [] }
+    }
+
+    /// Admits a request of the plugin's key and counts it, or refuses it when the operations of
+    /// its kind that the key started in the last hour reach the limit. Atomic: two requests at
+    /// once are counted one after the other.
+    static func admit(
+        _ request: OperationRequest, limits: OperationLimits, store: JSONFileStore<[Admission]>, now: Date = Date()
+    ) throws(DeliveryError) {
         guard request.actor.viaKey else { return }
         let kinds = Kind.allCases.filter { $0.operations.contains(request.operation) }
         guard !kinds.isEmpty else { return }
-        let hourAgo = now.addingTimeInterval(-3600)
-        var started: [AuditRecord] = []
-        for record in try history.read(limit: 1000) {
-            if record.time < hourAgo { continue }
-            if record.actor.viaKey && record.result != "refused" { started.append(record) }
+        let refusal = try store.update { (admissions: inout [Admission]) throws(DeliveryError) -> DeliveryError? in
+            admissions = admissions.filter { now.timeIntervalSince($0.time) < 3600 && $0.time <= now }
+            for kind in kinds {
+                let counted = admissions.filter { $0.kind == kind.rawValue }
+                let limit = limits.perHour(kind)
+                guard counted.count >= limit else { continue }
+                let next = (counted.map(\.time).min() ?? now).addingTimeInterval(3600)
+                return DeliveryError(
+                    .rateLimited,
+                    "refused: \(counted.count) \(kind.rawValue) were started with the plugin's key in the last hour, and the site allows \(limit) (operationLimits.\(kind.rawValue)PerHour in the site's configuration); the next is allowed at \(next.formatted(.iso8601)). deliveryctl on the server is not limited."
+                )
+            }
+            admissions += kinds.map { Admission(kind: $0.rawValue, time: now) }
+            return nil
         }
-        for kind in kinds {
-            let counted = started.filter { kind.operations.contains($0.operation) }
-            let limit = limits.perHour(kind)
-            guard counted.count >= limit else { continue }
-            let next = (counted.map(\.time).min() ?? now).addingTimeInterval(3600)
-            throw DeliveryError(
-                .rateLimited,
-                "refused: \(counted.count) \(kind.rawValue) were started with the plugin's key in the last hour, and the site allows \(limit) (operationLimits.\(kind.rawValue)PerHour in the site's configuration); the next is allowed at \(next.formatted(.iso8601)). deliveryctl on the server is not limited."
-            )
-        }
+        if let refusal { throw refusal }
     }
 }

@@ -184,14 +184,15 @@ public struct SecondFactor: Sendable {
     /// Checks the code a request carries for its actor (the Moodle user it names); accepts it once.
     /// What happened, right or wrong, is returned in the error's message for the audit log.
     public func verify(_ code: String?, for actor: Actor, now: Date = Date()) throws(DeliveryError) {
-        let (outcome, failures) = try store.update { (file: inout File) throws(DeliveryError) -> (Outcome, Int) in
+        let (outcome, failures, oldest) = try store.update {
+            (file: inout File) throws(DeliveryError) -> (Outcome, Int, Date?) in
             file.failures = file.failures.filter { now.timeIntervalSince($0) < Self.failureWindow && $0 <= now }
             if file.failures.count >= Self.failureLimit, let oldest = file.failures.min() {
-                return (.locked(until: oldest.addingTimeInterval(Self.failureWindow)), file.failures.count)
+                return (.locked(until: oldest.addingTimeInterval(Self.failureWindow)), file.failures.count, oldest)
             }
             let key = String(actor.moodleUserId ?? 0)
             guard let code, !code.isEmpty else {
-                return (.missing(enrolled: file.administrators[key] != nil), file.failures.count)
+                return (.missing(enrolled: file.administrators[key] != nil), file.failures.count, nil)
             }
             let outcome = Self.check(code, file.administrators[key], now: now)
             if case .accepted(let step) = outcome {
@@ -200,13 +201,14 @@ public struct SecondFactor: Sendable {
             } else {
                 file.failures.append(now)
             }
-            return (outcome, file.failures.count)
+            return (outcome, file.failures.count, file.failures.min())
         }
         let left = { (used: Int) in
             let count = max(0, Self.failureLimit - used)
+            let until = (oldest ?? now).addingTimeInterval(Self.failureWindow).formatted(.iso8601)
             return count == 0
-                ? "the second factor is now locked for 15 minutes"
-                : "\(count) more wrong code\(count == 1 ? "" : "s") lock the second factor for 15 minutes"
+                ? "the second factor is now locked until \(until) (15 minutes after the oldest of the last \(Self.failureLimit) wrong codes)"
+                : "\(count) more wrong code\(count == 1 ? " locks" : "s lock") the second factor (5 within 15 minutes)"
         }
         let who = "Moodle user \(actor.moodleUserId.map(String.init) ?? "?") (\(actor.name))"
         switch outcome {
@@ -288,7 +290,8 @@ public struct SecondFactor: Sendable {
     }
 
     private func uri(secret: String, name: String) -> String {
-        let label = "moodle-delivery:\(siteName) \(name)"
+        // The label is "issuer:account": neither part may hold a colon of its own (a port).
+        let label = "moodle-delivery:" + "\(siteName) \(name)".replacingOccurrences(of: ":", with: " ")
         return
             "otpauth://totp/\(Self.percentEncoded(label))?secret=\(secret)&issuer=moodle-delivery&algorithm=SHA1&digits=\(TOTP.digits)&period=\(Int(TOTP.stepSeconds))"
     }

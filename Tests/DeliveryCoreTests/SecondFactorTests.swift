@@ -129,49 +129,39 @@ struct SecondFactorTests {
         #expect(try factor.list().isEmpty)
     }
 
-    func record(_ operation: DeliveryOperation, _ actor: Actor, _ time: Date, result: String = "succeeded")
-        -> AuditRecord
-    {
-        AuditRecord(
-            id: UUID().uuidString, deliveryId: nil, time: time, actor: actor, operation: operation, result: result,
-            securePath: nil, updatePath: nil, securityCopy: nil, comment: nil, revisionBefore: nil, revisionAfter: nil,
-            servedBefore: nil, servedAfter: nil, phaseAfter: nil, commands: [], durationSeconds: 1, errorCode: nil,
-            message: "")
-    }
-
-    @Test("hourly limits count what the key started in the last hour, never deliveryctl's")
+    @Test("hourly limits count what the key started in the last hour, never deliveryctl's nor refusals")
     func limits() throws {
         let directory = TemporaryDirectory()
-        let log = AuditLog(path: "\(directory.path)/audit.log")
+        let store = OperationLimits.store(stateDirectory: directory.path)
         let now = Date()
         let root = Actor(name: "root", source: "cli", peerUid: 0)
-        try log.append(record(.switchToDelivery, administrator, now.addingTimeInterval(-4000)))
-        try log.append(record(.switchToDelivery, administrator, now.addingTimeInterval(-1000)))
-        try log.append(record(.runAll, administrator, now.addingTimeInterval(-900)))
-        try log.append(record(.switchToDelivery, administrator, now.addingTimeInterval(-800), result: "refused"))
-        try log.append(record(.switchToDelivery, root, now.addingTimeInterval(-700)))
         let limits = OperationLimits(switchesPerHour: 2, restoresPerHour: 2, rollbacksPerHour: 1)
-        let refused = refusal { () throws(DeliveryError) in
-            try OperationLimits.check(
-                OperationRequest(.switchToDelivery, actor: administrator), limits: limits, history: log, now: now)
+        func admit(_ operation: DeliveryOperation, _ actor: Actor, at time: Date) throws(DeliveryError) {
+            try OperationLimits.admit(
+                OperationRequest(operation, actor: actor), limits: limits, store: store, now: time)
         }
-        #expect(refused?.code == .rateLimited)
+        try admit(.switchToDelivery, administrator, at: now.addingTimeInterval(-5000))
+        try admit(.switchToDelivery, administrator, at: now.addingTimeInterval(-1000))
+        try admit(.runAll, administrator, at: now.addingTimeInterval(-900))
+        try admit(.switchToDelivery, root, at: now.addingTimeInterval(-700))
+        for _ in 0..<1500 {
+            let refused = refusal { () throws(DeliveryError) in try admit(.switchToDelivery, administrator, at: now) }
+            #expect(refused?.code == .rateLimited)
+        }
+        let refused = refusal { () throws(DeliveryError) in try admit(.switchToDelivery, administrator, at: now) }
         #expect(refused?.message.contains("2 switches were started with the plugin's key in the last hour") == true)
-        // run-all counts as a switch and a restore: one restore so far.
-        try OperationLimits.check(
-            OperationRequest(.restore, actor: administrator), limits: limits, history: log, now: now)
-        try OperationLimits.check(
-            OperationRequest(.switchToDelivery, actor: root), limits: limits, history: log, now: now)
-        try OperationLimits.check(
-            OperationRequest(.secure, actor: administrator), limits: limits, history: log, now: now)
-        try OperationLimits.check(
-            OperationRequest(.rollback, actor: administrator), limits: limits, history: log, now: now)
-        try log.append(record(.rollback, administrator, now.addingTimeInterval(-10)))
+        // run-all counted as a switch and a restore: one restore so far.
+        try admit(.restore, administrator, at: now)
+        try admit(.switchToDelivery, root, at: now)
+        try admit(.secure, administrator, at: now)
+        try admit(.rollback, administrator, at: now)
         #expect(
-            refusal { () throws(DeliveryError) in
-                try OperationLimits.check(
-                    OperationRequest(.rollback, actor: administrator), limits: limits, history: log, now: now)
-            }?.code == .rateLimited)
+            refusal { () throws(DeliveryError) in try admit(.rollback, administrator, at: now) }?.code == .rateLimited)
+        // An hour after the first counted switch, the next one is allowed.
+        try admit(.switchToDelivery, administrator, at: now.addingTimeInterval(2700))
+        let mode = try FileManager.default.attributesOfItem(atPath: "\(directory.path)/operation-limits.json")[
+            .posixPermissions]
+        #expect(mode as? Int == 0o600)
         // A member left out keeps its default.
         let decoded = try JSONDecoder().decode(OperationLimits.self, from: Data(#"{"rollbacksPerHour": 3}"#.utf8))
         #expect(decoded == OperationLimits(rollbacksPerHour: 3))
