@@ -35,6 +35,8 @@ Options worth knowing:
                         --is-pending, with --site-root) and says nothing untrue, or it is refused
                         with its reason shown while the served copy matches the database (then
                         Restore production ends the step).
+    --totp-secret S     the administrator's second factor secret (from deliveryctl admin enrol-totp):
+                        the code is computed when the rollback form asks for one
     --site-root DIR     the delivery site root (holds `current`): checks `readlink current`
                         after each step (the script must then run on the server)
     --author DIR        a clone of the upstream repository from which a new revision is published
@@ -654,6 +656,13 @@ class Checker:
                 for box in driver.find_elements(By.ID, "tool_delivery-confirmdatabaserestore"):
                     if not box.is_selected():
                         box.click()
+                # Outside the delivery window the helper asks for the administrator's second factor.
+                for field in driver.find_elements(By.ID, "tool_delivery-secondfactorcode"):
+                    self.check(f"{label}-rollback: a second factor code can be computed (--totp-secret)",
+                               bool(self.args.totp_secret), "the page asks for a code; give --totp-secret")
+                    if self.args.totp_secret:
+                        field.clear()
+                        field.send_keys(totp(self.args.totp_secret))
             state = self.run_button(f"{label}-rollback", "rollback", confirm_database, confirm=True,
                                     expect_phase="rolled_back")
             print(f"       {label}-rollback: the page said {self.last_result}", flush=True)
@@ -719,6 +728,18 @@ class Checker:
         self.driver.quit()
 
 
+
+def totp(secret):
+    """The code an authenticator app shows now (RFC 6238: HMAC-SHA1, 30-second steps, 6 digits)."""
+    import base64
+    import hashlib
+    import hmac
+    import struct
+    key = base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF) % 1000000)
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -733,6 +754,9 @@ def main():
     parser.add_argument("--marker", default="delivery-e2e-marker.txt")
     parser.add_argument("--watch-log", action="append", default=[])
     parser.add_argument("--upgrade-plugin", default="blocks/html")
+    parser.add_argument("--totp-secret", default=None,
+                        help="the base32 secret of the administrator's second factor (deliveryctl admin enrol-totp "
+                             "prints it): a rollback of the database outside the delivery window asks for its code")
     parser.add_argument("--timeout", type=int, default=900)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
