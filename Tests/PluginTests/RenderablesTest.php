@@ -119,7 +119,9 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
         $this->assertTrue($sections['added']['collapsed']);
         $this->assertFalse($sections['lint']['collapsed']);
         $facts = array_column($view['facts'], 'text');
-        $this->assertStringStartsWith("Moodle's upgrade will run. It needs maintenance mode", $facts[0]);
+        // The report blocks: nothing runs until the problems are fixed.
+        $this->assertStringStartsWith("Restore production is blocked, so nothing runs now; once the problems above are "
+            . "fixed, Moodle's upgrade will run. It needs maintenance mode", $facts[0]);
         $this->assertStringContainsString('No database snapshot will be taken', $facts[0]);
         $this->assertSame("Moodle's maintenance mode is on now.", $facts[1]);
         $this->assertSame(['warning', 'warning', 'danger', 'danger'], array_column($view['facts'], 'colour'));

@@ -114,7 +114,7 @@ class preflight implements renderable, templatable {
                     'removed' => count($report['removed'] ?? []),
                 ]),
                 'sections' => $this->sections($report),
-                'facts' => $this->facts($report),
+                'facts' => $this->facts($report, $this->restorable && $reasons),
                 'warnings' => $warnings,
                 'haswarnings' => !empty($warnings),
             ],
@@ -254,10 +254,11 @@ class preflight implements renderable, templatable {
      * maintenance mode is on only when Moodle requires it.
      *
      * @param array $upgrade The report's `upgrade` (pending).
+     * @param bool $blocked Whether the report blocks Restore production (nothing runs until fixed).
      * @return string The sentences.
      */
-    private static function upgrade_forecast(array $upgrade): string {
-        $sentences = [get_string('preflight:upgrade:pending', 'tool_delivery')];
+    private static function upgrade_forecast(array $upgrade, bool $blocked): string {
+        $sentences = [get_string($blocked ? 'preflight:upgrade:pendingblocked' : 'preflight:upgrade:pending', 'tool_delivery')];
         if (!empty($upgrade['snapshot'])) {
             $sentences[] = get_string('preflight:upgrade:snapshot', 'tool_delivery');
             $sentences[] = get_string('preflight:upgrade:snapshotmaintenance', 'tool_delivery');
@@ -273,9 +274,10 @@ class preflight implements renderable, templatable {
      * The single facts: the upgrade to come, maintenance mode, room for the snapshot, PHP.
      *
      * @param array $report The report.
+     * @param bool $blocked Whether the report blocks Restore production.
      * @return array[] Facts: text, colour.
      */
-    private function facts(array $report): array {
+    private function facts(array $report, bool $blocked): array {
         $facts = [];
         $upgrade = $report['upgrade'] ?? null;
         if (!is_array($upgrade)) {
@@ -283,7 +285,8 @@ class preflight implements renderable, templatable {
         } else if (empty($upgrade['pending'])) {
             $facts[] = ['text' => get_string('preflight:upgrade:none', 'tool_delivery'), 'colour' => 'success'];
         } else {
-            $facts[] = ['text' => self::upgrade_forecast($upgrade), 'colour' => empty($upgrade['snapshot']) ? 'warning' : 'info'];
+            $facts[] = ['text' => self::upgrade_forecast($upgrade, $blocked),
+                'colour' => empty($upgrade['snapshot']) ? 'warning' : 'info'];
         }
         if (!empty($report['maintenanceModeOn'])) {
             $facts[] = ['text' => get_string('preflight:maintenanceon', 'tool_delivery'), 'colour' => 'warning'];

@@ -207,6 +207,7 @@ $string['preflight:upgrade:nomaintenance'] = 'It does not need maintenance mode.
 $string['preflight:upgrade:none'] = 'No upgrade is pending: Restore production serves the new code and purges the caches.';
 $string['preflight:upgrade:nosnapshot'] = 'No database snapshot will be taken: after the upgrade, a rollback could only serve the older code, which Moodle refuses on the upgraded database.';
 $string['preflight:upgrade:pending'] = 'Moodle\'s upgrade will run.';
+$string['preflight:upgrade:pendingblocked'] = 'Restore production is blocked, so nothing runs now; once the problems above are fixed, Moodle\'s upgrade will run.';
 $string['preflight:upgrade:snapshot'] = 'A database snapshot is taken first, so that a rollback can restore the database.';
 $string['preflight:upgrade:snapshotmaintenance'] = 'Maintenance mode is on for the snapshot and the upgrade, even when Moodle does not require it: users are held out for that time.';
 $string['preflight:upgrade:unknown'] = 'Moodle could not say whether an upgrade is pending (see the warnings).';

@@ -207,6 +207,7 @@ $string['preflight:upgrade:nomaintenance'] = 'Elle ne demande pas le mode mainte
 $string['preflight:upgrade:none'] = 'Aucune mise à jour en attente : Rétablir la production sert le nouveau code et purge les caches.';
 $string['preflight:upgrade:nosnapshot'] = 'Aucun instantané de la base ne sera pris : après la mise à jour, un retour arrière ne pourrait que servir l\'ancien code, que Moodle refuse sur la base mise à jour.';
 $string['preflight:upgrade:pending'] = 'La mise à jour de Moodle va être lancée.';
+$string['preflight:upgrade:pendingblocked'] = 'La remise en production est bloquée : rien n\'est lancé maintenant ; une fois les problèmes ci-dessus corrigés, la mise à jour de Moodle sera lancée.';
 $string['preflight:upgrade:snapshot'] = 'Un instantané de la base est pris d\'abord, pour qu\'un retour arrière puisse restaurer la base.';
 $string['preflight:upgrade:snapshotmaintenance'] = 'Le mode maintenance est activé pendant l\'instantané et la mise à jour, même si Moodle ne l\'exige pas : les utilisateurs sont tenus à l\'écart pendant ce temps.';
 $string['preflight:upgrade:unknown'] = 'Moodle n\'a pas pu dire si une mise à jour est en attente (voir les avertissements).';
