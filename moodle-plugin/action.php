@@ -45,8 +45,9 @@ if (!array_key_exists($action, delivery_actions::ACTIONS)) {
 }
 $options = [
     'securityCopy' => optional_param('securitycopy', false, PARAM_BOOL),
-    'securePath' => trim(optional_param('securepath', '', PARAM_RAW_TRIMMED), '/'),
-    'updatePath' => trim(optional_param('updatepath', '', PARAM_RAW_TRIMMED), '/'),
+    // As typed: a path the helper would not take is refused with what was typed, never rewritten.
+    'securePath' => optional_param('securepath', '', PARAM_RAW_TRIMMED),
+    'updatePath' => optional_param('updatepath', '', PARAM_RAW_TRIMMED),
     'comment' => optional_param('comment', '', PARAM_TEXT),
     // Rollback: the ticked confirmation that the database snapshot may be restored (sent only when ticked).
     'confirmDatabaseRestore' => optional_param('confirmdatabaserestore', false, PARAM_BOOL),

@@ -42,6 +42,25 @@ final class ProgressTest extends \PHPUnit\Framework\TestCase {
         . "Confirm with 'deliveryctl rollback --restore-database', or tick the confirmation on the delivery screen.";
 
     /**
+     * A component path the helper would not take is refused before anything is sent, and the
+     * message shows it as typed (never rewritten: "/etc" is not sent as "etc").
+     */
+    public function test_a_path_is_refused_as_typed(): void {
+        foreach (['/etc', 'mod/forum/', '../x', 'mod//forum'] as $typed) {
+            try {
+                delivery_actions::start(new \tool_delivery\local\helper_client(
+                    new \tool_delivery\local\fastcgi_client('/nonexistent.sock', 1.0, 1.0),
+                    new \tool_delivery\local\request_signer(str_repeat('k', 32)), 2, 'Ada'), 'secure', ['securePath' => $typed]);
+                $this->fail("'{$typed}' was taken");
+            } catch (\tool_delivery\local\helper_exception $error) {
+                $this->assertSame('bad_path', $error->errorcode);
+                $this->assertStringContainsString("\"{$typed}\" was refused", delivery_actions::error_message($error));
+            }
+        }
+        $this->assertTrue(delivery_actions::is_component_path('mod/forum'));
+    }
+
+    /**
      * A rollback refused for want of the confirmation says only the refusal and that nothing was
      * changed: no helper text with its command line, no served copy, no next step.
      */

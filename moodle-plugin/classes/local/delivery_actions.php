@@ -123,7 +123,7 @@ final class delivery_actions {
                 continue;
             }
             if (($name === 'securePath' || $name === 'updatePath') && !self::is_component_path($value)) {
-                throw new helper_exception('bad_path', 'not a component path');
+                throw new helper_exception('bad_path', 'not a component path', 0, ['typed' => (string) $value]);
             }
             if ($name === 'comment') {
                 $value = \core_text::substr($value, 0, self::MAX_COMMENT);
@@ -254,6 +254,9 @@ final class delivery_actions {
                 'operation' => (string) ($holder['operation'] ?? '?'),
                 'since' => self::format_date($holder['since'] ?? null),
             ]);
+        }
+        if ($key === 'error:badpath' && isset($error->details['typed'])) {
+            return get_string('error:badpathtyped', 'tool_delivery', $error->details['typed']);
         }
         if ($key === 'error:stalelock') {
             return get_string($key, 'tool_delivery', client_factory::cli_site_option());

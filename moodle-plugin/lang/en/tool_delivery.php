@@ -71,6 +71,7 @@ $string['duration:hours'] = '{$a->hours} h {$a->minutes} min';
 $string['duration:minutes'] = '{$a->minutes} min';
 $string['duration:seconds'] = '{$a->seconds} s';
 $string['error:badpath'] = 'The component path was refused: use letters, digits, "_", "-" and "." separated by single "/", such as mod/forum.';
+$string['error:badpathtyped'] = 'The component path "{$a}" was refused, and nothing was sent to the helper: use letters, digits, "_", "-" and "." separated by single "/", with no "/" at the start or the end, such as mod/forum.';
 $string['error:badrequest'] = 'The helper refused the request as malformed.';
 $string['error:badsignature'] = 'The helper refused the request\'s signature: the key file is not the helper\'s key.';
 $string['error:bodytoolarge'] = 'The request is too large for the helper.';

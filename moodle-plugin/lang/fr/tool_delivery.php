@@ -71,6 +71,7 @@ $string['duration:hours'] = '{$a->hours} h {$a->minutes} min';
 $string['duration:minutes'] = '{$a->minutes} min';
 $string['duration:seconds'] = '{$a->seconds} s';
 $string['error:badpath'] = 'Le chemin de composant a été refusé : lettres, chiffres, « _ », « - » et « . » séparés par un seul « / », par exemple mod/forum.';
+$string['error:badpathtyped'] = 'Le chemin de composant « {$a} » a été refusé, et rien n\'a été envoyé à l\'assistant : utilisez des lettres, des chiffres, « _ », « - » et « . » séparés par un seul « / », sans « / » au début ni à la fin, par exemple mod/forum.';
 $string['error:badrequest'] = 'L\'assistant a refusé une requête mal formée.';
 $string['error:badsignature'] = 'L\'assistant a refusé la signature : le fichier de clé n\'est pas la clé de l\'assistant.';
 $string['error:bodytoolarge'] = 'La requête est trop grande pour l\'assistant.';
