@@ -322,6 +322,8 @@ final class OperationRun: @unchecked Sendable {
             if state.deliveryId == nil {
                 state.deliveryId = id
                 state.deliveryStartedAt = startedAt
+                // A new delivery: the later steps' results were the last delivery's.
+                for step in [Operation.switchToDelivery, .update, .restore, .cancel] { state.lastResults[step] = nil }
             }
         }
         return summary.joined(separator: " ") + " Next: switch to delivery."

@@ -70,6 +70,13 @@ struct DeliveryFlowTests {
         let newCalls = site.moodleCalls.dropFirst(before)
         #expect(newCalls.contains { $0.contains("upgrade.php --is-maintenance-required") })
         #expect(!newCalls.contains { $0.contains("--non-interactive") })
+
+        // A new delivery starts: the steps after Secure show no result of the last one.
+        #expect(try site.engine.status().lastResults[.restore]?.succeeded == true)
+        try site.perform(.secure)
+        let results = try site.engine.status().lastResults
+        #expect(results[.secure]?.succeeded == true)
+        #expect(results[.switchToDelivery] == nil && results[.update] == nil && results[.restore] == nil)
     }
 
     @Test("run all refuses before acting when the upstream is gone")
