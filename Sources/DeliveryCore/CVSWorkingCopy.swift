@@ -67,21 +67,13 @@ struct CVSWorkingCopy: VersionControl {
     }
 
     /// Files changed locally: each `cvs -n update` line and its path.
-    private func modifications(_ tree: String, _ recorder: CommandRecorder) throws(DeliveryError)
+    func modifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError)
         -> [(line: String, path: String)]
     {
         let status = try cvs(["-n", "update"], tree, recorder, echo: false)
         return status.standardOutput.split(whereSeparator: \.isNewline).map(String.init).filter {
             $0.hasPrefix("M ") || $0.hasPrefix("A ") || $0.hasPrefix("R ") || $0.hasPrefix("C ")
         }.map { ($0, String($0.dropFirst(2))) }
-    }
-
-    func localModifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
-        try modifications(tree, recorder).filter { !context.isLocal($0.path) }.map(\.line)
-    }
-
-    func modifiedLocalFiles(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
-        try modifications(tree, recorder).filter { context.isLocal($0.path) }.map(\.path)
     }
 
     /// `cvs status` says "Needs Patch" or "Needs Merge" for a file the repository has newer.
@@ -124,7 +116,7 @@ struct CVSWorkingCopy: VersionControl {
 
     func reset(tree: String, to revision: Revision, recorder: CommandRecorder) throws(DeliveryError) {
         // Every change is discarded (-C) but the site-local files' (the revision has the same file).
-        let changes = try modifications(tree, recorder)
+        let changes = try modifications(of: tree, recorder: recorder)
         var clean = ["-C"]
         if changes.contains(where: { context.isLocal($0.path) }) {
             clean = []

@@ -29,7 +29,7 @@ struct GitRepository: VersionControl {
     }
 
     /// Tracked files changed locally: each `git status --porcelain` line and its path.
-    private func modifications(_ tree: String, _ recorder: CommandRecorder) throws(DeliveryError)
+    func modifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError)
         -> [(line: String, path: String)]
     {
         let status = try git(["status", "--porcelain", "--untracked-files=no"], tree, recorder, echo: false)
@@ -38,14 +38,6 @@ struct GitRepository: VersionControl {
             let path = String(line.dropFirst(3))
             return (line, path.components(separatedBy: " -> ").last ?? path)
         }
-    }
-
-    func localModifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
-        try modifications(tree, recorder).filter { !context.isLocal($0.path) }.map(\.line)
-    }
-
-    func modifiedLocalFiles(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
-        try modifications(tree, recorder).filter { context.isLocal($0.path) }.map(\.path)
     }
 
     func upstreamChangesToLocalFiles(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
@@ -171,7 +163,7 @@ struct GitRepository: VersionControl {
         }
         let unstage = try git(["reset", "--quiet"], tree, recorder)
         guard unstage.succeeded else { throw failure("git", "reset of the index", unstage) }
-        let others = try modifications(tree, recorder).map(\.path).filter { !context.isLocal($0) }
+        let others = try modifications(of: tree, recorder: recorder).map(\.path).filter { !context.isLocal($0) }
         if !others.isEmpty {
             let discard = try git(["checkout", "--quiet", "--"] + others, tree, recorder)
             guard discard.succeeded else { throw failure("git", "discarding of the update's changes", discard) }

@@ -25,21 +25,13 @@ struct SubversionWorkingCopy: VersionControl {
     }
 
     /// Versioned items changed locally: each `svn status` line and its path.
-    private func modifications(_ tree: String, _ recorder: CommandRecorder) throws(DeliveryError)
+    func modifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError)
         -> [(line: String, path: String)]
     {
         let status = try svn(["status", "--quiet", "--ignore-externals", "."], tree, recorder, echo: false)
         guard status.succeeded else { throw failure("svn", "status", status) }
         return status.standardOutput.split(whereSeparator: \.isNewline).map(String.init)
             .filter { !$0.hasPrefix("X") && $0.count > 8 }.map { ($0, String($0.dropFirst(8))) }
-    }
-
-    func localModifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
-        try modifications(tree, recorder).filter { !context.isLocal($0.path) }.map(\.line)
-    }
-
-    func modifiedLocalFiles(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
-        try modifications(tree, recorder).filter { context.isLocal($0.path) }.map(\.path)
     }
 
     /// `svn status --show-updates` marks with `*` (column 9) what the repository has newer.
@@ -120,7 +112,7 @@ struct SubversionWorkingCopy: VersionControl {
     func reset(tree: String, to revision: Revision, recorder: CommandRecorder) throws(DeliveryError) {
         // Every change is reverted but the site-local files' (the update keeps those: the
         // revision has the same file).
-        let changes = try modifications(tree, recorder)
+        let changes = try modifications(of: tree, recorder: recorder)
         let kept = changes.contains { context.isLocal($0.path) }
         let others = changes.map(\.path).filter { !context.isLocal($0) }
         if !kept || !others.isEmpty {

@@ -67,10 +67,11 @@ private func isControl(_ scalar: Unicode.Scalar) -> Bool {
 protocol VersionControl: Sendable {
     /// The revision checked out now.
     func revision(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> Revision
-    /// Tracked files changed locally (an update refuses to run over them), site-local files left out.
-    func localModifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String]
-    /// The site-local files changed locally: kept as they are through every update and cancel.
-    func modifiedLocalFiles(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String]
+    /// The adapter's settings.
+    var context: VersionControlContext { get }
+    /// Tracked files changed locally: each line of the VCS's status and its path.
+    func modifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError)
+        -> [(line: String, path: String)]
     /// The site-local files the upstream would change (git fetches first): the update refuses them
     /// before it changes anything.
     func upstreamChangesToLocalFiles(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String]
@@ -85,6 +86,18 @@ protocol VersionControl: Sendable {
     /// Files the VCS neither tracks nor ignores, and tracked files missing from the tree.
     func untrackedAndMissing(in tree: String, recorder: CommandRecorder) throws(DeliveryError)
         -> (untracked: [String], missing: [String])
+}
+
+extension VersionControl {
+    /// Tracked files changed locally (an update refuses to run over them), site-local files left out.
+    func localModifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
+        try modifications(of: tree, recorder: recorder).filter { !context.isLocal($0.path) }.map(\.line)
+    }
+
+    /// The site-local files changed locally: kept as they are through every update and cancel.
+    func modifiedLocalFiles(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
+        try modifications(of: tree, recorder: recorder).filter { context.isLocal($0.path) }.map(\.path)
+    }
 }
 
 /// Settings shared by the adapters.

@@ -123,6 +123,11 @@ chown -R "$web_user:$web_user" "$dir/moodledata"
 # As Moodle recommends (directorypermissions 02777 less others): the web server's group writes the
 # dataroot (the code owner builds component caches with that group).
 chmod 2770 "$dir/moodledata"
+# As many real sites do: config.php is tracked and changed on the site. A site-local file (issue
+# 15): every delivery below runs with it, and it must come out byte for byte as the site had it.
+as "$code_owner" sed -i "s|^\\\$CFG->admin .*|&\\n\\\$CFG->e2e_site_local = 'this site only';|" "$dir/moodle/config.php"
+grep -q e2e_site_local "$dir/moodle/config.php" || fatal "the fixture's config.php was not changed"
+site_local_config=$(sha256sum <"$dir/moodle/config.php")
 # A site-local file of root's that holds a secret, readable by the web server's group only (as
 # config.php is on real sites; the fixture's config.php is under version control, the code owner's).
 echo "<?php // e2e: a secret of this site" >"$dir/moodle/site-secret.php"
@@ -364,6 +369,11 @@ check "the state directory is 0750 and the audit log 0640, the helper's" \
 foreign=$(find "$releases/production" ! -user "$code_owner" ! -path "$releases/production/site-secret.php" -print -quit)
 if [[ -z $foreign ]]; then ok "every file of the production working copy (.git included; site-secret.php aside, root:$web_user) belongs to $code_owner"; else
   not_ok "production has files not owned by $code_owner (git ran as someone else?): $foreign"; fi
+for tree in production backup security; do
+  [[ -e $releases/$tree/config.php ]] || continue
+  check "the site's own config.php (tracked, changed on the site) is byte for byte in $tree after every delivery" \
+    test "$(sha256sum <"$releases/$tree/config.php")" = "$site_local_config"
+done
 check "the fixture's database is at revision 3 (upgraded by restore and run-all, not by the cancelled revision 4)" \
   test "$(cat "$dir/moodledata/fixture-db-version")" = 2024100900.00
 
