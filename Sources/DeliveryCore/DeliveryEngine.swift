@@ -320,10 +320,24 @@ public final class DeliveryEngine: Sendable {
     /// Checks production against the backup copy (the pre-delivery code) before it is served
     /// again: what the update added, changed and removed, PHP syntax (`php -l`) and conflict
     /// markers in what it brought, `version.php` changes and versions going backwards, and the
-    /// VCS's local modifications. Read only; `restore` runs it first and refuses when it blocks.
+    /// VCS's local modifications; and, as a warning, whether the next update could run (the
+    /// upstream answers the code owner and changes no site-local file). Changes no tree (git
+    /// fetches into its remote-tracking branch); `restore` runs the comparison first and refuses
+    /// when it blocks.
     public func plan() throws(DeliveryError) -> PreflightReport {
         let recorder = CommandRecorder(onLine: { _ in })
-        return try preflight(recorder)
+        var report = try preflight(recorder)
+        // Fail before acting: what would make the next update refuse, said before anything switches.
+        let production = layout.path(of: .production)
+        do throws(DeliveryError) {
+            let vcs = try versionControl(recorder)
+            try vcs.checkUpstream(of: production, recorder: recorder)
+            let touched = try vcs.upstreamChangesToLocalFiles(of: production, recorder: recorder)
+            if !touched.isEmpty { throw try versionControlContext.localFilesChangedUpstream(touched) }
+        } catch {
+            report.warnings.append("The next update would fail: \(error.message)")
+        }
+        return report
     }
 
     func preflighter(_ recorder: CommandRecorder) throws(DeliveryError) -> Preflight {

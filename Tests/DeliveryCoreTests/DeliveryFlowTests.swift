@@ -89,6 +89,12 @@ struct DeliveryFlowTests {
         let status = try site.engine.status()
         #expect(status.phase == .idle && status.served == .production)
         #expect(status.copies[.backup]?.exists != true, "not even secured")
+        // The Check button (plan) says it too, before anything is switched.
+        try site.perform(.secure)
+        let warnings = try site.engine.plan().warnings
+        #expect(
+            warnings.contains { $0.hasPrefix("The next update would fail:") && $0.contains("not appear to be a git") },
+            "\(warnings)")
     }
 
     @Test("run all stops at the first failure and the site keeps serving a complete tree")
