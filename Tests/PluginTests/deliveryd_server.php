@@ -215,6 +215,13 @@ final class deliveryd_server {
         }
         proc_close($this->process);
         $this->process = null;
+        // A helper killed (not stopped) leaves its socket file, and its request side may answer on
+        // it for a moment: the next start replaces a stale socket, and so does this.
+        $deadline = microtime(true) + 2;
+        while (file_exists($this->socketpath) && microtime(true) < $deadline) {
+            usleep(20000);
+        }
+        @unlink($this->socketpath);
     }
 
     /**
