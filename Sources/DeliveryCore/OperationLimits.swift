@@ -87,7 +87,8 @@ public struct OperationLimits: Sendable, Codable, Equatable {
         let kinds = Kind.allCases.filter { $0.operations.contains(request.operation) }
         guard !kinds.isEmpty else { return }
         let refusal = try store.update { (admissions: inout [Admission]) throws(DeliveryError) -> DeliveryError? in
-            admissions = admissions.filter { now.timeIntervalSince($0.time) < 3600 && $0.time <= now }
+            // Within an hour either side (times are kept to the millisecond, so one may round past now).
+            admissions = admissions.filter { abs(now.timeIntervalSince($0.time)) < 3600 }
             for kind in kinds {
                 let counted = admissions.filter { $0.kind == kind.rawValue }
                 let limit = limits.perHour(kind)

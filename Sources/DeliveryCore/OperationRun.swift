@@ -650,9 +650,12 @@ final class OperationRun: @unchecked Sendable {
             let touched = try vcs.upstreamChangesToLocalFiles(of: production, recorder: recorder)
             if !touched.isEmpty { throw try engine.versionControlContext.localFilesChangedUpstream(touched) }
         } catch {
+            // The upstream changing a site-local file is a refusal that says it all already.
             throw DeliveryError(
                 .notUpdatable,
-                "\(request.operation.rawValue) refused: \(error.message), so the update would fail (nothing was changed)"
+                error.code == .notUpdatable
+                    ? "\(request.operation.rawValue) refused: \(error.message)"
+                    : "\(request.operation.rawValue) refused: \(error.message), so the update would fail (nothing was changed)"
             )
         }
     }
@@ -759,7 +762,9 @@ final class OperationRun: @unchecked Sendable {
             need = try moodle.upgradeNeed(in: .production)
         }
         let checker = healthChecker(moodle)
-        if let checker, state.criticalChecksBefore == nil, let served = layout.servedTree(), served != .production {
+        // The site's critical checks as they are now, from the copy that serves: at every restore
+        // from a copy (a retry after an automatic rollback compares with the site as it is then).
+        if let checker, let served = layout.servedTree(), served != .production {
             let baseline = checker.criticalChecks(in: served).map { Array($0).sorted() } ?? []
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.criticalChecksBefore = baseline }
         }

@@ -186,7 +186,7 @@ public struct SecondFactor: Sendable {
     public func verify(_ code: String?, for actor: Actor, now: Date = Date()) throws(DeliveryError) {
         let (outcome, failures, oldest) = try store.update {
             (file: inout File) throws(DeliveryError) -> (Outcome, Int, Date?) in
-            file.failures = file.failures.filter { now.timeIntervalSince($0) < Self.failureWindow && $0 <= now }
+            file.failures = file.failures.filter { abs(now.timeIntervalSince($0)) < Self.failureWindow }
             if file.failures.count >= Self.failureLimit, let oldest = file.failures.min() {
                 return (.locked(until: oldest.addingTimeInterval(Self.failureWindow)), file.failures.count, oldest)
             }

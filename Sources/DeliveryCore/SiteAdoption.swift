@@ -66,6 +66,8 @@ public struct AdoptionResult: Sendable {
     public var changedLocalFiles: [String] = []
     /// Why the code owner cannot reach the upstream, and the commands that fix it; nil when it can.
     public var upstreamProblem: (reason: String, advice: [String])?
+    /// True when init added the component cache setting to config.php (false when it had one).
+    public var addedComponentCacheSetting = false
 }
 
 /// Adopts an existing Moodle install into the release layout.
@@ -171,18 +173,6 @@ public enum SiteAdoption {
                     "the dataroot \(settings.dataroot) is not writable by the web server's group (\(webUser.name)), which the code owner needs to build the component cache (Moodle's default permissions, 02777 less others, give it): chmod g+rwx it, or adopt without --component-cache (nothing was changed)"
                 )
             }
-            if kind == .git {
-                let tracked = try CommandRecorder(onLine: { _ in }).run(
-                    VersionControlContext(upstream: upstream, owner: owner, timeout: 60).command(
-                        "git", ["ls-files", "--error-unmatch", "--", "config.php"], in: given),
-                    echo: false)
-                if tracked.succeeded {
-                    throw DeliveryError(
-                        .configuration,
-                        "config.php is under version control: add this line to it upstream (before it loads lib/setup.php), update, and the setting is used: \(componentCacheLine)"
-                    )
-                }
-            }
         }
         let name = lastComponent(of: given)
         let parent = parentDirectory(of: given)
@@ -260,6 +250,13 @@ public enum SiteAdoption {
         } catch {
             throw DeliveryError.io("cannot create the helper's folders", error)
         }
+        // A state left by an earlier adoption of this folder (its audit log stays) describes trees
+        // that are gone: it is kept aside, never read as this site's.
+        let oldState = "\(stateDirectory)/state.json"
+        if (try? System.lstatus(oldState)) != nil {
+            try? System.rename(
+                oldState, "\(oldState).before-\(System.processIdentifier)-\(Int(System.monotonicSeconds()))")
+        }
         if let existing = settings.alternativeComponentCache, existing.hasPrefix(given + "/") {
             configuration.componentCacheFile = String(existing.dropFirst(given.count + 1))
         } else if request.componentCache {
@@ -298,9 +295,11 @@ public enum SiteAdoption {
                 localFiles: configuration.siteLocalFiles))
         let production = layout.path(of: .production)
         let recorder = CommandRecorder(onLine: { _ in })
+        let added = configuration.componentCacheFile != nil && settings.alternativeComponentCache == nil
         var result = AdoptionResult(
             configuration: configuration, webServerChange: change,
-            changedLocalFiles: (try? vcs.modifiedLocalFiles(of: production, recorder: recorder)) ?? [])
+            changedLocalFiles: (try? vcs.modifiedLocalFiles(of: production, recorder: recorder)) ?? [],
+            addedComponentCacheSetting: added)
         // The code owner must reach the upstream, or no delivery can update the site.
         do {
             try vcs.checkUpstream(of: production, recorder: recorder)

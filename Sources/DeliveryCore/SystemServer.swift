@@ -57,6 +57,17 @@ extension System {
         return result.pointee.gr_gid
     }
 
+    /// The name of a group id, or the number as text when it has none.
+    public static func groupName(_ gid: UInt32) -> String {
+        var group = Glibc.group()
+        var result: UnsafeMutablePointer<Glibc.group>?
+        var buffer = [CChar](repeating: 0, count: 16_384)
+        guard getgrgid_r(gid, &group, &buffer, buffer.count, &result) == 0, let result,
+            let name = result.pointee.gr_name
+        else { return String(gid) }
+        return String(cString: name)
+    }
+
     // MARK: Sockets
 
     /// Makes a unix stream socket, close-on-exec.

@@ -32,14 +32,17 @@ public enum UpstreamAccess {
                 )
             }
         }
-        if lowered.contains("permission denied") && ssh != true, let remote,
-            remote.hasPrefix("/") || remote.hasPrefix("file://")
-        {
-            steps.append(
-                "The code owner \(owner.name) may not read \(remote): give it read access (for example, add it to the repository's group: usermod -aG GROUP \(owner.name))."
-            )
+        // A local repository: git says "does not appear to be a git repository" for one its user
+        // may not read; root looks whether it is there.
+        let local = remote.map { $0.hasPrefix("file://") ? String($0.dropFirst(7)) : $0 }.flatMap {
+            $0.hasPrefix("/") ? $0 : nil
         }
-        if lowered.contains("does not appear to be a git repository") || lowered.contains("no repository found")
+        if ssh != true, let local, let present = try? System.status(local) {
+            let group = System.groupName(present.gid)
+            steps.append(
+                "\(local) is there, but the code owner \(owner.name) may not read it (group \(group), mode \(String(present.mode & 0o7777, radix: 8))): as root, usermod -aG \(group) \(owner.name)"
+            )
+        } else if lowered.contains("does not appear to be a git repository") || lowered.contains("no repository found")
             || lowered.contains("does not exist")
         {
             steps.append(

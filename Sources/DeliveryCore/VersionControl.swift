@@ -121,7 +121,7 @@ struct VersionControlContext: Sendable {
     func localFilesChangedUpstream(_ files: [String]) -> DeliveryError {
         DeliveryError(
             .notUpdatable,
-            "the upstream changes \(files.joined(separator: ", ")), which this site keeps as its own (a site-local file: config.php holds this site's own settings); nothing was changed. Bring the upstream change into the site's file by hand as the code owner, or stop tracking the file upstream"
+            "the upstream changes \(files.joined(separator: ", ")), which this site keeps as its own (a site-local file: config.php holds this site's own settings); nothing was changed. The upstream must leave that file alone: revert that change upstream, or stop tracking the file there (git rm --cached, and ignore it), then deliver"
         )
     }
 

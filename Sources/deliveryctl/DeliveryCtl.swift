@@ -331,7 +331,7 @@ extension DeliveryCtl {
                 } else {
                     FileOutput.standardOutput(
                         "Adopted \(moodle): site root \(result.configuration.siteRoot), configuration \(configurationPath).\n"
-                            + (componentCache
+                            + (result.addedComponentCacheSetting
                                 ? "Added to config.php (the file as it was is in the state directory):\n    \(SiteAdoption.componentCacheLine)\n"
                                 : "")
                             + (result.changedLocalFiles.isEmpty

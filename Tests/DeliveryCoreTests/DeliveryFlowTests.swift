@@ -501,21 +501,26 @@ struct ComponentCacheTests {
         #expect(page.standardOutput.hasPrefix("fixture-site"), "\(page.standardOutput)")
     }
 
-    @Test("init --component-cache refuses to edit a config.php under version control, and says the line")
-    func trackedConfigRefused() throws {
+    @Test("init --component-cache on a config.php under version control: the line is a site-local change, kept")
+    func trackedConfigKept() throws {
         let directory = TemporaryDirectory()
         try sh("/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", "git", "--dir", directory.path])
         let me = UserIdentity.current.name
-        #expect {
-            try SiteAdoption.adopt(
-                AdoptionRequest(
-                    moodleDirectory: "\(directory.path)/moodle", siteRoot: "\(directory.path)/site",
-                    stateDirectory: "\(directory.path)/state", configurationPath: "\(directory.path)/c.json",
-                    webUser: me, codeOwner: me, componentCache: true))
-        } throws: { error in
-            (error as? DeliveryError)?.message.contains("alternative_component_cache") == true
-        }
-        #expect(!FileManager.default.fileExists(atPath: "\(directory.path)/site"), "nothing changed on disk")
-        #expect(FileManager.default.fileExists(atPath: "\(directory.path)/moodle/version.php"))
+        let result = try SiteAdoption.adopt(
+            AdoptionRequest(
+                moodleDirectory: "\(directory.path)/moodle", siteRoot: "\(directory.path)/site",
+                stateDirectory: "\(directory.path)/state", configurationPath: "\(directory.path)/c.json",
+                webUser: me, codeOwner: me, phpFpmSockets: [], componentCache: true, databaseSnapshots: false,
+                healthCheck: HealthCheckSettings(mode: .off)))
+        #expect(result.addedComponentCacheSetting)
+        #expect(result.changedLocalFiles == ["config.php"])
+        let config = "\(directory.path)/site/releases/production/config.php"
+        let adopted = try Data(contentsOf: URL(fileURLWithPath: config))
+        #expect(String(decoding: adopted, as: UTF8.self).contains("alternative_component_cache"))
+        try sh("/bin/bash", ["\(directory.path)/revision2"])
+        let engine = try DeliveryEngine(configuration: result.configuration)
+        _ = try engine.perform(OperationRequest(.runAll, actor: Actor(name: "tester", source: "cli")))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: config)) == adopted)
+        #expect(try engine.status().phase == .idle)
     }
 }

@@ -37,15 +37,23 @@ struct UpstreamAccessTests {
         #expect(UpstreamAccess.sshHost("ssh://git@forge.example.edu:2222/moodle.git") == "git@forge.example.edu")
     }
 
-    @Test("a local repository the owner may not read: the group to join; svn and cvs checks")
-    func permissions() {
+    @Test("a local repository the owner may not read (git calls it 'not a repository'): the group to join")
+    func permissions() throws {
+        let directory = TemporaryDirectory()
         let error = DeliveryError(
             .vcsFailed,
-            "git ls-remote origin failed: fatal: '/srv/upstream.git': Permission denied | fatal: Could not read from remote repository."
+            "git ls-remote origin failed: the remote is unreachable: fatal: '\(directory.path)' does not appear to be a git repository"
         )
-        let advice = UpstreamAccess.advice(
-            for: error, owner: owner, remote: "/srv/upstream.git", kind: .git, tree: "/t")
-        #expect(advice.contains { $0.contains("usermod -aG GROUP moodle-code") })
+        let advice = UpstreamAccess.advice(for: error, owner: owner, remote: directory.path, kind: .git, tree: "/t")
+        let group = System.groupName(try System.status(directory.path).gid)
+        #expect(
+            advice.first?.hasPrefix("\(directory.path) is there, but the code owner moodle-code may not read it")
+                == true)
+        #expect(advice.first?.hasSuffix("usermod -aG \(group) moodle-code") == true, "\(advice)")
+        // Not there at all: the address is what to check.
+        let gone = UpstreamAccess.advice(
+            for: error, owner: owner, remote: directory.path + "/gone", kind: .git, tree: "/t")
+        #expect(gone.first?.contains("is not there, or is not a repository") == true)
         #expect(
             UpstreamAccess.checkCommand(kind: .svn, tree: "/t", remote: nil)
                 == "svn info --non-interactive --revision HEAD /t")
