@@ -331,9 +331,7 @@ public final class DeliveryEngine: Sendable {
         let production = layout.path(of: .production)
         do throws(DeliveryError) {
             let vcs = try versionControl(recorder)
-            try vcs.checkUpstream(of: production, recorder: recorder)
-            let touched = try vcs.upstreamChangesToLocalFiles(of: production, recorder: recorder)
-            if !touched.isEmpty { throw try versionControlContext.localFilesChangedUpstream(touched) }
+            try vcs.checkUpdatable(of: production, recorder: recorder)
         } catch {
             report.warnings.append("The next update would fail: \(error.message)")
         }
@@ -539,18 +537,12 @@ public final class DeliveryEngine: Sendable {
     }
 
     func versionControl(_ recorder: CommandRecorder) throws(DeliveryError) -> any VersionControl {
-        VersionControlContext.make(try versionControlContext)
-    }
-
-    /// The settings of production's VCS commands.
-    var versionControlContext: VersionControlContext {
-        get throws(DeliveryError) {
+        VersionControlContext.make(
             VersionControlContext(
                 upstream: configuration.upstream, owner: try UserIdentity.lookup(configuration.codeOwner),
                 timeout: configuration.timeouts.versionControl,
                 ignoredFiles: configuration.componentCacheFile.map { [$0] } ?? [],
-                localFiles: configuration.siteLocalFiles)
-        }
+                localFiles: configuration.siteLocalFiles))
     }
 
     func moodle(_ recorder: CommandRecorder) throws(DeliveryError) -> MoodleCLI {

@@ -646,9 +646,7 @@ final class OperationRun: @unchecked Sendable {
             )
         }
         do throws(DeliveryError) {
-            try vcs.checkUpstream(of: production, recorder: recorder)
-            let touched = try vcs.upstreamChangesToLocalFiles(of: production, recorder: recorder)
-            if !touched.isEmpty { throw try engine.versionControlContext.localFilesChangedUpstream(touched) }
+            try vcs.checkUpdatable(of: production, recorder: recorder)
         } catch {
             // The upstream changing a site-local file is a refusal that says it all already.
             throw DeliveryError(

@@ -94,6 +94,14 @@ extension VersionControl {
         try modifications(of: tree, recorder: recorder).filter { !context.isLocal($0.path) }.map(\.line)
     }
 
+    /// Checks that the next update could run, changing no tree: the upstream answers the code
+    /// owner and changes no site-local file (switch, run-all and the preflight's warning ask it).
+    func checkUpdatable(of tree: String, recorder: CommandRecorder) throws(DeliveryError) {
+        try checkUpstream(of: tree, recorder: recorder)
+        let touched = try upstreamChangesToLocalFiles(of: tree, recorder: recorder)
+        if !touched.isEmpty { throw context.localFilesChangedUpstream(touched) }
+    }
+
     /// The site-local files changed locally: kept as they are through every update and cancel.
     func modifiedLocalFiles(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
         try modifications(of: tree, recorder: recorder).filter { context.isLocal($0.path) }.map(\.path)
