@@ -55,6 +55,9 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
         case secondFactorLocked = "second_factor_locked"
         /// More operations of this kind in the last hour than the site allows through the plugin's key.
         case rateLimited = "rate_limited"
+        /// The web server did not follow a switch (Apache's reload failed, or the site kept
+        /// answering from the old tree): the switch was undone.
+        case webServerStale = "web_server_stale"
     }
 
     /// The stable code.

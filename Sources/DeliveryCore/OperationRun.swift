@@ -242,24 +242,57 @@ final class OperationRun: @unchecked Sendable {
             if preempting {
                 try change { (state: inout DeliveryState) throws(DeliveryError) in state.preemptedAt = Date() }
             }
-            if layout.servedTree() == tree { return }
+            let previous = layout.servedTree()
+            if previous == tree { return }
             mutated = true
-            let temporary =
-                "\(layout.root)/.current.new-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
-            do throws(SystemCallError) {
-                try System.symlink(target: layout.linkTarget(of: tree), at: temporary)
-                do throws(SystemCallError) {
-                    try System.rename(temporary, layout.current)
-                } catch {
-                    try? System.unlink(temporary)
-                    throw error
-                }
-                try System.syncDirectory(layout.root)
-            } catch {
-                throw DeliveryError.io("cannot switch the site to the \(tree.rawValue) tree", error)
-            }
+            try pointCurrent(at: tree)
             note("The site now serves the \(tree.rawValue) tree.")
+            let webServer = webServerSwitch()
+            do throws(DeliveryError) {
+                try webServer.tellWebServer(tree)
+                try webServer.checkServed(tree)
+            } catch {
+                guard !preempting, let previous else {
+                    throw DeliveryError(
+                        .webServerStale,
+                        "\(error.message). current points at the \(tree.rawValue) tree; reload the web server by hand (README, \"Web servers\")"
+                    )
+                }
+                // The web server did not follow: it serves the old tree, so current goes back to it.
+                try pointCurrent(at: previous)
+                try? webServer.tellWebServer(previous)
+                throw DeliveryError(
+                    .webServerStale,
+                    "\(error.message). The switch was undone: the site serves the \(previous.rawValue) tree")
+            }
         }
+    }
+
+    /// One rename(2) of a freshly made symlink over `current`.
+    private func pointCurrent(at tree: TreeName) throws(DeliveryError) {
+        let temporary =
+            "\(layout.root)/.current.new-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+        do throws(SystemCallError) {
+            try System.symlink(target: layout.linkTarget(of: tree), at: temporary)
+            do throws(SystemCallError) {
+                try System.rename(temporary, layout.current)
+            } catch {
+                try? System.unlink(temporary)
+                throw error
+            }
+            try System.syncDirectory(layout.root)
+        } catch {
+            throw DeliveryError.io("cannot switch the site to the \(tree.rawValue) tree", error)
+        }
+    }
+
+    /// The web server's part of a switch, with this site's settings.
+    private func webServerSwitch() -> WebServerSwitch {
+        let configuration = engine.configuration
+        return WebServerSwitch(
+            settings: configuration.webServerSettings, layout: layout, wwwroot: configuration.moodle.wwwroot,
+            healthSettings: configuration.healthCheckSettings,
+            webUser: try? UserIdentity.lookup(configuration.webUser), recorder: recorder, note: { [self] in note($0) })
     }
 
     /// Flushes to disk the copies recorded before their data was (`unflushedBoot`): called before

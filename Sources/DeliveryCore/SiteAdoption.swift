@@ -29,6 +29,9 @@ public struct AdoptionRequest: Sendable {
     public var healthCheck: HealthCheckSettings?
     /// Site-local files besides config.php (`--local-file`), relative to the tree's root.
     public var localFiles: [String] = []
+    /// The web server: nginx (the default) or Apache, whose switch the helper does with a
+    /// rewritten `Define` file and a graceful reload (`init --web-server apache`).
+    public var webServer: WebServerKindRequest = .nginx
 
     /// Makes a request.
     public init(
@@ -36,8 +39,9 @@ public struct AdoptionRequest: Sendable {
         configurationPath: String = SiteConfiguration.defaultPath, webUser: String = "www-data",
         codeOwner: String? = nil, php: String = "/usr/bin/php", branch: String? = nil, remote: String? = nil,
         phpFpmSockets: [String]? = nil, componentCache: Bool = false, databaseSnapshots: Bool = true,
-        healthCheck: HealthCheckSettings? = nil, localFiles: [String] = []
+        healthCheck: HealthCheckSettings? = nil, localFiles: [String] = [], webServer: WebServerKindRequest = .nginx
     ) {
+        self.webServer = webServer
         self.localFiles = localFiles
         self.databaseSnapshots = databaseSnapshots
         self.healthCheck = healthCheck
@@ -68,6 +72,15 @@ public struct AdoptionResult: Sendable {
     public var upstreamProblem: (reason: String, advice: [String])?
     /// True when init added the component cache setting to config.php (false when it had one).
     public var addedComponentCacheSetting = false
+}
+
+/// What `init --web-server` asks for; Apache's file and variables follow from the site.
+public enum WebServerKindRequest: Sendable, Equatable {
+    /// nginx, serving each tree by its real path.
+    case nginx
+    /// Apache: the define file (default: `apache-tree.conf` beside the configuration) and the
+    /// reload commands (default: `apachectl graceful`).
+    case apache(defineFile: String?, reloadCommands: [[String]]?)
 }
 
 /// Adopts an existing Moodle install into the release layout.
@@ -186,7 +199,14 @@ public enum SiteAdoption {
             adoptedFrom: given, phpFpmSockets: pools,
             database: SnapshotSettings(enabled: request.databaseSnapshots), healthCheck: request.healthCheck)
         configuration.localFiles = request.localFiles.isEmpty ? nil : request.localFiles
+        configuration.webServer = webServerSettings(request, siteRoot: siteRoot)
         try configuration.validate()
+        if configuration.webServerSettings.kind == .apache, !WebServerSettings.isDefinable(siteRoot) {
+            throw DeliveryError(
+                .configuration,
+                "Apache cannot take the site root \(siteRoot) in a Define line (spaces or quotes): choose another with --site-root (nothing was changed)"
+            )
+        }
         if request.databaseSnapshots {
             guard let family = DatabaseConnection.family(of: settings.dbtype) else {
                 throw DeliveryError(
@@ -278,17 +298,17 @@ public enum SiteAdoption {
             try MoodleCLI(php: request.php, layout: layout, webUser: webUser, timeouts: Timeouts(), recorder: recorder)
                 .buildComponentCache(treeRoot: production, file: file, owner: owner)
         }
-        let webRoot = publicLayout ? "\(given)/public" : given
-        let change = """
-            nginx: serve the real path of the tree, so that each switch is seen at once:
-                root \(webRoot);
-                # in the PHP location:
-                fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;
-                fastcgi_param DOCUMENT_ROOT $realpath_root;
-            Apache (PHP-FPM through mod_proxy_fcgi): keep DocumentRoot \(webRoot) and add
-                Options +FollowSymLinks
-            Then reload the web server. \(given) is now a symlink to \(layout.current) -> releases/production.
-            """
+        let webServer = configuration.webServerSettings
+        if webServer.kind == .apache, let file = webServer.defineFile {
+            // Apache reads the served tree from this file: it must exist before its configuration
+            // includes it.
+            try WebServerSwitch.writeDefineFile(
+                file, settings: webServer,
+                roots: (layout.path(of: .production), publicLayout ? "\(layout.path(of: .production))/public" : layout.path(of: .production)))
+        }
+        let change =
+            WebServerAdvice.change(for: webServer, moodleDirectory: given, layout: layout)
+            + "\nThen reload the web server. \(given) is now a symlink to \(layout.current) -> releases/production."
         let vcs = VersionControlContext.make(
             VersionControlContext(
                 upstream: configuration.upstream, owner: owner, timeout: configuration.timeouts.versionControl,
@@ -312,6 +332,20 @@ public enum SiteAdoption {
             )
         }
         return result
+    }
+
+    /// The web server settings a request asks for.
+    static func webServerSettings(_ request: AdoptionRequest, siteRoot: String) -> WebServerSettings? {
+        switch request.webServer {
+        case .nginx:
+            return WebServerSettings(kind: .nginx)
+        case .apache(let file, let reload):
+            return WebServerSettings(
+                kind: .apache,
+                defineFile: file ?? "\(parentDirectory(of: request.configurationPath))/apache-tree.conf",
+                defineSuffix: WebServerSettings.suffix(forSiteRoot: siteRoot),
+                reloadCommands: reload ?? WebServerSwitch.defaultReload())
+        }
     }
 
     /// The line `init --component-cache` adds to config.php.

@@ -111,6 +111,8 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
     /// Site-local files besides `config.php`, relative to a tree's root (`deliveryctl init
     /// --local-file`): the site's own version is kept through every update and cancel.
     public var localFiles: [String]?
+    /// The web server and what it needs after each switch (default: nginx serving real paths).
+    public var webServer: WebServerSettings?
 
     /// The site-local files: `config.php` (always: it holds this site's settings) and `localFiles`.
     public var siteLocalFiles: [String] {
@@ -125,6 +127,8 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
     public var snapshotSettings: SnapshotSettings { database ?? SnapshotSettings() }
     /// The health check settings in force.
     public var healthCheckSettings: HealthCheckSettings { healthCheck ?? HealthCheckSettings() }
+    /// The web server settings in force.
+    public var webServerSettings: WebServerSettings { webServer ?? WebServerSettings() }
     /// Where the database snapshots go.
     public var snapshotDirectory: String { snapshotSettings.directory ?? "\(stateDirectory)/snapshots" }
 
@@ -201,6 +205,7 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
             throw DeliveryError(.configuration, "database.keep must be at least 1 and database.timeoutSeconds positive")
         }
         try healthCheck?.validate()
+        try webServer?.validate()
         if upstream.kind == .git && (upstream.branch ?? "").isEmpty && (upstream.pin ?? "").isEmpty {
             throw DeliveryError(.configuration, "a git upstream needs a branch or a pin")
         }

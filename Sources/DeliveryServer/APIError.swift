@@ -69,7 +69,8 @@ struct APIError: Error, Sendable, Equatable {
         case .badPath, .badRequest: status = 400
         case .secondFactorRequired, .secondFactorRefused, .secondFactorLocked: status = 403
         case .rateLimited: status = 429
-        case .vcsFailed, .upgradeFailed, .snapshotFailed, .databaseRestoreFailed, .healthCheckFailed: status = 500
+        case .vcsFailed, .upgradeFailed, .snapshotFailed, .databaseRestoreFailed, .healthCheckFailed, .webServerStale:
+            status = 500
         case .configuration, .privileges, .io: status = 500
         }
         switch error.code {

@@ -311,11 +311,41 @@ extension DeliveryCtl {
                 "A file the site keeps as its own besides config.php, relative to the Moodle folder (repeat; e.g. .htaccess): its local changes survive every update and cancel."
         )
         var localFile: [String] = []
+        @Option(
+            name: .long,
+            help:
+                "nginx (default) or apache: with Apache the helper rewrites a Define file and reloads Apache gracefully at each switch."
+        )
+        var webServer = "nginx"
+        @Option(
+            name: .long,
+            help: "Apache: the file holding the served tree, which Apache includes (default: apache-tree.conf beside the configuration)."
+        )
+        var apacheDefineFile: String?
+        @Option(
+            name: .long,
+            help:
+                "Apache: a command that reloads it after each switch, words separated by spaces, program first and absolute (repeat; default: apachectl graceful)."
+        )
+        var apacheReload: [String] = []
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
             guard let mode = HealthCheckMode(rawValue: healthCheck) else {
                 throw ValidationError("--health-check must be automatic, ask or off")
+            }
+            let server: WebServerKindRequest
+            switch webServer {
+            case "nginx":
+                guard apacheDefineFile == nil, apacheReload.isEmpty else {
+                    throw ValidationError("--apache-define-file and --apache-reload go with --web-server apache")
+                }
+                server = .nginx
+            case "apache":
+                let reload = apacheReload.map { $0.split(separator: " ").map(String.init) }
+                server = .apache(defineFile: apacheDefineFile, reloadCommands: reload.isEmpty ? nil : reload)
+            default:
+                throw ValidationError("--web-server must be nginx or apache, not '\(webServer)'")
             }
             do {
                 let configurationPath = try options.newConfigurationPath()
@@ -325,7 +355,8 @@ extension DeliveryCtl {
                         configurationPath: configurationPath, webUser: webUser, codeOwner: codeOwner, php: php,
                         branch: branch, remote: remote, phpFpmSockets: phpFpmSocket.isEmpty ? nil : phpFpmSocket,
                         componentCache: componentCache, databaseSnapshots: !noDatabaseSnapshot,
-                        healthCheck: HealthCheckSettings(mode: mode, url: healthCheckUrl), localFiles: localFile))
+                        healthCheck: HealthCheckSettings(mode: mode, url: healthCheckUrl), localFiles: localFile,
+                        webServer: server))
                 if options.json {
                     printJSON(result.configuration)
                 } else {

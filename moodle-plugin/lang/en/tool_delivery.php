@@ -114,6 +114,7 @@ $string['error:unauthenticated'] = 'The helper refused an unsigned request.';
 $string['error:unknown'] = 'The helper answered the error "{$a}".';
 $string['error:upgradefailed'] = 'Moodle\'s upgrade failed; read the log, fix the cause and retry Restore production, or roll back.';
 $string['error:vcsfailed'] = 'Updating the source files failed; the site still serves the backup copy. Read the log for the reason.';
+$string['error:webserverstale'] = 'The web server did not follow the switch (Apache\'s reload failed, or the site kept answering from the old tree), so the switch was undone: the site serves the tree it served before. The helper\'s message says what the web server answered.';
 $string['error:wrongstate'] = 'The site\'s state does not allow this step now.';
 $string['event:rollbackrequested'] = 'Emergency rollback requested';
 $string['event:stepfailed'] = 'Delivery step failed';

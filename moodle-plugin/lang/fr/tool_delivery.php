@@ -114,6 +114,7 @@ $string['error:unauthenticated'] = 'L\'assistant a refusé une requête non sign
 $string['error:unknown'] = 'L\'assistant a répondu l\'erreur « {$a} ».';
 $string['error:upgradefailed'] = 'La mise à jour de Moodle a échoué ; lisez le journal, corrigez la cause et relancez Rétablir la production, ou faites un retour d\'urgence.';
 $string['error:vcsfailed'] = 'La modification des fichiers source a échoué ; le site sert toujours la copie de secours. La raison est dans le journal.';
+$string['error:webserverstale'] = 'Le serveur web n\'a pas suivi la bascule (le rechargement d\'Apache a échoué, ou le site répondait encore depuis l\'ancienne arborescence) : la bascule a été annulée, le site sert l\'arborescence d\'avant. Le message de l\'assistant dit ce que le serveur web a répondu.';
 $string['error:wrongstate'] = 'L\'état du site ne permet pas cette étape maintenant.';
 $string['event:rollbackrequested'] = 'Retour d\'urgence demandé';
 $string['event:stepfailed'] = 'Étape de livraison échouée';
