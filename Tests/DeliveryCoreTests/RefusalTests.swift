@@ -221,6 +221,8 @@ struct RefusalTests {
         let directory = TemporaryDirectory()
         try sh("/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", "git", "--dir", directory.path])
         chmod("\(directory.path)/moodledata", 0o755)
+        // The code is the code owner's (git refuses a repository owned by someone else).
+        try sh("/bin/chown", ["-R", "nobody", "\(directory.path)/moodle"])
         let error = #expect(throws: DeliveryError.self) {
             try SiteAdoption.adopt(
                 AdoptionRequest(

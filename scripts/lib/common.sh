@@ -35,6 +35,26 @@ install_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# install_server_packages PKG...: installs missing Debian packages that bring services (nginx,
+# Apache, PHP-FPM) without starting them: the suites start their own, on their own ports. A
+# policy-rc.d keeps the services from starting while apt runs, unless the machine has one already.
+install_server_packages() {
+  local package missing=0 policy=
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing=1
+  done
+  ((missing)) || return 0
+  if ((EUID == 0)) && [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\n# moodle-delivery tests: no service starts while they install packages\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+  fi
+  local status=0
+  (install_packages "$@") || status=$?
+  [[ -z $policy ]] || rm -f "$policy"
+  return "$status"
+}
+
 # The packages the engine and its tests use: PHP CLI (Moodle's scripts), the three VCS, rsync (the
 # copy benchmark and test reference), libfcgi (deliveryd), util-linux (setpriv).
 engine_packages=(php-cli git subversion cvs rsync libfcgi-dev libfcgi-bin util-linux ca-certificates curl)
