@@ -291,10 +291,14 @@ for name in php fpm; do
       if ($r["c"] !== 200 || !preg_match("/^fixture-site version=\S+ tree=(\S+)$/", trim($r["b"]), $m)) {
         $failed++; if (count($examples) < 3) { $examples[] = $line; } continue;
       }
-      // The tree expected: the target of the last switch reported done before this request started.
-      $expected = null;
-      foreach ($switches as [$start, $end, $target]) { if ((float) $end <= $r["s"]) { $expected = $target; } }
-      if ($expected !== null && $m[1] !== $expected) { $stale++; if (count($examples) < 3) { $examples[] = "stale: $line"; } }
+      // The tree expected: the target of the last switch reported done before this request
+      // started, or, once the next switch has started, that switch's target too.
+      $allowed = null;
+      foreach ($switches as [$start, $end, $target]) {
+        if ((float) $end <= $r["s"]) { $allowed = [$target]; }
+        elseif ($allowed !== null && (float) $start <= $r["e"]) { $allowed[] = $target; }
+      }
+      if ($allowed !== null && !in_array($m[1], $allowed, true)) { $stale++; if (count($examples) < 3) { $examples[] = "stale: $line"; } }
     }
     echo "$sent $failed $stale ", implode(" | ", $examples);
   ' "$tmp/switches.txt" "$tmp/load-$name.jsonl")
