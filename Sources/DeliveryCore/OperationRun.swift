@@ -495,11 +495,30 @@ final class OperationRun: @unchecked Sendable {
         let unflushedBoot = System.bootIdentifier
         let linkFrom = complete ? active : nil
 
+        // The progress total: the last full copy's count, or a component's (counted: it is small).
+        // A first copy has none; its progress is the share of the folders found so far that are
+        // done (no walk of its own before the copy). The comparison with a complete copy reports
+        // through the same measure (it walks the same entries, and is the whole step when nothing
+        // changed): the bar moves from the start, and never goes back when the copy follows.
+        let total = relative.map { Self.countEntries("\(production)/\($0)") } ?? state.copies[tree]?.entries ?? 0
+        // PHP-FPM may hold the inactive generation's scripts compiled from when it was served:
+        // the copier lists those it gives a new file, and only they are dropped.
+        let recordingScripts = !(engine.configuration.phpFpmSockets ?? []).isEmpty
+        let progress = self.progress
+        var shown = 0.0
+        let onProgress: (CopyProgress) -> Void = { done in
+            let share =
+                total > 0
+                ? Double(done.entries) / Double(total) : Double(done.foldersDone) / Double(max(1, done.foldersFound))
+            shown = max(shown, min(1, share))
+            progress(.fraction(.secure, (weight.0 + shown) / weight.1 * 0.98))
+        }
         if relative == nil, complete, let active {
             // Nothing changed since the last copy? Then the complete copy is already exact.
             note("Comparing production (\(revision.label)) with the \(tree.rawValue) copy…")
             let differs = try copy(
-                CopyJob(source: production, target: active, preserving: preservedFiles, checkOnly: true)
+                CopyJob(source: production, target: active, preserving: preservedFiles, checkOnly: true),
+                onProgress: onProgress
             ).changed
             if !differs {
                 if lacksComponentCache(active) { try buildComponentCache(at: active) }
@@ -514,22 +533,6 @@ final class OperationRun: @unchecked Sendable {
             }
         }
 
-        // The progress total: the last full copy's count, or a component's (counted: it is small).
-        // A first copy has none; its progress is the share of the folders found so far that are
-        // done (no walk of its own before the copy).
-        let total = relative.map { Self.countEntries("\(production)/\($0)") } ?? state.copies[tree]?.entries ?? 0
-        // PHP-FPM may hold the inactive generation's scripts compiled from when it was served:
-        // the copier lists those it gives a new file, and only they are dropped.
-        let recordingScripts = !(engine.configuration.phpFpmSockets ?? []).isEmpty
-        let progress = self.progress
-        var shown = 0.0
-        let onProgress: (CopyProgress) -> Void = { done in
-            let share =
-                total > 0
-                ? Double(done.entries) / Double(total) : Double(done.foldersDone) / Double(max(1, done.foldersFound))
-            shown = max(shown, min(1, share))
-            progress(.fraction(.secure, (weight.0 + shown) / weight.1 * 0.98))
-        }
         var statistics: CopyStatistics
         do {
             if let relative, let active {

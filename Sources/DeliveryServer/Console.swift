@@ -238,8 +238,19 @@ enum ConsolePage {
           $('confirm').addEventListener('change', function () {
             $('rollback').disabled = !$('confirm').checked;
           });
+          // The confirmation is the page's own dialog (modal: the keyboard stays in it, Escape
+          // answers no, and no answers by default), never the browser's confirm box.
+          var dialog = $('confirmdialog');
           $('rollback').addEventListener('click', function () {
-            if (!confirm($('plan').textContent + '\\n\\nRoll back now?')) { return; }
+            text('confirmquestion', $('plan').textContent);
+            dialog.returnValue = '';
+            dialog.showModal();
+            $('confirmno').focus();
+          });
+          $('confirmyes').addEventListener('click', function () { dialog.close('yes'); });
+          $('confirmno').addEventListener('click', function () { dialog.close('no'); });
+          dialog.addEventListener('close', function () {
+            if (dialog.returnValue !== 'yes') { $('rollback').focus(); return; }
             $('rollback').disabled = true;
             var confirmed = !$('confirmbox').hidden && $('confirm').checked;
             var headers = {'X-Delivery-Console-Token': token};
@@ -278,6 +289,8 @@ enum ConsolePage {
         pre{background:#f8f9fa;border:1px solid #dee2e6;padding:.8rem;max-height:24rem;overflow:auto;white-space:pre-wrap}
         button{background:#ca3120;color:#fff;border:0;border-radius:.3rem;padding:.6rem 1.2rem;font-size:1rem;cursor:pointer}
         button:disabled{background:#adb5bd;cursor:not-allowed}#message{margin:1rem 0;font-weight:600}.bad{color:#ca3120}
+        dialog{border:1px solid #dee2e6;border-radius:.3rem;max-width:36rem;padding:1.2rem}dialog::backdrop{background:rgba(0,0,0,.4)}
+        button.secondary{background:#6c757d;margin-left:.5rem}button:focus-visible{outline:3px solid #1d2125;outline-offset:2px}
         </style></head><body>
         <h1>Moodle delivery — emergency console</h1>
         <p>This page is served by the delivery helper itself, for when Moodle cannot serve pages (maintenance mode during the upgrade, or broken new code).</p>
@@ -290,6 +303,10 @@ enum ConsolePage {
         <p><label>Code of your authenticator app <input id="code" inputmode="numeric" autocomplete="one-time-code" maxlength="6" size="8"></label><br>
         <small>Restoring the database loses what users wrote, so the helper asks for a proof that the web server cannot make: the six-digit code of the app root enrolled you with (<code>deliveryctl admin enrol-totp</code>). Without one, run the rollback from a shell on the server.</small></p></div>
         <p><button id="rollback" type="button" disabled>Emergency rollback</button></p>
+        <dialog id="confirmdialog" aria-labelledby="confirmtitle" aria-describedby="confirmquestion">
+        <h2 id="confirmtitle">Roll back now?</h2><p id="confirmquestion"></p>
+        <p><button id="confirmyes" type="button">Roll back now</button><button id="confirmno" type="button" class="secondary">Cancel</button></p>
+        </dialog>
         <pre id="log"></pre>
         <p>From a shell on the server: <code>deliveryctl status --config CONFIG</code>, <code>deliveryctl restore --config CONFIG</code>, <code>deliveryctl rollback --config CONFIG</code> (<code>--restore-database</code> to confirm a database restore).</p>
         <script>\(script)</script>

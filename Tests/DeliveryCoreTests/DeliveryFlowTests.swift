@@ -524,3 +524,35 @@ struct ComponentCacheTests {
         #expect(try engine.status().phase == .idle)
     }
 }
+
+/// The fractions a secure reports, and where its lines say the comparison ended.
+private final class FractionCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [ProgressEvent] = []
+
+    var all: [ProgressEvent] { lock.withLock { events } }
+
+    func receive(_ event: ProgressEvent) {
+        lock.withLock { events.append(event) }
+    }
+}
+
+@Suite("Progress of the copies")
+struct CopyProgressTests {
+    @Test("a secure whose copy is already identical reports how far its comparison is (issue 15: the bar stayed empty)")
+    func comparisonReportsProgress() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        let events = FractionCollector()
+        let outcome = try site.engine.perform(
+            OperationRequest(.secure, actor: Actor(name: "tester", source: "cli")), progress: events.receive)
+        #expect(outcome.message.contains("already identical"), "\(outcome.message)")
+        let all = events.all
+        // Before the step's end (which reports 1), the comparison said how far it was.
+        let finished = all.firstIndex { if case .stepFinished = $0 { true } else { false } } ?? all.count
+        let during = all[..<finished].compactMap { event -> Double? in
+            if case .fraction(.secure, let value) = event { value } else { nil }
+        }
+        #expect(during.contains { $0 > 0 && $0 < 1 }, "fractions before the end: \(during)")
+    }
+}

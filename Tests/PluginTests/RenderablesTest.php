@@ -292,6 +292,28 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
     }
 
     /**
+     * Before the first Secure the helper's status has no production revision (status runs no program): the banner
+     * says when it is read and which working copy it is, in English and French, never "not read yet" with an empty code.
+     */
+    public function test_banner_before_the_first_secure(): void {
+        $site = ['phase' => 'idle', 'served' => 'production', 'vcs' => 'git', 'wwwroot' => 'https://moodle.example.org'];
+        $context = (new banner($site))->export_for_template(new renderer_base());
+        $this->assertSame('', $context['production']);
+        $this->assertSame('Read by the first Secure (a git working copy)', $context['productionunread']);
+        $html = $this->render('banner', $context);
+        $this->assertStringContainsString('Read by the first Secure (a git working copy)', $html);
+        $this->assertStringNotContainsString('<code></code>', $html);
+        $string = [];
+        include(dirname(__DIR__, 2) . '/moodle-plugin/lang/fr/tool_delivery.php');
+        $french = $string['banner:unknown'];
+        $this->assertSame('Lue par la première sécurisation (copie de travail git)', str_replace('{$a}', 'git', $french));
+        $site['productionRevision'] = ['id' => '1a2b3c4d5e', 'label' => 'main @ 1a2b3c4d5e'];
+        $context = (new banner($site))->export_for_template(new renderer_base());
+        $this->assertSame('', $context['productionunread']);
+        $this->assertStringContainsString('<code>main @ 1a2b3c4d5e</code>', $this->render('banner', $context));
+    }
+
+    /**
      * On a server with several sites, every command the pages suggest names this one (--site).
      */
     public function test_commands_name_the_site(): void {

@@ -5,7 +5,8 @@
 //
 // Usage (as www-data): php driver.php CONFIG.json PHASE
 // Phases, in the order tests/e2e/e2e.sh runs them: initial, steps-1, steps-2, run-all, cancel,
-// rollback, load. Prints "ok - …" / "not ok - …" lines (counted by e2e.sh).
+// rollback (its rollback is pressed in the console by console_browser.py), rolled-back, load.
+// Prints "ok - …" / "not ok - …" lines (counted by e2e.sh).
 
 require_once(dirname(__DIR__, 2) . '/Tests/PluginTests/standalone_client.php');
 
@@ -302,9 +303,19 @@ try {
             ok(($site['rollbackTarget'] ?? null) === 'backup',
                 'the rollback target is the copy whose code matches the database (backup, not the older security copy)',
                 (string) ($site['rollbackTarget'] ?? 'none') . ': ' . ($site['rollback']['explanation'] ?? ''));
-            step('rollback');
-            expect_state('rolled_back', 'backup', 'after emergency rollback');
-            expect_served('backup', V3, 'after emergency rollback (the backup copy)');
+            expect_served('production', V3, 'before the emergency rollback');
+            // The rollback itself is pressed in the emergency console, in a real browser
+            // (console_browser.py, run by e2e.sh next), with a token issued through the plugin client.
+            $token = client()->console_token(600);
+            $file = $config['work'] . '/console-token';
+            ok(file_put_contents($file, $token['token']) !== false && chmod($file, 0600),
+                'a console token for the browser was issued through the plugin client');
+            break;
+
+        case 'rolled-back':
+            expect_state('rolled_back', 'backup', 'after the emergency rollback from the console');
+            expect_served('backup', V3, 'after the emergency rollback from the console (the backup copy)');
+            @unlink($config['work'] . '/console-token');
             break;
 
         case 'load':

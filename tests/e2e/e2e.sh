@@ -320,6 +320,47 @@ driver() { # driver PHASE: runs one phase of driver.php as the web user and coun
   if ((status != 0 && f == 0)); then not_ok "driver phase $phase exited with status $status"; fi
 }
 
+# counted LOG COMMAND...: runs a test program that prints "ok - …" / "not ok - …" lines, and
+# counts them (Debian's python3, which has python3-selenium, whatever python3 comes first on PATH).
+counted() {
+  local log=$1 status p f; shift
+  "$@" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  p=$(grep -c '^ok - ' "$log")
+  f=$(grep -c '^not ok - ' "$log")
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if ((status != 0 && f == 0)); then not_ok "$(basename "$2") exited with status $status"; fi
+}
+
+# console_browser: the emergency console in headless Chromium (tests/e2e/console_browser.py, as
+# root, the browser without its sandbox): it loads without a JavaScript error, shows the state, and
+# its Emergency rollback button, once confirmed, rolls the site back to the backup copy (revision
+# 3); then the audit log must name the console as the rollback's source.
+console_browser() {
+  section "Emergency console in a browser (Selenium, headless Chromium)"
+  counted "$logs/console-browser.log" /usr/bin/python3 "$here/console_browser.py" --url "$url" \
+    --token-file "$work/console-token" --phase idle --served production --rollback --expect-tree backup \
+    --expect-version 2024100900
+  "$deliveryctl" log --json --limit 5 >"$logs/console-audit.json" 2>&1
+  if php -r '
+    $data = json_decode(file_get_contents($argv[1]), true);
+    $records = $data["records"] ?? $data ?? [];
+    foreach ($records as $record) { // newest first
+      if (($record["operation"] ?? "") === "rollback") {
+        exit(($record["actor"]["source"] ?? "") === "console" && ($record["result"] ?? "") === "succeeded"
+          && ($record["actor"]["name"] ?? "") === "Ada E2E Admin" ? 0 : 1);
+      }
+    }
+    exit(1);' "$logs/console-audit.json"; then
+    ok "the audit log records the rollback as succeeded, by Ada E2E Admin from source console"
+  else
+    not_ok "the audit log does not name the console as the rollback's source: $(head -c 600 "$logs/console-audit.json")"
+  fi
+}
+
+section "The plugin's AMD module in a browser (Selenium, headless Chromium; a fixture page, no Moodle)"
+counted "$logs/amd-browser.log" /usr/bin/python3 "$here/amd_browser.py"
 driver initial        # peer and signature checks, status, the site serves production revision 1
 source "$project/tests/attacks/attacks.sh"
 attacks_begin         # the web user's watcher races the helper from now on; the decoy it aims at
@@ -336,7 +377,9 @@ attacks_check_caches  # every component cache built by the code owner, the decoy
 section "Publishing revision 4 upstream (as $code_owner)"
 check "revision 4 published" publish 4 2024101000.00
 driver cancel         # secure, switch, update, cancel: back to revision 3
-driver rollback       # emergency rollback: the backup copy (revision 3, matching the database) is served
+driver rollback       # the rollback target is the backup copy; a console token for the browser
+console_browser       # emergency rollback pressed in the console (headless Chromium): backup served
+driver rolled-back    # the backup copy (revision 3, matching the database) is served
 driver load           # 20+ switches (restore / rollback) under concurrent load
 
 # ---------------------------------------------------------------------------------------------

@@ -95,6 +95,10 @@ class banner implements renderable, templatable {
             'wwwroot' => (string) ($site['wwwroot'] ?? ''),
             'vcs' => (string) ($site['vcs'] ?? ''),
             'production' => (string) ($site['productionRevision']['label'] ?? ''),
+            // Before the first Secure the helper has not read production's revision (its status runs
+            // no program): say which working copy it is and when it is read.
+            'productionunread' => isset($site['productionRevision']['label']) ? ''
+                : get_string('banner:unknown', 'tool_delivery', (string) ($site['vcs'] ?? '')),
             'productiondate' => delivery_actions::format_date($site['productionRevision']['readAt'] ?? null),
             'before' => (string) ($site['revisionBeforeDelivery']['label'] ?? ''),
             'deliverystarted' => delivery_actions::format_date($site['deliveryStartedAt'] ?? null),
