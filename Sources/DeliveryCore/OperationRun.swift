@@ -1087,6 +1087,11 @@ final class OperationRun: @unchecked Sendable {
         let scripts = (changed.isEmpty ? [] : Array(Set(changed + cache)).sorted()).map { "\(base)/\($0)" }
         guard !scripts.isEmpty else { return }
         if (engine.configuration.phpFpmSockets ?? []).isEmpty {
+            if engine.configuration.webServerSettings.kind == .apache {
+                // PHP runs in Apache (mod_php): the graceful reload of the switch starts its
+                // OPcache afresh (tests/apache shows it with validate_timestamps=0).
+                return
+            }
             note(
                 "Warning: no PHP-FPM socket is configured (phpFpmSockets): \(scripts.count) changed scripts stay in PHP-FPM's OPcache until it revalidates them (never with opcache.validate_timestamps=0)."
             )

@@ -192,7 +192,13 @@ public enum SiteAdoption {
         let siteRoot = request.siteRoot ?? "\(parent)/\(name)-delivery"
         let stateDirectory = request.stateDirectory ?? "/var/lib/moodle-delivery/\(name)"
         let pools: [String]
-        if let named = request.phpFpmSockets { pools = named } else { pools = try detectPHPFPMSockets() }
+        if let named = request.phpFpmSockets {
+            pools = named
+        } else if case .apache = request.webServer {
+            pools = []  // PHP in Apache (mod_php) unless a pool is named: never guessed from /run/php
+        } else {
+            pools = try detectPHPFPMSockets()
+        }
         var configuration = SiteConfiguration(
             siteRoot: siteRoot, stateDirectory: stateDirectory, publicLayout: publicLayout, php: request.php,
             webUser: webUser.name, codeOwner: owner.name, upstream: upstream, moodle: settings,
@@ -304,7 +310,10 @@ public enum SiteAdoption {
             // includes it.
             try WebServerSwitch.writeDefineFile(
                 file, settings: webServer,
-                roots: (layout.path(of: .production), publicLayout ? "\(layout.path(of: .production))/public" : layout.path(of: .production)))
+                roots: (
+                    layout.path(of: .production),
+                    publicLayout ? "\(layout.path(of: .production))/public" : layout.path(of: .production)
+                ))
         }
         let change =
             WebServerAdvice.change(for: webServer, moodleDirectory: given, layout: layout)

@@ -83,7 +83,8 @@ public struct WebServerSettings: Sendable, Codable, Equatable {
             for command in reloadCommands ?? [] where command.first?.hasPrefix("/") != true {
                 throw DeliveryError(
                     .configuration,
-                    "webServer.reloadCommands: each command starts with an absolute program, not '\(command.first ?? "")'")
+                    "webServer.reloadCommands: each command starts with an absolute program, not '\(command.first ?? "")'"
+                )
             }
         }
         guard header.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
@@ -180,7 +181,8 @@ struct WebServerSwitch {
             switch answer {
             case .named(let value) where value == name || value == roots.webRoot || value == roots.tree:
                 let milliseconds = Int(((System.monotonicSeconds() - started) * 1000).rounded())
-                note("\(url) answers from the \(tree.rawValue) tree (\(settings.header): \(value), \(milliseconds) ms).")
+                note(
+                    "\(url) answers from the \(tree.rawValue) tree (\(settings.header): \(value), \(milliseconds) ms).")
                 return
             case .named(let value):
                 last = "it still answers from \(value)"

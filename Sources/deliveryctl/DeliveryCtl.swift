@@ -319,7 +319,8 @@ extension DeliveryCtl {
         var webServer = "nginx"
         @Option(
             name: .long,
-            help: "Apache: the file holding the served tree, which Apache includes (default: apache-tree.conf beside the configuration)."
+            help:
+                "Apache: the file holding the served tree, which Apache includes (default: apache-tree.conf beside the configuration)."
         )
         var apacheDefineFile: String?
         @Option(

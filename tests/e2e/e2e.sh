@@ -248,11 +248,14 @@ http {
   proxy_temp_path $tmp/nginx/temp/proxy;
   uwsgi_temp_path $tmp/nginx/temp/uwsgi;
   scgi_temp_path $tmp/nginx/temp/scgi;
+  map \$realpath_root \$delivery_tree { "~/(?<tree>[^/]+)(/public)?\$" \$tree; }
   server {
     listen 127.0.0.1:$port;
     server_name localhost;
     root $dir/site/current;
     index index.php;
+    # As init advises: the tree that answers, which the helper checks after each switch.
+    add_header X-Delivery-Tree \$delivery_tree always;
     location ~ [^/]\.php(/|\$) {
       include /etc/nginx/fastcgi_params;
       fastcgi_param SCRIPT_FILENAME \$realpath_root\$fastcgi_script_name;
@@ -287,6 +290,8 @@ if wait_for 20 test -S "$run/php-fpm.sock"; then ok "PHP-FPM pool (as $web_user)
   cat "$logs/php-fpm.log"; fatal "php-fpm did not start"; fi
 if wait_for 20 http_get "$url/index.php"; then ok "nginx serves the site on $url"; else
   cat "$logs/nginx-error.log" "$logs/nginx.log" 2>/dev/null; fatal "nginx does not serve $url"; fi
+tree_header=$(curl --silent --max-time 5 --output /dev/null --dump-header - "$url/" | tr -d '\r' | sed -n 's/^X-Delivery-Tree: //Ip')
+check "nginx names the tree that answers as init advises (X-Delivery-Tree: $tree_header)" test "$tree_header" = production
 check "the deliveryd socket is 0660 root:$web_user" test "$(stat -c '%a %U %G' "$run/deliveryd.sock")" = "660 root $web_user"
 # Split as root: the engine in the root monitor, what reads the web server's bytes as $request_user.
 check "deliveryd's monitor runs as root" test "$(ps -o user:32= -p "$monitor_pid" | tr -d ' ')" = root
