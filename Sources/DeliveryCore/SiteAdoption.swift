@@ -78,7 +78,7 @@ public struct AdoptionResult: Sendable {
 public enum WebServerKindRequest: Sendable, Equatable {
     /// nginx, serving each tree by its real path.
     case nginx
-    /// Apache: the define file (default: `apache-tree.conf` beside the configuration) and the
+    /// Apache: the define file (default: `apache-tree.conf` in the state directory) and the
     /// reload commands (default: `apachectl graceful`).
     case apache(defineFile: String?, reloadCommands: [[String]]?)
 }
@@ -205,7 +205,7 @@ public enum SiteAdoption {
             adoptedFrom: given, phpFpmSockets: pools,
             database: SnapshotSettings(enabled: request.databaseSnapshots), healthCheck: request.healthCheck)
         configuration.localFiles = request.localFiles.isEmpty ? nil : request.localFiles
-        configuration.webServer = webServerSettings(request, siteRoot: siteRoot)
+        configuration.webServer = webServerSettings(request, siteRoot: siteRoot, stateDirectory: stateDirectory)
         try configuration.validate()
         if configuration.webServerSettings.kind == .apache, !WebServerSettings.isDefinable(siteRoot) {
             throw DeliveryError(
@@ -344,14 +344,18 @@ public enum SiteAdoption {
     }
 
     /// The web server settings a request asks for.
-    static func webServerSettings(_ request: AdoptionRequest, siteRoot: String) -> WebServerSettings? {
+    static func webServerSettings(_ request: AdoptionRequest, siteRoot: String, stateDirectory: String)
+        -> WebServerSettings?
+    {
         switch request.webServer {
         case .nginx:
             return WebServerSettings(kind: .nginx)
         case .apache(let file, let reload):
             return WebServerSettings(
                 kind: .apache,
-                defineFile: file ?? "\(parentDirectory(of: request.configurationPath))/apache-tree.conf",
+                // In the state directory: root's, and writable by the helper under its systemd unit
+                // (which mounts /etc read-only).
+                defineFile: file ?? "\(stateDirectory)/apache-tree.conf",
                 defineSuffix: WebServerSettings.suffix(forSiteRoot: siteRoot),
                 reloadCommands: reload ?? WebServerSwitch.defaultReload())
         }

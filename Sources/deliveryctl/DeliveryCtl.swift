@@ -320,7 +320,7 @@ extension DeliveryCtl {
         @Option(
             name: .long,
             help:
-                "Apache: the file holding the served tree, which Apache includes (default: apache-tree.conf beside the configuration)."
+                "Apache: the file holding the served tree, which Apache includes (default: apache-tree.conf in the state directory)."
         )
         var apacheDefineFile: String?
         @Option(

@@ -292,7 +292,7 @@ for name in php fpm; do
         $failed++; if (count($examples) < 3) { $examples[] = $line; } continue;
       }
       // The tree expected: the target of the last switch reported done before this request
-      // started, or, once the next switch has started, that switch's target too.
+      // started, or, once the next switch has started, the target of that one too.
       $allowed = null;
       foreach ($switches as [$start, $end, $target]) {
         if ((float) $end <= $r["s"]) { $allowed = [$target]; }
