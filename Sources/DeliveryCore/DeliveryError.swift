@@ -58,6 +58,8 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
         /// The web server did not follow a switch (Apache's reload failed, or the site kept
         /// answering from the old tree): the switch was undone.
         case webServerStale = "web_server_stale"
+        /// The disk could not hold the copies a secure would make: refused before writing.
+        case noRoom = "no_room"
     }
 
     /// The stable code.

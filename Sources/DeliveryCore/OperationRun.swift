@@ -80,7 +80,7 @@ final class OperationRun: @unchecked Sendable {
             && [
                 .wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle, .preflightFailed,
                 .confirmationRequired, .notUpdatable, .secondFactorRequired, .secondFactorRefused,
-                .secondFactorLocked, .rateLimited,
+                .secondFactorLocked, .rateLimited, .noRoom,
             ].contains(error.code)
     }
 
@@ -341,6 +341,7 @@ final class OperationRun: @unchecked Sendable {
                 }
             }
         }
+        try checkRoom(for: targets, state: state)
         var summary: [String] = []
         for (index, tree) in targets.enumerated() {
             let weight = (Double(index), Double(targets.count))
@@ -395,10 +396,49 @@ final class OperationRun: @unchecked Sendable {
         return preempted <= startedAt
     }
 
-    private static func countEntries(_ path: String) -> Int {
-        guard let root = try? System.openDirectory(at: AT_FDCWD, path) else { return 0 }
+    /// The room a secure leaves free on the copies' file system, besides what the copies take.
+    static let reservedBytes: Int64 = 64 << 20
+
+    /// Refuses a secure the disk could not hold, before anything is written: a copy made for the
+    /// first time takes as much as production's files (VCS metadata aside); a copy refreshed from a
+    /// complete one shares its unchanged files, and needs room for what changed. Either way
+    /// `reservedBytes` must stay free, so that a delivery never fills the disk Moodle writes to.
+    private func checkRoom(for targets: [TreeName], state: DeliveryState) throws(DeliveryError) {
+        let statuses = engine.copyStatuses(state)
+        let firstCopies = targets.filter { statuses[$0]?.complete != true }
+        var needed = Self.reservedBytes
+        if !firstCopies.isEmpty {
+            let size =
+                state.copies.values.map(\.bytes).max().flatMap { $0 > 0 ? $0 : nil }
+                ?? Self.measure(layout.path(of: .production)).bytes
+            needed += size * Int64(firstCopies.count)
+        }
+        let available: Int64
+        do {
+            available = try System.availableBytes(layout.releases)
+        } catch {
+            throw DeliveryError.io("cannot read the free space of \(layout.releases)", error)
+        }
+        guard available < needed else { return }
+        let what =
+            firstCopies.isEmpty
+            ? "\(formatBytes(Self.reservedBytes)) must stay free"
+            : "the \(firstCopies.map(\.rawValue).joined(separator: " and ")) copy takes \(formatBytes(needed - Self.reservedBytes)) and \(formatBytes(Self.reservedBytes)) must stay free"
+        throw DeliveryError(
+            .noRoom,
+            "secure refused: not enough free space in \(layout.releases) (\(formatBytes(available)) free; \(what)); nothing was changed: free some space on that file system first"
+        )
+    }
+
+    private static func countEntries(_ path: String) -> Int { measure(path).entries }
+
+    /// The entries of a tree and the bytes of its files, VCS metadata aside, walked through
+    /// descriptors that never follow a link.
+    private static func measure(_ path: String) -> (entries: Int, bytes: Int64) {
+        guard let root = try? System.openDirectory(at: AT_FDCWD, path) else { return (0, 0) }
         defer { System.close(root) }
         var count = 0
+        var bytes: Int64 = 0
         var pending = [""]
         while let relative = pending.popLast() {
             guard let folder = try? System.openDirectory(at: root, relative) else { continue }
@@ -408,10 +448,12 @@ final class OperationRun: @unchecked Sendable {
                 count += 1
                 if entry.kind == .directory && !TreeCopier.versionControlNames.contains(entry.name) {
                     pending.append(relative.isEmpty ? entry.name : "\(relative)/\(entry.name)")
+                } else if entry.kind == .regular, let status = try? System.lstatus(at: folder, entry.name) {
+                    bytes += Int64(status.size)
                 }
             }
         }
-        return count
+        return (count, bytes)
     }
 
     /// The two generations of a copy, `.<copy>.a` and `.<copy>.b`: `releases/<copy>` is a symlink to

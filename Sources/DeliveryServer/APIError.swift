@@ -64,7 +64,7 @@ struct APIError: Error, Sendable, Equatable {
         code = error.code.rawValue
         switch error.code {
         case .wrongState, .lockHeld, .staleLock, .copyMissing, .notMoodle, .preempted, .preflightFailed,
-            .confirmationRequired, .notUpdatable:
+            .confirmationRequired, .notUpdatable, .noRoom:
             status = 409
         case .badPath, .badRequest: status = 400
         case .secondFactorRequired, .secondFactorRefused, .secondFactorLocked: status = 403

@@ -235,4 +235,39 @@ struct RefusalTests {
         #expect(!FileManager.default.fileExists(atPath: "\(directory.path)/site"))
         #expect(!FileManager.default.fileExists(atPath: "\(directory.path)/c.json"))
     }
+
+    @Test(
+        "secure on a disk without room for the copies is refused before anything is written",
+        .enabled(if: getuid() == 0, "needs root to mount a small file system"))
+    func secureWithoutRoom() throws {
+        let directory = TemporaryDirectory()
+        // A 48 MiB file system: less than the 64 MiB a secure leaves free, whatever the copy takes.
+        let small = "\(directory.path)/small"
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: false)
+        let mounted = try sh("/bin/mount", ["-t", "tmpfs", "-o", "size=48m", "tmpfs", small])
+        try #require(mounted.succeeded, "\(mounted.combinedOutput)")
+        defer { _ = try? sh("/bin/umount", [small]) }
+        try sh("/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", "git", "--dir", small])
+        let me = UserIdentity.current.name
+        let configuration = try SiteAdoption.adopt(
+            AdoptionRequest(
+                moodleDirectory: "\(small)/moodle", siteRoot: "\(small)/site", stateDirectory: "\(small)/state",
+                configurationPath: "\(small)/etc/site.json", webUser: me, codeOwner: me, phpFpmSockets: [],
+                databaseSnapshots: false, healthCheck: HealthCheckSettings(mode: .off))
+        ).configuration
+        let engine = try DeliveryEngine(configuration: configuration)
+        let before = TreeSnapshot("\(small)/site", includeTimes: true)
+        let stateBefore = try Data(contentsOf: URL(fileURLWithPath: "\(small)/state/state.json"))
+        let refused = #expect(throws: DeliveryError.self) {
+            try engine.perform(
+                OperationRequest(.secure, actor: Actor(name: "tester", source: "cli"), securityCopy: true))
+        }
+        #expect(refused?.code == .noRoom)
+        #expect(
+            refused?.message.contains("not enough free space in \(small)/site/releases") == true,
+            "\(refused?.message ?? "")")
+        #expect(refused?.message.contains("the backup and security copy takes") == true, "\(refused?.message ?? "")")
+        #expect(TreeSnapshot("\(small)/site", includeTimes: true).difference(from: before) == [])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(small)/state/state.json")) == stateBefore)
+    }
 }

@@ -64,7 +64,7 @@ final class delivery_actions {
      */
     public const REFUSALS = ['wrong_state', 'bad_path', 'bad_request', 'copy_missing', 'lock_held', 'stale_lock',
         'not_moodle', 'preflight_failed', 'confirmation_required', 'not_updatable', 'second_factor_required',
-        'second_factor_refused', 'second_factor_locked', 'rate_limited'];
+        'second_factor_refused', 'second_factor_locked', 'rate_limited', 'no_room'];
 
     /**
      * @var string[] Refusals whose string says all there is to say: the helper's own message (in

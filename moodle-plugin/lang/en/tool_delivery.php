@@ -93,6 +93,7 @@ $string['error:keyunreadable'] = 'The helper\'s key file cannot be read by the w
 $string['error:lockheld'] = 'Another operation is running; wait for it to finish.';
 $string['error:lockheldby'] = '{$a->name} is running "{$a->operation}" since {$a->since}; wait for it to finish.';
 $string['error:methodnotallowed'] = 'The helper does not take this request.';
+$string['error:noroom'] = 'Refused: the disk that holds the copies has not enough free space for them (the helper\'s message says how much is free and how much is needed); nothing was changed. Free some space on it, then secure again.';
 $string['error:notfound'] = 'The helper does not know this job (it keeps only the last ones, and forgets them when restarted).';
 $string['error:notmoodle'] = 'The site is not a Moodle code tree the helper can work on.';
 $string['error:notupdatable'] = 'Production cannot be updated now (local modifications, or the code\'s repository does not answer its owner), so nothing was changed: the site was not set aside. The helper\'s message says why.';

@@ -93,6 +93,7 @@ $string['error:keyunreadable'] = 'Le fichier de clé de l\'assistant n\'est pas 
 $string['error:lockheld'] = 'Une autre opération est en cours ; attendez qu\'elle se termine.';
 $string['error:lockheldby'] = '{$a->name} exécute « {$a->operation} » depuis le {$a->since} ; attendez que ce soit terminé.';
 $string['error:methodnotallowed'] = 'L\'assistant n\'accepte pas cette requête.';
+$string['error:noroom'] = 'Refusé : le disque qui porte les copies n\'a pas assez d\'espace libre pour elles (le message de l\'assistant dit combien est libre et combien il en faut) ; rien n\'a été changé. Libérez de l\'espace, puis sécurisez à nouveau.';
 $string['error:notfound'] = 'L\'assistant ne connaît pas cette tâche (il ne garde que les dernières, et les oublie quand il redémarre).';
 $string['error:notmoodle'] = 'Le site n\'est pas une arborescence Moodle que l\'assistant peut traiter.';
 $string['error:notupdatable'] = 'La production ne peut pas être mise à jour maintenant (modifications locales, ou le dépôt du code ne répond pas à son propriétaire) : rien n\'a été changé, le site n\'a pas été mis de côté. Le message de l\'assistant dit pourquoi.';
