@@ -17,8 +17,9 @@
  * Makes amd/build/<module>.min.js from amd/src/<module>.js without grunt (not installable here).
  *
  * Moodle's grunt task transpiles an ES module into an AMD define() and minifies it. Our modules
- * have no imports and one kind of export (`export const name =`), so the AMD form is the same code
- * inside define(): each export becomes a member of the exports object. It is not minified.
+ * have named imports only and one kind of export (`export const name =`), so the AMD form is the
+ * same code inside define(): each import a dependency whose exports it reads, each export a member
+ * of the exports object. It is not minified.
  * Usage: node build_amd.js <plugin dir> [--check]   (--check: fail when a build is not up to date)
  *
  * @copyright  2026 moodle-delivery contributors
@@ -39,17 +40,25 @@ for (const file of fs.readdirSync(path.join(pluginDir, 'amd', 'src'))) {
     }
     const name = file.replace(/\.js$/, '');
     const source = fs.readFileSync(path.join(pluginDir, 'amd', 'src', file), 'utf8');
-    if (/^\s*import\s/m.test(source)) {
-        throw new Error(`${file}: imports are not supported by this builder`);
+    // Named imports of other AMD modules (`import {a, b} from 'core/x';`) become dependencies of
+    // the define() and constants taken from their exports; any other import is refused.
+    const dependencies = [];
+    const withImports = source.replace(/^import \{([\w\s,]+)\} from '([\w/]+)';$/gm, (match, names, module) => {
+        dependencies.push(module);
+        return `const {${names.trim()}} = _dependency${dependencies.length - 1};`;
+    });
+    if (/^\s*import\s/m.test(withImports)) {
+        throw new Error(`${file}: only named imports (import {a} from 'component/module';) are supported by this builder`);
     }
     const exported = [];
-    const body = source.replace(/^export const (\w+) =/gm, (match, identifier) => {
+    const body = withImports.replace(/^export const (\w+) =/gm, (match, identifier) => {
         exported.push(identifier);
         return `const ${identifier} =`;
     });
     const build = `/* Built from amd/src/${file} by Tests/PluginTests/build_amd.js (grunt is not available): */\n`
         + `/* the same code as an AMD module, not minified. */\n`
-        + `define("${component}/${name}", ["exports"], function(_exports) {\n`
+        + `define("${component}/${name}", ${JSON.stringify(['exports', ...dependencies])}, `
+        + `function(${['_exports', ...dependencies.map((module, index) => `_dependency${index}`)].join(', ')}) {\n`
         + `"use strict";\n`
         + `Object.defineProperty(_exports, "__esModule", {value: true});\n`
         + body

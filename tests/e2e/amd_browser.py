@@ -25,6 +25,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 
 from selenium import webdriver
@@ -215,6 +216,37 @@ def main():
            f"switch {switch.is_enabled()}, update {update.is_enabled()}, banner {len(banner)}")
         errors = javascript_errors(driver)
         ok(not errors, "no JavaScript error while the module followed the job", " | ".join(errors))
+
+        # The emergency rollback asks first, in Moodle's dialogue (core/notification), never the
+        # browser's confirm(): Cancel starts nothing, "Roll back now" starts it.
+        for box in driver.find_elements(By.CSS_SELECTOR, 'input[name="confirmdatabaserestore"]'):
+            if not box.is_selected():
+                box.click()
+        rollback = driver.find_element(By.CSS_SELECTOR, '[data-action="tool_delivery-start"][value="rollback"]')
+        posts = lambda: [r for r in fake.requests if r[0] == "POST" and "rollback" in fields(r[2]).values()]
+        rollback.click()
+        modal = '[data-fixture="modal"]'
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, modal))
+        texts = {part: driver.find_element(By.CSS_SELECTOR, f'{modal} [data-part="{part}"]').text
+                 for part in ("title", "question")}
+        ok(texts["title"] == "[tool_delivery:rollback:confirmtitle]" and texts["question"].strip() != ""
+           and not posts(), "the rollback asks in Moodle's dialogue (core/notification) with the plan's question",
+           json.dumps(texts))
+        driver.find_element(By.CSS_SELECTOR, f'{modal} [data-action="cancel"]').click()
+        time.sleep(0.5)
+        ok(not posts() and not driver.find_elements(By.CSS_SELECTOR, modal), "Cancel starts nothing",
+           f"{len(posts())} rollback requests")
+        rollback.click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, modal))
+        driver.find_element(By.CSS_SELECTOR, f'{modal} [data-action="save"]').click()
+        try:
+            wait.until(lambda d: posts())
+        except TimeoutException:
+            pass
+        ok(len(posts()) == 1, "confirming in the dialogue starts the rollback (one request to action.php)",
+           f"{len(posts())} rollback requests")
+        errors = javascript_errors(driver)
+        ok(not errors, "no JavaScript error around the dialogue", " | ".join(errors))
     finally:
         driver.quit()
         server.shutdown()

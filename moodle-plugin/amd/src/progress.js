@@ -26,6 +26,9 @@
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 
+import {saveCancelPromise} from 'core/notification';
+import {getString} from 'core/str';
+
 /** Milliseconds between polls while all is well. */
 const POLL_INTERVAL = 1000;
 
@@ -461,10 +464,15 @@ export const init = (selector) => {
             }
             event.preventDefault();
             const ask = question(form);
-            if (ask && !window.confirm(ask)) {
+            if (!ask) {
+                start(root, form, button);
                 return;
             }
-            start(root, form, button);
+            // Moodle's own confirmation dialogue: Cancel (or Escape) starts nothing.
+            saveCancelPromise(getString('rollback:confirmtitle', 'tool_delivery'), ask,
+                getString('rollback:confirmgo', 'tool_delivery'), {triggerElement: button})
+                .then(() => start(root, form, button))
+                .catch(() => null);
         });
     });
     watchCheck(root);
