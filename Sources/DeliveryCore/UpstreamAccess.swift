@@ -7,8 +7,11 @@ public enum UpstreamAccess {
     ///   - owner: the code owner the VCS ran as.
     ///   - remote: the upstream's address (git's remote URL, svn's repository root), when known.
     ///   - kind, tree: the VCS and production's working copy, for the command that checks again.
+    ///   - look: how a local upstream's group and mode are read: as the code owner by default
+    ///     (`lookAsOwner`), so that root never resolves a path the code owner chose (its remote).
     public static func advice(
-        for error: DeliveryError, owner: UserIdentity, remote: String?, kind: VersionControlKind, tree: String
+        for error: DeliveryError, owner: UserIdentity, remote: String?, kind: VersionControlKind, tree: String,
+        look: ((String) -> LocalUpstream)? = nil
     ) -> [String] {
         let message = error.message
         let lowered = message.lowercased()
@@ -33,14 +36,18 @@ public enum UpstreamAccess {
             }
         }
         // A local repository: git says "does not appear to be a git repository" for one its user
-        // may not read; root looks whether it is there.
+        // may not read; the code owner looks whether it is there (stat needs no right on it).
         let local = remote.map { $0.hasPrefix("file://") ? String($0.dropFirst(7)) : $0 }.flatMap {
             $0.hasPrefix("/") ? $0 : nil
         }
-        if ssh != true, let local, let present = try? System.status(local) {
-            let group = System.groupName(present.gid)
+        let seen = ssh == true ? nil : local.map { (look ?? { lookAsOwner($0, owner: owner) })($0) }
+        if let local, case .present(let group, let mode) = seen {
             steps.append(
-                "\(local) is there, but the code owner \(owner.name) may not read it (group \(group), mode \(String(present.mode & 0o7777, radix: 8))): as root, usermod -aG \(group) \(owner.name)"
+                "\(local) is there, but the code owner \(owner.name) may not read it (group \(group), mode \(String(mode, radix: 8))): as root, usermod -aG \(group) \(owner.name)"
+            )
+        } else if let local, case .unreachable = seen {
+            steps.append(
+                "The code owner \(owner.name) cannot reach \(local) (a folder on the way is closed to it, or it is not there): give it access to the folders above, or check the address."
             )
         } else if lowered.contains("does not appear to be a git repository") || lowered.contains("no repository found")
             || lowered.contains("does not exist")
@@ -53,6 +60,33 @@ public enum UpstreamAccess {
             "\(steps.isEmpty ? "Check" : "Then check"), as root: \(asOwner) \(checkCommand(kind: kind, tree: tree, remote: remote))"
         )
         return steps
+    }
+
+    /// What the code owner sees of a local upstream.
+    public enum LocalUpstream: Equatable, Sendable {
+        /// It is there, with this group and mode (the owner may still be unable to read it).
+        case present(group: String, mode: UInt32)
+        /// Not there, as far as the code owner can tell.
+        case absent
+        /// A folder on the way is closed to the code owner.
+        case unreachable
+    }
+
+    /// Asks `stat` as the code owner what is at a path: the path is the code owner's choice (its
+    /// remote), so root never resolves it.
+    public static func lookAsOwner(_ path: String, owner: UserIdentity) -> LocalUpstream {
+        guard let stat = ChildProcess.locate("stat") else { return .unreachable }
+        let command = Command(
+            stat, ["--format", "%G %a", "--", path], user: owner, timeoutSeconds: 10, outputLimit: 4096)
+        guard let result = try? ChildProcess.run(command, onLine: { _ in }) else { return .unreachable }
+        if result.exitCode == 0 {
+            let parts = result.standardOutput.trimmingWhitespace().split(separator: " ")
+            if parts.count == 2, let mode = UInt32(parts[1], radix: 8) {
+                return .present(group: String(parts[0]), mode: mode)
+            }
+            return .unreachable
+        }
+        return result.standardError.contains("No such file or directory") ? .absent : .unreachable
     }
 
     /// The text between the quotes after `marker` (git quotes paths with ').

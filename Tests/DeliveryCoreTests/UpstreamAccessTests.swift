@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import DeliveryCore
@@ -37,7 +38,9 @@ struct UpstreamAccessTests {
         #expect(UpstreamAccess.sshHost("ssh://git@forge.example.edu:2222/moodle.git") == "git@forge.example.edu")
     }
 
-    @Test("a local repository the owner may not read (git calls it 'not a repository'): the group to join")
+    @Test(
+        "a local repository the owner may not read (git calls it 'not a repository'): the group to join, looked at as the owner",
+        .enabled(if: getuid() == 0, "runs stat as another user"))
     func permissions() throws {
         let directory = TemporaryDirectory()
         let error = DeliveryError(
@@ -54,6 +57,15 @@ struct UpstreamAccessTests {
         let gone = UpstreamAccess.advice(
             for: error, owner: owner, remote: directory.path + "/gone", kind: .git, tree: "/t")
         #expect(gone.first?.contains("is not there, or is not a repository") == true)
+        // Behind a folder closed to the code owner: root does not look for it.
+        let closed = "\(directory.path)/closed"
+        try FileManager.default.createDirectory(atPath: "\(closed)/upstream.git", withIntermediateDirectories: true)
+        chmod(closed, 0o700)
+        let hidden = UpstreamAccess.advice(
+            for: error, owner: owner, remote: "\(closed)/upstream.git", kind: .git, tree: "/t")
+        #expect(
+            hidden.first?.hasPrefix("The code owner moodle-code cannot reach \(closed)/upstream.git") == true,
+            "\(hidden)")
         #expect(
             UpstreamAccess.checkCommand(kind: .svn, tree: "/t", remote: nil)
                 == "svn info --non-interactive --revision HEAD /t")
