@@ -273,14 +273,7 @@ final class OperationRun: @unchecked Sendable {
         let temporary =
             "\(layout.root)/.current.new-\(System.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
         do throws(SystemCallError) {
-            try System.symlink(target: layout.linkTarget(of: tree), at: temporary)
-            do throws(SystemCallError) {
-                try System.rename(temporary, layout.current)
-            } catch {
-                try? System.unlink(temporary)
-                throw error
-            }
-            try System.syncDirectory(layout.root)
+            try System.replaceSymlink(layout.current, target: layout.linkTarget(of: tree), temporary: temporary)
         } catch {
             throw DeliveryError.io("cannot switch the site to the \(tree.rawValue) tree", error)
         }
@@ -652,10 +645,7 @@ final class OperationRun: @unchecked Sendable {
                 }
                 let temporary = "\(layout.releases)/.copy-link-\(tree.rawValue)-\(System.processIdentifier)"
                 do throws(SystemCallError) {
-                    try? System.unlink(temporary)
-                    try System.symlink(target: generation, at: temporary)
-                    try System.rename(temporary, layout.path(of: tree))
-                    try System.syncDirectory(layout.releases)
+                    try System.replaceSymlink(layout.path(of: tree), target: generation, temporary: temporary)
                 } catch {
                     throw DeliveryError.io(
                         "cannot put the new \(tree.rawValue) copy in place; the previous copy is unchanged", error)

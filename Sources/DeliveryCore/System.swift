@@ -247,6 +247,21 @@ public enum System {
         }
     }
 
+    /// Points a symlink at a new target in one step, the one way every switch is made: a fresh
+    /// link made under `temporary` (beside it), one rename(2) over the old link, the folder
+    /// synced. Never `ln -sfn`, never two renames; the temporary link goes when the rename fails.
+    static func replaceSymlink(_ link: String, target: String, temporary: String) throws(SystemCallError) {
+        try? unlink(temporary)
+        try symlink(target: target, at: temporary)
+        do throws(SystemCallError) {
+            try rename(temporary, link)
+        } catch {
+            try? unlink(temporary)
+            throw error
+        }
+        try syncDirectory(parentDirectory(of: link))
+    }
+
     /// Atomically swaps two existing paths (renameat2 RENAME_EXCHANGE).
     static func exchange(_ first: String, _ second: String) throws(SystemCallError) {
         try resolvingBoth(first, second) { (a, x, b, y) throws(SystemCallError) in
