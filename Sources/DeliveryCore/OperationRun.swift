@@ -19,6 +19,8 @@ final class OperationRun: @unchecked Sendable {
     var revisionBefore: Revision?
     var revisionAfter: Revision?
     var servedBefore: TreeName?
+    /// Set when an emergency rollback's switch was not followed by the web server.
+    var webServerLag: DeliveryError?
     /// Set at the first change to the site or the state: a failure before it is a refusal.
     private(set) var mutated = false
 
@@ -252,7 +254,17 @@ final class OperationRun: @unchecked Sendable {
                 try webServer.tellWebServer(tree)
                 try webServer.checkServed(tree)
             } catch {
-                guard !preempting, let previous else {
+                if preempting {
+                    // An emergency rollback goes on (the database too, when its plan says so), so
+                    // that the state says what current points at; it fails at its end.
+                    webServerLag = DeliveryError(
+                        .webServerStale,
+                        "\(error.message): current points at the \(tree.rawValue) tree, but the web server serves the tree it served until it is reloaded by hand (README, \"Web servers\")"
+                    )
+                    note("Warning: \(webServerLag?.message ?? error.message).")
+                    return
+                }
+                guard let previous else {
                     throw DeliveryError(
                         .webServerStale,
                         "\(error.message). current points at the \(tree.rawValue) tree; reload the web server by hand (README, \"Web servers\")"
@@ -1271,6 +1283,9 @@ final class OperationRun: @unchecked Sendable {
                 )
             }
             message = try rollBack(preempting: preempting)
+            if let lag = webServerLag {
+                throw DeliveryError(.webServerStale, "\(message) But \(lag.message).")
+            }
             progress(.fraction(.rollback, 1))
         } catch {
             failure = error

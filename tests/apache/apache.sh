@@ -311,6 +311,7 @@ for name in php fpm; do
 done
 
 section "A web server that does not follow: the switch is undone"
+cp "$DELIVERY_CONFIG" "$tmp/site.json.saved"
 served_before=$(readlink "$dir/site/current")
 php -r '$f = $argv[1]; $c = json_decode(file_get_contents($f), true); $c["webServer"]["reloadCommands"] = [["/bin/false"]];
   file_put_contents($f, json_encode($c, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));' "$DELIVERY_CONFIG"
@@ -333,6 +334,21 @@ if ((status != 0)) && grep -q "did not follow the switch to the production tree:
 else
   not_ok "a server that does not follow: exit $status, current -> $(readlink "$dir/site/current"): $(tail -3 "$logs/stale.log")"
 fi
+
+# An emergency rollback goes on (the state must say what current points at), and fails at its end.
+cp "$tmp/site.json.saved" "$DELIVERY_CONFIG"
+check "restore (Apache reloads again)" ctl restore
+php -r '$f = $argv[1]; $c = json_decode(file_get_contents($f), true); $c["webServer"]["reloadCommands"] = [["/bin/false"]];
+  file_put_contents($f, json_encode($c, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));' "$DELIVERY_CONFIG"
+"$deliveryctl" rollback >"$logs/emergency.log" 2>&1
+status=$?
+phase=$("$deliveryctl" status --json 2>/dev/null | php -r '$s = json_decode(stream_get_contents(STDIN), true); echo ($s["phase"] ?? "?"), " ", ($s["served"] ?? "?");')
+if ((status != 0)) && grep -q "reload it by hand\|reloaded by hand" "$logs/emergency.log" && [[ $phase == "rolled_back backup" ]]; then
+  ok "an emergency rollback that Apache does not follow: it fails (exit $status) saying to reload by hand, and the state says what current points at ($phase)"
+else
+  not_ok "an emergency rollback that Apache does not follow: exit $status, state '$phase': $(tail -3 "$logs/emergency.log")"
+fi
+cp "$tmp/site.json.saved" "$DELIVERY_CONFIG"
 
 section "Logs"
 if [[ -s $logs/php-errors.log ]]; then not_ok "PHP logged errors: $(head -3 "$logs/php-errors.log")"; else ok "no PHP error logged"; fi
