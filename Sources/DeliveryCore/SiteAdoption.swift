@@ -309,11 +309,7 @@ public enum SiteAdoption {
             // Apache reads the served tree from this file: it must exist before its configuration
             // includes it.
             try WebServerSwitch.writeDefineFile(
-                file, settings: webServer,
-                roots: (
-                    layout.path(of: .production),
-                    publicLayout ? "\(layout.path(of: .production))/public" : layout.path(of: .production)
-                ))
+                file, settings: webServer, roots: WebServerSwitch.realRoots(of: .production, in: layout))
         }
         let change =
             WebServerAdvice.change(for: webServer, moodleDirectory: given, layout: layout)

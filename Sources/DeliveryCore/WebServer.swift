@@ -115,11 +115,13 @@ struct WebServerSwitch {
     let recorder: CommandRecorder
     let note: (String) -> Void
 
-    /// The real path of a tree's folder and of its web root.
-    func realRoots(of tree: TreeName) -> (tree: String, webRoot: String) {
-        let real = (try? System.realPath(layout.path(of: tree))) ?? layout.path(of: tree)
-        return (real, layout.publicLayout ? "\(real)/public" : real)
+    /// The real path of a tree's folder and of its web root (`SiteLayout.codeRoot`).
+    static func realRoots(of tree: TreeName, in layout: SiteLayout) -> (tree: String, webRoot: String) {
+        func real(_ path: String) -> String { (try? System.realPath(path)) ?? path }
+        return (real(layout.path(of: tree)), real(layout.codeRoot(of: tree)))
     }
+
+    func realRoots(of tree: TreeName) -> (tree: String, webRoot: String) { Self.realRoots(of: tree, in: layout) }
 
     /// Apache: writes the define file for a tree and reloads Apache. Nothing for nginx.
     func tellWebServer(_ tree: TreeName) throws(DeliveryError) {

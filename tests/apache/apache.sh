@@ -23,22 +23,8 @@ code_owner=deliverycode
 web_user=www-data
 switches=${APACHE_SWITCHES:-10}
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
-  local description=$1; shift
-  if "$@" >/dev/null 2>&1; then ok "$description"; else not_ok "$description"; fi
-}
-section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-finish() {
-  echo
-  echo "apache: ${passed} passed, ${failed} failed"
-  ((failed == 0))
-  exit
-}
-fatal() { not_ok "$*"; finish; }
+suite=apache
+source "$project/tests/support/suite.sh"
 
 ((EUID == 0)) || { echo "apache.sh runs as root" >&2; exit 1; }
 install_server_packages apache2 libapache2-mod-php php-fpm php-cli php-curl git curl >/dev/null
@@ -49,11 +35,6 @@ mod_php=$(ls "$modules"/libphp*.so 2>/dev/null | sort -V | tail -1)
 [[ -x $apache && -x $php_fpm && -f $mod_php && -x $deliveryctl ]] ||
   { echo "apache2, libapache2-mod-php, php-fpm and deliveryctl are needed" >&2; exit 1; }
 
-as() { # as USER COMMAND...: runs a command as another account, with a clean environment
-  local user=$1; shift
-  setpriv --reuid="$user" --regid="$user" --init-groups \
-    env -i HOME=/ USER="$user" LOGNAME="$user" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 "$@"
-}
 
 tmp=$(mktemp -d /tmp/delivery-apache.XXXXXX)
 chmod 0755 "$tmp"

@@ -28,11 +28,12 @@ import threading
 import time
 import urllib.parse
 
-from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+import browser_support
+from browser_support import headless_chromium, ok
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.dirname(os.path.dirname(HERE))
@@ -42,18 +43,6 @@ FILES = {
     "/amd/build/progress.min.js": os.path.join(PROJECT, "moodle-plugin", "amd", "build", "progress.min.js"),
 }
 JOB = "fixture-job"
-failures = 0
-
-
-def ok(condition, description, detail=""):
-    """Prints one result line."""
-    global failures
-    if condition:
-        print(f"ok - {description}", flush=True)
-    else:
-        failures += 1
-        print(f"not ok - {description}" + (f": {detail}" if detail else ""), flush=True)
-    return condition
 
 
 class FakeMoodle:
@@ -151,13 +140,7 @@ def main():
                                capture_output=True, text=True).stdout
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = args.chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1200,1000", "--lang=en"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(args.chromedriver), options=options)
+    driver = headless_chromium(args.chromium, args.chromedriver)
     try:
         wait = WebDriverWait(driver, args.timeout, poll_frequency=0.1)
         driver.get(f"{base}/admin/tool/delivery/index.php")
@@ -257,4 +240,4 @@ if __name__ == "__main__":
         main()
     except Exception as error:  # noqa: BLE001 - any failure of the harness is a failed test
         ok(False, "the AMD module's browser test ran to its end", f"{type(error).__name__}: {error}")
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if browser_support.failures else 0)

@@ -23,25 +23,14 @@ import sys
 import time
 import urllib.request
 
-from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-failures = 0
+import browser_support
+from browser_support import headless_chromium, ok
 
-
-def ok(condition, description, detail=""):
-    """Prints one result line."""
-    global failures
-    if condition:
-        print(f"ok - {description}", flush=True)
-    else:
-        failures += 1
-        print(f"not ok - {description}" + (f": {detail}" if detail else ""), flush=True)
-    return condition
 
 
 def http(url, headers=None):
@@ -153,14 +142,7 @@ def main():
     with open(args.token_file, encoding="utf-8") as handle:
         token = handle.read().strip()
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = args.chromium
-    # CI runs as root, without a display: no sandbox, a headless browser.
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1200,1000", "--lang=en"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(args.chromedriver), options=options)
+    driver = headless_chromium(args.chromium, args.chromedriver)
     try:
         wait = WebDriverWait(driver, args.timeout, poll_frequency=0.2)
         driver.get(f"{base}/delivery-console/#token={token}")
@@ -221,4 +203,4 @@ if __name__ == "__main__":
         main()
     except Exception as error:  # noqa: BLE001 - any failure of the harness is a failed test
         ok(False, "the console's browser test ran to its end", f"{type(error).__name__}: {error}")
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if browser_support.failures else 0)

@@ -20,26 +20,8 @@ deliveryctl=${DELIVERYCTL_BINARY:?set DELIVERYCTL_BINARY}
 code_owner=${E2E_CODE_OWNER:-deliverycode}
 web_user=www-data
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
-  local description=$1; shift
-  if "$@" >/dev/null 2>&1; then ok "$description"; else not_ok "$description"; fi
-}
-check_fails() { # check_fails DESCRIPTION COMMAND...: passes when the command fails
-  local description=$1; shift
-  if "$@" >/dev/null 2>&1; then not_ok "$description (it succeeded)"; else ok "$description"; fi
-}
-section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-finish() {
-  echo
-  echo "e2e: ${passed} passed, ${failed} failed"
-  ((failed == 0))
-  exit
-}
-fatal() { not_ok "$*"; finish; }
+suite=e2e
+source "$project/tests/support/suite.sh"
 
 ((EUID == 0)) || { echo "e2e.sh runs as root" >&2; exit 1; }
 for binary in "$deliveryd" "$deliveryctl"; do
@@ -49,14 +31,6 @@ php_fpm=$(ls /usr/sbin/php-fpm* 2>/dev/null | sort -V | tail -1)
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -x $php_fpm && -x $nginx_bin ]] || { echo "php-fpm and nginx are needed (scripts/test-e2e installs them)" >&2; exit 1; }
 
-# as USER COMMAND...: runs a command as another account, with a clean environment.
-as() {
-  local user=$1; shift
-  local home
-  home=$(getent passwd "$user" | cut -d: -f6)
-  setpriv --reuid="$user" --regid="$user" --init-groups \
-    env -i HOME="${home:-/}" USER="$user" LOGNAME="$user" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 "$@"
-}
 
 # ---------------------------------------------------------------------------------------------
 # The temporary folder, and the clean-up of everything started here (even on failure).
