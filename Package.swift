@@ -1,9 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Linux only: the system layer calls openat2(2), SO_PEERCRED, OFD locks and /proc, which other
+// systems lack (`Sources/DeliveryCore/System.swift` stops the build elsewhere). No Apple platform
+// is declared because none is supported.
 let package = Package(
     name: "moodle-delivery",
-    platforms: [.macOS(.v13)],
     products: [
         .library(name: "DeliveryCore", targets: ["DeliveryCore"]),
         .executable(name: "deliveryctl", targets: ["deliveryctl"]),
@@ -47,8 +49,8 @@ let package = Package(
         .executableTarget(
             name: "deliveryd",
             dependencies: [
-                "DeliveryCore",
                 "DeliveryServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -115,7 +115,7 @@ public enum WorkerJob: Sendable, Codable, Equatable {
 /// `config.php`) in a new session with a clean environment. It reports progress on its standard
 /// error and its result, as JSON, on its standard output: a pipe the engine holds, never a file.
 /// Root keeps what needs root: the generation's top folder in `releases/` (root's), switching
-/// symlinks, the journal.
+/// symlinks, the state file.
 public enum CopyWorker {
     /// The worker's program name, looked for beside the running program.
     public static let programName = "delivery-copy"

@@ -221,7 +221,7 @@ public final class DeliveryEngine: Sendable {
 
     // MARK: Reading
 
-    /// The site's status, from the journal and the `current` symlink only.
+    /// The site's status, from the state file and the `current` symlink only.
     public func status() throws(DeliveryError) -> SiteStatus {
         let state = try store.read()
         let served = layout.servedTree()
@@ -414,7 +414,7 @@ public final class DeliveryEngine: Sendable {
         (try? System.status(layout.path(of: tree)))?.kind == .directory
     }
 
-    /// The copies as the journal and the disk together show them: complete only when both agree.
+    /// The copies as the state file and the disk together show them: complete only when both agree.
     func copyStatuses(_ state: DeliveryState) -> [TreeName: CopyStatus] {
         var copies: [TreeName: CopyStatus] = [:]
         let boot = System.bootIdentifier

@@ -77,7 +77,7 @@ public struct Timeouts: Sendable, Codable, Equatable {
 public struct SiteConfiguration: Sendable, Codable, Equatable {
     /// The site root holding `current` and `releases/`.
     public var siteRoot: String
-    /// Where the state, journal, lock and audit log live.
+    /// Where the state file, lock and audit log live.
     public var stateDirectory: String
     /// True for Moodle 5.1+'s layout, where the web root is `public/`.
     public var publicLayout: Bool

@@ -111,7 +111,7 @@ public final class DeliveryServer: Sendable {
     }
 
     /// Serves until SIGTERM or SIGINT, then stops accepting, lets requests under way finish and
-    /// returns. A running job is left to the engine's journal (a later `recover` handles it).
+    /// returns. A running job is left to the engine's state file (a later `recover` handles it).
     /// - Throws: `ServerStartError` when the threads cannot be started.
     public func run() throws(ServerStartError) {
         // Before any thread starts: every thread inherits the mask, so only sigwait sees them.
@@ -166,7 +166,7 @@ public final class DeliveryServer: Sendable {
         guard !already else { return }
         for job in api.jobs.noteShutdown() {
             logger.warning(
-                "stopping while a job runs: the engine's journal keeps it as running; run 'recover' once the helper is back",
+                "stopping while a job runs: the engine's state file keeps it as running; run 'recover' once the helper is back",
                 metadata: [
                     "job": "\(job.id)", "operation": "\(job.request.operation.rawValue)",
                     "actor": "\(job.request.actor.name)",

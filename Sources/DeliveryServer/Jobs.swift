@@ -228,7 +228,7 @@ final class JobRegistry: Sendable {
         }
         for job in running {
             job.note(
-                "The helper stopped while this operation ran; the engine's journal keeps it as running. Run 'recover' once the helper is back."
+                "The helper stopped while this operation ran; the engine's state file keeps it as running. Run 'recover' once the helper is back."
             )
         }
         return running

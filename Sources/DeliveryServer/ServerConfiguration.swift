@@ -175,7 +175,7 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     }
 }
 
-/// Why the server could not start: one sentence for the administrator (it goes to the journal,
+/// Why the server could not start: one sentence for the administrator (it goes to the state file,
 /// never to a peer).
 public struct ServerStartError: Error, Sendable, CustomStringConvertible {
     /// What is wrong.

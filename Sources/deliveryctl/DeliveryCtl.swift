@@ -232,27 +232,14 @@ final class ProgressPrinter: @unchecked Sendable {
     }
 }
 
-func crashPoint(_ spec: String, matches event: ProgressEvent) -> Bool {
-    switch event {
-    case .stepStarted(let operation): spec == "started:\(operation.rawValue)"
-    case .stepFinished(let operation, _, _): spec == "finished:\(operation.rawValue)"
-    case .line(let line):
-        (spec.hasPrefix("line:") && line.hasPrefix(String(spec.dropFirst(5))))
-            || (spec.hasPrefix("text:") && line.contains(String(spec.dropFirst(5))))
-    case .fraction: false
-    }
-}
-
 /// Runs one operation for a subcommand.
 func runOperation(_ options: GlobalOptions, _ request: (Actor) -> OperationRequest) throws {
     let printer = ProgressPrinter(quiet: options.json)
-    // Crash-test seam: DELIVERYCTL_TEST_KILL_AT=started:STEP|finished:STEP|line:PREFIX|text:PART makes this
-    // process SIGKILL itself at that event, as a power cut or an OOM kill would.
-    let killAt = System.environmentValue("DELIVERYCTL_TEST_KILL_AT")
+    let crashSeam = CrashSeam.fromEnvironment()
     options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
         let outcome = try engine.perform(request(options.actor)) { event in
             printer.handle(event)
-            if let killAt, crashPoint(killAt, matches: event) { kill(getpid(), SIGKILL) }
+            crashSeam.observe(event)
         }
         if options.json { printJSON(OutcomeDocument(ok: true, outcome: outcome)) }
     }

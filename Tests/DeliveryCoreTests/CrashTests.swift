@@ -128,7 +128,7 @@ struct CrashTests {
     }
 
     /// Found by the exploration walk (tests/explore), shortest sequence `run-all; rollback
-    /// --restore-database, killed after its switch`: the rollback took no journal entry, so
+    /// --restore-database, killed after its switch`: the rollback took no running entry in the state file, so
     /// nothing said it had been interrupted.
     @Test("explore: an emergency rollback killed after its switch is seen as interrupted; recover, then rollback again")
     func killedRollback() throws {

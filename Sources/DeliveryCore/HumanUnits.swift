@@ -1,0 +1,28 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// A number with one decimal.
+func format1(_ value: Double) -> String {
+    let tenths = Int((value * 10).rounded())
+    return "\(tenths / 10).\(abs(tenths % 10))"
+}
+
+/// A size for people: `812 KB`, `39.2 MB`, `1.4 GB`.
+func formatBytes(_ bytes: Int64) -> String {
+    let value = Double(bytes)
+    if value < 1_000_000 { return "\(Int((value / 1000).rounded())) KB" }
+    if value < 1_000_000_000 { return "\(format1(value / 1_000_000)) MB" }
+    return "\(format1(value / 1_000_000_000)) GB"
+}
+
+/// A duration for people: `40 s`, `12 min`, `2 h 5 min`, `3 days 4 h`.
+func formatDuration(_ seconds: Double) -> String {
+    let total = Int(seconds.rounded())
+    if total < 60 { return "\(total) s" }
+    if total < 3600 { return "\(total / 60) min" }
+    if total < 86400 { return "\(total / 3600) h \((total % 3600) / 60) min" }
+    return "\(total / 86400) day\(total / 86400 == 1 ? "" : "s") \((total % 86400) / 3600) h"
+}

@@ -1,0 +1,364 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// Step 4, restore production: preflight, snapshot, upgrade, warm-up, switch back, health check.
+extension OperationRun {
+    // MARK: Step 4: restore production
+
+    func restore() throws(DeliveryError) -> String {
+        let state = try store.read()
+        try requireAllowed(.restore, state)
+        let versionFile = "\(layout.codeRoot(of: .production))/version.php"
+        guard (try? System.lstatus(versionFile))?.kind == .regular else {
+            throw DeliveryError(
+                .notMoodle, "restore refused: the production tree has no version.php; it is not a complete Moodle tree")
+        }
+        revisionBefore = state.revisionBeforeDelivery
+        revisionAfter = state.productionRevision
+        var changedScripts: [String] = []
+        var forecast: UpgradeForecast?
+        if state.phase != .restoring {
+            note("Preflight: checking what the update brought before production is served…")
+            let report = try engine.preflight(recorder)
+            changedScripts = report.added + report.changed + report.removed
+            forecast = report.upgrade
+            for warning in report.warnings { note("Preflight warning: \(warning)") }
+            note(
+                "Preflight: \(report.added.count) added, \(report.changed.count) changed, \(report.removed.count) removed; \(report.lintErrors.count) syntax errors, \(report.conflictMarkers.count) files with conflict markers."
+            )
+            for change in report.versionChanges {
+                note(
+                    "Version of \(change.component.isEmpty ? "core" : change.component): \(change.before ?? "none") → \(change.after ?? "none")"
+                )
+            }
+            if report.blocking {
+                throw DeliveryError(
+                    .preflightFailed,
+                    "restore refused: \(report.blockingSummary). The site still serves the \(layout.servedTree()?.rawValue ?? "backup") copy; fix production (update again) or cancel"
+                )
+            }
+        }
+        if state.phase == .restoring, let preflight = try? engine.preflighter(recorder) {
+            let report = preflight.differences()
+            changedScripts = report.added + report.changed + report.removed
+        }
+        let moodle = try engine.moodle(recorder)
+        let configuration = engine.configuration
+        // Asked of the new code while the backup copy still serves: nothing has changed yet.
+        let need: MoodleCLI.UpgradeNeed
+        if let forecast {
+            need = forecast.pending ? (forecast.maintenanceRequired ? .withMaintenance : .withoutMaintenance) : .none
+        } else {
+            need = try moodle.upgradeNeed(in: .production)
+        }
+        let checker = healthChecker(moodle)
+        // The site's critical checks as they are now, from the copy that serves: at every restore
+        // from a copy (a retry after an automatic rollback compares with the site as it is then).
+        if let checker, let served = layout.servedTree(), served != .production {
+            let baseline = checker.criticalChecks(in: served).map { Array($0).sorted() } ?? []
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.criticalChecksBefore = baseline }
+        }
+        let snapshotting = need != .none && configuration.snapshotSettings.enabled && !state.upgradeRan
+        let wantsMaintenance =
+            need == .withMaintenance || (need != .none && configuration.snapshotSettings.enabled)
+        // Warm PHP-FPM's OPcache with production's code while the site still answers (in maintenance
+        // mode Moodle answers with the maintenance page and compiles nothing). With an upgrade
+        // pending, Moodle's bootstrap runs and sends to the upgrade page: the bulk is compiled.
+        if wantsMaintenance && !state.maintenanceEnabled { try readyProductionForServing(warm: true) }
+        if wantsMaintenance && !state.maintenanceEnabled {
+            note(
+                need == .withMaintenance
+                    ? "Moodle's upgrade needs maintenance mode: turning it on…"
+                    : "Maintenance mode on for the database snapshot and the upgrade (no user may write between them)…")
+            try change { (state: inout DeliveryState) throws(DeliveryError) in
+                state.maintenanceEnabled = true
+                state.deliveryWindowOpen = true
+            }
+            try moodle.setMaintenance(true, in: layout.servedTree() ?? .backup)
+        }
+        if snapshotting {
+            do {
+                try takeSnapshot()
+            } catch {
+                // Nothing changed: the backup copy still serves. Lift the maintenance mode this
+                // step turned on, and say why the upgrade did not run.
+                if !state.maintenanceEnabled {
+                    try? moodle.setMaintenance(false, in: layout.servedTree() ?? .backup)
+                    try? change { (state: inout DeliveryState) throws(DeliveryError) in
+                        state.maintenanceEnabled = false
+                        state.deliveryWindowOpen = false
+                    }
+                }
+                throw DeliveryError(
+                    .snapshotFailed,
+                    "restore refused: \(error.message). Moodle's upgrade did not run; the site still serves the \(layout.servedTree()?.rawValue ?? "backup") copy"
+                )
+            }
+        }
+        let previouslyServed = state.servedProductionChanges ?? []
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
+            state.phase = .restoring
+            state.servedProductionChanges = Array(Set(previouslyServed + changedScripts)).sorted()
+        }
+        try dropFromOPcache(Array(Set(previouslyServed + changedScripts)))
+        try readyProductionForServing(warm: !(try store.read()).maintenanceEnabled)
+        try switchServed(to: .production)
+        progress(.fraction(.restore, 0.3))
+        var upgradeText = "no upgrade was needed"
+        var cachesText = "caches purged"
+        if need == .none {
+            note("Moodle reports no pending upgrade.")
+        } else {
+            note("Running Moodle's upgrade…")
+            try change { (state: inout DeliveryState) throws(DeliveryError) in
+                state.upgradeRan = true
+                state.databaseAhead = true
+                state.copiesMatchingDatabase = [:]
+            }
+            do {
+                try moodle.upgrade(in: .production) { group in
+                    try? self.store.update { (state: inout DeliveryState) throws(DeliveryError) in
+                        state.upgradeProcessGroup = group
+                    }
+                }
+                try change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeProcessGroup = nil }
+            } catch {
+                try? change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeProcessGroup = nil }
+                throw try afterFailure(error, what: "Moodle's upgrade failed")
+            }
+            upgradeText =
+                (try store.read()).maintenanceEnabled
+                ? "the upgrade ran in maintenance mode" : "the upgrade ran without maintenance mode"
+        }
+        progress(.fraction(.restore, 0.7))
+        if need == .none && changedScripts.isEmpty && previouslyServed.isEmpty
+            && (state.phase != .restoring) && forecast != nil
+        {
+            // The code served now is the code the caches were built from: a purge would only make
+            // every request rebuild them (and Moodle's rebuild races under load).
+            note("Production holds the code that was served: no upgrade, caches kept.")
+            cachesText = "caches kept (the code did not change)"
+        } else {
+            try moodle.purgeCaches(in: .production)
+        }
+        var healthText = ""
+        // Moodle's own checks run while maintenance mode still holds users out; only the page
+        // itself needs the site open, and it is asked for at once.
+        var health = HealthReport(passed: true, checkedAt: Date(), results: [], failures: [])
+        if let checker {
+            note("Health check: pending upgrade and Moodle's checks, still in maintenance mode…")
+            health = checker.runCommandLineChecks(
+                tree: .production, baseline: Set((try store.read()).criticalChecksBefore ?? []))
+            if !health.passed { throw try healthFailure(health) }
+        }
+        if (try store.read()).maintenanceEnabled {
+            try moodle.setMaintenance(false, in: .production)
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = false }
+        }
+        if let checker {
+            note("Health check: \(checker.url)…")
+            health = checker.addPageCheck(to: health)
+            if !health.passed { throw try healthFailure(health) }
+            for line in health.results { note("Health check: \(line)") }
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.lastHealthCheck = health }
+            healthText = " The health check passed."
+        }
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
+            state.phase = .idle
+            state.deliveryId = nil
+            state.deliveryStartedAt = nil
+            state.revisionBeforeDelivery = nil
+            state.updatedPaths = []
+            state.comments = []
+            state.upgradeRan = false
+            state.servedProductionChanges = nil
+            state.deliveryWindowOpen = false
+            state.criticalChecksBefore = nil
+        }
+        return
+            "Production is restored and serves \(revisionAfter?.label ?? "the updated code"); \(upgradeText), \(cachesText).\(healthText) The delivery is complete."
+    }
+
+    /// Records a failed health check and ends the step the way the site asks (automatic rollback,
+    /// or maintenance mode and the administrator's decision).
+    func healthFailure(_ report: HealthReport) throws(DeliveryError) -> DeliveryError {
+        for line in report.results { note("Health check: \(line)") }
+        try change { (state: inout DeliveryState) throws(DeliveryError) in state.lastHealthCheck = report }
+        return try afterFailure(
+            DeliveryError(.healthCheckFailed, report.failures.joined(separator: "; ")), what: "The health check failed")
+    }
+
+    /// Makes production ready to be served: its component cache built if missing, and, when
+    /// `warm`, PHP-FPM's OPcache warmed with one request (useless in maintenance mode, where Moodle
+    /// compiles nothing).
+    func readyProductionForServing(warm: Bool) throws(DeliveryError) {
+        let productionRoot = (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
+        if lacksComponentCache(productionRoot) { try buildComponentCache(at: productionRoot) }
+        if warm { warmByRequest(.production) }
+    }
+
+    /// The health checker, unless the site turned it off.
+    func healthChecker(_ moodle: MoodleCLI) -> HealthChecker? {
+        let settings = engine.configuration.healthCheckSettings
+        guard settings.mode != .off, let webUser = try? UserIdentity.lookup(engine.configuration.webUser) else {
+            return nil
+        }
+        return HealthChecker(
+            settings: settings, wwwroot: engine.configuration.moodle.wwwroot, moodle: moodle, webUser: webUser,
+            recorder: recorder)
+    }
+
+    /// What a failed upgrade or health check leads to inside the delivery window: an automatic
+    /// rollback (the older code, and the database snapshot when the upgrade changed it), or, when
+    /// the site asks for it, maintenance mode and the administrator's decision.
+    /// - Returns: the error to end the step with.
+    func afterFailure(_ error: DeliveryError, what: String) throws(DeliveryError) -> DeliveryError {
+        if error.code == .preempted { return error }
+        let mode = engine.configuration.healthCheckSettings.mode
+        let reason = error.code == .healthCheckFailed ? "\(what): \(error.message)" : error.message
+        note("\(reason).")
+        if mode == .automatic {
+            note("Rolling back automatically (healthCheck.mode = automatic)…")
+            do {
+                let done = try rollBack(preempting: false)
+                return DeliveryError(error.code, "\(reason). Rolled back automatically: \(done)")
+            } catch {
+                return DeliveryError(
+                    error.code, "\(reason). The automatic rollback failed too: \(error.message)")
+            }
+        }
+        let moodle = try engine.moodle(recorder)
+        if !(try store.read()).maintenanceEnabled {
+            try? moodle.setMaintenance(true, in: layout.servedTree() ?? .production)
+            try? change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
+        }
+        let plan = DeliveryEngine.rollbackPlan(try store.read(), copies: engine.copyStatuses(try store.read()))
+        return DeliveryError(
+            error.code,
+            "\(reason). Maintenance mode stays on: restore again once production is fixed, or roll back (\(plan.kind == .codeAndDatabase ? "the older code and the database snapshot" : "the older code"))."
+        )
+    }
+
+    /// Takes the database snapshot of this delivery, inside the maintenance window.
+    func takeSnapshot() throws(DeliveryError) {
+        let configuration = engine.configuration
+        let webUser = try UserIdentity.lookup(configuration.webUser)
+        let connection = try DatabaseConnection.read(
+            php: configuration.php, codeRoot: layout.codeRoot(of: .production), webUser: webUser)
+        let tool = DatabaseTool(
+            connection: connection, webUser: webUser, recorder: recorder,
+            timeout: configuration.snapshotSettings.timeoutSeconds)
+        let directory = configuration.snapshotDirectory
+        do {
+            try SiteAdoption.makeDirectories(directory, mode: 0o700)
+            try System.changeMode(directory, 0o700)
+        } catch {
+            throw DeliveryError.io("cannot make the snapshot folder", error)
+        }
+        let tables = try tool.tables()
+        guard !tables.isEmpty else {
+            throw DeliveryError(
+                .snapshotFailed,
+                "the database \(connection.name) has no table with the prefix '\(connection.prefix)'")
+        }
+        let estimate = try tool.estimatedSize()
+        let available: Int64
+        do {
+            available = try System.availableBytes(directory)
+        } catch {
+            throw DeliveryError.io("cannot read the free space of \(directory)", error)
+        }
+        guard available > estimate + (16 << 20) else {
+            throw DeliveryError(
+                .snapshotFailed,
+                "not enough free space for the database snapshot in \(directory): \(formatBytes(available)) free, Moodle's tables take \(formatBytes(estimate))"
+            )
+        }
+        let state = try store.read()
+        let name = state.deliveryId ?? id
+        let file = "\(directory)/\(name).\(connection.family == .postgres ? "pgdump" : "sql")"
+        note(
+            "Database snapshot: dumping \(tables.count) tables of \(connection.name) (\(formatBytes(estimate)) in the database) into \(file)…"
+        )
+        let takenAt = Date()
+        let started = System.monotonicSeconds()
+        try tool.dump(into: file, tables: tables)
+        let seconds = System.monotonicSeconds() - started
+        let size = (try? System.lstatus(file).size) ?? 0
+        let snapshot = DatabaseSnapshot(
+            id: name, file: file, databaseType: connection.type, database: connection.name,
+            tableCount: tables.count, takenAt: takenAt, sizeBytes: size, seconds: seconds,
+            codeRevision: state.revisionBeforeDelivery ?? state.copies[.backup]?.revision)
+        try change { (state: inout DeliveryState) throws(DeliveryError) in state.snapshot = snapshot }
+        note(
+            "Database snapshot: \(formatBytes(size)) in \(format1(seconds)) s (the time it adds to the maintenance window)."
+        )
+        for removed in DatabaseTool.prune(directory, keep: configuration.snapshotSettings.keep, protecting: file) {
+            note("Removed the older snapshot \(removed) (keeping \(configuration.snapshotSettings.keep)).")
+        }
+    }
+
+    /// The files each tree makes for itself, left alone by copies (the component cache).
+    var preservedFiles: Set<String> {
+        engine.configuration.componentCacheFile.map { [$0] } ?? []
+    }
+
+    /// Builds the prebuilt component cache of a tree (by its real path) when the site uses one.
+    func buildComponentCache(at treeRoot: String) throws(DeliveryError) {
+        guard let file = engine.configuration.componentCacheFile else { return }
+        note("Building the component cache of \(lastComponent(of: treeRoot)) for its code…")
+        try engine.moodle(recorder).buildComponentCache(
+            treeRoot: treeRoot, file: file, owner: try UserIdentity.lookup(engine.configuration.codeOwner))
+    }
+
+    /// True when the site uses a component cache and the tree lacks it.
+    func lacksComponentCache(_ treeRoot: String) -> Bool {
+        guard let file = engine.configuration.componentCacheFile else { return false }
+        return (try? System.lstatus("\(treeRoot)/\(file)"))?.kind != .regular
+    }
+
+    /// Warms PHP-FPM's OPcache for a tree about to be served: one real request for its login page,
+    /// straight to the pool (see `OPcacheInvalidator.warmByRequest`). Skipped by the emergency
+    /// rollback, which must not wait on the pool.
+    func warmByRequest(_ tree: TreeName) {
+        guard !(engine.configuration.phpFpmSockets ?? []).isEmpty,
+            let root = try? System.realPath(layout.path(of: tree)), layout.servedTree() != tree
+        else { return }
+        let codeRoot = layout.publicLayout ? "\(root)/public" : root
+        for line in engine.opcache(recorder).warmByRequest(
+            codeRoot: codeRoot, wwwroot: engine.configuration.moodle.wwwroot)
+        {
+            note(line)
+        }
+    }
+
+    /// Drops production's changed PHP scripts from PHP-FPM's OPcache, before production is served:
+    /// it was changed in place, under the paths the pool may still hold compiled.
+    func dropFromOPcache(_ relativePaths: [String], under root: String? = nil) throws(DeliveryError) {
+        let base = root ?? (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production)
+        // The tree's component cache is rewritten in place whenever its code changes, and the
+        // preflight leaves it out of the differences: it is always dropped too.
+        let cache = engine.configuration.componentCacheFile.map { [$0] } ?? []
+        let changed = relativePaths.filter { $0.hasSuffix(".php") }
+        let scripts = (changed.isEmpty ? [] : Array(Set(changed + cache)).sorted()).map { "\(base)/\($0)" }
+        guard !scripts.isEmpty else { return }
+        if (engine.configuration.phpFpmSockets ?? []).isEmpty {
+            if engine.configuration.webServerSettings.kind == .apache {
+                // PHP runs in Apache (mod_php): the graceful reload of the switch starts its
+                // OPcache afresh (tests/apache shows it with validate_timestamps=0).
+                return
+            }
+            note(
+                "Warning: no PHP-FPM socket is configured (phpFpmSockets): \(scripts.count) changed scripts stay in PHP-FPM's OPcache until it revalidates them (never with opcache.validate_timestamps=0)."
+            )
+            return
+        }
+        for line in try engine.opcache(recorder).invalidate(scripts) { note(line) }
+    }
+}

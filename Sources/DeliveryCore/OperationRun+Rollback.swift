@@ -1,0 +1,404 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// Cancel, the emergency rollback and the recovery of an interrupted operation.
+extension OperationRun {
+    // MARK: Cancel
+
+    func cancel() throws(DeliveryError) -> String {
+        let state = try store.read()
+        try requireAllowed(.cancel, state)
+        if state.upgradeRan, !(try preDeliveryCodeMatchesDatabase(state)) {
+            throw DeliveryError(
+                .wrongState,
+                "cancel refused: Moodle's upgrade changed the database in this delivery and the pre-delivery code does not match it any more (Moodle would refuse to run it). Finish with restore, or use rollback"
+            )
+        }
+        let production = layout.path(of: .production)
+        let vcs = try engine.versionControl(recorder)
+        // What production holds that differs from the pre-delivery code: PHP-FPM may have cached it.
+        var touched: [String] = []
+        if let preflight = try? engine.preflighter(recorder) {
+            let report = preflight.differences()
+            touched = report.added + report.changed + report.removed
+        }
+        // Where production goes back to: its revision before the delivery. After a rollback that
+        // outlived its delivery (the restore had finished), production stays as it is when its code
+        // runs on the database as it is now; else (the rollback restored the database) it goes to
+        // the served copy's revision, the code that runs on the database.
+        let served = layout.servedTree() ?? .production
+        let moodle = try engine.moodle(recorder)
+        var target = state.revisionBeforeDelivery
+        if target == nil, served != .production, try moodle.databaseMatch(in: .production) != true {
+            guard try moodle.databaseMatch(in: served) == true, let revision = state.copies[served]?.revision else {
+                throw DeliveryError(
+                    .wrongState,
+                    "cancel refused: neither production's code nor the \(served.rawValue) copy's matches the database (Moodle says an upgrade is pending or the code is older than the database); nothing was changed. Restore production to run Moodle's upgrade"
+                )
+            }
+            target = revision
+        }
+        if let before = target {
+            revisionBefore = try vcs.revision(of: production, recorder: recorder)
+            if revisionBefore?.id != before.id || !state.updatedPaths.isEmpty {
+                note("Putting production back at \(before.label)…")
+                try vcs.reset(tree: production, to: before, recorder: recorder)
+            }
+            revisionAfter = try vcs.revision(of: production, recorder: recorder)
+        }
+        if lacksComponentCache(production) || revisionAfter != revisionBefore {
+            try buildComponentCache(at: production)
+        }
+        // Production is served only when its code runs on the database as it is now: never code
+        // ahead of the database (Moodle would ask for an upgrade on every page).
+        if served != .production, try moodle.databaseMatch(in: .production) != true {
+            throw DeliveryError(
+                .wrongState,
+                "cancel stopped before serving production: Moodle says production's code (\(revisionAfter?.label ?? "unknown revision")) does not match the database; the site keeps serving the \(served.rawValue) copy. Restore production to run Moodle's upgrade, or update production to the code that matches"
+            )
+        }
+        if state.maintenanceEnabled {
+            try engine.moodle(recorder).setMaintenance(false, in: .production)
+        }
+        try dropFromOPcache(Array(Set(touched + (state.servedProductionChanges ?? []))))
+        warmByRequest(.production)
+        try switchServed(to: .production)
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
+            state.phase = .idle
+            state.deliveryId = nil
+            state.deliveryStartedAt = nil
+            state.productionRevision = revisionAfter ?? state.productionRevision
+            state.revisionBeforeDelivery = nil
+            state.updatedPaths = []
+            state.comments = []
+            state.maintenanceEnabled = false
+            state.servedProductionChanges = nil
+        }
+        return
+            "The delivery is cancelled: production serves again at \(revisionAfter?.label ?? "its pre-delivery revision")."
+    }
+
+    /// After an upgrade attempt, asks the backup copy (the pre-delivery code) whether it still
+    /// matches the database; only then can cancel serve that code again.
+    func preDeliveryCodeMatchesDatabase(_ state: DeliveryState) throws(DeliveryError) -> Bool {
+        guard state.copies[.backup]?.complete == true,
+            state.copies[.backup]?.revision?.id == state.revisionBeforeDelivery?.id
+        else { return false }
+        return try engine.moodle(recorder).codeMatchesDatabase(in: .backup)
+    }
+
+    // MARK: Emergency rollback
+
+    /// Serves the security copy, else the backup copy, at once, from any state, even while another
+    /// operation holds the lock (that operation then stops at its next check).
+    func emergencyRollback() throws(DeliveryError) -> OperationOutcome {
+        let holder = RunningOperation(
+            id: id, operation: .rollback, step: .rollback, actor: request.actor, pid: System.processIdentifier,
+            host: System.hostName, startedAt: startedAt)
+        var lock: DeliveryLock?
+        var preempting = false
+        do {
+            lock = try DeliveryLock.acquire(in: engine.configuration.stateDirectory, holder: holder)
+        } catch {
+            guard error.code == .lockHeld else {
+                auditRefusal(error)
+                throw error
+            }
+            preempting = true
+        }
+        defer { lock?.release() }
+        // Holding the lock, it is the state file's running operation like any other, so that a rollback
+        // killed part-way (after its switch, before the database is back) is seen as interrupted by
+        // `status` and `recover`. Preempting, the state file names the operation it takes over from.
+        var recordedAsRunning = false
+        if lock != nil {
+            try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
+                if state.running == nil { state.running = holder }
+            }
+            recordedAsRunning = (try? store.read().running?.id) == id
+        }
+        progress(.stepStarted(.rollback))
+        var failure: DeliveryError?
+        var message = ""
+        do throws(DeliveryError) {
+            let state = try store.read()
+            let plan = DeliveryEngine.rollbackPlan(state, copies: engine.copyStatuses(state))
+            guard plan.target != nil else {
+                throw DeliveryError(.copyMissing, "rollback impossible: there is no complete security or backup copy")
+            }
+            if plan.kind == .codeAndDatabase && plan.needsConfirmation && request.confirmDatabaseRestore != true {
+                throw DeliveryError(
+                    .confirmationRequired,
+                    "rollback not done: it must be confirmed. \(plan.explanation) Confirm with 'deliveryctl rollback --restore-database', or tick the confirmation on the delivery screen."
+                )
+            }
+            // Destructive: with the plugin's key alone, any process of the web user could ask it.
+            if plan.kind == .codeAndDatabase && plan.needsConfirmation && request.actor.viaKey {
+                try engine.secondFactor.verify(request.secondFactorCode, for: request.actor)
+            }
+            if preempting, let running = DeliveryLock.currentHolder(in: engine.configuration.stateDirectory) ?? nil {
+                note(
+                    "Taking over from '\(running.operation.rawValue)' run by \(running.actor.name); it will stop at its next step."
+                )
+            }
+            message = try rollBack(preempting: preempting)
+            if let lag = webServerLag {
+                throw DeliveryError(.webServerStale, "\(message) But \(lag.message).")
+            }
+            progress(.fraction(.rollback, 1))
+        } catch {
+            failure = error
+        }
+        progress(.stepFinished(.rollback, succeeded: failure == nil, message: failure?.message ?? message))
+        let refused = failure.map(isRefusal) ?? false
+        if !refused && !preempting { refreshCopiesMatchingDatabase() }
+        try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            if recordedAsRunning && state.running?.id == id { state.running = nil }
+            if !refused {
+                state.lastResults[.rollback] = StepResult(
+                    succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? message,
+                    errorCode: failure?.code)
+            }
+        }
+        let phase = (try? store.read().phase) ?? .rolledBack
+        let served = layout.servedTree()
+        writeAudit(
+            result: failure == nil ? "succeeded" : (refused ? "refused" : "failed"), error: failure,
+            message: failure?.message ?? message, phase: phase, served: served)
+        if let failure { throw failure }
+        return OperationOutcome(id: id, operation: .rollback, message: message, phase: phase, served: served)
+    }
+
+    /// Serves the rollback target and, when Moodle's upgrade moved the database past its code,
+    /// restores the database snapshot under maintenance mode. Shared by the emergency rollback and
+    /// the automatic rollback after a failed upgrade or health check.
+    /// - Parameter preempting: another operation still runs (the database is then left for a
+    ///   second rollback once it has stopped: two processes must never write it at once).
+    /// - Returns: what was done, for the administrator.
+    func rollBack(preempting: Bool) throws(DeliveryError) -> String {
+        let state = try store.read()
+        let plan = DeliveryEngine.rollbackPlan(state, copies: engine.copyStatuses(state))
+        guard let target = plan.target else {
+            throw DeliveryError(.copyMissing, "rollback impossible: there is no complete security or backup copy")
+        }
+        let emergency = request.operation == .rollback
+        revisionAfter = state.copies[target]?.revision
+        let moodle = try engine.moodle(recorder)
+        let servedNow = layout.servedTree() ?? .production
+        if plan.kind == .codeAndDatabase, let snapshot = plan.snapshot {
+            if !state.maintenanceEnabled {
+                note("Maintenance mode on while the database goes back to the snapshot…")
+                try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
+                try moodle.setMaintenance(true, in: servedNow)
+            }
+            try switchServed(to: target, preempting: emergency)
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .rolledBack }
+            if preempting {
+                return
+                    "The site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision")) in maintenance mode. The database snapshot is not restored yet because another operation is still running: run rollback again once it has stopped."
+            }
+            stopOrphanedUpgrade(state)
+            note(
+                "Restoring the database snapshot taken at \(snapshot.takenAt.formatted(.iso8601)) (\(formatBytes(snapshot.sizeBytes)))…"
+            )
+            let started = System.monotonicSeconds()
+            let webUser = try UserIdentity.lookup(engine.configuration.webUser)
+            do {
+                let connection = try DatabaseConnection.read(
+                    php: engine.configuration.php, codeRoot: layout.codeRoot(of: target), webUser: webUser)
+                try DatabaseTool(
+                    connection: connection, webUser: webUser, recorder: recorder,
+                    timeout: engine.configuration.snapshotSettings.timeoutSeconds
+                ).restore(snapshot)
+            } catch {
+                throw DeliveryError(
+                    .databaseRestoreFailed,
+                    "\(error.message). The site serves the \(target.rawValue) copy in maintenance mode; run rollback again"
+                )
+            }
+            let seconds = System.monotonicSeconds() - started
+            try change { (state: inout DeliveryState) throws(DeliveryError) in
+                state.databaseAhead = false
+                state.upgradeRan = false
+                state.copiesMatchingDatabase = [target: true]
+            }
+            note("Database restored in \(format1(seconds)) s.")
+            guard try moodle.codeMatchesDatabase(in: target) else {
+                throw DeliveryError(
+                    .databaseRestoreFailed,
+                    "the snapshot is restored but Moodle says the \(target.rawValue) copy's code still does not match the database; maintenance mode stays on"
+                )
+            }
+            try moodle.purgeCaches(in: target)
+            try moodle.setMaintenance(false, in: target)
+            try change { (state: inout DeliveryState) throws(DeliveryError) in
+                state.maintenanceEnabled = false
+                state.deliveryWindowOpen = false
+            }
+            return
+                "The site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision")) and the database is back as it was at \(snapshot.takenAt.formatted(.iso8601)) (restored in \(format1(seconds)) s); caches purged, maintenance mode off. Then: fix production and restore, or cancel."
+        }
+        if !emergency && state.databaseAhead == true {
+            throw DeliveryError(
+                .upgradeFailed,
+                "no automatic rollback: Moodle's upgrade changed the database and there is no snapshot, so the older code would not run; the site stays on production in maintenance mode"
+            )
+        }
+        if !emergency { warmByRequest(target) }
+        try switchServed(to: target, preempting: emergency)
+        try change { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .rolledBack }
+        var message = "The site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision"))."
+        // The site already serves the copy; now ask its code whether it runs on the database as
+        // it is (an upgrade, even of an earlier delivery, may have moved the database on).
+        let databaseMatches = (try? moodle.codeMatchesDatabase(in: target)) ?? false
+        if state.maintenanceEnabled && databaseMatches {
+            try moodle.setMaintenance(false, in: target)
+            try change { (state: inout DeliveryState) throws(DeliveryError) in
+                state.maintenanceEnabled = false
+                state.deliveryWindowOpen = false
+            }
+            message += " The older code matches the database: maintenance mode is off."
+        } else if !databaseMatches {
+            message += " Warning: Moodle's upgrade changed the database and the older code does not match it"
+            if state.maintenanceEnabled {
+                message += "; maintenance mode stays on."
+            } else if try maintenanceForRefusedCode(target, moodle: moodle) {
+                message += "; maintenance mode is now on."
+            } else {
+                message += ", and maintenance mode could not be turned on."
+            }
+        }
+        return message + " Then: fix production and restore, or cancel."
+    }
+
+    /// Turns maintenance mode on for a served copy whose code Moodle refuses on the database as
+    /// it is (an upgrade moved it on, no snapshot was restored): its users see the maintenance
+    /// page rather than errors, as the rollback plan says. The one place of that rule, for the
+    /// rollback and for the recovery of an interrupted one. False when Moodle could not do it.
+    func maintenanceForRefusedCode(_ tree: TreeName, moodle: MoodleCLI) throws(DeliveryError) -> Bool {
+        guard (try? moodle.setMaintenance(true, in: tree)) != nil else { return false }
+        try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
+        return true
+    }
+
+    /// Waits, before recover does anything else, for Moodle's upgrade when it still runs after the
+    /// helper that started it died (kill -9): stopping it midway would leave the database half
+    /// upgraded, and a new one would fail on Moodle's upgrade lock. It is stopped only past the
+    /// upgrade's time limit. A sentence for the result, or nil when there was none.
+    func waitForOrphanedUpgrade(_ state: DeliveryState) -> String? {
+        defer { forgetUpgradeProcessGroup(state) }
+        guard let group = orphanedUpgrade(state) else { return nil }
+        note(
+            "Moodle's upgrade from the interrupted operation still runs (process group \(group)): waiting for it to end…"
+        )
+        let started = System.monotonicSeconds()
+        let deadline = started + engine.configuration.timeouts.upgrade
+        while System.processIsRunning(group) && System.monotonicSeconds() < deadline { usleep(200_000) }
+        let seconds = format1(System.monotonicSeconds() - started)
+        guard System.processIsRunning(group) else {
+            return
+                "Moodle's upgrade left running by it ended after \(seconds) s more; run restore again to finish the delivery."
+        }
+        stop(processGroup: group)
+        return
+            "Moodle's upgrade left running by it was still running after its time limit (\(seconds) s) and was stopped: the database may be half upgraded; check it before anything else."
+    }
+
+    /// Stops Moodle's upgrade when it still runs after the helper that started it died (kill -9):
+    /// the database must not change under the snapshot being restored.
+    func stopOrphanedUpgrade(_ state: DeliveryState) {
+        defer { forgetUpgradeProcessGroup(state) }
+        guard let group = orphanedUpgrade(state) else { return }
+        note("Moodle's upgrade (process group \(group)) still runs from the interrupted operation: stopping it…")
+        stop(processGroup: group)
+    }
+
+    /// The process group of Moodle's upgrade that an interrupted operation left running, or nil.
+    func orphanedUpgrade(_ state: DeliveryState) -> Int32? {
+        guard let group = state.upgradeProcessGroup else { return nil }
+        guard System.processIsRunning(group), let commandLine = System.commandLine(of: group),
+            commandLine.contains("upgrade.php")
+        else { return nil }
+        return group
+    }
+
+    /// The state file forgets the upgrade's process group once it is dealt with.
+    func forgetUpgradeProcessGroup(_ state: DeliveryState) {
+        guard state.upgradeProcessGroup != nil else { return }
+        try? change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeProcessGroup = nil }
+    }
+
+    /// SIGTERM, 10 s to end, then SIGKILL.
+    func stop(processGroup group: Int32) {
+        System.signal(processGroup: group, SIGTERM)
+        let deadline = System.monotonicSeconds() + 10
+        while System.processIsRunning(group) && System.monotonicSeconds() < deadline { usleep(100_000) }
+        if System.processIsRunning(group) { System.signal(processGroup: group, SIGKILL) }
+    }
+
+    /// Asks Moodle, in every complete copy, whether its code matches the database as it is now
+    /// (`upgrade.php --is-pending`), for the rollback plan. An answer that cannot be had is left out.
+    func refreshCopiesMatchingDatabase() {
+        guard let state = try? store.read(), let moodle = try? engine.moodle(recorder) else { return }
+        let copies = engine.copyStatuses(state)
+        var answers: [TreeName: Bool] = [:]
+        for tree in [TreeName.security, .backup] where copies[tree]?.complete == true {
+            if let answer = (try? moodle.databaseMatch(in: tree, echo: false)) ?? nil { answers[tree] = answer }
+        }
+        try? store.update { (state: inout DeliveryState) throws(DeliveryError) in state.copiesMatchingDatabase = answers
+        }
+    }
+
+    // MARK: Recover
+
+    func recover() throws(DeliveryError) -> String {
+        let state = try store.read()
+        guard let dead = state.running, dead.id != id else {
+            throw DeliveryError(.wrongState, "recover refused: no interrupted operation to recover from")
+        }
+        if let swap = state.pendingSwap {
+            let current = try? System.status(layout.path(of: swap.tree))
+            if current?.inode == swap.stagingInode {
+                note("The interrupted copy of \(swap.tree.rawValue) had been swapped in: recording it.")
+                try change { (state: inout DeliveryState) throws(DeliveryError) in state.copies[swap.tree] = swap.record
+                }
+            }
+        }
+        let orphan = waitForOrphanedUpgrade(state)
+        try removeLeftoverStaging()
+        let served = layout.servedTree()
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
+            state.interrupted = dead
+            state.running = nil
+            state.pendingSwap = nil
+            if state.phase == .secured && served == .backup { state.phase = .delivering }
+            if [.delivering, .updated].contains(state.phase) && served == .production { state.phase = .restoring }
+            // An emergency rollback that had switched: the site is rolled back, its database
+            // perhaps not yet (the rollback plan says what running it again does).
+            if dead.operation == .rollback, let served, served != .production { state.phase = .rolledBack }
+        }
+        if dead.operation == .rollback, let served, served != .production, try !store.read().maintenanceEnabled {
+            // Killed before it could say so: Moodle refuses a copy's code on a database an upgrade
+            // moved on; its users get the maintenance page until the rollback is run again.
+            let moodle = try engine.moodle(recorder)
+            if (try? moodle.codeMatchesDatabase(in: served)) == false,
+                try maintenanceForRefusedCode(served, moodle: moodle)
+            {
+                note("The \(served.rawValue) copy's code does not match the database: maintenance mode is on.")
+            }
+        }
+        let after = try store.read()
+        let again =
+            dead.operation == .rollback ? " Run the emergency rollback again to finish it." : ""
+        let maintenance =
+            orphan == nil ? "" : after.maintenanceEnabled ? " Maintenance mode is on." : " Maintenance mode is off."
+        return
+            "Recorded the interrupted '\(dead.operation.rawValue)' (step '\(dead.step.rawValue)', started by \(dead.actor.name) at \(dead.startedAt.formatted(.iso8601))).\(orphan.map { " \($0)" } ?? "") The site serves the \(served?.rawValue ?? "unknown") tree; state '\(after.phase.rawValue)'.\(maintenance)\(again)"
+    }
+}

@@ -1,0 +1,121 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// Steps 2 and 3: switch to delivery, update production's sources.
+extension OperationRun {
+    // MARK: Step 2: switch to delivery
+
+    func switchToDelivery() throws(DeliveryError) -> String {
+        let state = try store.read()
+        try requireAllowed(.switchToDelivery, state)
+        let vcs = try engine.versionControl(recorder)
+        let revision = try vcs.revision(of: layout.path(of: .production), recorder: recorder)
+        if let secured = state.copies[.backup]?.revision, secured.id != revision.id,
+            engine.configuration.upstream.kind != .cvs
+        {
+            throw DeliveryError(
+                .wrongState,
+                "switch refused: production changed since it was secured (\(secured.label) → \(revision.label)); secure again"
+            )
+        }
+        revisionBefore = revision
+        if request.operation == .switchToDelivery { try requireUpdatable() }
+        warmByRequest(.backup)
+        try switchServed(to: .backup)
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
+            state.phase = .delivering
+            state.revisionBeforeDelivery = revision
+            state.productionRevision = revision
+            state.updatedPaths = []
+            state.comments = []
+            state.upgradeRan = false
+        }
+        return "The site is in delivery mode: the backup copy serves, production can be updated."
+    }
+
+    /// Fails before acting: the update after a switch must be able to run, or the site would be
+    /// set aside for nothing. Production has no local modifications (site-local files aside), the
+    /// upstream answers the code owner (`git ls-remote`, `svn info -r HEAD`, `cvs -n update`) and
+    /// does not change a site-local file.
+    func requireUpdatable() throws(DeliveryError) {
+        let production = layout.path(of: .production)
+        let vcs = try engine.versionControl(recorder)
+        let modified = try vcs.localModifications(of: production, recorder: recorder)
+        if !modified.isEmpty {
+            throw DeliveryError(
+                .notUpdatable,
+                "\(request.operation.rawValue) refused: production has local modifications (\(modified.prefix(3).joined(separator: ", "))\(modified.count > 3 ? " …" : "")), so the update would refuse; commit or discard them first (nothing was changed)"
+            )
+        }
+        do throws(DeliveryError) {
+            try vcs.checkUpdatable(of: production, recorder: recorder)
+        } catch {
+            // The upstream changing a site-local file is a refusal that says it all already.
+            throw DeliveryError(
+                .notUpdatable,
+                error.code == .notUpdatable
+                    ? "\(request.operation.rawValue) refused: \(error.message)"
+                    : "\(request.operation.rawValue) refused: \(error.message), so the update would fail (nothing was changed)"
+            )
+        }
+    }
+
+    // MARK: Step 3: update
+
+    func update() throws(DeliveryError) -> String {
+        let state = try store.read()
+        try requireAllowed(.update, state)
+        let production = layout.path(of: .production)
+        var relative: String?
+        if let raw = request.updatePath {
+            let component = try ComponentPath(raw)
+            let path = layout.treeRelative(component)
+            try component.checkInside(tree: production, relative: path, mustExist: false)
+            relative = path
+        }
+        let vcs = try engine.versionControl(recorder)
+        let before = try vcs.revision(of: production, recorder: recorder)
+        revisionBefore = before
+        if state.updatedPaths.isEmpty {
+            let modified = try vcs.localModifications(of: production, recorder: recorder)
+            if !modified.isEmpty {
+                throw DeliveryError(
+                    .vcsFailed,
+                    "update refused: production has local modifications (\(modified.prefix(3).joined(separator: ", "))\(modified.count > 3 ? " …" : "")); commit or discard them first. The site still serves the backup copy"
+                )
+            }
+        }
+        note(
+            "Updating \(relative.map { "'\($0)' of production" } ?? "production") with \(engine.configuration.upstream.kind.rawValue)…"
+        )
+        let kept = try vcs.modifiedLocalFiles(of: production, recorder: recorder)
+        if !kept.isEmpty {
+            note("Site-local files kept as this site has them: \(kept.joined(separator: ", ")).")
+        }
+        progress(.fraction(.update, 0.1))
+        do {
+            try vcs.update(tree: production, path: relative, recorder: recorder)
+        } catch {
+            throw DeliveryError(
+                error.code,
+                "\(error.message). The site still serves the \(layout.servedTree()?.rawValue ?? "backup") copy.")
+        }
+        try buildComponentCache(at: (try? System.realPath(production)) ?? production)
+        let after = try vcs.revision(of: production, recorder: recorder)
+        revisionAfter = after
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
+            state.phase = state.phase == .rolledBack ? .rolledBack : .updated
+            state.productionRevision = after
+            state.updatedPaths.append(relative ?? "")
+            if let comment = request.comment, !comment.isEmpty { state.comments.append(comment) }
+        }
+        let change = before.id == after.id ? "revision unchanged (\(after.label))" : "\(before.label) → \(after.label)"
+        return "Production updated\(relative.map { " at '\($0)'" } ?? ""): \(change). Next: restore production."
+    }
+}
