@@ -351,7 +351,7 @@ extension OperationRun {
         if (engine.configuration.phpFpmSockets ?? []).isEmpty {
             if engine.configuration.webServerSettings.kind == .apache {
                 // PHP runs in Apache (mod_php): the graceful reload of the switch starts its
-                // OPcache afresh (tests/apache shows it with validate_timestamps=0).
+                // OPcache afresh (Tests/Apache shows it with validate_timestamps=0).
                 return
             }
             note(

@@ -127,7 +127,7 @@ struct CrashTests {
         #expect(site.served == site.revision1 || site.served == revision2)
     }
 
-    /// Found by the exploration walk (tests/explore), shortest sequence `run-all; rollback
+    /// Found by the exploration walk (Tests/Explore), shortest sequence `run-all; rollback
     /// --restore-database, killed after its switch`: the rollback took no running entry in the state file, so
     /// nothing said it had been interrupted.
     @Test("explore: an emergency rollback killed after its switch is seen as interrupted; recover, then rollback again")

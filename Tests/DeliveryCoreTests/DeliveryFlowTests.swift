@@ -504,7 +504,7 @@ struct ComponentCacheTests {
     @Test("init --component-cache on a config.php under version control: the line is a site-local change, kept")
     func trackedConfigKept() throws {
         let directory = TemporaryDirectory()
-        try sh("/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", "git", "--dir", directory.path])
+        try sh("/bin/bash", ["\(projectRoot)/Tests/Fixture/make-site", "--vcs", "git", "--dir", directory.path])
         let me = UserIdentity.current.name
         let result = try SiteAdoption.adopt(
             AdoptionRequest(

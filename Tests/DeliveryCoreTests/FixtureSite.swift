@@ -88,7 +88,7 @@ struct TreeSnapshot: Equatable, CustomStringConvertible {
     }
 }
 
-/// A Moodle-shaped FIXTURE site (tests/fixture/make-site) adopted into the release layout.
+/// A Moodle-shaped FIXTURE site (Tests/Fixture/make-site) adopted into the release layout.
 final class FixtureSite {
     let directory = TemporaryDirectory()
     let vcs: VersionControlKind
@@ -116,7 +116,7 @@ final class FixtureSite {
         self.vcs = vcs
         let made = try sh(
             "/bin/bash",
-            ["\(projectRoot)/tests/fixture/make-site", "--vcs", vcs.rawValue, "--dir", directory.path]
+            ["\(projectRoot)/Tests/Fixture/make-site", "--vcs", vcs.rawValue, "--dir", directory.path]
                 + makeSiteOptions)
         guard made.succeeded else { throw FixtureError("make-site failed: \(made.combinedOutput)") }
         if let webUser {
@@ -184,7 +184,7 @@ final class FixtureSite {
     /// outside a delivery and after a rollback, the served code is the version the fixture's
     /// "database" (moodledata/fixture-db-version) is at, or the site stays in maintenance mode (a
     /// rollback without a snapshot after an upgrade: the rollback plan says so). The walk of
-    /// tests/explore checks more, on a real database.
+    /// Tests/Explore checks more, on a real database.
     func checkInvariants(after operation: DeliveryOperation, sourceLocation: SourceLocation = #_sourceLocation) {
         guard checksInvariants else { return }
         guard let status = try? engine.status() else {

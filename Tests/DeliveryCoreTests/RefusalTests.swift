@@ -82,7 +82,7 @@ struct RefusalTests {
         expectRefusal(site, .rollback, code: .copyMissing)
     }
 
-    /// Found by the exploration walk (tests/explore), shortest sequence `run-all; secure --path
+    /// Found by the exploration walk (Tests/Explore), shortest sequence `run-all; secure --path
     /// local`: the refresh mixed the pre-delivery backup copy with production's new plugin, and the
     /// rollback plan then offered that copy as matching the database.
     @Test("explore: run-all; secure --path: refused while a copy holds another revision than production")
@@ -198,7 +198,7 @@ struct RefusalTests {
 
         // A second site never takes over the first one's configuration.
         let second = TemporaryDirectory()
-        try sh("/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", "git", "--dir", second.path])
+        try sh("/bin/bash", ["\(projectRoot)/Tests/Fixture/make-site", "--vcs", "git", "--dir", second.path])
         let before = try Data(contentsOf: URL(fileURLWithPath: site.configurationPath))
         let refused = #expect(throws: DeliveryError.self) {
             try SiteAdoption.adopt(
@@ -219,7 +219,7 @@ struct RefusalTests {
         .enabled(if: getuid() == 0, "needs root for a code owner of its own"))
     func componentCacheNeedsWritableDataroot() throws {
         let directory = TemporaryDirectory()
-        try sh("/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", "git", "--dir", directory.path])
+        try sh("/bin/bash", ["\(projectRoot)/Tests/Fixture/make-site", "--vcs", "git", "--dir", directory.path])
         chmod("\(directory.path)/moodledata", 0o755)
         // The code is the code owner's (git refuses a repository owned by someone else).
         try sh("/bin/chown", ["-R", "nobody", "\(directory.path)/moodle"])
@@ -247,7 +247,7 @@ struct RefusalTests {
         let mounted = try sh("/bin/mount", ["-t", "tmpfs", "-o", "size=48m", "tmpfs", small])
         try #require(mounted.succeeded, "\(mounted.combinedOutput)")
         defer { _ = try? sh("/bin/umount", [small]) }
-        try sh("/bin/bash", ["\(projectRoot)/tests/fixture/make-site", "--vcs", "git", "--dir", small])
+        try sh("/bin/bash", ["\(projectRoot)/Tests/Fixture/make-site", "--vcs", "git", "--dir", small])
         let me = UserIdentity.current.name
         let configuration = try SiteAdoption.adopt(
             AdoptionRequest(

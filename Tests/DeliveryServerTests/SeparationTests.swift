@@ -33,6 +33,9 @@ struct SeparationTests {
         let monitor = try #require(server.process?.processIdentifier)
         let requestSide = try server.requestSidePid()
         #expect(requestSide != monitor)
+        // The request side drops its rights before it accepts: once it has answered, they are gone
+        // (read earlier, its status may still show the moment between fork and the drop).
+        #expect(try server.signed("GET", "/status").status == 200)
         let nobody = try #require(getpwnam(TestServer.requestUser)).pointee
         let status = try Self.processStatus(requestSide)
         let uid = "\(nobody.pw_uid)"

@@ -142,7 +142,7 @@ final class deliveryd_server {
      * @return string The code.
      */
     public static function totp(string $secret, int $offset = 0): string {
-        require_once(dirname(__DIR__, 2) . '/tests/support/totp.php');
+        require_once(dirname(__DIR__, 2) . '/Tests/Support/totp.php');
         return delivery_test_totp($secret, $offset);
     }
 

@@ -1,4 +1,4 @@
-# Shared by the scripts (scripts/, bench/explore, tests/explore/explore). Source it; do not run it.
+# Shared by the scripts (scripts/, bench/explore, Tests/Explore/explore). Source it; do not run it.
 
 project_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
@@ -59,7 +59,7 @@ install_server_packages() {
 # copy benchmark and test reference), libfcgi (deliveryd), util-linux (setpriv).
 engine_packages=(php-cli git subversion cvs rsync libfcgi-dev libfcgi-bin util-linux ca-certificates curl)
 
-# The packages of the database tests: the servers that tests/database/servers starts (throwaway
+# The packages of the database tests: the servers that Tests/Database/servers starts (throwaway
 # PostgreSQL and MariaDB, never the machine's own), their clients, and PHP's PDO drivers for the
 # fixture site's database mode (php-pgsql, php-mysql: PHP's default version, 8.2 on Debian 12).
 database_packages=(postgresql postgresql-client mariadb-server mariadb-client php-pgsql php-mysql)

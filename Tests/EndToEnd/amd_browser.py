@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""The plugin's AMD module (moodle-plugin/amd/build/progress.min.js) in a real browser, in CI.
+
+CI has no Moodle, so a small FAKE of Moodle's side runs here (127.0.0.1, a free port): it serves a
+FIXTURE page (Tests/EndToEnd/amd/page.php: the plugin's own screen.mustache with its example context,
+a fixture AMD loader and fixture stubs of core modules, then the built module and its init call as
+Moodle's footer makes it), and answers the module's requests as action.php and progress.php do:
+the action starts job "fixture-job"; progress.php answers a running Secure with a percentage
+(`steps[].percent`, 40) and a log line until the test has seen the bar show it, then the job's
+success with its result, the banner and the buttons allowed next.
+
+Headless Chromium (Selenium) presses Secure, accepts the confirmation, and checks that the page
+draws the running step's percentage, the log line, then the success; it fails on any JavaScript
+error (the browser's SEVERE log entries, uncaught errors and unhandled rejections the page caught).
+
+Prints "ok - …" / "not ok - …" lines (Tests/EndToEnd/e2e.sh counts them); exit 1 when one failed.
+Usage: amd_browser.py [--chromium PATH] [--chromedriver PATH]
+"""
+
+import argparse
+import http.server
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+import browser_support
+from browser_support import headless_chromium, ok
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROJECT = os.path.dirname(os.path.dirname(HERE))
+FILES = {
+    "/fixture/loader.js": os.path.join(HERE, "amd", "loader.js"),
+    "/fixture/stubs.js": os.path.join(HERE, "amd", "stubs.js"),
+    "/amd/build/progress.min.js": os.path.join(PROJECT, "moodle-plugin", "amd", "build", "progress.min.js"),
+}
+JOB = "fixture-job"
+
+
+class FakeMoodle:
+    """What the module asks of Moodle, scripted: the state moves to "done" when the test says so."""
+
+    def __init__(self):
+        self.page = ""
+        self.done = threading.Event()
+        self.requests = []
+
+    def progress(self, offset):
+        step = {"operation": "secure", "name": "Secure", "statename": "Running", "message": "",
+                "state": "running", "percent": 40}
+        answer = {"id": JOB, "operation": "secure", "state": "running", "steps": [step],
+                  "lines": ["Copying production into the backup copy…"] if offset == 0 else [],
+                  "nextoffset": 1, "totallines": 1, "truncated": False, "statusline": "Secure is running…"}
+        if self.done.is_set():
+            step.update(state="succeeded", statename="Succeeded", percent=100, message="secured")
+            answer.update(state="succeeded", allowed=["secure", "switch", "runall", "cancel"], rollback=True,
+                          banner='<div data-region="tool_delivery-banner" data-phase="secured">FIXTURE banner: Secured</div>',
+                          result={"succeeded": True, "refused": False, "message": "Secure succeeded.", "detail": "",
+                                  "served": "Production is served.", "next": "Next: switch to delivery.",
+                                  "reload": "Reload the page"})
+        return answer
+
+
+def handler_for(fake):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet: the test prints its own lines
+            pass
+
+        def send(self, status, body, content_type):
+            data = body.encode("utf-8") if isinstance(body, str) else body
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            url = urllib.parse.urlsplit(self.path)
+            query = urllib.parse.parse_qs(url.query)
+            fake.requests.append(("GET", url.path, query))
+            if url.path == "/admin/tool/delivery/index.php":
+                self.send(200, fake.page, "text/html; charset=utf-8")
+            elif url.path in FILES:
+                with open(FILES[url.path], "rb") as handle:
+                    self.send(200, handle.read(), "application/javascript")
+            elif url.path == "/admin/tool/delivery/progress.php":
+                if query.get("job") != [JOB] or query.get("sesskey") != ["a1b2c3d4e5"]:
+                    self.send(400, json.dumps({"error": {"code": "bad_request", "message": "wrong job or sesskey"}}),
+                              "application/json")
+                    return
+                self.send(200, json.dumps(fake.progress(int(query.get("offset", ["0"])[0]))), "application/json")
+            else:
+                self.send(404, "not found", "text/plain")
+
+        def do_POST(self):
+            url = urllib.parse.urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode("utf-8", "replace")
+            fake.requests.append(("POST", url.path, body))
+            if url.path == "/admin/tool/delivery/action.php":
+                self.send(200, json.dumps({"job": JOB, "operation": "secure"}), "application/json")
+            else:
+                self.send(404, "not found", "text/plain")
+
+    return Handler
+
+
+def fields(body):
+    """The fields of a multipart/form-data body (FormData): name => value."""
+    return dict(re.findall(r'name="([^"]+)"\r\n\r\n(.*?)\r\n--', body, re.S))
+
+
+def javascript_errors(driver):
+    """SEVERE browser log entries (the browser's own /favicon.ico request aside) and what the page caught."""
+    errors = [entry.get("message", "")[:300] for entry in driver.get_log("browser")
+              if entry.get("level") == "SEVERE" and "/favicon.ico" not in entry.get("message", "")]
+    return errors + [f"page: {error}" for error in (driver.execute_script("return window.fixtureErrors || [];") or [])]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    parser.add_argument("--timeout", type=float, default=20)
+    args = parser.parse_args()
+
+    fake = FakeMoodle()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_for(fake))
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    fake.page = subprocess.run(["php", os.path.join(HERE, "amd", "page.php"), base], check=True,
+                               capture_output=True, text=True).stdout
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    driver = headless_chromium(args.chromium, args.chromedriver)
+    try:
+        wait = WebDriverWait(driver, args.timeout, poll_frequency=0.1)
+        driver.get(f"{base}/admin/tool/delivery/index.php")
+        loaded = driver.execute_script(
+            "var m = null; require(['tool_delivery/progress'], function(p) { m = p; });"
+            " return m !== null && typeof m.init === 'function';")
+        errors = javascript_errors(driver)
+        ok(loaded and not errors, "the built module loads through the AMD loader and init runs without a JavaScript error",
+           f"loaded {loaded}; " + " | ".join(errors))
+
+        secure = driver.find_element(By.CSS_SELECTOR, '[data-action="tool_delivery-start"][value="secure"]')
+        secure.click()
+        try:
+            question = driver.switch_to.alert.text
+            driver.switch_to.alert.accept()
+        except WebDriverException:
+            question = None
+        bar = '[data-region="tool_delivery-bar"][data-operation="secure"]'
+        try:
+            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, bar).text.strip() == "40%")
+            running = True
+        except TimeoutException:
+            running = False
+        element = driver.find_element(By.CSS_SELECTOR, bar)
+        state = {"text": element.text, "width": element.value_of_css_property("width"),
+                 "valuenow": element.get_attribute("aria-valuenow"), "class": element.get_attribute("class")}
+        ok(running and state["valuenow"] == "40" and "progress-bar-animated" in state["class"],
+           "while Secure runs the step's bar shows the helper's percentage (40%), animated",
+           json.dumps(state) + (f"; confirmation {question!r}" if question else ""))
+        log = driver.find_element(By.CSS_SELECTOR, '[data-region="tool_delivery-log"]').text
+        ok("Copying production into the backup copy" in log, "the streamed log line is shown", repr(log))
+        posted = [fields(body) for method, path, body in fake.requests if method == "POST"]
+        ok(len(posted) == 1 and posted[0].get("action") == "secure" and posted[0].get("sesskey") == "a1b2c3d4e5"
+           and posted[0].get("ajax") == "1", "the action was posted once to action.php, with the sesskey and ajax=1",
+           repr(posted)[:300])
+
+        fake.done.set()
+        result = '[data-region="tool_delivery-result"]'
+        try:
+            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, result).is_displayed()
+                       and "Secure succeeded." in d.find_element(By.CSS_SELECTOR, result).text)
+            finished = True
+        except TimeoutException:
+            finished = False
+        element = driver.find_element(By.CSS_SELECTOR, bar)
+        box = driver.find_element(By.CSS_SELECTOR, result)
+        switch = driver.find_element(By.CSS_SELECTOR, '[data-action="tool_delivery-start"][value="switch"]')
+        update = driver.find_element(By.CSS_SELECTOR, '[data-action="tool_delivery-start"][value="update"]')
+        banner = driver.find_elements(By.CSS_SELECTOR, '[data-region="tool_delivery-banner"][data-phase="secured"]')
+        ok(finished and element.text.strip() == "100%" and "bg-success" in (element.get_attribute("class") or "")
+           and "alert-success" in (box.get_attribute("class") or "") and "Next: switch to delivery." in box.text,
+           "on success the bar is full and green, the result says what happened and what comes next",
+           json.dumps({"bar": element.text, "class": element.get_attribute("class"), "result": box.text}))
+        ok(switch.is_enabled() and not update.is_enabled() and len(banner) == 1,
+           "the buttons follow the state allowed next (Switch on, Update off) and the banner is drawn again",
+           f"switch {switch.is_enabled()}, update {update.is_enabled()}, banner {len(banner)}")
+        errors = javascript_errors(driver)
+        ok(not errors, "no JavaScript error while the module followed the job", " | ".join(errors))
+
+        # The emergency rollback asks first, in Moodle's dialogue (core/notification), never the
+        # browser's confirm(): Cancel starts nothing, "Roll back now" starts it.
+        for box in driver.find_elements(By.CSS_SELECTOR, 'input[name="confirmdatabaserestore"]'):
+            if not box.is_selected():
+                box.click()
+        rollback = driver.find_element(By.CSS_SELECTOR, '[data-action="tool_delivery-start"][value="rollback"]')
+        posts = lambda: [r for r in fake.requests if r[0] == "POST" and "rollback" in fields(r[2]).values()]
+        rollback.click()
+        modal = '[data-fixture="modal"]'
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, modal))
+        texts = {part: driver.find_element(By.CSS_SELECTOR, f'{modal} [data-part="{part}"]').text
+                 for part in ("title", "question")}
+        ok(texts["title"] == "[tool_delivery:rollback:confirmtitle]" and texts["question"].strip() != ""
+           and not posts(), "the rollback asks in Moodle's dialogue (core/notification) with the plan's question",
+           json.dumps(texts))
+        driver.find_element(By.CSS_SELECTOR, f'{modal} [data-action="cancel"]').click()
+        time.sleep(0.5)
+        ok(not posts() and not driver.find_elements(By.CSS_SELECTOR, modal), "Cancel starts nothing",
+           f"{len(posts())} rollback requests")
+        rollback.click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, modal))
+        driver.find_element(By.CSS_SELECTOR, f'{modal} [data-action="save"]').click()
+        try:
+            wait.until(lambda d: posts())
+        except TimeoutException:
+            pass
+        ok(len(posts()) == 1, "confirming in the dialogue starts the rollback (one request to action.php)",
+           f"{len(posts())} rollback requests")
+        errors = javascript_errors(driver)
+        ok(not errors, "no JavaScript error around the dialogue", " | ".join(errors))
+    finally:
+        driver.quit()
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as error:  # noqa: BLE001 - any failure of the harness is a failed test
+        ok(False, "the AMD module's browser test ran to its end", f"{type(error).__name__}: {error}")
+    sys.exit(1 if browser_support.failures else 0)
