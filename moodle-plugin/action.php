@@ -40,7 +40,7 @@ require_sesskey();
 
 $action = required_param('action', PARAM_ALPHAEXT);
 $ajax = optional_param('ajax', false, PARAM_BOOL);
-if (!array_key_exists($action, delivery_actions::ACTIONS)) {
+if (!delivery_actions::offers($action)) {
     throw new invalid_parameter_exception('unknown action');
 }
 $options = [

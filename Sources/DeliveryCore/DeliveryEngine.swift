@@ -9,48 +9,6 @@ import Logging
     import Glibc
 #endif
 
-/// What one operation is asked to do. Every field comes from a person (CLI) or a signed request
-/// (responder) and is validated before anything is touched.
-public struct OperationRequest: Sendable, Codable, Equatable {
-    /// The operation.
-    public var operation: Operation
-    /// secure / run-all: refresh only this component path of the copies.
-    public var securePath: String?
-    /// update / run-all: update only this path of production.
-    public var updatePath: String?
-    /// secure / run-all: also refresh the security copy.
-    public var securityCopy: Bool
-    /// update / run-all: a free comment recorded with the delivery.
-    public var comment: String?
-    /// Who asked.
-    public var actor: Actor
-    /// rollback: the administrator confirmed that the database snapshot may be restored although
-    /// the site was open to users since (what they wrote since the snapshot is lost).
-    public var confirmDatabaseRestore: Bool?
-    /// A destructive operation asked with the plugin's key: the code of the administrator's
-    /// authenticator (`SecondFactor`). Checked once, never stored nor logged.
-    public var secondFactorCode: String?
-
-    /// Makes a request.
-    public init(
-        _ operation: Operation, actor: Actor, securePath: String? = nil, updatePath: String? = nil,
-        securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil,
-        secondFactorCode: String? = nil
-    ) {
-        self.confirmDatabaseRestore = confirmDatabaseRestore
-        self.secondFactorCode = secondFactorCode
-        self.operation = operation
-        self.actor = actor
-        self.securePath = securePath
-        self.updatePath = updatePath
-        self.securityCopy = securityCopy
-        self.comment = comment
-    }
-
-    /// The longest comment accepted, in characters.
-    public static let commentLimit = 2000
-}
-
 /// A progress event of a running operation, in order.
 public enum ProgressEvent: Sendable, Equatable, Codable {
     /// A step begins (run-all goes through several).
@@ -461,9 +419,8 @@ public final class DeliveryEngine: Sendable {
         _ request: OperationRequest, id: String? = nil, progress: @escaping @Sendable (ProgressEvent) -> Void = { _ in }
     ) throws(DeliveryError) -> OperationOutcome {
         let run = OperationRun(
-            id: id ?? Self.newIdentifier(), request: request, progress: progress, engine: self)
+            id: id ?? OperationIdentifier.make(), request: request, progress: progress, engine: self)
         do {
-            try validate(request)
             try OperationLimits.admit(
                 request, limits: configuration.limits,
                 store: OperationLimits.store(stateDirectory: configuration.stateDirectory))
@@ -505,35 +462,8 @@ public final class DeliveryEngine: Sendable {
     /// Writes the audit line of a request refused before it reached `perform` (the responder
     /// refuses some at once: a second delivery while its job runs, a malformed path).
     public func recordRefusal(_ request: OperationRequest, _ error: DeliveryError) {
-        OperationRun(id: Self.newIdentifier(), request: request, progress: { _ in }, engine: self).auditRefusal(error)
-    }
-
-    private func validate(_ request: OperationRequest) throws(DeliveryError) {
-        if let path = request.securePath { _ = try ComponentPath(path) }
-        if let path = request.updatePath { _ = try ComponentPath(path) }
-        if let comment = request.comment {
-            guard comment.count <= OperationRequest.commentLimit else {
-                throw DeliveryError(
-                    .badRequest, "the comment is longer than \(OperationRequest.commentLimit) characters")
-            }
-            guard
-                !comment.unicodeScalars.contains(where: { $0.value < 32 && $0 != "\n" && $0 != "\t" || $0.value == 127 }
-                )
-            else {
-                throw DeliveryError(.badRequest, "the comment holds control characters")
-            }
-        }
-        guard request.actor.name.count <= 200, !request.actor.name.isEmpty,
-            !request.actor.name.unicodeScalars.contains(where: { $0.value < 32 })
-        else {
-            throw DeliveryError(.badRequest, "the actor's name is empty, too long or holds control characters")
-        }
-    }
-
-    static func newIdentifier() -> String {
-        let date = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false))
-            .filter { $0.isNumber }
-        return "\(date)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        OperationRun(id: OperationIdentifier.make(), request: request, progress: { _ in }, engine: self).auditRefusal(
+            error)
     }
 
     func versionControl(_ recorder: CommandRecorder) throws(DeliveryError) -> any VersionControl {

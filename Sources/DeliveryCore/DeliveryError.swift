@@ -60,6 +60,21 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
         case webServerStale = "web_server_stale"
         /// The disk could not hold the copies a secure would make: refused before writing.
         case noRoom = "no_room"
+
+        /// True for the codes of a refusal: raised before the operation changed anything (an
+        /// operation that had already changed something and then fails so is a failure). The one
+        /// list: the audit's "refused", the API, and the plugin's generated rules read it.
+        public var isRefusal: Bool {
+            switch self {
+            case .wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle, .preflightFailed,
+                .confirmationRequired, .notUpdatable, .secondFactorRequired, .secondFactorRefused, .secondFactorLocked,
+                .rateLimited, .noRoom:
+                true
+            case .vcsFailed, .upgradeFailed, .configuration, .privileges, .io, .preempted, .snapshotFailed,
+                .databaseRestoreFailed, .healthCheckFailed, .webServerStale:
+                false
+            }
+        }
     }
 
     /// The stable code.

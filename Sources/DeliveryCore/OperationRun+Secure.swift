@@ -37,8 +37,7 @@ extension OperationRun {
         var summary: [String] = []
         for (index, tree) in targets.enumerated() {
             let weight = (Double(index), Double(targets.count))
-            let component = try request.securePath.map { (raw: String) throws(DeliveryError) in try ComponentPath(raw) }
-            summary.append(try refreshCopy(tree, revision: revision, component: component, weight: weight))
+            summary.append(try refreshCopy(tree, revision: revision, component: request.securePath, weight: weight))
         }
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .secured

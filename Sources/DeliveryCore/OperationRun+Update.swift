@@ -73,8 +73,7 @@ extension OperationRun {
         try requireAllowed(.update, state)
         let production = layout.path(of: .production)
         var relative: String?
-        if let raw = request.updatePath {
-            let component = try ComponentPath(raw)
+        if let component = request.updatePath {
             let path = layout.treeRelative(component)
             try component.checkInside(tree: production, relative: path, mustExist: false)
             relative = path

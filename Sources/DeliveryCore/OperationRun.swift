@@ -78,12 +78,7 @@ final class OperationRun: @unchecked Sendable {
 
     /// True for an error that stopped the operation before it changed anything.
     func isRefusal(_ error: DeliveryError) -> Bool {
-        !mutated
-            && [
-                .wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle, .preflightFailed,
-                .confirmationRequired, .notUpdatable, .secondFactorRequired, .secondFactorRefused,
-                .secondFactorLocked, .rateLimited, .noRoom,
-            ].contains(error.code)
+        !mutated && error.code.isRefusal
     }
 
     // MARK: Dispatch
@@ -221,7 +216,7 @@ final class OperationRun: @unchecked Sendable {
         let deliveryId = try? store.read().deliveryId
         let record = AuditRecord(
             id: id, deliveryId: deliveryId ?? nil, time: startedAt, actor: request.actor, operation: request.operation,
-            result: result, securePath: request.securePath, updatePath: request.updatePath,
+            result: result, securePath: request.securePath?.value, updatePath: request.updatePath?.value,
             securityCopy: [.secure, .runAll].contains(request.operation) ? request.securityCopy : nil,
             comment: request.comment, revisionBefore: revisionBefore, revisionAfter: revisionAfter,
             servedBefore: servedBefore, servedAfter: served, phaseAfter: phase, commands: recorder.summaries,

@@ -50,10 +50,8 @@ struct OperationBody: Decodable {
     var confirmDatabaseRestore: Bool?
     var secondFactorCode: String?
 
-    static let members: Set<String> = [
-        "operation", "securePath", "updatePath", "securityCopy", "comment", "confirmDatabaseRestore",
-        "secondFactorCode",
-    ]
+    /// Every member an operation takes (`Operation.requestMembers`), and `operation`.
+    static let members: Set<String> = Set(Operation.allCases.flatMap(\.requestMembers)).union(["operation"])
 }
 
 /// The member names of a JSON object, to refuse unknown ones.
@@ -186,36 +184,24 @@ final class API: Sendable {
         guard let operation = Operation(rawValue: body.operation) else {
             throw APIError.badRequest("unknown operation '\(Self.printable(body.operation))'")
         }
-        let operationRequest = OperationRequest(
-            operation, actor: request.actor, securePath: body.securePath, updatePath: body.updatePath,
-            securityCopy: body.securityCopy ?? false, comment: body.comment,
-            confirmDatabaseRestore: body.confirmDatabaseRestore, secondFactorCode: body.secondFactorCode)
+        if let other = names.first(where: { $0 != "operation" && !operation.requestMembers.contains($0) }) {
+            throw APIError.badRequest("'\(operation.rawValue)' takes no member '\(other)'")
+        }
+        let operationRequest: OperationRequest
         do {
-            if let path = body.securePath { _ = try ComponentPath(path) }
-            if let path = body.updatePath { _ = try ComponentPath(path) }
+            operationRequest = try OperationRequest.parse(
+                operation, actor: request.actor, securePath: body.securePath, updatePath: body.updatePath,
+                securityCopy: body.securityCopy ?? false, comment: body.comment,
+                confirmDatabaseRestore: body.confirmDatabaseRestore, secondFactorCode: body.secondFactorCode,
+                audit: engine.recordRefusal)
         } catch {
             logger.notice(
-                "refused a component path",
-                metadata: ["actor": "\(request.actor.name)", "moodleUserId": "\(request.actor.moodleUserId ?? -1)"])
-            engine.recordRefusal(operationRequest, error)
+                "refused a request",
+                metadata: [
+                    "code": "\(error.code.rawValue)", "actor": "\(request.actor.name)",
+                    "moodleUserId": "\(request.actor.moodleUserId ?? -1)",
+                ])
             throw APIError(error)
-        }
-        if operation != .rollback {
-            if let running = jobs.running {
-                return lockHeld(
-                    HolderView(
-                        name: running.request.actor.name, moodleUserId: running.request.actor.moodleUserId,
-                        operation: running.request.operation.rawValue, job: running.id, since: running.startedAt),
-                    refusing: operationRequest)
-            }
-            let status = try engineCall { () throws(DeliveryError) in try self.engine.status() }
-            if let running = status.running {
-                return lockHeld(
-                    HolderView(
-                        name: running.actor.name, moodleUserId: running.actor.moodleUserId,
-                        operation: running.operation.rawValue, job: nil, since: running.startedAt),
-                    refusing: operationRequest)
-            }
         }
         return try startJob(operationRequest)
     }
@@ -271,7 +257,7 @@ final class API: Sendable {
     }
 
     private func job(_ id: String, _ query: [String: String]) throws(APIError) -> Response {
-        guard JobRegistry.isValidIdentifier(id), let job = jobs.job(id) else {
+        guard OperationIdentifier.isValid(id), let job = jobs.job(id) else {
             throw APIError(.notFound, "no such job")
         }
         let offset = try number(query["offset"], default: 0, name: "offset")

@@ -128,10 +128,15 @@ extension API {
                 let actor = Actor(
                     name: entry.actor.name, source: "console", moodleUserId: entry.actor.moodleUserId,
                     peerUid: entry.actor.peerUid, claimed: true)
-                return try startJob(
-                    OperationRequest(
+                let request: OperationRequest
+                do {
+                    request = try OperationRequest(
                         .rollback, actor: actor, confirmDatabaseRestore: query["confirmDatabaseRestore"] == "1",
-                        secondFactorCode: secondFactor))
+                        secondFactorCode: secondFactor)
+                } catch {
+                    throw APIError(error)
+                }
+                return try startJob(request)
             case (_, "/status"), (_, "/rollback"), (_, ""), (_, "/"):
                 throw APIError(.methodNotAllowed, "\(Self.printable(method)) is not allowed here")
             default:

@@ -206,7 +206,7 @@ final class JobRegistry: Sendable {
             {
                 return .refused(running)
             }
-            let job = Job(id: Self.newIdentifier(), request: request, maxLines: maxLines)
+            let job = Job(id: OperationIdentifier.make(), request: request, maxLines: maxLines)
             jobs.all.append(job)
             var finished = jobs.all.filter { !$0.isRunning }.count
             jobs.all.removeAll { job in
@@ -232,19 +232,5 @@ final class JobRegistry: Sendable {
             )
         }
         return running
-    }
-
-    /// A new job id: UTC date and time, then 8 random hex digits (`20261125T153000Z-1a2b3c4d`).
-    static func newIdentifier() -> String {
-        let date = System.utcStamp()
-        return "\(date)-\(System.randomBytes(4).map { Authenticator.hex($0) }.joined())"
-    }
-
-    /// True for a string that can be a job id (checked before any lookup).
-    static func isValidIdentifier(_ text: String) -> Bool {
-        (1...64).contains(text.utf8.count)
-            && text.utf8.allSatisfy {
-                ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45
-            }
     }
 }

@@ -174,7 +174,7 @@ final class Monitor: Sendable {
             }
             return .history(try engine.history(limit: limit, offset: offset))
         case .perform(let request, let job):
-            guard JobRegistry.isValidIdentifier(job) else { throw DeliveryError(.badRequest, "malformed job id") }
+            guard OperationIdentifier.isValid(job) else { throw DeliveryError(.badRequest, "malformed job id") }
             try Self.checkActor(request.actor)
             let slot: WritableKeyPath<InFlight, Bool> = request.operation == .rollback ? \.rollback : \.operation
             try claim(slot, "'\(request.operation.rawValue)' is already running")

@@ -173,10 +173,11 @@ final class FixtureSite {
         comment: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> OperationOutcome {
         defer { checkInvariants(after: operation, sourceLocation: sourceLocation) }
-        return try engine.perform(
-            OperationRequest(
-                operation, actor: Actor(name: "tester", source: "cli"), securePath: securePath, updatePath: updatePath,
-                securityCopy: security, comment: comment))
+        // As deliveryctl does: the paths as typed, parsed once, a refusal audited.
+        let request = try OperationRequest.parse(
+            operation, actor: Actor(name: "tester", source: "cli"), securePath: securePath, updatePath: updatePath,
+            securityCopy: security, comment: comment, audit: engine.recordRefusal)
+        return try engine.perform(request)
     }
 
     /// The invariants every operation keeps, whatever it did (issue 13), checked after every

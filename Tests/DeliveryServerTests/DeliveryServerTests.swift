@@ -201,6 +201,24 @@ struct DeliveryServerTests {
         #expect(status?["phase"] as? String == "idle")
     }
 
+    @Test("an option the operation does not take is refused with bad_request, naming it, and changes nothing")
+    func optionNotTaken() throws {
+        let server = try TestServer()
+        try server.start()
+        for (operation, member, value) in [
+            ("switch", "comment", "x" as Any), ("secure", "updatePath", "mod"), ("rollback", "securityCopy", true),
+            ("update", "securePath", "mod"),
+        ] {
+            let response = try server.post("/operations", ["operation": operation, member: value])
+            #expect(response.status == 400, "\(operation) \(member)")
+            #expect(response.errorCode == "bad_request", "\(operation) \(member)")
+            #expect(response.text.contains(member), "\(response.text)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(server.siteRoot)/releases/backup"))
+        let status = try server.signed("GET", "/status").json["site"] as? [String: Any]
+        #expect(status?["phase"] as? String == "idle")
+    }
+
     @Test("a client that sends half a request and stalls does not keep another from being served")
     func stalledClient() throws {
         let server = try TestServer(workers: 2, limits: ["readTimeoutSeconds": 3])
@@ -351,7 +369,7 @@ struct DeliveryServerTests {
     func secureJob() throws {
         let server = try TestServer(productionFiles: 3000)
         try server.start()
-        let started = try server.post("/operations", ["operation": "secure", "comment": "test run"])
+        let started = try server.post("/operations", ["operation": "secure", "securityCopy": false])
         #expect(started.status == 202, "\(started.text)")
         let id = try #require(started.json["job"] as? String)
         let second = try server.post("/operations", ["operation": "secure"])

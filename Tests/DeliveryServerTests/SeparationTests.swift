@@ -161,13 +161,13 @@ struct SeparationTests {
         let harness = try MonitorHarness()
         #expect(try harness.client.status().phase == .idle)
         let actor = Actor(name: "Ada", source: "moodle", moodleUserId: 2, peerUid: getuid(), claimed: true)
-        harness.client.recordRefusal(OperationRequest(.restore, actor: actor), DeliveryError(.wrongState, "no"))
+        harness.client.recordRefusal(try OperationRequest(.restore, actor: actor), DeliveryError(.wrongState, "no"))
         let records = try harness.client.history(limit: 10, offset: 0)
         #expect(records.count == 1)
         if getuid() == 0 {
             let events = EventList()
             let outcome = try harness.client.perform(
-                OperationRequest(.secure, actor: actor), id: "job-1", progress: { events.add($0) })
+                OperationRequest(.secure, actor: actor), id: OperationIdentifier.make(), progress: { events.add($0) })
             #expect(outcome.operation == .secure)
             #expect(events.all.contains(.stepStarted(.secure)))
         }
@@ -191,13 +191,13 @@ struct SeparationTests {
         let forged = Actor(name: "Ada", source: "cli", moodleUserId: 2)
         let claimed = Actor(name: "Ada", source: "moodle", moodleUserId: 2, peerUid: 33, claimed: true)
         for (request, job) in [
-            (OperationRequest(.rollback, actor: forged), "job-2"),
-            (OperationRequest(.rollback, actor: claimed), "../../etc"),
+            (try OperationRequest(.rollback, actor: forged), OperationIdentifier.make()),
+            (try OperationRequest(.rollback, actor: claimed), "../../etc"),
         ] {
             #expect(throws: DeliveryError.self) { try harness.client.perform(request, id: job, progress: { _ in }) }
         }
         // A refusal record with a forged actor is not written either.
-        harness.client.recordRefusal(OperationRequest(.restore, actor: forged), DeliveryError(.wrongState, "no"))
+        harness.client.recordRefusal(try OperationRequest(.restore, actor: forged), DeliveryError(.wrongState, "no"))
         #expect((try? Data(contentsOf: URL(fileURLWithPath: audit))) == before)
         // And it still answers.
         #expect(try harness.client.status().phase == .idle)

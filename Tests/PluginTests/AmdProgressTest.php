@@ -101,15 +101,4 @@ final class AmdProgressTest extends \PHPUnit\Framework\TestCase {
         $results = $this->call(array_map(fn($case) => ['sessionLost', $case], array_merge($lost, $kept)));
         $this->assertSame(array_merge(array_fill(0, count($lost), true), array_fill(0, count($kept), false)), $results);
     }
-
-    /**
-     * The log view drops terminal colours, as progress.php does.
-     */
-    public function test_plain_lines(): void {
-        $this->assertSame([' WARNING  cron', 'ERROR: x', 'a [b] c'], $this->call([
-            ['plainLine', ["\e[0;30m\e[43m WARNING \e[0;0m cron"]],
-            ['plainLine', ["\e[1;31mERROR\e[0m: x"]],
-            ['plainLine', ['a [b] c']],
-        ]));
-    }
 }

@@ -24,6 +24,7 @@
  */
 
 require_once(__DIR__ . '/moodle_stubs.php');
+require_once(dirname(__DIR__, 2) . '/moodle-plugin/classes/local/helper_rules.php');
 require_once(dirname(__DIR__, 2) . '/moodle-plugin/classes/local/delivery_actions.php');
 
 use tool_delivery\local\delivery_actions;
@@ -46,7 +47,7 @@ final class ProgressTest extends \PHPUnit\Framework\TestCase {
      * message shows it as typed (never rewritten: "/etc" is not sent as "etc").
      */
     public function test_a_path_is_refused_as_typed(): void {
-        foreach (['/etc', 'mod/forum/', '../x', 'mod//forum'] as $typed) {
+        foreach (['/etc', 'mod/.git', '../x', 'mod//forum', '-rf'] as $typed) {
             try {
                 delivery_actions::start(new \tool_delivery\local\helper_client(
                     new \tool_delivery\local\fastcgi_client('/nonexistent.sock', 1.0, 1.0),
@@ -57,7 +58,11 @@ final class ProgressTest extends \PHPUnit\Framework\TestCase {
                 $this->assertStringContainsString("\"{$typed}\" was refused", delivery_actions::error_message($error));
             }
         }
-        $this->assertTrue(delivery_actions::is_component_path('mod/forum'));
+        $this->assertTrue(\tool_delivery\local\helper_rules::is_component_path('mod/forum'));
+        // The page offers the helper's operations but recover, which is the server's.
+        $this->assertTrue(delivery_actions::offers('run-all'));
+        $this->assertFalse(delivery_actions::offers('recover'));
+        $this->assertFalse(delivery_actions::offers('format-disk'));
     }
 
     /**

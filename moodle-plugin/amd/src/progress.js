@@ -78,14 +78,6 @@ export const sessionLost = (response, answer) => {
 };
 
 /**
- * A log line without terminal escape sequences (the colours of Moodle's CLI scripts, `ESC[0;30m`).
- *
- * @param {string} line The line.
- * @returns {string} The line, plain.
- */
-export const plainLine = (line) => String(line).replace(/\x1B\[[0-?]*[ -\/]*[@-~]/g, '');
-
-/**
  * Finds one element of a region inside the screen.
  *
  * @param {HTMLElement} root The screen.
@@ -222,7 +214,8 @@ const appendLines = (log, lines) => {
         return;
     }
     const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-    log.append(document.createTextNode(lines.map(plainLine).join('\n') + '\n'));
+    // The lines come plain: progress.php drops terminal escapes (delivery_actions::log_lines).
+    log.append(document.createTextNode(lines.join('\n') + '\n'));
     if (atEnd) {
         log.scrollTop = log.scrollHeight;
     }

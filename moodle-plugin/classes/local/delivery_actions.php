@@ -41,30 +41,11 @@ use tool_delivery\event\step_started;
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 final class delivery_actions {
-    /** @var array Action => the options it takes (the helper's member names). */
-    public const ACTIONS = [
-        'secure' => ['securityCopy', 'securePath'],
-        'switch' => [],
-        'update' => ['updatePath', 'comment'],
-        'restore' => [],
-        'run-all' => ['securityCopy', 'securePath', 'updatePath', 'comment'],
-        'cancel' => [],
-        'rollback' => ['confirmDatabaseRestore', 'secondFactorCode'],
-    ];
-
-    /** @var string[] The four steps, in order. */
-    public const STEPS = ['secure', 'switch', 'update', 'restore'];
-
-    /** @var int The longest comment the helper takes, in characters. */
-    public const MAX_COMMENT = 2000;
-
     /**
-     * @var string[] The helper's error codes of a refusal: the operation stopped before it changed
-     *      anything (docs/protocol.md, *Errors*), unless a step of the job had already succeeded.
+     * @var string[] The helper's operations this page does not offer: recover is for the server's
+     *      administrator after a crash (deliveryctl recover), the console says so.
      */
-    public const REFUSALS = ['wrong_state', 'bad_path', 'bad_request', 'copy_missing', 'lock_held', 'stale_lock',
-        'not_moodle', 'preflight_failed', 'confirmation_required', 'not_updatable', 'second_factor_required',
-        'second_factor_refused', 'second_factor_locked', 'rate_limited', 'no_room'];
+    private const NOT_OFFERED = ['recover'];
 
     /**
      * @var string[] Refusals whose string says all there is to say: the helper's own message (in
@@ -73,22 +54,14 @@ final class delivery_actions {
     private const SELF_EXPLAINED = ['confirmation_required', 'second_factor_required'];
 
     /**
-     * Whether a text is a component path as the helper takes it (`mod`, `local/foo`).
+     * Whether the page offers an action: one of the helper's operations (helper_rules::OPERATIONS) but
+     * those the server's administrator runs.
      *
-     * @param string $path The text.
-     * @return bool True when the helper would take it.
+     * @param string $action The action.
+     * @return bool True when offered.
      */
-    public static function is_component_path(string $path): bool {
-        if ($path === '' || strlen($path) > 255) {
-            return false;
-        }
-        foreach (explode('/', $path) as $part) {
-            if (!preg_match('/^[A-Za-z0-9_.-]+$/', $part) || $part === '.' || $part === '..' || $part[0] === '-'
-                    || in_array($part, ['.git', '.svn', 'CVS'], true)) {
-                return false;
-            }
-        }
-        return true;
+    public static function offers(string $action): bool {
+        return array_key_exists($action, helper_rules::OPERATIONS) && !in_array($action, self::NOT_OFFERED, true);
     }
 
     /**
@@ -105,7 +78,7 @@ final class delivery_actions {
      * Starts an action with the helper and logs it.
      *
      * @param helper_client $client The client for the current user.
-     * @param string $action One of {@see self::ACTIONS}.
+     * @param string $action One the page offers ({@see self::offers()}).
      * @param array $options Option => value; those the action does not take are dropped.
      * @return string The job id.
      * @throws \invalid_parameter_exception For an action or a path that is not allowed.
@@ -113,20 +86,20 @@ final class delivery_actions {
      */
     public static function start(helper_client $client, string $action, array $options): string {
         global $SESSION;
-        if (!array_key_exists($action, self::ACTIONS)) {
+        if (!self::offers($action)) {
             throw new \invalid_parameter_exception('unknown action');
         }
         $request = [];
-        foreach (self::ACTIONS[$action] as $name) {
+        foreach (helper_rules::OPERATIONS[$action] as $name) {
             $value = $options[$name] ?? null;
             if ($value === null || $value === '' || $value === false) {
                 continue;
             }
-            if (($name === 'securePath' || $name === 'updatePath') && !self::is_component_path($value)) {
+            if (($name === 'securePath' || $name === 'updatePath') && !helper_rules::is_component_path($value)) {
                 throw new helper_exception('bad_path', 'not a component path', 0, ['typed' => (string) $value]);
             }
             if ($name === 'comment') {
-                $value = \core_text::substr($value, 0, self::MAX_COMMENT);
+                $value = \core_text::substr($value, 0, helper_rules::COMMENT_MAX_CHARACTERS);
             }
             $request[$name] = $value;
         }
@@ -153,7 +126,7 @@ final class delivery_actions {
      */
     public static function is_refusal(array $job): bool {
         if (($job['state'] ?? 'running') !== 'failed'
-                || !in_array((string) ($job['error']['code'] ?? ''), self::REFUSALS, true)) {
+                || !in_array((string) ($job['error']['code'] ?? ''), helper_rules::REFUSALS, true)) {
             return false;
         }
         foreach ($job['steps'] ?? [] as $step) {

@@ -28,6 +28,7 @@ use renderable;
 use renderer_base;
 use templatable;
 use tool_delivery\local\delivery_actions;
+use tool_delivery\local\helper_rules;
 
 /**
  * The delivery screen: banner, the four steps, run all and cancel, the check, emergency rollback, progress, history.
@@ -100,7 +101,7 @@ class screen implements renderable, templatable {
         $allowed = array_flip(self::enabled_operations($this->status));
         $enabled = fn(string $operation): bool => isset($allowed[$operation]);
         $steps = [];
-        foreach (delivery_actions::STEPS as $index => $operation) {
+        foreach (helper_rules::STEPS as $index => $operation) {
             $key = str_replace('-', '', $operation);
             $last = $site['lastResults'][$operation] ?? null;
             $steps[] = [
@@ -137,7 +138,8 @@ class screen implements renderable, templatable {
             'preflight' => $this->preflight === null ? false : $this->preflight->export_for_template($output),
             'busy' => $busy,
             'followjob' => $followjob,
-            'commentmax' => delivery_actions::MAX_COMMENT,
+            'commentmax' => helper_rules::COMMENT_MAX_CHARACTERS,
+            'pathpattern' => helper_rules::PATH_HTML_PATTERN,
             'history' => (new history($this->records))->export_for_template($output),
             'console' => $this->console ?? false,
             'siteoption' => \tool_delivery\local\client_factory::cli_site_option(),

@@ -1,0 +1,143 @@
+/// What one operation is asked to do, parsed once at each boundary: built from a person's
+/// arguments (deliveryctl) or a signed request (the API), and decoded again by the monitor through
+/// the same checks. Whoever holds one holds a valid request: the engine does not check it again.
+public struct OperationRequest: Sendable, Codable, Equatable {
+    /// The operation.
+    public let operation: Operation
+    /// secure / run-all: refresh only this component path of the copies.
+    public let securePath: ComponentPath?
+    /// update / run-all: update only this path of production.
+    public let updatePath: ComponentPath?
+    /// secure / run-all: also refresh the security copy.
+    public let securityCopy: Bool
+    /// update / run-all: a free comment recorded with the delivery.
+    public let comment: String?
+    /// Who asked.
+    public let actor: Actor
+    /// rollback: the administrator confirmed that the database snapshot may be restored although
+    /// the site was open to users since (what they wrote since the snapshot is lost).
+    public let confirmDatabaseRestore: Bool?
+    /// A destructive operation asked with the plugin's key: the code of the administrator's
+    /// authenticator (`SecondFactor`). Checked once, never stored nor logged.
+    public let secondFactorCode: String?
+
+    /// The longest comment accepted, in characters.
+    public static let commentLimit = 2000
+    /// The longest actor name accepted, in characters.
+    public static let actorNameLimit = 200
+
+    /// Makes a request, checking the comment and the actor's name (the paths are typed).
+    /// - Throws: `DeliveryError` `.badRequest` with the reason.
+    public init(
+        _ operation: Operation, actor: Actor, securePath: ComponentPath? = nil, updatePath: ComponentPath? = nil,
+        securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil,
+        secondFactorCode: String? = nil
+    ) throws(DeliveryError) {
+        if let comment {
+            guard comment.count <= Self.commentLimit else {
+                throw DeliveryError(.badRequest, "the comment is longer than \(Self.commentLimit) characters")
+            }
+            guard
+                !comment.unicodeScalars.contains(where: { $0.value < 32 && $0 != "\n" && $0 != "\t" || $0.value == 127 }
+                )
+            else {
+                throw DeliveryError(.badRequest, "the comment holds control characters")
+            }
+        }
+        guard actor.name.count <= Self.actorNameLimit, !actor.name.isEmpty,
+            !actor.name.unicodeScalars.contains(where: { $0.value < 32 })
+        else {
+            throw DeliveryError(.badRequest, "the actor's name is empty, too long or holds control characters")
+        }
+        self.operation = operation
+        self.actor = actor
+        self.securePath = securePath
+        self.updatePath = updatePath
+        self.securityCopy = securityCopy
+        self.comment = comment
+        self.confirmDatabaseRestore = confirmDatabaseRestore
+        self.secondFactorCode = secondFactorCode
+    }
+
+    /// Parses a request from the text a person or a signed request gave (the paths as typed).
+    /// A refusal is handed to `audit` first, as a request of the same operation and actor
+    /// without its options, so that it is recorded like any other refusal.
+    /// - Throws: `DeliveryError` `.badPath` or `.badRequest` with the reason.
+    public static func parse(
+        _ operation: Operation, actor: Actor, securePath: String? = nil, updatePath: String? = nil,
+        securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil,
+        secondFactorCode: String? = nil, audit: (OperationRequest, DeliveryError) -> Void
+    ) throws(DeliveryError) -> OperationRequest {
+        do {
+            return try OperationRequest(
+                operation, actor: actor, securePath: try ComponentPath.parse(securePath),
+                updatePath: try ComponentPath.parse(updatePath), securityCopy: securityCopy, comment: comment,
+                confirmDatabaseRestore: confirmDatabaseRestore, secondFactorCode: secondFactorCode)
+        } catch {
+            if let bare = try? OperationRequest(operation, actor: actor) { audit(bare, error) }
+            throw error
+        }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case operation, securePath, updatePath, securityCopy, comment, actor, confirmDatabaseRestore, secondFactorCode
+    }
+
+    /// Decodes a request through the same checks as `init`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        do {
+            try self.init(
+                try container.decode(Operation.self, forKey: .operation),
+                actor: try container.decode(Actor.self, forKey: .actor),
+                securePath: try container.decodeIfPresent(ComponentPath.self, forKey: .securePath),
+                updatePath: try container.decodeIfPresent(ComponentPath.self, forKey: .updatePath),
+                securityCopy: try container.decode(Bool.self, forKey: .securityCopy),
+                comment: try container.decodeIfPresent(String.self, forKey: .comment),
+                confirmDatabaseRestore: try container.decodeIfPresent(Bool.self, forKey: .confirmDatabaseRestore),
+                secondFactorCode: try container.decodeIfPresent(String.self, forKey: .secondFactorCode))
+        } catch let error as DeliveryError {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
+        }
+    }
+}
+
+extension Operation {
+    /// The members of `POST /operations` each operation takes besides `operation`
+    /// (docs/protocol.md): the API refuses the others, and the plugin's generated rules list them.
+    public var requestMembers: [String] {
+        switch self {
+        case .secure: ["securityCopy", "securePath"]
+        case .update: ["updatePath", "comment"]
+        case .runAll: ["securityCopy", "securePath", "updatePath", "comment"]
+        case .rollback: ["confirmDatabaseRestore", "secondFactorCode"]
+        case .switchToDelivery, .restore, .cancel, .recover: []
+        }
+    }
+
+    /// The four steps of a delivery, in order (run-all goes through them).
+    public static let steps: [Operation] = [.secure, .switchToDelivery, .update, .restore]
+}
+
+/// The one format of an operation's id, the same for a job of the helper and an operation of
+/// deliveryctl (the audit log's `id`): UTC date and time, then 8 random hex digits
+/// (`20261125T153000Z-1a2b3c4d`).
+public enum OperationIdentifier {
+    /// A new id.
+    public static func make() -> String {
+        let digits = Array("0123456789abcdef")
+        let random = System.randomBytes(4).map { "\(digits[Int($0 >> 4)])\(digits[Int($0 & 15)])" }.joined()
+        return "\(System.utcStamp())-\(random)"
+    }
+
+    /// True for a string that has the shape of an id (checked before any lookup).
+    public static func isValid(_ text: String) -> Bool {
+        let utf8 = Array(text.utf8)
+        guard utf8.count == 25, utf8[8] == UInt8(ascii: "T"), utf8[15] == UInt8(ascii: "Z"),
+            utf8[16] == UInt8(ascii: "-")
+        else { return false }
+        let isDigit = { (byte: UInt8) in byte >= 48 && byte <= 57 }
+        let isHex = { (byte: UInt8) in isDigit(byte) || (byte >= 97 && byte <= 102) }
+        return utf8[0..<8].allSatisfy(isDigit) && utf8[9..<15].allSatisfy(isDigit) && utf8[17...].allSatisfy(isHex)
+    }
+}
