@@ -196,6 +196,25 @@ struct SeparationTests {
         ] {
             #expect(throws: DeliveryError.self) { try harness.client.perform(request, id: job, progress: { _ in }) }
         }
+        // A request the request side could not have built (it parses before it sends): a path
+        // out of the tree, a comment too long. Decoding it runs the same checks: refused.
+        let valid = try OperationRequest(
+            .runAll, actor: claimed, securePath: try ComponentPath("mod"), comment: "c")
+        let call = String(
+            decoding: try JSONCoding.encode(
+                MonitorCall.perform(request: valid, job: OperationIdentifier.make()), pretty: false),
+            as: UTF8.self)
+        #expect((try? JSONCoding.decode(MonitorCall.self, from: Array(call.utf8))) != nil, "the valid call decodes")
+        #expect(call.contains(#""securePath":"mod""#) && call.contains(#""comment":"c""#), "\(call)")
+        for forgedCall in [
+            call.replacingOccurrences(of: #""securePath":"mod""#, with: #""securePath":"..\/..\/etc""#),
+            call.replacingOccurrences(of: #""securePath":"mod""#, with: #""securePath":"mod\/.git""#),
+            call.replacingOccurrences(
+                of: #""comment":"c""#,
+                with: "\"comment\":\"\(String(repeating: "c", count: OperationRequest.commentLimit + 1))\""),
+        ] {
+            #expect(Self.refusedAsBadRequest(try harness.raw(Array(forgedCall.utf8))), "\(forgedCall.prefix(200))")
+        }
         // A refusal record with a forged actor is not written either.
         harness.client.recordRefusal(try OperationRequest(.restore, actor: forged), DeliveryError(.wrongState, "no"))
         #expect((try? Data(contentsOf: URL(fileURLWithPath: audit))) == before)
