@@ -360,6 +360,13 @@ final class HelperClientTest extends \PHPUnit\Framework\TestCase {
             $this->assertSame('not_found', $error->errorcode);
             $this->assertSame(404, $error->status);
         }
+        try {
+            $client->start_operation('switch', ['comment' => 'not taken']);
+            $this->fail('an option switch does not take was sent');
+        } catch (helper_exception $error) {
+            $this->assertSame('bad_request', $error->errorcode);
+            $this->assertStringContainsString("'switch' takes no option 'comment'", $error->getMessage());
+        }
         $this->expectException(helper_exception::class);
         $client->start_operation('format-disk');
     }

@@ -39,13 +39,6 @@ defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 class helper_client {
-    /** @var string[] The operations the helper runs. */
-    public const OPERATIONS = ['secure', 'switch', 'update', 'restore', 'run-all', 'cancel', 'rollback', 'recover'];
-
-    /** @var string[] The members an operation request may carry besides `operation`. */
-    public const OPTIONS = ['securePath', 'updatePath', 'securityCopy', 'comment', 'confirmDatabaseRestore',
-        'secondFactorCode'];
-
     /** @var string[] The options sent as JSON booleans. */
     private const BOOLEAN_OPTIONS = ['securityCopy', 'confirmDatabaseRestore'];
 
@@ -128,7 +121,7 @@ class helper_client {
     /**
      * Starts an operation as a job.
      *
-     * @param string $operation One of {@see self::OPERATIONS}.
+     * @param string $operation One of {@see helper_rules::OPERATIONS}.
      * @param array $options `securePath`, `updatePath` (strings), `securityCopy` (bool), `comment`
      *        (string), `confirmDatabaseRestore` (bool, rollback: restore the database snapshot even
      *        though users wrote since), `secondFactorCode` (string, the code of the administrator's
@@ -137,16 +130,16 @@ class helper_client {
      * @throws helper_exception With `lock_held` (and the holder), `bad_path`, `bad_request`… .
      */
     public function start_operation(string $operation, array $options = []): array {
-        if (!in_array($operation, self::OPERATIONS, true)) {
+        if (!array_key_exists($operation, helper_rules::OPERATIONS)) {
             throw new helper_exception('bad_request', "unknown operation '{$operation}'");
         }
         $request = ['operation' => $operation];
         foreach ($options as $name => $value) {
-            if (!in_array($name, self::OPTIONS, true)) {
-                throw new helper_exception('bad_request', "unknown option '{$name}'");
-            }
             if ($value === null || $value === '') {
                 continue;
+            }
+            if (!in_array($name, helper_rules::OPERATIONS[$operation], true)) {
+                throw new helper_exception('bad_request', "'{$operation}' takes no option '{$name}'");
             }
             $request[$name] = in_array($name, self::BOOLEAN_OPTIONS, true) ? (bool) $value : (string) $value;
         }
