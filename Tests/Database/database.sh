@@ -92,7 +92,9 @@ last=
 runs() {
   local want=$1 status=0 broken
   shift
-  [[ $1 == "$deliveryctl" ]] && invariants before "$tmp/invariants.before"
+  if [[ $1 == "$deliveryctl" ]]; then
+    invariants before "$tmp/invariants.before" || { echo "the invariants could not be read before the call"; return 1; }
+  fi
   last=$("$@" 2>&1) || status=$?
   if [[ $1 == "$deliveryctl" ]]; then
     printf '%s' "$last" >"$tmp/invariants.output"
@@ -175,6 +177,8 @@ done
 
 # Scenarios on PostgreSQL only (the engine's paths are the same for both databases).
 if [[ " ${types[*]} " == *" pgsql "* && -f $tmp/servers/pgsql/env ]]; then
+  # The loop above left its last type in $type; the invariants ask the database by its type.
+  type=pgsql
   source "$tmp/servers/pgsql/env"
 
   echo "# pgsql: the health check fails (login page 500): automatic rollback"

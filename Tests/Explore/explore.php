@@ -21,7 +21,7 @@ $dbname = getenv('DBNAME');
 $dbuser = getenv('DBUSER');
 @mkdir($work, 0700, true);
 
-require_once(__DIR__ . '/../support/invariants.php');
+require_once(__DIR__ . '/../Support/invariants.php');
 
 /** The state's key: what makes two states the same for the walk. */
 function state_key(array $o): string {

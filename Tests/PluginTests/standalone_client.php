@@ -28,7 +28,7 @@ if (!defined('TOOL_DELIVERY_STANDALONE')) {
     define('TOOL_DELIVERY_STANDALONE', true);
 }
 
-foreach (['helper_exception', 'transport_exception', 'fastcgi_response', 'fastcgi_client', 'request_signer',
-        'helper_client', 'preflight_verdict', 'human_units'] as $classname) {
+foreach (['helper_rules', 'helper_exception', 'transport_exception', 'fastcgi_response', 'fastcgi_client',
+        'request_signer', 'helper_client', 'preflight_verdict', 'human_units'] as $classname) {
     require_once(dirname(__DIR__, 2) . '/moodle-plugin/classes/local/' . $classname . '.php');
 }
