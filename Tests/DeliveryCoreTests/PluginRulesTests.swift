@@ -45,10 +45,19 @@ struct PluginRulesTests {
         #expect(result.succeeded, "\(result.standardError)")
         let answers = Array(result.standardOutput)
         #expect(answers.count == corpus.count, "\(result.standardOutput)")
+        // The form's pattern is only a hint, but it must never stop a path the helper takes (the
+        // browser checks it anchored, as ^(?:PATTERN)$).
+        let characters = PluginRules.characterClass(ComponentPath.partCharacters)
+        let hint = try NSRegularExpression(pattern: "^(?:[\(characters)]+(/[\(characters)]+)*/*)$")
         for (path, answer) in zip(corpus, answers) {
             let swift = (try? ComponentPath(path)) != nil
             #expect((answer == "1") == swift, "'\(path)': PHP says \(answer), the library \(swift)")
+            if swift {
+                let range = NSRange(path.startIndex..., in: path)
+                #expect(hint.firstMatch(in: path, range: range) != nil, "the form's pattern stops '\(path)'")
+            }
         }
+        #expect(PluginRules.php().contains("PATH_HTML_PATTERN = '[\(characters)]+(/[\(characters)]+)*/*'"))
     }
 
     @Test("each refusal code is documented as one, and no other")
@@ -139,7 +148,7 @@ enum PluginRules {
                 public const PATH_PART_REGEX = '/^\(part)$/D';
 
                 /** @var string The pattern of a path field in a form: a hint, the checks above decide. */
-                public const PATH_HTML_PATTERN = '[\(characters)]+(/[\(characters)]+)*';
+                public const PATH_HTML_PATTERN = '[\(characters)]+(/[\(characters)]+)*/*';
 
                 /**
                  * Whether a text is a component path the helper takes (`mod`, `local/foo`): the same rule

@@ -85,7 +85,7 @@ final class helper_rules {
     public const PATH_PART_REGEX = '/^(?!-)(?!(?:\.|\.\.|\.git|\.svn|CVS)$)[\-.0-9A-Z_a-z]+$/D';
 
     /** @var string The pattern of a path field in a form: a hint, the checks above decide. */
-    public const PATH_HTML_PATTERN = '[\-.0-9A-Z_a-z]+(/[\-.0-9A-Z_a-z]+)*';
+    public const PATH_HTML_PATTERN = '[\-.0-9A-Z_a-z]+(/[\-.0-9A-Z_a-z]+)*/*';
 
     /**
      * Whether a text is a component path the helper takes (`mod`, `local/foo`): the same rule
