@@ -266,9 +266,10 @@ for name in php fpm; do
   verdict=$(php -r '
     [$switchfile, $loadfile] = array_slice($argv, 1);
     $switches = array_map(fn($l) => explode(" ", $l), file($switchfile, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES));
-    $sent = $failed = $stale = 0; $examples = [];
+    $sent = $failed = $stale = $retried = 0; $examples = [];
     foreach (file($loadfile, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) as $line) {
       $r = json_decode($line, true); $sent++;
+      if (($r["r"] ?? "") !== "") { $retried++; }
       if ($r["c"] !== 200 || !preg_match("/^fixture-site version=\S+ tree=(\S+)$/", trim($r["b"]), $m)) {
         $failed++; if (count($examples) < 3) { $examples[] = $line; } continue;
       }
@@ -281,11 +282,11 @@ for name in php fpm; do
       }
       if ($allowed !== null && !in_array($m[1], $allowed, true)) { $stale++; if (count($examples) < 3) { $examples[] = "stale: $line"; } }
     }
-    echo "$sent $failed $stale ", implode(" | ", $examples);
+    echo "$sent $failed $stale $retried ", implode(" | ", $examples);
   ' "$tmp/switches.txt" "$tmp/load-$name.jsonl")
-  read -r sent failed_requests stale examples <<<"$verdict"
+  read -r sent failed_requests stale retried examples <<<"$verdict"
   if ((sent > 100 && failed_requests == 0 && stale == 0)); then
-    ok "Apache ($name): $sent requests under $done_switches switches, 0 failed, 0 answered by the old tree after a switch was reported done"
+    ok "Apache ($name): $sent requests under $done_switches switches, 0 failed, 0 answered by the old tree after a switch was reported done ($retried sent again on a new connection, as a browser does, after a graceful reload closed their keep-alive connection)"
   else
     not_ok "Apache ($name): $sent requests, $failed_requests failed, $stale answered by the old tree after the switch was done: $examples"
   fi
