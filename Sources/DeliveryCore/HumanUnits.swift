@@ -26,3 +26,11 @@ func formatDuration(_ seconds: Double) -> String {
     if total < 86400 { return "\(total / 3600) h \((total % 3600) / 60) min" }
     return "\(total / 86400) day\(total / 86400 == 1 ? "" : "s") \((total % 86400) / 3600) h"
 }
+
+/// A moment for people: `2026-12-03 07:26:55 UTC (2 h 5 min ago)`.
+func formatMoment(_ date: Date, now: Date = Date()) -> String {
+    let stamp = date.formatted(.iso8601).replacingOccurrences(of: "T", with: " ")
+        .replacingOccurrences(of: "Z", with: " UTC")
+    let age = now.timeIntervalSince(date)
+    return age >= 0 ? "\(stamp) (\(formatDuration(age)) ago)" : stamp
+}

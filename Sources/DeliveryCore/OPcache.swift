@@ -23,8 +23,37 @@ struct OPcacheInvalidator {
 
     static let script = """
         <?php
-        // moodle-delivery: drops the listed scripts from this PHP-FPM pool's OPcache. Run by the
-        // delivery helper through the pool's socket, never through the web server.
+        // moodle-delivery: drops the listed scripts from this PHP-FPM pool's OPcache, or reports its
+        // room. Run by the delivery helper through the pool's socket, never through the web server.
+        if (($_SERVER['DELIVERY_REPORT'] ?? '') === 'room') {
+            $on = function_exists('opcache_get_status') && ini_get('opcache.enable');
+            $status = $on ? @opcache_get_status(false) : false;
+            $statistics = is_array($status) ? $status['opcache_statistics'] : [];
+            // PHP files of the tree, as the pool's user sees them; links are not followed.
+            $files = 0;
+            $root = (string)($_SERVER['DELIVERY_TREE'] ?? '');
+            if ($root !== '' && is_dir($root)) {
+                $folders = new RecursiveCallbackFilterIterator(
+                    new RecursiveDirectoryIterator($root, FilesystemIterator::SKIP_DOTS),
+                    function ($file) {
+                        return !in_array($file->getFilename(), ['.git', '.svn', 'CVS'], true);
+                    }
+                );
+                foreach (new RecursiveIteratorIterator($folders) as $file) {
+                    if (substr($file->getFilename(), -4) === '.php' && !$file->isLink()) {
+                        $files++;
+                    }
+                }
+            }
+            // The PHP-FPM master: pools under one master share one OPcache.
+            $master = function_exists('posix_getppid') ? posix_getppid() : 0;
+            printf("room enabled=%d max_accelerated_files=%d max_cached_keys=%d memory_mb=%d cache_full=%d " .
+                "oom_restarts=%d php_files=%d master=%d\\n", $on ? 1 : 0, (int)ini_get('opcache.max_accelerated_files'),
+                (int)($statistics['max_cached_keys'] ?? ini_get('opcache.max_accelerated_files')),
+                (int)ini_get('opcache.memory_consumption'), !empty($status['cache_full']) ? 1 : 0,
+                (int)($statistics['oom_restarts'] ?? 0), $files, $master);
+            exit;
+        }
         if (!function_exists('opcache_invalidate') || !ini_get('opcache.enable')) {
             echo "invalidated 0 of 0: OPcache is off in this pool\\n";
             exit;
@@ -106,6 +135,20 @@ struct OPcacheInvalidator {
         return lines
     }
 
+    /// Asks every pool how much room its OPcache has, and counts the PHP files of `codeRoot` as
+    /// the pool's own user sees them (the helper walks no tree the code owner can write).
+    /// - Returns: one report per pool that answers.
+    func room(codeRoot: String) throws(DeliveryError) -> [OPcacheRoom] {
+        try prepare()
+        return try request(["DELIVERY_REPORT": "room", "DELIVERY_TREE": codeRoot], expecting: "room ")
+            .compactMap { line in
+                guard let colon = line.range(of: ": room ") else { return nil }
+                return OPcacheRoom(
+                    socket: String(line[..<colon.lowerBound].dropFirst("PHP-FPM ".count)),
+                    report: String(line[colon.upperBound...]))
+            }
+    }
+
     private func prepare() throws(DeliveryError) {
         do {
             if try System.lstatusIfExists(directory) == nil { try System.makeDirectory(directory, 0o755) }
@@ -147,7 +190,7 @@ struct OPcacheInvalidator {
             let answer = result.standardOutput.split(whereSeparator: \.isNewline).map {
                 String($0).trimmingWhitespace()
             }
-            .first { $0.hasPrefix("invalidated") || $0.hasPrefix("error") }
+            .first { $0.hasPrefix("invalidated") || $0.hasPrefix("error") || $0.hasPrefix("room ") }
             guard result.succeeded, let answer, answer.hasPrefix(prefix) || answer.hasPrefix("invalidated 0 of 0")
             else {
                 throw DeliveryError(

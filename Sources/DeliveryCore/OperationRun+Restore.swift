@@ -152,7 +152,8 @@ extension OperationRun {
         // itself needs the site open, and it is asked for at once.
         var health = HealthReport(passed: true, checkedAt: Date(), results: [], failures: [])
         if let checker {
-            note("Health check: pending upgrade and Moodle's checks, still in maintenance mode…")
+            let holding = (try store.read()).maintenanceEnabled ? ", still in maintenance mode" : ""
+            note("Health check: pending upgrade and Moodle's checks\(holding)…")
             health = checker.runCommandLineChecks(
                 tree: .production, baseline: Set((try store.read()).criticalChecksBefore ?? []))
             if !health.passed { throw try healthFailure(health) }

@@ -79,6 +79,9 @@ extension OperationRun {
             state.comments = []
             state.maintenanceEnabled = false
             state.servedProductionChanges = nil
+            // The delivery's steps were undone: their results are in the audit log, not on the screen
+            // (an update shown as succeeded would say production holds code it no longer holds).
+            for step in [Operation.switchToDelivery, .update, .restore] { state.lastResults[step] = nil }
         }
         return
             "The delivery is cancelled: production serves again at \(revisionAfter?.label ?? "its pre-delivery revision")."
@@ -205,7 +208,7 @@ extension OperationRun {
             }
             stopOrphanedUpgrade(state)
             note(
-                "Restoring the database snapshot taken at \(snapshot.takenAt.formatted(.iso8601)) (\(formatBytes(snapshot.sizeBytes)))…"
+                "Restoring the database snapshot taken at \(formatMoment(snapshot.takenAt)) (\(formatBytes(snapshot.sizeBytes)))…"
             )
             let started = System.monotonicSeconds()
             let webUser = try UserIdentity.lookup(engine.configuration.webUser)
@@ -242,7 +245,7 @@ extension OperationRun {
                 state.deliveryWindowOpen = false
             }
             return
-                "The site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision")) and the database is back as it was at \(snapshot.takenAt.formatted(.iso8601)) (restored in \(format1(seconds)) s); caches purged, maintenance mode off. Then: fix production and restore, or cancel."
+                "The site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision")) and the database is back as it was at \(formatMoment(snapshot.takenAt)) (restored in \(format1(seconds)) s); caches purged, maintenance mode off. Then: fix production and restore, or cancel."
         }
         if !emergency && state.databaseAhead == true {
             throw DeliveryError(

@@ -40,7 +40,7 @@ struct DeliveryCtl: ParsableCommand {
             """,
         subcommands: [
             Init.self, Status.self, Secure.self, Switch.self, Update.self, Plan.self, Restore.self, RunAll.self,
-            Cancel.self, Rollback.self, Recover.self, Log.self, Admin.self,
+            Cancel.self, Rollback.self, Recover.self, Log.self, Check.self, Admin.self,
         ]
     )
 }

@@ -10,7 +10,7 @@ import DeliveryCore
     import Foundation
 #endif
 
-/// The commands that change nothing: status, plan (the preflight), log.
+/// The commands that change nothing: status, plan (the preflight), log, check.
 extension DeliveryCtl {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -174,5 +174,66 @@ extension DeliveryCtl {
             let tenths = Int((value * 10).rounded())
             return "\(tenths / 10).\(tenths % 10)"
         }
+    }
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the server around the site: room in PHP-FPM's OPcache for its trees.",
+            discussion: """
+                Asks each PHP-FPM pool of the site (through its socket, as the web user) how many
+                scripts its OPcache holds, and sets that against production's PHP files in the five
+                trees a delivered site keeps. Prints what to change; exit 0 when nothing needs it, 3
+                when something does.
+                """)
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            var needsChange = false
+            options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
+                var room = try engine.opcacheRoom()
+                // Pools under one PHP-FPM master share its OPcache: the other sites count too.
+                let others = options.otherSitesRoom()
+                room.reports = room.reports.map { $0.sharing(with: others) }
+                needsChange = room.reports.contains { !$0.warnings.isEmpty }
+                if options.json {
+                    printJSON(room.reports)
+                    return
+                }
+                var lines: [String] = []
+                if room.reports.isEmpty && room.notRunning.isEmpty {
+                    lines.append(
+                        "No PHP-FPM pool is configured (phpFpmSockets): with mod_php, give Apache's PHP opcache.max_accelerated_files of at least 5 times the site's PHP files."
+                    )
+                }
+                for socket in room.notRunning { lines.append("PHP-FPM \(socket): not running, not checked") }
+                for report in room.reports {
+                    lines.append(report.summary)
+                    lines += report.warnings.map { "  Warning: \($0)" }
+                }
+                if !needsChange && !room.reports.isEmpty {
+                    lines.append("OPcache has room for every tree of this site.")
+                }
+                FileOutput.standardOutput(lines.joined(separator: "\n") + "\n")
+            }
+            if needsChange { throw ExitCode(3) }
+        }
+    }
+}
+
+extension GlobalOptions {
+    /// The OPcache room of every other site installed on this server (those that answer), for the
+    /// sites whose pools share one PHP-FPM master.
+    /// (A site named twice, by another path, shares its own sockets: `OPcacheRoom.sharing` skips them.)
+    func otherSitesRoom() -> [(site: String, room: OPcacheRoom)] {
+        let this = try? configurationPath()
+        var rooms: [(site: String, room: OPcacheRoom)] = []
+        for site in SiteDirectory.sites(base: base) where site.path != this {
+            guard let configuration = try? SiteConfiguration.load(from: site.path),
+                let other = try? DeliveryEngine(configuration: configuration),
+                let reports = try? other.opcacheRoom().reports
+            else { continue }
+            rooms += reports.map { (site.name, $0) }
+        }
+        return rooms
     }
 }
