@@ -89,7 +89,7 @@ public struct OPcacheRoom: Sendable, Codable, Equatable {
         var warnings: [String] = []
         if maxCachedKeys < keysNeededWithSharing {
             warnings.append(
-                "PHP-FPM's OPcache at \(socket) holds at most \(maxCachedKeys) scripts (opcache.max_accelerated_files=\(maxAcceleratedFiles)), but this site puts up to \(keysNeeded) into it (\(phpFiles) PHP files in each of \(Self.treesPerSite) trees)\(sharingText): when it runs out of keys, the first requests after a switch compile Moodle afresh (measured 2.6 to 5 times slower). Set opcache.max_accelerated_files=\(suggestedSetting) in PHP-FPM's php.ini or a conf.d file (e.g. /etc/php/8.2/fpm/conf.d/90-moodle-delivery.ini), and restart PHP-FPM."
+                "PHP-FPM's OPcache at \(socket) holds at most \(maxCachedKeys) scripts (opcache.max_accelerated_files=\(maxAcceleratedFiles)), but this site puts up to \(keysNeeded) into it (\(phpFiles) PHP files in each of \(Self.treesPerSite) trees)\(sharingText): when it runs out of keys, the first requests after a switch compile Moodle afresh (measured 2.6 to 5 times slower). Set opcache.max_accelerated_files=\(suggestedSetting) in a file of PHP-FPM's conf.d read after the others (e.g. /etc/php/8.2/fpm/conf.d/99-moodle-delivery.ini: the files are read in name order and the last setting wins), and restart PHP-FPM."
             )
         }
         if cacheFull || outOfMemoryRestarts > 0 {
