@@ -49,7 +49,10 @@ header('Cache-Control: no-store');
 try {
     $client = client_factory::for_user($USER, 10.0);
     $job = $client->job($jobid, max(0, $offset));
-    delivery_actions::observe($job);
+    if (($job['state'] ?? 'running') !== 'running') {
+        // The operation is in the helper's audit log now: into Moodle's logs with it, once.
+        delivery_actions::log_history($client);
+    }
     $steps = [];
     foreach ($job['steps'] ?? [] as $step) {
         $fraction = isset($step['fraction']) ? (float) $step['fraction'] : null;

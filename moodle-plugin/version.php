@@ -25,8 +25,8 @@
 defined('MOODLE_INTERNAL') || die();
 
 $plugin->component = 'tool_delivery';
-$plugin->version = 2026120300;
+$plugin->version = 2026120400;
 $plugin->requires = 2023042400;
 $plugin->supported = [402, 501];
 $plugin->maturity = MATURITY_ALPHA;
-$plugin->release = '0.3.2';
+$plugin->release = '0.4.0';

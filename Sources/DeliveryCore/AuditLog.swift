@@ -32,6 +32,9 @@ public struct AuditRecord: Sendable, Codable, Equatable {
     public var durationSeconds: Double
     public var errorCode: DeliveryError.Code?
     public var message: String
+    /// True when the operation put the database back to its snapshot (an emergency rollback, or
+    /// the automatic one after a failed upgrade); absent otherwise and in older records.
+    public var databaseRestored: Bool?
 }
 
 /// A child process as the audit log keeps it (no output: outputs may hold site data).

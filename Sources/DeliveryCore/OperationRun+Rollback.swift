@@ -226,6 +226,7 @@ extension OperationRun {
                 )
             }
             let seconds = System.monotonicSeconds() - started
+            databaseRestored = true
             try change { (state: inout DeliveryState) throws(DeliveryError) in
                 state.databaseAhead = false
                 state.upgradeRan = false

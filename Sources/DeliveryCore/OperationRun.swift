@@ -23,6 +23,8 @@ final class OperationRun: @unchecked Sendable {
     var webServerLag: DeliveryError?
     /// Set at the first change to the site or the state: a failure before it is a refusal.
     var mutated = false
+    /// Set once the database is back at its snapshot (for the audit record).
+    var databaseRestored = false
 
     init(
         id: String, request: OperationRequest, progress: @escaping @Sendable (ProgressEvent) -> Void,
@@ -220,7 +222,8 @@ final class OperationRun: @unchecked Sendable {
             securityCopy: [.secure, .runAll].contains(request.operation) ? request.securityCopy : nil,
             comment: request.comment, revisionBefore: revisionBefore, revisionAfter: revisionAfter,
             servedBefore: servedBefore, servedAfter: served, phaseAfter: phase, commands: recorder.summaries,
-            durationSeconds: System.monotonicSeconds() - startedMonotonic, errorCode: error?.code, message: message)
+            durationSeconds: System.monotonicSeconds() - startedMonotonic, errorCode: error?.code, message: message,
+            databaseRestored: databaseRestored ? true : nil)
         do {
             try engine.audit.append(record)
         } catch {

@@ -141,6 +141,8 @@ for type in "${types[@]}"; do
   check "$type: rollback --restore-database succeeds" runs 0 "$deliveryctl" rollback --restore-database
   check "$type: the backup copy serves" equals backup served
   check "$type: the database version is back" equals 2024100700.00 db_version
+  check "$type: the audit record says the database was restored (the plugin logs it to Moodle)" \
+    equals "rollback true" php -r '$r = json_decode(stream_get_contents(STDIN), true)[0]; echo $r["operation"], " ", var_export($r["databaseRestored"] ?? null, true);' < <("$deliveryctl" log --limit 1 --json)
   check "$type: the upgrade's table is gone" no_table mdl_local_foo_items
   check "$type: what users wrote after the snapshot is gone (as the confirmation said)" equals 0 sql "SELECT count(*) FROM mdl_forum_posts WHERE message = 'written after the delivery'"
   check "$type: maintenance mode is off" maintenance_off

@@ -68,6 +68,32 @@ abstract class delivery_event extends \core\event\base {
     }
 
     /**
+     * The event's data for one record of the helper's audit log: the Moodle user who started the
+     * operation when it came from Moodle (else none: deliveryctl or the emergency console), and
+     * what the record says in `other`.
+     *
+     * @param array $record The helper's audit record.
+     * @return array The data for create().
+     */
+    protected static function from_record(array $record): array {
+        $actor = is_array($record['actor'] ?? null) ? $record['actor'] : [];
+        $userid = isset($actor['moodleUserId']) ? (int) $actor['moodleUserId'] : 0;
+        return [
+            'userid' => $userid,
+            'other' => [
+                'operation' => (string) ($record['operation'] ?? ''),
+                'job' => (string) ($record['id'] ?? ''),
+                'result' => (string) ($record['result'] ?? ''),
+                'actor' => (string) ($actor['name'] ?? ''),
+                'source' => (string) ($actor['source'] ?? ''),
+                'started' => (string) ($record['time'] ?? ''),
+                'phase' => (string) ($record['phaseAfter'] ?? ''),
+                'errorcode' => (string) ($record['errorCode'] ?? ''),
+            ],
+        ];
+    }
+
+    /**
      * No other member names a Moodle record.
      *
      * @return bool False.

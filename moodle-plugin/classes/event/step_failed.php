@@ -15,23 +15,18 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
- * Event step_failed: a delivery step started from Moodle failed or was refused by the helper.
- *
- * @package    tool_delivery
- * @copyright  2026 moodle-delivery contributors
- * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
- */
-
-namespace tool_delivery\event;
-
-/**
- * Event step_failed: a delivery step started from Moodle failed or was refused by the helper.
+ * Event step_failed: a delivery operation failed or was refused, whoever started it (history_sync).
  *
  * @property-read array $other {
- *      Extra information about the event.
+ *      Extra information about the event (delivery_event::from_record).
  *      - string operation: the operation.
  *      - string job: the helper's job id.
- *      - string errorcode: the helper's stable error code.
+ *      - string result: failed or refused (a refusal changed nothing).
+ *      - string actor: who started it, as the helper names them.
+ *      - string source: where it was started (moodle, cli, console).
+ *      - string started: when it started (ISO 8601).
+ *      - string phase: the site's phase afterwards.
+ *      - string errorcode: the helper's error code.
  * }
  *
  * @package    tool_delivery
@@ -39,21 +34,14 @@ namespace tool_delivery\event;
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 class step_failed extends delivery_event {
-    /** @var string[] The members `other` must hold. */
-    protected const REQUIRED_OTHER = ['operation', 'job', 'errorcode'];
     /**
-     * Makes the event for a helper job.
+     * Makes the event for one record of the helper's audit log.
      *
-     * @param string $operation The operation.
-     * @param string $jobid The helper's job id.
-     * @param string $errorcode The helper's error code.
+     * @param array $record The record.
      * @return self The event, to trigger.
      */
-    public static function create_from_job(string $operation, string $jobid, string $errorcode): self {
-        // The context is the system's, set in init(): passing it again makes Moodle complain.
-        return self::create([
-            'other' => ['operation' => $operation, 'job' => $jobid, 'errorcode' => $errorcode],
-        ]);
+    public static function create_from_record(array $record): self {
+        return self::create(self::from_record($record));
     }
 
     /**
@@ -71,7 +59,8 @@ class step_failed extends delivery_event {
      * @return string The description.
      */
     public function get_description() {
-        return "The delivery operation '{$this->other['operation']}' started by the user with id '{$this->userid}' "
-            . "failed with '{$this->other['errorcode']}' (helper job '{$this->other['job']}').";
+        return "The delivery operation '{$this->other['operation']}' started by '{$this->other['actor']}' "
+            . "({$this->other['source']}) ended '{$this->other['result']}' with '{$this->other['errorcode']}' "
+            . "(helper job '{$this->other['job']}').";
     }
 }

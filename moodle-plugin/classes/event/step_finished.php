@@ -15,23 +15,18 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
- * Event step_finished: a delivery step started from Moodle succeeded.
- *
- * @package    tool_delivery
- * @copyright  2026 moodle-delivery contributors
- * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
- */
-
-namespace tool_delivery\event;
-
-/**
- * Event step_finished: a delivery step started from Moodle succeeded.
+ * Event step_finished: a delivery operation succeeded, whoever started it (history_sync).
  *
  * @property-read array $other {
- *      Extra information about the event.
+ *      Extra information about the event (delivery_event::from_record).
  *      - string operation: the operation.
  *      - string job: the helper's job id.
+ *      - string result: succeeded.
+ *      - string actor: who started it, as the helper names them.
+ *      - string source: where it was started (moodle, cli, console).
+ *      - string started: when it started (ISO 8601).
  *      - string phase: the site's phase afterwards.
+ *      - string errorcode: ''.
  * }
  *
  * @package    tool_delivery
@@ -40,18 +35,13 @@ namespace tool_delivery\event;
  */
 class step_finished extends delivery_event {
     /**
-     * Makes the event for a helper job.
+     * Makes the event for one record of the helper's audit log.
      *
-     * @param string $operation The operation.
-     * @param string $jobid The helper's job id.
-     * @param string $phase The site's phase afterwards.
+     * @param array $record The record.
      * @return self The event, to trigger.
      */
-    public static function create_from_job(string $operation, string $jobid, string $phase = ''): self {
-        // The context is the system's, set in init(): passing it again makes Moodle complain.
-        return self::create([
-            'other' => ['operation' => $operation, 'job' => $jobid, 'phase' => $phase],
-        ]);
+    public static function create_from_record(array $record): self {
+        return self::create(self::from_record($record));
     }
 
     /**
@@ -69,7 +59,8 @@ class step_finished extends delivery_event {
      * @return string The description.
      */
     public function get_description() {
-        return "The delivery operation '{$this->other['operation']}' started by the user with id '{$this->userid}' "
-            . "succeeded (helper job '{$this->other['job']}'; the site is now '{$this->other['phase']}').";
+        return "The delivery operation '{$this->other['operation']}' started by '{$this->other['actor']}' "
+            . "({$this->other['source']}) succeeded (helper job '{$this->other['job']}'; the site is now "
+            . "'{$this->other['phase']}').";
     }
 }

@@ -25,8 +25,6 @@
 namespace tool_delivery\local;
 
 use tool_delivery\event\rollback_requested;
-use tool_delivery\event\step_failed;
-use tool_delivery\event\step_finished;
 use tool_delivery\event\step_started;
 
 /**
@@ -85,7 +83,6 @@ final class delivery_actions {
      * @throws helper_exception When the helper refuses or cannot be reached.
      */
     public static function start(helper_client $client, string $action, array $options): string {
-        global $SESSION;
         if (!self::offers($action)) {
             throw new \invalid_parameter_exception('unknown action');
         }
@@ -110,10 +107,6 @@ final class delivery_actions {
         } else {
             step_started::create_from_job($action, $jobid, $request['comment'] ?? '')->trigger();
         }
-        if (!isset($SESSION->tool_delivery_jobs) || !is_array($SESSION->tool_delivery_jobs)) {
-            $SESSION->tool_delivery_jobs = [];
-        }
-        $SESSION->tool_delivery_jobs[$jobid] = $action;
         return $jobid;
     }
 
@@ -193,22 +186,17 @@ final class delivery_actions {
     }
 
     /**
-     * Logs the end of a job started in this session, once.
+     * Brings the helper's audit log into Moodle's logs (history_sync): each operation, from Moodle
+     * or not, once. Best effort: a helper that does not answer leaves it to the next view or the
+     * scheduled task.
      *
-     * @param array $job The helper's job.
+     * @param helper_client $client The helper.
      */
-    public static function observe(array $job): void {
-        global $SESSION;
-        $jobid = (string) ($job['id'] ?? '');
-        if (($job['state'] ?? 'running') === 'running' || !isset($SESSION->tool_delivery_jobs[$jobid])) {
-            return;
-        }
-        $operation = (string) ($job['operation'] ?? $SESSION->tool_delivery_jobs[$jobid]);
-        unset($SESSION->tool_delivery_jobs[$jobid]);
-        if ($job['state'] === 'succeeded') {
-            step_finished::create_from_job($operation, $jobid, (string) ($job['result']['phase'] ?? ''))->trigger();
-        } else {
-            step_failed::create_from_job($operation, $jobid, (string) ($job['error']['code'] ?? 'internal'))->trigger();
+    public static function log_history(helper_client $client): void {
+        try {
+            (new history_sync($client))->run_locked();
+        } catch (helper_exception $error) {
+            debugging('tool_delivery: the helper history was not logged: ' . $error->getMessage(), DEBUG_DEVELOPER);
         }
     }
 
