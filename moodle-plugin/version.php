@@ -25,7 +25,7 @@
 defined('MOODLE_INTERNAL') || die();
 
 $plugin->component = 'tool_delivery';
-$plugin->version = 2026120400;
+$plugin->version = 2026120401;
 $plugin->requires = 2023042400;
 $plugin->supported = [402, 501];
 $plugin->maturity = MATURITY_ALPHA;
