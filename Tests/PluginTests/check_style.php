@@ -59,6 +59,15 @@ foreach ($files as $file) {
     $isplugin = str_contains($path, 'moodle-plugin/');
     $guard = str_contains($text, "defined('MOODLE_INTERNAL') || die();");
     $standaloneguard = str_contains($text, "defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();");
+    if ($isplugin && str_starts_with($relative, 'classes/')) {
+        // Moodle's autoloader finds tool_delivery\<folder>\<file> in classes/<folder>/<file>.php.
+        $namespace = 'tool_delivery' . str_replace('/', '\\', substr(dirname($relative), strlen('classes')));
+        $class = basename($relative, '.php');
+        if (!preg_match('/^namespace ' . preg_quote($namespace, '/') . ';$/m', $text)
+                || !preg_match('/^(final |abstract )?(class|interface|trait) ' . preg_quote($class, '/') . '\b/m', $text)) {
+            $report($path, "must declare {$namespace}\\{$class} (Moodle's autoloader looks for it there)");
+        }
+    }
     if ($isplugin) {
         if (in_array($relative, $entrypoints, true)) {
             if ($guard || $standaloneguard) {

@@ -15,6 +15,16 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
+ * Event step_finished: a delivery operation succeeded, whoever started it.
+ *
+ * @package    tool_delivery
+ * @copyright  2026 moodle-delivery contributors
+ * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+namespace tool_delivery\event;
+
+/**
  * Event step_finished: a delivery operation succeeded, whoever started it (history_sync).
  *
  * @property-read array $other {
