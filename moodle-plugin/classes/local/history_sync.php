@@ -53,8 +53,8 @@ final class history_sync {
     /** @var int The most records one run reads (older ones are left: they were logged before). */
     private const MOST = 1000;
 
-    /** @var helper_client The helper. */
-    private helper_client $client;
+    /** @var \Closure Reads one page of the helper's audit log: (int $limit, int $offset): array, newest first. */
+    private \Closure $pages;
 
     /** @var \Closure Receives each new record, oldest first: triggers its events. */
     private \Closure $emit;
@@ -62,11 +62,14 @@ final class history_sync {
     /**
      * Makes the synchroniser.
      *
-     * @param helper_client $client The helper.
+     * @param helper_client|\Closure $history The helper, or what reads a page of its audit log
+     *        (int $limit, int $offset): array, newest first.
      * @param \Closure|null $emit Receives each new record (array), oldest first; default: its Moodle events.
      */
-    public function __construct(helper_client $client, ?\Closure $emit = null) {
-        $this->client = $client;
+    public function __construct(helper_client|\Closure $history, ?\Closure $emit = null) {
+        $this->pages = $history instanceof helper_client
+            ? fn(int $limit, int $offset): array => $history->history($limit, $offset)
+            : $history;
         $this->emit = $emit ?? \Closure::fromCallable([self::class, 'trigger_events']);
     }
 
@@ -103,7 +106,7 @@ final class history_sync {
         $lastid = (string) get_config('tool_delivery', 'historylastid');
         $fresh = [];
         for ($offset = 0; $offset < self::MOST; $offset += self::PAGE) {
-            $records = $this->client->history(self::PAGE, $offset);
+            $records = ($this->pages)(self::PAGE, $offset);
             [$new, $done] = self::newer($records, $lastid, $since);
             $fresh = array_merge($fresh, $new);
             if ($done || count($records) < self::PAGE) {

@@ -25,6 +25,7 @@
 namespace tool_delivery\task;
 
 use tool_delivery\local\client_factory;
+use tool_delivery\local\helper_exception;
 use tool_delivery\local\history_sync;
 
 /**
@@ -53,7 +54,7 @@ class sync_history extends \core\task\scheduled_task {
         try {
             $logged = (new history_sync(client_factory::for_user(get_admin())))->run_locked();
             mtrace("tool_delivery: {$logged} operation(s) of the helper logged");
-        } catch (\moodle_exception $error) {
+        } catch (helper_exception $error) {
             mtrace('tool_delivery: the helper did not answer (' . $error->getMessage() . '); the next run catches up');
         }
     }
