@@ -52,12 +52,7 @@ public struct PreflightReport: Sendable, Codable, Equatable {
     /// Problems that do not block the restore but that the administrator should read.
     public var warnings: [String] = []
 
-    /// True when something must stop the restore.
-    public var blocking: Bool {
-        !lintErrors.isEmpty || !conflictMarkers.isEmpty || versionChanges.contains { $0.backwards }
-            || !missingFiles.isEmpty || inconsistentComponents.contains { $0.blocking }
-            || phpVersion?.satisfied == false || snapshotSpace?.enough == false
-    }
+    // What blocks: `blockers` and `blocking` (PreflightBlockers.swift).
 
     /// One sentence on what blocks, for the refusal.
     public var blockingSummary: String {

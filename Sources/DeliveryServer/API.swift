@@ -161,7 +161,7 @@ final class API: Sendable {
             throw APIError(.busy, "a check (preflight) is already running; retry in a moment")
         }
         defer { preflightRunning.withLock { $0 = false } }
-        return .json(200, try engineCall { () throws(DeliveryError) in try engine.plan() })
+        return .json(200, try engineCall { () throws(DeliveryError) in try engine.plan() }.withVerdict)
     }
 
     private func status() throws(APIError) -> Response {

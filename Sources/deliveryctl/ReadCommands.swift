@@ -87,7 +87,7 @@ extension DeliveryCtl {
             options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
                 let report = try engine.plan()
                 if options.json {
-                    printJSON(report)
+                    printJSON(report.withVerdict)
                 } else {
                     var lines = [
                         "Compared with the backup copy: \(report.added.count) added, \(report.changed.count) changed, \(report.removed.count) removed."

@@ -180,7 +180,7 @@ final class HelperClientTest extends \PHPUnit\Framework\TestCase {
             $this->assertSame([], $report[$name], $name);
         }
         $this->assertIsArray($report['warnings']);
-        $this->assertArrayNotHasKey('blocking', $report, 'the helper does not send blocking: the plugin computes it');
+        $this->assertSame([false, []], [$report['blocking'], $report['blockers']], 'the helper says nothing blocks');
         $this->assertTrue($report['phpVersion']['satisfied']);
         $this->assertSame([], preflight_verdict::reasons($report));
         $this->assertFalse(preflight_verdict::blocking($report));
@@ -220,6 +220,8 @@ final class HelperClientTest extends \PHPUnit\Framework\TestCase {
         $this->assertSame(['mod/forum/locallib.php'], $report['untrackedFiles']);
         $this->assertNotEmpty($report['localModifications']);
 
+        $this->assertTrue($report['blocking'], 'the helper says it blocks');
+        $this->assertSame(['lint', 'conflicts', 'backwards', 'missing'], array_column($report['blockers'], 'code'));
         $this->assertTrue(preflight_verdict::blocking($report));
         $reasons = preflight_verdict::reasons($report);
         $this->assertSame(['lint', 'conflicts', 'backwards', 'missing'], array_column($reasons, 'reason'));

@@ -86,6 +86,14 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
                 'databaseBytes' => 41100000, 'enough' => false],
             'phpVersion' => ['current' => '8.0.30', 'required' => '8.1.0', 'satisfied' => false],
             'warnings' => ['25 files are not under version control'],
+            'blocking' => true,
+            'blockers' => [['code' => 'lint', 'count' => 1], ['code' => 'conflicts', 'count' => 1],
+                ['code' => 'backwards', 'component' => '', 'before' => '2024100700', 'after' => '2024100600'],
+                ['code' => 'missing', 'count' => 1],
+                ['code' => 'inconsistent', 'component' => 'local/foo', 'detail' => 'needs Moodle 5.1'],
+                ['code' => 'php', 'current' => '8.0.30', 'required' => '8.1.0'],
+                ['code' => 'space', 'directory' => '/var/lib/deliveryd/snapshots', 'availableBytes' => 20000000,
+                    'databaseBytes' => 41100000]],
         ];
         $context = (new preflight($report, null, 1764094000))->export_for_template(new renderer_base());
         $this->assertFalse($context['failed']);
@@ -182,6 +190,8 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
         $this->assertStringNotContainsString('data-verdict="ready"', $html);
 
         $report['lintErrors'] = [['file' => 'a.php', 'line' => 1, 'message' => 'Parse error']];
+        $report['blocking'] = true;
+        $report['blockers'] = [['code' => 'lint', 'count' => 1]];
         $context = (new preflight($report, null, null, []))->export_for_template(new renderer_base());
         $this->assertTrue($context['report']['norestore']);
         $this->assertFalse($context['report']['blocked']);
@@ -198,6 +208,8 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
             $this->assertStringContainsString('data-verdict="blocked"', $this->render('preflight', $context));
         }
         unset($report['lintErrors']);
+        $report['blocking'] = false;
+        $report['blockers'] = [];
         $context = (new preflight($report, null, null, ['restore']))->export_for_template(new renderer_base());
         $this->assertTrue($context['report']['ready']);
         $this->assertStringContainsString('data-verdict="ready"', $this->render('preflight', $context));

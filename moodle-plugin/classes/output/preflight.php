@@ -151,6 +151,8 @@ class preflight implements renderable, templatable {
                     'available' => delivery_actions::format_size($reason['available']),
                     'database' => delivery_actions::format_size($reason['database']),
                 ]);
+            case 'unknown':
+                return get_string('preflight:reason:unknown', 'tool_delivery', $reason['code']);
             default:
                 // Lint errors, conflict markers, missing files: a count.
                 return get_string('preflight:reason:' . $reason['reason'], 'tool_delivery', $reason['count'] ?? 0);

@@ -195,6 +195,7 @@ $string['preflight:reason:inconsistent'] = '{$a->component} is inconsistent: {$a
 $string['preflight:reason:lint'] = 'PHP syntax errors: {$a}';
 $string['preflight:reason:missing'] = 'tracked files missing from production: {$a}';
 $string['preflight:reason:space'] = 'Not enough free space for the database snapshot in {$a->directory}: {$a->available} free, the database takes {$a->database}.';
+$string['preflight:reason:unknown'] = 'The helper reports a problem this page has no words for (code {$a}): see deliveryctl plan on the server.';
 $string['preflight:section:added'] = 'Added files';
 $string['preflight:section:changed'] = 'Changed files';
 $string['preflight:section:conflicts'] = 'Conflict markers';

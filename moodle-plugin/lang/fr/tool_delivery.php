@@ -195,6 +195,7 @@ $string['preflight:reason:inconsistent'] = '{$a->component} est incohérent : {$
 $string['preflight:reason:lint'] = 'erreurs de syntaxe PHP : {$a}';
 $string['preflight:reason:missing'] = 'fichiers suivis absents de la production : {$a}';
 $string['preflight:reason:space'] = 'Pas assez d\'espace libre pour l\'instantané de la base dans {$a->directory} : {$a->available} libres, la base occupe {$a->database}.';
+$string['preflight:reason:unknown'] = 'Le service de livraison signale un problème que cette page ne sait pas décrire (code {$a}) : voir deliveryctl plan sur le serveur.';
 $string['preflight:section:added'] = 'Fichiers ajoutés';
 $string['preflight:section:changed'] = 'Fichiers modifiés';
 $string['preflight:section:conflicts'] = 'Marqueurs de conflit';
