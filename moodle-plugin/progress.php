@@ -77,8 +77,11 @@ try {
         'nextoffset' => (int) ($job['nextOffset'] ?? $offset),
         'totallines' => (int) ($job['totalLines'] ?? 0),
         'truncated' => !empty($job['truncated']),
-        'statusline' => get_string('progress:running', 'tool_delivery',
-            get_string(delivery_actions::operation_key((string) $job['operation']), 'tool_delivery')),
+        'statusline' => get_string(
+            'progress:running',
+            'tool_delivery',
+            get_string(delivery_actions::operation_key((string) $job['operation']), 'tool_delivery')
+        ),
     ];
     // The site's state as it is now: the banner is drawn again, and the buttons follow it once
     // the job has ended.

@@ -26,7 +26,7 @@ defined('MOODLE_INTERNAL') || die();
 
 $plugin->component = 'tool_delivery';
 $plugin->version = 2026120401;
-$plugin->requires = 2023042400;
-$plugin->supported = [402, 501];
+$plugin->requires = 2024042200;
+$plugin->supported = [404, 405];
 $plugin->maturity = MATURITY_ALPHA;
 $plugin->release = '0.4.0';

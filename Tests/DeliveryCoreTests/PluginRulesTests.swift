@@ -34,7 +34,6 @@ struct PluginRulesTests {
             "a/" + String(repeating: "b", count: 253),
         ]
         let script = """
-            define('TOOL_DELIVERY_STANDALONE', true);
             require('\(Self.path)');
             foreach (json_decode($argv[1]) as $path) {
                 echo \\tool_delivery\\local\\helper_rules::is_component_path($path) ? '1' : '0';
@@ -111,8 +110,6 @@ enum PluginRules {
              */
 
             namespace tool_delivery\\local;
-
-            defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
 
             /**
              * The helper's rules, as the plugin applies them before it asks (generated, see above).

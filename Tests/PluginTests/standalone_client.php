@@ -24,10 +24,6 @@
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 
-if (!defined('TOOL_DELIVERY_STANDALONE')) {
-    define('TOOL_DELIVERY_STANDALONE', true);
-}
-
 foreach (['helper_rules', 'helper_exception', 'transport_exception', 'fastcgi_response', 'fastcgi_client',
         'request_signer', 'helper_client', 'preflight_verdict', 'human_units'] as $classname) {
     require_once(dirname(__DIR__, 2) . '/moodle-plugin/classes/local/' . $classname . '.php');

@@ -88,20 +88,32 @@ class helper_reachable extends check {
             return new result(result::OK, get_string('check:ok', 'tool_delivery', $phase));
         } catch (transport_exception $error) {
             $status = $error->is_down() ? result::CRITICAL : result::ERROR;
-            return new result($status, get_string('check:down', 'tool_delivery', s($socket)),
-                s($error->getMessage()) . '<br>' . get_string('helperdown:finish', 'tool_delivery',
-                    \tool_delivery\local\client_factory::cli_site_option()));
+            return new result(
+                $status,
+                get_string('check:down', 'tool_delivery', s($socket)),
+                s($error->getMessage()) . '<br>' . get_string(
+                    'helperdown:finish',
+                    'tool_delivery',
+                    \tool_delivery\local\client_factory::cli_site_option()
+                )
+            );
         } catch (helper_exception $error) {
             $keyerrors = [request_signer::KEY_UNREADABLE, request_signer::KEY_SHORT, 'bad_signature', 'unauthenticated'];
             if ($error->errorcode === 'peer_refused') {
                 return new result(result::CRITICAL, get_string('check:peerrefused', 'tool_delivery'), s($error->getMessage()));
             }
             if (in_array($error->errorcode, $keyerrors, true)) {
-                return new result(result::CRITICAL, get_string('check:wrongkey', 'tool_delivery',
-                    s(client_factory::key_file())), s($error->getMessage()));
+                return new result(result::CRITICAL, get_string(
+                    'check:wrongkey',
+                    'tool_delivery',
+                    s(client_factory::key_file())
+                ), s($error->getMessage()));
             }
-            return new result(result::ERROR, get_string('check:error', 'tool_delivery', s($error->errorcode)),
-                s($error->getMessage()));
+            return new result(
+                result::ERROR,
+                get_string('check:error', 'tool_delivery', s($error->errorcode)),
+                s($error->getMessage())
+            );
         }
     }
 }

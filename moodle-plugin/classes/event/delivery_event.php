@@ -15,7 +15,7 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
- * Event step_started: an admin started a delivery step (or run all, or cancel) with the helper.
+ * The delivery events' common base: system context, the delivery page, the helper job in `other`.
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors

@@ -118,8 +118,10 @@ final class delivery_actions {
      * @return bool True for a refusal.
      */
     public static function is_refusal(array $job): bool {
-        if (($job['state'] ?? 'running') !== 'failed'
-                || !in_array((string) ($job['error']['code'] ?? ''), helper_rules::REFUSALS, true)) {
+        if (
+            ($job['state'] ?? 'running') !== 'failed'
+                || !in_array((string) ($job['error']['code'] ?? ''), helper_rules::REFUSALS, true)
+        ) {
             return false;
         }
         foreach ($job['steps'] ?? [] as $step) {
@@ -167,8 +169,11 @@ final class delivery_actions {
             'refused' => false,
             'message' => $message,
             'detail' => $succeeded ? '' : $detail,
-            'served' => $served === '' ? '' : get_string('progress:served', 'tool_delivery',
-                get_string('copy:' . $served, 'tool_delivery')),
+            'served' => $served === '' ? '' : get_string(
+                'progress:served',
+                'tool_delivery',
+                get_string('copy:' . $served, 'tool_delivery')
+            ),
             'next' => $phase === '' ? '' : get_string('next:' . str_replace('_', '', $phase), 'tool_delivery'),
             'reload' => $reload,
         ];

@@ -24,8 +24,6 @@
 
 namespace tool_delivery\local;
 
-defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
-
 /**
  * A minimal FastCGI 1.0 client for one responder request per connection over a unix socket.
  *
@@ -95,8 +93,12 @@ final class fastcgi_client {
      * @param float $timeout Seconds allowed for the whole exchange.
      * @param int $maxresponsebytes The most bytes accepted in the answer.
      */
-    public function __construct(string $socketpath, float $connecttimeout = 3.0, float $timeout = 20.0,
-            int $maxresponsebytes = 8388608) {
+    public function __construct(
+        string $socketpath,
+        float $connecttimeout = 3.0,
+        float $timeout = 20.0,
+        int $maxresponsebytes = 8388608
+    ) {
         $this->socketpath = $socketpath;
         $this->connecttimeout = $connecttimeout;
         $this->timeout = $timeout;
@@ -141,15 +143,19 @@ final class fastcgi_client {
     private function connect() {
         $path = $this->socketpath;
         if ($path === '' || $path[0] !== '/' || strlen($path) > 107 || str_contains($path, "\0")) {
-            throw new transport_exception(transport_exception::MISSING,
-                "the helper socket path '{$path}' is not an absolute path of at most 107 bytes");
+            throw new transport_exception(
+                transport_exception::MISSING,
+                "the helper socket path '{$path}' is not an absolute path of at most 107 bytes"
+            );
         }
         clearstatcache(true, $path);
         if (!file_exists($path)) {
             $folder = dirname($path);
             if (is_dir($folder) && !is_executable($folder)) {
-                throw new transport_exception(transport_exception::DENIED,
-                    "the web server user may not enter {$folder}, where the helper socket is");
+                throw new transport_exception(
+                    transport_exception::DENIED,
+                    "the web server user may not enter {$folder}, where the helper socket is"
+                );
             }
             throw new transport_exception(transport_exception::MISSING, "there is no helper socket at {$path}");
         }
@@ -158,23 +164,34 @@ final class fastcgi_client {
         }
         $errno = 0;
         $errstr = '';
-        $socket = @stream_socket_client('unix://' . $path, $errno, $errstr, $this->connecttimeout,
-            STREAM_CLIENT_CONNECT);
+        $socket = @stream_socket_client(
+            'unix://' . $path,
+            $errno,
+            $errstr,
+            $this->connecttimeout,
+            STREAM_CLIENT_CONNECT
+        );
         if ($socket === false) {
             $lower = strtolower($errstr);
             if ($errno === 13 || str_contains($lower, 'permission denied')) {
-                throw new transport_exception(transport_exception::DENIED,
-                    "the web server user may not open the helper socket {$path} ({$errstr})");
+                throw new transport_exception(
+                    transport_exception::DENIED,
+                    "the web server user may not open the helper socket {$path} ({$errstr})"
+                );
             }
             if ($errno === 110 || str_contains($lower, 'timed out')) {
-                throw new transport_exception(transport_exception::TIMEOUT,
-                    "the helper socket {$path} did not accept the connection in time");
+                throw new transport_exception(
+                    transport_exception::TIMEOUT,
+                    "the helper socket {$path} did not accept the connection in time"
+                );
             }
             if ($errno === 2 || str_contains($lower, 'no such file')) {
                 throw new transport_exception(transport_exception::MISSING, "there is no helper socket at {$path}");
             }
-            throw new transport_exception(transport_exception::REFUSED,
-                "the helper does not answer on {$path} ({$errstr})");
+            throw new transport_exception(
+                transport_exception::REFUSED,
+                "the helper does not answer on {$path} ({$errstr})"
+            );
         }
         stream_set_blocking($socket, true);
         return $socket;
@@ -269,8 +286,10 @@ final class fastcgi_client {
             $count = @fwrite($socket, substr($bytes, $written, 65536));
             if ($count === false || $count === 0) {
                 if (stream_get_meta_data($socket)['timed_out']) {
-                    throw new transport_exception(transport_exception::TIMEOUT,
-                        'the helper did not take the request in time');
+                    throw new transport_exception(
+                        transport_exception::TIMEOUT,
+                        'the helper did not take the request in time'
+                    );
                 }
                 return;
             }
@@ -292,8 +311,10 @@ final class fastcgi_client {
         while (true) {
             $header = unpack('Cversion/Ctype/nid/nlength/Cpadding', $this->read_exact($socket, 8, $deadline));
             if ($header['version'] !== self::VERSION) {
-                throw new transport_exception(transport_exception::PROTOCOL,
-                    'the helper socket does not speak FastCGI');
+                throw new transport_exception(
+                    transport_exception::PROTOCOL,
+                    'the helper socket does not speak FastCGI'
+                );
             }
             $content = $this->read_exact($socket, $header['length'] + $header['padding'], $deadline);
             $content = substr($content, 0, $header['length']);
@@ -310,14 +331,18 @@ final class fastcgi_client {
                     break;
                 case self::END_REQUEST:
                     if (strlen($content) < 5) {
-                        throw new transport_exception(transport_exception::PROTOCOL,
-                            'the helper sent a short FCGI_END_REQUEST');
+                        throw new transport_exception(
+                            transport_exception::PROTOCOL,
+                            'the helper sent a short FCGI_END_REQUEST'
+                        );
                     }
                     $end = unpack('Nappstatus/Cprotocolstatus', $content);
                     if ($end['protocolstatus'] !== 0) {
                         $reason = self::PROTOCOL_STATUSES[$end['protocolstatus']] ?? 'unknown status';
-                        throw new transport_exception(transport_exception::PROTOCOL,
-                            "the helper refused the FastCGI request ({$reason})");
+                        throw new transport_exception(
+                            transport_exception::PROTOCOL,
+                            "the helper refused the FastCGI request ({$reason})"
+                        );
                     }
                     return fastcgi_response::parse($stdout, $stderr, $end['appstatus']);
                 case self::ABORT_REQUEST:
@@ -327,8 +352,10 @@ final class fastcgi_client {
                     break;
             }
             if (strlen($stdout) + strlen($stderr) > $this->maxresponsebytes) {
-                throw new transport_exception(transport_exception::PROTOCOL,
-                    "the helper's answer is larger than {$this->maxresponsebytes} bytes");
+                throw new transport_exception(
+                    transport_exception::PROTOCOL,
+                    "the helper's answer is larger than {$this->maxresponsebytes} bytes"
+                );
             }
         }
     }
@@ -349,12 +376,16 @@ final class fastcgi_client {
             $chunk = @fread($socket, $length - strlen($bytes));
             if ($chunk === false || $chunk === '') {
                 if (stream_get_meta_data($socket)['timed_out']) {
-                    throw new transport_exception(transport_exception::TIMEOUT,
-                        "the helper did not answer within {$this->timeout} seconds");
+                    throw new transport_exception(
+                        transport_exception::TIMEOUT,
+                        "the helper did not answer within {$this->timeout} seconds"
+                    );
                 }
                 if (feof($socket) || $chunk === false) {
-                    throw new transport_exception(transport_exception::PROTOCOL,
-                        'the helper closed the connection before the end of its answer');
+                    throw new transport_exception(
+                        transport_exception::PROTOCOL,
+                        'the helper closed the connection before the end of its answer'
+                    );
                 }
                 continue;
             }
@@ -373,8 +404,10 @@ final class fastcgi_client {
     private function arm_timeout($socket, float $deadline): void {
         $left = $deadline - microtime(true);
         if ($left <= 0) {
-            throw new transport_exception(transport_exception::TIMEOUT,
-                "the helper did not answer within {$this->timeout} seconds");
+            throw new transport_exception(
+                transport_exception::TIMEOUT,
+                "the helper did not answer within {$this->timeout} seconds"
+            );
         }
         $seconds = (int) floor($left);
         stream_set_timeout($socket, $seconds, (int) (($left - $seconds) * 1000000));

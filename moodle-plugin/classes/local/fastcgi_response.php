@@ -24,8 +24,6 @@
 
 namespace tool_delivery\local;
 
-defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
-
 /**
  * A FastCGI responder's answer: the CGI status and headers, the body and what came on stderr.
  *
@@ -75,23 +73,29 @@ final class fastcgi_response {
             $separator = 2;
         }
         if ($end === false) {
-            throw new transport_exception(transport_exception::PROTOCOL,
-                'the helper answered without CGI headers');
+            throw new transport_exception(
+                transport_exception::PROTOCOL,
+                'the helper answered without CGI headers'
+            );
         }
         $headers = [];
         foreach (preg_split('/\r?\n/', substr($stdout, 0, $end)) as $line) {
             $colon = strpos($line, ':');
             if ($colon === false || $colon === 0) {
-                throw new transport_exception(transport_exception::PROTOCOL,
-                    'the helper answered a malformed CGI header');
+                throw new transport_exception(
+                    transport_exception::PROTOCOL,
+                    'the helper answered a malformed CGI header'
+                );
             }
             $headers[strtolower(trim(substr($line, 0, $colon)))] = trim(substr($line, $colon + 1));
         }
         $status = 200;
         if (isset($headers['status'])) {
             if (!preg_match('/^([1-5][0-9][0-9])(\s|$)/', $headers['status'], $matches)) {
-                throw new transport_exception(transport_exception::PROTOCOL,
-                    'the helper answered a malformed Status header');
+                throw new transport_exception(
+                    transport_exception::PROTOCOL,
+                    'the helper answered a malformed Status header'
+                );
             }
             $status = (int) $matches[1];
         }

@@ -24,8 +24,6 @@
 
 namespace tool_delivery\local;
 
-defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
-
 /**
  * The delivery helper's API: status, preflight, operations, jobs and history (docs/protocol.md).
  *
@@ -240,8 +238,10 @@ class helper_client {
         $response = $this->transport->request($params, $body);
         $decoded = json_decode($response->body, true, 64);
         if (!is_array($decoded)) {
-            throw new transport_exception(transport_exception::PROTOCOL,
-                "the helper answered {$response->status} without a JSON object");
+            throw new transport_exception(
+                transport_exception::PROTOCOL,
+                "the helper answered {$response->status} without a JSON object"
+            );
         }
         if ($response->status === $expected) {
             return $decoded;

@@ -24,8 +24,6 @@
 
 namespace tool_delivery\local;
 
-defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
-
 /**
  * An error answered by the delivery helper, or met on the way to it.
  *
@@ -60,8 +58,13 @@ class helper_exception extends \RuntimeException {
      * @param array $details Further members of the helper's error object.
      * @param \Throwable|null $previous The cause.
      */
-    public function __construct(string $errorcode, string $message, int $status = 0, array $details = [],
-            ?\Throwable $previous = null) {
+    public function __construct(
+        string $errorcode,
+        string $message,
+        int $status = 0,
+        array $details = [],
+        ?\Throwable $previous = null
+    ) {
         parent::__construct($message, 0, $previous);
         $this->errorcode = $errorcode;
         $this->status = $status;

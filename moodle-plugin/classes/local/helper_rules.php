@@ -28,8 +28,6 @@
 
 namespace tool_delivery\local;
 
-defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
-
 /**
  * The helper's rules, as the plugin applies them before it asks (generated, see above).
  *

@@ -24,8 +24,6 @@
 
 namespace tool_delivery\local;
 
-defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
-
 use tool_delivery\event\database_restored;
 use tool_delivery\event\rolled_back;
 use tool_delivery\event\step_failed;

@@ -14,7 +14,6 @@
 // You should have received a copy of the GNU General Public License
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
-
 /**
  * Sizes and durations split into a number and a unit, as the helper words them, for the screen.
  *
@@ -24,8 +23,6 @@
  */
 
 namespace tool_delivery\local;
-
-defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
 
 /**
  * Sizes and durations split into a number and a unit, as the helper words them, for the screen.

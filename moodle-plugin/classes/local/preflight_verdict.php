@@ -14,7 +14,6 @@
 // You should have received a copy of the GNU General Public License
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
-
 /**
  * What in a preflight report stops Restore production: the helper's rule, for the plugin to show.
  *
@@ -24,8 +23,6 @@
  */
 
 namespace tool_delivery\local;
-
-defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
 
 /**
  * What blocks Restore production, as the helper decides it: the preflight report carries

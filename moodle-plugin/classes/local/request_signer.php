@@ -24,8 +24,6 @@
 
 namespace tool_delivery\local;
 
-defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
-
 /**
  * Signs requests to the delivery helper (DELIVERYD-HMAC-SHA256, docs/protocol.md).
  *
@@ -102,8 +100,16 @@ final class request_signer {
      * @param string $body The body bytes.
      * @return string The nine lines.
      */
-    public static function canonical_string(string $method, string $route, string $query, string $timestamp,
-            string $nonce, string $userid, string $username, string $body): string {
+    public static function canonical_string(
+        string $method,
+        string $route,
+        string $query,
+        string $timestamp,
+        string $nonce,
+        string $userid,
+        string $username,
+        string $body
+    ): string {
         return implode("\n", [self::SCHEME, $method, $route, $query, $timestamp, $nonce, $userid, $username,
             hash('sha256', $body)]);
     }
@@ -131,13 +137,29 @@ final class request_signer {
      * @param string|null $nonce The nonce to send (32 random hex digits when null).
      * @return array Parameter name => value.
      */
-    public function parameters(string $method, string $route, string $query, string $body, int $userid,
-            string $fullname, ?int $timestamp = null, ?string $nonce = null): array {
+    public function parameters(
+        string $method,
+        string $route,
+        string $query,
+        string $body,
+        int $userid,
+        string $fullname,
+        ?int $timestamp = null,
+        ?string $nonce = null
+    ): array {
         $timestamp = (string) ($timestamp ?? time());
         $nonce = $nonce ?? self::new_nonce();
         $username = self::encode_name($fullname, $userid);
-        $canonical = self::canonical_string($method, $route, $query, $timestamp, $nonce, (string) $userid,
-            $username, $body);
+        $canonical = self::canonical_string(
+            $method,
+            $route,
+            $query,
+            $timestamp,
+            $nonce,
+            (string) $userid,
+            $username,
+            $body
+        );
         return [
             'HTTP_X_DELIVERY_TIMESTAMP' => $timestamp,
             'HTTP_X_DELIVERY_NONCE' => $nonce,

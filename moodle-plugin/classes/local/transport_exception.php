@@ -24,8 +24,6 @@
 
 namespace tool_delivery\local;
 
-defined('MOODLE_INTERNAL') || defined('TOOL_DELIVERY_STANDALONE') || die();
-
 /**
  * The helper could not be reached, or did not answer in time or in FastCGI.
  *

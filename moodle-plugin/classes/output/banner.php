@@ -90,8 +90,10 @@ class banner implements renderable, templatable {
             'phase' => $phase,
             'phasename' => get_string('phase:' . str_replace('_', '', $phase), 'tool_delivery'),
             'phasecolour' => self::PHASE_COLOURS[$phase] ?? 'secondary',
-            'served' => $served === '' ? get_string('copy:unknown', 'tool_delivery') : get_string('copy:' . $served,
-                'tool_delivery'),
+            'served' => $served === '' ? get_string('copy:unknown', 'tool_delivery') : get_string(
+                'copy:' . $served,
+                'tool_delivery'
+            ),
             'wwwroot' => (string) ($site['wwwroot'] ?? ''),
             'vcs' => (string) ($site['vcs'] ?? ''),
             'production' => (string) ($site['productionRevision']['label'] ?? ''),

@@ -68,8 +68,10 @@ class history implements renderable, templatable {
             $rows[] = [
                 'date' => delivery_actions::format_date($record['time'] ?? null),
                 'who' => (string) ($actor['name'] ?? ''),
-                'source' => get_string(($actor['source'] ?? '') === 'moodle' ? 'history:moodle' : 'history:cli',
-                    'tool_delivery'),
+                'source' => get_string(
+                    ($actor['source'] ?? '') === 'moodle' ? 'history:moodle' : 'history:cli',
+                    'tool_delivery'
+                ),
                 'operation' => get_string(delivery_actions::operation_key($operation), 'tool_delivery'),
                 'paths' => implode(', ', $paths),
                 'before' => (string) ($record['revisionBefore']['label'] ?? ''),

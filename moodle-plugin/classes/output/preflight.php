@@ -14,7 +14,6 @@
 // You should have received a copy of the GNU General Public License
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
-
 /**
  * The report of the Check button: the preflight of production, with a verdict.
  *
@@ -226,8 +225,10 @@ class preflight implements renderable, templatable {
         if (!$items) {
             return null;
         }
-        $shown = array_map(fn(array $item) => $item + ['text' => '', 'flag' => '', 'flagcolour' => 'secondary'],
-            array_slice($items, 0, self::LIST_LIMIT));
+        $shown = array_map(
+            fn(array $item) => $item + ['text' => '', 'flag' => '', 'flagcolour' => 'secondary'],
+            array_slice($items, 0, self::LIST_LIMIT)
+        );
         $hidden = count($items) - count($shown);
         return [
             'name' => $name,

@@ -14,7 +14,6 @@
 // You should have received a copy of the GNU General Public License
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
-
 /**
  * What the emergency rollback would do now: code only, or code and database, and the confirmation it needs.
  *
@@ -113,8 +112,11 @@ class rollback_plan implements renderable, templatable {
             'enrolled' => $enrolled,
             'enrolcommand' => 'deliveryctl admin enrol-totp ' . $userid . client_factory::cli_site_option(),
             // Asked by the browser before the rollback starts.
-            'confirmquestion' => $target === '' ? '' : get_string($database ? 'rollback:confirmdatabase' : 'rollback:confirm',
-                'tool_delivery', $target),
+            'confirmquestion' => $target === '' ? '' : get_string(
+                $database ? 'rollback:confirmdatabase' : 'rollback:confirm',
+                'tool_delivery',
+                $target
+            ),
         ];
     }
 }

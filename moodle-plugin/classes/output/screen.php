@@ -65,8 +65,13 @@ class screen implements renderable, templatable {
      * @param array|null $console The emergency console's link (`url`, `expires`), when the helper gave one.
      * @param preflight|null $preflight The report of the Check button, when it was pressed.
      */
-    public function __construct(array $status, array $records, string $followjob = '', ?array $console = null,
-            ?preflight $preflight = null) {
+    public function __construct(
+        array $status,
+        array $records,
+        string $followjob = '',
+        ?array $console = null,
+        ?preflight $preflight = null
+    ) {
         $this->console = $console;
         $this->preflight = $preflight;
         $this->status = $status;
