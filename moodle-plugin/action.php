@@ -15,7 +15,8 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
- * Starts a delivery action with the helper (POST only); redirects, or answers JSON to the AMD module.
+ * Starts a delivery action with the helper when the page is used without JavaScript (POST only), then
+ * shows the page following the job. With JavaScript, the page calls tool_delivery_start_operation.
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
@@ -28,7 +29,6 @@ require_once($CFG->libdir . '/adminlib.php');
 use tool_delivery\local\client_factory;
 use tool_delivery\local\delivery_actions;
 use tool_delivery\local\helper_exception;
-use tool_delivery\local\transport_exception;
 
 admin_externalpage_setup('tool_delivery');
 
@@ -39,7 +39,6 @@ if (($_SERVER['REQUEST_METHOD'] ?? '') !== 'POST') {
 require_sesskey();
 
 $action = required_param('action', PARAM_ALPHAEXT);
-$ajax = optional_param('ajax', false, PARAM_BOOL);
 if (!delivery_actions::offers($action)) {
     throw new invalid_parameter_exception('unknown action');
 }
@@ -58,22 +57,7 @@ $options = [
 
 try {
     $jobid = delivery_actions::start(client_factory::for_user($USER), $action, $options);
-    if ($ajax) {
-        header('Content-Type: application/json; charset=utf-8');
-        header('Cache-Control: no-store');
-        echo json_encode(['job' => $jobid, 'operation' => $action]);
-        die();
-    }
     redirect(new moodle_url($returnurl, ['job' => $jobid]));
 } catch (helper_exception $error) {
-    $message = delivery_actions::error_message($error);
-    if ($ajax) {
-        $status = $error instanceof transport_exception ? 502 : ($error->status ?: 400);
-        http_response_code($status);
-        header('Content-Type: application/json; charset=utf-8');
-        header('Cache-Control: no-store');
-        echo json_encode(['error' => ['code' => $error->errorcode, 'message' => $message]]);
-        die();
-    }
-    redirect($returnurl, s($message), null, \core\output\notification::NOTIFY_ERROR);
+    redirect($returnurl, s(delivery_actions::error_message($error)), null, \core\output\notification::NOTIFY_ERROR);
 }

@@ -52,15 +52,14 @@ try {
     } catch (helper_exception $error) {
         $records = [];
     }
-    // A link to the helper's emergency console, for when Moodle stops answering during step 4.
-    try {
-        $token = $client->console_token();
-        $console = [
-            'url' => $CFG->wwwroot . '/delivery-console/#token=' . $token['token'],
-            'expires' => \tool_delivery\local\delivery_actions::format_date($token['expiresAt'] ?? null),
-        ];
-    } catch (helper_exception $error) {
-        $console = null;
+    // The job the page was sent to (after an action posted without JavaScript): its log and result.
+    $job = null;
+    if ($jobid !== '') {
+        try {
+            $job = \tool_delivery\local\job_view::progress($client->job($jobid), $status['site'], 0);
+        } catch (helper_exception $error) {
+            $job = null;
+        }
     }
     $preflight = null;
     if ($check) {
@@ -74,7 +73,7 @@ try {
             $preflight = new \tool_delivery\output\preflight(null, $error);
         }
     }
-    $page = new \tool_delivery\output\screen($status, $records, $jobid, $console, $preflight);
+    $page = new \tool_delivery\output\screen($status, $records, $jobid, $job, $preflight);
     $PAGE->requires->js_call_amd('tool_delivery/progress', 'init', ['[data-region="tool_delivery-screen"]']);
 } catch (helper_exception $error) {
     $page = new \tool_delivery\output\helper_down($error);

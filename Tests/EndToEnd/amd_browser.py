@@ -4,13 +4,16 @@
 CI has no Moodle, so a small FAKE of Moodle's side runs here (127.0.0.1, a free port): it serves a
 FIXTURE page (Tests/EndToEnd/amd/page.php: the plugin's own screen.mustache with its example context,
 a fixture AMD loader and fixture stubs of core modules, then the built module and its init call as
-Moodle's footer makes it), and answers the module's requests as action.php and progress.php do:
-the action starts job "fixture-job"; progress.php answers a running Secure with a percentage
-(`steps[].percent`, 40) and a log line until the test has seen the bar show it, then the job's
-success with its result, the banner and the buttons allowed next.
+Moodle's footer makes it), answers the module's core/ajax calls as lib/ajax/service.php does with
+the plugin's external functions (tool_delivery_start_operation starts job "fixture-job";
+tool_delivery_get_job answers a running Secure with a percentage (`steps[].percent`, 40) and a log
+line until the test has seen the bar show it, then the job's success with its result and the site's
+state: the banner's and rollback plan's template contexts and the buttons allowed next), and renders
+the plugin's templates for the core/templates stub (Tests/EndToEnd/amd/render.php).
 
-Headless Chromium (Selenium) presses Secure, accepts the confirmation, and checks that the page
-draws the running step's percentage, the log line, then the success; it fails on any JavaScript
+Headless Chromium (Selenium) presses Secure and checks that the page draws the running step's
+percentage, the log line, then the success rendered from tool_delivery/job_result and the banner
+from tool_delivery/banner; the rollback asks in Moodle's dialogue first. It fails on any JavaScript
 error (the browser's SEVERE log entries, uncaught errors and unhandled rejections the page caught).
 
 Prints "ok - …" / "not ok - …" lines (Tests/EndToEnd/e2e.sh counts them); exit 1 when one failed.
@@ -45,6 +48,13 @@ FILES = {
 JOB = "fixture-job"
 
 
+def example_context(template):
+    """The example context of one of the plugin's templates (its "Example context (json)")."""
+    with open(os.path.join(PROJECT, "moodle-plugin", "templates", f"{template}.mustache"), encoding="utf-8") as handle:
+        match = re.search(r"Example context \(json\):\s*(\{.*?\})\s*\}\}", handle.read(), re.S)
+    return json.loads(match.group(1))
+
+
 class FakeMoodle:
     """What the module asks of Moodle, scripted: the state moves to "done" when the test says so."""
 
@@ -52,21 +62,43 @@ class FakeMoodle:
         self.page = ""
         self.done = threading.Event()
         self.requests = []
+        self.operation = "secure"
 
-    def progress(self, offset):
+    def get_job(self, args):
+        offset = args.get("offset", 0)
         step = {"operation": "secure", "name": "Secure", "statename": "Running", "message": "",
                 "state": "running", "percent": 40}
         answer = {"id": JOB, "operation": "secure", "state": "running", "steps": [step],
                   "lines": ["Copying production into the backup copy…"] if offset == 0 else [],
                   "nextoffset": 1, "totallines": 1, "truncated": False, "statusline": "Secure is running…"}
+        if self.operation == "rollback":
+            return {"id": JOB, "operation": "rollback", "state": "running", "steps": [], "lines": [],
+                    "nextoffset": 0, "totallines": 0, "truncated": False, "statusline": "Rollback is running…"}
         if self.done.is_set():
+            banner = example_context("banner")
+            banner.update(phase="secured", phasename="FIXTURE banner: Secured")
             step.update(state="succeeded", statename="Succeeded", percent=100, message="secured")
-            answer.update(state="succeeded", allowed=["secure", "switch", "runall", "cancel"], rollback=True,
-                          banner='<div data-region="tool_delivery-banner" data-phase="secured">FIXTURE banner: Secured</div>',
+            answer.update(state="succeeded",
+                          site={"phase": "secured", "allowed": ["secure", "switch", "run-all", "cancel"], "rollback": True,
+                                "bannercontext": json.dumps(banner),
+                                "rollbackplancontext": json.dumps(example_context("rollback_plan"))},
                           result={"succeeded": True, "refused": False, "message": "Secure succeeded.", "detail": "",
                                   "served": "Production is served.", "next": "Next: switch to delivery.",
                                   "reload": "Reload the page"})
         return answer
+
+    def service(self, request):
+        """One call of lib/ajax/service.php: {"error": false, "data": …} or Moodle's exception."""
+        method, args = request.get("methodname"), request.get("args") or {}
+        if method == "tool_delivery_start_operation":
+            self.operation = args.get("action")
+            return {"error": False, "data": {"job": JOB, "operation": args.get("action")}}
+        if method == "tool_delivery_get_job" and args.get("jobid") == JOB:
+            return {"error": False, "data": self.get_job(args)}
+        if method == "tool_delivery_get_console_link":
+            return {"error": False, "data": {"url": "http://127.0.0.1/delivery-console/#token=" + "0" * 64,
+                                             "expires": "soon"}}
+        return {"error": True, "exception": {"errorcode": "invalidparameter", "message": f"FIXTURE: no {method}"}}
 
 
 def handler_for(fake):
@@ -85,19 +117,12 @@ def handler_for(fake):
 
         def do_GET(self):
             url = urllib.parse.urlsplit(self.path)
-            query = urllib.parse.parse_qs(url.query)
-            fake.requests.append(("GET", url.path, query))
+            fake.requests.append(("GET", url.path, urllib.parse.parse_qs(url.query)))
             if url.path == "/admin/tool/delivery/index.php":
                 self.send(200, fake.page, "text/html; charset=utf-8")
             elif url.path in FILES:
                 with open(FILES[url.path], "rb") as handle:
                     self.send(200, handle.read(), "application/javascript")
-            elif url.path == "/admin/tool/delivery/progress.php":
-                if query.get("job") != [JOB] or query.get("sesskey") != ["a1b2c3d4e5"]:
-                    self.send(400, json.dumps({"error": {"code": "bad_request", "message": "wrong job or sesskey"}}),
-                              "application/json")
-                    return
-                self.send(200, json.dumps(fake.progress(int(query.get("offset", ["0"])[0]))), "application/json")
             else:
                 self.send(404, "not found", "text/plain")
 
@@ -105,18 +130,32 @@ def handler_for(fake):
             url = urllib.parse.urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode("utf-8", "replace")
-            fake.requests.append(("POST", url.path, body))
-            if url.path == "/admin/tool/delivery/action.php":
-                self.send(200, json.dumps({"job": JOB, "operation": "secure"}), "application/json")
+            if url.path == "/fixture/render":
+                rendered = subprocess.run(["php", os.path.join(HERE, "amd", "render.php")], input=body,
+                                          capture_output=True, text=True)
+                self.send(200 if rendered.returncode == 0 else 500, rendered.stdout or rendered.stderr,
+                          "text/html; charset=utf-8")
+                return
+            query = urllib.parse.parse_qs(url.query)
+            if url.path == "/lib/ajax/service.php":
+                requests = json.loads(body)
+                fake.requests.append(("CALL", query, requests))
+                if query.get("sesskey") != ["fixture-sesskey"]:
+                    self.send(200, json.dumps({"error": "Invalid sesskey", "errorcode": "invalidsesskey"}),
+                              "application/json")
+                    return
+                self.send(200, json.dumps([fake.service(request) for request in requests]), "application/json")
             else:
+                fake.requests.append(("POST", url.path, body))
                 self.send(404, "not found", "text/plain")
 
     return Handler
 
 
-def fields(body):
-    """The fields of a multipart/form-data body (FormData): name => value."""
-    return dict(re.findall(r'name="([^"]+)"\r\n\r\n(.*?)\r\n--', body, re.S))
+def calls(fake, method):
+    """The module's calls of one external function so far: their arguments."""
+    return [request["args"] for kind, query, requests in (r for r in fake.requests if r[0] == "CALL")
+            for request in requests if request["methodname"] == method]
 
 
 def javascript_errors(driver):
@@ -151,6 +190,7 @@ def main():
         ok(loaded and not errors, "the built module loads through the AMD loader and init runs without a JavaScript error",
            f"loaded {loaded}; " + " | ".join(errors))
 
+        driver.find_element(By.CSS_SELECTOR, 'input[name="securitycopy"]').click()
         secure = driver.find_element(By.CSS_SELECTOR, '[data-action="tool_delivery-start"][value="secure"]')
         secure.click()
         try:
@@ -172,10 +212,16 @@ def main():
            json.dumps(state) + (f"; confirmation {question!r}" if question else ""))
         log = driver.find_element(By.CSS_SELECTOR, '[data-region="tool_delivery-log"]').text
         ok("Copying production into the backup copy" in log, "the streamed log line is shown", repr(log))
-        posted = [fields(body) for method, path, body in fake.requests if method == "POST"]
-        ok(len(posted) == 1 and posted[0].get("action") == "secure" and posted[0].get("sesskey") == "a1b2c3d4e5"
-           and posted[0].get("ajax") == "1", "the action was posted once to action.php, with the sesskey and ajax=1",
-           repr(posted)[:300])
+        started = calls(fake, "tool_delivery_start_operation")
+        posted = [r for r in fake.requests if r[0] == "POST"]
+        ok(len(started) == 1 and started[0].get("action") == "secure" and started[0].get("securitycopy") is True
+           and not posted, "the action was started once through tool_delivery_start_operation (core/ajax), "
+           "with the form's options (the security copy ticked), and no form was posted", repr(started)[:300])
+        followed = calls(fake, "tool_delivery_get_job")
+        ok(followed and all(args.get("jobid") == JOB for args in followed),
+           "the job is followed through tool_delivery_get_job", repr(followed)[:200])
+        ok(not calls(fake, "tool_delivery_get_console_link"),
+           "no console link is asked for while a Secure runs (it cannot take Moodle down)")
 
         fake.done.set()
         result = '[data-region="tool_delivery-result"]'
@@ -187,16 +233,21 @@ def main():
             finished = False
         element = driver.find_element(By.CSS_SELECTOR, bar)
         box = driver.find_element(By.CSS_SELECTOR, result)
+        outcome = driver.find_elements(By.CSS_SELECTOR, f'{result} [data-region="tool_delivery-outcome"]')
         switch = driver.find_element(By.CSS_SELECTOR, '[data-action="tool_delivery-start"][value="switch"]')
         update = driver.find_element(By.CSS_SELECTOR, '[data-action="tool_delivery-start"][value="update"]')
         banner = driver.find_elements(By.CSS_SELECTOR, '[data-region="tool_delivery-banner"][data-phase="secured"]')
+        banner_text = banner[0].text if banner else ""
         ok(finished and element.text.strip() == "100%" and "bg-success" in (element.get_attribute("class") or "")
-           and "alert-success" in (box.get_attribute("class") or "") and "Next: switch to delivery." in box.text,
-           "on success the bar is full and green, the result says what happened and what comes next",
+           and len(outcome) == 1 and "alert-success" in (outcome[0].get_attribute("class") or "")
+           and "Next: switch to delivery." in box.text,
+           "on success the bar is full and green, the result (tool_delivery/job_result) says what happened and what comes next",
            json.dumps({"bar": element.text, "class": element.get_attribute("class"), "result": box.text}))
-        ok(switch.is_enabled() and not update.is_enabled() and len(banner) == 1,
-           "the buttons follow the state allowed next (Switch on, Update off) and the banner is drawn again",
-           f"switch {switch.is_enabled()}, update {update.is_enabled()}, banner {len(banner)}")
+        ok(switch.is_enabled() and not update.is_enabled() and len(banner) == 1
+           and "FIXTURE banner: Secured" in banner_text,
+           "the buttons follow the state allowed next (Switch on, Update off) and the banner is drawn again "
+           "from its template (tool_delivery/banner) with the context the server sent",
+           f"switch {switch.is_enabled()}, update {update.is_enabled()}, banner {len(banner)}: {banner_text[:80]!r}")
         errors = javascript_errors(driver)
         ok(not errors, "no JavaScript error while the module followed the job", " | ".join(errors))
 
@@ -205,8 +256,11 @@ def main():
         for box in driver.find_elements(By.CSS_SELECTOR, 'input[name="confirmdatabaserestore"]'):
             if not box.is_selected():
                 box.click()
+        # The plan drawn again from the server's context asks for the second factor's code too.
+        for field in driver.find_elements(By.CSS_SELECTOR, 'input[name="secondfactorcode"]'):
+            field.send_keys("123456")
         rollback = driver.find_element(By.CSS_SELECTOR, '[data-action="tool_delivery-start"][value="rollback"]')
-        posts = lambda: [r for r in fake.requests if r[0] == "POST" and "rollback" in fields(r[2]).values()]
+        posts = lambda: [args for args in calls(fake, "tool_delivery_start_operation") if args.get("action") == "rollback"]
         rollback.click()
         modal = '[data-fixture="modal"]'
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, modal))
@@ -226,8 +280,18 @@ def main():
             wait.until(lambda d: posts())
         except TimeoutException:
             pass
-        ok(len(posts()) == 1, "confirming in the dialogue starts the rollback (one request to action.php)",
-           f"{len(posts())} rollback requests")
+        codes = [field.get_attribute("value") for field in driver.find_elements(By.CSS_SELECTOR, 'input[name="secondfactorcode"]')]
+        ok(len(posts()) == 1 and posts()[0].get("confirmdatabaserestore") is True
+           and posts()[0].get("secondfactorcode") == "123456" and codes == [""],
+           "confirming in the dialogue starts the rollback (one call, with the ticked confirmation and the code, "
+           "which the page then forgets)", f"{posts()!r}; fields after: {codes!r}")
+        try:
+            wait.until(lambda d: calls(fake, "tool_delivery_get_console_link"))
+        except TimeoutException:
+            pass
+        ok(len(calls(fake, "tool_delivery_get_console_link")) == 1,
+           "following a rollback (which can take Moodle down) asks once for the emergency console's link",
+           f"{len(calls(fake, 'tool_delivery_get_console_link'))} calls")
         errors = javascript_errors(driver)
         ok(not errors, "no JavaScript error around the dialogue", " | ".join(errors))
     finally:

@@ -51,6 +51,9 @@ final class AmdProgressTest extends \PHPUnit\Framework\TestCase {
         file_put_contents($directory . '/core_notification.mjs',
             "export const saveCancelPromise = () => Promise.resolve();\n");
         file_put_contents($directory . '/core_str.mjs', "export const getString = (key) => Promise.resolve(key);\n");
+        file_put_contents($directory . '/core_ajax.mjs',
+            "export default {call: () => [Promise.reject(new Error('no Moodle'))]};\n");
+        file_put_contents($directory . '/core_templates.mjs', "export default {};\n");
         file_put_contents($directory . '/run.mjs', "import * as module from './progress.mjs';\n"
             . "import {readFileSync} from 'fs';\n"
             . "const calls = JSON.parse(readFileSync(0, 'utf8'));\n"
@@ -70,35 +73,43 @@ final class AmdProgressTest extends \PHPUnit\Framework\TestCase {
     }
 
     /**
-     * Moodle's answers once the session is gone (after a rollback restored the sessions table) stop
-     * the polling; maintenance, a broken site and the helper's own errors do not.
+     * What core/ajax rejects a call with once the session is gone (after a rollback restored the
+     * sessions table) stops the polling; maintenance, a broken site and errors that asking again
+     * cannot change are told apart.
      */
-    public function test_session_lost(): void {
-        $moodle = fn(string $code) => ['error' => 'Error', 'errorcode' => $code, 'stacktrace' => null, 'debuginfo' => null,
+    public function test_session_lost_and_final_errors(): void {
+        $exception = fn(string $code) => ['message' => 'Error', 'errorcode' => $code, 'link' => '', 'moreinfourl' => ''];
+        $request = fn(string $code) => ['error' => 'Error', 'errorcode' => $code, 'stacktrace' => null, 'debuginfo' => null,
             'reproductionlink' => null];
         $lost = [
-            [null, $moodle('requireloginerror')],
-            [['redirected' => false, 'url' => 'https://moodle.example.org/admin/tool/delivery/progress.php'],
-                $moodle('requireloginerror')],
-            [null, $moodle('sessionerroruser')],
-            [null, $moodle('servicerequireslogin')],
-            [null, $moodle('invalidsesskey')],
-            [null, [['error' => true, 'exception' => ['message' => 'Login', 'errorcode' => 'servicerequireslogin']]]],
-            [['redirected' => true, 'url' => 'https://moodle.example.org/login/index.php'], null],
-            [['redirected' => true, 'url' => 'https://example.org/moodle/login/'], null],
+            $exception('requireloginerror'),
+            $exception('sessionerroruser'),
+            $exception('servicerequireslogin'),
+            $request('invalidsesskey'),
+            [['error' => true, 'exception' => ['message' => 'Login', 'errorcode' => 'servicerequireslogin']]],
         ];
-        $kept = [
-            [null, null],
-            [['redirected' => false, 'url' => 'https://moodle.example.org/login/index.php'], null],
-            [['redirected' => true, 'url' => 'https://moodle.example.org/admin/tool/delivery/index.php'], null],
-            [['redirected' => true, 'url' => 'not a url'], null],
-            [null, $moodle('upgraderequired')],
-            [null, ['error' => ['code' => 'helper_refused', 'message' => 'down', 'down' => true]]],
-            [null, ['error' => ['code' => 'requireloginerror', 'message' => 'a helper code is never Moodle\'s']]],
-            [null, ['id' => 'j1', 'state' => 'running', 'steps' => [], 'lines' => []]],
-            [null, 'requireloginerror'],
+        $final = [$exception('nopermissions'), $exception('invalidparameter'), $exception('invalidresponse')];
+        $passing = [
+            null,
+            'Service Unavailable',
+            'parsererror',
+            $exception('upgraderunning'),
+            $request('upgraderequired'),
+            ['error' => ['code' => 'requireloginerror', 'message' => 'a helper code in an answer is never Moodle\'s']],
+            ['id' => 'j1', 'state' => 'running', 'steps' => [], 'lines' => []],
         ];
-        $results = $this->call(array_map(fn($case) => ['sessionLost', $case], array_merge($lost, $kept)));
-        $this->assertSame(array_merge(array_fill(0, count($lost), true), array_fill(0, count($kept), false)), $results);
+        $cases = array_merge($lost, $final, $passing);
+        $results = $this->call(array_merge(
+            array_map(fn($reason) => ['sessionLost', [$reason]], $cases),
+            array_map(fn($reason) => ['finalError', [$reason]], $cases)
+        ));
+        $expected = array_merge(
+            array_fill(0, count($lost), true),
+            array_fill(0, count($final) + count($passing), false),
+            array_fill(0, count($lost), false),
+            array_fill(0, count($final), true),
+            array_fill(0, count($passing), false)
+        );
+        $this->assertSame($expected, $results);
     }
 }

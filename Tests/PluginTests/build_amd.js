@@ -17,7 +17,7 @@
  * Makes amd/build/<module>.min.js from amd/src/<module>.js without grunt (not installable here).
  *
  * Moodle's grunt task transpiles an ES module into an AMD define() and minifies it. Our modules
- * have named imports only and one kind of export (`export const name =`), so the AMD form is the
+ * have named and default imports only and one kind of export (`export const name =`), so the AMD form is the
  * same code inside define(): each import a dependency whose exports it reads, each export a member
  * of the exports object. It is not minified.
  * Usage: node build_amd.js <plugin dir> [--check]   (--check: fail when a build is not up to date)
@@ -43,12 +43,19 @@ for (const file of fs.readdirSync(path.join(pluginDir, 'amd', 'src'))) {
     // Named imports of other AMD modules (`import {a, b} from 'core/x';`) become dependencies of
     // the define() and constants taken from their exports; any other import is refused.
     const dependencies = [];
-    const withImports = source.replace(/^import \{([\w\s,]+)\} from '([\w/]+)';$/gm, (match, names, module) => {
+    const named = source.replace(/^import \{([\w\s,]+)\} from '([\w/]+)';$/gm, (match, names, module) => {
         dependencies.push(module);
         return `const {${names.trim()}} = _dependency${dependencies.length - 1};`;
     });
+    // Default imports (`import Templates from 'core/templates';`) as Babel makes them: the module's
+    // `default` when it is an ES module (core/templates), else the module itself (core/ajax).
+    const withImports = named.replace(/^import (\w+) from '([\w/]+)';$/gm, (match, identifier, module) => {
+        dependencies.push(module);
+        const dependency = `_dependency${dependencies.length - 1}`;
+        return `const ${identifier} = ${dependency} && ${dependency}.__esModule ? ${dependency}.default : ${dependency};`;
+    });
     if (/^\s*import\s/m.test(withImports)) {
-        throw new Error(`${file}: only named imports (import {a} from 'component/module';) are supported by this builder`);
+        throw new Error(`${file}: only named and default imports of modules are supported by this builder`);
     }
     const exported = [];
     const body = withImports.replace(/^export const (\w+) =/gm, (match, identifier) => {

@@ -3,7 +3,7 @@
 // without Moodle (CI has none): the delivery screen rendered from the plugin's own
 // templates/screen.mustache with its example context (by the small renderer of
 // Tests/PluginTests/check_templates.php; Moodle's {{#str}} helpers show as stand-ins), its URLs
-// pointed at the test's fake action.php and progress.php, then what Moodle's page footer does for
+// pointed at the test's fake Moodle, then what Moodle's page footer does for
 // $PAGE->requires->js_call_amd('tool_delivery/progress', 'init', […]): the loader (a fixture), the
 // stubs of core modules (fixtures), the built module, and the require() call.
 //
@@ -16,10 +16,10 @@ $templates = dirname(__DIR__, 3) . '/moodle-plugin/templates';
 preg_match('/Example context \(json\):\s*(\{.*?\})\s*\}\}/s', file_get_contents("{$templates}/screen.mustache"), $match);
 $context = json_decode($match[1], true, 64, JSON_THROW_ON_ERROR);
 $context['actionurl'] = "{$base}/admin/tool/delivery/action.php";
-$context['progressurl'] = "{$base}/admin/tool/delivery/progress.php";
+$context['consoleurl'] = "{$base}/admin/tool/delivery/console.php";
 $context['indexurl'] = "{$base}/admin/tool/delivery/index.php";
 $context['preflight'] = false;
-$context['console'] = false;
+$context['job'] = false;
 $screen = (new mini_mustache($templates))->render_name('tool_delivery/screen', [$context]);
 ?>
 <!DOCTYPE html>

@@ -43,3 +43,66 @@ define('core/notification', [], function() {
     };
     return {saveCancelPromise: saveCancelPromise};
 });
+
+// core/ajax: call() posts the requests as Moodle's does (lib/ajax/service.php with the session key,
+// a JSON list of {index, methodname, args}) and settles each promise from the answer: `data` when
+// `error` is false, else the `exception` ({errorcode, message}); an answer that is not JSON (the fake's
+// maintenance page) rejects with the status text, as jQuery does.
+define('core/ajax', ['core/config'], function(config) {
+    var call = function(requests) {
+        var body = JSON.stringify(requests.map(function(request, index) {
+            return {index: index, methodname: request.methodname, args: request.args};
+        }));
+        var url = config.wwwroot + '/lib/ajax/service.php?sesskey=' + config.sesskey + '&info='
+            + requests.map(function(request) { return request.methodname; }).join();
+        var answer = fetch(url, {method: 'POST', body: body, headers: {'Content-Type': 'application/json'}})
+            .then(function(response) {
+                return response.json().catch(function() { return Promise.reject(response.statusText); });
+            });
+        return requests.map(function(request, index) {
+            return answer.then(function(responses) {
+                if (responses.error) {
+                    return Promise.reject(responses);
+                }
+                return responses[index].error === false ? responses[index].data : Promise.reject(responses[index].exception);
+            });
+        });
+    };
+    return {call: call};
+});
+
+// core/templates: the page's own Mustache templates rendered by the fake (Tests/EndToEnd/amd/render.php,
+// the small renderer of Tests/PluginTests/check_templates.php), and Moodle's node helpers.
+define('core/templates', [], function() {
+    var nodes = function(html) {
+        var template = document.createElement('template');
+        template.innerHTML = html.trim();
+        return Array.prototype.slice.call(template.content.childNodes);
+    };
+    var exported = {
+        renderForPromise: function(name, context) {
+            return fetch('/fixture/render', {method: 'POST', body: JSON.stringify({name: name, context: context})})
+                .then(function(response) {
+                    return response.ok ? response.text() : Promise.reject(new Error('render ' + name + ': ' + response.status));
+                })
+                .then(function(html) { return {html: html, js: ''}; });
+        },
+        replaceNode: function(element, html) {
+            var fresh = nodes(html);
+            element.replaceWith.apply(element, fresh);
+            return fresh;
+        },
+        replaceNodeContents: function(element, html) {
+            var fresh = nodes(html);
+            element.replaceChildren.apply(element, fresh);
+            return fresh;
+        },
+        appendNodeContents: function(element, html) {
+            var fresh = nodes(html);
+            element.append.apply(element, fresh);
+            return fresh;
+        }
+    };
+    // As Moodle's build of an ES module with a default export.
+    return {__esModule: true, default: exported};
+});

@@ -14,20 +14,25 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
- * Live progress of the delivery page: starts actions without leaving the page, then polls
- * progress.php (which asks the helper) and draws a bar per step, the streamed log, and the result
- * with what to do next. When Moodle stops answering (maintenance mode during step 4), it keeps
- * asking and says how to finish from deliveryctl. When Moodle has logged the administrator out (a
- * rollback that restores the database snapshot takes Moodle's sessions back with it), it stops and
- * asks to log in again.
+ * Live progress of the delivery page: starts actions without leaving the page
+ * (tool_delivery_start_operation, after Moodle's confirmation dialogue where the action asks one),
+ * then follows the job (tool_delivery_get_job) and draws a bar per step, the streamed log, and the
+ * result with what to do next, with the page's own templates (core/templates). When Moodle stops
+ * answering (maintenance mode during step 4), it keeps asking, offers the emergency console (its
+ * link asked for while Moodle still answered) and says how to finish from deliveryctl. When Moodle
+ * has logged the administrator out (a rollback that restores the database snapshot takes Moodle's
+ * sessions back with it), it stops and asks to log in again. Check runs the preflight
+ * (tool_delivery_run_preflight) without leaving the page. Without JavaScript the forms post.
  *
  * @module     tool_delivery/progress
  * @copyright  2026 moodle-delivery contributors
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 
+import Ajax from 'core/ajax';
 import {saveCancelPromise} from 'core/notification';
 import {getString} from 'core/str';
+import Templates from 'core/templates';
 
 /** Milliseconds between polls while all is well. */
 const POLL_INTERVAL = 1000;
@@ -39,43 +44,67 @@ const MAX_INTERVAL = 5000;
 const FAILURES_BEFORE_NOTICE = 3;
 
 /**
- * Moodle's error codes for a request without a valid session: not logged in (require_login of an
- * AJAX script), session timed out, a web service that needs a login, and a session key that is not
- * the session's (a new session).
+ * Moodle's error codes for a request without a valid session: not logged in, session timed out, a
+ * web service that needs a login, and a session key that is not the session's (a new session).
  */
 const LOGIN_ERRORS = ['requireloginerror', 'sessionerroruser', 'servicerequireslogin', 'invalidsesskey'];
 
 /**
- * Whether Moodle answered that the session is gone: its error answer (`errorcode`, or a web
- * service's `exception.errorcode`) names a login error, or the request was redirected to the
- * login page. Then no later request can succeed until the administrator logs in again.
- *
- * @param {object|null} response The fetch response (`redirected`, `url`), or null when none came.
- * @param {*} answer Its body parsed as JSON, or null.
- * @returns {boolean} True when the session is gone.
+ * Moodle's error codes that asking again cannot change: the capability was taken away, or the
+ * page and the server disagree on a function's parameters (a plugin upgraded under the page).
  */
-export const sessionLost = (response, answer) => {
+const FINAL_ERRORS = ['nopermissions', 'invalidparameter', 'invalidresponse', 'servicenotavailable'];
+
+/** The operations that can take Moodle down while they run: the console's link is asked for first. */
+const MAY_TAKE_MOODLE_DOWN = ['restore', 'run-all', 'rollback'];
+
+/**
+ * The error codes a failed core/ajax call carries: its exception's (a function's error), or the
+ * whole request's (a bad session key).
+ *
+ * @param {*} reason What the call was rejected with.
+ * @returns {string[]} The codes.
+ */
+const errorCodes = (reason) => {
     const codes = [];
-    if (answer !== null && typeof answer === 'object') {
-        codes.push(answer.errorcode);
-        (Array.isArray(answer) ? answer : [answer]).forEach((item) => {
+    if (reason !== null && typeof reason === 'object') {
+        codes.push(reason.errorcode);
+        (Array.isArray(reason) ? reason : [reason]).forEach((item) => {
             if (item !== null && typeof item === 'object' && item.exception && typeof item.exception === 'object') {
                 codes.push(item.exception.errorcode);
             }
         });
     }
-    if (codes.some((code) => typeof code === 'string' && LOGIN_ERRORS.includes(code))) {
-        return true;
-    }
-    if (response && response.redirected && typeof response.url === 'string') {
-        try {
-            return /\/login\/(index\.php)?$/.test(new URL(response.url).pathname);
-        } catch (error) {
-            return false;
-        }
-    }
-    return false;
+    return codes.filter((code) => typeof code === 'string');
 };
+
+/**
+ * Whether Moodle answered that the session is gone: then no later call can succeed until the
+ * administrator logs in again.
+ *
+ * @param {*} reason What a core/ajax call was rejected with.
+ * @returns {boolean} True when the session is gone.
+ */
+export const sessionLost = (reason) => errorCodes(reason).some((code) => LOGIN_ERRORS.includes(code));
+
+/**
+ * Whether Moodle answered an error that asking again cannot change (as opposed to maintenance mode,
+ * an upgrade running, or no answer at all, which pass).
+ *
+ * @param {*} reason What a core/ajax call was rejected with.
+ * @returns {boolean} True when final.
+ */
+export const finalError = (reason) => errorCodes(reason).some((code) => FINAL_ERRORS.includes(code));
+
+/**
+ * Calls one of the plugin's external functions. The session is not extended by the calls, and a
+ * lost session is left to the page to say (core/ajax would otherwise go to the login page).
+ *
+ * @param {string} methodname The function.
+ * @param {object} args Its arguments.
+ * @returns {Promise} Its answer.
+ */
+const call = (methodname, args = {}) => Ajax.call([{methodname, args}], true, true, true)[0];
 
 /**
  * Finds one element of a region inside the screen.
@@ -111,77 +140,76 @@ const setBusy = (root, busy) => {
 };
 
 /**
- * Enables the buttons the site's state allows now (after a job: the state has changed).
+ * Draws the site's state again: the banner, the rollback plan, and (once no job runs) the buttons
+ * the state allows. The templates are the page's own, rendered with core/templates from the
+ * contexts the server made; each is drawn again only when its context changed.
  *
  * @param {HTMLElement} root The screen.
- * @param {string[]} allowed The operations allowed now.
- * @param {boolean} rollback Whether a copy exists to roll back to.
+ * @param {object} site The site's state (tool_delivery_get_job or tool_delivery_get_status).
+ * @param {boolean} buttons Whether to set the buttons from it.
+ * @returns {Promise} Resolved once drawn.
  */
-const setAllowed = (root, allowed, rollback) => {
-    root.querySelectorAll('[data-action="tool_delivery-start"]').forEach((button) => {
-        delete button.dataset.wasDisabled;
-        button.disabled = button.value === 'rollback' ? !rollback : !allowed.includes(button.value);
-    });
+const drawSite = (root, site, buttons) => {
+    if (buttons) {
+        root.querySelectorAll('[data-action="tool_delivery-start"]').forEach((button) => {
+            delete button.dataset.wasDisabled;
+            button.disabled = button.value === 'rollback' ? !site.rollback : !site.allowed.includes(button.value);
+        });
+    }
+    return Promise.all([drawBanner(root, site.bannercontext), drawRollbackPlan(root, site.rollbackplancontext)]);
 };
 
 /**
  * Draws the banner again from the state the helper reports now.
  *
  * @param {HTMLElement} root The screen.
- * @param {string} html The banner, rendered by progress.php.
+ * @param {string} context The context of tool_delivery/banner (JSON).
+ * @returns {Promise} Resolved once drawn.
  */
-const drawBanner = (root, html) => {
+const drawBanner = async(root, context) => {
     const banner = region(root, 'tool_delivery-banner');
-    if (!banner || !html) {
+    if (!banner || !context || root.dataset.bannerContext === context) {
         return;
     }
-    const template = document.createElement('template');
-    template.innerHTML = html.trim();
-    const fresh = template.content.firstElementChild;
-    if (fresh) {
-        banner.replaceWith(fresh);
-    }
+    root.dataset.bannerContext = context;
+    const {html, js} = await Templates.renderForPromise('tool_delivery/banner', JSON.parse(context));
+    Templates.replaceNode(banner, html, js);
 };
 
 /**
  * Draws the rollback plan again when the helper's plan changed (code only, or code and database,
- * and whether it needs the confirmation). A ticked confirmation stays ticked while it is about the
- * same snapshot.
+ * and whether it needs the confirmation). A ticked confirmation, and the code being typed, stay
+ * while they are about the same snapshot.
  *
  * @param {HTMLElement} root The screen.
- * @param {string} html The plan, rendered by progress.php.
+ * @param {string} context The context of tool_delivery/rollback_plan (JSON).
+ * @returns {Promise} Resolved once drawn.
  */
-const drawRollbackPlan = (root, html) => {
+const drawRollbackPlan = async(root, context) => {
     const plan = region(root, 'tool_delivery-rollbackplan');
-    if (!plan || !html || plan.dataset.html === html) {
+    if (!plan || !context || root.dataset.planContext === context) {
         return;
     }
-    const template = document.createElement('template');
-    template.innerHTML = html.trim();
-    const fresh = template.content.firstElementChild;
-    if (!fresh) {
-        return;
-    }
+    root.dataset.planContext = context;
+    const {html, js} = await Templates.renderForPromise('tool_delivery/rollback_plan', JSON.parse(context));
     const ticked = plan.querySelector('input[name="confirmdatabaserestore"]');
-    const box = fresh.querySelector('input[name="confirmdatabaserestore"]');
+    const typed = plan.querySelector('input[name="secondfactorcode"]');
+    const [fresh] = Templates.replaceNode(plan, html, js);
+    const box = fresh && fresh.querySelector ? fresh.querySelector('input[name="confirmdatabaserestore"]') : null;
     if (ticked && box && ticked.checked && ticked.dataset.snapshot === box.dataset.snapshot) {
         box.checked = true;
+        const field = fresh.querySelector('input[name="secondfactorcode"]');
+        if (typed && field) {
+            field.value = typed.value;
+        }
     }
-    // The code being typed survives a redraw of the same plan.
-    const typed = plan.querySelector('input[name="secondfactorcode"]');
-    const field = fresh.querySelector('input[name="secondfactorcode"]');
-    if (typed && field && box && ticked && ticked.dataset.snapshot === box.dataset.snapshot) {
-        field.value = typed.value;
-    }
-    fresh.dataset.html = html;
-    plan.replaceWith(fresh);
 };
 
 /**
  * Draws the steps of a job: bar width, colour and message.
  *
  * @param {HTMLElement} root The screen.
- * @param {Array} steps The steps from progress.php.
+ * @param {Array} steps The steps (tool_delivery_get_job).
  */
 const drawSteps = (root, steps) => {
     steps.forEach((step) => {
@@ -214,7 +242,7 @@ const appendLines = (log, lines) => {
         return;
     }
     const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-    // The lines come plain: progress.php drops terminal escapes (delivery_actions::log_lines).
+    // The lines come plain (delivery_actions::log_lines drops terminal escapes), and stay text.
     log.append(document.createTextNode(lines.join('\n') + '\n'));
     if (atEnd) {
         log.scrollTop = log.scrollHeight;
@@ -222,51 +250,42 @@ const appendLines = (log, lines) => {
 };
 
 /**
- * Shows the final result with what to do next, and a button to reload the page. A refusal (nothing
- * was changed) is a warning, not a failure.
+ * Shows the final result with what to do next and a button to reload the page
+ * (tool_delivery/job_result).
  *
  * @param {HTMLElement} root The screen.
- * @param {object} result The result from progress.php.
+ * @param {object} result The result: succeeded, refused, message, detail, served, next, reload.
+ * @returns {Promise} Resolved once shown.
  */
-const showResult = (root, result) => {
+const showResult = async(root, result) => {
+    region(root, 'tool_delivery-progress').hidden = false;
     const box = region(root, 'tool_delivery-result');
+    const context = Object.assign({detail: '', served: '', next: ''}, result, {indexurl: root.dataset.indexUrl});
+    const {html, js} = await Templates.renderForPromise('tool_delivery/job_result', context);
+    Templates.replaceNodeContents(box, html, js);
     box.hidden = false;
-    box.classList.remove('alert-success', 'alert-danger', 'alert-warning');
-    box.classList.add(result.succeeded ? 'alert-success' : (result.refused ? 'alert-warning' : 'alert-danger'));
-    box.replaceChildren();
-    [result.message, result.detail, result.served, result.next].filter((text) => text).forEach((text) => {
-        const paragraph = document.createElement('p');
-        paragraph.textContent = text;
-        box.append(paragraph);
-    });
-    const reload = document.createElement('a');
-    reload.className = 'btn btn-secondary';
-    reload.href = root.dataset.indexUrl;
-    reload.textContent = result.reload;
-    box.append(reload);
 };
 
 /**
- * Shows an error answered by action.php or progress.php.
+ * Shows an error: the helper's refusal of an action, or a call Moodle refused for good.
  *
  * @param {HTMLElement} root The screen.
  * @param {string} message The message.
+ * @returns {Promise} Resolved once shown.
  */
-const showError = (root, message) => {
-    region(root, 'tool_delivery-progress').hidden = false;
-    const box = region(root, 'tool_delivery-result');
-    box.hidden = false;
-    box.classList.remove('alert-success', 'alert-warning');
-    box.classList.add('alert-danger');
-    box.textContent = message;
-};
+const showError = async(root, message) => showResult(root, {
+    succeeded: false,
+    refused: false,
+    message,
+    reload: await getString('progress:reload', 'tool_delivery'),
+});
 
 /**
  * Says that Moodle has logged the administrator out, with the link to log in again and come back
  * to the job's result; the page stops asking.
  *
  * @param {HTMLElement} root The screen.
- * @param {string} jobId The job followed.
+ * @param {string} jobId The job followed ('' when none started).
  * @param {boolean} databaseRollback Whether the job is a rollback that restores the database snapshot.
  */
 const showSessionLost = (root, jobId, databaseRollback) => {
@@ -277,11 +296,38 @@ const showSessionLost = (root, jobId, databaseRollback) => {
     notice.querySelectorAll('[data-cause]').forEach((paragraph) => {
         paragraph.hidden = (paragraph.dataset.cause === 'rollback') !== databaseRollback;
     });
-    const login = region(root, 'tool_delivery-login');
     const url = new URL(root.dataset.indexUrl);
-    url.searchParams.set('job', jobId);
-    login.href = url.toString();
+    if (jobId) {
+        url.searchParams.set('job', jobId);
+    }
+    region(root, 'tool_delivery-login').href = url.toString();
     notice.hidden = false;
+};
+
+/**
+ * Asks, while Moodle still answers, for a link to the emergency console, shown if Moodle stops
+ * answering during the job. A helper that refuses leaves the notice without it.
+ *
+ * @param {HTMLElement} root The screen.
+ */
+const prepareConsoleLink = async(root) => {
+    const holder = region(root, 'tool_delivery-consolelink');
+    if (!holder || holder.dataset.asked) {
+        return;
+    }
+    holder.dataset.asked = '1';
+    try {
+        const answer = await call('tool_delivery_get_console_link');
+        if (answer.error || !answer.url) {
+            return;
+        }
+        holder.querySelector('a').href = answer.url;
+        holder.querySelector('span').textContent = await getString('console:help', 'tool_delivery', answer.expires);
+        holder.hidden = false;
+    } catch (error) {
+        // Without the link, the notice still says how to finish from deliveryctl.
+        return;
+    }
 };
 
 /**
@@ -305,29 +351,25 @@ const follow = (root, jobId, databaseRollback = false) => {
     let failures = 0;
 
     const poll = async() => {
-        const url = new URL(root.dataset.progressUrl);
-        url.searchParams.set('sesskey', root.dataset.sesskey);
-        url.searchParams.set('job', jobId);
-        url.searchParams.set('offset', String(offset));
-        let response = null;
         let answer = null;
         try {
-            response = await fetch(url.toString(), {credentials: 'same-origin', cache: 'no-store'});
-            answer = await response.json();
-        } catch (error) {
-            // Moodle in maintenance mode answers HTML, or nothing: keep asking.
+            answer = await call('tool_delivery_get_job', {jobid: jobId, offset});
+        } catch (reason) {
+            if (sessionLost(reason)) {
+                // No later call can pass: say so, and stop asking.
+                showSessionLost(root, jobId, databaseRollback);
+                return;
+            }
+            if (finalError(reason)) {
+                setBusy(root, false);
+                await showError(root, reason.message || String(reason.errorcode));
+                return;
+            }
+            // Moodle in maintenance mode, an upgrade running, no answer: the job goes on in the
+            // helper, keep asking.
             answer = null;
         }
-        if (sessionLost(response, answer)) {
-            // No later request can pass: say so, and stop asking.
-            showSessionLost(root, jobId, databaseRollback);
-            return;
-        }
-        // Moodle's other error answers (an upgrade pending or running, maintenance) carry `error`
-        // as a string; ours carry an object with a `code`. While Moodle does not serve this page,
-        // the job goes on in the helper: keep asking.
-        const moodleError = answer !== null && answer.error !== undefined && typeof answer.error !== 'object';
-        if (answer === null || moodleError || (answer.error && answer.error.down)) {
+        if (answer === null || (answer.error && answer.error.down)) {
             failures += 1;
             unreachable.hidden = failures < FAILURES_BEFORE_NOTICE;
             window.setTimeout(poll, Math.min(MAX_INTERVAL, POLL_INTERVAL * (1 + failures)));
@@ -336,40 +378,65 @@ const follow = (root, jobId, databaseRollback = false) => {
         failures = 0;
         unreachable.hidden = true;
         if (answer.error) {
-            showError(root, answer.error.message);
             setBusy(root, false);
+            await showError(root, answer.error.message);
             return;
         }
+        if (answer.state === 'running' && MAY_TAKE_MOODLE_DOWN.includes(answer.operation)) {
+            prepareConsoleLink(root);
+        }
         drawSteps(root, answer.steps);
-        drawBanner(root, answer.banner);
-        drawRollbackPlan(root, answer.rollbackplan);
         appendLines(log, answer.lines);
         offset = answer.nextoffset;
         status.textContent = answer.statusline;
-        if (answer.state === 'running' || offset < answer.totallines) {
+        const ended = answer.state !== 'running' && offset >= answer.totallines;
+        if (answer.site) {
+            await drawSite(root, answer.site, ended);
+        } else if (ended) {
+            setBusy(root, false);
+        }
+        if (!ended) {
             window.setTimeout(poll, answer.state === 'running' ? POLL_INTERVAL : 0);
             return;
         }
         status.textContent = '';
-        showResult(root, answer.result);
-        if (Array.isArray(answer.allowed)) {
-            setAllowed(root, answer.allowed, !!answer.rollback);
-        } else {
-            setBusy(root, false);
-        }
+        await showResult(root, answer.result);
     };
     poll();
 };
 
 /**
- * Starts an action through action.php and follows its job.
+ * The arguments of tool_delivery_start_operation from the form the action was pressed in.
+ *
+ * @param {HTMLFormElement} form The form.
+ * @param {string} action The action.
+ * @returns {object} The arguments.
+ */
+const startArguments = (form, action) => {
+    const data = new FormData(form);
+    const args = {action};
+    ['securepath', 'updatepath', 'comment', 'secondfactorcode'].forEach((name) => {
+        if (data.has(name)) {
+            args[name] = String(data.get(name));
+        }
+    });
+    ['securitycopy', 'confirmdatabaserestore'].forEach((name) => {
+        if (data.has(name)) {
+            args[name] = data.get(name) === '1';
+        }
+    });
+    return args;
+};
+
+/**
+ * Starts an action through tool_delivery_start_operation and follows its job.
  *
  * @param {HTMLElement} root The screen.
  * @param {HTMLFormElement} form The form.
  * @param {HTMLButtonElement} button The button pressed.
  */
 const start = async(root, form, button) => {
-    const data = new FormData(form);
+    const args = startArguments(form, button.value);
     // A second factor code is sent once, and not kept in the page.
     form.querySelectorAll('input[name="secondfactorcode"]').forEach((field) => {
         field.value = '';
@@ -377,26 +444,38 @@ const start = async(root, form, button) => {
     // A rollback whose plan restores the database snapshot (which logs everybody out).
     const plan = form.querySelector('[data-region="tool_delivery-rollbackplan"]');
     const databaseRollback = button.value === 'rollback' && !!plan && plan.dataset.kind === 'code_and_database';
-    data.set('action', button.value);
-    data.set('ajax', '1');
     setBusy(root, true);
     let answer = null;
     try {
-        const response = await fetch(root.dataset.actionUrl, {method: 'POST', body: data, credentials: 'same-origin'});
-        answer = await response.json();
-    } catch (error) {
-        answer = null;
-    }
-    if (answer === null) {
-        // Not an answer of action.php (an error page, a lost connection): the action may have
-        // started, so never post it again. The page, reloaded, shows the state and follows a
-        // running job.
+        answer = await call('tool_delivery_start_operation', args);
+    } catch (reason) {
+        if (sessionLost(reason)) {
+            setBusy(root, false);
+            showSessionLost(root, '', false);
+            return;
+        }
+        if (finalError(reason)) {
+            setBusy(root, false);
+            await showError(root, reason.message || String(reason.errorcode));
+            return;
+        }
+        // No answer (an error page, a lost connection): the action may have started, so never
+        // send it again. The page, reloaded, shows the state and follows a running job.
         window.location.assign(root.dataset.indexUrl);
         return;
     }
     if (answer.error) {
         setBusy(root, false);
-        showError(root, answer.error.message);
+        await showError(root, answer.error.message);
+        // The page may have been behind the site (another administrator, the command line).
+        try {
+            const status = await call('tool_delivery_get_status');
+            if (status.site) {
+                await drawSite(root, status.site, true);
+            }
+        } catch (reason) {
+            // The error stands; the reload button is there.
+        }
         return;
     }
     follow(root, answer.job, databaseRollback);
@@ -415,8 +494,9 @@ const question = (form) => {
 };
 
 /**
- * While Check runs (the helper lints what the update brought, which takes a while): say so, and
- * keep the button from being pressed again.
+ * Check runs the preflight with tool_delivery_run_preflight and draws its report in place (the
+ * helper lints what the update brought, which takes a while: the page says so meanwhile). When
+ * Moodle does not answer the call, the form is posted as without JavaScript.
  *
  * @param {HTMLElement} root The screen.
  */
@@ -425,17 +505,43 @@ const watchCheck = (root) => {
     if (!form) {
         return;
     }
-    form.addEventListener('submit', () => {
+    const buttons = () => form.querySelectorAll('[data-action="tool_delivery-check"]');
+    form.addEventListener('submit', async(event) => {
+        if (form.dataset.posting) {
+            return;
+        }
+        event.preventDefault();
         const checking = region(root, 'tool_delivery-checking');
         if (checking) {
             checking.hidden = false;
         }
-        // After the submission has taken the form's data.
-        window.setTimeout(() => {
-            form.querySelectorAll('[data-action="tool_delivery-check"]').forEach((button) => {
-                button.disabled = true;
-            });
-        }, 0);
+        buttons().forEach((button) => {
+            button.disabled = true;
+        });
+        try {
+            const answer = await call('tool_delivery_run_preflight');
+            const {html, js} = await Templates.renderForPromise('tool_delivery/preflight', JSON.parse(answer.reportcontext));
+            const report = region(root, 'tool_delivery-preflight');
+            if (report) {
+                Templates.replaceNode(report, html, js);
+            } else {
+                Templates.appendNodeContents(region(root, 'tool_delivery-check').querySelector('.card-body'), html, js);
+            }
+        } catch (reason) {
+            if (sessionLost(reason)) {
+                showSessionLost(root, '', false);
+            } else {
+                form.dataset.posting = '1';
+                form.submit();
+                return;
+            }
+        }
+        if (checking) {
+            checking.hidden = true;
+        }
+        buttons().forEach((button) => {
+            button.disabled = false;
+        });
     });
 };
 

@@ -29,6 +29,7 @@ use renderer_base;
 use templatable;
 use tool_delivery\local\delivery_actions;
 use tool_delivery\local\helper_rules;
+use tool_delivery\local\job_view;
 
 /**
  * The delivery screen: banner, the four steps, run all and cancel, the check, emergency rollback, progress, history.
@@ -50,8 +51,8 @@ class screen implements renderable, templatable {
     /** @var string A job to follow when the page opens ('' for none). */
     private string $followjob;
 
-    /** @var array|null The emergency console's link for this administrator (`url`, `expires`), if any. */
-    private ?array $console;
+    /** @var array|null The job the page was sent to, as the page shows it without JavaScript ({@see self::job_context()}). */
+    private ?array $job;
 
     /** @var preflight|null The report of the Check button, when it was pressed. */
     private ?preflight $preflight;
@@ -62,17 +63,17 @@ class screen implements renderable, templatable {
      * @param array $status The helper's status.
      * @param array $records The helper's audit records, newest first.
      * @param string $followjob A job to follow when the page opens.
-     * @param array|null $console The emergency console's link (`url`, `expires`), when the helper gave one.
+     * @param array|null $job The job the page was sent to: its progress ({@see job_view::progress()}) from the first line.
      * @param preflight|null $preflight The report of the Check button, when it was pressed.
      */
     public function __construct(
         array $status,
         array $records,
         string $followjob = '',
-        ?array $console = null,
+        ?array $job = null,
         ?preflight $preflight = null
     ) {
-        $this->console = $console;
+        $this->job = $job;
         $this->preflight = $preflight;
         $this->status = $status;
         $this->records = $records;
@@ -91,6 +92,25 @@ class screen implements renderable, templatable {
             return [];
         }
         return array_values(array_map('strval', $site['allowed'] ?? []));
+    }
+
+    /**
+     * The context of the progress area for a job the page was sent to, without JavaScript: its log,
+     * and its result, or that it still runs with a link to reload (the AMD module follows it live).
+     *
+     * @param array $progress The job's progress ({@see job_view::progress()}).
+     * @return array running, statusline, log, result (see tool_delivery/job_result, or false), reload.
+     */
+    public static function job_context(array $progress): array {
+        $indexurl = (new \moodle_url('/admin/tool/delivery/index.php'))->out(false);
+        $result = $progress['result'];
+        return [
+            'running' => $result === false,
+            'statusline' => $progress['statusline'],
+            'log' => implode("\n", $progress['lines']),
+            'result' => $result === false ? false : $result + ['indexurl' => $indexurl],
+            'reload' => get_string('progress:reload', 'tool_delivery'),
+        ];
     }
 
     /**
@@ -130,7 +150,7 @@ class screen implements renderable, templatable {
         return [
             'banner' => (new banner($site, $job))->export_for_template($output),
             'actionurl' => (new \moodle_url('/admin/tool/delivery/action.php'))->out(false),
-            'progressurl' => (new \moodle_url('/admin/tool/delivery/progress.php'))->out(false),
+            'consoleurl' => (new \moodle_url('/admin/tool/delivery/console.php'))->out(false),
             'indexurl' => (new \moodle_url('/admin/tool/delivery/index.php'))->out(false),
             'sesskey' => sesskey(),
             'steps' => $steps,
@@ -146,7 +166,7 @@ class screen implements renderable, templatable {
             'commentmax' => helper_rules::COMMENT_MAX_CHARACTERS,
             'pathpattern' => helper_rules::PATH_HTML_PATTERN,
             'history' => (new history($this->records))->export_for_template($output),
-            'console' => $this->console ?? false,
+            'job' => $this->job === null ? false : self::job_context($this->job),
             'siteoption' => \tool_delivery\local\client_factory::cli_site_option(),
         ];
     }

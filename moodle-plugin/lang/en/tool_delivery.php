@@ -60,6 +60,7 @@ $string['check:peerrefused'] = 'The delivery helper refuses the web server\'s us
 $string['check:wrongkey'] = 'The delivery helper refuses our requests: the key file {$a} is missing, too short or not the helper\'s key.';
 $string['console:help'] = 'The helper\'s own page follows the delivery and has the emergency rollback, even while Moodle cannot serve pages (the link is yours, valid until {$a}; the web server needs the console location from deploy/).';
 $string['console:link'] = 'Emergency console';
+$string['console:linkhelp'] = 'Opens, in a new tab, the helper\'s own page that follows the delivery and has the emergency rollback while Moodle cannot serve pages. The link is yours and valid for 2 hours.';
 $string['console:open'] = 'Open the emergency console';
 $string['copy:backup'] = 'Backup copy';
 $string['copy:production'] = 'Production';

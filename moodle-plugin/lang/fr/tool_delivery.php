@@ -60,6 +60,7 @@ $string['check:peerrefused'] = 'L\'assistant de livraison refuse l\'utilisateur 
 $string['check:wrongkey'] = 'L\'assistant de livraison refuse nos requêtes : le fichier de clé {$a} est absent, trop court ou n\'est pas la clé de l\'assistant.';
 $string['console:help'] = 'La page du service de livraison suit la livraison et propose le retour arrière d\'urgence, même quand Moodle ne peut plus servir de pages (ce lien vous est personnel, valable jusqu\'au {$a} ; le serveur web doit avoir l\'emplacement de la console fourni dans deploy/).';
 $string['console:link'] = 'Console d\'urgence';
+$string['console:linkhelp'] = 'Ouvre, dans un nouvel onglet, la page du service de livraison qui suit la livraison et propose le retour arrière d\'urgence quand Moodle ne peut plus servir de pages. Le lien vous est personnel et valable 2 heures.';
 $string['console:open'] = 'Ouvrir la console d\'urgence';
 $string['copy:backup'] = 'Copie de secours';
 $string['copy:production'] = 'Production';
