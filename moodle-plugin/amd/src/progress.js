@@ -96,15 +96,23 @@ export const sessionLost = (reason) => errorCodes(reason).some((code) => LOGIN_E
  */
 export const finalError = (reason) => errorCodes(reason).some((code) => FINAL_ERRORS.includes(code));
 
+/** Milliseconds a call may take before it counts as unanswered (a request stuck behind a database restore). */
+const CALL_TIMEOUT = 30000;
+
+/** Milliseconds the preflight may take (the helper lints every PHP file the update brought). */
+const PREFLIGHT_TIMEOUT = 300000;
+
 /**
  * Calls one of the plugin's external functions. The session is not extended by the calls, and a
- * lost session is left to the page to say (core/ajax would otherwise go to the login page).
+ * lost session is left to the page to say (core/ajax would otherwise go to the login page). A call
+ * without an answer in time is rejected, so that following a job never stalls on one request.
  *
  * @param {string} methodname The function.
  * @param {object} args Its arguments.
+ * @param {number} timeout Milliseconds before the call counts as unanswered.
  * @returns {Promise} Its answer.
  */
-const call = (methodname, args = {}) => Ajax.call([{methodname, args}], true, true, true)[0];
+const call = (methodname, args = {}, timeout = CALL_TIMEOUT) => Ajax.call([{methodname, args}], true, true, true, timeout)[0];
 
 /**
  * Finds one element of a region inside the screen.
@@ -519,7 +527,7 @@ const watchCheck = (root) => {
             button.disabled = true;
         });
         try {
-            const answer = await call('tool_delivery_run_preflight');
+            const answer = await call('tool_delivery_run_preflight', {}, PREFLIGHT_TIMEOUT);
             const {html, js} = await Templates.renderForPromise('tool_delivery/preflight', JSON.parse(answer.reportcontext));
             const report = region(root, 'tool_delivery-preflight');
             if (report) {
