@@ -179,9 +179,9 @@ const drawBanner = async(root, context) => {
     if (!banner || !context || root.dataset.bannerContext === context) {
         return;
     }
-    root.dataset.bannerContext = context;
     const {html, js} = await Templates.renderForPromise('tool_delivery/banner', JSON.parse(context));
     Templates.replaceNode(banner, html, js);
+    root.dataset.bannerContext = context;
 };
 
 /**
@@ -198,11 +198,11 @@ const drawRollbackPlan = async(root, context) => {
     if (!plan || !context || root.dataset.planContext === context) {
         return;
     }
-    root.dataset.planContext = context;
     const {html, js} = await Templates.renderForPromise('tool_delivery/rollback_plan', JSON.parse(context));
     const ticked = plan.querySelector('input[name="confirmdatabaserestore"]');
     const typed = plan.querySelector('input[name="secondfactorcode"]');
     const [fresh] = Templates.replaceNode(plan, html, js);
+    root.dataset.planContext = context;
     const box = fresh && fresh.querySelector ? fresh.querySelector('input[name="confirmdatabaserestore"]') : null;
     if (ticked && box && ticked.checked && ticked.dataset.snapshot === box.dataset.snapshot) {
         box.checked = true;
@@ -398,17 +398,32 @@ const follow = (root, jobId, databaseRollback = false) => {
         offset = answer.nextoffset;
         status.textContent = answer.statusline;
         const ended = answer.state !== 'running' && offset >= answer.totallines;
-        if (answer.site) {
-            await drawSite(root, answer.site, ended);
-        } else if (ended) {
-            setBusy(root, false);
+        try {
+            // The templates and strings come from Moodle too: one that stopped answering since
+            // (maintenance mode turned on meanwhile) leaves the drawing to the next answer.
+            if (answer.site) {
+                await drawSite(root, answer.site, ended);
+            }
+            if (ended) {
+                await showResult(root, answer.result);
+            }
+        } catch (reason) {
+            if (sessionLost(reason)) {
+                showSessionLost(root, jobId, databaseRollback);
+                return;
+            }
+            failures += 1;
+            window.setTimeout(poll, Math.min(MAX_INTERVAL, POLL_INTERVAL * (1 + failures)));
+            return;
         }
         if (!ended) {
             window.setTimeout(poll, answer.state === 'running' ? POLL_INTERVAL : 0);
             return;
         }
         status.textContent = '';
-        await showResult(root, answer.result);
+        if (!answer.site) {
+            setBusy(root, false);
+        }
     };
     poll();
 };
