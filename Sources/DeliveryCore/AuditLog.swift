@@ -31,7 +31,10 @@ public struct AuditRecord: Sendable, Codable, Equatable {
     public var commands: [CommandSummary]
     public var durationSeconds: Double
     public var errorCode: DeliveryError.Code?
+    /// What happened, in English.
     public var message: String
+    /// The same, as notices each client words in its language (absent in older records).
+    public var notices: [Notice]?
     /// True when the operation put the database back to its snapshot (an emergency rollback, or
     /// the automatic one after a failed upgrade); absent otherwise and in older records.
     public var databaseRestored: Bool?

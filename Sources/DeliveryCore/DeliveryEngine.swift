@@ -18,7 +18,7 @@ public enum ProgressEvent: Sendable, Equatable, Codable {
     /// How far the current step is, from 0 to 1, where it can tell.
     case fraction(Operation, Double)
     /// A step ended.
-    case stepFinished(Operation, succeeded: Bool, message: String)
+    case stepFinished(Operation, succeeded: Bool, notices: [Notice])
 }
 
 /// The end of an operation that ran to its end.
@@ -27,8 +27,10 @@ public struct OperationOutcome: Sendable, Codable, Equatable {
     public var id: String
     /// The operation.
     public var operation: Operation
-    /// One sentence saying what happened and what to do next.
+    /// What happened and what to do next, in English.
     public var message: String
+    /// The same, as notices each client words in its language.
+    public var notices: [Notice]
     /// The state afterwards.
     public var phase: DeliveryPhase
     /// The tree served afterwards.
@@ -108,8 +110,23 @@ public struct RollbackPlan: Sendable, Codable, Equatable {
     /// True when the site was open to users since the snapshot: the rollback would lose what
     /// they wrote, so it needs an explicit confirmation.
     public var needsConfirmation: Bool
-    /// One paragraph for the administrator.
+    /// One paragraph for the administrator, in English.
     public var explanation: String
+    /// The same, as notices each client words in its language.
+    public var notices: [Notice]
+
+    init(
+        kind: Kind, target: TreeName?, snapshot: DatabaseSnapshot?, snapshotAgeSeconds: Double?,
+        needsConfirmation: Bool, notices: [Notice]
+    ) {
+        self.kind = kind
+        self.target = target
+        self.snapshot = snapshot
+        self.snapshotAgeSeconds = snapshotAgeSeconds
+        self.needsConfirmation = needsConfirmation
+        self.explanation = notices.english
+        self.notices = notices
+    }
 }
 
 /// The delivery engine: the four steps, run all, cancel, emergency rollback and recovery, on one
@@ -219,38 +236,30 @@ public final class DeliveryEngine: Sendable {
         guard let fallback = rollbackTarget(copies) else {
             return RollbackPlan(
                 kind: .unavailable, target: nil, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
-                explanation: "There is no complete security or backup copy to roll back to.")
+                notices: [Notice(.planUnavailable)])
         }
         let candidates = [TreeName.security, .backup].filter { copies[$0]?.complete == true }
         let known = state.copiesMatchingDatabase ?? [:]
         if let matching = candidates.first(where: { known[$0] == true }) {
             return RollbackPlan(
                 kind: .code, target: matching, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
-                explanation:
-                    "Rollback serves the \(matching.rawValue) copy at once. Moodle said its code matches the database as it is, so the database stays as it is and nothing is lost."
-            )
+                notices: [Notice(.planCodeMatches, ["tree": .tree(matching)])])
         }
         let mismatching = candidates.filter { known[$0] == false }
         guard state.databaseAhead == true || !mismatching.isEmpty else {
             return RollbackPlan(
                 kind: .code, target: fallback, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
-                explanation:
-                    "Rollback serves the \(fallback.rawValue) copy at once. No upgrade changed the database since it was made, so the database stays as it is and nothing is lost."
-            )
+                notices: [Notice(.planCodeNoUpgrade, ["tree": .tree(fallback)])])
         }
         if state.databaseAhead != true {
             return RollbackPlan(
                 kind: .code, target: fallback, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
-                explanation:
-                    "Moodle said the code of the \(mismatching.map(\.rawValue).joined(separator: " and the ")) copy does not match the database (an earlier upgrade moved the database past it): Moodle would refuse to run it. Secure again so that the copies hold the code that runs on the database."
-            )
+                notices: [Notice(.planCodeMismatch, ["trees": .list(mismatching.map(\.rawValue))])])
         }
         guard let snapshot = state.snapshot, (try? System.lstatus(snapshot.file))?.kind == .regular else {
             return RollbackPlan(
                 kind: .code, target: fallback, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
-                explanation:
-                    "Moodle's upgrade changed the database and there is no snapshot to restore: the \(fallback.rawValue) copy would be served, but Moodle refuses to run older code on a newer database (the site stays in maintenance mode). Fixing production and restoring it is the way forward."
-            )
+                notices: [Notice(.planNoSnapshot, ["tree": .tree(fallback)])])
         }
         // The copy whose code the snapshot's data belongs to.
         let target =
@@ -258,21 +267,19 @@ public final class DeliveryEngine: Sendable {
                 copies[$0]?.complete == true && copies[$0]?.revision?.id == snapshot.codeRevision?.id
             } ?? fallback
         let age = max(0, now.timeIntervalSince(snapshot.takenAt))
-        let size = formatBytes(snapshot.sizeBytes)
+        let values: [String: NoticeValue] = [
+            "tree": .tree(target), "ageSeconds": .number(Int64(age.rounded())), "sizeBytes": .number(snapshot.sizeBytes),
+        ]
         if state.deliveryWindowOpen == true {
             return RollbackPlan(
                 kind: .codeAndDatabase, target: target, snapshot: snapshot, snapshotAgeSeconds: age,
                 needsConfirmation: false,
-                explanation:
-                    "Moodle's upgrade changed the database in this delivery. Rollback turns maintenance mode on, serves the \(target.rawValue) copy and restores the database snapshot taken \(formatDuration(age)) ago (\(size)), just before the upgrade. The site has stayed in maintenance since, so nothing users wrote is lost."
-            )
+                notices: [Notice(.planDatabaseInWindow, values)])
         }
         return RollbackPlan(
             kind: .codeAndDatabase, target: target, snapshot: snapshot, snapshotAgeSeconds: age,
             needsConfirmation: true,
-            explanation:
-                "Moodle's upgrade changed the database, and the site has been open to users since. Rollback turns maintenance mode on, serves the \(target.rawValue) copy and restores the database snapshot taken \(formatDuration(age)) ago (\(size)): everything users wrote since then is lost. It needs your explicit confirmation."
-        )
+            notices: [Notice(.planDatabaseConfirm, values)])
     }
 
     /// Checks production against the backup copy (the pre-delivery code) before it is served

@@ -79,13 +79,45 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
 
     /// The stable code.
     public let code: Code
-    /// One sentence for a person.
+    /// One sentence for a person, in English (for the log and `deliveryctl`).
     public let message: String
+    /// What a person reads, as notices each client words in its language; empty when the error
+    /// says its code alone (its message then holds details for the log, such as a program's output).
+    public let notices: [Notice]
 
-    /// Makes an error.
+    /// Makes an error whose message is for the log: a client words its code alone.
     public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
+        self.notices = []
+    }
+
+    /// Makes an error that says what happened in notices (its message is their English).
+    public init(_ code: Code, _ notices: [Notice]) {
+        self.code = code
+        self.message = notices.english
+        self.notices = notices
+    }
+
+    /// Makes an error of one notice.
+    public init(_ code: Code, _ notice: NoticeCode, _ values: [String: NoticeValue] = [:]) {
+        self.init(code, [Notice(notice, values)])
+    }
+
+    /// Makes an error from its parts as they crossed a process boundary.
+    public init(_ code: Code, message: String, notices: [Notice]) {
+        self.code = code
+        self.message = message
+        self.notices = notices
+    }
+
+    /// What a person reads of the error: its notices, or its code alone.
+    public var said: [Notice] { notices.isEmpty ? [Notice(error: code)] : notices }
+
+    /// The same error with notices put before (and after) its own: what it means for the operation.
+    public func within(_ before: [Notice], after: [Notice] = []) -> DeliveryError {
+        DeliveryError(code, message: ([before.english, message] + (after.isEmpty ? [] : [after.english])).joined(separator: " "),
+            notices: before + said + after)
     }
 
     /// The message, prefixed by nothing: it is written to be shown as is.

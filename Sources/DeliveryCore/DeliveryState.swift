@@ -133,8 +133,11 @@ public struct RunningOperation: Sendable, Codable, Equatable {
 public struct StepResult: Sendable, Codable, Equatable {
     public var succeeded: Bool
     public var finishedAt: Date
+    /// What happened, in English.
     public var message: String
     public var errorCode: DeliveryError.Code?
+    /// The same, as notices (absent in a state written before they existed).
+    public var notices: [Notice]?
 }
 
 /// A full copy about to be swapped in: kept so that a crash between swap and record is understood.

@@ -101,10 +101,37 @@ public struct HealthReport: Sendable, Codable, Equatable {
     public var passed: Bool
     /// When it ran.
     public var checkedAt: Date
-    /// One line per check: what was asked and what came back.
+    /// One line per check: what was asked and what came back, in English.
     public var results: [String]
-    /// The sentences of what failed (empty when it passed).
+    /// The sentences of what failed (empty when it passed), in English.
     public var failures: [String]
+    /// The results as notices (absent in a report recorded before they existed).
+    public var resultNotices: [Notice]?
+    /// The failures as notices (absent in a report recorded before they existed).
+    public var failureNotices: [Notice]?
+
+    /// A report of the checks' results and failures.
+    init(checkedAt: Date, results: [Notice], failures: [Notice]) {
+        self.passed = failures.isEmpty
+        self.checkedAt = checkedAt
+        self.results = results.map(\.english)
+        self.failures = failures.map(\.english)
+        self.resultNotices = results
+        self.failureNotices = failures
+    }
+
+    /// Adds a check's result or failure.
+    mutating func add(result: Notice? = nil, failure: Notice? = nil) {
+        if let result {
+            results.append(result.english)
+            resultNotices = (resultNotices ?? []) + [result]
+        }
+        if let failure {
+            failures.append(failure.english)
+            failureNotices = (failureNotices ?? []) + [failure]
+        }
+        passed = failures.isEmpty
+    }
 }
 
 /// Checks a site that was just switched back and upgraded: its code matches the database
@@ -155,11 +182,10 @@ struct HealthChecker {
         var report = report
         let page = Self.fetchLoginPage(url: url, settings: settings, webUser: webUser, recorder: recorder)
         if let failure = page.failure {
-            report.failures.append(failure)
+            report.add(failure: failure)
         } else {
-            report.results.append(page.summary)
+            report.add(result: page.summary)
         }
-        report.passed = report.failures.isEmpty
         report.checkedAt = Date()
         return report
     }
@@ -167,31 +193,32 @@ struct HealthChecker {
     /// The checks that need no web request (they run while maintenance mode is on): the code
     /// matches the database, and no new critical result in Moodle's checks.
     func runCommandLineChecks(tree: TreeName, baseline: Set<String>?) -> HealthReport {
-        var results: [String] = []
-        var failures: [String] = []
+        var results: [Notice] = []
+        var failures: [Notice] = []
         do {
             if try moodle.codeMatchesDatabase(in: tree) {
-                results.append("upgrade.php --is-pending: the code matches the database")
+                results.append(Notice(.healthCodeMatches))
             } else {
-                failures.append("Moodle still reports a pending upgrade or a code older than the database")
+                failures.append(Notice(.healthUpgradePending))
             }
         } catch {
-            failures.append("Moodle's upgrade check did not run: \(error.message)")
+            recorder.onLine("Moodle's upgrade check did not run: \(error.message)")
+            failures.append(Notice(.healthUpgradeCheckFailed))
         }
         if let after = criticalChecks(in: tree) {
             let new = after.subtracting(baseline ?? [])
             if new.isEmpty {
                 results.append(
-                    "checks.php: no new critical result\(after.isEmpty ? "" : " (\(after.count) the site already had)")"
-                )
+                    after.isEmpty
+                        ? Notice(.healthChecksClean) : Notice(.healthChecksCleanKnown, ["known": .count(after.count)]))
             } else {
-                failures.append("Moodle's checks report new critical results: \(new.sorted().joined(separator: ", "))")
+                failures.append(Notice(.healthChecksNew, ["references": .list(new.sorted())]))
             }
         }
-        return HealthReport(passed: failures.isEmpty, checkedAt: Date(), results: results, failures: failures)
+        return HealthReport(checkedAt: Date(), results: results, failures: failures)
     }
 
-    /// The first words of a page, tags left out, for the failure message: ` ("…")`.
+    /// The first words of a page, tags left out, for the failure message.
     static func excerpt(_ body: Substring) -> String {
         var text = ""
         var inTag = false
@@ -206,18 +233,17 @@ struct HealthChecker {
             }
         }
         let words = text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        guard !words.isEmpty else { return "" }
-        return " (\"\(words.prefix(160))\(words.count > 160 ? "…" : "")\")"
+        return "\(words.prefix(160))\(words.count > 160 ? "…" : "")"
     }
 
     /// Asks for the login page as the web user, with curl: a summary, or why it failed.
     static func fetchLoginPage(
         url: String, settings: HealthCheckSettings, webUser: UserIdentity, recorder: CommandRecorder
     )
-        -> (summary: String, failure: String?)
+        -> (summary: Notice?, failure: Notice?)
     {
         guard let curl = ChildProcess.locate("curl") else {
-            return ("", "curl is not installed (Debian package curl): the site's page was not checked")
+            return (nil, Notice(.healthNoCurl))
         }
         let marker = "\n--moodle-delivery-status:"
         let command = Command(
@@ -228,26 +254,30 @@ struct HealthChecker {
             ] + Self.tlsOptions(settings, url: url) + ["--", url], user: webUser,
             timeoutSeconds: settings.timeoutSeconds + 10, outputLimit: 1 << 20)
         guard let result = try? recorder.run(command, echo: false) else {
-            return ("", "curl could not be started")
+            return (nil, Notice(.healthCurlFailed))
         }
-        if let problem = Self.tlsProblem(result, settings: settings, url: url) { return ("", problem) }
+        if let problem = Self.tlsProblem(result, settings: settings, url: url) { return (nil, problem) }
         guard let range = result.standardOutput.ranges(of: marker).last else {
-            return ("", "\(url) did not answer: \(MoodleCLI.lastLines(result))")
+            return (nil, Notice(.healthPageSilent, ["url": .text(url), "output": .text(MoodleCLI.lastLines(result))]))
         }
         let body = result.standardOutput[..<range.lowerBound]
         let status = String(result.standardOutput[range.upperBound...]).trimmingWhitespace()
         guard status == "200" else {
             return (
-                "",
+                nil,
                 status == "000"
-                    ? "\(url) did not answer: \(result.standardError.trimmingWhitespace())"
-                    : "\(url) answered HTTP \(status), not the login page\(Self.excerpt(body))"
+                    ? Notice(
+                        .healthPageSilent,
+                        ["url": .text(url), "output": .text(result.standardError.trimmingWhitespace())])
+                    : Notice(
+                        .healthPageStatus,
+                        ["url": .text(url), "status": .text(status), "output": .text(Self.excerpt(body))])
             )
         }
         guard body.contains("logintoken") || body.contains("id=\"login\"") else {
-            return ("", "\(url) answered HTTP 200 but not with Moodle's login form")
+            return (nil, Notice(.healthPageNotLogin, ["url": .text(url)]))
         }
-        return ("\(url): HTTP 200, Moodle's login form", nil)
+        return (Notice(.healthPageAnswered, ["url": .text(url)]), nil)
     }
 
     /// curl's options for the CA file, the pinned key and the address the host resolves to.
@@ -279,21 +309,16 @@ struct HealthChecker {
     }
 
     /// A TLS failure of curl (its exit status) as one sentence that names it and what to set.
-    static func tlsProblem(_ result: CommandResult, settings: HealthCheckSettings, url: String) -> String? {
+    static func tlsProblem(_ result: CommandResult, settings: HealthCheckSettings, url: String) -> Notice? {
         let reason =
             result.standardError.trimmingWhitespace().split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        let values: [String: NoticeValue] = ["url": .text(url), "output": .text(reason)]
         switch result.exitCode {
-        case 60, 51:
-            return
-                "\(url): the TLS certificate is not trusted (\(reason)); set healthCheck.caFile to the CA that signed it, or healthCheck.pinnedPublicKey to its key"
-        case 90:
-            return "\(url): the server's public key is not the one pinned in healthCheck.pinnedPublicKey (\(reason))"
-        case 77:
-            return "\(url): the CA file \(settings.caFile ?? "") cannot be read by the web user (\(reason))"
-        case 35, 58, 59, 66, 80, 83, 91:
-            return "\(url): the TLS handshake failed (\(reason))"
-        default:
-            return nil
+        case 60, 51: return Notice(.healthTLSUntrusted, values)
+        case 90: return Notice(.healthTLSPin, values)
+        case 77: return Notice(.healthTLSCAFile, values.merging(["file": .text(settings.caFile ?? "")]) { $1 })
+        case 35, 58, 59, 66, 80, 83, 91: return Notice(.healthTLSHandshake, values)
+        default: return nil
         }
     }
 }

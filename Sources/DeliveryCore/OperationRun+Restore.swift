@@ -11,13 +11,12 @@
 extension OperationRun {
     // MARK: Step 4: restore production
 
-    func restore() throws(DeliveryError) -> String {
+    func restore() throws(DeliveryError) -> [Notice] {
         let state = try store.read()
         try requireAllowed(.restore, state)
         let versionFile = "\(layout.codeRoot(of: .production))/version.php"
         guard (try? System.lstatus(versionFile))?.kind == .regular else {
-            throw DeliveryError(
-                .notMoodle, "restore refused: the production tree has no version.php; it is not a complete Moodle tree")
+            throw DeliveryError(.notMoodle, .refusedNotMoodle)
         }
         revisionBefore = state.revisionBeforeDelivery
         revisionAfter = state.productionRevision
@@ -38,10 +37,11 @@ extension OperationRun {
                 )
             }
             if report.blocking {
+                note("Preflight: \(report.blockingSummary).")
+                // The notice for each client; the blockers' details for the log and the CLI.
+                let refused = [Notice(.refusedPreflight, ["tree": .tree(layout.servedTree() ?? .backup)])]
                 throw DeliveryError(
-                    .preflightFailed,
-                    "restore refused: \(report.blockingSummary). The site still serves the \(layout.servedTree()?.rawValue ?? "backup") copy; fix production (update again) or cancel"
-                )
+                    .preflightFailed, message: "\(refused.english) \(report.blockingSummary).", notices: refused)
             }
         }
         if state.phase == .restoring, let preflight = try? engine.preflighter(recorder) {
@@ -95,10 +95,11 @@ extension OperationRun {
                         state.deliveryWindowOpen = false
                     }
                 }
+                note("The database snapshot failed: \(error.message)")
                 throw DeliveryError(
-                    .snapshotFailed,
-                    "restore refused: \(error.message). Moodle's upgrade did not run; the site still serves the \(layout.servedTree()?.rawValue ?? "backup") copy"
-                )
+                    .snapshotFailed, message: "restore refused: \(error.message)",
+                    notices: [Notice(.refusedSnapshot, ["tree": .tree(layout.servedTree() ?? .backup)])]
+                        + error.notices)
             }
         }
         let previouslyServed = state.servedProductionChanges ?? []
@@ -110,8 +111,8 @@ extension OperationRun {
         try readyProductionForServing(warm: !(try store.read()).maintenanceEnabled)
         try switchServed(to: .production)
         progress(.fraction(.restore, 0.3))
-        var upgradeText = "no upgrade was needed"
-        var cachesText = "caches purged"
+        var upgradeText = Notice(.upgradeNotNeeded)
+        var cachesText = Notice(.cachesPurged)
         if need == .none {
             note("Moodle reports no pending upgrade.")
         } else {
@@ -130,11 +131,9 @@ extension OperationRun {
                 try change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeProcessGroup = nil }
             } catch {
                 try? change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeProcessGroup = nil }
-                throw try afterFailure(error, what: "Moodle's upgrade failed")
+                throw try afterFailure(error, what: [Notice(.upgradeFailed)])
             }
-            upgradeText =
-                (try store.read()).maintenanceEnabled
-                ? "the upgrade ran in maintenance mode" : "the upgrade ran without maintenance mode"
+            upgradeText = Notice((try store.read()).maintenanceEnabled ? .upgradeRanInMaintenance : .upgradeRanOpen)
         }
         progress(.fraction(.restore, 0.7))
         if need == .none && changedScripts.isEmpty && previouslyServed.isEmpty
@@ -143,14 +142,14 @@ extension OperationRun {
             // The code served now is the code the caches were built from: a purge would only make
             // every request rebuild them (and Moodle's rebuild races under load).
             note("Production holds the code that was served: no upgrade, caches kept.")
-            cachesText = "caches kept (the code did not change)"
+            cachesText = Notice(.cachesKept)
         } else {
             try moodle.purgeCaches(in: .production)
         }
-        var healthText = ""
+        var healthText: [Notice] = []
         // Moodle's own checks run while maintenance mode still holds users out; only the page
         // itself needs the site open, and it is asked for at once.
-        var health = HealthReport(passed: true, checkedAt: Date(), results: [], failures: [])
+        var health = HealthReport(checkedAt: Date(), results: [], failures: [])
         if let checker {
             let holding = (try store.read()).maintenanceEnabled ? ", still in maintenance mode" : ""
             note("Health check: pending upgrade and Moodle's checks\(holding)…")
@@ -168,7 +167,7 @@ extension OperationRun {
             if !health.passed { throw try healthFailure(health) }
             for line in health.results { note("Health check: \(line)") }
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.lastHealthCheck = health }
-            healthText = " The health check passed."
+            healthText = [Notice(.healthPassed)]
         }
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .idle
@@ -182,8 +181,8 @@ extension OperationRun {
             state.deliveryWindowOpen = false
             state.criticalChecksBefore = nil
         }
-        return
-            "Production is restored and serves \(revisionAfter?.label ?? "the updated code"); \(upgradeText), \(cachesText).\(healthText) The delivery is complete."
+        return [Notice(.restored, ["revision": .revision(revisionAfter)]), upgradeText, cachesText] + healthText
+            + [Notice(.deliveryComplete)]
     }
 
     /// Records a failed health check and ends the step the way the site asks (automatic rollback,
@@ -192,7 +191,7 @@ extension OperationRun {
         for line in report.results { note("Health check: \(line)") }
         try change { (state: inout DeliveryState) throws(DeliveryError) in state.lastHealthCheck = report }
         return try afterFailure(
-            DeliveryError(.healthCheckFailed, report.failures.joined(separator: "; ")), what: "The health check failed")
+            DeliveryError(.healthCheckFailed, report.failureNotices ?? []), what: [Notice(.healthFailed)])
     }
 
     /// Makes production ready to be served: its component cache built if missing, and, when
@@ -219,19 +218,18 @@ extension OperationRun {
     /// rollback (the older code, and the database snapshot when the upgrade changed it), or, when
     /// the site asks for it, maintenance mode and the administrator's decision.
     /// - Returns: the error to end the step with.
-    func afterFailure(_ error: DeliveryError, what: String) throws(DeliveryError) -> DeliveryError {
+    func afterFailure(_ error: DeliveryError, what: [Notice]) throws(DeliveryError) -> DeliveryError {
         if error.code == .preempted { return error }
         let mode = engine.configuration.healthCheckSettings.mode
-        let reason = error.code == .healthCheckFailed ? "\(what): \(error.message)" : error.message
-        note("\(reason).")
+        let reason = error.within(what)
+        note(reason.message)
         if mode == .automatic {
             note("Rolling back automatically (healthCheck.mode = automatic)…")
             do {
                 let done = try rollBack(preempting: false)
-                return DeliveryError(error.code, "\(reason). Rolled back automatically: \(done)")
+                return reason.within([], after: [Notice(.rolledBackAutomatically)] + done)
             } catch {
-                return DeliveryError(
-                    error.code, "\(reason). The automatic rollback failed too: \(error.message)")
+                return reason.within([], after: [Notice(.automaticRollbackFailed)] + error.said)
             }
         }
         let moodle = try engine.moodle(recorder)
@@ -240,10 +238,8 @@ extension OperationRun {
             try? change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
         }
         let plan = DeliveryEngine.rollbackPlan(try store.read(), copies: engine.copyStatuses(try store.read()))
-        return DeliveryError(
-            error.code,
-            "\(reason). Maintenance mode stays on: restore again once production is fixed, or roll back (\(plan.kind == .codeAndDatabase ? "the older code and the database snapshot" : "the older code"))."
-        )
+        return reason.within(
+            [], after: [Notice(plan.kind == .codeAndDatabase ? .maintenanceStaysDatabase : .maintenanceStaysCode)])
     }
 
     /// Takes the database snapshot of this delivery, inside the maintenance window.

@@ -11,14 +11,11 @@
 extension OperationRun {
     // MARK: Cancel
 
-    func cancel() throws(DeliveryError) -> String {
+    func cancel() throws(DeliveryError) -> [Notice] {
         let state = try store.read()
         try requireAllowed(.cancel, state)
         if state.upgradeRan, !(try preDeliveryCodeMatchesDatabase(state)) {
-            throw DeliveryError(
-                .wrongState,
-                "cancel refused: Moodle's upgrade changed the database in this delivery and the pre-delivery code does not match it any more (Moodle would refuse to run it). Finish with restore, or use rollback"
-            )
+            throw DeliveryError(.wrongState, .refusedCancelDatabase)
         }
         let production = layout.path(of: .production)
         let vcs = try engine.versionControl(recorder)
@@ -37,10 +34,7 @@ extension OperationRun {
         var target = state.revisionBeforeDelivery
         if target == nil, served != .production, try moodle.databaseMatch(in: .production) != true {
             guard try moodle.databaseMatch(in: served) == true, let revision = state.copies[served]?.revision else {
-                throw DeliveryError(
-                    .wrongState,
-                    "cancel refused: neither production's code nor the \(served.rawValue) copy's matches the database (Moodle says an upgrade is pending or the code is older than the database); nothing was changed. Restore production to run Moodle's upgrade"
-                )
+                throw DeliveryError(.wrongState, .refusedCancelNoMatch, ["tree": .tree(served)])
             }
             target = revision
         }
@@ -59,9 +53,7 @@ extension OperationRun {
         // ahead of the database (Moodle would ask for an upgrade on every page).
         if served != .production, try moodle.databaseMatch(in: .production) != true {
             throw DeliveryError(
-                .wrongState,
-                "cancel stopped before serving production: Moodle says production's code (\(revisionAfter?.label ?? "unknown revision")) does not match the database; the site keeps serving the \(served.rawValue) copy. Restore production to run Moodle's upgrade, or update production to the code that matches"
-            )
+                .wrongState, .cancelStopped, ["revision": .revision(revisionAfter), "tree": .tree(served)])
         }
         if state.maintenanceEnabled {
             try engine.moodle(recorder).setMaintenance(false, in: .production)
@@ -83,8 +75,7 @@ extension OperationRun {
             // (an update shown as succeeded would say production holds code it no longer holds).
             for step in [Operation.switchToDelivery, .update, .restore] { state.lastResults[step] = nil }
         }
-        return
-            "The delivery is cancelled: production serves again at \(revisionAfter?.label ?? "its pre-delivery revision")."
+        return [Notice(.cancelled, ["revision": .revision(revisionAfter)])]
     }
 
     /// After an upgrade attempt, asks the backup copy (the pre-delivery code) whether it still
@@ -128,18 +119,17 @@ extension OperationRun {
         }
         progress(.stepStarted(.rollback))
         var failure: DeliveryError?
-        var message = ""
+        var notices: [Notice] = []
         do throws(DeliveryError) {
             let state = try store.read()
             let plan = DeliveryEngine.rollbackPlan(state, copies: engine.copyStatuses(state))
             guard plan.target != nil else {
-                throw DeliveryError(.copyMissing, "rollback impossible: there is no complete security or backup copy")
+                throw DeliveryError(.copyMissing, .rollbackImpossible)
             }
             if plan.kind == .codeAndDatabase && plan.needsConfirmation && request.confirmDatabaseRestore != true {
                 throw DeliveryError(
                     .confirmationRequired,
-                    "rollback not done: it must be confirmed. \(plan.explanation) Confirm with 'deliveryctl rollback --restore-database', or tick the confirmation on the delivery screen."
-                )
+                    [Notice(.rollbackNeedsConfirmation)] + plan.notices + [Notice(.rollbackHowToConfirm)])
             }
             // Destructive: with the plugin's key alone, any process of the web user could ask it.
             if plan.kind == .codeAndDatabase && plan.needsConfirmation && request.actor.viaKey {
@@ -150,32 +140,34 @@ extension OperationRun {
                     "Taking over from '\(running.operation.rawValue)' run by \(running.actor.name); it will stop at its next step."
                 )
             }
-            message = try rollBack(preempting: preempting)
+            notices = try rollBack(preempting: preempting)
             if let lag = webServerLag {
-                throw DeliveryError(.webServerStale, "\(message) But \(lag.message).")
+                note("The web server did not follow the switch: \(lag.message).")
+                throw DeliveryError(.webServerStale, notices + [Notice(.rollbackWebServerLags)])
             }
             progress(.fraction(.rollback, 1))
         } catch {
             failure = error
         }
-        progress(.stepFinished(.rollback, succeeded: failure == nil, message: failure?.message ?? message))
+        progress(.stepFinished(.rollback, succeeded: failure == nil, notices: failure?.said ?? notices))
         let refused = failure.map(isRefusal) ?? false
         if !refused && !preempting { refreshCopiesMatchingDatabase() }
         try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
             if recordedAsRunning && state.running?.id == id { state.running = nil }
             if !refused {
                 state.lastResults[.rollback] = StepResult(
-                    succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? message,
-                    errorCode: failure?.code)
+                    succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? notices.english,
+                    errorCode: failure?.code, notices: failure?.said ?? notices)
             }
         }
         let phase = (try? store.read().phase) ?? .rolledBack
         let served = layout.servedTree()
         writeAudit(
             result: failure == nil ? "succeeded" : (refused ? "refused" : "failed"), error: failure,
-            message: failure?.message ?? message, phase: phase, served: served)
+            notices: failure?.said ?? notices, phase: phase, served: served)
         if let failure { throw failure }
-        return OperationOutcome(id: id, operation: .rollback, message: message, phase: phase, served: served)
+        return OperationOutcome(
+            id: id, operation: .rollback, message: notices.english, notices: notices, phase: phase, served: served)
     }
 
     /// Serves the rollback target and, when Moodle's upgrade moved the database past its code,
@@ -184,11 +176,11 @@ extension OperationRun {
     /// - Parameter preempting: another operation still runs (the database is then left for a
     ///   second rollback once it has stopped: two processes must never write it at once).
     /// - Returns: what was done, for the administrator.
-    func rollBack(preempting: Bool) throws(DeliveryError) -> String {
+    func rollBack(preempting: Bool) throws(DeliveryError) -> [Notice] {
         let state = try store.read()
         let plan = DeliveryEngine.rollbackPlan(state, copies: engine.copyStatuses(state))
         guard let target = plan.target else {
-            throw DeliveryError(.copyMissing, "rollback impossible: there is no complete security or backup copy")
+            throw DeliveryError(.copyMissing, .rollbackImpossible)
         }
         let emergency = request.operation == .rollback
         revisionAfter = state.copies[target]?.revision
@@ -203,8 +195,7 @@ extension OperationRun {
             try switchServed(to: target, preempting: emergency)
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .rolledBack }
             if preempting {
-                return
-                    "The site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision")) in maintenance mode. The database snapshot is not restored yet because another operation is still running: run rollback again once it has stopped."
+                return [Notice(.rollbackDatabaseWaits, ["tree": .tree(target), "revision": .revision(revisionAfter)])]
             }
             stopOrphanedUpgrade(state)
             note(
@@ -220,10 +211,10 @@ extension OperationRun {
                     timeout: engine.configuration.snapshotSettings.timeoutSeconds
                 ).restore(snapshot)
             } catch {
+                note("The database restore failed: \(error.message)")
                 throw DeliveryError(
-                    .databaseRestoreFailed,
-                    "\(error.message). The site serves the \(target.rawValue) copy in maintenance mode; run rollback again"
-                )
+                    .databaseRestoreFailed, message: "\(error.message). Run rollback again",
+                    notices: error.notices + [Notice(.rollbackDatabaseRestoreFailed, ["tree": .tree(target)])])
             }
             let seconds = System.monotonicSeconds() - started
             databaseRestored = true
@@ -234,10 +225,7 @@ extension OperationRun {
             }
             note("Database restored in \(format1(seconds)) s.")
             guard try moodle.codeMatchesDatabase(in: target) else {
-                throw DeliveryError(
-                    .databaseRestoreFailed,
-                    "the snapshot is restored but Moodle says the \(target.rawValue) copy's code still does not match the database; maintenance mode stays on"
-                )
+                throw DeliveryError(.databaseRestoreFailed, .rollbackStillMismatch, ["tree": .tree(target)])
             }
             try moodle.purgeCaches(in: target)
             try moodle.setMaintenance(false, in: target)
@@ -245,19 +233,22 @@ extension OperationRun {
                 state.maintenanceEnabled = false
                 state.deliveryWindowOpen = false
             }
-            return
-                "The site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision")) and the database is back as it was at \(formatMoment(snapshot.takenAt)) (restored in \(format1(seconds)) s); caches purged, maintenance mode off. Then: fix production and restore, or cancel."
+            return [
+                Notice(
+                    .rollbackDatabaseRestored,
+                    [
+                        "tree": .tree(target), "revision": .revision(revisionAfter), "snapshotAt": .moment(snapshot.takenAt),
+                        "restoreSeconds": .duration(seconds),
+                    ]), Notice(.rollbackThen),
+            ]
         }
         if !emergency && state.databaseAhead == true {
-            throw DeliveryError(
-                .upgradeFailed,
-                "no automatic rollback: Moodle's upgrade changed the database and there is no snapshot, so the older code would not run; the site stays on production in maintenance mode"
-            )
+            throw DeliveryError(.upgradeFailed, .noAutomaticRollback)
         }
         if !emergency { warmByRequest(target) }
         try switchServed(to: target, preempting: emergency)
         try change { (state: inout DeliveryState) throws(DeliveryError) in state.phase = .rolledBack }
-        var message = "The site serves the \(target.rawValue) copy (\(revisionAfter?.label ?? "unknown revision"))."
+        var notices = [Notice(.rollbackServes, ["tree": .tree(target), "revision": .revision(revisionAfter)])]
         // The site already serves the copy; now ask its code whether it runs on the database as
         // it is (an upgrade, even of an earlier delivery, may have moved the database on).
         let databaseMatches = (try? moodle.codeMatchesDatabase(in: target)) ?? false
@@ -267,18 +258,17 @@ extension OperationRun {
                 state.maintenanceEnabled = false
                 state.deliveryWindowOpen = false
             }
-            message += " The older code matches the database: maintenance mode is off."
+            notices.append(Notice(.rollbackMaintenanceOff))
         } else if !databaseMatches {
-            message += " Warning: Moodle's upgrade changed the database and the older code does not match it"
             if state.maintenanceEnabled {
-                message += "; maintenance mode stays on."
+                notices.append(Notice(.rollbackMismatchMaintenanceStays))
             } else if try maintenanceForRefusedCode(target, moodle: moodle) {
-                message += "; maintenance mode is now on."
+                notices.append(Notice(.rollbackMismatchMaintenanceOn))
             } else {
-                message += ", and maintenance mode could not be turned on."
+                notices.append(Notice(.rollbackMismatchMaintenanceFailed))
             }
         }
-        return message + " Then: fix production and restore, or cancel."
+        return notices + [Notice(.rollbackThen)]
     }
 
     /// Turns maintenance mode on for a served copy whose code Moodle refuses on the database as
@@ -295,7 +285,7 @@ extension OperationRun {
     /// helper that started it died (kill -9): stopping it midway would leave the database half
     /// upgraded, and a new one would fail on Moodle's upgrade lock. It is stopped only past the
     /// upgrade's time limit. A sentence for the result, or nil when there was none.
-    func waitForOrphanedUpgrade(_ state: DeliveryState) -> String? {
+    func waitForOrphanedUpgrade(_ state: DeliveryState) -> Notice? {
         defer { forgetUpgradeProcessGroup(state) }
         guard let group = orphanedUpgrade(state) else { return nil }
         note(
@@ -304,14 +294,12 @@ extension OperationRun {
         let started = System.monotonicSeconds()
         let deadline = started + engine.configuration.timeouts.upgrade
         while System.processIsRunning(group) && System.monotonicSeconds() < deadline { usleep(200_000) }
-        let seconds = format1(System.monotonicSeconds() - started)
+        let seconds = NoticeValue.duration(System.monotonicSeconds() - started)
         guard System.processIsRunning(group) else {
-            return
-                "Moodle's upgrade left running by it ended after \(seconds) s more; run restore again to finish the delivery."
+            return Notice(.orphanUpgradeEnded, ["waitSeconds": seconds])
         }
         stop(processGroup: group)
-        return
-            "Moodle's upgrade left running by it was still running after its time limit (\(seconds) s) and was stopped: the database may be half upgraded; check it before anything else."
+        return Notice(.orphanUpgradeStopped, ["waitSeconds": seconds])
     }
 
     /// Stops Moodle's upgrade when it still runs after the helper that started it died (kill -9):
@@ -361,10 +349,10 @@ extension OperationRun {
 
     // MARK: Recover
 
-    func recover() throws(DeliveryError) -> String {
+    func recover() throws(DeliveryError) -> [Notice] {
         let state = try store.read()
         guard let dead = state.running, dead.id != id else {
-            throw DeliveryError(.wrongState, "recover refused: no interrupted operation to recover from")
+            throw DeliveryError(.wrongState, .refusedNothingToRecover)
         }
         if let swap = state.pendingSwap {
             let current = try? System.status(layout.path(of: swap.tree))
@@ -398,11 +386,17 @@ extension OperationRun {
             }
         }
         let after = try store.read()
-        let again =
-            dead.operation == .rollback ? " Run the emergency rollback again to finish it." : ""
-        let maintenance =
-            orphan == nil ? "" : after.maintenanceEnabled ? " Maintenance mode is on." : " Maintenance mode is off."
-        return
-            "Recorded the interrupted '\(dead.operation.rawValue)' (step '\(dead.step.rawValue)', started by \(dead.actor.name) at \(dead.startedAt.formatted(.iso8601))).\(orphan.map { " \($0)" } ?? "") The site serves the \(served?.rawValue ?? "unknown") tree; state '\(after.phase.rawValue)'.\(maintenance)\(again)"
+        var notices = [
+            Notice(
+                .recovered,
+                [
+                    "operation": .text(dead.operation.rawValue), "stepOperation": .text(dead.step.rawValue),
+                    "actor": .text(dead.actor.name), "startedAt": .moment(dead.startedAt), "tree": .tree(served),
+                    "phase": .text(after.phase.rawValue),
+                ])
+        ]
+        if let orphan { notices += [orphan, Notice(after.maintenanceEnabled ? .maintenanceIsOn : .maintenanceIsOff)] }
+        if dead.operation == .rollback { notices.append(Notice(.runRollbackAgain)) }
+        return notices
     }
 }

@@ -11,7 +11,7 @@
 extension OperationRun {
     // MARK: Step 1: secure
 
-    func secure() throws(DeliveryError) -> String {
+    func secure() throws(DeliveryError) -> [Notice] {
         let state = try store.read()
         try requireAllowed(.secure, state)
         let vcs = try engine.versionControl(recorder)
@@ -27,14 +27,16 @@ extension OperationRun {
             for tree in targets {
                 if let held = state.copies[tree]?.revision, held.id != revision.id {
                     throw DeliveryError(
-                        .wrongState,
-                        "the \(tree.rawValue) copy holds \(held.label) and production is at \(revision.label): refreshing only '\(path)' would mix two revisions in one copy; secure the whole site (without --path)"
-                    )
+                        .wrongState, .refusedMixedRevisions,
+                        [
+                            "tree": .tree(tree), "held": .revision(held), "revision": .revision(revision),
+                            "path": .text(path.value),
+                        ])
                 }
             }
         }
         try checkRoom(for: targets, state: state)
-        var summary: [String] = []
+        var summary: [Notice] = []
         for (index, tree) in targets.enumerated() {
             let weight = (Double(index), Double(targets.count))
             summary.append(try refreshCopy(tree, revision: revision, component: request.securePath, weight: weight))
@@ -51,7 +53,7 @@ extension OperationRun {
                 for step in [Operation.switchToDelivery, .update, .restore, .cancel] { state.lastResults[step] = nil }
             }
         }
-        return summary.joined(separator: " ") + " Next: switch to delivery."
+        return summary + [Notice(.nextSwitch)]
     }
 
     /// Runs one synchronisation as the code owner (`CopyWorker`), its target's root made first.
@@ -204,17 +206,14 @@ extension OperationRun {
     /// Makes a copy an exact mirror of production (or refreshes one component of it).
     func refreshCopy(
         _ tree: TreeName, revision: Revision, component: ComponentPath?, weight: (Double, Double)
-    ) throws(DeliveryError) -> String {
+    ) throws(DeliveryError) -> Notice {
         let state = try store.read()
         let complete = engine.copyStatuses(state)[tree]?.complete == true
         let production = layout.path(of: .production)
         var relative: String?
         if let component {
             guard complete else {
-                throw DeliveryError(
-                    .copyMissing,
-                    "the \(tree.rawValue) copy is not complete: a component path refreshes only part of a complete copy; secure the whole tree first"
-                )
+                throw DeliveryError(.copyMissing, .refusedPartialCopy, ["tree": .tree(tree)])
             }
             let path = layout.treeRelative(component)
             try component.checkInside(tree: production, relative: path, mustExist: true)
@@ -261,8 +260,7 @@ extension OperationRun {
                     state.copies[tree]?.refreshedPaths = []
                 }
                 let seconds = System.monotonicSeconds() - started
-                return
-                    "The \(tree.rawValue) copy was already identical to production (checked in \(format1(seconds)) s)."
+                return Notice(.copyIdentical, ["tree": .tree(tree), "checkSeconds": .duration(seconds)])
             }
         }
 
@@ -300,10 +298,11 @@ extension OperationRun {
             // This generation may have been served before, with other code under the same paths.
             try dropFromOPcache(statistics.changedScripts, under: inactive)
         } catch let error as DeliveryError {
-            throw DeliveryError(
-                error.code, "the \(tree.rawValue) copy failed, the previous copy is unchanged: \(error.message)")
+            throw error.within([Notice(.copyFailed, ["tree": .tree(tree)])])
         } catch {
-            throw DeliveryError(.io, "the \(tree.rawValue) copy failed, the previous copy is unchanged: \(error)")
+            throw DeliveryError(.io, "the \(tree.rawValue) copy failed: \(error)").within([
+                Notice(.copyFailed, ["tree": .tree(tree)])
+            ])
         }
         for path in statistics.absoluteLinksIntoSource {
             note(
@@ -338,8 +337,7 @@ extension OperationRun {
         do {
             try underSwitchMutex { () throws(DeliveryError) in
                 guard layout.servedTree() != tree else {
-                    throw DeliveryError(
-                        .wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
+                    throw DeliveryError(.wrongState, .copyServed, ["tree": .tree(tree)])
                 }
                 let temporary = "\(layout.releases)/.copy-link-\(tree.rawValue)-\(System.processIdentifier)"
                 do throws(SystemCallError) {
@@ -359,11 +357,19 @@ extension OperationRun {
         }
         let seconds = System.monotonicSeconds() - started
         if let relative {
-            return
-                "Refreshed '\(relative)' of the \(tree.rawValue) copy (\(statistics.files) files, \(statistics.filesCopied) copied) in \(format1(seconds)) s."
+            return Notice(
+                .copyRefreshed,
+                [
+                    "path": .text(relative), "tree": .tree(tree), "files": .count(statistics.files),
+                    "copied": .count(statistics.filesCopied), "copySeconds": .duration(seconds),
+                ])
         }
-        let sizeMB = Double(statistics.bytes) / 1_048_576
-        return
-            "The \(tree.rawValue) copy holds \(statistics.files) files (\(format1(sizeMB)) MB; \(statistics.filesCopied) copied, \(statistics.filesLinked) shared, \(statistics.entriesRemoved) removed) in \(format1(seconds)) s."
+        return Notice(
+            .copyMade,
+            [
+                "tree": .tree(tree), "files": .count(statistics.files), "sizeBytes": .number(Int64(statistics.bytes)),
+                "copied": .count(statistics.filesCopied), "shared": .count(statistics.filesLinked),
+                "removed": .count(statistics.entriesRemoved), "copySeconds": .duration(seconds),
+            ])
     }
 }

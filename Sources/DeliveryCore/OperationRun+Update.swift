@@ -11,7 +11,7 @@
 extension OperationRun {
     // MARK: Step 2: switch to delivery
 
-    func switchToDelivery() throws(DeliveryError) -> String {
+    func switchToDelivery() throws(DeliveryError) -> [Notice] {
         let state = try store.read()
         try requireAllowed(.switchToDelivery, state)
         let vcs = try engine.versionControl(recorder)
@@ -20,9 +20,7 @@ extension OperationRun {
             engine.configuration.upstream.kind != .cvs
         {
             throw DeliveryError(
-                .wrongState,
-                "switch refused: production changed since it was secured (\(secured.label) → \(revision.label)); secure again"
-            )
+                .wrongState, .refusedProductionChanged, ["secured": .revision(secured), "revision": .revision(revision)])
         }
         revisionBefore = revision
         if request.operation == .switchToDelivery { try requireUpdatable() }
@@ -36,7 +34,7 @@ extension OperationRun {
             state.comments = []
             state.upgradeRan = false
         }
-        return "The site is in delivery mode: the backup copy serves, production can be updated."
+        return [Notice(.switched)]
     }
 
     /// Fails before acting: the update after a switch must be able to run, or the site would be
@@ -49,26 +47,23 @@ extension OperationRun {
         let modified = try vcs.localModifications(of: production, recorder: recorder)
         if !modified.isEmpty {
             throw DeliveryError(
-                .notUpdatable,
-                "\(request.operation.rawValue) refused: production has local modifications (\(modified.prefix(3).joined(separator: ", "))\(modified.count > 3 ? " …" : "")), so the update would refuse; commit or discard them first (nothing was changed)"
-            )
+                .notUpdatable, .refusedLocalModifications,
+                ["operation": .text(request.operation.rawValue), "files": Self.firstFiles(modified)])
         }
         do throws(DeliveryError) {
             try vcs.checkUpdatable(of: production, recorder: recorder)
         } catch {
             // The upstream changing a site-local file is a refusal that says it all already.
+            note("The update could not run: \(error.message)")
             throw DeliveryError(
-                .notUpdatable,
-                error.code == .notUpdatable
-                    ? "\(request.operation.rawValue) refused: \(error.message)"
-                    : "\(request.operation.rawValue) refused: \(error.message), so the update would fail (nothing was changed)"
-            )
+                .notUpdatable, message: "\(request.operation.rawValue) refused: \(error.message)",
+                notices: [Notice(.refusedUpstream, ["operation": .text(request.operation.rawValue)])] + error.notices)
         }
     }
 
     // MARK: Step 3: update
 
-    func update() throws(DeliveryError) -> String {
+    func update() throws(DeliveryError) -> [Notice] {
         let state = try store.read()
         try requireAllowed(.update, state)
         let production = layout.path(of: .production)
@@ -86,8 +81,10 @@ extension OperationRun {
             if !modified.isEmpty {
                 throw DeliveryError(
                     .vcsFailed,
-                    "update refused: production has local modifications (\(modified.prefix(3).joined(separator: ", "))\(modified.count > 3 ? " …" : "")); commit or discard them first. The site still serves the backup copy"
-                )
+                    [
+                        Notice(.refusedUpdateLocalModifications, ["files": Self.firstFiles(modified)]),
+                        Notice(.stillServes, ["tree": .tree(layout.servedTree() ?? .backup)]),
+                    ])
             }
         }
         note(
@@ -101,9 +98,7 @@ extension OperationRun {
         do {
             try vcs.update(tree: production, path: relative, recorder: recorder)
         } catch {
-            throw DeliveryError(
-                error.code,
-                "\(error.message). The site still serves the \(layout.servedTree()?.rawValue ?? "backup") copy.")
+            throw error.within([], after: [Notice(.stillServes, ["tree": .tree(layout.servedTree() ?? .backup)])])
         }
         try buildComponentCache(at: (try? System.realPath(production)) ?? production)
         let after = try vcs.revision(of: production, recorder: recorder)
@@ -114,7 +109,21 @@ extension OperationRun {
             state.updatedPaths.append(relative ?? "")
             if let comment = request.comment, !comment.isEmpty { state.comments.append(comment) }
         }
-        let change = before.id == after.id ? "revision unchanged (\(after.label))" : "\(before.label) → \(after.label)"
-        return "Production updated\(relative.map { " at '\($0)'" } ?? ""): \(change). Next: restore production."
+        let updated: Notice
+        switch (relative, before.id == after.id) {
+        case (nil, true): updated = Notice(.productionUnchanged, ["revision": .revision(after)])
+        case (nil, false): updated = Notice(.productionUpdated, ["before": .revision(before), "after": .revision(after)])
+        case (let path?, true):
+            updated = Notice(.productionPathUnchanged, ["path": .text(path), "revision": .revision(after)])
+        case (let path?, false):
+            updated = Notice(
+                .productionPathUpdated, ["path": .text(path), "before": .revision(before), "after": .revision(after)])
+        }
+        return [updated, Notice(.nextRestore)]
+    }
+
+    /// The first files of a list for a sentence (three, then `…`).
+    static func firstFiles(_ files: [String]) -> NoticeValue {
+        .list(Array(files.prefix(3)) + (files.count > 3 ? ["…"] : []))
     }
 }

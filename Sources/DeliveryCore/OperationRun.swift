@@ -57,9 +57,7 @@ final class OperationRun: @unchecked Sendable {
     func checkNotPreempted(_ state: DeliveryState) throws(DeliveryError) {
         guard request.operation != .rollback, let preempted = state.preemptedAt, preempted > startedAt else { return }
         throw DeliveryError(
-            .preempted,
-            "an emergency rollback took over at \(preempted.formatted(.iso8601)); this operation stopped. The site serves the \(layout.servedTree()?.rawValue ?? "rolled-back") tree"
-        )
+            .preempted, .preempted, ["preemptedAt": .moment(preempted), "tree": .tree(layout.servedTree())])
     }
 
     /// Runs `body` under the switch mutex, after checking that no rollback took over: every change
@@ -88,18 +86,18 @@ final class OperationRun: @unchecked Sendable {
     /// Runs the operation under the lock; the caller holds it and has set `running`.
     func execute() throws(DeliveryError) -> OperationOutcome {
         var failure: DeliveryError?
-        var message = ""
+        var notices: [Notice] = []
         do throws(DeliveryError) {
             switch request.operation {
-            case .secure: message = try step(.secure) { () throws(DeliveryError) in try secure() }
+            case .secure: notices = try step(.secure) { () throws(DeliveryError) in try secure() }
             case .switchToDelivery:
-                message = try step(.switchToDelivery) { () throws(DeliveryError) in try switchToDelivery() }
-            case .update: message = try step(.update) { () throws(DeliveryError) in try update() }
-            case .restore: message = try step(.restore) { () throws(DeliveryError) in try restore() }
-            case .cancel: message = try step(.cancel) { () throws(DeliveryError) in try cancel() }
-            case .recover: message = try step(.recover) { () throws(DeliveryError) in try recover() }
-            case .runAll: message = try runAll()
-            case .rollback: message = "rollback runs on its own path"
+                notices = try step(.switchToDelivery) { () throws(DeliveryError) in try switchToDelivery() }
+            case .update: notices = try step(.update) { () throws(DeliveryError) in try update() }
+            case .restore: notices = try step(.restore) { () throws(DeliveryError) in try restore() }
+            case .cancel: notices = try step(.cancel) { () throws(DeliveryError) in try cancel() }
+            case .recover: notices = try step(.recover) { () throws(DeliveryError) in try recover() }
+            case .runAll: notices = try runAll()
+            case .rollback: notices = []  // rollback runs on its own path
             }
         } catch {
             failure = error
@@ -115,8 +113,8 @@ final class OperationRun: @unchecked Sendable {
                 // What recover recorded is shown until an operation succeeds after it.
                 if failure == nil && request.operation != .recover { state.interrupted = nil }
                 state.lastResults[request.operation] = StepResult(
-                    succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? message,
-                    errorCode: failure?.code)
+                    succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? notices.english,
+                    errorCode: failure?.code, notices: failure?.said ?? notices)
                 return state.phase
             }
         } catch {
@@ -124,41 +122,44 @@ final class OperationRun: @unchecked Sendable {
             phase = (try? store.read().phase) ?? .idle
         }
         let result = failure == nil ? "succeeded" : (isRefusal(failure!) ? "refused" : "failed")
-        writeAudit(result: result, error: failure, message: failure?.message ?? message, phase: phase, served: served)
+        writeAudit(result: result, error: failure, notices: failure?.said ?? notices, phase: phase, served: served)
         if let failure { throw failure }
-        return OperationOutcome(id: id, operation: request.operation, message: message, phase: phase, served: served)
+        return OperationOutcome(
+            id: id, operation: request.operation, message: notices.english, notices: notices, phase: phase,
+            served: served)
     }
 
-    func step(_ operation: Operation, _ body: () throws(DeliveryError) -> String) throws(DeliveryError)
-        -> String
+    func step(_ operation: Operation, _ body: () throws(DeliveryError) -> [Notice]) throws(DeliveryError)
+        -> [Notice]
     {
         progress(.stepStarted(operation))
         try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
             if state.running?.id == id { state.running?.step = operation }
         }
         do {
-            let message = try body()
+            let notices = try body()
             progress(.fraction(operation, 1))
-            progress(.stepFinished(operation, succeeded: true, message: message))
-            recordStepOfRunAll(operation, nil, message)
-            return message
+            progress(.stepFinished(operation, succeeded: true, notices: notices))
+            recordStepOfRunAll(operation, nil, notices)
+            return notices
         } catch {
-            progress(.stepFinished(operation, succeeded: false, message: error.message))
-            if !isRefusal(error) { recordStepOfRunAll(operation, error, error.message) }
+            progress(.stepFinished(operation, succeeded: false, notices: error.said))
+            if !isRefusal(error) { recordStepOfRunAll(operation, error, error.said) }
             throw error
         }
     }
 
     /// Run all records each of its steps' results too, so that every step shows its latest result.
-    func recordStepOfRunAll(_ operation: Operation, _ failure: DeliveryError?, _ message: String) {
+    func recordStepOfRunAll(_ operation: Operation, _ failure: DeliveryError?, _ notices: [Notice]) {
         guard request.operation == .runAll else { return }
         try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
             state.lastResults[operation] = StepResult(
-                succeeded: failure == nil, finishedAt: Date(), message: message, errorCode: failure?.code)
+                succeeded: failure == nil, finishedAt: Date(), message: failure?.message ?? notices.english,
+                errorCode: failure?.code, notices: notices)
         }
     }
 
-    func runAll() throws(DeliveryError) -> String {
+    func runAll() throws(DeliveryError) -> [Notice] {
         let state = try store.read()
         try requireAllowed(.runAll, state)
         try requireUpdatable()
@@ -175,45 +176,37 @@ final class OperationRun: @unchecked Sendable {
         let served = layout.servedTree()
         let copies = engine.copyStatuses(state)
         if DeliveryEngine.allowed(state, served: served, copies: copies).contains(operation) { return }
-        let servedText = served.map { "the \($0.rawValue) tree" } ?? "an unknown tree"
-        let reason: String
+        let reason: NoticeCode
         switch operation {
         case .secure, .runAll:
-            reason =
-                served != .production
-                ? "the site is serving \(servedText); securing writes only copies that are not served, while production serves"
-                : "a delivery is in progress (state '\(state.phase.rawValue)'); finish it with restore, or cancel it"
+            reason = served != .production ? .refusedServingCopy : .refusedDeliveryInProgress
         case .switchToDelivery:
             reason =
-                state.phase == .idle || copies[.backup]?.complete != true
-                ? "secure the site first: the backup copy must be fresh and complete"
-                : "the site is already in delivery mode (state '\(state.phase.rawValue)')"
+                state.phase == .idle || copies[.backup]?.complete != true ? .refusedSecureFirst : .refusedAlreadyDelivering
         case .update:
-            reason =
-                served == .production
-                ? "production is being served; switch to delivery first"
-                : "the state '\(state.phase.rawValue)' does not allow an update"
+            reason = served == .production ? .refusedProductionServed : .refusedState
         case .restore:
-            reason =
-                "there is nothing to restore (state '\(state.phase.rawValue)'): switch to delivery and update first"
+            reason = .refusedNothingToRestore
         case .cancel:
-            reason = "there is no delivery to cancel"
+            reason = .refusedNothingToCancel
         default:
-            reason = "the state '\(state.phase.rawValue)' does not allow it"
+            reason = .refusedState
         }
-        throw DeliveryError(.wrongState, "\(operation.rawValue) refused: \(reason)")
+        throw DeliveryError(
+            .wrongState, reason,
+            ["operation": .text(operation.rawValue), "servedTree": .tree(served), "phase": .text(state.phase.rawValue)])
     }
 
     // MARK: Audit
 
     func auditRefusal(_ error: DeliveryError) {
         writeAudit(
-            result: "refused", error: error, message: error.message, phase: try? store.read().phase,
+            result: "refused", error: error, notices: error.said, phase: try? store.read().phase,
             served: layout.servedTree())
     }
 
     func writeAudit(
-        result: String, error: DeliveryError?, message: String, phase: DeliveryPhase?, served: TreeName?
+        result: String, error: DeliveryError?, notices: [Notice], phase: DeliveryPhase?, served: TreeName?
     ) {
         let deliveryId = try? store.read().deliveryId
         let record = AuditRecord(
@@ -222,8 +215,8 @@ final class OperationRun: @unchecked Sendable {
             securityCopy: [.secure, .runAll].contains(request.operation) ? request.securityCopy : nil,
             comment: request.comment, revisionBefore: revisionBefore, revisionAfter: revisionAfter,
             servedBefore: servedBefore, servedAfter: served, phaseAfter: phase, commands: recorder.summaries,
-            durationSeconds: System.monotonicSeconds() - startedMonotonic, errorCode: error?.code, message: message,
-            databaseRestored: databaseRestored ? true : nil)
+            durationSeconds: System.monotonicSeconds() - startedMonotonic, errorCode: error?.code, message: error?.message ?? notices.english,
+            notices: notices, databaseRestored: databaseRestored ? true : nil)
         do {
             try engine.audit.append(record)
         } catch {

@@ -40,6 +40,8 @@ struct APIError: Error, Sendable, Equatable {
     let status: Int
     /// One sentence for a person.
     let message: String
+    /// What a person reads, as notices (engine errors that say more than their code).
+    var notices: [Notice] = []
 
     /// Makes an error of the helper.
     init(_ code: Code, _ message: String) {
@@ -77,7 +79,9 @@ struct APIError: Error, Sendable, Equatable {
         case .configuration: message = "the helper's site configuration is not usable; see the helper's log"
         case .privileges: message = "the helper lacks the privileges for this; see the helper's log"
         case .io: message = "the helper could not read or write the site's files; see the helper's log"
-        default: message = error.message
+        default:
+            message = error.message
+            notices = error.notices
         }
     }
 
@@ -92,13 +96,17 @@ struct APIError: Error, Sendable, Equatable {
         self.message = message
     }
 
-    /// The JSON body: `{"error": {"code": "...", "message": "..."}}`.
-    var body: ErrorBody { ErrorBody(error: .init(code: code, message: message)) }
+    /// The JSON body: `{"error": {"code": "...", "message": "...", "notices": [...]}}` (notices
+    /// when the error says more than its code).
+    var body: ErrorBody {
+        ErrorBody(error: .init(code: code, message: message, notices: notices.isEmpty ? nil : notices))
+    }
 
     struct ErrorBody: Encodable {
         struct Detail: Encodable {
             let code: String
             let message: String
+            let notices: [Notice]?
         }
         let error: Detail
     }

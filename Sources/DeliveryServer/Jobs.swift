@@ -19,8 +19,10 @@ struct JobStep: Sendable, Codable, Equatable {
     var state: JobState
     /// How far the step is, from 0 to 1, when the engine can tell.
     var fraction: Double?
-    /// The step's closing sentence.
+    /// The step's closing sentence, in English.
     var message: String?
+    /// The same, as notices.
+    var notices: [Notice]?
 }
 
 /// A job's view for `GET /jobs/{id}`.
@@ -52,6 +54,8 @@ struct JobView: Sendable, Codable, Equatable {
 struct JobError: Sendable, Codable, Equatable {
     var code: String
     var message: String
+    /// What a person reads, as notices (absent when the code says it all).
+    var notices: [Notice]?
 }
 
 /// One operation run by the helper on a thread of its own.
@@ -92,10 +96,11 @@ final class Job: Sendable {
                 if let index = record.steps.lastIndex(where: { $0.operation == operation.rawValue }) {
                     record.steps[index].fraction = max(0, min(1, fraction))
                 }
-            case .stepFinished(let operation, let succeeded, let message):
+            case .stepFinished(let operation, let succeeded, let notices):
                 if let index = record.steps.lastIndex(where: { $0.operation == operation.rawValue }) {
                     record.steps[index].state = succeeded ? .succeeded : .failed
-                    record.steps[index].message = message
+                    record.steps[index].message = notices.english
+                    record.steps[index].notices = notices
                     if succeeded { record.steps[index].fraction = 1 }
                 }
             }
@@ -124,7 +129,8 @@ final class Job: Sendable {
             case .failure(let error):
                 record.state = .failed
                 let api = APIError(error)
-                record.error = JobError(code: api.code, message: api.message)
+                record.error = JobError(
+                    code: api.code, message: api.message, notices: api.notices.isEmpty ? nil : api.notices)
                 for index in record.steps.indices where record.steps[index].state == .running {
                     record.steps[index].state = .failed
                 }

@@ -25,7 +25,7 @@ enum MonitorCall: Codable, Equatable {
     case plan
     case history(limit: Int, offset: Int)
     case perform(request: OperationRequest, job: String)
-    case refusal(request: OperationRequest, code: DeliveryError.Code, message: String)
+    case refusal(request: OperationRequest, code: DeliveryError.Code, message: String, notices: [Notice])
 }
 
 /// One frame of the monitor's answer: progress events, then exactly one of the others.
@@ -36,7 +36,7 @@ enum MonitorReply: Codable {
     case history([AuditRecord])
     case outcome(OperationOutcome)
     case recorded
-    case failure(code: DeliveryError.Code, message: String)
+    case failure(code: DeliveryError.Code, message: String, notices: [Notice])
 }
 
 /// The frames on a call's socket: a 4-byte big-endian length, then that many bytes of JSON.
@@ -119,7 +119,7 @@ final class Monitor: Sendable {
             }
             guard admitted else {
                 _ = MonitorFrame.write(
-                    MonitorReply.failure(code: .badRequest, message: "too many calls at once"), to: fd)
+                    MonitorReply.failure(code: .badRequest, message: "too many calls at once", notices: []), to: fd)
                 System.close(fd)
                 continue
             }
@@ -152,7 +152,7 @@ final class Monitor: Sendable {
             try? System.setTimeouts(fd, seconds: 0)
             reply = try run(call, progress: { event in _ = MonitorFrame.write(MonitorReply.progress(event), to: fd) })
         } catch {
-            reply = .failure(code: error.code, message: error.message)
+            reply = .failure(code: error.code, message: error.message, notices: error.notices)
         }
         _ = MonitorFrame.write(reply, to: fd)
     }
@@ -180,10 +180,12 @@ final class Monitor: Sendable {
             try claim(slot, "'\(request.operation.rawValue)' is already running")
             defer { release(slot) }
             return .outcome(try engine.perform(request, id: job, progress: progress))
-        case .refusal(let request, let code, let message):
+        case .refusal(let request, let code, let message, let notices):
             try Self.checkActor(request.actor)
-            guard message.count <= 4000 else { throw DeliveryError(.badRequest, "refusal message too long") }
-            engine.recordRefusal(request, DeliveryError(code, message))
+            guard message.count <= 4000, notices.count <= 20 else {
+                throw DeliveryError(.badRequest, "refusal message too long")
+            }
+            engine.recordRefusal(request, DeliveryError(code, message: message, notices: notices))
             return .recorded
         }
     }
@@ -247,7 +249,7 @@ final class MonitorClient: EngineAccess {
     }
 
     func recordRefusal(_ request: OperationRequest, _ error: DeliveryError) {
-        _ = try? call(.refusal(request: request, code: error.code, message: error.message))
+        _ = try? call(.refusal(request: request, code: error.code, message: error.message, notices: error.notices))
     }
 
     private static let unexpected = DeliveryError(.io, "the helper's monitor answered something unexpected")
@@ -283,7 +285,8 @@ final class MonitorClient: EngineAccess {
             }
             switch reply {
             case .progress(let event): progress?(event)
-            case .failure(let code, let message): throw DeliveryError(code, message)
+            case .failure(let code, let message, let notices):
+                throw DeliveryError(code, message: message, notices: notices)
             default: return reply
             }
         }

@@ -126,7 +126,8 @@ struct Failure: Error, CustomStringConvertible {
 
     func report() -> Never {
         if json {
-            let document = ErrorDocument(ok: false, error: .init(code: error.code.rawValue, message: error.message))
+            let document = ErrorDocument(
+                ok: false, error: .init(code: error.code.rawValue, message: error.message, notices: error.said))
             printJSON(document)
         } else {
             FileOutput.standardError("deliveryctl: \(error.message)\n")
@@ -139,6 +140,7 @@ struct ErrorDocument: Encodable {
     struct Body: Encodable {
         let code: String
         let message: String
+        let notices: [Notice]
     }
     let ok: Bool
     let error: Body

@@ -44,10 +44,10 @@ final class ProgressPrinter: @unchecked Sendable {
                 lastTenth[operation] = tenth
                 FileOutput.standardOutput("    … \(tenth * 10) %\n")
             }
-        case .stepFinished(let operation, let succeeded, let message):
+        case .stepFinished(let operation, let succeeded, let notices):
             if succeeded {
                 flushHeader()
-                FileOutput.standardOutput("ok: \(Self.title(operation)): \(message)\n")
+                FileOutput.standardOutput("ok: \(Self.title(operation)): \(notices.english)\n")
             } else if printedHeader {
                 FileOutput.standardOutput("FAILED: \(Self.title(operation))\n")
             }

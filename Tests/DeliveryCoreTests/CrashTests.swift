@@ -223,11 +223,12 @@ struct PreemptionTests {
         let site = try FixtureSite()
         let refused = try deliveryctl(site, ["switch"])
         #expect(refused.status == 2)
-        #expect(refused.output.hasPrefix("deliveryctl: switch refused"))
+        #expect(refused.output.hasPrefix("deliveryctl: Switch refused"))
         #expect(refused.output.split(separator: "\n").count == 1)
         let json = try deliveryctl(site, ["switch", "--json"])
         #expect(json.status == 2)
         #expect(json.output.contains("\"code\" : \"wrong_state\""))
+        #expect(json.output.contains("\"refused_secure_first\""))
         let secured = try deliveryctl(site, ["secure", "--json"])
         #expect(secured.status == 0)
         let document = try JSONSerialization.jsonObject(with: Data(secured.output.utf8)) as? [String: Any]

@@ -77,9 +77,10 @@ final class TLSFixture {
 @Suite("The health check over HTTPS: the site's own CA, a pinned key, the host resolved to this server")
 struct HealthCheckTLSTests {
     func check(_ fixture: TLSFixture, _ settings: HealthCheckSettings) -> (summary: String, failure: String?) {
-        HealthChecker.fetchLoginPage(
+        let answer = HealthChecker.fetchLoginPage(
             url: "https://moodle.test:\(fixture.port)/login/index.php", settings: settings, webUser: .current,
             recorder: CommandRecorder(onLine: { _ in }))
+        return (answer.summary?.english ?? "", answer.failure?.english)
     }
 
     @Test(
@@ -91,6 +92,11 @@ struct HealthCheckTLSTests {
         let untrusted = check(fixture, local)
         #expect(untrusted.failure?.contains("the TLS certificate is not trusted") == true, "\(untrusted)")
         #expect(untrusted.failure?.contains("healthCheck.caFile") == true)
+        #expect(
+            HealthChecker.fetchLoginPage(
+                url: "https://moodle.test:\(fixture.port)/login/index.php", settings: local, webUser: .current,
+                recorder: CommandRecorder(onLine: { _ in })
+            ).failure?.code == NoticeCode.healthTLSUntrusted.rawValue)
 
         let trusted = check(fixture, HealthCheckSettings(caFile: "\(fixture.path)/ca.pem", resolveTo: "127.0.0.1"))
         #expect(trusted.failure == nil, "\(trusted)")

@@ -59,14 +59,30 @@ struct PluginRulesTests {
         #expect(PluginRules.php().contains("PATH_HTML_PATTERN = '[\(characters)]+(/[\(characters)]+)*/*'"))
     }
 
+    @Test("each notice code is documented, has a sentence, and keys only of the documented kinds")
+    func noticesAreDocumented() throws {
+        let protocolText = try String(contentsOfFile: "\(projectRoot)/docs/protocol.md", encoding: .utf8)
+        for code in NoticeCode.allCases {
+            #expect(protocolText.contains("`\(code.rawValue)`"), "docs/protocol.md does not name \(code.rawValue)")
+            #expect(!code.template.isEmpty)
+            // Every key is named in the English sentence; a notice given all of them leaves no `?`.
+            var values: [String: NoticeValue] = [:]
+            for key in code.keys { values[key] = key.hasSuffix("Bytes") || key.hasSuffix("Seconds") ? 5 : "x" }
+            #expect(!Notice(code, values).english.contains("{"), "\(code.rawValue)")
+            #expect(!Notice(code, values).english.contains("?"), "\(code.rawValue)")
+        }
+        #expect(Set(NoticeCode.allCases.map(\.rawValue)).isDisjoint(with: DeliveryError.Code.allCases.map(\.rawValue)))
+    }
+
     @Test("each refusal code is documented as one, and no other")
     func refusalsAreDocumented() throws {
         let protocolText = try String(contentsOfFile: "\(projectRoot)/docs/protocol.md", encoding: .utf8)
         for code in DeliveryError.Code.allCases {
             #expect(protocolText.contains("`\(code.rawValue)`"), "docs/protocol.md does not name \(code.rawValue)")
         }
-        #expect(PluginRules.php().contains("'lock_held'"))
-        #expect(!PluginRules.php().contains("'io'"))
+        let refusals = PluginRules.php().components(separatedBy: "REFUSALS = [")[1].components(separatedBy: "];")[0]
+        #expect(refusals.contains("'lock_held'"))
+        #expect(!refusals.contains("'io'"))
     }
 }
 
@@ -77,6 +93,10 @@ enum PluginRules {
             "        '\(operation.rawValue)' => [\(operation.requestMembers.map { "'\($0)'" }.joined(separator: ", "))],"
         }
         let refusals = DeliveryError.Code.allCases.filter(\.isRefusal).map { "'\($0.rawValue)'" }
+        let errorCodes = DeliveryError.Code.allCases.map { "'\($0.rawValue)'" }
+        let notices = NoticeCode.allCases.map { code in
+            "        '\(code.rawValue)' => [\(code.keys.map { "'\($0)'" }.joined(separator: ", "))],"
+        }
         let characters = characterClass(ComponentPath.partCharacters)
         let refused = ComponentPath.refusedParts.map(pcreEscaped).joined(separator: "|")
         let part = "(?!-)(?!(?:\(refused))$)[\(characters)]+"
@@ -136,6 +156,19 @@ enum PluginRules {
                  */
                 public const REFUSALS = [
             \(refusals.map { "        \($0)," }.joined(separator: "\n"))
+                ];
+
+                /** @var string[] Every error code of the helper (DeliveryError.Code; docs/protocol.md, *Errors*). */
+                public const ERROR_CODES = [
+            \(errorCodes.map { "        \($0)," }.joined(separator: "\n"))
+                ];
+
+                /**
+                 * @var array Notice code => the keys of the values its sentence names (NoticeCode; the
+                 *      plugin's string `notice:<code>` names the same keys; docs/protocol.md, *Notices*).
+                 */
+                public const NOTICES = [
+            \(notices.joined(separator: "\n"))
                 ];
 
                 /** @var int The longest component path, in bytes (ComponentPath.maxBytes). */

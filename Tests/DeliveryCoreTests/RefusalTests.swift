@@ -78,7 +78,7 @@ struct RefusalTests {
     @Test("a missing copy: partial secure without a complete copy, rollback with none")
     func missingCopy() throws {
         let site = try FixtureSite()
-        expectRefusal(site, .secure, securePath: "mod", code: .copyMissing, mentioning: "secure the whole tree first")
+        expectRefusal(site, .secure, securePath: "mod", code: .copyMissing, mentioning: "Secure the whole site first")
         expectRefusal(site, .rollback, code: .copyMissing)
     }
 

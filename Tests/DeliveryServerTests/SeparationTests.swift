@@ -152,7 +152,7 @@ struct SeparationTests {
     }
 
     static func refusedAsBadRequest(_ reply: MonitorReply?) -> Bool {
-        if case .failure(let code, _) = reply { return code == .badRequest }
+        if case .failure(let code, _, _) = reply { return code == .badRequest }
         return false
     }
 
