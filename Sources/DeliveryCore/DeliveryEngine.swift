@@ -268,7 +268,8 @@ public final class DeliveryEngine: Sendable {
             } ?? fallback
         let age = max(0, now.timeIntervalSince(snapshot.takenAt))
         let values: [String: NoticeValue] = [
-            "tree": .tree(target), "ageSeconds": .number(Int64(age.rounded())), "sizeBytes": .number(snapshot.sizeBytes),
+            "tree": .tree(target), "ageSeconds": .number(Int64(age.rounded())),
+            "sizeBytes": .number(snapshot.sizeBytes),
         ]
         if state.deliveryWindowOpen == true {
             return RollbackPlan(
@@ -298,7 +299,8 @@ public final class DeliveryEngine: Sendable {
             let vcs = try versionControl(recorder)
             try vcs.checkUpdatable(of: production, recorder: recorder)
         } catch {
-            report.warnings.append("The next update would fail: \(error.message)")
+            report.warn(Notice(.warningNextUpdateFails))
+            report.warnings[report.warnings.count - 1] += " \(error.message)"
         }
         return report
     }
@@ -332,9 +334,9 @@ public final class DeliveryEngine: Sendable {
         report.untrackedFiles = health.untracked
         report.missingFiles = health.missing
         if !health.untracked.isEmpty {
-            report.warnings.append(
-                "\(health.untracked.count) file\(health.untracked.count == 1 ? " is" : "s are") in production but not under version control (first: \(health.untracked[0])): forgotten in a commit?"
-            )
+            report.warn(
+                Notice(
+                    .warningUntracked, ["count": .count(health.untracked.count), "first": .text(health.untracked[0])]))
         }
         report.inconsistentComponents = preflight.componentProblems(report)
         report.phpVersion = preflight.phpVersionCheck()
@@ -347,7 +349,8 @@ public final class DeliveryEngine: Sendable {
                 pending: need != .none, maintenanceRequired: need == .withMaintenance,
                 snapshot: need != .none && snapshots)
         } catch {
-            report.warnings.append("Moodle could not say whether an upgrade is pending: \(error.message)")
+            report.warn(Notice(.warningUpgradeUnknown))
+            report.warnings[report.warnings.count - 1] += " \(error.message)"
         }
         if snapshots && report.upgrade?.pending != false {
             do {
@@ -363,7 +366,8 @@ public final class DeliveryEngine: Sendable {
                     directory: directory, availableBytes: available, databaseBytes: size,
                     enough: available > size + (16 << 20))
             } catch {
-                report.warnings.append("The database snapshot could not be prepared: \(error.message)")
+                report.warn(Notice(.warningSnapshotUnprepared))
+                report.warnings[report.warnings.count - 1] += " \(error.message)"
             }
         }
         return report

@@ -116,7 +116,8 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
 
     /// The same error with notices put before (and after) its own: what it means for the operation.
     public func within(_ before: [Notice], after: [Notice] = []) -> DeliveryError {
-        DeliveryError(code, message: ([before.english, message] + (after.isEmpty ? [] : [after.english])).joined(separator: " "),
+        DeliveryError(
+            code, message: ([before.english, message] + (after.isEmpty ? [] : [after.english])).joined(separator: " "),
             notices: before + said + after)
     }
 

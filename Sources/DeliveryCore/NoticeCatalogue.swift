@@ -103,6 +103,14 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case maintenanceIsOff = "maintenance_is_off"
     case runRollbackAgain = "run_rollback_again"
     case refusedNothingToRecover = "refused_nothing_to_recover"
+    // The preflight.
+    case componentUnversionedChange = "component_unversioned_change"
+    case componentVersionLost = "component_version_lost"
+    case componentNeedsNewerCore = "component_needs_newer_core"
+    case warningNextUpdateFails = "warning_next_update_fails"
+    case warningUntracked = "warning_untracked"
+    case warningUpgradeUnknown = "warning_upgrade_unknown"
+    case warningSnapshotUnprepared = "warning_snapshot_unprepared"
     // What the state allows.
     case refusedServingCopy = "refused_serving_copy"
     case refusedDeliveryInProgress = "refused_delivery_in_progress"
@@ -151,7 +159,8 @@ public enum NoticeCode: String, Sendable, CaseIterable {
         case .cachesKept: "Caches kept (the code did not change)."
         case .healthPassed: "The health check passed."
         case .deliveryComplete: "The delivery is complete."
-        case .refusedNotMoodle: "Restore refused: the production tree has no version.php; it is not a complete Moodle tree."
+        case .refusedNotMoodle:
+            "Restore refused: the production tree has no version.php; it is not a complete Moodle tree."
         case .refusedPreflight:
             "Restore refused: the preflight found what would break the site. The site still serves the {tree} copy; fix production (update again) or cancel."
         case .refusedSnapshot:
@@ -213,7 +222,8 @@ public enum NoticeCode: String, Sendable, CaseIterable {
         case .rollbackHowToConfirm:
             "Confirm with 'deliveryctl rollback --restore-database', or tick the confirmation on the delivery screen."
         case .rollbackWebServerLags: "But the web server did not follow the switch: reload it by hand."
-        case .preempted: "An emergency rollback took over at {preemptedAt}; this operation stopped. The site serves the {tree} tree."
+        case .preempted:
+            "An emergency rollback took over at {preemptedAt}; this operation stopped. The site serves the {tree} tree."
         case .planUnavailable: "There is no complete security or backup copy to roll back to."
         case .planCodeMatches:
             "Rollback serves the {tree} copy at once. Moodle said its code matches the database as it is, so the database stays as it is and nothing is lost."
@@ -237,6 +247,17 @@ public enum NoticeCode: String, Sendable, CaseIterable {
         case .maintenanceIsOff: "Maintenance mode is off."
         case .runRollbackAgain: "Run the emergency rollback again to finish it."
         case .refusedNothingToRecover: "Recover refused: there is no interrupted operation to recover from."
+        case .componentUnversionedChange:
+            "{file} changed but {versionFile} did not: Moodle applies it only with a new version (a partial update?)."
+        case .componentVersionLost:
+            "{file} declares no version any more: Moodle would stop the upgrade (\"defective or outdated\")."
+        case .componentNeedsNewerCore:
+            "It requires Moodle {required} but the tree's core is {core}: Moodle would refuse to upgrade."
+        case .warningNextUpdateFails: "The next update would fail."
+        case .warningUntracked:
+            "{count} files are in production but not under version control (first: {first}): forgotten in a commit?"
+        case .warningUpgradeUnknown: "Moodle could not say whether an upgrade is pending."
+        case .warningSnapshotUnprepared: "The database snapshot could not be prepared."
         case .refusedServingCopy:
             "{operation} refused: the site is serving the {servedTree} tree; securing writes only copies that are not served, while production serves."
         case .refusedDeliveryInProgress:
@@ -277,6 +298,6 @@ public enum NoticeCode: String, Sendable, CaseIterable {
             text = text.replacingOccurrences(of: "{\(key)}", with: shown)
         }
         // A sentence that starts with an operation's name starts with a capital.
-        return text.prefix(1).uppercased() + text.dropFirst()
+        return template.hasPrefix("{operation}") ? text.prefix(1).uppercased() + text.dropFirst() : text
     }
 }

@@ -237,7 +237,8 @@ extension OperationRun {
                 Notice(
                     .rollbackDatabaseRestored,
                     [
-                        "tree": .tree(target), "revision": .revision(revisionAfter), "snapshotAt": .moment(snapshot.takenAt),
+                        "tree": .tree(target), "revision": .revision(revisionAfter),
+                        "snapshotAt": .moment(snapshot.takenAt),
                         "restoreSeconds": .duration(seconds),
                     ]), Notice(.rollbackThen),
             ]

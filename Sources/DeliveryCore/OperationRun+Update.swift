@@ -20,7 +20,8 @@ extension OperationRun {
             engine.configuration.upstream.kind != .cvs
         {
             throw DeliveryError(
-                .wrongState, .refusedProductionChanged, ["secured": .revision(secured), "revision": .revision(revision)])
+                .wrongState, .refusedProductionChanged,
+                ["secured": .revision(secured), "revision": .revision(revision)])
         }
         revisionBefore = revision
         if request.operation == .switchToDelivery { try requireUpdatable() }
@@ -112,7 +113,8 @@ extension OperationRun {
         let updated: Notice
         switch (relative, before.id == after.id) {
         case (nil, true): updated = Notice(.productionUnchanged, ["revision": .revision(after)])
-        case (nil, false): updated = Notice(.productionUpdated, ["before": .revision(before), "after": .revision(after)])
+        case (nil, false):
+            updated = Notice(.productionUpdated, ["before": .revision(before), "after": .revision(after)])
         case (let path?, true):
             updated = Notice(.productionPathUnchanged, ["path": .text(path), "revision": .revision(after)])
         case (let path?, false):

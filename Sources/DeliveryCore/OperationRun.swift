@@ -182,7 +182,8 @@ final class OperationRun: @unchecked Sendable {
             reason = served != .production ? .refusedServingCopy : .refusedDeliveryInProgress
         case .switchToDelivery:
             reason =
-                state.phase == .idle || copies[.backup]?.complete != true ? .refusedSecureFirst : .refusedAlreadyDelivering
+                state.phase == .idle || copies[.backup]?.complete != true
+                ? .refusedSecureFirst : .refusedAlreadyDelivering
         case .update:
             reason = served == .production ? .refusedProductionServed : .refusedState
         case .restore:
@@ -215,7 +216,8 @@ final class OperationRun: @unchecked Sendable {
             securityCopy: [.secure, .runAll].contains(request.operation) ? request.securityCopy : nil,
             comment: request.comment, revisionBefore: revisionBefore, revisionAfter: revisionAfter,
             servedBefore: servedBefore, servedAfter: served, phaseAfter: phase, commands: recorder.summaries,
-            durationSeconds: System.monotonicSeconds() - startedMonotonic, errorCode: error?.code, message: error?.message ?? notices.english,
+            durationSeconds: System.monotonicSeconds() - startedMonotonic, errorCode: error?.code,
+            message: error?.message ?? notices.english,
             notices: notices, databaseRestored: databaseRestored ? true : nil)
         do {
             try engine.audit.append(record)

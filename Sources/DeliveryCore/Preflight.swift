@@ -51,6 +51,8 @@ public struct PreflightReport: Sendable, Codable, Equatable {
     public var phpVersion: PHPVersionCheck?
     /// Problems that do not block the restore but that the administrator should read.
     public var warnings: [String] = []
+    /// The same warnings, as notices (`warn` adds to both).
+    public var warningNotices: [Notice] = []
 
     // What blocks: `blockers` and `blocking` (PreflightBlockers.swift).
 
@@ -96,10 +98,33 @@ public struct PreflightReport: Sendable, Codable, Equatable {
 public struct ComponentProblem: Sendable, Codable, Equatable {
     /// The component's folder (empty for core).
     public var component: String
-    /// What is wrong.
+    /// What is wrong, in English.
     public var reason: String
     /// True when Moodle would refuse it or break (false: a warning).
     public var blocking: Bool
+    /// What is wrong, as a notice.
+    public var notice: Notice?
+
+    init(component: String, reason: String, blocking: Bool) {
+        self.component = component
+        self.reason = reason
+        self.blocking = blocking
+    }
+
+    init(component: String, _ notice: Notice, blocking: Bool) {
+        self.component = component
+        self.reason = notice.english
+        self.blocking = blocking
+        self.notice = notice
+    }
+}
+
+extension PreflightReport {
+    /// Adds a warning, in English and as a notice.
+    mutating func warn(_ notice: Notice) {
+        warnings.append(notice.english)
+        warningNotices.append(notice)
+    }
 }
 
 /// What `upgrade.php --is-maintenance-required` says of the new code.
@@ -203,8 +228,7 @@ struct Preflight {
             problems.append(
                 ComponentProblem(
                     component: component,
-                    reason:
-                        "\(file) changed but \(versionFile) did not: Moodle applies it only with a new version (a partial update?)",
+                    Notice(.componentUnversionedChange, ["file": .text(file), "versionFile": .text(versionFile)]),
                     blocking: false))
         }
         for change in report.versionChanges where change.after == nil {
@@ -212,10 +236,7 @@ struct Preflight {
             guard (try? System.lstatus("\(production)/\(file)"))?.kind == .regular else { continue }
             problems.append(
                 ComponentProblem(
-                    component: change.component,
-                    reason:
-                        "\(file) declares no version any more: Moodle would stop the upgrade (\"defective or outdated\")",
-                    blocking: true))
+                    component: change.component, Notice(.componentVersionLost, ["file": .text(file)]), blocking: true))
         }
         let core = Self.declaredVersion("\(production)/version.php").flatMap(Double.init)
         for change in report.versionChanges where !change.component.isEmpty && change.after != nil {
@@ -225,8 +246,9 @@ struct Preflight {
             problems.append(
                 ComponentProblem(
                     component: change.component,
-                    reason:
-                        "requires Moodle \(String(format2: required)) but the tree's core is \(String(format2: core)): Moodle would refuse to upgrade",
+                    Notice(
+                        .componentNeedsNewerCore,
+                        ["required": .text(String(format2: required)), "core": .text(String(format2: core))]),
                     blocking: true))
         }
         return problems

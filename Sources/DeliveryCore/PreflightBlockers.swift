@@ -10,8 +10,9 @@ public struct PreflightBlocker: Sendable, Codable, Equatable {
     /// The versions before and after (`backwards`).
     public var before: String?
     public var after: String?
-    /// What is inconsistent (`inconsistent`), as the helper says it.
+    /// What is inconsistent (`inconsistent`), in English and as a notice.
     public var detail: String?
+    public var notice: Notice?
     /// The site's PHP and the new code's minimum (`php`).
     public var current: String?
     public var required: String?
@@ -47,6 +48,7 @@ extension PreflightReport {
             var blocker = PreflightBlocker("inconsistent")
             blocker.component = problem.component
             blocker.detail = problem.reason
+            blocker.notice = problem.notice
             blockers.append(blocker)
         }
         if let php = phpVersion, !php.satisfied {

@@ -35,7 +35,8 @@ struct PreflightAdditionsTests {
         let foo = try #require(report.inconsistentComponents.first { $0.component == "local/foo" })
         #expect(foo.blocking)
         #expect(foo.reason.contains("requires Moodle 2025041400.00 but the tree's core is 2024100700.00"))
-        preflight.expectBlocked(site, mentioning: "local/foo: requires Moodle 2025041400.00")
+        preflight.expectBlocked(site, mentioning: "local/foo: It requires Moodle 2025041400.00")
+        #expect(foo.notice?.code == "component_needs_newer_core")
     }
 
     @Test("the new code's minimum PHP version is checked against the site's PHP")
