@@ -103,6 +103,21 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case maintenanceIsOff = "maintenance_is_off"
     case runRollbackAgain = "run_rollback_again"
     case refusedNothingToRecover = "refused_nothing_to_recover"
+    // Refusals of the site's limits.
+    case refusedRateLimited = "refused_rate_limited"
+    case refusedNoRoom = "refused_no_room"
+    case secondFactorNeeded = "second_factor_needed"
+    case secondFactorNoneEnrolled = "second_factor_none_enrolled"
+    case secondFactorNotEnrolled = "second_factor_not_enrolled"
+    case secondFactorMalformed = "second_factor_malformed"
+    case secondFactorWrong = "second_factor_wrong"
+    case secondFactorExpired = "second_factor_expired"
+    case secondFactorReplayed = "second_factor_replayed"
+    case secondFactorCodesLeft = "second_factor_codes_left"
+    case secondFactorNowLocked = "second_factor_now_locked"
+    case secondFactorLockedUntil = "second_factor_locked_until"
+    case webServerLagging = "web_server_lagging"
+    case webServerSwitchUndone = "web_server_switch_undone"
     // The preflight.
     case componentUnversionedChange = "component_unversioned_change"
     case componentVersionLost = "component_version_lost"
@@ -247,6 +262,30 @@ public enum NoticeCode: String, Sendable, CaseIterable {
         case .maintenanceIsOff: "Maintenance mode is off."
         case .runRollbackAgain: "Run the emergency rollback again to finish it."
         case .refusedNothingToRecover: "Recover refused: there is no interrupted operation to recover from."
+        case .refusedRateLimited:
+            "Refused: {count} operations of the kind '{kind}' were started from Moodle in the last hour, and the site allows {limit} (operationLimits.{kind}PerHour in the site's configuration); the next is allowed at {nextAt}. deliveryctl on the server is not limited."
+        case .refusedNoRoom:
+            "Secure refused: not enough free space in {folder} ({availableBytes} free, {neededBytes} needed, of which {reservedBytes} must stay free); nothing was changed. Free some space on that file system first."
+        case .secondFactorNeeded:
+            "This operation needs the code of your authenticator app: asked from Moodle, a database restore outside the delivery window needs a proof the web server cannot make. Or run it with deliveryctl on the server."
+        case .secondFactorNoneEnrolled:
+            "This operation needs a second factor, and Moodle user {user} ({name}) has none: root enrols them with 'deliveryctl admin enrol-totp {user}'. Or run it with deliveryctl on the server."
+        case .secondFactorNotEnrolled:
+            "Second factor refused: Moodle user {user} ({name}) is not enrolled (root enrols them with 'deliveryctl admin enrol-totp {user}')."
+        case .secondFactorMalformed: "Second factor refused: a code is six digits."
+        case .secondFactorWrong: "Second factor refused: wrong code."
+        case .secondFactorExpired:
+            "Second factor refused: the code expired {ageSeconds} ago (a code lasts {lifeSeconds})."
+        case .secondFactorReplayed: "Second factor refused: the code was already used (wait for the next one)."
+        case .secondFactorCodesLeft: "Wrong codes left before the second factor locks: {count} (5 within 15 minutes)."
+        case .secondFactorNowLocked:
+            "The second factor is now locked until {untilAt} (15 minutes after the oldest of the last {limit} wrong codes)."
+        case .secondFactorLockedUntil:
+            "Second factor locked: {limit} wrong codes within 15 minutes; codes are refused until {untilAt}. Run the operation with deliveryctl on the server if it cannot wait."
+        case .webServerLagging:
+            "current points at the {tree} tree, but the web server serves the tree it served until it is reloaded by hand (README, \"Web servers\")."
+        case .webServerSwitchUndone:
+            "The web server did not follow the switch, so it was undone: the site serves the {tree} tree."
         case .componentUnversionedChange:
             "{file} changed but {versionFile} did not: Moodle applies it only with a new version (a partial update?)."
         case .componentVersionLost:

@@ -95,9 +95,11 @@ public struct OperationLimits: Sendable, Codable, Equatable {
                 guard counted.count >= limit else { continue }
                 let next = (counted.map(\.time).min() ?? now).addingTimeInterval(3600)
                 return DeliveryError(
-                    .rateLimited,
-                    "refused: \(counted.count) \(kind.rawValue) were started with the plugin's key in the last hour, and the site allows \(limit) (operationLimits.\(kind.rawValue)PerHour in the site's configuration); the next is allowed at \(next.formatted(.iso8601)). deliveryctl on the server is not limited."
-                )
+                    .rateLimited, .refusedRateLimited,
+                    [
+                        "count": .count(counted.count), "kind": .text(kind.rawValue), "limit": .count(limit),
+                        "nextAt": .moment(next),
+                    ])
             }
             admissions += kinds.map { Admission(kind: $0.rawValue, time: now) }
             return nil

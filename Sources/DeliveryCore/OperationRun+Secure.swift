@@ -113,14 +113,12 @@ extension OperationRun {
             throw DeliveryError.io("cannot read the free space of \(layout.releases)", error)
         }
         guard available < needed else { return }
-        let what =
-            firstCopies.isEmpty
-            ? "\(formatBytes(Self.reservedBytes)) must stay free"
-            : "the \(firstCopies.map(\.rawValue).joined(separator: " and ")) copy takes \(formatBytes(needed - Self.reservedBytes)) and \(formatBytes(Self.reservedBytes)) must stay free"
         throw DeliveryError(
-            .noRoom,
-            "secure refused: not enough free space in \(layout.releases) (\(formatBytes(available)) free; \(what)); nothing was changed: free some space on that file system first"
-        )
+            .noRoom, .refusedNoRoom,
+            [
+                "folder": .text(layout.releases), "availableBytes": .number(available),
+                "neededBytes": .number(needed), "reservedBytes": .number(Self.reservedBytes),
+            ])
     }
 
     static func countEntries(_ path: String) -> Int { measure(path).entries }

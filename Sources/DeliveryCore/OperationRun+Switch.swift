@@ -59,25 +59,19 @@ extension OperationRun {
                 if preempting {
                     // An emergency rollback goes on (the database too, when its plan says so), so
                     // that the state says what current points at; it fails at its end.
-                    webServerLag = DeliveryError(
-                        .webServerStale,
-                        "\(error.message): current points at the \(tree.rawValue) tree, but the web server serves the tree it served until it is reloaded by hand (README, \"Web servers\")"
-                    )
-                    note("Warning: \(webServerLag?.message ?? error.message).")
+                    note("Warning: \(error.message).")
+                    webServerLag = DeliveryError(.webServerStale, .webServerLagging, ["tree": .tree(tree)])
+                    note("Warning: \(webServerLag?.message ?? error.message)")
                     return
                 }
+                note("The web server did not follow: \(error.message).")
                 guard let previous else {
-                    throw DeliveryError(
-                        .webServerStale,
-                        "\(error.message). current points at the \(tree.rawValue) tree; reload the web server by hand (README, \"Web servers\")"
-                    )
+                    throw DeliveryError(.webServerStale, .webServerLagging, ["tree": .tree(tree)])
                 }
                 // The web server did not follow: it serves the old tree, so current goes back to it.
                 try pointCurrent(at: previous)
                 try? webServer.tellWebServer(previous)
-                throw DeliveryError(
-                    .webServerStale,
-                    "\(error.message). The switch was undone: the site serves the \(previous.rawValue) tree")
+                throw DeliveryError(.webServerStale, .webServerSwitchUndone, ["tree": .tree(previous)])
             }
         }
     }

@@ -203,48 +203,46 @@ public struct SecondFactor: Sendable {
             }
             return (outcome, file.failures.count, file.failures.min())
         }
-        let left = { (used: Int) in
+        let left = { (used: Int) -> Notice in
             let count = max(0, Self.failureLimit - used)
-            let until = (oldest ?? now).addingTimeInterval(Self.failureWindow).formatted(.iso8601)
+            let until = (oldest ?? now).addingTimeInterval(Self.failureWindow)
             return count == 0
-                ? "the second factor is now locked until \(until) (15 minutes after the oldest of the last \(Self.failureLimit) wrong codes)"
-                : "\(count) more wrong code\(count == 1 ? " locks" : "s lock") the second factor (5 within 15 minutes)"
+                ? Notice(.secondFactorNowLocked, ["untilAt": .moment(until), "limit": .count(Self.failureLimit)])
+                : Notice(.secondFactorCodesLeft, ["count": .count(count)])
         }
-        let who = "Moodle user \(actor.moodleUserId.map(String.init) ?? "?") (\(actor.name))"
+        let user: [String: NoticeValue] = [
+            "user": .text(actor.moodleUserId.map(String.init) ?? "?"), "name": .text(actor.name),
+        ]
         switch outcome {
         case .accepted: return
         case .missing(let enrolled):
             throw DeliveryError(
-                .secondFactorRequired,
-                enrolled
-                    ? "this operation needs the code of your authenticator app: requested with the plugin's key, a database restore outside the delivery window needs a proof the web server cannot make. Or run it with deliveryctl on the server."
-                    : "this operation needs a second factor, and \(who) has none: root enrols them with 'deliveryctl admin enrol-totp \(actor.moodleUserId.map(String.init) ?? "ID")'. Or run it with deliveryctl on the server."
-            )
+                .secondFactorRequired, enrolled ? .secondFactorNeeded : .secondFactorNoneEnrolled, user)
         case .notEnrolled:
             throw DeliveryError(
-                .secondFactorRefused,
-                "second factor refused: \(who) is not enrolled (root enrols them with 'deliveryctl admin enrol-totp \(actor.moodleUserId.map(String.init) ?? "ID")'); \(left(failures))"
-            )
+                .secondFactorRefused, [Notice(.secondFactorNotEnrolled, user), left(failures)])
         case .malformed:
-            throw DeliveryError(
-                .secondFactorRefused, "second factor refused for \(who): a code is six digits; \(left(failures))")
+            throw DeliveryError(.secondFactorRefused, [Notice(.secondFactorMalformed), left(failures)])
         case .wrong:
-            throw DeliveryError(.secondFactorRefused, "second factor refused for \(who): wrong code; \(left(failures))")
+            throw DeliveryError(.secondFactorRefused, [Notice(.secondFactorWrong), left(failures)])
         case .expired(let seconds):
             throw DeliveryError(
                 .secondFactorRefused,
-                "second factor refused for \(who): the code expired \(formatDuration(seconds)) ago (a code lasts \(Int(TOTP.stepSeconds)) seconds); \(left(failures))"
-            )
+                [
+                    Notice(
+                        .secondFactorExpired,
+                        [
+                            "ageSeconds": .number(Int64(seconds.rounded())),
+                            "lifeSeconds": .number(Int64(TOTP.stepSeconds)),
+                        ]),
+                    left(failures),
+                ])
         case .replayed:
-            throw DeliveryError(
-                .secondFactorRefused,
-                "second factor refused for \(who): the code was already used (wait for the next one); \(left(failures))"
-            )
+            throw DeliveryError(.secondFactorRefused, [Notice(.secondFactorReplayed), left(failures)])
         case .locked(let until):
             throw DeliveryError(
-                .secondFactorLocked,
-                "second factor locked: \(Self.failureLimit) wrong codes within 15 minutes; codes are refused until \(until.formatted(.iso8601)). Run the operation with deliveryctl on the server if it cannot wait."
-            )
+                .secondFactorLocked, .secondFactorLockedUntil,
+                ["limit": .count(Self.failureLimit), "untilAt": .moment(until)])
         }
     }
 

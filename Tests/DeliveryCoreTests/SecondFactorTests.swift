@@ -67,7 +67,8 @@ struct SecondFactorTests {
                 == .secondFactorRequired)
         let wrong = refusal { () throws(DeliveryError) in try factor.verify("000000", for: administrator, now: now) }
         #expect(wrong?.code == .secondFactorRefused)
-        #expect(wrong?.message.contains("wrong code; 4 more wrong codes lock") == true)
+        #expect(wrong?.message.contains("wrong code. Wrong codes left before the second factor locks: 4") == true)
+        #expect(wrong?.notices.map(\.code) == ["second_factor_wrong", "second_factor_codes_left"])
         let expired = refusal { () throws(DeliveryError) in
             try factor.verify(code(enrolment, at: now.addingTimeInterval(-120)), for: administrator, now: now)
         }
@@ -152,7 +153,10 @@ struct SecondFactorTests {
         // Refusals are not written: no stream of them can push the counted operations out.
         #expect(try Data(contentsOf: URL(fileURLWithPath: "\(directory.path)/operation-limits.json")) == counted)
         let refused = refusal { () throws(DeliveryError) in try admit(.switchToDelivery, administrator, at: now) }
-        #expect(refused?.message.contains("2 switches were started with the plugin's key in the last hour") == true)
+        #expect(
+            refused?.message.contains("2 operations of the kind 'switches' were started from Moodle in the last hour")
+                == true)
+        #expect(refused?.notices.first?.values["count"] == 2)
         // run-all counted as a switch and a restore: one restore so far.
         try admit(.restore, administrator, at: now)
         try admit(.switchToDelivery, root, at: now)

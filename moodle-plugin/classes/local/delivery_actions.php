@@ -144,9 +144,10 @@ final class delivery_actions {
         $reload = get_string('progress:reload', 'tool_delivery');
         $succeeded = ($job['state'] ?? '') === 'succeeded';
         $code = (string) ($job['error']['code'] ?? 'internal');
-        $detail = (string) ($job['error']['message'] ?? '');
-        $message = $succeeded ? (string) ($job['result']['message'] ?? '')
-            : self::error_message(new helper_exception($code, $detail));
+        // What the helper says, in the user's language: its notices, never its English message.
+        $detail = notices::say($job['error']['notices'] ?? null);
+        $message = $succeeded ? notices::say($job['result']['notices'] ?? null)
+            : self::error_message(new helper_exception($code, (string) ($job['error']['message'] ?? '')));
         if (self::is_refusal($job)) {
             return [
                 'succeeded' => false,
