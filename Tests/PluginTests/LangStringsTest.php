@@ -24,7 +24,9 @@
  */
 
 use tool_delivery\local\helper_exception;
+use tool_delivery\local\helper_rules;
 use tool_delivery\local\human_units;
+use tool_delivery\local\notices;
 use tool_delivery\local\request_signer;
 use tool_delivery\local\transport_exception;
 
@@ -171,6 +173,84 @@ final class LangStringsTest extends \PHPUnit\Framework\TestCase {
         foreach (array_unique($codes) as $code) {
             $key = (new helper_exception($code, ''))->get_string_key();
             $this->assertArrayHasKey($key, $english, "error code {$code}");
+        }
+    }
+
+    /**
+     * Every notice code of the helper (helper_rules::NOTICES, generated from its catalogue) has its
+     * sentence in English and in French, naming exactly the keys the helper gives; and no string
+     * the plugin keeps for a notice is one the helper no longer says.
+     */
+    public function test_every_notice_has_a_sentence_in_both_languages(): void {
+        $this->assertGreaterThan(100, count(helper_rules::NOTICES));
+        $catalogue = file_get_contents(dirname(__DIR__, 2) . '/Sources/DeliveryCore/NoticeCatalogue.swift');
+        preg_match_all('/^\s*case\s+\w+\s*=\s*"([a-z_]+)"/m', $catalogue, $matches);
+        $this->assertEqualsCanonicalizing($matches[1], array_keys(helper_rules::NOTICES), 'helper_rules.php is current');
+        foreach (['en', 'fr'] as $language) {
+            $strings = self::strings($language);
+            foreach (helper_rules::NOTICES as $code => $keys) {
+                $this->assertArrayHasKey("notice:{$code}", $strings, "{$language}: notice {$code}");
+                preg_match_all('/\{\$a->(\w+)\}/', $strings["notice:{$code}"], $found);
+                $this->assertEqualsCanonicalizing($keys, array_unique($found[1]), "{$language}: notice {$code}");
+            }
+            foreach (array_keys($strings) as $key) {
+                if (str_starts_with($key, 'notice:') && $key !== 'notice:unknown') {
+                    $this->assertArrayHasKey(substr($key, 7), helper_rules::NOTICES, "{$language}: {$key} is said by no one");
+                }
+            }
+            foreach (['production', 'backup', 'security', 'unknown'] as $tree) {
+                $this->assertArrayHasKey("tree:{$tree}", $strings, $language);
+            }
+        }
+    }
+
+    /**
+     * Notices read in the user's language: values shown as their keys say, an error code by its own
+     * sentence, an unknown code said as such, and no English of the helper in French.
+     */
+    public function test_notices_are_worded_in_the_users_language(): void {
+        $outcome = [
+            ['code' => 'copy_made', 'values' => ['tree' => 'backup', 'files' => 23114, 'sizeBytes' => 41100000,
+                'copied' => 12, 'shared' => 23102, 'removed' => 0, 'copySeconds' => '2.4']],
+            ['code' => 'next_switch', 'values' => []],
+        ];
+        $this->assertSame(
+            'The backup copy holds 23114 files (41.1 MB; 12 copied, 23102 shared, 0 removed) in 2.4 s. Next: switch to delivery.',
+            notices::say($outcome)
+        );
+        $refusal = [['code' => 'refused_delivery_in_progress', 'values' => ['operation' => 'run-all', 'phase' => 'rolled_back',
+            'servedTree' => 'backup']]];
+        $this->assertSame(
+            "Run all refused: a delivery is in progress (state 'Rolled back'); finish it with restore, or cancel it.",
+            notices::say($refusal)
+        );
+        $this->assertSame(
+            'The operation stopped because an emergency rollback took over.',
+            notices::say([['code' => 'preempted']])
+        );
+        $this->assertSame('A message this page does not know (made_up).', notices::say([['code' => 'made_up']]));
+        $this->assertSame('', notices::say(null));
+        $this->assertSame('', notices::say('The helper\'s English'));
+        $plan = [['code' => 'plan_database_confirm', 'values' => ['tree' => 'security', 'ageSeconds' => 7500,
+            'sizeBytes' => 2300000000]]];
+        $this->assertStringContainsString('the security copy', notices::say($plan));
+        $this->assertStringContainsString('2 h 5 min ago (2.3 GB)', notices::say($plan));
+
+        $GLOBALS['tool_delivery_test_language'] = 'fr';
+        try {
+            $this->assertSame(
+                'La copie de secours contient 23114 fichiers (41,1 Mo ; 12 copiés, 23102 partagés, 0 supprimés), faite en 2,4 s.'
+                    . ' Ensuite : activer la livraison.',
+                notices::say($outcome)
+            );
+            $this->assertSame(
+                '« Lancer tout » refusé : une livraison est en cours (état « Retour d\'urgence ») ; '
+                    . 'terminez-la par le rétablissement, ou annulez-la.',
+                notices::say($refusal)
+            );
+            $this->assertStringContainsString('la copie de sécurité', notices::say($plan));
+        } finally {
+            unset($GLOBALS['tool_delivery_test_language']);
         }
     }
 }

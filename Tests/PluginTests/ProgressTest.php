@@ -106,7 +106,12 @@ final class ProgressTest extends \PHPUnit\Framework\TestCase {
         $result = delivery_actions::job_result($job, $client->status()['site']);
         $this->assertTrue($result['refused']);
         $this->assertSame("The site's state does not allow this step now.", $result['message']);
-        $this->assertSame($job['error']['message'], $result['detail']);
+        // The helper's notices in the page's words (its English message is never shown).
+        $this->assertSame('refused_nothing_to_restore', $job['error']['notices'][0]['code'] ?? '', json_encode($job));
+        $this->assertSame(
+            "Restore production refused: there is nothing to restore (state 'Production'); switch to delivery and update first.",
+            $result['detail']
+        );
         $this->assertSame('', $result['served']);
         $this->assertSame('Nothing was changed: the site is as it was.', $result['next']);
     }
@@ -119,11 +124,16 @@ final class ProgressTest extends \PHPUnit\Framework\TestCase {
         $job = ['id' => 'j2', 'operation' => 'run-all', 'state' => 'failed',
             'steps' => [['operation' => 'secure', 'state' => 'succeeded'], ['operation' => 'switch', 'state' => 'succeeded'],
                 ['operation' => 'update', 'state' => 'succeeded'], ['operation' => 'restore', 'state' => 'failed']],
-            'error' => ['code' => 'preflight_failed', 'message' => 'lint errors in local/foo/lib.php']];
+            'error' => ['code' => 'preflight_failed', 'message' => 'lint errors in local/foo/lib.php',
+                'notices' => [['code' => 'refused_preflight', 'values' => ['tree' => 'backup']]]]];
         $this->assertFalse(delivery_actions::is_refusal($job));
         $result = delivery_actions::job_result($job, ['phase' => 'updated', 'served' => 'backup']);
         $this->assertFalse($result['refused']);
-        $this->assertSame('lint errors in local/foo/lib.php', $result['detail']);
+        $this->assertSame(
+            'Restore refused: the preflight found what would break the site. The site still serves the backup copy; '
+                . 'fix production (update again) or cancel.',
+            $result['detail']
+        );
         $this->assertSame('The site serves: Backup copy.', $result['served']);
         $this->assertSame('Production is updated. Next: Restore production (or update more paths).', $result['next']);
 
@@ -133,6 +143,8 @@ final class ProgressTest extends \PHPUnit\Framework\TestCase {
         $this->assertFalse(delivery_actions::is_refusal($job));
         $result = delivery_actions::job_result($job, null);
         $this->assertStringStartsWith("Moodle's upgrade failed", $result['message']);
+        // No notices: the code says it, and the helper's English (raw detail for the log) is not shown.
+        $this->assertSame('', $result['detail']);
         $this->assertSame('', $result['served']);
         $this->assertSame('', $result['next']);
     }
@@ -143,12 +155,13 @@ final class ProgressTest extends \PHPUnit\Framework\TestCase {
     public function test_succeeded_job(): void {
         $job = ['id' => 'j4', 'operation' => 'rollback', 'state' => 'succeeded',
             'steps' => [['operation' => 'rollback', 'state' => 'succeeded']],
-            'result' => ['message' => 'The site serves the security copy.', 'phase' => 'rolled_back', 'served' => 'security']];
+            'result' => ['message' => 'English of the helper', 'phase' => 'rolled_back', 'served' => 'security',
+                'notices' => [['code' => 'rollback_serves', 'values' => ['tree' => 'security', 'revision' => 'main @ 1a2b3c']]]]];
         $this->assertFalse(delivery_actions::is_refusal($job));
         $result = delivery_actions::job_result($job, ['phase' => 'idle', 'served' => 'production']);
         $this->assertTrue($result['succeeded']);
         $this->assertFalse($result['refused']);
-        $this->assertSame('The site serves the security copy.', $result['message']);
+        $this->assertSame('The site serves the security copy (main @ 1a2b3c).', $result['message']);
         $this->assertSame('', $result['detail']);
         $this->assertSame('The site serves: Security copy.', $result['served']);
         $this->assertStringStartsWith('The site is served from a copy.', $result['next']);

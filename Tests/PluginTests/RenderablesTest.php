@@ -79,7 +79,8 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
             ],
             'localModifications' => [' M version.php'], 'untrackedFiles' => $added,
             'missingFiles' => ['mod/forum/version.php'],
-            'inconsistentComponents' => [['component' => 'local/foo', 'reason' => 'needs Moodle 5.1', 'blocking' => true]],
+            'inconsistentComponents' => [['component' => 'local/foo', 'reason' => 'English of the helper', 'blocking' => true,
+                'notice' => ['code' => 'component_needs_newer_core', 'values' => ['required' => '5.1', 'core' => '4.5']]]],
             'upgrade' => ['pending' => true, 'maintenanceRequired' => true, 'snapshot' => false],
             'maintenanceModeOn' => true,
             'snapshotSpace' => ['directory' => '/var/lib/deliveryd/snapshots', 'availableBytes' => 20000000,
@@ -90,7 +91,8 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
             'blockers' => [['code' => 'lint', 'count' => 1], ['code' => 'conflicts', 'count' => 1],
                 ['code' => 'backwards', 'component' => '', 'before' => '2024100700', 'after' => '2024100600'],
                 ['code' => 'missing', 'count' => 1],
-                ['code' => 'inconsistent', 'component' => 'local/foo', 'detail' => 'needs Moodle 5.1'],
+                ['code' => 'inconsistent', 'component' => 'local/foo', 'detail' => 'English of the helper',
+                    'notice' => ['code' => 'component_needs_newer_core', 'values' => ['required' => '5.1', 'core' => '4.5']]],
                 ['code' => 'php', 'current' => '8.0.30', 'required' => '8.1.0'],
                 ['code' => 'space', 'directory' => '/var/lib/deliveryd/snapshots', 'availableBytes' => 20000000,
                     'databaseBytes' => 41100000]],
@@ -104,7 +106,7 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
             'files with conflict markers: 1',
             'The version of Moodle core goes backwards (2024100700 → 2024100600): Moodle refuses to run older code.',
             'tracked files missing from production: 1',
-            'local/foo is inconsistent: needs Moodle 5.1',
+            "local/foo is inconsistent: It requires Moodle 5.1 but the tree's core is 4.5: Moodle would refuse to upgrade.",
             'The new code needs PHP 8.1.0 or later; the site runs PHP 8.0.30.',
             'Not enough free space for the database snapshot in /var/lib/deliveryd/snapshots: 20.0 MB free, the database '
                 . 'takes 41.1 MB.',
@@ -250,7 +252,8 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
         $context = (new preflight(null, $error))->export_for_template(new renderer_base());
         $this->assertFalse($context['report']);
         $this->assertStringStartsWith('There is no complete copy', $context['failed']['message']);
-        $this->assertSame('there is no complete backup copy', $context['failed']['detail']);
+        // The helper's English is for its log: the page words the code (and the notices, when sent).
+        $this->assertSame('', $context['failed']['detail']);
         $this->assertStringContainsString('There is no complete copy', $this->render('preflight', $context));
     }
 
@@ -377,7 +380,11 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
                 'takenAt' => '2026-11-25T15:56:50.000Z', 'sizeBytes' => 2500000, 'seconds' => 75,
                 'codeRevision' => $state->copies->backup->revision];
             $state->lastHealthCheck = (object) ['passed' => true, 'checkedAt' => '2026-11-25T16:02:00.000Z',
-                'results' => ['no upgrade pending', 'login page: HTTP 200'], 'failures' => []];
+                'results' => ['upgrade.php --is-pending: the code matches the database.', 'English of the helper'],
+                'failures' => [],
+                'resultNotices' => [(object) ['code' => 'health_code_matches', 'values' => new stdClass()],
+                    (object) ['code' => 'health_page_answered', 'values' => (object) ['url' => 'https://m.test/login/index.php']]],
+                'failureNotices' => []];
         });
         $site = $client->status()['site'];
         $context = (new banner($site))->export_for_template(new renderer_base());
@@ -386,7 +393,9 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
         $this->assertSame($site['snapshot']['codeRevision']['label'], $context['snapshot']['code']);
         $this->assertTrue($context['healthcheck']['passed']);
         $this->assertSame('Succeeded', $context['healthcheck']['result']);
-        $this->assertSame(['no upgrade pending', 'login page: HTTP 200'], array_column($context['healthcheck']['results'],
+        // Worded from the notices in the user's language, never the helper's English.
+        $this->assertSame(['upgrade.php --is-pending: the code matches the database.',
+            "https://m.test/login/index.php: HTTP 200, Moodle's login form."], array_column($context['healthcheck']['results'],
             'text'));
         $this->assertTrue($context['windowopen']);
         $html = $this->render('banner', $context);
@@ -395,7 +404,7 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
             $html);
         $this->assertSame('Snapshot of the database used by main @ 1a2b3c4d5e (the code before the delivery)',
             get_string('banner:snapshotcode', 'tool_delivery', 'main @ 1a2b3c4d5e'));
-        $this->assertStringContainsString('login page: HTTP 200', $html);
+        $this->assertStringContainsString('login/index.php: HTTP 200, Moodle&#039;s login form.', $html);
 
         // Inside the window the plan restores the database without asking.
         $plan = (new rollback_plan($site))->export_for_template(new renderer_base());

@@ -86,21 +86,23 @@ class core_text {
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 class tool_delivery_test_strings {
-    /** @var array|null The English strings. */
-    private static ?array $strings = null;
+    /** @var array Language => the plugin's strings in it. */
+    private static array $strings = [];
 
     /**
-     * The English strings of the plugin.
+     * The plugin's strings in the language a test chose ($GLOBALS['tool_delivery_test_language'],
+     * English by default).
      *
      * @return array Key => string.
      */
     public static function all(): array {
-        if (self::$strings === null) {
+        $language = $GLOBALS['tool_delivery_test_language'] ?? 'en';
+        if (!isset(self::$strings[$language])) {
             $string = [];
-            include(dirname(__DIR__, 2) . '/moodle-plugin/lang/en/tool_delivery.php');
-            self::$strings = $string;
+            include(dirname(__DIR__, 2) . "/moodle-plugin/lang/{$language}/tool_delivery.php");
+            self::$strings[$language] = $string;
         }
-        return self::$strings;
+        return self::$strings[$language];
     }
 
     /**
@@ -178,12 +180,13 @@ function userdate(int $time, string $format = ''): string {
 }
 
 /**
- * Stand-in for Moodle's format_float: a decimal point, as in English.
+ * Stand-in for Moodle's format_float: a decimal point in English, a comma in French.
  *
  * @param float $value The number.
  * @param int $decimals The decimals.
  * @return string The number.
  */
 function format_float($value, int $decimals = 1): string {
-    return number_format((float) $value, $decimals, '.', '');
+    $point = ($GLOBALS['tool_delivery_test_language'] ?? 'en') === 'fr' ? ',' : '.';
+    return number_format((float) $value, $decimals, $point, '');
 }

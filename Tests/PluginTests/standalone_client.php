@@ -25,6 +25,6 @@
  */
 
 foreach (['helper_rules', 'helper_exception', 'transport_exception', 'fastcgi_response', 'fastcgi_client',
-        'request_signer', 'helper_client', 'preflight_verdict', 'human_units'] as $classname) {
+        'request_signer', 'helper_client', 'preflight_verdict', 'human_units', 'notices'] as $classname) {
     require_once(dirname(__DIR__, 2) . '/moodle-plugin/classes/local/' . $classname . '.php');
 }

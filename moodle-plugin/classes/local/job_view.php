@@ -63,7 +63,7 @@ final class job_view {
                 'state' => $state,
                 'statename' => get_string('result:' . $state, 'tool_delivery'),
                 'percent' => $fraction === null ? null : (int) round(max(0.0, min(1.0, $fraction)) * 100),
-                'message' => (string) ($step['message'] ?? ''),
+                'message' => notices::say($step['notices'] ?? null),
             ];
         }
         $operation = (string) ($job['operation'] ?? '');

@@ -60,7 +60,11 @@ final class preflight_verdict {
                         'after' => $text('after')];
                     break;
                 case 'inconsistent':
-                    $reasons[] = ['reason' => $code, 'component' => $text('component'), 'detail' => $text('detail')];
+                    $reasons[] = [
+                        'reason' => $code,
+                        'component' => $text('component'),
+                        'detail' => notices::say(isset($blocker['notice']) ? [$blocker['notice']] : null),
+                    ];
                     break;
                 case 'php':
                     $reasons[] = ['reason' => $code, 'current' => $text('current'), 'required' => $text('required')];

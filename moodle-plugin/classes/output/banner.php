@@ -28,6 +28,7 @@ use renderable;
 use renderer_base;
 use templatable;
 use tool_delivery\local\delivery_actions;
+use tool_delivery\local\notices;
 
 /**
  * The banner of the delivery page: state, served copy, copies, lock holder, database snapshot, health check.
@@ -159,8 +160,8 @@ class banner implements renderable, templatable {
             'result' => get_string($passed ? 'result:succeeded' : 'result:failed', 'tool_delivery'),
             'colour' => $passed ? 'success' : 'danger',
             'date' => delivery_actions::format_date($report['checkedAt'] ?? null),
-            'results' => array_map(fn($text) => ['text' => (string) $text], $report['results'] ?? []),
-            'failures' => array_map(fn($text) => ['text' => (string) $text], $report['failures'] ?? []),
+            'results' => array_map(fn($notice) => ['text' => notices::sentence((array) $notice)], $report['resultNotices'] ?? []),
+            'failures' => array_map(fn($notice) => ['text' => notices::sentence((array) $notice)], $report['failureNotices'] ?? []),
         ];
     }
 

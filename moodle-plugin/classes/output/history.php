@@ -28,6 +28,7 @@ use renderable;
 use renderer_base;
 use templatable;
 use tool_delivery\local\delivery_actions;
+use tool_delivery\local\notices;
 
 /**
  * The history of deliveries, from the helper's audit log.
@@ -79,7 +80,7 @@ class history implements renderable, templatable {
                 'result' => get_string('result:' . $result, 'tool_delivery'),
                 'resultcolour' => self::RESULT_COLOURS[$result] ?? 'secondary',
                 'comment' => (string) ($record['comment'] ?? ''),
-                'message' => (string) ($record['message'] ?? ''),
+                'message' => notices::say($record['notices'] ?? null),
                 'duration' => self::duration((float) ($record['durationSeconds'] ?? 0)),
             ];
         }

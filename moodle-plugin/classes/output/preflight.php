@@ -29,6 +29,7 @@ use renderer_base;
 use templatable;
 use tool_delivery\local\delivery_actions;
 use tool_delivery\local\helper_exception;
+use tool_delivery\local\notices;
 use tool_delivery\local\preflight_verdict;
 
 /**
@@ -89,13 +90,16 @@ class preflight implements renderable, templatable {
         if ($this->report === null) {
             $error = $this->error ?? new helper_exception('internal', 'no report');
             return [
-                'failed' => ['message' => delivery_actions::error_message($error), 'detail' => $error->getMessage()],
+                'failed' => [
+                    'message' => delivery_actions::error_message($error),
+                    'detail' => notices::say($error->details['notices'] ?? null),
+                ],
                 'report' => false,
             ];
         }
         $report = $this->report;
         $reasons = array_map(fn(array $reason) => ['text' => self::reason($reason)], preflight_verdict::reasons($report));
-        $warnings = array_map(fn($warning) => ['text' => (string) $warning], $report['warnings'] ?? []);
+        $warnings = array_map(fn($warning) => ['text' => notices::sentence((array) $warning)], $report['warningNotices'] ?? []);
         return [
             'failed' => false,
             'report' => [
@@ -200,7 +204,7 @@ class preflight implements renderable, templatable {
         $sections[] = self::section('missing', 'danger', self::paths($report['missingFiles'] ?? []));
         $sections[] = self::section('inconsistent', 'warning', array_map(fn($problem) => [
             'code' => self::component((string) ($problem['component'] ?? '')),
-            'text' => (string) ($problem['reason'] ?? ''),
+            'text' => notices::say(isset($problem['notice']) ? [$problem['notice']] : null),
             'flag' => empty($problem['blocking']) ? '' : get_string('preflight:blocking', 'tool_delivery'),
             'flagcolour' => 'danger',
         ], $report['inconsistentComponents'] ?? []));

@@ -29,6 +29,7 @@ use renderer_base;
 use templatable;
 use tool_delivery\local\client_factory;
 use tool_delivery\local\delivery_actions;
+use tool_delivery\local\notices;
 
 /**
  * What the emergency rollback would do now: code only, or code and database, and the confirmation it needs.
@@ -105,7 +106,7 @@ class rollback_plan implements renderable, templatable {
             'kind' => $kind,
             'colour' => self::KIND_COLOURS[$kind] ?? 'secondary',
             'summary' => $summary,
-            'explanation' => (string) ($plan['explanation'] ?? ''),
+            'explanation' => notices::say($plan['notices'] ?? null),
             'needsconfirmation' => $confirm,
             'snapshotid' => (string) ($snapshot['id'] ?? ''),
             'confirmlabel' => $confirm ? get_string('rollback:confirmloss', 'tool_delivery', $takenat === '' ? '?' : $takenat) : '',

@@ -30,6 +30,7 @@ use templatable;
 use tool_delivery\local\delivery_actions;
 use tool_delivery\local\helper_rules;
 use tool_delivery\local\job_view;
+use tool_delivery\local\notices;
 
 /**
  * The delivery screen: banner, the four steps, run all and cancel, the check, emergency rollback, progress, history.
@@ -141,7 +142,7 @@ class screen implements renderable, templatable {
                 'last' => $last === null ? false : [
                     'succeeded' => !empty($last['succeeded']),
                     'date' => delivery_actions::format_date($last['finishedAt'] ?? null),
-                    'message' => (string) ($last['message'] ?? ''),
+                    'message' => notices::say($last['notices'] ?? null),
                 ],
             ];
         }
