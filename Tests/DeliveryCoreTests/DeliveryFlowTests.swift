@@ -91,10 +91,13 @@ struct DeliveryFlowTests {
         #expect(status.copies[.backup]?.exists != true, "not even secured")
         // The Check button (plan) says it too, before anything is switched.
         try site.perform(.secure)
-        let warnings = try site.engine.plan().warnings
+        let plan = try site.engine.plan()
+        let warnings = plan.warnings
+        // The English (deliveryctl plan) carries git's words; the notice, its code for each client.
         #expect(
-            warnings.contains { $0.hasPrefix("The next update would fail:") && $0.contains("not appear to be a git") },
+            warnings.contains { $0.hasPrefix("The next update would fail.") && $0.contains("not appear to be a git") },
             "\(warnings)")
+        #expect(plan.warningNotices.map(\.code).contains("warning_next_update_fails"))
     }
 
     @Test("run all stops at the first failure and the site keeps serving a complete tree")
