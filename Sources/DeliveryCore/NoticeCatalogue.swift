@@ -68,6 +68,7 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case healthTLSHandshake = "health_tls_handshake"
     // Cancel.
     case cancelled = "cancelled"
+    case cancelledProductionKept = "cancelled_production_kept"
     case refusedCancelDatabase = "refused_cancel_database"
     case refusedCancelNoMatch = "refused_cancel_no_match"
     case cancelStopped = "cancel_stopped"
@@ -199,8 +200,8 @@ public enum NoticeCode: String, Sendable, CaseIterable {
         case .healthPageAnswered: "{url}: HTTP 200, Moodle's login form."
         case .healthNoCurl: "curl is not installed (Debian package curl): the site's page was not checked."
         case .healthCurlFailed: "curl could not be started: the site's page was not checked."
-        case .healthPageSilent: "{url} did not answer: {output}"
-        case .healthPageStatus: "{url} answered HTTP {status}, not the login page: {output}"
+        case .healthPageSilent: "{url} did not answer (\"{output}\")."
+        case .healthPageStatus: "{url} answered HTTP {status}, not the login page (\"{output}\")."
         case .healthPageNotLogin: "{url} answered HTTP 200 but not with Moodle's login form."
         case .healthTLSUntrusted:
             "{url}: the TLS certificate is not trusted ({output}); set healthCheck.caFile to the CA that signed it, or healthCheck.pinnedPublicKey to its key."
@@ -209,6 +210,8 @@ public enum NoticeCode: String, Sendable, CaseIterable {
         case .healthTLSCAFile: "{url}: the CA file {file} cannot be read by the web user ({output})."
         case .healthTLSHandshake: "{url}: the TLS handshake failed ({output})."
         case .cancelled: "The delivery is cancelled: production serves again at {revision}."
+        case .cancelledProductionKept:
+            "The delivery is cancelled: production serves again as it is (its code matches the database)."
         case .refusedCancelDatabase:
             "Cancel refused: Moodle's upgrade changed the database in this delivery and the pre-delivery code does not match it any more (Moodle would refuse to run it). Finish with restore, or use rollback."
         case .refusedCancelNoMatch:

@@ -75,6 +75,7 @@ extension OperationRun {
             // (an update shown as succeeded would say production holds code it no longer holds).
             for step in [Operation.switchToDelivery, .update, .restore] { state.lastResults[step] = nil }
         }
+        guard let revisionAfter else { return [Notice(.cancelledProductionKept)] }
         return [Notice(.cancelled, ["revision": .revision(revisionAfter)])]
     }
 

@@ -229,6 +229,10 @@ final class LangStringsTest extends \PHPUnit\Framework\TestCase {
             notices::say([['code' => 'preempted']])
         );
         $this->assertSame('A message this page does not know (made_up).', notices::say([['code' => 'made_up']]));
+        $this->assertSame(
+            'The delivery is cancelled: production serves again at an unknown revision.',
+            notices::say([['code' => 'cancelled', 'values' => ['revision' => 'unknown']]])
+        );
         $this->assertSame('', notices::say(null));
         $this->assertSame('', notices::say('The helper\'s English'));
         $plan = [['code' => 'plan_database_confirm', 'values' => ['tree' => 'security', 'ageSeconds' => 7500,

@@ -164,6 +164,7 @@ final class helper_rules {
         'health_tls_ca_file' => ['url', 'file', 'output'],
         'health_tls_handshake' => ['url', 'output'],
         'cancelled' => ['revision'],
+        'cancelled_production_kept' => [],
         'refused_cancel_database' => [],
         'refused_cancel_no_match' => ['tree'],
         'cancel_stopped' => ['revision', 'tree'],

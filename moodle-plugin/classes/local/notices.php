@@ -34,6 +34,9 @@ namespace tool_delivery\local;
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 final class notices {
+    /** @var string[] The keys whose value is a revision's label (`unknown` when the helper has none). */
+    private const REVISION_KEYS = ['revision', 'before', 'after', 'held', 'secured'];
+
     /**
      * Notices as one paragraph: their sentences, one after the other (plain text).
      *
@@ -111,6 +114,9 @@ final class notices {
         }
         if ($key === 'operation' || str_ends_with($key, 'Operation')) {
             return self::named(delivery_actions::operation_key((string) $value), (string) $value);
+        }
+        if (in_array($key, self::REVISION_KEYS, true) && $value === 'unknown') {
+            return get_string('revision:unknown', 'tool_delivery');
         }
         if ($key === 'phase') {
             return self::named('phase:' . str_replace('_', '', (string) $value), (string) $value);
