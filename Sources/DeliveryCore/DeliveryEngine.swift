@@ -299,8 +299,7 @@ public final class DeliveryEngine: Sendable {
             let vcs = try versionControl(recorder)
             try vcs.checkUpdatable(of: production, recorder: recorder)
         } catch {
-            report.warn(Notice(.warningNextUpdateFails))
-            report.warnings[report.warnings.count - 1] += " \(error.message)"
+            report.warn(Notice(.warningNextUpdateFails), detail: error.message)
         }
         return report
     }
@@ -349,8 +348,7 @@ public final class DeliveryEngine: Sendable {
                 pending: need != .none, maintenanceRequired: need == .withMaintenance,
                 snapshot: need != .none && snapshots)
         } catch {
-            report.warn(Notice(.warningUpgradeUnknown))
-            report.warnings[report.warnings.count - 1] += " \(error.message)"
+            report.warn(Notice(.warningUpgradeUnknown), detail: error.message)
         }
         if snapshots && report.upgrade?.pending != false {
             do {
@@ -366,8 +364,7 @@ public final class DeliveryEngine: Sendable {
                     directory: directory, availableBytes: available, databaseBytes: size,
                     enough: available > size + (16 << 20))
             } catch {
-                report.warn(Notice(.warningSnapshotUnprepared))
-                report.warnings[report.warnings.count - 1] += " \(error.message)"
+                report.warn(Notice(.warningSnapshotUnprepared), detail: error.message)
             }
         }
         return report

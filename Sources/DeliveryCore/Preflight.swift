@@ -120,9 +120,10 @@ public struct ComponentProblem: Sendable, Codable, Equatable {
 }
 
 extension PreflightReport {
-    /// Adds a warning, in English and as a notice.
-    mutating func warn(_ notice: Notice) {
-        warnings.append(notice.english)
+    /// Adds a warning: as a notice, and in English with its detail (a program's words, for
+    /// `deliveryctl plan`), when there is one.
+    mutating func warn(_ notice: Notice, detail: String? = nil) {
+        warnings.append(notice.english + (detail.map { " \($0)" } ?? ""))
         warningNotices.append(notice)
     }
 }

@@ -63,7 +63,11 @@ struct PluginRulesTests {
     func noticesAreDocumented() throws {
         let protocolText = try String(contentsOfFile: "\(projectRoot)/docs/protocol.md", encoding: .utf8)
         for code in NoticeCode.allCases {
-            #expect(protocolText.contains("`\(code.rawValue)`"), "docs/protocol.md does not name \(code.rawValue)")
+            // Its row in docs/protocol.md (*Notices*) gives its keys and the catalogue's English.
+            let keys = code.keys.isEmpty ? "—" : code.keys.joined(separator: ", ")
+            let row = "| `\(code.rawValue)` | \(keys) | \(code.template.replacingOccurrences(of: "|", with: "\\|")) |"
+            #expect(
+                protocolText.contains(row), "docs/protocol.md lacks or has another row for \(code.rawValue): \(row)")
             #expect(!code.template.isEmpty)
             // Every key is named in the English sentence; a notice given all of them leaves no `?`.
             var values: [String: NoticeValue] = [:]

@@ -215,6 +215,17 @@ struct SeparationTests {
         ] {
             #expect(Self.refusedAsBadRequest(try harness.raw(Array(forgedCall.utf8))), "\(forgedCall.prefix(200))")
         }
+        // A refusal record carrying more notices than any refusal has (its words go into the
+        // audit log) is refused, and nothing is written.
+        let flooded = DeliveryError(
+            .wrongState, message: "no", notices: Array(repeating: Notice(.refusedState), count: 21))
+        #expect(
+            Self.refusedAsBadRequest(
+                try harness.raw(
+                    try JSONCoding.encode(
+                        MonitorCall.refusal(
+                            request: try OperationRequest(.restore, actor: claimed), code: flooded.code,
+                            message: flooded.message, notices: flooded.notices), pretty: false))))
         // A refusal record with a forged actor is not written either.
         harness.client.recordRefusal(try OperationRequest(.restore, actor: forged), DeliveryError(.wrongState, "no"))
         #expect((try? Data(contentsOf: URL(fileURLWithPath: audit))) == before)
