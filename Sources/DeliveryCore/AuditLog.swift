@@ -38,6 +38,52 @@ public struct AuditRecord: Sendable, Codable, Equatable {
     /// True when the operation put the database back to its snapshot (an emergency rollback, or
     /// the automatic one after a failed upgrade); absent otherwise and in older records.
     public var databaseRestored: Bool?
+    /// update: what the update brought (commits, files, versions); absent for a path update.
+    public var upstreamChanges: UpstreamChanges?
+    /// restore, rollback: Moodle's maintenance mode as the helper turned it on and off.
+    public var maintenance: MaintenanceWindow?
+    /// restore: the database snapshot taken before Moodle's upgrade.
+    public var snapshot: DatabaseSnapshot?
+    /// restore: the health check that ran after it.
+    public var healthCheck: HealthReport?
+    /// True for a Run all the helper started at its scheduled time.
+    public var scheduled: Bool?
+    /// `scheduled` / `unscheduled` records, and a skipped scheduled Run all: the schedule.
+    public var schedule: DeliverySchedule?
+    /// run-all: each of its steps.
+    public var steps: [AuditStep]?
+}
+
+/// One step of a Run all, as its audit record keeps it.
+public struct AuditStep: Sendable, Codable, Equatable {
+    public var operation: Operation
+    public var startedAt: Date
+    public var durationSeconds: Double
+    /// `succeeded`, `failed` or `refused`.
+    public var result: String
+    public var errorCode: DeliveryError.Code?
+    public var notices: [Notice]
+}
+
+/// Moodle's maintenance mode during one operation, measured by the helper: from the moment the
+/// `on` command finished (users are kept out) to the moment the `off` command finished.
+public struct MaintenanceWindow: Sendable, Codable, Equatable {
+    /// When it went on; absent when it was already on when the operation started.
+    public var onAt: Date?
+    /// When it went off; absent when the operation left it on.
+    public var offAt: Date?
+    /// `offAt - onAt`, when both are known.
+    public var seconds: Double?
+
+    /// The window of the changes an operation made, in order: the first `on`, the last `off`
+    /// after it; nil when it changed nothing.
+    static func of(_ changes: [(enabled: Bool, at: Date)]) -> MaintenanceWindow? {
+        guard !changes.isEmpty else { return nil }
+        let on = changes.first { $0.enabled }?.at
+        let off = changes.last { !$0.enabled && (on == nil || $0.at >= on!) }?.at
+        return MaintenanceWindow(
+            onAt: on, offAt: off, seconds: on.flatMap { start in off.map { $0.timeIntervalSince(start) } })
+    }
 }
 
 /// A child process as the audit log keeps it (no output: outputs may hold site data).
@@ -82,6 +128,25 @@ struct AuditLog: Sendable {
             if records.count >= offset + limit { break }
         }
         return Array(records.dropFirst(offset))
+    }
+
+    /// The records of one delivery, oldest first (only lines naming it are decoded).
+    func records(ofDelivery deliveryId: String) throws(DeliveryError) -> [AuditRecord] {
+        let bytes: [UInt8]
+        do {
+            guard try System.lstatusIfExists(path) != nil else { return [] }
+            bytes = try Self.readTail(path, bytes: 64 << 20)
+        } catch {
+            throw DeliveryError.io("cannot read the audit log", error)
+        }
+        let needle = Array("\"\(deliveryId)\"".utf8)
+        return bytes.split(separator: UInt8(ascii: "\n")).compactMap { line in
+            guard line.firstRange(of: needle) != nil,
+                let record = try? JSONCoding.decode(AuditRecord.self, from: Array(line)),
+                record.deliveryId == deliveryId
+            else { return nil }
+            return record
+        }
     }
 
     private static func readTail(_ path: String, bytes limit: Int) throws(SystemCallError) -> [UInt8] {

@@ -11,7 +11,7 @@
 struct CVSWorkingCopy: VersionControl {
     let context: VersionControlContext
 
-    private func cvs(_ arguments: [String], _ tree: String, _ recorder: CommandRecorder, echo: Bool = true)
+    func cvs(_ arguments: [String], _ tree: String, _ recorder: CommandRecorder, echo: Bool = true)
         throws(DeliveryError) -> CommandResult
     {
         try recorder.run(context.command("cvs", ["-f", "-q"] + arguments, in: tree), echo: echo)
@@ -100,7 +100,7 @@ struct CVSWorkingCopy: VersionControl {
         guard dryRun.succeeded else { throw failure("cvs", "update -n", dryRun) }
     }
 
-    func update(tree: String, path: String?, recorder: CommandRecorder) throws(DeliveryError) {
+    func update(tree: String, path: String?, target: String?, recorder: CommandRecorder) throws(DeliveryError) {
         let touched = try upstreamChangesToLocalFiles(of: tree, recorder: recorder)
         if !touched.isEmpty { throw context.localFilesChangedUpstream(touched) }
         var arguments = ["update", "-A", "-d", "-P"]

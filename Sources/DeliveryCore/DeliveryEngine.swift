@@ -85,6 +85,10 @@ public struct SiteStatus: Sendable, Codable, Equatable {
     /// The Moodle user ids enrolled for the second factor (`deliveryctl admin enrol-totp`): a
     /// database restore outside the delivery window asked with the plugin's key needs one's code.
     public var secondFactorEnrolled: [Int]?
+    /// The last upstream check (`POST /upstream-checks`, `deliveryctl check-upstream`).
+    public var upstream: UpstreamPreview?
+    /// The scheduled Run all, when one is set.
+    public var schedule: DeliverySchedule?
 }
 
 /// What an emergency rollback would do, shown before it is asked for.
@@ -224,7 +228,8 @@ public final class DeliveryEngine: Sendable {
             componentCacheFile: configuration.componentCacheFile, rollback: plan,
             snapshot: state.snapshot, deliveryWindowOpen: state.deliveryWindowOpen ?? false,
             lastHealthCheck: state.lastHealthCheck,
-            secondFactorEnrolled: (try? secondFactor.list())?.map(\.moodleUserId) ?? [])
+            secondFactorEnrolled: (try? secondFactor.list())?.map(\.moodleUserId) ?? [],
+            upstream: lastUpstreamCheck(), schedule: schedule())
     }
 
     /// What a rollback would do in this state. The database is restored only when Moodle's

@@ -60,6 +60,14 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
         case webServerStale = "web_server_stale"
         /// The disk could not hold the copies a secure would make: refused before writing.
         case noRoom = "no_room"
+        /// A delivery is already scheduled: a newer revision never replaces it silently.
+        case scheduleExists = "schedule_exists"
+        /// The revision asked for is not the one the upstream watch found waiting: check again.
+        case scheduleStale = "schedule_stale"
+        /// A scheduled Run all did not run at its time (its notice says why); nothing changed.
+        case scheduleSkipped = "schedule_skipped"
+        /// No such delivery, or no schedule to cancel.
+        case notFound = "not_found"
 
         /// True for the codes of a refusal: raised before the operation changed anything (an
         /// operation that had already changed something and then fails so is a failure). The one
@@ -68,7 +76,7 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
             switch self {
             case .wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle, .preflightFailed,
                 .confirmationRequired, .notUpdatable, .secondFactorRequired, .secondFactorRefused, .secondFactorLocked,
-                .rateLimited, .noRoom:
+                .rateLimited, .noRoom, .scheduleExists, .scheduleStale, .scheduleSkipped, .notFound:
                 true
             case .vcsFailed, .upgradeFailed, .configuration, .privileges, .io, .preempted, .snapshotFailed,
                 .databaseRestoreFailed, .healthCheckFailed, .webServerStale:

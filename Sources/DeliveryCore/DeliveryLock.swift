@@ -78,6 +78,13 @@ final class DeliveryLock: @unchecked Sendable {
         return locked ? .some(readHolder(fd: fd)) : .some(nil)
     }
 
+    /// True when an operation holds the lock now (whether or not it wrote who it is).
+    static func isHeld(in directory: String) -> Bool {
+        guard let fd = try? System.open(path(in: directory), O_RDONLY) else { return false }
+        defer { System.close(fd) }
+        return (try? System.isFileLocked(fd)) ?? true
+    }
+
     static func describeHeld(_ holder: RunningOperation?) -> String {
         guard let holder else { return "another delivery operation is running" }
         return

@@ -11,13 +11,13 @@
 struct GitRepository: VersionControl {
     let context: VersionControlContext
 
-    private func git(_ arguments: [String], _ tree: String, _ recorder: CommandRecorder, echo: Bool = true)
+    func git(_ arguments: [String], _ tree: String, _ recorder: CommandRecorder, echo: Bool = true)
         throws(DeliveryError) -> CommandResult
     {
         try recorder.run(context.command("git", ["-c", "core.quotepath=off"] + arguments, in: tree), echo: echo)
     }
 
-    private var remote: String { context.upstream.remote ?? "origin" }
+    var remote: String { context.upstream.remote ?? "origin" }
 
     func revision(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> Revision {
         let head = try git(["rev-parse", "--verify", "HEAD"], tree, recorder, echo: false)
@@ -90,7 +90,7 @@ struct GitRepository: VersionControl {
     }
 
     /// Fetches the upstream and returns the commit to go to: the pin, or the branch's head.
-    private func fetchTarget(_ tree: String, _ recorder: CommandRecorder) throws(DeliveryError) -> String {
+    func fetchTarget(_ tree: String, _ recorder: CommandRecorder) throws(DeliveryError) -> String {
         let target: String
         if let pin = context.upstream.pin, !pin.isEmpty {
             let fetch = try git(["fetch", "--quiet", "--tags", "--", remote], tree, recorder)
@@ -111,8 +111,10 @@ struct GitRepository: VersionControl {
         return resolved.standardOutput.trimmingWhitespace()
     }
 
-    func update(tree: String, path: String?, recorder: CommandRecorder) throws(DeliveryError) {
-        let commit = try fetchTarget(tree, recorder)
+    func update(tree: String, path: String?, target: String?, recorder: CommandRecorder) throws(DeliveryError) {
+        let latest = try fetchTarget(tree, recorder)
+        let commit =
+            try target.map { (target: String) throws(DeliveryError) in try commitId(target, tree, recorder) } ?? latest
         if !context.localFiles.isEmpty {
             let touched = try changed(between: "HEAD", and: commit, context.localFiles, tree, recorder)
             if !touched.isEmpty { throw context.localFilesChangedUpstream(touched) }

@@ -70,6 +70,7 @@ struct MoodleCLI {
             throw DeliveryError(
                 .upgradeFailed, "cannot turn maintenance mode \(enabled ? "on" : "off"): \(Self.lastLines(result))")
         }
+        recorder.maintenanceChanged(enabled)
     }
 
     /// Runs Moodle's upgrade; `onStart` receives the process group (the helper records it, so that

@@ -137,6 +137,10 @@ extension DeliveryError.Code {
         case .rateLimited: "Too many operations of this kind in the last hour."
         case .webServerStale: "The web server did not follow the switch."
         case .noRoom: "The disk cannot hold the copies."
+        case .scheduleExists: "A delivery is already scheduled."
+        case .scheduleStale: "That revision is not the one waiting upstream."
+        case .scheduleSkipped: "The scheduled delivery did not run."
+        case .notFound: "Not found."
         }
     }
 }

@@ -136,6 +136,17 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case refusedNothingToRestore = "refused_nothing_to_restore"
     case refusedNothingToCancel = "refused_nothing_to_cancel"
     case refusedState = "refused_state"
+    // Upstream watch and deliver later.
+    case upstreamWaiting = "upstream_waiting"
+    case upstreamCurrent = "upstream_current"
+    case scheduleSet = "schedule_set"
+    case scheduleCancelled = "schedule_cancelled"
+    case scheduledRunStarted = "scheduled_run_started"
+    case scheduleSkippedBusy = "schedule_skipped_busy"
+    case scheduleSkippedPreflight = "schedule_skipped_preflight"
+    case scheduleSkippedLate = "schedule_skipped_late"
+    case scheduleSkippedRevision = "schedule_skipped_revision"
+    case newerUpstreamLeft = "newer_upstream_left"
 
     /// The English sentence, `{key}` where a value goes.
     public var template: String {
@@ -312,6 +323,21 @@ public enum NoticeCode: String, Sendable, CaseIterable {
             "{operation} refused: there is nothing to restore (state '{phase}'); switch to delivery and update first."
         case .refusedNothingToCancel: "{operation} refused: there is no delivery to cancel."
         case .refusedState: "{operation} refused: the state '{phase}' does not allow it."
+        case .upstreamWaiting:
+            "The upstream has {revision}: {commitCount} commits, {fileCount} files, {versionCount} version changes."
+        case .upstreamCurrent: "Production is at the upstream's revision, {revision}."
+        case .scheduleSet: "A Run all of {revision} is scheduled for {scheduledAt}."
+        case .scheduleCancelled: "The Run all of {revision} scheduled for {scheduledAt} was cancelled."
+        case .scheduledRunStarted: "The Run all of {revision} scheduled for {scheduledAt} started."
+        case .scheduleSkippedBusy:
+            "The Run all scheduled for {scheduledAt} did not run: the site was not idle (state '{phase}'). Nothing was changed."
+        case .scheduleSkippedPreflight:
+            "The Run all scheduled for {scheduledAt} did not run: the preflight of {revision} blocks ({count} problems). Nothing was changed."
+        case .scheduleSkippedLate:
+            "The Run all scheduled for {scheduledAt} did not run: the helper was not running then, and it was {lateSeconds} late. Nothing was changed."
+        case .scheduleSkippedRevision:
+            "The Run all scheduled for {scheduledAt} did not run: {revision} can no longer be delivered as it was checked (the upstream changed). Nothing was changed."
+        case .newerUpstreamLeft: "The upstream has a newer revision, {revision}; it was left for a later delivery."
         }
     }
 

@@ -20,6 +20,11 @@ public struct OperationRequest: Sendable, Codable, Equatable {
     /// A destructive operation asked with the plugin's key: the code of the administrator's
     /// authenticator (`SecondFactor`). Checked once, never stored nor logged.
     public let secondFactorCode: String?
+    /// update / run-all: the exact upstream revision to bring (a scheduled Run all brings the
+    /// revision that was scheduled, not a newer one); nil brings the upstream's latest.
+    public let targetRevision: String?
+    /// True when the helper started it at its scheduled time (`DeliverySchedule`).
+    public let scheduled: Bool
 
     /// The longest comment accepted, in characters.
     public static let commentLimit = 2000
@@ -31,8 +36,18 @@ public struct OperationRequest: Sendable, Codable, Equatable {
     public init(
         _ operation: Operation, actor: Actor, securePath: ComponentPath? = nil, updatePath: ComponentPath? = nil,
         securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil,
-        secondFactorCode: String? = nil
+        secondFactorCode: String? = nil, targetRevision: String? = nil, scheduled: Bool = false
     ) throws(DeliveryError) {
+        if let targetRevision {
+            guard (1...64).contains(targetRevision.utf8.count), !targetRevision.hasPrefix("-"),
+                targetRevision.utf8.allSatisfy({
+                    ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 46
+                        || $0 == 95
+                })
+            else {
+                throw DeliveryError(.badRequest, "the target revision is not a revision")
+            }
+        }
         if let comment {
             guard comment.count <= Self.commentLimit else {
                 throw DeliveryError(.badRequest, "the comment is longer than \(Self.commentLimit) characters")
@@ -57,6 +72,8 @@ public struct OperationRequest: Sendable, Codable, Equatable {
         self.comment = comment
         self.confirmDatabaseRestore = confirmDatabaseRestore
         self.secondFactorCode = secondFactorCode
+        self.targetRevision = targetRevision
+        self.scheduled = scheduled
     }
 
     /// Parses a request from the text a person or a signed request gave (the paths as typed).
@@ -81,6 +98,7 @@ public struct OperationRequest: Sendable, Codable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case operation, securePath, updatePath, securityCopy, comment, actor, confirmDatabaseRestore, secondFactorCode
+        case targetRevision, scheduled
     }
 
     /// Decodes a request through the same checks as `init`.
@@ -95,7 +113,9 @@ public struct OperationRequest: Sendable, Codable, Equatable {
                 securityCopy: try container.decode(Bool.self, forKey: .securityCopy),
                 comment: try container.decodeIfPresent(String.self, forKey: .comment),
                 confirmDatabaseRestore: try container.decodeIfPresent(Bool.self, forKey: .confirmDatabaseRestore),
-                secondFactorCode: try container.decodeIfPresent(String.self, forKey: .secondFactorCode))
+                secondFactorCode: try container.decodeIfPresent(String.self, forKey: .secondFactorCode),
+                targetRevision: try container.decodeIfPresent(String.self, forKey: .targetRevision),
+                scheduled: try container.decodeIfPresent(Bool.self, forKey: .scheduled) ?? false)
         } catch let error as DeliveryError {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
         }

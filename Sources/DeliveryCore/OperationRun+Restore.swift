@@ -166,6 +166,7 @@ extension OperationRun {
             health = checker.addPageCheck(to: health)
             if !health.passed { throw try healthFailure(health) }
             for line in health.results { note("Health check: \(line)") }
+            healthReport = health
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.lastHealthCheck = health }
             healthText = [Notice(.healthPassed)]
         }
@@ -189,6 +190,7 @@ extension OperationRun {
     /// or maintenance mode and the administrator's decision).
     func healthFailure(_ report: HealthReport) throws(DeliveryError) -> DeliveryError {
         for line in report.results { note("Health check: \(line)") }
+        healthReport = report
         try change { (state: inout DeliveryState) throws(DeliveryError) in state.lastHealthCheck = report }
         return try afterFailure(
             DeliveryError(.healthCheckFailed, report.failureNotices ?? []), what: [Notice(.healthFailed)])
@@ -292,6 +294,7 @@ extension OperationRun {
             id: name, file: file, databaseType: connection.type, database: connection.name,
             tableCount: tables.count, takenAt: takenAt, sizeBytes: size, seconds: seconds,
             codeRevision: state.revisionBeforeDelivery ?? state.copies[.backup]?.revision)
+        snapshotTaken = snapshot
         try change { (state: inout DeliveryState) throws(DeliveryError) in state.snapshot = snapshot }
         note(
             "Database snapshot: \(formatBytes(size)) in \(format1(seconds)) s (the time it adds to the maintenance window)."

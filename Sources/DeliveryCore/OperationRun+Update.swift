@@ -96,8 +96,21 @@ extension OperationRun {
             note("Site-local files kept as this site has them: \(kept.joined(separator: ", ")).")
         }
         progress(.fraction(.update, 0.1))
-        do {
-            try vcs.update(tree: production, path: relative, recorder: recorder)
+        do throws(DeliveryError) {
+            // A whole update goes to the revision whose changes it records (to the one asked, for
+            // a scheduled Run all): what the report says it brought is what it brought.
+            var target = request.targetRevision
+            if relative == nil {
+                do throws(DeliveryError) {
+                    let brought = try engine.upstreamWatch(recorder).changes(target: target)
+                    upstreamChanges = brought
+                    if engine.configuration.upstream.kind != .cvs { target = brought.revision.id }
+                } catch {
+                    if target != nil { throw error }
+                    note("What the upstream brings could not be read before the update: \(error.message)")
+                }
+            }
+            try vcs.update(tree: production, path: relative, target: target, recorder: recorder)
         } catch {
             throw error.within([], after: [Notice(.stillServes, ["tree": .tree(layout.servedTree() ?? .backup)])])
         }

@@ -25,6 +25,18 @@ final class OperationRun: @unchecked Sendable {
     var mutated = false
     /// Set once the database is back at its snapshot (for the audit record).
     var databaseRestored = false
+    /// update: what it brought; restore: the snapshot it took and the health check it ran.
+    var upstreamChanges: UpstreamChanges?
+    var snapshotTaken: DatabaseSnapshot?
+    var healthReport: HealthReport?
+    /// A skipped scheduled Run all: the schedule, for its audit record.
+    var skippedSchedule: DeliverySchedule?
+    /// The delivery this operation belongs to, as last seen in the state (restore and rollback
+    /// close it; their records still carry it). A rollback after the delivery closed belongs to
+    /// the delivery whose snapshot it would restore.
+    var deliveryIdSeen: String?
+    /// run-all: each of its steps, for the audit record.
+    var stepRecords: [AuditStep] = []
 
     init(
         id: String, request: OperationRequest, progress: @escaping @Sendable (ProgressEvent) -> Void,
@@ -36,6 +48,9 @@ final class OperationRun: @unchecked Sendable {
         self.engine = engine
         self.recorder = CommandRecorder(onLine: { progress(.line($0)) })
         self.servedBefore = engine.layout.servedTree()
+        if let state = try? engine.store.read() {
+            deliveryIdSeen = state.deliveryId ?? (request.operation == .rollback ? state.snapshot?.id : nil)
+        }
     }
 
     var layout: SiteLayout { engine.layout }
@@ -49,6 +64,8 @@ final class OperationRun: @unchecked Sendable {
         mutated = true
         return try store.update { (state: inout DeliveryState) throws(DeliveryError) -> T in
             try checkNotPreempted(state)
+            if let open = state.deliveryId { deliveryIdSeen = open }
+            defer { if let open = state.deliveryId { deliveryIdSeen = open } }
             return try body(&state)
         }
     }
@@ -133,6 +150,15 @@ final class OperationRun: @unchecked Sendable {
         -> [Notice]
     {
         progress(.stepStarted(operation))
+        let stepStarted = (Date(), System.monotonicSeconds())
+        func recordStep(_ result: String, _ error: DeliveryError?, _ notices: [Notice]) {
+            guard request.operation == .runAll else { return }
+            stepRecords.append(
+                AuditStep(
+                    operation: operation, startedAt: stepStarted.0,
+                    durationSeconds: System.monotonicSeconds() - stepStarted.1, result: result,
+                    errorCode: error?.code, notices: notices))
+        }
         try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
             if state.running?.id == id { state.running?.step = operation }
         }
@@ -141,10 +167,12 @@ final class OperationRun: @unchecked Sendable {
             progress(.fraction(operation, 1))
             progress(.stepFinished(operation, succeeded: true, notices: notices))
             recordStepOfRunAll(operation, nil, notices)
+            recordStep("succeeded", nil, notices)
             return notices
         } catch {
             progress(.stepFinished(operation, succeeded: false, notices: error.said))
             if !isRefusal(error) { recordStepOfRunAll(operation, error, error.said) }
+            recordStep(isRefusal(error) ? "refused" : "failed", error, error.said)
             throw error
         }
     }
@@ -209,7 +237,7 @@ final class OperationRun: @unchecked Sendable {
     func writeAudit(
         result: String, error: DeliveryError?, notices: [Notice], phase: DeliveryPhase?, served: TreeName?
     ) {
-        let deliveryId = try? store.read().deliveryId
+        let deliveryId = (try? store.read().deliveryId) ?? deliveryIdSeen
         let record = AuditRecord(
             id: id, deliveryId: deliveryId ?? nil, time: startedAt, actor: request.actor, operation: request.operation,
             result: result, securePath: request.securePath?.value, updatePath: request.updatePath?.value,
@@ -218,7 +246,10 @@ final class OperationRun: @unchecked Sendable {
             servedBefore: servedBefore, servedAfter: served, phaseAfter: phase, commands: recorder.summaries,
             durationSeconds: System.monotonicSeconds() - startedMonotonic, errorCode: error?.code,
             message: error?.message ?? notices.english,
-            notices: notices, databaseRestored: databaseRestored ? true : nil)
+            notices: notices, databaseRestored: databaseRestored ? true : nil, upstreamChanges: upstreamChanges,
+            maintenance: MaintenanceWindow.of(recorder.maintenanceChanges), snapshot: snapshotTaken,
+            healthCheck: healthReport, scheduled: request.scheduled ? true : nil, schedule: skippedSchedule,
+            steps: stepRecords.isEmpty ? nil : stepRecords)
         do {
             try engine.audit.append(record)
         } catch {

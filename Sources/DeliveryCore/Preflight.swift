@@ -258,7 +258,12 @@ struct Preflight {
     /// `$plugin->requires` of a plugin's version.php.
     static func requiredCore(_ path: String) -> Double? {
         guard let bytes = try? System.readFile(path, limit: 1 << 20) else { return nil }
-        for rawLine in String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline) {
+        return requiredCore(in: String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// `$plugin->requires` of a plugin's version.php text.
+    static func requiredCore(in text: String) -> Double? {
+        for rawLine in text.split(whereSeparator: \.isNewline) {
             let line = String(rawLine).trimmingWhitespace()
             guard line.hasPrefix("$plugin->requires") else { continue }
             let value = line.drop { $0 != "=" }.dropFirst().drop { $0 == " " || $0 == "\t" }
@@ -373,7 +378,11 @@ struct Preflight {
             user: user, workingDirectory: production, timeoutSeconds: 60, outputLimit: 16384)
         let result = try ChildProcess.run(command)
         if result.succeeded { return nil }
-        let output = result.combinedOutput.replacing("\(production)/", with: "")
+        return Self.lintError(file: file, output: result.combinedOutput.replacing("\(production)/", with: ""))
+    }
+
+    /// The lint error that `php -l`'s output says, for a file.
+    static func lintError(file: String, output: String) -> LintError {
         let message =
             output.split(whereSeparator: \.isNewline).first { $0.contains("error") }.map(String.init)
             ?? output.split(whereSeparator: \.isNewline).first.map(String.init) ?? "php -l failed"
@@ -388,8 +397,14 @@ struct Preflight {
     /// and cvs write them), in a text file under 4 MiB.
     static func firstConflictMarker(_ path: String) -> Int? {
         guard let status = try? System.lstatus(path), status.kind == .regular, status.size < 4 << 20,
-            let bytes = try? System.readFile(path, limit: 4 << 20), !bytes.contains(0)
+            let bytes = try? System.readFile(path, limit: 4 << 20)
         else { return nil }
+        return firstConflictMarker(in: bytes)
+    }
+
+    /// The first line that opens or closes a VCS conflict in a file's bytes (nil for a binary file).
+    static func firstConflictMarker(in bytes: [UInt8]) -> Int? {
+        guard !bytes.contains(0) else { return nil }
         var number = 0
         for line in bytes.split(separator: 10, omittingEmptySubsequences: false) {
             number += 1
@@ -405,7 +420,12 @@ struct Preflight {
     /// The version a `version.php` declares (`$version = …` for core, `$plugin->version = …`).
     static func declaredVersion(_ path: String) -> String? {
         guard let bytes = try? System.readFile(path, limit: 1 << 20) else { return nil }
-        for rawLine in String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline) {
+        return declaredVersion(in: String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// The version a `version.php` text declares.
+    static func declaredVersion(in text: String) -> String? {
+        for rawLine in text.split(whereSeparator: \.isNewline) {
             let line = String(rawLine).trimmingWhitespace()
             for prefix in ["$plugin->version", "$module->version", "$version"] where line.hasPrefix(prefix) {
                 let rest = line.dropFirst(prefix.count).drop { $0 == " " || $0 == "\t" }

@@ -11,7 +11,7 @@
 struct SubversionWorkingCopy: VersionControl {
     let context: VersionControlContext
 
-    private func svn(_ arguments: [String], _ tree: String, _ recorder: CommandRecorder, echo: Bool = true)
+    func svn(_ arguments: [String], _ tree: String, _ recorder: CommandRecorder, echo: Bool = true)
         throws(DeliveryError) -> CommandResult
     {
         try recorder.run(context.command("svn", ["--non-interactive"] + arguments, in: tree), echo: echo)
@@ -98,11 +98,15 @@ struct SubversionWorkingCopy: VersionControl {
         guard info.succeeded else { throw failure("svn", "info of the repository", info) }
     }
 
-    func update(tree: String, path: String?, recorder: CommandRecorder) throws(DeliveryError) {
+    func update(tree: String, path: String?, target: String?, recorder: CommandRecorder) throws(DeliveryError) {
         let touched = try upstreamChangesToLocalFiles(of: tree, recorder: recorder)
         if !touched.isEmpty { throw context.localFilesChangedUpstream(touched) }
         var arguments = ["update", "--accept", "postpone"]
-        if let pin = context.upstream.pin, !pin.isEmpty { arguments += ["--revision", pin] }
+        if let target {
+            arguments += ["--revision", target]
+        } else if let pin = context.upstream.pin, !pin.isEmpty {
+            arguments += ["--revision", pin]
+        }
         arguments += ["--", path ?? "."]
         let update = try svn(arguments, tree, recorder)
         guard update.succeeded else { throw failure("svn", "update", update) }

@@ -10,10 +10,17 @@
 /// Runs child processes for one operation and remembers them for the audit log.
 final class CommandRecorder: @unchecked Sendable {
     private(set) var summaries: [CommandSummary] = []
+    /// Moodle's maintenance mode as the operation turned it on and off, when each command finished.
+    private(set) var maintenanceChanges: [(enabled: Bool, at: Date)] = []
     let onLine: (String) -> Void
 
     init(onLine: @escaping (String) -> Void) {
         self.onLine = onLine
+    }
+
+    /// Notes that Moodle's maintenance mode is now on or off.
+    func maintenanceChanged(_ enabled: Bool) {
+        maintenanceChanges.append((enabled, Date()))
     }
 
     /// Runs a command, streaming its lines to the progress log (with `echo`) and to `onOutput`,
@@ -79,8 +86,15 @@ protocol VersionControl: Sendable {
     func upstreamAddress(of tree: String, recorder: CommandRecorder) -> String?
     /// Checks that the upstream answers the code owner, changing nothing.
     func checkUpstream(of tree: String, recorder: CommandRecorder) throws(DeliveryError)
-    /// Updates the whole tree, or one path, from the configured upstream.
-    func update(tree: String, path: String?, recorder: CommandRecorder) throws(DeliveryError)
+    /// Updates the whole tree, or one path, from the configured upstream: to `target` when given
+    /// (a revision `upstreamChanges` returned), else to the upstream's latest.
+    func update(tree: String, path: String?, target: String?, recorder: CommandRecorder) throws(DeliveryError)
+    /// What the upstream holds beyond production — up to `target` when given — read as the code
+    /// owner without changing the working tree (git fetches into a ref of its own).
+    func upstreamChanges(of tree: String, target: String?, recorder: CommandRecorder) throws(DeliveryError)
+        -> UpstreamChanges
+    /// A file's text at the revision of `changes` (at most 4 MiB); nil when it cannot be read.
+    func upstreamText(_ path: String, of tree: String, changes: UpstreamChanges, recorder: CommandRecorder) -> String?
     /// Puts the tree back exactly at `revision` (cancel).
     func reset(tree: String, to revision: Revision, recorder: CommandRecorder) throws(DeliveryError)
     /// Files the VCS neither tracks nor ignores, and tracked files missing from the tree.

@@ -54,6 +54,17 @@ struct OperationBody: Decodable {
     static let members: Set<String> = Set(Operation.allCases.flatMap(\.requestMembers)).union(["operation"])
 }
 
+/// The body of `PUT /schedule`.
+struct ScheduleBody: Decodable {
+    var at: String
+    var revision: String
+    var onlyIfPreflightPasses: Bool?
+    var securityCopy: Bool?
+    var comment: String?
+
+    static let members: Set<String> = ["at", "revision", "onlyIfPreflightPasses", "securityCopy", "comment"]
+}
+
 /// The member names of a JSON object, to refuse unknown ones.
 private struct MemberNames: Decodable {
     struct Key: CodingKey {
@@ -113,7 +124,8 @@ final class API: Sendable {
     }
 
     /// The routes: `GET /status`, `POST /operations`, `GET /jobs/{id}`, `GET /history`,
-    /// `GET /preflight`, `POST /console-tokens`.
+    /// `GET /preflight`, `POST /console-tokens`, `POST /upstream-checks`, `GET /reports/{id}`,
+    /// `PUT` and `DELETE /schedule`.
     func handle(_ request: APIRequest) -> Response {
         let parts = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         let route = parts.map(String.init)
@@ -126,10 +138,19 @@ final class API: Sendable {
             case ("GET", ["history"]): return try history(request.query)
             case ("GET", ["preflight"]): return try preflight()
             case ("POST", ["console-tokens"]): return try issueConsoleToken(request)
-            case (_, ["status"]), (_, ["operations"]), (_, ["history"]), (_, ["console-tokens"]), (_, ["preflight"]):
+            case ("POST", ["upstream-checks"]): return try checkUpstream(request)
+            case ("GET", let route) where route.count == 2 && route[0] == "reports":
+                return .json(
+                    200, try engineCall { () throws(DeliveryError) in try engine.report(deliveryId: route[1]) })
+            case ("PUT", ["schedule"]): return try setSchedule(request)
+            case ("DELETE", ["schedule"]):
+                return .json(
+                    200, try engineCall { () throws(DeliveryError) in try engine.cancelSchedule(actor: request.actor) })
+            case (_, ["status"]), (_, ["operations"]), (_, ["history"]), (_, ["console-tokens"]), (_, ["preflight"]),
+                (_, ["upstream-checks"]), (_, ["schedule"]):
                 throw APIError(.methodNotAllowed, "\(Self.printable(request.method)) is not allowed on \(request.path)")
-            case (_, let route) where route.count == 2 && route[0] == "jobs":
-                throw APIError(.methodNotAllowed, "\(Self.printable(request.method)) is not allowed on jobs")
+            case (_, let route) where route.count == 2 && (route[0] == "jobs" || route[0] == "reports"):
+                throw APIError(.methodNotAllowed, "\(Self.printable(request.method)) is not allowed on \(route[0])")
             default:
                 throw APIError(.notFound, "no such route")
             }
@@ -162,6 +183,43 @@ final class API: Sendable {
         }
         defer { preflightRunning.withLock { $0 = false } }
         return .json(200, try engineCall { () throws(DeliveryError) in try engine.plan() }.withVerdict)
+    }
+
+    /// `POST /upstream-checks`: the body is `{}` (or empty).
+    private func checkUpstream(_ request: APIRequest) throws(APIError) -> Response {
+        if !request.body.isEmpty {
+            guard let names = try? JSONCoding.decode(MemberNames.self, from: request.body).names, names.isEmpty else {
+                throw APIError.badRequest("the body of an upstream check is {}")
+            }
+        }
+        return .json(200, try engineCall { () throws(DeliveryError) in try engine.checkUpstream() })
+    }
+
+    /// `PUT /schedule`: a Run all of the waiting revision at a chosen time.
+    private func setSchedule(_ request: APIRequest) throws(APIError) -> Response {
+        let names: [String]
+        let body: ScheduleBody
+        do {
+            names = try JSONCoding.decode(MemberNames.self, from: request.body).names
+            body = try JSONCoding.decode(ScheduleBody.self, from: request.body)
+        } catch {
+            throw APIError.badRequest("the body is not a JSON object of the expected shape")
+        }
+        if let unknown = names.first(where: { !ScheduleBody.members.contains($0) }) {
+            throw APIError.badRequest("unknown member '\(Self.printable(unknown))'")
+        }
+        guard let at = try? Date(body.at, strategy: .iso8601) else {
+            throw APIError.badRequest("'at' is not an ISO 8601 time with a zone")
+        }
+        let scheduleRequest: ScheduleRequest
+        do {
+            scheduleRequest = try ScheduleRequest(
+                at: at, revision: body.revision, onlyIfPreflightPasses: body.onlyIfPreflightPasses ?? true,
+                securityCopy: body.securityCopy ?? false, comment: body.comment, actor: request.actor)
+        } catch {
+            throw APIError(error)
+        }
+        return .json(201, try engineCall { () throws(DeliveryError) in try engine.setSchedule(scheduleRequest) })
     }
 
     private func status() throws(APIError) -> Response {
@@ -245,6 +303,38 @@ final class API: Sendable {
                 "moodleUserId": "\(request.actor.moodleUserId ?? -1)",
             ])
         return .json(202, ["job": job.id, "operation": operation.rawValue])
+    }
+
+    /// Starts the scheduled Run all as a job when it is due (the timer calls this): the screen
+    /// follows it like any job. While another job runs it waits for the next tick; the engine
+    /// skips it (audited) when the site is not idle or the time is long past.
+    func startDueSchedule() {
+        guard let status = try? engine.status(), let schedule = status.schedule, schedule.at <= Date(),
+            jobs.running == nil,
+            let request = try? OperationRequest(
+                .runAll, actor: schedule.actor, securityCopy: schedule.securityCopy, comment: schedule.comment,
+                targetRevision: schedule.revision.id, scheduled: true)
+        else { return }
+        guard case .started(let job) = jobs.start(request) else { return }
+        let engine = self.engine
+        let logger = self.logger
+        logger.info("scheduled job started", metadata: ["job": "\(job.id)", "schedule": "\(schedule.id)"])
+        do {
+            try System.startDetachedThread {
+                do throws(DeliveryError) {
+                    if let outcome = try engine.runDueSchedule(id: job.id, progress: { job.receive($0) }) {
+                        job.finish(.success(outcome))
+                    } else {
+                        job.finish(.failure(DeliveryError(.notFound, "the schedule was no longer due")))
+                    }
+                } catch {
+                    job.finish(.failure(error))
+                }
+                logger.info("scheduled job finished", metadata: ["job": "\(job.id)"])
+            }
+        } catch {
+            job.finish(Result<OperationOutcome, DeliveryError>.failure(DeliveryError(.io, "cannot start a thread")))
+        }
     }
 
     private func lockHeld(_ holder: HolderView, refusing request: OperationRequest) -> Response {

@@ -66,8 +66,9 @@ struct APIError: Error, Sendable, Equatable {
         code = error.code.rawValue
         switch error.code {
         case .wrongState, .lockHeld, .staleLock, .copyMissing, .notMoodle, .preempted, .preflightFailed,
-            .confirmationRequired, .notUpdatable, .noRoom:
+            .confirmationRequired, .notUpdatable, .noRoom, .scheduleExists, .scheduleStale, .scheduleSkipped:
             status = 409
+        case .notFound: status = 404
         case .badPath, .badRequest: status = 400
         case .secondFactorRequired, .secondFactorRefused, .secondFactorLocked: status = 403
         case .rateLimited: status = 429

@@ -124,6 +124,13 @@ public final class DeliveryServer: Sendable {
                 stop()
             }
             try System.startDetachedThread { [self] in watchdog.run(until: { isStopping }) }
+            // The helper keeps the timer of a scheduled Run all: no browser and no cron needed.
+            try System.startDetachedThread { [self] in
+                while !isStopping {
+                    System.sleep(seconds: DeliverySchedule.timerSeconds)
+                    if !isStopping { api.startDueSchedule() }
+                }
+            }
             threads.append(
                 try System.startThread { [self] in
                     gate.run(until: { isStopping }, onError: { logger.error("\($0)") })

@@ -4,6 +4,11 @@ import Logging
 #if canImport(Glibc)
     import Glibc
 #endif
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// What the API asks of the engine: the whole of it. In one process it is the `DeliveryEngine`
 /// itself; split (`SeparatedServer`), it is a `MonitorClient` that asks the root monitor.
@@ -15,9 +20,26 @@ protocol EngineAccess: Sendable {
         _ request: OperationRequest, id: String?, progress: @escaping @Sendable (ProgressEvent) -> Void
     ) throws(DeliveryError) -> OperationOutcome
     func recordRefusal(_ request: OperationRequest, _ error: DeliveryError)
+    func checkUpstream() throws(DeliveryError) -> UpstreamPreview
+    func report(deliveryId: String) throws(DeliveryError) -> DeliveryReport
+    func setSchedule(_ request: ScheduleRequest) throws(DeliveryError) -> DeliverySchedule
+    func cancelSchedule(actor: Actor) throws(DeliveryError) -> DeliverySchedule
+    /// Runs the scheduled Run all as job `id` when it is due; nil when nothing is.
+    func runDueSchedule(id: String, progress: @escaping @Sendable (ProgressEvent) -> Void) throws(DeliveryError)
+        -> OperationOutcome?
 }
 
-extension DeliveryEngine: EngineAccess {}
+extension DeliveryEngine: EngineAccess {
+    func checkUpstream() throws(DeliveryError) -> UpstreamPreview { try checkUpstream(onLine: { _ in }) }
+    func setSchedule(_ request: ScheduleRequest) throws(DeliveryError) -> DeliverySchedule {
+        try setSchedule(request, now: Date())
+    }
+    func runDueSchedule(id: String, progress: @escaping @Sendable (ProgressEvent) -> Void) throws(DeliveryError)
+        -> OperationOutcome?
+    {
+        try runDueSchedule(id: id, now: Date(), progress: progress)
+    }
+}
 
 /// One call of the request-facing process to the monitor: the closed set, nothing else.
 enum MonitorCall: Codable, Equatable {
@@ -26,6 +48,11 @@ enum MonitorCall: Codable, Equatable {
     case history(limit: Int, offset: Int)
     case perform(request: OperationRequest, job: String)
     case refusal(request: OperationRequest, code: DeliveryError.Code, message: String, notices: [Notice])
+    case checkUpstream
+    case report(deliveryId: String)
+    case setSchedule(request: ScheduleRequest)
+    case cancelSchedule(actor: Actor)
+    case runDueSchedule(job: String)
 }
 
 /// One frame of the monitor's answer: progress events, then exactly one of the others.
@@ -37,6 +64,10 @@ enum MonitorReply: Codable {
     case outcome(OperationOutcome)
     case recorded
     case failure(code: DeliveryError.Code, message: String, notices: [Notice])
+    case upstream(UpstreamPreview)
+    case report(DeliveryReport)
+    case schedule(DeliverySchedule)
+    case scheduleRan(OperationOutcome?)
 }
 
 /// The frames on a call's socket: a 4-byte big-endian length, then that many bytes of JSON.
@@ -85,6 +116,7 @@ final class Monitor: Sendable {
         var plan = false
         var rollback = false
         var operation = false
+        var upstream = false
     }
 
     /// The most calls answered at once.
@@ -176,6 +208,10 @@ final class Monitor: Sendable {
         case .perform(let request, let job):
             guard OperationIdentifier.isValid(job) else { throw DeliveryError(.badRequest, "malformed job id") }
             try Self.checkActor(request.actor)
+            // Only the helper's own timer asks for a revision, from the schedule it keeps.
+            guard !request.scheduled, request.targetRevision == nil else {
+                throw DeliveryError(.badRequest, "a request may not name a revision or claim to be scheduled")
+            }
             let slot: WritableKeyPath<InFlight, Bool> = request.operation == .rollback ? \.rollback : \.operation
             try claim(slot, "'\(request.operation.rawValue)' is already running")
             defer { release(slot) }
@@ -187,6 +223,23 @@ final class Monitor: Sendable {
             }
             engine.recordRefusal(request, DeliveryError(code, message: message, notices: notices))
             return .recorded
+        case .checkUpstream:
+            try claim(\.upstream, "an upstream check is already running")
+            defer { release(\.upstream) }
+            return .upstream(try engine.checkUpstream())
+        case .report(let deliveryId):
+            return .report(try engine.report(deliveryId: deliveryId))
+        case .setSchedule(let request):
+            try Self.checkActor(request.actor)
+            return .schedule(try engine.setSchedule(request))
+        case .cancelSchedule(let actor):
+            try Self.checkActor(actor)
+            return .schedule(try engine.cancelSchedule(actor: actor))
+        case .runDueSchedule(let job):
+            guard OperationIdentifier.isValid(job) else { throw DeliveryError(.badRequest, "malformed job id") }
+            try claim(\.operation, "an operation is already running")
+            defer { release(\.operation) }
+            return .scheduleRan(try engine.runDueSchedule(id: job, progress: progress))
         }
     }
 
@@ -250,6 +303,35 @@ final class MonitorClient: EngineAccess {
 
     func recordRefusal(_ request: OperationRequest, _ error: DeliveryError) {
         _ = try? call(.refusal(request: request, code: error.code, message: error.message, notices: error.notices))
+    }
+
+    func checkUpstream() throws(DeliveryError) -> UpstreamPreview {
+        guard case .upstream(let preview) = try call(.checkUpstream) else { throw Self.unexpected }
+        return preview
+    }
+
+    func report(deliveryId: String) throws(DeliveryError) -> DeliveryReport {
+        guard case .report(let report) = try call(.report(deliveryId: deliveryId)) else { throw Self.unexpected }
+        return report
+    }
+
+    func setSchedule(_ request: ScheduleRequest) throws(DeliveryError) -> DeliverySchedule {
+        guard case .schedule(let schedule) = try call(.setSchedule(request: request)) else { throw Self.unexpected }
+        return schedule
+    }
+
+    func cancelSchedule(actor: Actor) throws(DeliveryError) -> DeliverySchedule {
+        guard case .schedule(let schedule) = try call(.cancelSchedule(actor: actor)) else { throw Self.unexpected }
+        return schedule
+    }
+
+    func runDueSchedule(id: String, progress: @escaping @Sendable (ProgressEvent) -> Void) throws(DeliveryError)
+        -> OperationOutcome?
+    {
+        guard case .scheduleRan(let outcome) = try call(.runDueSchedule(job: id), progress: progress) else {
+            throw Self.unexpected
+        }
+        return outcome
     }
 
     private static let unexpected = DeliveryError(.io, "the helper's monitor answered something unexpected")

@@ -40,7 +40,9 @@ struct DeliveryCtl: ParsableCommand {
             """,
         subcommands: [
             Init.self, Status.self, Secure.self, Switch.self, Update.self, Plan.self, Restore.self, RunAll.self,
-            Cancel.self, Rollback.self, Recover.self, Log.self, Check.self, Admin.self,
+            Cancel.self, Rollback.self, Recover.self, Log.self, Check.self, CheckUpstream.self, Report.self,
+            Schedule.self,
+            Admin.self,
         ]
     )
 }
@@ -118,7 +120,8 @@ struct Failure: Error, CustomStringConvertible {
         switch error.code {
         case .wrongState, .lockHeld, .staleLock, .badPath, .copyMissing, .badRequest, .notMoodle, .configuration,
             .privileges, .preflightFailed, .confirmationRequired, .notUpdatable, .secondFactorRequired,
-            .secondFactorRefused, .secondFactorLocked, .rateLimited:
+            .secondFactorRefused, .secondFactorLocked, .rateLimited, .scheduleExists, .scheduleStale, .scheduleSkipped,
+            .notFound:
             2
         default: 1
         }

@@ -74,6 +74,10 @@ final class helper_rules {
         'second_factor_locked',
         'rate_limited',
         'no_room',
+        'schedule_exists',
+        'schedule_stale',
+        'schedule_skipped',
+        'not_found',
     ];
 
     /** @var string[] Every error code of the helper (DeliveryError.Code; docs/protocol.md, *Errors*). */
@@ -103,6 +107,10 @@ final class helper_rules {
         'rate_limited',
         'web_server_stale',
         'no_room',
+        'schedule_exists',
+        'schedule_stale',
+        'schedule_skipped',
+        'not_found',
     ];
 
     /**
@@ -226,6 +234,16 @@ final class helper_rules {
         'refused_nothing_to_restore' => ['operation', 'phase'],
         'refused_nothing_to_cancel' => ['operation'],
         'refused_state' => ['operation', 'phase'],
+        'upstream_waiting' => ['revision', 'commitCount', 'fileCount', 'versionCount'],
+        'upstream_current' => ['revision'],
+        'schedule_set' => ['revision', 'scheduledAt'],
+        'schedule_cancelled' => ['revision', 'scheduledAt'],
+        'scheduled_run_started' => ['revision', 'scheduledAt'],
+        'schedule_skipped_busy' => ['scheduledAt', 'phase'],
+        'schedule_skipped_preflight' => ['scheduledAt', 'revision', 'count'],
+        'schedule_skipped_late' => ['scheduledAt', 'lateSeconds'],
+        'schedule_skipped_revision' => ['scheduledAt', 'revision'],
+        'newer_upstream_left' => ['revision'],
     ];
 
     /** @var int The longest component path, in bytes (ComponentPath.maxBytes). */
