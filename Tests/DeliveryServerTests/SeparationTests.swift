@@ -226,6 +226,32 @@ struct SeparationTests {
                         MonitorCall.refusal(
                             request: try OperationRequest(.restore, actor: claimed), code: flooded.code,
                             message: flooded.message, notices: flooded.notices), pretty: false))))
+        // Only the helper's own timer delivers a named revision, from the schedule it keeps: the
+        // request side can neither name one nor claim a request was scheduled.
+        for impersonated in [
+            try OperationRequest(.runAll, actor: claimed, targetRevision: "0123abcd"),
+            try OperationRequest(.runAll, actor: claimed, scheduled: true),
+        ] {
+            #expect(
+                Self.refusedAsBadRequest(
+                    try harness.raw(
+                        try JSONCoding.encode(
+                            MonitorCall.perform(request: impersonated, job: OperationIdentifier.make()), pretty: false))
+                ))
+        }
+        // A schedule set or cancelled in the name of an actor the responder never makes, a
+        // report of a path: refused.
+        let schedule = try ScheduleRequest(at: Date().addingTimeInterval(3600), revision: "0123abcd", actor: forged)
+        #expect(
+            Self.refusedAsBadRequest(
+                try harness.raw(try JSONCoding.encode(MonitorCall.setSchedule(request: schedule), pretty: false))))
+        #expect(
+            Self.refusedAsBadRequest(
+                try harness.raw(try JSONCoding.encode(MonitorCall.cancelSchedule(actor: forged), pretty: false))))
+        #expect(
+            Self.refusedAsBadRequest(
+                try harness.raw(
+                    try JSONCoding.encode(MonitorCall.report(deliveryId: "../../etc/passwd"), pretty: false))))
         // A refusal record with a forged actor is not written either.
         harness.client.recordRefusal(try OperationRequest(.restore, actor: forged), DeliveryError(.wrongState, "no"))
         #expect((try? Data(contentsOf: URL(fileURLWithPath: audit))) == before)

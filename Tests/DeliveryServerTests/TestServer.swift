@@ -40,7 +40,7 @@ final class TestServer {
     /// the engine's site configuration, a key and the helper's configuration.
     init(
         allowedUids: [UInt32] = [getuid()], workers: Int = 3, limits: [String: Any] = [:], productionFiles: Int = 3,
-        socketPath: String? = nil
+        socketPath: String? = nil, withUpstream: Bool = false
     ) throws {
         var template = Array("/tmp/deliveryd-test-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw ClientError("mkdtemp failed") }
@@ -67,6 +67,15 @@ final class TestServer {
             "/usr/bin/git",
             ["-c", "user.email=test@example.org", "-c", "user.name=Test", "commit", "-q", "-m", "initial"],
             in: production)
+        if withUpstream {
+            // A bare upstream that production tracks, and an author's clone that pushes to it.
+            try Self.run(
+                "/usr/bin/git", ["clone", "-q", "--bare", production, "\(directory)/upstream.git"], in: directory)
+            try Self.run("/usr/bin/git", ["remote", "add", "origin", "\(directory)/upstream.git"], in: production)
+            try Self.run("/usr/bin/git", ["fetch", "-q", "origin"], in: production)
+            try Self.run(
+                "/usr/bin/git", ["clone", "-q", "\(directory)/upstream.git", "\(directory)/author"], in: directory)
+        }
         try files.createSymbolicLink(atPath: "\(directory)/site/current", withDestinationPath: "releases/production")
         let site: [String: Any] = [
             "siteRoot": "\(directory)/site", "stateDirectory": "\(directory)/state", "publicLayout": false,
@@ -182,6 +191,20 @@ final class TestServer {
             usleep(50_000)
         }
         throw ClientError("job \(id) did not finish")
+    }
+
+    /// Commits a file in the author's clone and pushes it upstream (`withUpstream`).
+    func pushUpstream(_ path: String, _ text: String, message: String) throws {
+        let author = "\(directory)/author"
+        try FileManager.default.createDirectory(
+            atPath: URL(fileURLWithPath: "\(author)/\(path)").deletingLastPathComponent().path,
+            withIntermediateDirectories: true)
+        try text.write(toFile: "\(author)/\(path)", atomically: true, encoding: .utf8)
+        try Self.run("/usr/bin/git", ["add", "-A"], in: author)
+        try Self.run(
+            "/usr/bin/git", ["-c", "user.email=ada@example.org", "-c", "user.name=Ada", "commit", "-q", "-m", message],
+            in: author)
+        try Self.run("/usr/bin/git", ["push", "-q", "origin", "HEAD:main"], in: author)
     }
 
     static func run(_ program: String, _ arguments: [String], in directory: String) throws {
