@@ -70,6 +70,16 @@ extension DeliveryCtl {
                 lines.append(
                     "Component cache: \(status.componentCacheFile.map { "one per tree (\($0))" } ?? "Moodle's own, rebuilt after each switch (see init --component-cache)")"
                 )
+                if let upstream = status.upstream {
+                    lines.append(
+                        "Upstream:  \(upstream.notices.english) (checked \(upstream.checkedAt.formatted(.iso8601))\(upstream.blocking ? "; its preflight would block" : ""))"
+                    )
+                }
+                if let schedule = status.schedule {
+                    lines.append(
+                        "Scheduled: Run all of \(schedule.revision.label) at \(schedule.at.formatted(.iso8601)), set by \(schedule.actor.name)\(schedule.onlyIfPreflightPasses ? ", only if the preflight passes then" : "")"
+                    )
+                }
                 lines.append("Allowed:   \(status.allowed.map(\.rawValue).joined(separator: ", "))")
                 FileOutput.standardOutput(lines.joined(separator: "\n") + "\n")
             }

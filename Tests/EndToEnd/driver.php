@@ -267,8 +267,65 @@ try {
             expect_served('production', V2, 'after restore (OPcache with validate_timestamps=0 must not keep revision 1)');
             break;
 
+        case 'schedule':
+            // The upstream watch as the plugin's hourly task asks it: revision 3 is waiting.
+            $client = client();
+            $preview = $client->check_upstream();
+            $core = array_values(array_filter($preview['versionChanges'] ?? [], fn($c) => ($c['component'] ?? null) === ''));
+            ok(($preview['waiting'] ?? false) === true && ($preview['commitCount'] ?? 0) >= 1,
+                'the upstream watch sees the waiting revision (' . ($preview['upstream']['label'] ?? '?') . ', '
+                . ($preview['commitCount'] ?? 0) . ' commits, ' . ($preview['fileCount'] ?? 0) . ' files)');
+            ok(($core[0]['before'] ?? '') === V2 . '.00' && ($core[0]['after'] ?? '') === V3 . '.00'
+                && ($preview['upgrade'] ?? '') === 'core' && ($preview['blocking'] ?? true) === false,
+                'it says the core goes from ' . V2 . ' to ' . V3 . ' (an upgrade in maintenance mode) and that nothing blocks',
+                json_encode([$core, $preview['upgrade'] ?? null, $preview['blockers'] ?? null]));
+            expect_served('production', V2, 'after the upstream check (production untouched)');
+            $at = gmdate('Y-m-d\TH:i:s\Z', time() + 62);
+            $revision = $preview['upstream']['id'];
+            $schedule = $client->schedule($at, $revision, true, true, 'e2e: revision 3, delivered later');
+            ok(($schedule['revision']['id'] ?? null) === $revision && ($schedule['actor']['moodleUserId'] ?? null) === 2,
+                "a Run all of revision 3 is scheduled for {$at}, by Ada E2E Admin");
+            try {
+                $client->schedule($at, $revision, true, true, null);
+                ok(false, 'a second schedule is refused (schedule_exists)');
+            } catch (helper_exception $error) {
+                ok($error->errorcode === 'schedule_exists', 'a second schedule is refused (schedule_exists)', $error->errorcode);
+            }
+            $cancelled = $client->cancel_schedule();
+            ok(($cancelled['id'] ?? null) === ($schedule['id'] ?? '?') && !isset(site()['schedule']),
+                'Cancel removes the schedule');
+            $at = gmdate('Y-m-d\TH:i:s\Z', time() + 62);
+            $client->schedule($at, $revision, true, true, 'e2e: revision 3, delivered later');
+            ok((site()['schedule']['at'] ?? null) !== null, "scheduled again for {$at}; the driver now leaves (no browser, no cron)");
+            break;
+
+        case 'scheduled':
+            $site = expect_state('idle', 'production', 'after the scheduled time');
+            expect_served('production', V3, 'after the scheduled Run all');
+            ok(!isset($site['schedule']), 'the schedule is gone once it ran');
+            $records = client()->history(5);
+            $record = $records[0] ?? [];
+            ok(($record['operation'] ?? '') === 'run-all' && ($record['result'] ?? '') === 'succeeded'
+                && ($record['scheduled'] ?? false) === true && ($record['actor']['name'] ?? '') === 'Ada E2E Admin',
+                'the audit log records a scheduled Run all by Ada E2E Admin that succeeded',
+                json_encode(array_intersect_key($record, array_flip(['operation', 'result', 'scheduled', 'errorCode']))));
+            $report = client()->report($record['deliveryId'] ?? $record['id'] ?? '');
+            $steps = array_map(fn($s) => $s['operation'] . ':' . $s['result'], $report['steps'] ?? []);
+            ok($steps === ['secure:succeeded', 'switch:succeeded', 'update:succeeded', 'restore:succeeded'],
+                'its report has the four steps', implode(', ', $steps));
+            $core = array_values(array_filter($report['versionChanges'] ?? [], fn($c) => ($c['component'] ?? null) === ''));
+            ok(($core[0]['after'] ?? '') === V3 . '.00' && ($report['outcome'] ?? '') === 'delivered'
+                && ($report['scheduled'] ?? false) === true,
+                'its report says delivered, at its scheduled time, core ' . V2 . ' → ' . V3);
+            $window = $report['maintenance'] ?? [];
+            ok(isset($window['onAt'], $window['offAt']) && ($window['seconds'] ?? 0) > 0,
+                sprintf('its report has the maintenance window the helper measured (%.2f s)', $window['seconds'] ?? 0));
+            break;
+
         case 'run-all':
-            $job = step('run-all', ['securityCopy' => true, 'comment' => 'e2e: revision 3 in one go']);
+            // Nothing new upstream (the scheduled Run all brought revision 3, and refreshed the
+            // security copy with revision 2 before its update): the four steps still run.
+            $job = step('run-all', ['comment' => 'e2e: run all again, nothing new upstream']);
             if ($job !== null) {
                 $steps = array_map(fn($s) => $s['operation'] . ':' . $s['state'], $job['steps'] ?? []);
                 ok($steps === ['secure:succeeded', 'switch:succeeded', 'update:succeeded', 'restore:succeeded'],

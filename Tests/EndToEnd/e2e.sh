@@ -286,6 +286,23 @@ cat >"$tmp/e2e.json" <<JSON
  "opcacheReset": $([[ -n ${E2E_OPCACHE_RESET:-} ]] && echo true || echo false)}
 JSON
 chmod 0644 "$tmp/e2e.json"
+# wait_for_schedule: waits, asking nothing of the helper but its status from root, until the
+# scheduled Run all has run (no schedule, nothing running); at most 150 seconds.
+wait_for_schedule() {
+  section "Waiting for the scheduled Run all (no browser, no cron: the helper's timer)"
+  local deadline=$((SECONDS + 150)) status=""
+  while ((SECONDS < deadline)); do
+    # The scheduled run's audit record is written when it ends.
+    status=$("$deliveryctl" log --json --limit 1 2>/dev/null || true)
+    if grep -q '"scheduled" *: *true' <<<"$status"; then
+      ok "the scheduled Run all ran by itself ($((SECONDS - deadline + 150)) s after scheduling)"
+      return
+    fi
+    sleep 2
+  done
+  not_ok "the scheduled Run all did not run within 150 s: $(head -c 400 <<<"$status")"
+}
+
 driver() { # driver PHASE: runs one phase of driver.php as the web user and counts its results
   local phase=$1 log=$logs/driver-$1.log status
   section "Driver ($web_user, plugin client): $phase"
@@ -350,7 +367,10 @@ driver steps-2        # update (old version still served), restore (new version 
 section "Publishing revision 3 upstream (as $code_owner)"
 check "revision 3 published" publish 3 2024100900.00
 attacks_trace_start   # strace on deliveryd during run-all
-driver run-all        # run-all with a security copy: revision 3 served
+driver schedule       # the upstream watch sees revision 3; a Run all of it is scheduled a minute ahead
+wait_for_schedule     # nobody asks anything: the helper's own timer starts it
+driver scheduled      # revision 3 served; the report has its steps, versions and maintenance window
+driver run-all        # run-all again (nothing new upstream): revision 3 still served
 attacks_trace_check   # no path resolved through a folder a less-privileged user can write
 attacks_check_caches  # every component cache built by the code owner, the decoy untouched
 section "Publishing revision 4 upstream (as $code_owner)"
