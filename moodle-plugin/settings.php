@@ -55,6 +55,13 @@ if ($hassiteconfig) {
             '',
             '/^([a-z0-9_][a-z0-9._-]{0,63})?$/'
         ));
+        $settings->add(new admin_setting_configtext(
+            'tool_delivery/reportretentiondays',
+            new lang_string('settings:reportretentiondays', 'tool_delivery'),
+            new lang_string('settings:reportretentiondays_desc', 'tool_delivery'),
+            365,
+            PARAM_INT
+        ));
     }
     $ADMIN->add('server', $settings);
 }

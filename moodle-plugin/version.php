@@ -25,8 +25,8 @@
 defined('MOODLE_INTERNAL') || die();
 
 $plugin->component = 'tool_delivery';
-$plugin->version = 2026120602;
+$plugin->version = 2026120700;
 $plugin->requires = 2024042200;
 $plugin->supported = [404, 405];
 $plugin->maturity = MATURITY_ALPHA;
-$plugin->release = '0.6.0';
+$plugin->release = '0.7.0';

@@ -66,10 +66,13 @@ public struct DeliveryReport: Sendable, Codable, Equatable {
         actor = first.actor
         scheduled = first.scheduled ?? false
         comments = records.compactMap { $0.result == "succeeded" ? $0.comment : nil }.filter { !$0.isEmpty }
-        revisionFrom = records.lazy.compactMap(\.revisionBefore).first
+        // Production before the update (a Run all's record says it too), else when it was secured.
+        revisionFrom =
+            records.first { [.update, .runAll].contains($0.operation) && $0.revisionBefore != nil }?.revisionBefore
+            ?? records.first { $0.operation == .secure }?.revisionAfter
         revisionTo = records.last { $0.result == "succeeded" && $0.revisionAfter != nil }?.revisionAfter
         var outcome = Outcome.inProgress
-        for record in records {
+        for record in records where record.result != "started" {
             if let brought = record.upstreamChanges, record.result == "succeeded" {
                 commits += brought.commits
                 commitCount += brought.commitCount

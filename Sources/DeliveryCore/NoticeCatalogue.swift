@@ -137,6 +137,7 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case refusedNothingToCancel = "refused_nothing_to_cancel"
     case refusedState = "refused_state"
     // Upstream watch and deliver later.
+    case deliveryStarted = "delivery_started"
     case upstreamWaiting = "upstream_waiting"
     case upstreamCurrent = "upstream_current"
     case scheduleSet = "schedule_set"
@@ -323,6 +324,7 @@ public enum NoticeCode: String, Sendable, CaseIterable {
             "{operation} refused: there is nothing to restore (state '{phase}'); switch to delivery and update first."
         case .refusedNothingToCancel: "{operation} refused: there is no delivery to cancel."
         case .refusedState: "{operation} refused: the state '{phase}' does not allow it."
+        case .deliveryStarted: "A delivery started ({operation})."
         case .upstreamWaiting:
             "The upstream has {revision}: {commitCount} commits, {fileCount} files, {versionCount} version changes."
         case .upstreamCurrent: "Production is at the upstream's revision, {revision}."

@@ -21,8 +21,13 @@ final class OperationRun: @unchecked Sendable {
     var servedBefore: TreeName?
     /// Set when an emergency rollback's switch was not followed by the web server.
     var webServerLag: DeliveryError?
-    /// Set at the first change to the site or the state: a failure before it is a refusal.
-    var mutated = false
+    /// Set at the first change to the site or the state: a failure before it is a refusal. An
+    /// operation that opens a delivery writes its `started` record then (a refusal never does).
+    var mutated = false {
+        didSet { if mutated && !oldValue && opensDelivery { auditStart() } }
+    }
+    /// A Run all, or a secure from idle: the operation opens a delivery.
+    var opensDelivery = false
     /// Set once the database is back at its snapshot (for the audit record).
     var databaseRestored = false
     /// update: what it brought; restore: the snapshot it took and the health check it ran.
@@ -50,6 +55,8 @@ final class OperationRun: @unchecked Sendable {
         self.servedBefore = engine.layout.servedTree()
         if let state = try? engine.store.read() {
             deliveryIdSeen = state.deliveryId ?? (request.operation == .rollback ? state.snapshot?.id : nil)
+            opensDelivery =
+                request.operation == .runAll || (request.operation == .secure && state.deliveryId == nil)
         }
     }
 
@@ -228,6 +235,18 @@ final class OperationRun: @unchecked Sendable {
 
     // MARK: Audit
 
+    /// Writes the `started` record of an operation that opens a delivery (a secure from idle, a
+    /// Run all), once it is allowed: the administrators hear of a delivery when it starts.
+    private func auditStart() {
+        deliveryIdSeen = deliveryIdSeen ?? id
+        // A record of its own (its own id): the operation's record, with the operation's id, comes
+        // when it ends.
+        writeAudit(
+            result: "started", error: nil,
+            notices: [Notice(.deliveryStarted, ["operation": .text(request.operation.rawValue)])],
+            phase: try? store.read().phase, served: layout.servedTree(), recordId: OperationIdentifier.make())
+    }
+
     func auditRefusal(_ error: DeliveryError) {
         writeAudit(
             result: "refused", error: error, notices: error.said, phase: try? store.read().phase,
@@ -235,11 +254,13 @@ final class OperationRun: @unchecked Sendable {
     }
 
     func writeAudit(
-        result: String, error: DeliveryError?, notices: [Notice], phase: DeliveryPhase?, served: TreeName?
+        result: String, error: DeliveryError?, notices: [Notice], phase: DeliveryPhase?, served: TreeName?,
+        recordId: String? = nil
     ) {
         let deliveryId = (try? store.read().deliveryId) ?? deliveryIdSeen
         let record = AuditRecord(
-            id: id, deliveryId: deliveryId ?? nil, time: startedAt, actor: request.actor, operation: request.operation,
+            id: recordId ?? id, deliveryId: deliveryId ?? nil, time: startedAt, actor: request.actor,
+            operation: request.operation,
             result: result, securePath: request.securePath?.value, updatePath: request.updatePath?.value,
             securityCopy: [.secure, .runAll].contains(request.operation) ? request.securityCopy : nil,
             comment: request.comment, revisionBefore: revisionBefore, revisionAfter: revisionAfter,

@@ -146,6 +146,11 @@ struct DeliveryReportTests {
         try site.publishRevision2()
         let outcome = try site.perform(.runAll, comment: "term start")
         let report = try site.engine.report(deliveryId: outcome.id)
+        // The Run all said it started, in a record of its own, as soon as it changed something.
+        let started = site.auditLines.filter { $0.contains(#""result":"started""#) }
+        #expect(started.count == 1)
+        #expect(started.first?.contains(#""deliveryId":"\#(outcome.id)""#) == true)
+        #expect(started.first?.contains(#""id":"\#(outcome.id)""#) == false)
         #expect(report.outcome == .delivered)
         #expect(report.comments == ["term start"])
         #expect(report.actor.name == "tester")

@@ -121,8 +121,11 @@ final class HistorySyncTest extends \PHPUnit\Framework\TestCase {
         exec(escapeshellarg($deliveryctl) . ' secure --config ' . escapeshellarg($this->server->directory . '/site.json')
             . ' 2>&1', $output, $status);
         $this->assertSame(0, $status, implode("\n", $output));
-        $this->assertSame(1, $this->sync());
-        $secure = $this->emitted[0];
+        // A secure from idle opens a delivery: a `started` record, then its own.
+        $this->assertSame(2, $this->sync());
+        $this->assertSame(['secure', 'started'], [$this->emitted[0]['operation'], $this->emitted[0]['result']]);
+        $this->assertSame($this->emitted[1]['deliveryId'], $this->emitted[0]['deliveryId']);
+        $secure = $this->emitted[1];
         $this->assertSame(['secure', 'succeeded', 'cli'], [$secure['operation'], $secure['result'], $secure['actor']['source']]);
         $this->assertArrayNotHasKey('moodleUserId', $secure['actor']);
         $this->assertSame(0, $this->sync(), 'a second run logs nothing again');
@@ -130,8 +133,8 @@ final class HistorySyncTest extends \PHPUnit\Framework\TestCase {
         // From Moodle: the user who asked.
         $switch = self::run_operation($client, 'switch');
         $this->assertSame(1, $this->sync());
-        $this->assertSame($switch, $this->emitted[1]['id']);
-        $this->assertSame(['moodle', 5], [$this->emitted[1]['actor']['source'], $this->emitted[1]['actor']['moodleUserId']]);
+        $this->assertSame($switch, $this->emitted[2]['id']);
+        $this->assertSame(['moodle', 5], [$this->emitted[2]['actor']['source'], $this->emitted[2]['actor']['moodleUserId']]);
 
         // A refusal is an operation too (it changed nothing, and says why).
         try {
@@ -140,9 +143,9 @@ final class HistorySyncTest extends \PHPUnit\Framework\TestCase {
             $this->assertSame('wrong_state', $error->errorcode);
         }
         $this->assertSame(1, $this->sync());
-        $this->assertSame(['switch', 'refused'], [$this->emitted[2]['operation'], $this->emitted[2]['result']]);
+        $this->assertSame(['switch', 'refused'], [$this->emitted[3]['operation'], $this->emitted[3]['result']]);
         $this->assertSame(0, $this->sync());
-        $this->assertCount(3, $this->emitted);
+        $this->assertCount(4, $this->emitted);
     }
 
     /**

@@ -26,7 +26,7 @@
 
 $allowedglobals = ['$CFG', '$USER', '$PAGE', '$OUTPUT', '$DB', '$SESSION', '$ADMIN', '$SITE', '$COURSE', '$_SERVER',
     '$_POST', '$_GET', '$GLOBALS', '$this'];
-$entrypoints = ['index.php', 'action.php', 'console.php'];
+$entrypoints = ['index.php', 'action.php', 'console.php', 'schedule.php', 'report.php'];
 $problems = 0;
 $count = 0;
 $report = function(string $file, string $message) use (&$problems): void {

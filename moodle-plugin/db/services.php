@@ -60,4 +60,18 @@ $functions = [
         'ajax' => true,
         'capabilities' => 'tool/delivery:deliver',
     ],
+    'tool_delivery_schedule_delivery' => [
+        'classname' => \tool_delivery\external\schedule_delivery::class,
+        'description' => 'Deliver later: schedules a Run all of the waiting upstream revision with the helper.',
+        'type' => 'write',
+        'ajax' => true,
+        'capabilities' => 'tool/delivery:deliver',
+    ],
+    'tool_delivery_cancel_schedule' => [
+        'classname' => \tool_delivery\external\cancel_schedule::class,
+        'description' => 'Cancels the scheduled Run all.',
+        'type' => 'write',
+        'ajax' => true,
+        'capabilities' => 'tool/delivery:deliver',
+    ],
 ];

@@ -15,7 +15,7 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
- * The delivery helper's API: status, preflight, operations, jobs and history (docs/protocol.md).
+ * The delivery helper's API: status, preflight, operations, jobs, history, upstream, reports, schedule.
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
@@ -25,7 +25,8 @@
 namespace tool_delivery\local;
 
 /**
- * The delivery helper's API: status, preflight, operations, jobs and history (docs/protocol.md).
+ * The delivery helper's API: status, preflight, operations, jobs, history, the upstream watch,
+ * delivery reports and the deliver-later schedule (docs/protocol.md).
  *
  * Every request is signed for one Moodle user, who becomes the operation's actor in the helper's
  * audit log. Answers are decoded JSON arrays; errors are {@see helper_exception} with the helper's
@@ -202,6 +203,80 @@ class helper_client {
     }
 
     /**
+     * Looks at the upstream now (the upstream watch): what a delivery would bring, and whether its
+     * preflight would block. The helper keeps the answer as `site.upstream` of the status.
+     *
+     * @return array The UpstreamPreview (`upstream`, `waiting`, `commits`, counts, `versionChanges`, `upgrade`, `blockers`…).
+     * @throws helper_exception With `lock_held` while an operation runs, or on any error.
+     */
+    public function check_upstream(): array {
+        $preview = $this->call('POST', '/upstream-checks', [], '{}', 200);
+        if (!isset($preview['waiting'])) {
+            throw new transport_exception(transport_exception::PROTOCOL, 'the upstream preview has no waiting');
+        }
+        return $preview;
+    }
+
+    /**
+     * The report of one delivery, put together by the helper from its audit records.
+     *
+     * @param string $deliveryid The delivery id (the id of its first operation).
+     * @return array The DeliveryReport.
+     * @throws helper_exception With `not_found` when no record carries the id, or on any error.
+     */
+    public function report(string $deliveryid): array {
+        if (!self::is_job_id($deliveryid)) {
+            throw new helper_exception('not_found', 'not a delivery id');
+        }
+        $report = $this->call('GET', '/reports/' . $deliveryid, [], '', 200);
+        if (!isset($report['deliveryId'])) {
+            throw new transport_exception(transport_exception::PROTOCOL, 'the delivery report has no id');
+        }
+        return $report;
+    }
+
+    /**
+     * Schedules a Run all of the waiting upstream revision (deliver later). The helper keeps the timer.
+     *
+     * @param string $at When, ISO 8601 with a zone.
+     * @param string $revision The `upstream.id` the administrator saw.
+     * @param bool $onlyifpreflightpasses Skip the run when the preflight blocks at that time.
+     * @param bool $securitycopy Also refresh the security copy.
+     * @param string|null $comment The delivery's comment (null or '' for none).
+     * @return array The DeliverySchedule.
+     * @throws helper_exception With `schedule_exists`, `schedule_stale`, `bad_request`… .
+     */
+    public function schedule(
+        string $at,
+        string $revision,
+        bool $onlyifpreflightpasses,
+        bool $securitycopy,
+        ?string $comment
+    ): array {
+        $request = [
+            'at' => $at,
+            'revision' => $revision,
+            'onlyIfPreflightPasses' => $onlyifpreflightpasses,
+            'securityCopy' => $securitycopy,
+        ];
+        if ($comment !== null && $comment !== '') {
+            $request['comment'] = $comment;
+        }
+        $body = json_encode($request, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_THROW_ON_ERROR);
+        return $this->call('PUT', '/schedule', [], $body, 201);
+    }
+
+    /**
+     * Cancels the scheduled Run all.
+     *
+     * @return array The DeliverySchedule cancelled.
+     * @throws helper_exception With `not_found` when none is set, or on any error.
+     */
+    public function cancel_schedule(): array {
+        return $this->call('DELETE', '/schedule', [], '', 200);
+    }
+
+    /**
      * Whether a text can be a job id (letters, digits and dashes, as the helper makes them).
      *
      * @param string $id The text.
@@ -214,7 +289,7 @@ class helper_client {
     /**
      * Sends a signed request and decodes its JSON answer.
      *
-     * @param string $method `GET` or `POST`.
+     * @param string $method `GET`, `POST`, `PUT` or `DELETE`.
      * @param string $route The route.
      * @param array $query Name => decimal value.
      * @param string $body The body.

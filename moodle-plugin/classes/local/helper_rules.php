@@ -234,6 +234,7 @@ final class helper_rules {
         'refused_nothing_to_restore' => ['operation', 'phase'],
         'refused_nothing_to_cancel' => ['operation'],
         'refused_state' => ['operation', 'phase'],
+        'delivery_started' => ['operation'],
         'upstream_waiting' => ['revision', 'commitCount', 'fileCount', 'versionCount'],
         'upstream_current' => ['revision'],
         'schedule_set' => ['revision', 'scheduledAt'],

@@ -26,6 +26,8 @@ namespace tool_delivery\local;
 
 use tool_delivery\event\database_restored;
 use tool_delivery\event\rolled_back;
+use tool_delivery\event\schedule_cancelled;
+use tool_delivery\event\schedule_set;
 use tool_delivery\event\step_failed;
 use tool_delivery\event\step_finished;
 
@@ -38,7 +40,9 @@ use tool_delivery\event\step_finished;
  * logged, oldest first, and trigger their events. The last logged record (its id and time) is kept
  * in the plugin's configuration (its id), so each record becomes events once; when a rollback restores the
  * database snapshot, that configuration goes back with Moodle's logs, and the records since then
- * are logged again into the restored database, where they are missing.
+ * are logged again into the restored database, where they are missing. Each new record also keeps
+ * its delivery's report and sends its notification ({@see delivery_followup}); the notifications
+ * are remembered outside the database, so a record logged again is not notified again.
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
@@ -62,13 +66,18 @@ final class history_sync {
      *
      * @param helper_client|\Closure $history The helper, or what reads a page of its audit log
      *        (int $limit, int $offset): array, newest first.
-     * @param \Closure|null $emit Receives each new record (array), oldest first; default: its Moodle events.
+     * @param \Closure|null $emit Receives each new record (array), oldest first; default: its Moodle
+     *        events, then its delivery's report and notification ({@see delivery_followup}).
      */
     public function __construct(helper_client|\Closure $history, ?\Closure $emit = null) {
         $this->pages = $history instanceof helper_client
             ? fn(int $limit, int $offset): array => $history->history($limit, $offset)
             : $history;
-        $this->emit = $emit ?? \Closure::fromCallable([self::class, 'trigger_events']);
+        $client = $history instanceof helper_client ? $history : null;
+        $this->emit = $emit ?? function (array $record) use ($client): void {
+            self::trigger_events($record);
+            delivery_followup::in_moodle($client)->handle($record);
+        };
     }
 
     /**
@@ -147,13 +156,26 @@ final class history_sync {
 
     /**
      * Triggers the Moodle events of one audit record: step finished or failed, rolled back, and
-     * database restored when the operation put the database back to its snapshot.
+     * database restored when the operation put the database back to its snapshot; a schedule set
+     * or cancelled (from Moodle or from the server's command line).
      *
      * @param array $record The helper's audit record.
      */
     public static function trigger_events(array $record): void {
         $operation = (string) ($record['operation'] ?? '');
-        $succeeded = ($record['result'] ?? '') === 'succeeded';
+        $result = (string) ($record['result'] ?? '');
+        $succeeded = $result === 'succeeded';
+        if ($result === 'started') {
+            // A delivery's first record, written when it starts (its notification says so); the
+            // operation's own record, when it ends, becomes its event.
+            return;
+        } else if ($result === 'scheduled') {
+            schedule_set::create_from_record($record)->trigger();
+            return;
+        } else if ($result === 'unscheduled') {
+            schedule_cancelled::create_from_record($record)->trigger();
+            return;
+        }
         if ($operation === 'rollback' && $succeeded) {
             rolled_back::create_from_record($record)->trigger();
         } else if ($succeeded) {

@@ -90,7 +90,7 @@ final class request_signer {
     /**
      * The canonical string of a request.
      *
-     * @param string $method `GET` or `POST`.
+     * @param string $method `GET`, `POST`, `PUT` or `DELETE`.
      * @param string $route The route, such as `/jobs/20261125T153144Z-f5d54a88`.
      * @param string $query The query string, or ''.
      * @param string $timestamp The timestamp, as sent.
@@ -127,7 +127,7 @@ final class request_signer {
     /**
      * The signing parameters of a request, as FastCGI parameters (`HTTP_X_DELIVERY_*`).
      *
-     * @param string $method `GET` or `POST`.
+     * @param string $method `GET`, `POST`, `PUT` or `DELETE`.
      * @param string $route The route.
      * @param string $query The query string, or ''.
      * @param string $body The body bytes.

@@ -29,9 +29,11 @@ use renderer_base;
 use templatable;
 use tool_delivery\local\delivery_actions;
 use tool_delivery\local\notices;
+use tool_delivery\local\report_store;
 
 /**
- * The history of deliveries, from the helper's audit log.
+ * The history of deliveries, from the helper's audit log: each operation, a schedule set or
+ * cancelled, a Run all the helper started at its scheduled time; each row links to its delivery's report.
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
@@ -39,7 +41,11 @@ use tool_delivery\local\notices;
  */
 class history implements renderable, templatable {
     /** @var array Result => Bootstrap colour of its badge. */
-    private const RESULT_COLOURS = ['succeeded' => 'success', 'failed' => 'danger', 'refused' => 'warning'];
+    private const RESULT_COLOURS = ['succeeded' => 'success', 'failed' => 'danger', 'refused' => 'warning',
+        'scheduled' => 'info', 'unscheduled' => 'secondary'];
+
+    /** @var string[] The results this page has words for (a newer helper's other result is shown as it comes). */
+    private const RESULTS = ['succeeded', 'failed', 'refused', 'running', 'scheduled', 'unscheduled'];
 
     /** @var array The audit records, newest first. */
     private array $records;
@@ -66,6 +72,9 @@ class history implements renderable, templatable {
             $result = (string) ($record['result'] ?? '');
             $paths = array_filter([(string) ($record['securePath'] ?? ''), (string) ($record['updatePath'] ?? '')]);
             $actor = $record['actor'] ?? [];
+            $deliveryid = (string) ($record['deliveryId'] ?? '');
+            // A schedule set or cancelled names the revision it is for.
+            $scheduled = (string) ($record['schedule']['revision']['label'] ?? '');
             $rows[] = [
                 'date' => delivery_actions::format_date($record['time'] ?? null),
                 'who' => (string) ($actor['name'] ?? ''),
@@ -75,13 +84,16 @@ class history implements renderable, templatable {
                 ),
                 'operation' => get_string(delivery_actions::operation_key($operation), 'tool_delivery'),
                 'paths' => implode(', ', $paths),
-                'before' => (string) ($record['revisionBefore']['label'] ?? ''),
+                'before' => (string) ($record['revisionBefore']['label'] ?? $scheduled),
                 'after' => (string) ($record['revisionAfter']['label'] ?? ''),
-                'result' => get_string('result:' . $result, 'tool_delivery'),
+                'result' => in_array($result, self::RESULTS, true) ? get_string('result:' . $result, 'tool_delivery') : $result,
+                'scheduled' => !empty($record['scheduled']),
                 'resultcolour' => self::RESULT_COLOURS[$result] ?? 'secondary',
                 'comment' => (string) ($record['comment'] ?? ''),
                 'message' => notices::say($record['notices'] ?? null),
                 'duration' => self::duration((float) ($record['durationSeconds'] ?? 0)),
+                'reporturl' => report_store::is_delivery_id($deliveryid)
+                    ? (new \moodle_url('/admin/tool/delivery/report.php', ['id' => $deliveryid]))->out(false) : '',
             ];
         }
         return ['rows' => $rows, 'hasrows' => !empty($rows)];

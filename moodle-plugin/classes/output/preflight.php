@@ -130,7 +130,7 @@ class preflight implements renderable, templatable {
      * @param array $reason A reason of {@see preflight_verdict::reasons()}.
      * @return string The sentence.
      */
-    private static function reason(array $reason): string {
+    public static function reason(array $reason): string {
         switch ($reason['reason']) {
             case 'backwards':
                 return get_string('preflight:reason:backwards', 'tool_delivery', (object) [

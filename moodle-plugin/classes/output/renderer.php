@@ -71,4 +71,24 @@ class renderer extends \plugin_renderer_base {
     protected function render_helper_down(helper_down $page): string {
         return $this->render_from_template('tool_delivery/helper_down', $page->export_for_template($this));
     }
+
+    /**
+     * The report of one delivery.
+     *
+     * @param delivery_report $report The report.
+     * @return string The HTML.
+     */
+    protected function render_delivery_report(delivery_report $report): string {
+        return $this->render_from_template('tool_delivery/delivery_report', $report->export_for_template($this));
+    }
+
+    /**
+     * The upstream section: code waiting, deliver later, the schedule.
+     *
+     * @param upstream_panel $panel The section.
+     * @return string The HTML.
+     */
+    protected function render_upstream_panel(upstream_panel $panel): string {
+        return $this->render_from_template('tool_delivery/upstream_panel', $panel->export_for_template($this));
+    }
 }

@@ -31,10 +31,12 @@ use tool_delivery\local\delivery_actions;
 use tool_delivery\local\helper_rules;
 use tool_delivery\local\job_view;
 use tool_delivery\local\notices;
+use tool_delivery\local\schedule_time;
 
 /**
  * The delivery screen: banner, the four steps, run all and cancel, the check, emergency rollback, progress, history.
  *
+ * The upstream section (code waiting, deliver later, the schedule) is {@see upstream_panel}.
  * Buttons follow the `allowed` list of the helper's status (the helper refuses the others anyway);
  * while an operation runs, only the emergency rollback stays enabled.
  *
@@ -169,6 +171,12 @@ class screen implements renderable, templatable {
             'history' => (new history($this->records))->export_for_template($output),
             'job' => $this->job === null ? false : self::job_context($this->job),
             'siteoption' => \tool_delivery\local\client_factory::cli_site_option(),
+            'upstream' => (new upstream_panel(
+                $site,
+                (new \moodle_url('/admin/tool/delivery/schedule.php'))->out(false),
+                sesskey(),
+                schedule_time::default_local(\core_date::get_user_timezone_object(), time())
+            ))->export_for_template($output),
         ];
     }
 }
