@@ -72,14 +72,7 @@ extension CVSWorkingCopy {
     }
 
     func upstreamText(_ path: String, of tree: String, changes: UpstreamChanges, recorder: CommandRecorder) -> String? {
-        guard var command = try? context.command("cvs", ["-Q", "update", "-p", "--", path], in: tree) else {
-            return nil
-        }
-        command.outputLimit = 4 << 20
-        guard let shown = try? recorder.run(command, echo: false), shown.succeeded,
-            shown.standardOutput.utf8.count < 4 << 20
-        else { return nil }
-        return shown.standardOutput
+        context.fileText("cvs", ["-Q", "update", "-p", "--", path], in: tree, recorder: recorder)
     }
 
     /// The path between `` ` `` and `'` in a cvs message.

@@ -73,14 +73,7 @@ extension GitRepository {
     }
 
     func upstreamText(_ path: String, of tree: String, changes: UpstreamChanges, recorder: CommandRecorder) -> String? {
-        guard var command = try? context.command("git", ["show", "\(changes.revision.id):\(path)"], in: tree) else {
-            return nil
-        }
-        command.outputLimit = 4 << 20
-        guard let shown = try? recorder.run(command, echo: false), shown.succeeded,
-            shown.standardOutput.utf8.count < 4 << 20
-        else { return nil }
-        return shown.standardOutput
+        context.fileText("git", ["show", "\(changes.revision.id):\(path)"], in: tree, recorder: recorder)
     }
 
     /// A revision the upstream has, as a full commit id; refused when git does not know it.

@@ -241,18 +241,25 @@ struct Preflight {
         }
         let core = Self.declaredVersion("\(production)/version.php").flatMap(Double.init)
         for change in report.versionChanges where !change.component.isEmpty && change.after != nil {
-            guard let core, let required = Self.requiredCore("\(production)/\(change.component)/version.php"),
-                required > core
-            else { continue }
-            problems.append(
-                ComponentProblem(
-                    component: change.component,
-                    Notice(
-                        .componentNeedsNewerCore,
-                        ["required": .text(String(format2: required)), "core": .text(String(format2: core))]),
-                    blocking: true))
+            if let problem = Self.newerCoreNeeded(
+                change.component, requires: Self.requiredCore("\(production)/\(change.component)/version.php"),
+                core: core)
+            {
+                problems.append(problem)
+            }
         }
         return problems
+    }
+
+    /// The rule: a plugin whose `requires` is newer than the core it will run on blocks.
+    static func newerCoreNeeded(_ component: String, requires required: Double?, core: Double?) -> ComponentProblem? {
+        guard let required, let core, required > core else { return nil }
+        return ComponentProblem(
+            component: component,
+            Notice(
+                .componentNeedsNewerCore,
+                ["required": .text(String(format2: required)), "core": .text(String(format2: core))]),
+            blocking: true)
     }
 
     /// `$plugin->requires` of a plugin's version.php.

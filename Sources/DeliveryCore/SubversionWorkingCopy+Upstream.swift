@@ -49,20 +49,11 @@ extension SubversionWorkingCopy {
     func upstreamText(_ path: String, of tree: String, changes: UpstreamChanges, recorder: CommandRecorder) -> String? {
         // By URL (a file new upstream is not in the working copy); `@` ends it, so that a peg
         // revision never comes from the file's name.
-        guard let base = upstreamAddress(of: tree, recorder: recorder),
-            var command = try? context.command(
-                "svn",
-                [
-                    "--non-interactive", "cat", "--revision", changes.revision.id, "--",
-                    "\(base)/\(Self.urlPath(path))@",
-                ],
-                in: tree)
-        else { return nil }
-        command.outputLimit = 4 << 20
-        guard let shown = try? recorder.run(command, echo: false), shown.succeeded,
-            shown.standardOutput.utf8.count < 4 << 20
-        else { return nil }
-        return shown.standardOutput
+        guard let base = upstreamAddress(of: tree, recorder: recorder) else { return nil }
+        return context.fileText(
+            "svn",
+            ["--non-interactive", "cat", "--revision", changes.revision.id, "--", "\(base)/\(Self.urlPath(path))@"],
+            in: tree, recorder: recorder)
     }
 
     /// A relative path as a URL's path: bytes other than letters, digits, `-._~/` percent-encoded.

@@ -169,22 +169,12 @@ struct UpstreamWatch {
         let newCore = changes.versionChanges.first { $0.component.isEmpty }?.after
         guard let core = (newCore ?? Preflight.declaredVersion("\(production)/version.php")).flatMap(Double.init)
         else { return [] }
-        var problems: [ComponentProblem] = []
-        for change in changes.versionChanges where !change.component.isEmpty && change.after != nil {
-            guard
-                let text = vcs.upstreamText(
-                    "\(change.component)/version.php", of: production, changes: changes, recorder: recorder),
-                let required = Preflight.requiredCore(in: text), required > core
-            else { continue }
-            problems.append(
-                ComponentProblem(
-                    component: change.component,
-                    Notice(
-                        .componentNeedsNewerCore,
-                        ["required": .text(String(format2: required)), "core": .text(String(format2: core))]),
-                    blocking: true))
+        return changes.versionChanges.filter { !$0.component.isEmpty && $0.after != nil }.compactMap { change in
+            let text = vcs.upstreamText(
+                "\(change.component)/version.php", of: production, changes: changes, recorder: recorder)
+            return Preflight.newerCoreNeeded(
+                change.component, requires: text.flatMap { Preflight.requiredCore(in: $0) }, core: core)
         }
-        return problems
     }
 
     /// `php -l` on the fetched text, from a file of root's that PHP reads as its standard input.

@@ -159,6 +159,17 @@ struct VersionControlContext: Sendable {
             ])
     }
 
+    /// The text a VCS command prints of one file (`git show`, `svn cat`, `cvs update -p`), run
+    /// as the code owner; nil when it fails or the file is 4 MiB or more.
+    func fileText(_ program: String, _ arguments: [String], in tree: String, recorder: CommandRecorder) -> String? {
+        guard var command = try? command(program, arguments, in: tree) else { return nil }
+        command.outputLimit = 4 << 20
+        guard let shown = try? recorder.run(command, echo: false), shown.succeeded,
+            shown.standardOutput.utf8.count < 4 << 20
+        else { return nil }
+        return shown.standardOutput
+    }
+
     static func make(_ context: VersionControlContext) -> any VersionControl {
         switch context.upstream.kind {
         case .git: GitRepository(context: context)
