@@ -15,9 +15,9 @@
 // along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 /**
- * Deliver later (POST only): schedules a Run all of the waiting upstream revision, or cancels it, then
- * goes back to the delivery page. The same actions are the external functions
- * tool_delivery_schedule_delivery and tool_delivery_cancel_schedule.
+ * The upstream section's actions (POST only): check the upstream now, schedule a Run all of the waiting
+ * upstream revision (deliver later), or cancel it; then back to the delivery page. Scheduling and
+ * cancelling are also the external functions tool_delivery_schedule_delivery and tool_delivery_cancel_schedule.
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
@@ -31,6 +31,7 @@ use tool_delivery\local\client_factory;
 use tool_delivery\local\delivery_actions;
 use tool_delivery\local\helper_exception;
 use tool_delivery\local\schedule_actions;
+use tool_delivery\local\upstream_watch;
 
 admin_externalpage_setup('tool_delivery');
 
@@ -41,13 +42,17 @@ if (($_SERVER['REQUEST_METHOD'] ?? '') !== 'POST') {
 require_sesskey();
 
 $action = required_param('action', PARAM_ALPHA);
-if (!in_array($action, ['schedule', 'cancel'], true)) {
+if (!in_array($action, ['check', 'schedule', 'cancel'], true)) {
     throw new invalid_parameter_exception('unknown action');
 }
 
 try {
     $client = client_factory::for_user($USER);
-    if ($action === 'schedule') {
+    if ($action === 'check') {
+        // The hourly task's look, now: kept for the screen, and notified once per new revision.
+        $summary = (new upstream_watch($client))->run();
+        $done = get_string($summary->waiting() ? 'upstream:checkedwaiting' : 'upstream:checkednothing', 'tool_delivery');
+    } else if ($action === 'schedule') {
         schedule_actions::schedule(
             $client,
             required_param('at', PARAM_RAW_TRIMMED),

@@ -81,6 +81,7 @@ class upstream_panel implements renderable, templatable {
         $summary = $preview === null ? null : new upstream_summary($preview);
         $waiting = $summary !== null && $summary->waiting();
         return [
+            'checknow' => ['actionurl' => $this->actionurl, 'sesskey' => $this->sesskey],
             'checked' => $summary !== null,
             'checkedat' => delivery_actions::format_date($preview['checkedAt'] ?? null),
             'waiting' => $waiting ? self::waiting_context($summary) : false,
