@@ -292,9 +292,10 @@ wait_for_schedule() {
   section "Waiting for the scheduled Run all (no browser, no cron: the helper's timer)"
   local deadline=$((SECONDS + 150)) status=""
   while ((SECONDS < deadline)); do
-    # The scheduled run's audit record is written when it ends.
+    # The scheduled run's own audit record is written when it ends (its `started` record before).
     status=$("$deliveryctl" log --json --limit 1 2>/dev/null || true)
-    if grep -q '"scheduled" *: *true' <<<"$status"; then
+    if php -r '$r = json_decode($argv[1], true)[0] ?? [];
+      exit(($r["scheduled"] ?? false) === true && ($r["result"] ?? "started") !== "started" ? 0 : 1);' "$status"; then
       ok "the scheduled Run all ran by itself ($((SECONDS - deadline + 150)) s after scheduling)"
       return
     fi
