@@ -17,7 +17,8 @@ public enum UpstreamAccess {
         let lowered = message.lowercased()
         let asOwner = "setpriv --reuid=\(owner.name) --regid=\(owner.gid) --init-groups"
         var steps: [String] = []
-        if lowered.contains("dubious ownership"), let path = quoted(after: "repository at", in: message) {
+        let dubious = lowered.contains("dubious ownership")
+        if dubious, let path = quoted(after: "repository at", in: message) {
             steps.append(
                 "git refuses a repository owned by another user. If you trust it, as root: git config --system --add safe.directory \(path)"
             )
@@ -40,10 +41,16 @@ public enum UpstreamAccess {
         let local = remote.map { $0.hasPrefix("file://") ? String($0.dropFirst(7)) : $0 }.flatMap {
             $0.hasPrefix("/") ? $0 : nil
         }
-        let seen = ssh == true ? nil : local.map { (look ?? { lookAsOwner($0, owner: owner) })($0) }
-        if let local, case .present(let group, let mode) = seen {
+        // git's own refusal says it all: the owner reads the repository, git does not trust it.
+        let seen = ssh == true || dubious ? nil : local.map { (look ?? { lookAsOwner($0, owner: owner) })($0) }
+        if let local, case .present(let group, let mode) = seen, mode & 0o005 != 0o005 {
+            let how =
+                group == "root"
+                // Joining root's group would give the code owner far more than this repository.
+                ? "give it a group of its own, as root: chgrp -R \(owner.name) \(local) && chmod -R g+rX \(local)"
+                : "as root, usermod -aG \(group) \(owner.name)\(mode & 0o050 == 0o050 ? "" : " && chmod -R g+rX \(local)")"
             steps.append(
-                "\(local) is there, but the code owner \(owner.name) may not read it (group \(group), mode \(String(mode, radix: 8))): as root, usermod -aG \(group) \(owner.name)"
+                "\(local) is there, but the code owner \(owner.name) may not read it (group \(group), mode \(String(mode, radix: 8))): \(how)"
             )
         } else if let local, case .unreachable = seen {
             steps.append(

@@ -47,12 +47,32 @@ struct UpstreamAccessTests {
             .vcsFailed,
             "git ls-remote origin failed: the remote is unreachable: fatal: '\(directory.path)' does not appear to be a git repository"
         )
+        // Closed to others, group root: never "join root's group".
+        chmod(directory.path, 0o750)
         let advice = UpstreamAccess.advice(for: error, owner: owner, remote: directory.path, kind: .git, tree: "/t")
-        let group = System.groupName(try System.status(directory.path).gid)
+        #expect(System.groupName(try System.status(directory.path).gid) == "root")
         #expect(
             advice.first?.hasPrefix("\(directory.path) is there, but the code owner moodle-code may not read it")
                 == true)
-        #expect(advice.first?.hasSuffix("usermod -aG \(group) moodle-code") == true, "\(advice)")
+        #expect(
+            advice.first?.hasSuffix(
+                "chgrp -R moodle-code \(directory.path) && chmod -R g+rX \(directory.path)") == true, "\(advice)")
+        #expect(!advice.contains { $0.contains("usermod") })
+        // Another group that may read it: join that group.
+        chown(directory.path, 0, 65534)
+        let shared = UpstreamAccess.advice(for: error, owner: owner, remote: directory.path, kind: .git, tree: "/t")
+        let group = System.groupName(65534)
+        #expect(shared.first?.hasSuffix("usermod -aG \(group) moodle-code") == true, "\(shared)")
+        // Readable by everyone: not a question of rights, the address is what to check.
+        chmod(directory.path, 0o755)
+        let open = UpstreamAccess.advice(for: error, owner: owner, remote: directory.path, kind: .git, tree: "/t")
+        #expect(open.first?.contains("is not there, or is not a repository") == true, "\(open)")
+        // git refusing a repository it does not trust: safe.directory alone, no rights to change.
+        let dubious = DeliveryError(
+            .vcsFailed,
+            "git ls-remote origin failed: fatal: detected dubious ownership in repository at '\(directory.path)'")
+        let trust = UpstreamAccess.advice(for: dubious, owner: owner, remote: directory.path, kind: .git, tree: "/t")
+        #expect(trust.count == 2 && trust[0].contains("safe.directory"), "\(trust)")
         // Not there at all: the address is what to check.
         let gone = UpstreamAccess.advice(
             for: error, owner: owner, remote: directory.path + "/gone", kind: .git, tree: "/t")
