@@ -46,6 +46,7 @@ $output = $PAGE->get_renderer('tool_delivery');
 try {
     $client = client_factory::for_user($USER);
     $status = $client->status();
+    \tool_delivery\local\upstream_watch::keep($status['site']['upstream'] ?? null);
     \tool_delivery\local\delivery_actions::log_history($client);
     try {
         $records = $client->history(25);

@@ -229,7 +229,7 @@ public final class DeliveryEngine: Sendable {
             snapshot: state.snapshot, deliveryWindowOpen: state.deliveryWindowOpen ?? false,
             lastHealthCheck: state.lastHealthCheck,
             secondFactorEnrolled: (try? secondFactor.list())?.map(\.moodleUserId) ?? [],
-            upstream: lastUpstreamCheck(), schedule: schedule())
+            upstream: lastUpstreamCheck()?.seen(from: state.productionRevision), schedule: schedule())
     }
 
     /// What a rollback would do in this state. The database is restored only when Moodle's

@@ -82,6 +82,23 @@ public struct UpstreamPreview: Sendable, Codable, Equatable {
     public var blocking = false
     public var blockers: [PreflightBlocker] = []
 
+    /// The preview once production is at the revision it found waiting: nothing waits any more
+    /// (a delivery brought it; a cancel that goes back makes it wait again).
+    func seen(from production: Revision?) -> UpstreamPreview {
+        guard waiting, let production, production.id == upstream.id else { return self }
+        var delivered = self
+        delivered.current = production
+        delivered.waiting = false
+        delivered.commits = []
+        delivered.commitCount = 0
+        (delivered.added, delivered.changed, delivered.removed, delivered.fileCount) = ([], [], [], 0)
+        delivered.versionChanges = []
+        delivered.upgrade = .none
+        (delivered.lintErrors, delivered.conflictMarkers, delivered.componentProblems) = ([], [:], [])
+        (delivered.blocking, delivered.blockers) = (false, [])
+        return delivered
+    }
+
     /// What a person reads of it.
     public var notices: [Notice] {
         waiting

@@ -144,6 +144,7 @@ struct DeliveryReportTests {
     func upgrade() throws {
         let site = try FixtureSite(vcs: .git)
         try site.publishRevision2()
+        #expect(try site.engine.checkUpstream().waiting)
         let outcome = try site.perform(.runAll, comment: "term start")
         let report = try site.engine.report(deliveryId: outcome.id)
         // The Run all said it started, in a record of its own, as soon as it changed something.
@@ -153,6 +154,10 @@ struct DeliveryReportTests {
         #expect(started.first?.contains(#""id":"\#(outcome.id)""#) == false)
         #expect(report.outcome == .delivered)
         #expect(report.comments == ["term start"])
+        // What was waiting is delivered: the status no longer says it waits, nor what it brings.
+        let seen = try #require(try site.engine.status().upstream)
+        #expect(!seen.waiting && seen.commits.isEmpty && seen.versionChanges.isEmpty)
+        #expect(seen.current.id == report.revisionTo?.id)
         #expect(report.actor.name == "tester")
         #expect(report.commits.map(\.subject) == ["revision 2"])
         #expect(report.added.contains("local/foo/newfile.php"))
@@ -177,7 +182,9 @@ struct DeliveryReportTests {
         let secured = try site.perform(.secure, security: true)
         try site.perform(.switchToDelivery)
         try site.publishRevision2()
+        #expect(try site.engine.checkUpstream().waiting)
         try site.perform(.update, comment: "try it")
+        #expect(try site.engine.status().upstream?.waiting == false)
         try site.perform(.rollback)
         let report = try site.engine.report(deliveryId: secured.id)
         #expect(report.steps.map(\.operation) == [.secure, .switchToDelivery, .update, .rollback])

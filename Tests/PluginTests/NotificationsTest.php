@@ -118,6 +118,20 @@ final class NotificationsTest extends \PHPUnit\Framework\TestCase {
     }
 
     /**
+     * After a delivery the status's copy says nothing waits: kept again (by the sync task or the
+     * delivery page), the Notifications page's notice goes away without a new upstream check.
+     */
+    public function test_kept_upstream_follows_the_status(): void {
+        upstream_watch::keep(self::preview('1a2b3c4d5e6f'));
+        $this->assertTrue(upstream_watch::last()->waiting());
+        upstream_watch::keep(null);
+        $this->assertTrue(upstream_watch::last()->waiting(), 'a status without an upstream check changes nothing kept');
+        upstream_watch::keep(self::preview('1a2b3c4d5e6f', false));
+        $this->assertFalse(upstream_watch::last()->waiting());
+        $this->assertSame([], $GLOBALS['tool_delivery_test_messages'], 'keeping sends nothing');
+    }
+
+    /**
      * The notification of a waiting revision goes to each person who delivers once, through the
      * messaging API, and says what waits.
      */
@@ -129,7 +143,7 @@ final class NotificationsTest extends \PHPUnit\Framework\TestCase {
         $this->assertSame(['tool_delivery', 'upstreamwaiting', 1, -10],
             [$message->component, $message->name, $message->notification, $message->userfrom->id]);
         $this->assertSame('New code waits upstream: main @ 1a2b3c4d5e', $message->subject);
-        $this->assertStringContainsString('1 commits; files: 1 added, 1 changed, 0 removed; 1 version changes.',
+        $this->assertStringContainsString('Commits: 1. Files: 1 added, 1 changed, 0 removed. Version changes: 1.',
             $message->fullmessage);
         $this->assertStringContainsString('- local/foo: 2026010100 → 2026020100', $message->fullmessage);
         $this->assertStringContainsString("Moodle's upgrade will run for plugins only.", $message->fullmessage);

@@ -97,7 +97,7 @@ final class UpstreamHelperTest extends \PHPUnit\Framework\TestCase {
         $this->assertTrue($summary->waiting());
         $this->assertSame('Ada', $summary->commits()[0]['author']);
         $this->assertSame('Add notes', $summary->commits()[0]['subject']);
-        $this->assertStringContainsString('1 commits; files: 1 added', $summary->counts());
+        $this->assertStringContainsString('Commits: 1. Files: 1 added', $summary->counts());
         $this->assertSame($preview['upstream']['id'], $client->status()['site']['upstream']['upstream']['id']);
 
         $at = gmdate('Y-m-d\TH:i:s\Z', time() + 3600);

@@ -24,7 +24,7 @@
 
 namespace tool_delivery;
 
-use core\hook\output\before_standard_top_of_body_html_generation;
+use core\hook\output\before_http_headers;
 use tool_delivery\local\upstream_watch;
 
 /**
@@ -38,13 +38,13 @@ final class hook_callbacks {
     /**
      * On the Notifications page (admin/index.php, page type admin-index), tells the people who
      * deliver that code waits upstream, as Moodle tells of available updates there. Moodle has no
-     * hook for that page's list (admin_notifications_page takes a fixed set), so the notice goes at
-     * the top of its body. It reads what the upstream watch kept in the plugin's configuration:
-     * the page never waits for the helper.
+     * hook into that page's list (admin_notifications_page takes a fixed set), so it is one of the
+     * page's own notifications, shown under its header with the others. It reads what the upstream
+     * watch kept in the plugin's configuration: the page never waits for the helper.
      *
-     * @param before_standard_top_of_body_html_generation $hook The hook.
+     * @param before_http_headers $hook The hook.
      */
-    public static function before_standard_top_of_body_html_generation(before_standard_top_of_body_html_generation $hook): void {
+    public static function before_http_headers(before_http_headers $hook): void {
         global $PAGE;
         if (during_initial_install() || $PAGE->pagetype !== 'admin-index' || !isloggedin() || isguestuser()) {
             return;
@@ -56,12 +56,16 @@ final class hook_callbacks {
         if ($summary === null || !$summary->waiting()) {
             return;
         }
-        $hook->add_html($hook->renderer->render_from_template('tool_delivery/upstream_notice', [
+        $html = $hook->renderer->render_from_template('tool_delivery/upstream_notice', [
             'revision' => $summary->revision_label(),
             'counts' => $summary->counts(),
             'upgrade' => $summary->upgrade(),
             'blocking' => $summary->blocking(),
             'url' => (new \moodle_url('/admin/tool/delivery/index.php', [], 'tool_delivery-later'))->out(false),
-        ]));
+        ]);
+        \core\notification::add(
+            $html,
+            $summary->blocking() ? \core\output\notification::NOTIFY_WARNING : \core\output\notification::NOTIFY_INFO
+        );
     }
 }

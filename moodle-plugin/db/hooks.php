@@ -26,7 +26,7 @@ defined('MOODLE_INTERNAL') || die();
 
 $callbacks = [
     [
-        'hook' => \core\hook\output\before_standard_top_of_body_html_generation::class,
-        'callback' => [\tool_delivery\hook_callbacks::class, 'before_standard_top_of_body_html_generation'],
+        'hook' => \core\hook\output\before_http_headers::class,
+        'callback' => [\tool_delivery\hook_callbacks::class, 'before_http_headers'],
     ],
 ];

@@ -93,7 +93,10 @@ final class record_notifications {
             'revision' => $revision === '' ? get_string('revision:unknown', 'tool_delivery') : (string) $revision,
             'at' => delivery_actions::format_date($schedule['at'] ?? null),
         ];
-        $lines = [get_string('message:body', 'tool_delivery', $a)];
+        // A schedule's records say when it is for and who set it; the others who started what, when.
+        $body = in_array($kind, ['scheduleset', 'schedulecancelled', 'scheduleskipped'], true)
+            ? 'message:body:' . $kind : 'message:body';
+        $lines = [get_string($body, 'tool_delivery', $a)];
         $said = notices::say($record['notices'] ?? null);
         if ($said !== '') {
             $lines[] = $said;

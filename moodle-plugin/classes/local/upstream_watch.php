@@ -61,14 +61,29 @@ final class upstream_watch {
      */
     public function run(): upstream_summary {
         $summary = new upstream_summary(($this->check)());
-        $kept = json_encode($summary->compact(), JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE);
-        set_config('upstreamlast', $kept, 'tool_delivery');
+        self::keep($summary);
         $id = $summary->revision_id();
         if ($summary->waiting() && $id !== '' && (string) get_config('tool_delivery', 'upstreamnotified') !== $id) {
             ($this->notify)($summary);
             set_config('upstreamnotified', $id, 'tool_delivery');
         }
         return $summary;
+    }
+
+    /**
+     * Keeps what the helper says of the upstream for the Notifications page (which never waits for
+     * the helper). The status's copy says nothing waits any more once production is at that
+     * revision, so a delivery clears the page's notice as soon as this is kept again.
+     *
+     * @param upstream_summary|array|null $upstream A summary, or the status's `site.upstream` (null: nothing kept changes).
+     */
+    public static function keep(upstream_summary|array|null $upstream): void {
+        if ($upstream === null) {
+            return;
+        }
+        $summary = $upstream instanceof upstream_summary ? $upstream : new upstream_summary($upstream);
+        $kept = json_encode($summary->compact(), JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE);
+        set_config('upstreamlast', $kept, 'tool_delivery');
     }
 
     /**

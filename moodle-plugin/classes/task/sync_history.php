@@ -27,6 +27,7 @@ namespace tool_delivery\task;
 use tool_delivery\local\client_factory;
 use tool_delivery\local\helper_exception;
 use tool_delivery\local\history_sync;
+use tool_delivery\local\upstream_watch;
 
 /**
  * Scheduled task (every minute): each operation the helper ran, from Moodle or not, becomes its
@@ -52,8 +53,13 @@ class sync_history extends \core\task\scheduled_task {
      */
     public function execute() {
         try {
-            $logged = (new history_sync(client_factory::for_user(get_admin())))->run_locked();
+            $client = client_factory::for_user(get_admin());
+            $logged = (new history_sync($client))->run_locked();
             mtrace("tool_delivery: {$logged} operation(s) of the helper logged");
+            if ($logged > 0) {
+                // A delivery, a cancel or a rollback changes what waits: the Notifications page follows.
+                upstream_watch::keep($client->status()['site']['upstream'] ?? null);
+            }
         } catch (helper_exception $error) {
             mtrace('tool_delivery: the helper did not answer (' . $error->getMessage() . '); the next run catches up');
         }
