@@ -18,7 +18,7 @@ extension DeliveryEngine {
         UpstreamWatch(
             production: layout.path(of: .production), vcs: try versionControl(recorder), recorder: recorder,
             php: configuration.php, webUser: try UserIdentity.lookup(configuration.webUser),
-            scratchDirectory: configuration.stateDirectory)
+            scratchDirectory: configuration.stateDirectory, snapshots: configuration.snapshotSettings.enabled)
     }
 
     /// Looks at the upstream as the code owner without touching any working tree, computes what

@@ -94,7 +94,10 @@ extension DeliveryEngine {
             throw DeliveryError(
                 .badRequest, "the time must be between 1 minute and 30 days from now (it is \(Int(lead)) s from now)")
         }
-        guard let upstream = lastUpstreamCheck(), upstream.waiting, upstream.upstream.id == request.revision else {
+        let production = try store.read().productionRevision
+        guard let upstream = lastUpstreamCheck()?.seen(from: production), upstream.waiting,
+            upstream.upstream.id == request.revision
+        else {
             throw DeliveryError(
                 .scheduleStale,
                 "the revision \(request.revision) is not the one waiting upstream; check the upstream again and schedule what it finds"

@@ -244,7 +244,8 @@ final class OperationRun: @unchecked Sendable {
         writeAudit(
             result: "started", error: nil,
             notices: [Notice(.deliveryStarted, ["operation": .text(request.operation.rawValue)])],
-            phase: try? store.read().phase, served: layout.servedTree(), recordId: OperationIdentifier.make())
+            phase: try? store.read().phase, served: layout.servedTree(), recordId: OperationIdentifier.make(),
+            withRevisions: false)
     }
 
     func auditRefusal(_ error: DeliveryError) {
@@ -255,7 +256,7 @@ final class OperationRun: @unchecked Sendable {
 
     func writeAudit(
         result: String, error: DeliveryError?, notices: [Notice], phase: DeliveryPhase?, served: TreeName?,
-        recordId: String? = nil
+        recordId: String? = nil, withRevisions: Bool = true
     ) {
         let deliveryId = (try? store.read().deliveryId) ?? deliveryIdSeen
         let record = AuditRecord(
@@ -263,7 +264,8 @@ final class OperationRun: @unchecked Sendable {
             operation: request.operation,
             result: result, securePath: request.securePath?.value, updatePath: request.updatePath?.value,
             securityCopy: [.secure, .runAll].contains(request.operation) ? request.securityCopy : nil,
-            comment: request.comment, revisionBefore: revisionBefore, revisionAfter: revisionAfter,
+            comment: request.comment, revisionBefore: withRevisions ? revisionBefore : nil,
+            revisionAfter: withRevisions ? revisionAfter : nil,
             servedBefore: servedBefore, servedAfter: served, phaseAfter: phase, commands: recorder.summaries,
             durationSeconds: System.monotonicSeconds() - startedMonotonic, errorCode: error?.code,
             message: error?.message ?? notices.english,

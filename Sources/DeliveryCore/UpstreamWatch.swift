@@ -76,6 +76,10 @@ public struct UpstreamPreview: Sendable, Codable, Equatable {
     public var fileCount: Int
     public var versionChanges: [VersionChange]
     public var upgrade: Upgrade
+    /// Whether Restore production will put the site in maintenance mode: true for a core upgrade,
+    /// and for any upgrade when the site takes a database snapshot first; nil when Moodle decides
+    /// (plugins only, no snapshot); false when no upgrade runs.
+    public var maintenance: Bool?
     public var lintErrors: [LintError] = []
     public var conflictMarkers: [String: Int] = [:]
     public var componentProblems: [ComponentProblem] = []
@@ -94,6 +98,7 @@ public struct UpstreamPreview: Sendable, Codable, Equatable {
         (delivered.added, delivered.changed, delivered.removed, delivered.fileCount) = ([], [], [], 0)
         delivered.versionChanges = []
         delivered.upgrade = .none
+        delivered.maintenance = false
         (delivered.lintErrors, delivered.conflictMarkers, delivered.componentProblems) = ([], [:], [])
         (delivered.blocking, delivered.blockers) = (false, [])
         return delivered
@@ -126,6 +131,8 @@ struct UpstreamWatch {
     let scratchDirectory: String
     /// The most PHP files linted.
     var lintLimit = 500
+    /// The site takes a database snapshot before an upgrade (in maintenance mode).
+    var snapshots = false
 
     func preview(current: Revision, target: String? = nil) throws(DeliveryError) -> UpstreamPreview {
         let changes = try changes(target: target)
@@ -136,6 +143,11 @@ struct UpstreamWatch {
             fileCount: changes.fileCount, versionChanges: changes.versionChanges,
             upgrade: changes.versionChanges.contains { $0.component.isEmpty && !$0.backwards && $0.after != nil }
                 ? .core : (changes.versionChanges.contains { !$0.backwards && $0.after != nil } ? .plugins : .none))
+        switch preview.upgrade {
+        case .core: preview.maintenance = true
+        case .plugins: preview.maintenance = snapshots ? true : nil
+        case .none: preview.maintenance = false
+        }
         var linted = 0
         for file in (changes.added + changes.changed).sorted() {
             let wantsLint = file.hasSuffix(".php") && linted < lintLimit

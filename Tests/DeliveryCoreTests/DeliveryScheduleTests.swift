@@ -71,6 +71,11 @@ struct DeliveryScheduleTests {
         #expect(report.outcome == .delivered)
         // It ran once: the schedule is gone.
         #expect(try site.engine.runDueSchedule(now: now + 120) == nil)
+        // What it delivered waits no more: scheduling it again is refused until a check finds more.
+        let again = #expect(throws: DeliveryError.self) {
+            try site.engine.setSchedule(try Self.request(preview, at: Date() + 3600), now: Date())
+        }
+        #expect(again?.code == .scheduleStale)
     }
 
     @Test(

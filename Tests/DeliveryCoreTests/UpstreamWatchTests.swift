@@ -152,6 +152,7 @@ struct DeliveryReportTests {
         #expect(started.count == 1)
         #expect(started.first?.contains(#""deliveryId":"\#(outcome.id)""#) == true)
         #expect(started.first?.contains(#""id":"\#(outcome.id)""#) == false)
+        #expect(started.first?.contains("revisionAfter") == false, "a start names no revision yet")
         #expect(report.outcome == .delivered)
         #expect(report.comments == ["term start"])
         // What was waiting is delivered: the status no longer says it waits, nor what it brings.

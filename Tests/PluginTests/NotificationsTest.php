@@ -146,7 +146,11 @@ final class NotificationsTest extends \PHPUnit\Framework\TestCase {
         $this->assertStringContainsString('Commits: 1. Files: 1 added, 1 changed, 0 removed. Version changes: 1.',
             $message->fullmessage);
         $this->assertStringContainsString('- local/foo: 2026010100 → 2026020100', $message->fullmessage);
-        $this->assertStringContainsString("Moodle's upgrade will run for plugins only.", $message->fullmessage);
+        $this->assertStringContainsString("Moodle's upgrade will run for plugins only (maintenance mode only if Moodle asks",
+            $message->fullmessage);
+        // With a snapshot first, the helper says maintenance mode will come: the words say so.
+        $snapshotfirst = new upstream_summary(['maintenance' => true] + self::preview('1a2b3c4d5e6f'));
+        $this->assertStringContainsString('maintenance mode while the database snapshot', $snapshotfirst->upgrade());
         $this->assertStringContainsString('Its preflight passes', $message->fullmessage);
         $this->assertSame('https://moodle.test/admin/tool/delivery/index.php', $message->contexturl);
         $this->assertStringContainsString('<p>- 1a2b3c4d5e Ada: Bump local_foo</p>', $message->fullmessagehtml);

@@ -141,6 +141,9 @@ function get_string(string $key, string $component = '', $a = null): string {
     if ($component === 'langconfig' && $key === 'strftimedatetimeshort') {
         return '%d/%m/%y, %H:%M';
     }
+    if ($component === 'langconfig' && $key === 'strftimedatetimeaccurate') {
+        return '%d %B %Y, %I:%M:%S %p';
+    }
     if ($component === 'moodle' && $key === 'numseconds') {
         return "{$a} secs";
     }

@@ -130,8 +130,8 @@ final class report_rows {
         $source = get_string(($actor['source'] ?? '') === 'moodle' ? 'history:moodle' : 'history:cli', 'tool_delivery');
         $this->add('delivery', 'id', (string) ($report['deliveryId'] ?? ''));
         $this->add('delivery', 'who', trim((string) ($actor['name'] ?? '?')) . " ({$source})");
-        $this->add('delivery', 'started', delivery_actions::format_date($report['startedAt'] ?? null));
-        $this->add('delivery', 'finished', delivery_actions::format_date($report['finishedAt'] ?? null));
+        $this->add('delivery', 'started', self::moment($report['startedAt'] ?? null));
+        $this->add('delivery', 'finished', self::moment($report['finishedAt'] ?? null));
         $this->add('delivery', 'outcome', self::outcome((string) ($report['outcome'] ?? '')));
         if (!empty($report['scheduled'])) {
             $this->add('delivery', 'scheduled', get_string('report:scheduledyes', 'tool_delivery'));
@@ -189,7 +189,7 @@ final class report_rows {
         $key = delivery_actions::operation_key($operation);
         $result = (string) ($step['result'] ?? '');
         $value = get_string('report:step', 'tool_delivery', (object) [
-            'started' => delivery_actions::format_date($step['startedAt'] ?? null),
+            'started' => self::moment($step['startedAt'] ?? null),
             'duration' => self::seconds($step['durationSeconds'] ?? 0),
             'result' => in_array($result, ['succeeded', 'failed', 'refused'], true)
                 ? get_string('result:' . $result, 'tool_delivery') : $result,
@@ -200,6 +200,17 @@ final class report_rows {
         }
         $named = get_string_manager()->string_exists($key, 'tool_delivery') ? get_string($key, 'tool_delivery') : $operation;
         $this->add('steps', '', trim($value . ' ' . $said), $named);
+    }
+
+    /**
+     * A moment to the second (steps and the maintenance window are seconds apart).
+     *
+     * @param mixed $iso The ISO 8601 time.
+     * @return string The date and time in the user's format with seconds, '' when none.
+     */
+    private static function moment(mixed $iso): string {
+        $time = is_string($iso) && $iso !== '' ? strtotime($iso) : false;
+        return $time === false ? '' : userdate($time, get_string('strftimedatetimeaccurate', 'langconfig'));
     }
 
     /**
@@ -223,8 +234,8 @@ final class report_rows {
         }
         $this->add('maintenance', 'window', get_string('report:window', 'tool_delivery', (object) [
             'duration' => isset($window['seconds']) ? self::seconds($window['seconds']) : '?',
-            'from' => delivery_actions::format_date($window['onAt'] ?? null) ?: '?',
-            'to' => delivery_actions::format_date($window['offAt'] ?? null) ?: '?',
+            'from' => self::moment($window['onAt'] ?? null) ?: '?',
+            'to' => self::moment($window['offAt'] ?? null) ?: '?',
         ]));
     }
 
@@ -239,7 +250,7 @@ final class report_rows {
         }
         $this->add('snapshot', 'snapshot', get_string('report:snapshot', 'tool_delivery', (object) [
             'size' => delivery_actions::format_size((float) ($snapshot['sizeBytes'] ?? 0)),
-            'taken' => delivery_actions::format_date($snapshot['takenAt'] ?? null),
+            'taken' => self::moment($snapshot['takenAt'] ?? null),
             'duration' => self::seconds($snapshot['seconds'] ?? 0),
         ]));
     }
@@ -255,7 +266,7 @@ final class report_rows {
         }
         $passed = !empty($health['passed']);
         $this->add('healthcheck', 'result', get_string($passed ? 'result:succeeded' : 'result:failed', 'tool_delivery')
-            . ' (' . delivery_actions::format_date($health['checkedAt'] ?? null) . ')');
+            . ' (' . self::moment($health['checkedAt'] ?? null) . ')');
         foreach (array_merge($health['resultNotices'] ?? [], $health['failureNotices'] ?? []) as $notice) {
             $this->add('healthcheck', 'check', notices::sentence((array) $notice));
         }
@@ -271,7 +282,7 @@ final class report_rows {
             return;
         }
         $served = (string) ($rollback['served'] ?? '');
-        $this->add('rollback', 'at', delivery_actions::format_date($rollback['at'] ?? null));
+        $this->add('rollback', 'at', self::moment($rollback['at'] ?? null));
         $this->add('rollback', 'served', trim((in_array($served, ['production', 'backup', 'security'], true)
             ? get_string('copy:' . $served, 'tool_delivery') : $served) . ' ' . ($rollback['revision']['label'] ?? '')));
         $this->add('rollback', 'database', get_string(empty($rollback['databaseRestored'])

@@ -96,6 +96,10 @@ final class upstream_summary {
     public function upgrade(): string {
         $kind = (string) ($this->preview['upgrade'] ?? 'none');
         $kind = in_array($kind, ['none', 'plugins', 'core'], true) ? $kind : 'none';
+        if ($kind === 'plugins' && ($this->preview['maintenance'] ?? null) === true) {
+            // The site takes a database snapshot first: in maintenance mode, as the helper says.
+            $kind = 'pluginsmaintenance';
+        }
         return get_string('upstream:upgrade:' . $kind, 'tool_delivery');
     }
 

@@ -524,4 +524,5 @@ $string['upstream:revision'] = 'Waiting upstream: {$a}';
 $string['upstream:title'] = 'Waiting upstream';
 $string['upstream:upgrade:core'] = 'Moodle\'s upgrade will run for Moodle itself: the site goes into maintenance mode while it runs.';
 $string['upstream:upgrade:none'] = 'No upgrade will run: only files change.';
-$string['upstream:upgrade:plugins'] = 'Moodle\'s upgrade will run for plugins only.';
+$string['upstream:upgrade:plugins'] = 'Moodle\'s upgrade will run for plugins only (maintenance mode only if Moodle asks for it).';
+$string['upstream:upgrade:pluginsmaintenance'] = 'Moodle\'s upgrade will run for plugins only; the site goes into maintenance mode while the database snapshot is taken and the upgrade runs.';

@@ -524,4 +524,5 @@ $string['upstream:revision'] = 'En attente dans le dépôt amont : {$a}';
 $string['upstream:title'] = 'En attente dans le dépôt amont';
 $string['upstream:upgrade:core'] = 'La mise à jour de Moodle sera faite pour Moodle lui-même : le site passe en mode maintenance pendant ce temps.';
 $string['upstream:upgrade:none'] = 'Aucune mise à jour ne sera faite : seuls des fichiers changent.';
-$string['upstream:upgrade:plugins'] = 'La mise à jour de Moodle sera faite pour des plugins seulement.';
+$string['upstream:upgrade:plugins'] = 'La mise à jour de Moodle sera faite pour des plugins seulement (mode maintenance seulement si Moodle le demande).';
+$string['upstream:upgrade:pluginsmaintenance'] = 'La mise à jour de Moodle sera faite pour des plugins seulement ; le site passe en mode maintenance pendant l\'instantané de la base de données et la mise à jour.';
