@@ -197,17 +197,7 @@ final class API: Sendable {
 
     /// `PUT /schedule`: a Run all of the waiting revision at a chosen time.
     private func setSchedule(_ request: APIRequest) throws(APIError) -> Response {
-        let names: [String]
-        let body: ScheduleBody
-        do {
-            names = try JSONCoding.decode(MemberNames.self, from: request.body).names
-            body = try JSONCoding.decode(ScheduleBody.self, from: request.body)
-        } catch {
-            throw APIError.badRequest("the body is not a JSON object of the expected shape")
-        }
-        if let unknown = names.first(where: { !ScheduleBody.members.contains($0) }) {
-            throw APIError.badRequest("unknown member '\(Self.printable(unknown))'")
-        }
+        let (body, _) = try Self.object(ScheduleBody.self, request.body, members: ScheduleBody.members)
         guard let at = try? Date(body.at, strategy: .iso8601) else {
             throw APIError.badRequest("'at' is not an ISO 8601 time with a zone")
         }
@@ -222,23 +212,32 @@ final class API: Sendable {
         return .json(201, try engineCall { () throws(DeliveryError) in try engine.setSchedule(scheduleRequest) })
     }
 
+    /// A body that is one JSON object of `T`'s shape, every member among `members`; and its
+    /// members' names. The one rule of the bodies the API takes.
+    private static func object<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], members: Set<String>)
+        throws(APIError) -> (T, [String])
+    {
+        let names: [String]
+        let body: T
+        do {
+            names = try JSONCoding.decode(MemberNames.self, from: bytes).names
+            body = try JSONCoding.decode(T.self, from: bytes)
+        } catch {
+            throw APIError.badRequest("the body is not a JSON object of the expected shape")
+        }
+        if let unknown = names.first(where: { !members.contains($0) }) {
+            throw APIError.badRequest("unknown member '\(printable(unknown))'")
+        }
+        return (body, names)
+    }
+
     private func status() throws(APIError) -> Response {
         let status = try engineCall { () throws(DeliveryError) in try engine.status() }
         return .json(200, StatusView(status, job: jobs.running))
     }
 
     private func startOperation(_ request: APIRequest) throws(APIError) -> Response {
-        let names: [String]
-        let body: OperationBody
-        do {
-            names = try JSONCoding.decode(MemberNames.self, from: request.body).names
-            body = try JSONCoding.decode(OperationBody.self, from: request.body)
-        } catch {
-            throw APIError.badRequest("the body is not a JSON object of the expected shape")
-        }
-        if let unknown = names.first(where: { !OperationBody.members.contains($0) }) {
-            throw APIError.badRequest("unknown member '\(Self.printable(unknown))'")
-        }
+        let (body, names) = try Self.object(OperationBody.self, request.body, members: OperationBody.members)
         guard let operation = Operation(rawValue: body.operation) else {
             throw APIError.badRequest("unknown operation '\(Self.printable(body.operation))'")
         }
