@@ -52,6 +52,11 @@ public struct AuditRecord: Sendable, Codable, Equatable {
     public var schedule: DeliverySchedule?
     /// run-all: each of its steps.
     public var steps: [AuditStep]?
+    /// rehearse (and a Run all that rehearsed first): the rehearsal's result.
+    public var rehearsal: Rehearsal?
+    /// restore, run-all: true when the administrator confirmed restoring a revision whose
+    /// rehearsal failed.
+    public var rehearsalOverridden: Bool?
 }
 
 /// One step of a Run all, as its audit record keeps it.

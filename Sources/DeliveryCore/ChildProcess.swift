@@ -65,6 +65,9 @@ public struct Command: Sendable {
     /// A file the child's standard output goes to instead of the helper (opened, created with
     /// mode 0600 and truncated by the helper before the child switches user).
     public var standardOutputFile: String?
+    /// Runs with a lower CPU (`nice` 10) and I/O (`ionice` best effort, 7) priority than the
+    /// site's own processes: a rehearsal's work must not slow the site down.
+    public var lowPriority = false
 
     /// Makes a command with a minimal environment for `user`.
     public init(
@@ -133,6 +136,8 @@ public struct CommandResult: Sendable, Codable, Equatable {
 public enum ChildProcess {
     /// Where `setpriv` (util-linux) lives; the engine uses it to run a child as another user.
     static let setprivPath = "/usr/bin/setpriv"
+    static let nicePath = "/usr/bin/nice"
+    static let ionicePath = "/usr/bin/ionice"
 
     /// Runs a command to its end, streaming each output line to `onLine`.
     ///
@@ -165,6 +170,10 @@ public enum ChildProcess {
         }
         guard access(argv[0], X_OK) == 0 else {
             throw DeliveryError(.configuration, "program not found or not executable: \(argv[0])")
+        }
+        if command.lowPriority, access(Self.nicePath, X_OK) == 0 {
+            argv = [Self.nicePath, "-n", "10"] + argv
+            if access(Self.ionicePath, X_OK) == 0 { argv = [Self.ionicePath, "-c", "2", "-n", "7"] + argv }
         }
 
         var outputPipe: [Int32] = [-1, -1]

@@ -145,7 +145,7 @@ struct DatabaseTool {
     let recorder: CommandRecorder
     let timeout: Double
 
-    private func program(_ names: String...) throws(DeliveryError) -> String {
+    func program(_ names: String...) throws(DeliveryError) -> String {
         for name in names {
             if let path = ChildProcess.locate(name) { return path }
         }
@@ -159,7 +159,7 @@ struct DatabaseTool {
     /// password travels in the child's environment (`PGPASSWORD`, `MYSQL_PWD`): never on a command
     /// line, in a file, the log or the audit log. Only the child's own user (the web user, which
     /// reads it from `config.php` anyway) and root can read a process's environment.
-    private func withCredentials<T>(
+    func withCredentials<T>(
         _ body: (_ arguments: [String], _ environment: [String: String]) throws(DeliveryError) -> T
     ) throws(DeliveryError) -> T {
         var arguments: [String] = []
@@ -189,7 +189,7 @@ struct DatabaseTool {
         return try body(arguments, environment)
     }
 
-    private func command(
+    func command(
         _ program: String, _ arguments: [String], _ environment: [String: String], input: String? = nil,
         output: String? = nil
     ) -> Command {
@@ -223,7 +223,7 @@ struct DatabaseTool {
     }
 
     /// `LIKE` pattern of the prefix's tables (the prefix holds only `[a-z0-9_]`).
-    private var likePattern: String { connection.prefix.replacing("_", with: "\\_") + "%" }
+    var likePattern: String { connection.prefix.replacing("_", with: "\\_") + "%" }
 
     /// Moodle's tables (those with the site's prefix) in the site's database.
     func tables() throws(DeliveryError) -> [String] {
@@ -257,7 +257,7 @@ struct DatabaseTool {
 
     /// Dumps Moodle's tables into `file` (written through a temporary name, synced, then renamed).
     /// - Returns: the number of tables dumped.
-    func dump(into file: String, tables: [String]) throws(DeliveryError) {
+    func dump(into file: String, tables: [String], lowPriority: Bool = false) throws(DeliveryError) {
         let partial = "\(file).partial"
         defer { try? System.unlink(partial) }
         let result = try withCredentials { (arguments, environment) throws(DeliveryError) in
@@ -267,16 +267,19 @@ struct DatabaseTool {
                 // consistent view). `--table` patterns take the tables and their sequences.
                 var options = ["--format=custom", "--no-owner", "--no-privileges"]
                 if !connection.prefix.isEmpty { options.append("--table=\(connection.prefix)*") }
-                return try recorder.run(command(try program("pg_dump"), options, environment, output: partial))
+                var dump = command(try program("pg_dump"), options, environment, output: partial)
+                dump.lowPriority = lowPriority
+                return try recorder.run(dump)
             case .mysql:
                 let options = [
                     "--single-transaction", "--quick", "--no-tablespaces", "--skip-lock-tables", "--hex-blob",
                     "--default-character-set=utf8mb4", connection.name,
                 ]
-                return try recorder.run(
-                    command(
-                        try program("mariadb-dump", "mysqldump"), arguments + options + tables, environment,
-                        output: partial))
+                var dump = command(
+                    try program("mariadb-dump", "mysqldump"), arguments + options + tables, environment,
+                    output: partial)
+                dump.lowPriority = lowPriority
+                return try recorder.run(dump)
             }
         }
         guard result.succeeded else {

@@ -89,6 +89,8 @@ public struct SiteStatus: Sendable, Codable, Equatable {
     public var upstream: UpstreamPreview?
     /// The scheduled Run all, when one is set.
     public var schedule: DeliverySchedule?
+    /// The last rehearsal, and whether it tried what a delivery would bring now.
+    public var rehearsal: Rehearsal?, rehearsalCurrent: Bool?
 }
 
 /// What an emergency rollback would do, shown before it is asked for.
@@ -229,7 +231,8 @@ public final class DeliveryEngine: Sendable {
             snapshot: state.snapshot, deliveryWindowOpen: state.deliveryWindowOpen ?? false,
             lastHealthCheck: state.lastHealthCheck,
             secondFactorEnrolled: (try? secondFactor.list())?.map(\.moodleUserId) ?? [],
-            upstream: lastUpstreamCheck()?.seen(from: state.productionRevision), schedule: schedule())
+            upstream: lastUpstreamCheck()?.seen(from: state.productionRevision), schedule: schedule(),
+            rehearsal: state.rehearsal, rehearsalCurrent: Self.rehearsalCurrent(state, upstream: lastUpstreamCheck()))
     }
 
     /// What a rollback would do in this state. The database is restored only when Moodle's

@@ -68,6 +68,13 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
         case scheduleSkipped = "schedule_skipped"
         /// No such delivery, or no schedule to cancel.
         case notFound = "not_found"
+        /// Moodle's upgrade failed on the rehearsal's database copy (production untouched).
+        case rehearsalFailed = "rehearsal_failed"
+        /// The rehearsal cannot run (nothing to rehearse, no right to create the database copy, no
+        /// room, a config.php it cannot point elsewhere); nothing of the site changed.
+        case cannotRehearse = "cannot_rehearse"
+        /// Restore (or Run all) of a revision whose rehearsal failed, not confirmed.
+        case blockedByRehearsal = "blocked_by_rehearsal"
 
         /// True for the codes of a refusal: raised before the operation changed anything (an
         /// operation that had already changed something and then fails so is a failure). The one
@@ -76,10 +83,11 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
             switch self {
             case .wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle, .preflightFailed,
                 .confirmationRequired, .notUpdatable, .secondFactorRequired, .secondFactorRefused, .secondFactorLocked,
-                .rateLimited, .noRoom, .scheduleExists, .scheduleStale, .scheduleSkipped, .notFound:
+                .rateLimited, .noRoom, .scheduleExists, .scheduleStale, .scheduleSkipped, .notFound, .cannotRehearse,
+                .blockedByRehearsal:
                 true
             case .vcsFailed, .upgradeFailed, .configuration, .privileges, .io, .preempted, .snapshotFailed,
-                .databaseRestoreFailed, .healthCheckFailed, .webServerStale:
+                .databaseRestoreFailed, .healthCheckFailed, .webServerStale, .rehearsalFailed:
                 false
             }
         }

@@ -19,6 +19,8 @@ public enum Operation: String, Sendable, Codable, CaseIterable, CodingKeyReprese
     case cancel
     case rollback
     case recover
+    /// Moodle's upgrade of the next revision, tried on a copy of the database (`Rehearsal`).
+    case rehearse
 }
 
 /// `Operation` under a name that does not clash with Foundation's `Operation`.
@@ -197,6 +199,9 @@ public struct DeliveryState: Sendable, Codable, Equatable {
     public var copiesMatchingDatabase: [TreeName: Bool]?
     /// The process group of the upgrade running now (stopped by a rollback after the helper died).
     public var upgradeProcessGroup: Int32?
+    /// The last rehearsal (kept until the next one): a failed one blocks the restore of its
+    /// revision; a passed one is the revision Update brings.
+    public var rehearsal: Rehearsal?
 
     /// Empty state: production serves, nothing secured.
     public init() {}

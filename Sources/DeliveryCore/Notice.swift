@@ -141,6 +141,9 @@ extension DeliveryError.Code {
         case .scheduleStale: "That revision is not the one waiting upstream."
         case .scheduleSkipped: "The scheduled delivery did not run."
         case .notFound: "Not found."
+        case .rehearsalFailed: "The rehearsal of Moodle's upgrade failed."
+        case .cannotRehearse: "The rehearsal cannot run."
+        case .blockedByRehearsal: "The rehearsal of that revision failed; it is not delivered without a confirmation."
         }
     }
 }

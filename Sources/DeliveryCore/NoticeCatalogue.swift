@@ -148,6 +148,18 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case scheduleSkippedLate = "schedule_skipped_late"
     case scheduleSkippedRevision = "schedule_skipped_revision"
     case newerUpstreamLeft = "newer_upstream_left"
+    // Rehearsal.
+    case rehearsalPassed = "rehearsal_passed"
+    case rehearsalNoUpgrade = "rehearsal_no_upgrade"
+    case rehearsalUpgradeFailed = "rehearsal_upgrade_failed"
+    case rehearsalStillPending = "rehearsal_still_pending"
+    case rehearsalNewChecks = "rehearsal_new_checks"
+    case rehearsalNothing = "rehearsal_nothing"
+    case rehearsalNotNeeded = "rehearsal_not_needed"
+    case refusedRehearsalFailed = "refused_rehearsal_failed"
+    case rehearsalOverridden = "rehearsal_overridden"
+    case updateToRehearsed = "update_to_rehearsed"
+    case upgradePredicted = "upgrade_predicted"
 
     /// The English sentence, `{key}` where a value goes.
     public var template: String {
@@ -340,6 +352,25 @@ public enum NoticeCode: String, Sendable, CaseIterable {
         case .scheduleSkippedRevision:
             "The Run all scheduled for {scheduledAt} did not run: {revision} can no longer be delivered as it was checked (the upstream changed). Nothing was changed."
         case .newerUpstreamLeft: "The upstream has a newer revision, {revision}; it was left for a later delivery."
+        case .rehearsalPassed:
+            "The rehearsal of {revision} passed: Moodle's upgrade ran in {upgradeSeconds} on a copy of the database ({copyBytes}, copied in {copySeconds}); {componentCount} components upgraded; {tableCount} tables and {columnCount} columns added, dropped or changed."
+        case .rehearsalNoUpgrade:
+            "The rehearsal of {revision} passed: its code needs no upgrade of the database (a copy of {copyBytes} was checked)."
+        case .rehearsalUpgradeFailed:
+            "The rehearsal of {revision} failed: Moodle's upgrade stopped in {component}: {message}. Production and its database were not touched; restoring this revision is blocked until a rehearsal passes, or it is confirmed."
+        case .rehearsalStillPending:
+            "The rehearsal of {revision} failed: after its upgrade, Moodle still reports an upgrade pending on the copy. Restoring this revision is blocked until a rehearsal passes, or it is confirmed."
+        case .rehearsalNewChecks:
+            "The rehearsal of {revision} failed: after its upgrade, Moodle's checks report new critical results on the copy: {references}. Restoring this revision is blocked until a rehearsal passes, or it is confirmed."
+        case .rehearsalNothing:
+            "Rehearse refused: production is at the upstream's revision ({revision}); there is nothing to rehearse."
+        case .rehearsalNotNeeded: "No rehearsal needed: {revision} changes no version, so Moodle has no upgrade to run."
+        case .refusedRehearsalFailed:
+            "{operation} refused: the rehearsal of {revision} failed; rehearse again once it is fixed, or confirm to deliver it anyway. Nothing was changed."
+        case .rehearsalOverridden: "{revision} is delivered although its rehearsal failed: {actor} confirmed it."
+        case .updateToRehearsed:
+            "Updating to {revision}, the revision rehearsed at {rehearsedAt}; newer upstream revisions wait for a rehearsal of their own."
+        case .upgradePredicted: "Moodle's upgrade took {upgradeSeconds}; the rehearsal predicted {predictedSeconds}."
         }
     }
 

@@ -25,6 +25,9 @@ public struct OperationRequest: Sendable, Codable, Equatable {
     public let targetRevision: String?
     /// True when the helper started it at its scheduled time (`DeliverySchedule`).
     public let scheduled: Bool
+    /// restore / run-all: the administrator confirmed delivering a revision whose rehearsal
+    /// failed (recorded in the audit log).
+    public let confirmFailedRehearsal: Bool?
 
     /// The longest comment accepted, in characters.
     public static let commentLimit = 2000
@@ -36,7 +39,8 @@ public struct OperationRequest: Sendable, Codable, Equatable {
     public init(
         _ operation: Operation, actor: Actor, securePath: ComponentPath? = nil, updatePath: ComponentPath? = nil,
         securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil,
-        secondFactorCode: String? = nil, targetRevision: String? = nil, scheduled: Bool = false
+        secondFactorCode: String? = nil, targetRevision: String? = nil, scheduled: Bool = false,
+        confirmFailedRehearsal: Bool? = nil
     ) throws(DeliveryError) {
         if let targetRevision {
             guard (1...64).contains(targetRevision.utf8.count), !targetRevision.hasPrefix("-"),
@@ -74,6 +78,7 @@ public struct OperationRequest: Sendable, Codable, Equatable {
         self.secondFactorCode = secondFactorCode
         self.targetRevision = targetRevision
         self.scheduled = scheduled
+        self.confirmFailedRehearsal = confirmFailedRehearsal
     }
 
     /// Parses a request from the text a person or a signed request gave (the paths as typed).
@@ -83,13 +88,15 @@ public struct OperationRequest: Sendable, Codable, Equatable {
     public static func parse(
         _ operation: Operation, actor: Actor, securePath: String? = nil, updatePath: String? = nil,
         securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil,
-        secondFactorCode: String? = nil, audit: (OperationRequest, DeliveryError) -> Void
+        secondFactorCode: String? = nil, confirmFailedRehearsal: Bool? = nil,
+        audit: (OperationRequest, DeliveryError) -> Void
     ) throws(DeliveryError) -> OperationRequest {
         do {
             return try OperationRequest(
                 operation, actor: actor, securePath: try ComponentPath.parse(securePath),
                 updatePath: try ComponentPath.parse(updatePath), securityCopy: securityCopy, comment: comment,
-                confirmDatabaseRestore: confirmDatabaseRestore, secondFactorCode: secondFactorCode)
+                confirmDatabaseRestore: confirmDatabaseRestore, secondFactorCode: secondFactorCode,
+                confirmFailedRehearsal: confirmFailedRehearsal)
         } catch {
             if let bare = try? OperationRequest(operation, actor: actor) { audit(bare, error) }
             throw error
@@ -98,7 +105,7 @@ public struct OperationRequest: Sendable, Codable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case operation, securePath, updatePath, securityCopy, comment, actor, confirmDatabaseRestore, secondFactorCode
-        case targetRevision, scheduled
+        case targetRevision, scheduled, confirmFailedRehearsal
     }
 
     /// Decodes a request through the same checks as `init`.
@@ -115,7 +122,8 @@ public struct OperationRequest: Sendable, Codable, Equatable {
                 confirmDatabaseRestore: try container.decodeIfPresent(Bool.self, forKey: .confirmDatabaseRestore),
                 secondFactorCode: try container.decodeIfPresent(String.self, forKey: .secondFactorCode),
                 targetRevision: try container.decodeIfPresent(String.self, forKey: .targetRevision),
-                scheduled: try container.decodeIfPresent(Bool.self, forKey: .scheduled) ?? false)
+                scheduled: try container.decodeIfPresent(Bool.self, forKey: .scheduled) ?? false,
+                confirmFailedRehearsal: try container.decodeIfPresent(Bool.self, forKey: .confirmFailedRehearsal))
         } catch let error as DeliveryError {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
         }
@@ -129,9 +137,10 @@ extension Operation {
         switch self {
         case .secure: ["securityCopy", "securePath"]
         case .update: ["updatePath", "comment"]
-        case .runAll: ["securityCopy", "securePath", "updatePath", "comment"]
+        case .runAll: ["securityCopy", "securePath", "updatePath", "comment", "confirmFailedRehearsal"]
+        case .restore: ["confirmFailedRehearsal"]
         case .rollback: ["confirmDatabaseRestore", "secondFactorCode"]
-        case .switchToDelivery, .restore, .cancel, .recover: []
+        case .switchToDelivery, .cancel, .recover, .rehearse: []
         }
     }
 

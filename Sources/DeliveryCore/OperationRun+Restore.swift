@@ -20,6 +20,7 @@ extension OperationRun {
         }
         revisionBefore = state.revisionBeforeDelivery
         revisionAfter = state.productionRevision
+        try requireRehearsalNotFailed(state, revision: state.productionRevision)
         var changedScripts: [String] = []
         var forecast: UpgradeForecast?
         if state.phase != .restoring {
@@ -112,6 +113,7 @@ extension OperationRun {
         try switchServed(to: .production)
         progress(.fraction(.restore, 0.3))
         var upgradeText = Notice(.upgradeNotNeeded)
+        var predictionText: Notice?
         var cachesText = Notice(.cachesPurged)
         if need == .none {
             note("Moodle reports no pending upgrade.")
@@ -122,6 +124,7 @@ extension OperationRun {
                 state.databaseAhead = true
                 state.copiesMatchingDatabase = [:]
             }
+            let upgradeStarted = System.monotonicSeconds()
             do {
                 try moodle.upgrade(in: .production) { group in
                     try? self.store.update { (state: inout DeliveryState) throws(DeliveryError) in
@@ -134,6 +137,17 @@ extension OperationRun {
                 throw try afterFailure(error, what: [Notice(.upgradeFailed)])
             }
             upgradeText = Notice((try store.read()).maintenanceEnabled ? .upgradeRanInMaintenance : .upgradeRanOpen)
+            if let rehearsal = state.rehearsal, rehearsal.passed, rehearsal.revision.id == state.productionRevision?.id,
+                let predicted = rehearsal.upgradeSeconds
+            {
+                predictionText = Notice(
+                    .upgradePredicted,
+                    [
+                        "upgradeSeconds": .duration(System.monotonicSeconds() - upgradeStarted),
+                        "predictedSeconds": .duration(predicted),
+                    ])
+                note(predictionText!.english)
+            }
         }
         progress(.fraction(.restore, 0.7))
         if need == .none && changedScripts.isEmpty && previouslyServed.isEmpty
@@ -182,7 +196,8 @@ extension OperationRun {
             state.deliveryWindowOpen = false
             state.criticalChecksBefore = nil
         }
-        return [Notice(.restored, ["revision": .revision(revisionAfter)]), upgradeText, cachesText] + healthText
+        return [Notice(.restored, ["revision": .revision(revisionAfter)]), upgradeText]
+            + (predictionText.map { [$0] } ?? []) + [cachesText] + healthText
             + [Notice(.deliveryComplete)]
     }
 

@@ -366,6 +366,7 @@ extension OperationRun {
         }
         let orphan = waitForOrphanedUpgrade(state)
         try removeLeftoverStaging()
+        if recoverRehearsal() { note("The interrupted rehearsal's database copy and folder are removed.") }
         let served = layout.servedTree()
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.interrupted = dead

@@ -91,6 +91,7 @@ extension OperationRun {
         note(
             "Updating \(relative.map { "'\($0)' of production" } ?? "production") with \(engine.configuration.upstream.kind.rawValue)…"
         )
+        var rehearsedNotice: Notice?
         let kept = try vcs.modifiedLocalFiles(of: production, recorder: recorder)
         if !kept.isEmpty {
             note("Site-local files kept as this site has them: \(kept.joined(separator: ", ")).")
@@ -100,9 +101,28 @@ extension OperationRun {
             // A whole update goes to the revision whose changes it records (to the one asked, for
             // a scheduled Run all): what the report says it brought is what it brought.
             var target = request.targetRevision
+            if target == nil, relative == nil, let rehearsal = state.rehearsal, rehearsal.passed,
+                !rehearsal.updatedProduction, rehearsal.base.id == before.id, rehearsal.revision.id != before.id
+            {
+                // What was rehearsed is what is delivered: not a newer upstream revision.
+                if engine.configuration.upstream.kind != .cvs { target = rehearsal.revision.id }
+                rehearsedNotice = Notice(
+                    .updateToRehearsed,
+                    ["revision": .revision(rehearsal.revision), "rehearsedAt": .moment(rehearsal.finishedAt)])
+                note(rehearsedNotice!.english)
+            }
             if relative == nil {
                 do throws(DeliveryError) {
                     let brought = try engine.upstreamWatch(recorder).changes(target: target)
+                    if rehearsedNotice != nil, engine.configuration.upstream.kind == .cvs,
+                        brought.revision.id != state.rehearsal?.revision.id
+                    {
+                        // cvs cannot go to an earlier state of the upstream: rehearse what it has now.
+                        throw DeliveryError(
+                            .blockedByRehearsal,
+                            "cvs: the upstream changed since the rehearsal of \(state.rehearsal?.revision.label ?? "?"), and cvs cannot bring the state that was rehearsed; rehearse again"
+                        )
+                    }
                     upstreamChanges = brought
                     if engine.configuration.upstream.kind != .cvs { target = brought.revision.id }
                 } catch {
@@ -134,7 +154,7 @@ extension OperationRun {
             updated = Notice(
                 .productionPathUpdated, ["path": .text(path), "before": .revision(before), "after": .revision(after)])
         }
-        return [updated, Notice(.nextRestore)]
+        return (rehearsedNotice.map { [$0] } ?? []) + [updated, Notice(.nextRestore)]
     }
 
     /// The first files of a list for a sentence (three, then `…`).

@@ -42,6 +42,10 @@ final class OperationRun: @unchecked Sendable {
     var deliveryIdSeen: String?
     /// run-all: each of its steps, for the audit record.
     var stepRecords: [AuditStep] = []
+    /// rehearse (or a Run all's rehearsal): its result, for the audit record.
+    var rehearsalRecord: Rehearsal?
+    /// restore / run-all: the administrator confirmed delivering a revision whose rehearsal failed.
+    var rehearsalOverridden = false
 
     init(
         id: String, request: OperationRequest, progress: @escaping @Sendable (ProgressEvent) -> Void,
@@ -122,11 +126,14 @@ final class OperationRun: @unchecked Sendable {
             case .recover: notices = try step(.recover) { () throws(DeliveryError) in try recover() }
             case .runAll: notices = try runAll()
             case .rollback: notices = []  // rollback runs on its own path
+            case .rehearse: notices = try step(.rehearse) { () throws(DeliveryError) in try rehearse() }
             }
         } catch {
             failure = error
         }
-        if !(failure.map(isRefusal) ?? false) && failure?.code != .preempted { refreshCopiesMatchingDatabase() }
+        if !(failure.map(isRefusal) ?? false) && failure?.code != .preempted && request.operation != .rehearse {
+            refreshCopiesMatchingDatabase()
+        }
         let served = layout.servedTree()
         let phase: DeliveryPhase
         do {
@@ -198,6 +205,10 @@ final class OperationRun: @unchecked Sendable {
         let state = try store.read()
         try requireAllowed(.runAll, state)
         try requireUpdatable()
+        try requireRehearsalNotFailed(state, base: state.productionRevision)
+        if engine.configuration.rehearsalOptions.beforeRunAll {
+            _ = try step(.rehearse) { () throws(DeliveryError) in try rehearse(automatic: true) }
+        }
         _ = try step(.secure) { () throws(DeliveryError) in try secure() }
         _ = try step(.switchToDelivery) { () throws(DeliveryError) in try switchToDelivery() }
         _ = try step(.update) { () throws(DeliveryError) in try update() }
@@ -205,6 +216,36 @@ final class OperationRun: @unchecked Sendable {
     }
 
     // MARK: Rules
+
+    /// Refuses to deliver the revision whose last rehearsal failed, unless the administrator
+    /// confirmed it (the audit record says so). `base`: a Run all asks before the update, of the
+    /// rehearsal that started from production's revision; restore asks of production's revision.
+    func requireRehearsalNotFailed(_ state: DeliveryState, base: Revision? = nil, revision: Revision? = nil)
+        throws(DeliveryError)
+    {
+        guard let rehearsal = state.rehearsal, !rehearsal.passed else { return }
+        let concerned =
+            if let revision { rehearsal.revision.id == revision.id } else if let base {
+                rehearsal.base.id == base.id && !rehearsal.updatedProduction
+            } else { false }
+        guard concerned else { return }
+        if request.confirmFailedRehearsal == true {
+            rehearsalOverridden = true
+            note(
+                Notice(
+                    .rehearsalOverridden,
+                    ["revision": .revision(rehearsal.revision), "actor": .text(request.actor.name)]
+                ).english)
+            return
+        }
+        throw DeliveryError(
+            .blockedByRehearsal,
+            [
+                Notice(
+                    .refusedRehearsalFailed,
+                    ["operation": .text(request.operation.rawValue), "revision": .revision(rehearsal.revision)])
+            ])
+    }
 
     /// Refuses an operation the state does not allow, with the reason in the site's terms.
     func requireAllowed(_ operation: Operation, _ state: DeliveryState) throws(DeliveryError) {
@@ -272,7 +313,8 @@ final class OperationRun: @unchecked Sendable {
             notices: notices, databaseRestored: databaseRestored ? true : nil, upstreamChanges: upstreamChanges,
             maintenance: MaintenanceWindow.of(recorder.maintenanceChanges), snapshot: snapshotTaken,
             healthCheck: healthReport, scheduled: request.scheduled ? true : nil, schedule: skippedSchedule,
-            steps: stepRecords.isEmpty ? nil : stepRecords)
+            steps: stepRecords.isEmpty ? nil : stepRecords, rehearsal: rehearsalRecord,
+            rehearsalOverridden: rehearsalOverridden ? true : nil)
         do {
             try engine.audit.append(record)
         } catch {

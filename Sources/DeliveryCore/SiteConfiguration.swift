@@ -113,6 +113,8 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
     public var localFiles: [String]?
     /// The web server and what it needs after each switch (default: nginx serving real paths).
     public var webServer: WebServerSettings?
+    /// The rehearsal of Moodle's upgrade on a database copy (default: only when asked).
+    public var rehearsal: RehearsalOptions?
 
     /// The site-local files: `config.php` (always: it holds this site's settings) and `localFiles`.
     public var siteLocalFiles: [String] {
@@ -129,6 +131,8 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
     public var healthCheckSettings: HealthCheckSettings { healthCheck ?? HealthCheckSettings() }
     /// The web server settings in force.
     public var webServerSettings: WebServerSettings { webServer ?? WebServerSettings() }
+    /// The rehearsal options in force.
+    public var rehearsalOptions: RehearsalOptions { rehearsal ?? RehearsalOptions() }
     /// Where the database snapshots go.
     public var snapshotDirectory: String { snapshotSettings.directory ?? "\(stateDirectory)/snapshots" }
 

@@ -61,6 +61,11 @@ public enum StateMachine {
                 "production serves, its code matches the database (Moodle's upgrade ran), "
                 + "maintenance is off, caches are purged"),
         Transition(
+            operation: .rehearse, from: [.idle, .secured, .delivering, .updated], when: .none, leaves: nil,
+            promise:
+                "nothing of the site changed (code, database, dataroot); the rehearsal's result is "
+                + "recorded, its database copy and folder are gone"),
+        Transition(
             operation: .runAll, from: [.idle, .secured], when: .productionServed, leaves: .idle,
             promise: "secure, switch, update and restore in turn, stopping at the first failure"),
         Transition(

@@ -95,6 +95,10 @@ protocol VersionControl: Sendable {
         -> UpstreamChanges
     /// A file's text at the revision of `changes` (at most 4 MiB); nil when it cannot be read.
     func upstreamText(_ path: String, of tree: String, changes: UpstreamChanges, recorder: CommandRecorder) -> String?
+    /// Brings a rehearsal's copy of `tree` to the revision of `changes` (`VersionControl+Rehearsal`).
+    func applyUpstream(
+        _ changes: UpstreamChanges, from tree: String, onto copy: String, recorder: CommandRecorder
+    ) throws(DeliveryError)
     /// Puts the tree back exactly at `revision` (cancel).
     func reset(tree: String, to revision: Revision, recorder: CommandRecorder) throws(DeliveryError)
     /// Files the VCS neither tracks nor ignores, and tracked files missing from the tree.

@@ -66,13 +66,15 @@ struct APIError: Error, Sendable, Equatable {
         code = error.code.rawValue
         switch error.code {
         case .wrongState, .lockHeld, .staleLock, .copyMissing, .notMoodle, .preempted, .preflightFailed,
-            .confirmationRequired, .notUpdatable, .noRoom, .scheduleExists, .scheduleStale, .scheduleSkipped:
+            .confirmationRequired, .notUpdatable, .noRoom, .scheduleExists, .scheduleStale, .scheduleSkipped,
+            .cannotRehearse, .blockedByRehearsal:
             status = 409
         case .notFound: status = 404
         case .badPath, .badRequest: status = 400
         case .secondFactorRequired, .secondFactorRefused, .secondFactorLocked: status = 403
         case .rateLimited: status = 429
-        case .vcsFailed, .upgradeFailed, .snapshotFailed, .databaseRestoreFailed, .healthCheckFailed, .webServerStale:
+        case .vcsFailed, .upgradeFailed, .snapshotFailed, .databaseRestoreFailed, .healthCheckFailed, .webServerStale,
+            .rehearsalFailed:
             status = 500
         case .configuration, .privileges, .io: status = 500
         }

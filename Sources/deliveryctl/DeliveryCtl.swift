@@ -40,7 +40,8 @@ struct DeliveryCtl: ParsableCommand {
             """,
         subcommands: [
             Init.self, Status.self, Secure.self, Switch.self, Update.self, Plan.self, Restore.self, RunAll.self,
-            Cancel.self, Rollback.self, Recover.self, Log.self, Check.self, CheckUpstream.self, Report.self,
+            Cancel.self, Rollback.self, Recover.self, Rehearse.self, Log.self, Check.self, CheckUpstream.self,
+            Report.self,
             Schedule.self,
             Admin.self,
         ]
@@ -121,7 +122,7 @@ struct Failure: Error, CustomStringConvertible {
         case .wrongState, .lockHeld, .staleLock, .badPath, .copyMissing, .badRequest, .notMoodle, .configuration,
             .privileges, .preflightFailed, .confirmationRequired, .notUpdatable, .secondFactorRequired,
             .secondFactorRefused, .secondFactorLocked, .rateLimited, .scheduleExists, .scheduleStale, .scheduleSkipped,
-            .notFound:
+            .notFound, .cannotRehearse, .blockedByRehearsal:
             2
         default: 1
         }

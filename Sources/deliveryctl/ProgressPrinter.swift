@@ -65,6 +65,7 @@ final class ProgressPrinter: @unchecked Sendable {
         case .cancel: "Cancel"
         case .rollback: "Emergency rollback"
         case .recover: "Recover"
+        case .rehearse: "Rehearse"
         }
     }
 }
@@ -72,14 +73,16 @@ final class ProgressPrinter: @unchecked Sendable {
 /// Runs one operation for a subcommand.
 func runOperation(
     _ options: GlobalOptions, _ operation: DeliveryOperation, securePath: String? = nil, updatePath: String? = nil,
-    securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil
+    securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil,
+    confirmFailedRehearsal: Bool? = nil
 ) throws {
     let printer = ProgressPrinter(quiet: options.json)
     let crashSeam = CrashSeam.fromEnvironment()
     options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
         let request = try OperationRequest.parse(
             operation, actor: options.actor, securePath: securePath, updatePath: updatePath, securityCopy: securityCopy,
-            comment: comment, confirmDatabaseRestore: confirmDatabaseRestore, audit: engine.recordRefusal)
+            comment: comment, confirmDatabaseRestore: confirmDatabaseRestore,
+            confirmFailedRehearsal: confirmFailedRehearsal, audit: engine.recordRefusal)
         let outcome = try engine.perform(request) { event in
             printer.handle(event)
             crashSeam.observe(event)

@@ -54,10 +54,12 @@ extension DeliveryCtl {
         static let configuration = CommandConfiguration(
             abstract:
                 "Step 4: serve production again, run Moodle's upgrade (maintenance only when needed), purge caches.")
+        @Flag(name: .long, help: "Restore production although the rehearsal of its revision failed (recorded).")
+        var confirmFailedRehearsal = false
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
-            try runOperation(options, .restore)
+            try runOperation(options, .restore, confirmFailedRehearsal: confirmFailedRehearsal ? true : nil)
         }
     }
 
@@ -72,11 +74,14 @@ extension DeliveryCtl {
         var path: String?
         @Option(name: .long, help: "A comment recorded with the delivery.")
         var comment: String?
+        @Flag(name: .long, help: "Deliver although the rehearsal of the waiting revision failed (recorded).")
+        var confirmFailedRehearsal = false
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
             try runOperation(
-                options, .runAll, securePath: securePath, updatePath: path, securityCopy: security, comment: comment)
+                options, .runAll, securePath: securePath, updatePath: path, securityCopy: security, comment: comment,
+                confirmFailedRehearsal: confirmFailedRehearsal ? true : nil)
         }
     }
 
@@ -107,6 +112,25 @@ extension DeliveryCtl {
 
         func run() throws {
             try runOperation(options, .rollback, confirmDatabaseRestore: restoreDatabase)
+        }
+    }
+
+    struct Rehearse: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Try Moodle's upgrade of the next revision on a private copy of the database while production serves.",
+            discussion: """
+                Copies production's code and brings the copy to the upstream's revision (or takes \
+                production as updated, in state 'updated'), copies Moodle's tables into a database of \
+                its own, runs upgrade.php and Moodle's checks against the copies, reports the time, the \
+                plugins upgraded and the schema changes, and removes the copies. A failed rehearsal \
+                blocks Restore production of that revision (--confirm-failed-rehearsal overrides it); a \
+                passed one is the revision Update brings. Exit 0 passed, 1 failed, 2 refused.
+                """)
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            try runOperation(options, .rehearse)
         }
     }
 

@@ -11,7 +11,8 @@
 # midway (automatic rollback); a health check failing (automatic, and ask); a pre-existing
 # critical check that must not fail the health check; a snapshot that cannot be taken (a full
 # file system, a table the dump may not read); kill -9 of the helper during the upgrade; pruning;
-# the web user's key against a database restore and a switch loop (Tests/Attacks/destructive.sh).
+# the web user's key against a database restore and a switch loop (Tests/Attacks/destructive.sh);
+# the rehearsal of an upgrade on a copy of the database (Tests/Database/rehearsal.sh).
 # Ends with "database: N passed, M failed".
 set -uo pipefail
 
@@ -66,6 +67,9 @@ equals() {
 # free_port, the router and site (NAME TYPE [init options…]).
 # shellcheck source=site-lib.sh
 source "$here/site-lib.sh"
+# rehearsal_scenarios and rehearsal_killed.
+# shellcheck source=rehearsal.sh
+source "$here/rehearsal.sh"
 
 sql() { "$ADMIN_CMD" "$@"; }
 db_version() { sql "SELECT value FROM mdl_config WHERE name = 'version'"; }
@@ -175,6 +179,8 @@ for type in "${types[@]}"; do
   rm -f "$dir/moodledata/fixture-fail-upgrade"
   check "$type: restore again once fixed succeeds (a new snapshot, the upgrade, the health check)" runs 0 "$deliveryctl" restore
   check "$type: and the upgrade is in" equals 2024100800.00 db_version
+
+  rehearsal_scenarios
 done
 
 # Scenarios on PostgreSQL only (the engine's paths are the same for both databases).
@@ -278,6 +284,8 @@ if [[ " ${types[*]} " == *" pgsql "* && -f $tmp/servers/pgsql/env ]]; then
   git -C "$dir/author" -c user.name=t -c user.email=t@example.invalid commit -qam "revision 3" && git -C "$dir/author" push -q origin HEAD
   check "pgsql: a third delivery with an upgrade succeeds" runs 0 "$deliveryctl" run-all
   check "pgsql: keep = 1: one snapshot remains (there were $before)" equals 1 bash -c "ls '$dir/state/snapshots/'*.pgdump | wc -l"
+
+  rehearsal_killed
 
   source "$project/Tests/Attacks/destructive.sh"
   attacks_destructive

@@ -22,7 +22,11 @@ struct StateMachineTests {
     func everyOperation() {
         let covered = Set(StateMachine.transitions.map(\.operation))
         #expect(covered == Set(Operation.allCases).subtracting([.recover]))
-        #expect(StateMachine.transitions.allSatisfy { !$0.from.isEmpty && $0.leaves != nil })
+        // Every step leaves a phase; a rehearsal leaves the phase it found (it changes nothing).
+        #expect(
+            StateMachine.transitions.allSatisfy {
+                !$0.from.isEmpty && ($0.leaves != nil) != ($0.operation == .rehearse)
+            })
     }
 
     @Test("what each phase allows, for each thing served and each set of copies")
@@ -31,20 +35,21 @@ struct StateMachineTests {
         let ready = { (phase: DeliveryPhase) in
             StateMachine.allowed(phase, productionServed: true, backupComplete: true, copyToServe: true).map(\.rawValue)
         }
-        #expect(ready(.idle) == ["secure", "run-all", "rollback"])
-        #expect(ready(.secured) == ["secure", "switch", "run-all", "cancel", "rollback"])
+        #expect(ready(.idle) == ["secure", "run-all", "rollback", "rehearse"])
+        #expect(ready(.secured) == ["secure", "switch", "run-all", "cancel", "rollback", "rehearse"])
         #expect(ready(.restoring) == ["restore", "cancel", "rollback"])
         // A copy serving.
         let delivering = { (phase: DeliveryPhase) in
             StateMachine.allowed(phase, productionServed: false, backupComplete: true, copyToServe: true).map(
                 \.rawValue)
         }
-        #expect(delivering(.delivering) == ["update", "restore", "cancel", "rollback"])
+        #expect(delivering(.delivering) == ["update", "restore", "cancel", "rollback", "rehearse"])
+        #expect(delivering(.updated) == ["update", "restore", "cancel", "rollback", "rehearse"])
         #expect(delivering(.rolledBack) == ["update", "restore", "cancel", "rollback"])
-        #expect(delivering(.idle) == ["cancel", "rollback"])
+        #expect(delivering(.idle) == ["cancel", "rollback", "rehearse"])
         // No complete copy: no switch, no rollback.
         #expect(
             StateMachine.allowed(.secured, productionServed: true, backupComplete: false, copyToServe: false).map(
-                \.rawValue) == ["secure", "run-all", "cancel"])
+                \.rawValue) == ["secure", "run-all", "cancel", "rehearse"])
     }
 }

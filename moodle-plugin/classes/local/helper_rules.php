@@ -41,11 +41,12 @@ final class helper_rules {
         'secure' => ['securityCopy', 'securePath'],
         'switch' => [],
         'update' => ['updatePath', 'comment'],
-        'restore' => [],
-        'run-all' => ['securityCopy', 'securePath', 'updatePath', 'comment'],
+        'restore' => ['confirmFailedRehearsal'],
+        'run-all' => ['securityCopy', 'securePath', 'updatePath', 'comment', 'confirmFailedRehearsal'],
         'cancel' => [],
         'rollback' => ['confirmDatabaseRestore', 'secondFactorCode'],
         'recover' => [],
+        'rehearse' => [],
     ];
 
     /** @var string[] The four steps of a delivery, in order (Operation.steps). */
@@ -78,6 +79,8 @@ final class helper_rules {
         'schedule_stale',
         'schedule_skipped',
         'not_found',
+        'cannot_rehearse',
+        'blocked_by_rehearsal',
     ];
 
     /** @var string[] Every error code of the helper (DeliveryError.Code; docs/protocol.md, *Errors*). */
@@ -111,6 +114,9 @@ final class helper_rules {
         'schedule_stale',
         'schedule_skipped',
         'not_found',
+        'rehearsal_failed',
+        'cannot_rehearse',
+        'blocked_by_rehearsal',
     ];
 
     /**
@@ -245,6 +251,17 @@ final class helper_rules {
         'schedule_skipped_late' => ['scheduledAt', 'lateSeconds'],
         'schedule_skipped_revision' => ['scheduledAt', 'revision'],
         'newer_upstream_left' => ['revision'],
+        'rehearsal_passed' => ['revision', 'upgradeSeconds', 'copyBytes', 'copySeconds', 'componentCount', 'tableCount', 'columnCount'],
+        'rehearsal_no_upgrade' => ['revision', 'copyBytes'],
+        'rehearsal_upgrade_failed' => ['revision', 'component', 'message'],
+        'rehearsal_still_pending' => ['revision'],
+        'rehearsal_new_checks' => ['revision', 'references'],
+        'rehearsal_nothing' => ['revision'],
+        'rehearsal_not_needed' => ['revision'],
+        'refused_rehearsal_failed' => ['operation', 'revision'],
+        'rehearsal_overridden' => ['revision', 'actor'],
+        'update_to_rehearsed' => ['revision', 'rehearsedAt'],
+        'upgrade_predicted' => ['upgradeSeconds', 'predictedSeconds'],
     ];
 
     /** @var int The longest component path, in bytes (ComponentPath.maxBytes). */
