@@ -53,6 +53,8 @@ $options = [
     // Rollback with a database restore: the code of the administrator's authenticator, passed on
     // once to the helper and kept nowhere (not in the session, the log or the event).
     'secondFactorCode' => optional_param('secondfactorcode', '', PARAM_ALPHANUM),
+    // Restore or Run all of a revision whose rehearsal failed: the ticked confirmation.
+    'confirmFailedRehearsal' => optional_param('confirmfailedrehearsal', false, PARAM_BOOL),
 ];
 
 try {

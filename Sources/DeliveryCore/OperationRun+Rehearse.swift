@@ -34,6 +34,7 @@ extension OperationRun {
         let state = try store.read()
         if !automatic { try requireAllowed(.rehearse, state) }
         let plan = try planRehearsal(state)
+        (revisionBefore, revisionAfter) = (plan.base, plan.revision)
         if automatic, let changes = plan.changes, !changes.versionChanges.contains(where: { !$0.backwards }) {
             return [Notice(.rehearsalNotNeeded, ["revision": .revision(plan.revision)])]
         }

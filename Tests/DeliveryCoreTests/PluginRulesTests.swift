@@ -100,7 +100,10 @@ enum PluginRules {
         let refusals = DeliveryError.Code.allCases.filter(\.isRefusal).map { "'\($0.rawValue)'" }
         let errorCodes = DeliveryError.Code.allCases.map { "'\($0.rawValue)'" }
         let notices = NoticeCode.allCases.map { code in
-            "        '\(code.rawValue)' => [\(code.keys.map { "'\($0)'" }.joined(separator: ", "))],"
+            let keys = code.keys.map { "'\($0)'" }.joined(separator: ", ")
+            let line = "        '\(code.rawValue)' => [\(keys)],"
+            // Moodle's coding style keeps lines within 132 characters.
+            return line.count <= 132 ? line : "        '\(code.rawValue)' => [\n            \(keys),\n        ],"
         }
         let characters = characterClass(ComponentPath.partCharacters)
         let refused = ComponentPath.refusedParts.map(pcreEscaped).joined(separator: "|")

@@ -225,6 +225,12 @@ final class NotificationsTest extends \PHPUnit\Framework\TestCase {
                 'errorCode' => 'schedule_skipped', 'scheduled' => true]),
             self::record('20261208T030000Z-00002222', 'cancel', 'succeeded'),
             self::record('20261208T040000Z-00003333', 'run-all', 'unscheduled', ['deliveryId' => null]),
+            // A rehearsal changes nothing of the site: what it found is said; its refusal is not.
+            self::record('20261208T050000Z-00004441', 'rehearse', 'failed',
+                ['deliveryId' => null, 'errorCode' => 'rehearsal_failed']),
+            self::record('20261208T050100Z-00004442', 'rehearse', 'succeeded', ['deliveryId' => null]),
+            self::record('20261208T050200Z-00004440', 'rehearse', 'refused',
+                ['deliveryId' => null, 'errorCode' => 'cannot_rehearse']),
         ];
         $sent = [];
         $followup = $this->followup([$deliveryid => $report], $sent);
@@ -239,6 +245,8 @@ final class NotificationsTest extends \PHPUnit\Framework\TestCase {
             ['scheduleskipped', '20261208T020000Z-00001111'],
             ['cancelled', '20261208T030000Z-00002222'],
             ['schedulecancelled', '20261208T040000Z-00003333'],
+            ['rehearsalfailed', '20261208T050000Z-00004441'],
+            ['rehearsalpassed', '20261208T050100Z-00004442'],
         ], $sent);
         $this->assertSame($report, (new report_store())->get($deliveryid));
 
@@ -271,6 +279,12 @@ final class NotificationsTest extends \PHPUnit\Framework\TestCase {
             . "\nComment: MDL-1 fix", $message->fullmessage);
         $this->assertSame('https://moodle.test/admin/tool/delivery/report.php?id=20261207T020000Z-0000aaaa', $message->contexturl);
         $this->assertSame('Delivery report', $message->contexturlname);
+        $rehearsal = self::record('20261208T050000Z-00004441', 'rehearse', 'failed', ['deliveryId' => null,
+            'revisionAfter' => ['id' => 'bbbb', 'label' => 'main @ bbbb']]);
+        $this->assertSame(
+            'Rehearsal of the upgrade failed: main @ bbbb',
+            record_notifications::message('rehearsalfailed', $rehearsal)['subject']
+        );
         foreach (record_notifications::KINDS as $kind) {
             $this->assertNotSame('', record_notifications::message($kind, $record)['subject'], $kind);
         }

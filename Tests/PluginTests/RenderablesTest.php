@@ -25,14 +25,15 @@
 
 require_once(__DIR__ . '/moodle_stubs.php');
 require_once(__DIR__ . '/check_templates.php');
-foreach (['local/client_factory', 'local/delivery_actions', 'output/banner', 'output/preflight', 'output/rollback_plan']
-        as $classname) {
+foreach (['local/client_factory', 'local/delivery_actions', 'local/notices', 'output/banner', 'output/preflight',
+        'output/rehearsal_panel', 'output/rollback_plan'] as $classname) {
     require_once(dirname(__DIR__, 2) . '/moodle-plugin/classes/' . $classname . '.php');
 }
 
 use tool_delivery\local\helper_exception;
 use tool_delivery\output\banner;
 use tool_delivery\output\preflight;
+use tool_delivery\output\rehearsal_panel;
 use tool_delivery\output\rollback_plan;
 
 /**
@@ -326,6 +327,66 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
         $context = (new banner($site))->export_for_template(new renderer_base());
         $this->assertSame('', $context['productionunread']);
         $this->assertStringContainsString('<code>main @ 1a2b3c4d5e</code>', $this->render('banner', $context));
+    }
+
+    /**
+     * The last rehearsal: a failed one says where the upgrade stopped and that it blocks the restore
+     * (the confirmation is offered); a passed one its time, copy, components and schema changes; one
+     * whose revision is no longer the upstream's says to rehearse again and blocks nothing.
+     */
+    public function test_rehearsal_panel(): void {
+        $failed = [
+            'phase' => 'idle',
+            'rehearsalCurrent' => true,
+            'rehearsal' => [
+                'passed' => false, 'revision' => ['id' => 'b', 'label' => 'main @ bbbb'],
+                'finishedAt' => '2026-12-04T10:15:00Z',
+                'upgradeSeconds' => 9.44, 'databaseCopyBytes' => 52000000, 'databaseCopySeconds' => 3.2,
+                'totalSeconds' => 21,
+                'upgraded' => [['component' => 'local_foo', 'from' => '2026010100', 'to' => '2026010150']],
+                'schema' => ['addedTables' => [], 'droppedTables' => [], 'addedColumns' => ['mdl_foo.step1 integer'],
+                    'droppedColumns' => [], 'changedColumns' => []],
+                'failure' => ['component' => 'local_foo', 'reachedVersion' => '2026010150', 'message' => 'step 2 fails'],
+                'notices' => [['code' => 'rehearsal_upgrade_failed', 'values' => ['revision' => 'main @ bbbb',
+                    'component' => 'local_foo', 'message' => 'step 2 fails']]],
+            ],
+        ];
+        $context = (new rehearsal_panel($failed))->export_for_template(new renderer_base());
+        $this->assertTrue($context['has']);
+        $this->assertFalse($context['passed']);
+        $this->assertTrue($context['blocks']);
+        $this->assertTrue(rehearsal_panel::blocks($failed));
+        $this->assertSame(
+            'Stopped in local_foo, which had reached version 2026010150 on the copy: step 2 fails',
+            $context['failure']
+        );
+        $this->assertStringContainsString('Moodle\'s upgrade stopped in local_foo: step 2 fails.', $context['said']);
+        $this->assertSame("Moodle's upgrade ran 9.4 s on the copy: expect about as long in maintenance mode, plus the snapshot.",
+            $context['facts'][0]['text']);
+        $this->assertSame('Database copy: 52.0 MB, made in 3.2 s; the whole rehearsal took 21.0 s.', $context['facts'][1]['text']);
+        $this->assertSame(['Components upgraded (1)', 'Columns added (1)'], array_column($context['sections'], 'title'));
+        $html = $this->render('rehearsal_panel', $context);
+        $this->assertStringContainsString('alert-danger', $html);
+        $this->assertStringContainsString('<code>local_foo: 2026010100 → 2026010150</code>', $html);
+        $this->assertStringContainsString('[str: rehearsal:blocks, tool_delivery]', $html);
+
+        $stale = ['rehearsalCurrent' => false] + $failed;
+        $context = (new rehearsal_panel($stale))->export_for_template(new renderer_base());
+        $this->assertFalse($context['blocks'], 'a rehearsal of another revision blocks nothing');
+        $this->assertStringStartsWith('The upstream has a newer revision than the one rehearsed', $context['stale']);
+
+        $passed = $failed;
+        $passed['rehearsal']['passed'] = true;
+        unset($passed['rehearsal']['failure'], $passed['rehearsal']['upgradeSeconds']);
+        $context = (new rehearsal_panel($passed))->export_for_template(new renderer_base());
+        $this->assertFalse($context['blocks']);
+        $this->assertFalse($context['failure']);
+        $this->assertSame('The code needs no upgrade of the database.', $context['facts'][0]['text']);
+        $this->assertStringContainsString('alert-success', $this->render('rehearsal_panel', $context));
+
+        $this->assertSame(['has' => false], (new rehearsal_panel(['phase' => 'idle']))->export_for_template(new renderer_base()));
+        $never = $this->render('rehearsal_panel', ['has' => false]);
+        $this->assertStringContainsString('[str: rehearsal:never, tool_delivery]', $never);
     }
 
     /**

@@ -443,7 +443,7 @@ const startArguments = (form, action) => {
             args[name] = String(data.get(name));
         }
     });
-    ['securitycopy', 'confirmdatabaserestore'].forEach((name) => {
+    ['securitycopy', 'confirmdatabaserestore', 'confirmfailedrehearsal'].forEach((name) => {
         if (data.has(name)) {
             args[name] = data.get(name) === '1';
         }

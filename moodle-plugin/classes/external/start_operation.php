@@ -50,7 +50,7 @@ class start_operation extends delivery_function {
         return new external_function_parameters([
             'action' => new external_value(
                 PARAM_ALPHAEXT,
-                'The operation: secure, switch, update, restore, run-all, cancel, rollback'
+                'The operation: secure, switch, update, restore, run-all, cancel, rollback, rehearse'
             ),
             'securitycopy' => new external_value(PARAM_BOOL, 'Secure: also the security copy', VALUE_DEFAULT, false),
             // As typed: a path the helper would not take is refused with what was typed, never rewritten.
@@ -60,6 +60,12 @@ class start_operation extends delivery_function {
             'confirmdatabaserestore' => new external_value(
                 PARAM_BOOL,
                 'Rollback: the confirmation that the database snapshot may be restored',
+                VALUE_DEFAULT,
+                false
+            ),
+            'confirmfailedrehearsal' => new external_value(
+                PARAM_BOOL,
+                'Restore or Run all: deliver although the rehearsal of that revision failed',
                 VALUE_DEFAULT,
                 false
             ),
@@ -83,6 +89,7 @@ class start_operation extends delivery_function {
      * @param string $comment Update: the comment.
      * @param bool $confirmdatabaserestore Rollback: the confirmation of a database restore.
      * @param string $secondfactorcode Rollback: the authenticator's code.
+     * @param bool $confirmfailedrehearsal Restore or Run all: deliver although the rehearsal failed.
      * @return array job and operation, or error.
      */
     public static function execute(
@@ -92,7 +99,8 @@ class start_operation extends delivery_function {
         string $updatepath = '',
         string $comment = '',
         bool $confirmdatabaserestore = false,
-        string $secondfactorcode = ''
+        string $secondfactorcode = '',
+        bool $confirmfailedrehearsal = false
     ): array {
         $params = self::validate_parameters(self::execute_parameters(), [
             'action' => $action,
@@ -102,6 +110,7 @@ class start_operation extends delivery_function {
             'comment' => $comment,
             'confirmdatabaserestore' => $confirmdatabaserestore,
             'secondfactorcode' => $secondfactorcode,
+            'confirmfailedrehearsal' => $confirmfailedrehearsal,
         ]);
         $client = self::enter();
         try {
@@ -112,6 +121,7 @@ class start_operation extends delivery_function {
                 'comment' => $params['comment'],
                 'confirmDatabaseRestore' => $params['confirmdatabaserestore'],
                 'secondFactorCode' => $params['secondfactorcode'],
+                'confirmFailedRehearsal' => $params['confirmfailedrehearsal'],
             ]);
             return ['job' => $jobid, 'operation' => $params['action']];
         } catch (helper_exception $error) {

@@ -251,7 +251,9 @@ final class helper_rules {
         'schedule_skipped_late' => ['scheduledAt', 'lateSeconds'],
         'schedule_skipped_revision' => ['scheduledAt', 'revision'],
         'newer_upstream_left' => ['revision'],
-        'rehearsal_passed' => ['revision', 'upgradeSeconds', 'copyBytes', 'copySeconds', 'componentCount', 'tableCount', 'columnCount'],
+        'rehearsal_passed' => [
+            'revision', 'upgradeSeconds', 'copyBytes', 'copySeconds', 'componentCount', 'tableCount', 'columnCount',
+        ],
         'rehearsal_no_upgrade' => ['revision', 'copyBytes'],
         'rehearsal_upgrade_failed' => ['revision', 'component', 'message'],
         'rehearsal_still_pending' => ['revision'],

@@ -38,7 +38,7 @@ namespace tool_delivery\local;
 final class record_notifications {
     /** @var string[] The kinds of notification, each with its subject `message:subject:<kind>`. */
     public const KINDS = ['started', 'succeeded', 'failed', 'cancelled', 'rolledback', 'healthcheckfailed', 'scheduleskipped',
-        'scheduleset', 'schedulecancelled'];
+        'scheduleset', 'schedulecancelled', 'rehearsalpassed', 'rehearsalfailed'];
 
     /**
      * The notification a record calls for.
@@ -58,6 +58,9 @@ final class record_notifications {
             return 'scheduleskipped';
         } else if ($error === 'health_check_failed') {
             return 'healthcheckfailed';
+        } else if ($operation === 'rehearse') {
+            // A rehearsal changes nothing of the site: what it found is the news, not that it ran.
+            return ['succeeded' => 'rehearsalpassed', 'failed' => 'rehearsalfailed'][$result] ?? null;
         } else if ($result === 'failed') {
             return 'failed';
         } else if ($result === 'succeeded' && $operation === 'rollback') {

@@ -158,6 +158,9 @@ class screen implements renderable, templatable {
             'sesskey' => sesskey(),
             'steps' => $steps,
             'runall' => $enabled('run-all'),
+            'rehearse' => $enabled('rehearse'),
+            'rehearsal' => (new rehearsal_panel($site))->export_for_template($output),
+            'rehearsalblocks' => rehearsal_panel::blocks($site),
             'cancel' => $enabled('cancel'),
             'rollback' => $target !== '',
             // Inside a sentence ("A rollback would serve the security copy.").
