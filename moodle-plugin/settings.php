@@ -55,6 +55,12 @@ if ($hassiteconfig) {
             '',
             '/^([a-z0-9_][a-z0-9._-]{0,63})?$/'
         ));
+        $settings->add(new admin_setting_configcheckbox(
+            'tool_delivery/rehearseafterupstreamcheck',
+            new lang_string('settings:rehearseafterupstreamcheck', 'tool_delivery'),
+            new lang_string('settings:rehearseafterupstreamcheck_desc', 'tool_delivery'),
+            0
+        ));
         $settings->add(new admin_setting_configtext(
             'tool_delivery/reportretentiondays',
             new lang_string('settings:reportretentiondays', 'tool_delivery'),

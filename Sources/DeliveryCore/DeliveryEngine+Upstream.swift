@@ -50,8 +50,16 @@ extension DeliveryEngine {
         guard OperationIdentifier.isValid(deliveryId) else {
             throw DeliveryError(.badRequest, "'\(deliveryId.prefix(40))' is not a delivery id")
         }
-        guard let report = DeliveryReport(records: try audit.records(ofDelivery: deliveryId)) else {
+        guard var report = DeliveryReport(records: try audit.records(ofDelivery: deliveryId)) else {
             throw DeliveryError(.notFound, "no delivery \(deliveryId) in the audit log")
+        }
+        if report.rehearsal == nil, let delivered = report.revisionTo {
+            // A rehearsal from idle belongs to no delivery: the last one of the revision delivered.
+            report.rehearsal =
+                (try? audit.read(limit: 500))?.first {
+                    $0.operation == .rehearse && $0.rehearsal?.revision.id == delivered.id
+                        && $0.time <= report.finishedAt
+                }?.rehearsal
         }
         return report
     }

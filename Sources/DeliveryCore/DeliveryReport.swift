@@ -56,6 +56,8 @@ public struct DeliveryReport: Sendable, Codable, Equatable {
     public var snapshot: DatabaseSnapshot?
     public var healthCheck: HealthReport?
     public var rollback: Rollback?
+    /// The rehearsal of the revision delivered (its own, or the last before it), when there was one.
+    public var rehearsal: Rehearsal?
 
     /// The report of the records of one delivery, oldest first; nil when there are none.
     public init?(records: [AuditRecord]) {
@@ -101,6 +103,7 @@ public struct DeliveryReport: Sendable, Codable, Equatable {
             }
             if let snapshot = record.snapshot { self.snapshot = snapshot }
             if let health = record.healthCheck { healthCheck = health }
+            if let tried = record.rehearsal { rehearsal = tried }
             if record.result == "failed" { outcome = .failed }
             guard record.result == "succeeded" else { continue }
             switch record.operation {

@@ -149,6 +149,21 @@ rehearsal_killed() {
     sleep 0.1
   done
   sleep 0.5
+  # The web user, while the rehearsal runs: links planted in the scratch dataroot (its own) toward
+  # a folder of root's, which the cleanup must remove as links, never follow; and the rehearsal's
+  # folder, the copy's tree and its settings, which it must not be able to write.
+  local victim=$tmp/rehearsal-victim
+  mkdir -p "$victim/inner" && echo keep >"$victim/keep" && echo keep >"$victim/inner/keep"
+  as_web() { setpriv --reuid="$web_user" --regid="$(id -g "$web_user")" --init-groups "$@"; }
+  as_web ln -s "$victim" "$dir/site/rehearsal/dataroot/link-to-folder" 2>/dev/null
+  as_web ln -s "$victim/keep" "$dir/site/rehearsal/dataroot/link-to-file" 2>/dev/null
+  as_web mkdir -p "$dir/site/rehearsal/dataroot/deep" && as_web ln -s "$victim/inner" "$dir/site/rehearsal/dataroot/deep/in" 2>/dev/null
+  check "$type: attack: the web user can plant links in the scratch dataroot (its own)" \
+    test -L "$dir/site/rehearsal/dataroot/link-to-folder"
+  check "$type: attack: the web user cannot write in the rehearsal's folder, tree or settings" \
+    bash -c "! setpriv --reuid=$web_user --regid=$(id -g "$web_user") --init-groups touch '$dir/site/rehearsal/x' '$dir/site/rehearsal/tree/x.php' '$dir/site/rehearsal/settings/x.php' 2>/dev/null; [[ ! -e '$dir/site/rehearsal/x' && ! -e '$dir/site/rehearsal/tree/x.php' && ! -e '$dir/site/rehearsal/settings/x.php' ]]"
+  check "$type: attack: the web user cannot change the rehearsal's settings (the database it points at)" \
+    bash -c "! setpriv --reuid=$web_user --regid=$(id -g "$web_user") --init-groups sh -c 'echo x >> \"\$1\"' sh '$dir/site/rehearsal/settings/lib/setup.php' 2>/dev/null"
   kill -9 "$helper" 2>/dev/null
   wait "$helper" 2>/dev/null
   check "$type: the rehearsal's upgrade was running when the helper died" \
@@ -159,4 +174,21 @@ rehearsal_killed() {
   check "$type: … no database copy, folder or dump is left" nothing_left
   check "$type: … the orphaned upgrade is stopped" bash -c "! pgrep -f '[${dir:0:1}]${dir:1}/site/rehearsal/tree' >/dev/null"
   check "$type: … the real database is byte-for-byte unchanged" unchanged database "$dump" "$(site_dump)"
+  check "$type: attack: the cleanup removed the planted links and followed none (root's files intact)" \
+    bash -c "[[ \$(cat '$victim/keep') == keep && \$(cat '$victim/inner/keep') == keep ]]"
+
+  echo "# $type: Run all rehearses first (\"rehearsal\": {\"beforeRunAll\": true}); a failed rehearsal stops it"
+  php -r '$f = $argv[1]; $c = json_decode(file_get_contents($f), true); $c["rehearsal"] = ["beforeRunAll" => true]; file_put_contents($f, json_encode($c, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));' "$DELIVERY_CONFIG"
+  forum_upgrade 2024101000 '    if ($oldversion < 2024101000) {
+        throw new Exception("Fixture: the forum upgrade fails");
+    }'
+  author_commit "forum: an upgrade that fails"
+  local before
+  before=$(git -C "$dir/site/releases/production" rev-parse HEAD)
+  check "$type: run-all fails in its rehearsal (exit 1)" runs 1 "$deliveryctl" run-all
+  check "$type: … naming where the upgrade stopped" said "stopped in mod_forum: Fixture: the forum upgrade fails"
+  check "$type: … before anything changed: idle, production served at its revision, the database as it was" \
+    bash -c "[[ \$('$deliveryctl' status --json | php -r '\$s = json_decode(stream_get_contents(STDIN), true); echo \$s[\"phase\"], \" \", \$s[\"served\"];') == 'idle production' && \$(git -C '$dir/site/releases/production' rev-parse HEAD) == '$before' ]]"
+  check "$type: … the real database is byte-for-byte unchanged" unchanged database "$dump" "$(site_dump)"
+  check "$type: … nothing of the rehearsal is left" nothing_left
 }

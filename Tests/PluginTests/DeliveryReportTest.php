@@ -92,6 +92,9 @@ final class DeliveryReportTest extends \PHPUnit\Framework\TestCase {
             'snapshot' => ['id' => 'x', 'sizeBytes' => 41100000, 'takenAt' => '2026-12-07T02:02:06Z', 'seconds' => 12.5],
             'healthCheck' => ['passed' => true, 'checkedAt' => '2026-12-07T02:03:20Z',
                 'resultNotices' => [['code' => 'health_code_matches', 'values' => []]], 'failureNotices' => []],
+            'rehearsal' => ['passed' => true, 'finishedAt' => '2026-12-06T18:00:00Z', 'upgradeSeconds' => 61.3,
+                'notices' => [['code' => 'rehearsal_no_upgrade',
+                    'values' => ['revision' => 'main @ bbbb', 'copyBytes' => 5000]]]],
         ];
         $this->assertSame([
             'Delivery | Delivery id | 20261207T020000Z-0000aaaa',
@@ -110,6 +113,10 @@ final class DeliveryReportTest extends \PHPUnit\Framework\TestCase {
             'Steps | Secure | started 07/12/26, 02:00, took 2.4 secs: Succeeded. Next: switch to delivery.',
             "Steps | Restore production | started 07/12/26, 02:02, took 125.0 secs: Succeeded. Moodle's upgrade ran in maintenance "
                 . 'mode.',
+            'Rehearsal of the upgrade | Result | Succeeded (06/12/26, 18:00)',
+            'Rehearsal of the upgrade | Upgrade time predicted | 61.3 secs',
+            'Rehearsal of the upgrade | Check | The rehearsal of main @ bbbb passed: its code needs no upgrade of the '
+                . 'database (a copy of 5 kB was checked).',
             'Maintenance window | Maintenance mode | 72.6 secs, from 07/12/26, 02:02 to 07/12/26, 02:03',
             'Database snapshot | Snapshot | 41.1 MB, taken 07/12/26, 02:02, dumped in 12.5 secs',
             'Health check | Result | Succeeded (07/12/26, 02:03)',
@@ -118,8 +125,8 @@ final class DeliveryReportTest extends \PHPUnit\Framework\TestCase {
         $this->assertSame(['section' => 'Section', 'item' => 'Item', 'value' => 'Value'], report_rows::columns());
         $context = (new delivery_report($report, ['csv' => 'CSV'], 'https://moodle.test/r.php', 'https://moodle.test/i.php'))
             ->export_for_template(new renderer_base());
-        $this->assertSame(['delivery', 'revisions', 'commits', 'files', 'plugins', 'steps', 'maintenance', 'snapshot',
-            'healthcheck'], array_column($context['sections'], 'name'));
+        $this->assertSame(['delivery', 'revisions', 'commits', 'files', 'plugins', 'steps', 'rehearsal', 'maintenance',
+            'snapshot', 'healthcheck'], array_column($context['sections'], 'name'));
         $html = $this->render('delivery_report', $context);
         $this->assertStringContainsString('<option value="csv">CSV</option>', $html);
         $this->assertStringContainsString('<th scope="row" class="w-25">local/foo</th><td>2026010100 → 2026020100</td>', $html);

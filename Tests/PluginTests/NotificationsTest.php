@@ -118,6 +118,31 @@ final class NotificationsTest extends \PHPUnit\Framework\TestCase {
     }
 
     /**
+     * With the setting on, a rehearsal starts once per new revision whose delivery would upgrade
+     * Moodle; never when the setting is off, nothing waits, or nothing would upgrade.
+     */
+    public function test_rehearsal_after_the_upstream_check(): void {
+        $noupgrade = ['upgrade' => 'none', 'versionChanges' => []] + self::preview('5555aaaa5555');
+        $previews = [self::preview('1a2b3c4d5e6f'), self::preview('1a2b3c4d5e6f'), $noupgrade,
+            self::preview('9f8e7d6c5b4a'), self::preview('9f8e7d6c5b4a', false)];
+        $rehearsed = [];
+        $current = null;
+        $watch = new upstream_watch(function () use (&$previews, &$current): array {
+            $current = array_shift($previews);
+            return $current;
+        }, fn() => null, function () use (&$rehearsed, &$current): void {
+            $rehearsed[] = $current['upstream']['id'];
+        });
+        $watch->run();
+        $this->assertSame([], $rehearsed, 'the setting is off by default');
+        set_config('rehearseafterupstreamcheck', 1, 'tool_delivery');
+        for ($run = 0; $run < 4; $run++) {
+            $watch->run();
+        }
+        $this->assertSame(['1a2b3c4d5e6f', '9f8e7d6c5b4a'], $rehearsed);
+    }
+
+    /**
      * After a delivery the status's copy says nothing waits: kept again (by the sync task or the
      * delivery page), the Notifications page's notice goes away without a new upstream check.
      */

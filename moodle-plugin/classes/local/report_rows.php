@@ -59,6 +59,7 @@ final class report_rows {
         foreach ($report['steps'] ?? [] as $step) {
             $lines->step((array) $step);
         }
+        $lines->rehearsal($report['rehearsal'] ?? null);
         $lines->maintenance($report['maintenance'] ?? null);
         $lines->snapshot($report['snapshot'] ?? null);
         $lines->health($report['healthCheck'] ?? null);
@@ -237,6 +238,26 @@ final class report_rows {
             'from' => self::moment($window['onAt'] ?? null) ?: '?',
             'to' => self::moment($window['offAt'] ?? null) ?: '?',
         ]));
+    }
+
+    /**
+     * The rehearsal of the revision delivered: passed or failed, what it predicted, where it stopped.
+     *
+     * @param mixed $rehearsal The report's `rehearsal`.
+     */
+    private function rehearsal(mixed $rehearsal): void {
+        if (!is_array($rehearsal)) {
+            return;
+        }
+        $passed = !empty($rehearsal['passed']);
+        $this->add('rehearsal', 'result', get_string($passed ? 'result:succeeded' : 'result:failed', 'tool_delivery')
+            . ' (' . self::moment($rehearsal['finishedAt'] ?? null) . ')');
+        if (isset($rehearsal['upgradeSeconds'])) {
+            $this->add('rehearsal', 'predicted', self::seconds($rehearsal['upgradeSeconds']));
+        }
+        foreach ($rehearsal['notices'] ?? [] as $notice) {
+            $this->add('rehearsal', 'check', notices::sentence((array) $notice));
+        }
     }
 
     /**

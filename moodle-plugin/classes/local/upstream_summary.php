@@ -89,6 +89,15 @@ final class upstream_summary {
     }
 
     /**
+     * Whether a delivery of what waits runs Moodle's upgrade (of plugins or the core).
+     *
+     * @return bool True when an upgrade would run.
+     */
+    public function upgrades(): bool {
+        return $this->waiting() && in_array((string) ($this->preview['upgrade'] ?? 'none'), ['plugins', 'core'], true);
+    }
+
+    /**
      * The sentence of the upgrade to come: none, plugins only, or core (maintenance mode).
      *
      * @return string The sentence.

@@ -42,15 +42,24 @@ final class upstream_watch {
     /** @var \Closure Tells people: (upstream_summary $summary): void. */
     private \Closure $notify;
 
+    /** @var \Closure|null Starts a rehearsal: (): void; null when the helper is not asked to. */
+    private ?\Closure $rehearse;
+
     /**
      * Makes the watch.
      *
      * @param helper_client|\Closure $check The helper, or what returns an UpstreamPreview.
      * @param \Closure|null $notify Receives the summary of a new waiting revision; default: the message.
+     * @param \Closure|null $rehearse Starts a rehearsal of what waits, when the setting asks for one after
+     *      each new revision that upgrades Moodle; default: the helper's `rehearse` operation (a job).
      */
-    public function __construct(helper_client|\Closure $check, ?\Closure $notify = null) {
+    public function __construct(helper_client|\Closure $check, ?\Closure $notify = null, ?\Closure $rehearse = null) {
         $this->check = $check instanceof helper_client ? fn(): array => $check->check_upstream() : $check;
         $this->notify = $notify ?? fn(upstream_summary $summary) => self::notify($summary);
+        $this->rehearse = $rehearse
+            ?? ($check instanceof helper_client ? function () use ($check): void {
+                $check->start_operation('rehearse', []);
+            } : null);
     }
 
     /**
@@ -66,6 +75,19 @@ final class upstream_watch {
         if ($summary->waiting() && $id !== '' && (string) get_config('tool_delivery', 'upstreamnotified') !== $id) {
             ($this->notify)($summary);
             set_config('upstreamnotified', $id, 'tool_delivery');
+        }
+        // The automatic rehearsal: once per new revision whose delivery would upgrade Moodle (a
+        // refusal, such as another operation running, is tried again at the next run).
+        if (
+            $this->rehearse !== null && get_config('tool_delivery', 'rehearseafterupstreamcheck') && $summary->upgrades()
+                && $id !== '' && (string) get_config('tool_delivery', 'upstreamrehearsed') !== $id
+        ) {
+            try {
+                ($this->rehearse)();
+                set_config('upstreamrehearsed', $id, 'tool_delivery');
+            } catch (helper_exception $error) {
+                debugging('tool_delivery: the rehearsal did not start: ' . $error->getMessage(), DEBUG_DEVELOPER);
+            }
         }
         return $summary;
     }
