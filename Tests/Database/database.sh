@@ -181,6 +181,7 @@ for type in "${types[@]}"; do
   check "$type: and the upgrade is in" equals 2024100800.00 db_version
 
   rehearsal_scenarios
+  rehearsal_killed
 done
 
 # Scenarios on PostgreSQL only (the engine's paths are the same for both databases).
@@ -284,8 +285,6 @@ if [[ " ${types[*]} " == *" pgsql "* && -f $tmp/servers/pgsql/env ]]; then
   git -C "$dir/author" -c user.name=t -c user.email=t@example.invalid commit -qam "revision 3" && git -C "$dir/author" push -q origin HEAD
   check "pgsql: a third delivery with an upgrade succeeds" runs 0 "$deliveryctl" run-all
   check "pgsql: keep = 1: one snapshot remains (there were $before)" equals 1 bash -c "ls '$dir/state/snapshots/'*.pgdump | wc -l"
-
-  rehearsal_killed
 
   source "$project/Tests/Attacks/destructive.sh"
   attacks_destructive

@@ -168,6 +168,8 @@ rehearsal_killed() {
   wait "$helper" 2>/dev/null
   check "$type: the rehearsal's upgrade was running when the helper died" \
     grep -q "upgrade.php --non-interactive" "$dir/site/rehearsal/dataroot/fixture-calls.log"
+  check "$type: … at a lower CPU priority than the site (nice 10), as the web user" \
+    grep -q "upgrade.php --non-interactive uid=$(id -u "$web_user") nice=10 " "$dir/site/rehearsal/dataroot/fixture-calls.log"
   check "$type: status reports the interrupted rehearsal" equals rehearse status_field interrupted.operation
   check "$type: recover succeeds" runs 0 "$deliveryctl" recover
   check "$type: … it removed the rehearsal's copy and folder" said "interrupted rehearsal"
