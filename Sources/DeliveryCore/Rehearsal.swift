@@ -175,13 +175,11 @@ public struct Rehearsal: Sendable, Codable, Equatable {
         guard name.utf8.count <= 63, let range = name.range(of: "_rehearsal_", options: .backwards) else {
             return false
         }
-        let suffix = Array(name[range.upperBound...].utf8)
-        guard suffix.count == 25, suffix[8] == UInt8(ascii: "t"), suffix[15] == UInt8(ascii: "z"),
-            suffix[16] == UInt8(ascii: "_")
-        else { return false }
-        let digit = { (byte: UInt8) in byte >= 48 && byte <= 57 }
-        let hex = { (byte: UInt8) in digit(byte) || (byte >= 97 && byte <= 102) }
-        return suffix[0..<8].allSatisfy(digit) && suffix[9..<15].allSatisfy(digit) && suffix[17...].allSatisfy(hex)
+        // The id as `databaseName` wrote it: `20261204t101500z_1a2b3c4d` for `20261204T101500Z-1a2b3c4d`.
+        var id = Array(name[range.upperBound...])
+        guard id.count == 25, id[8] == "t", id[15] == "z", id[16] == "_" else { return false }
+        (id[8], id[15], id[16]) = ("T", "Z", "-")
+        return OperationIdentifier.isValid(String(id))
     }
 }
 
