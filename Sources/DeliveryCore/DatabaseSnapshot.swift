@@ -202,22 +202,29 @@ struct DatabaseTool {
     }
 
     /// Runs one SQL statement and returns the lines of its result.
-    func query(_ sql: String) throws(DeliveryError) -> [String] {
+    /// - Parameter outputLimit: the most bytes of answer taken; an answer as long is refused
+    ///   (`snapshotFailed`), never read cut: a schema read in part would tell of tables dropped.
+    func query(_ sql: String, outputLimit: Int = 256 * 1024) throws(DeliveryError) -> [String] {
         let result = try withCredentials { (arguments, environment) throws(DeliveryError) in
+            var run: Command
             switch connection.family {
             case .postgres:
-                try ChildProcess.run(
-                    command(
-                        try program("psql"), ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql], environment))
+                run = command(
+                    try program("psql"), ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql], environment)
             case .mysql:
-                try ChildProcess.run(
-                    command(
-                        try program("mariadb", "mysql"),
-                        arguments + ["--batch", "--skip-column-names", "-e", sql, connection.name], environment))
+                run = command(
+                    try program("mariadb", "mysql"),
+                    arguments + ["--batch", "--skip-column-names", "-e", sql, connection.name], environment)
             }
+            run.outputLimit = outputLimit
+            return try ChildProcess.run(run)
         }
         guard result.succeeded else {
             throw DeliveryError(.snapshotFailed, "the database did not answer: \(MoodleCLI.lastLines(result))")
+        }
+        guard result.standardOutput.utf8.count < outputLimit else {
+            throw DeliveryError(
+                .snapshotFailed, "the database's answer is larger than \(formatBytes(Int64(outputLimit)))")
         }
         return result.standardOutput.split(whereSeparator: \.isNewline).map { String($0) }.filter { !$0.isEmpty }
     }

@@ -353,7 +353,7 @@ public enum NoticeCode: String, Sendable, CaseIterable {
             "The Run all scheduled for {scheduledAt} did not run: {revision} can no longer be delivered as it was checked (the upstream changed). Nothing was changed."
         case .newerUpstreamLeft: "The upstream has a newer revision, {revision}; it was left for a later delivery."
         case .rehearsalPassed:
-            "The rehearsal of {revision} passed: Moodle's upgrade ran in {upgradeSeconds} on a copy of the database ({copyBytes}, copied in {copySeconds}); {componentCount} components upgraded; {tableCount} tables and {columnCount} columns added, dropped or changed."
+            "The rehearsal of {revision} passed: Moodle's upgrade took {upgradeSeconds} on a copy of the database ({copyBytes}, copied in {copySeconds}). Components upgraded: {componentCount}; tables added or dropped: {tableCount}; columns added, dropped or changed: {columnCount}."
         case .rehearsalNoUpgrade:
             "The rehearsal of {revision} passed: its code needs no upgrade of the database (a copy of {copyBytes} was checked)."
         case .rehearsalUpgradeFailed:

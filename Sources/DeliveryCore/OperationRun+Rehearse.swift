@@ -60,8 +60,10 @@ extension OperationRun {
         result.totalSeconds = System.monotonicSeconds() - started.1
         if let failure, result.failure == nil {
             // The rehearsal itself could not run (a copy, the database): nothing is concluded of
-            // the revision, and nothing is recorded against it.
-            throw failure
+            // the revision, and nothing is recorded against it. Said with its reason (an `io`
+            // error's own words are kept from the page; these name the site's folders only).
+            throw failure.code == .cannotRehearse || failure.code == .preempted
+                ? failure : DeliveryError(.cannotRehearse, "the rehearsal could not run: \(failure.message)")
         }
         try? store.update { (state: inout DeliveryState) throws(DeliveryError) in state.rehearsal = result }
         rehearsalRecord = result
@@ -181,7 +183,9 @@ extension OperationRun {
         let dataroot = "\(folder)/dataroot"
         let settings = "\(folder)/settings"
         do {
-            try System.makeDirectory(folder, 0o711)
+            // Root's, writable by nobody else; readable, for the copy worker (the code owner) opens
+            // its tree there, and the web user reaches its dataroot and settings through it.
+            try System.makeDirectory(folder, 0o755)
         } catch {
             throw DeliveryError.io("cannot make \(folder)", error)
         }
@@ -244,9 +248,14 @@ extension OperationRun {
                         id: self.id, database: plan.copyName, folder: folder, upgradeProcessGroup: group))
             }
             result.upgradeSeconds = System.monotonicSeconds() - upgradeStarted
-            let versionsAfter = (try? copy.componentVersions()) ?? versionsBefore
-            result.upgraded = DatabaseTool.upgrades(from: versionsBefore, to: versionsAfter)
-            result.schema = SchemaDiff.between(schemaBefore, (try? copy.columns()) ?? schemaBefore)
+            var versionsAfter = versionsBefore
+            do {
+                versionsAfter = try copy.componentVersions()
+                result.upgraded = DatabaseTool.upgrades(from: versionsBefore, to: versionsAfter)
+                result.schema = SchemaDiff.between(schemaBefore, try copy.columns())
+            } catch {
+                result.remarks.append("The copy could not be read after the upgrade: \(error.message)")
+            }
             if !upgrade.succeeded {
                 var failure = RehearsalFailure.parse(
                     upgrade.combinedOutput, exitDescription: MoodleCLI.lastLines(upgrade))

@@ -294,12 +294,15 @@ enum RehearsalPHP {
 extension DeliveryEngine {
     /// Whether the last rehearsal tried what a delivery would bring now: production's updated
     /// code (state `updated`), else the revision the last upstream check found waiting (a newer
-    /// one since needs a rehearsal of its own). nil without a rehearsal.
+    /// one since needs a rehearsal of its own). nil without a rehearsal, and once production is at
+    /// the revision it tried (delivered).
     static func rehearsalCurrent(_ state: DeliveryState, upstream: UpstreamPreview?) -> Bool? {
         guard let rehearsal = state.rehearsal else { return nil }
         if state.phase == .updated || state.phase == .restoring {
             return rehearsal.revision.id == state.productionRevision?.id
         }
+        // Delivered (production is at what it tried): nothing left to say of it.
+        if rehearsal.revision.id == state.productionRevision?.id { return nil }
         guard rehearsal.base.id == state.productionRevision?.id || state.productionRevision == nil else { return false }
         guard let upstream else { return true }
         return upstream.upstream.id == rehearsal.revision.id

@@ -127,17 +127,22 @@ extension DatabaseTool {
         }
     }
 
+    /// The most bytes a reading of the schema or the versions may take (Moodle 4.5's is about 300 kB).
+    static let schemaLimit = 64 << 20
+
     /// The columns of Moodle's tables (the prefix's).
     func columns() throws(DeliveryError) -> [SchemaColumn] {
         let lines: [String]
         switch connection.family {
         case .postgres:
             lines = try query(
-                "SELECT table_name || chr(31) || column_name || chr(31) || data_type || coalesce('(' || character_maximum_length || ')', '') || CASE WHEN is_nullable = 'NO' THEN ' not null' ELSE '' END || coalesce(' default ' || column_default, '') FROM information_schema.columns WHERE table_schema = current_schema() AND table_name LIKE '\(likePattern)' ORDER BY 1"
+                "SELECT table_name || chr(31) || column_name || chr(31) || data_type || coalesce('(' || character_maximum_length || ')', '') || CASE WHEN is_nullable = 'NO' THEN ' not null' ELSE '' END || coalesce(' default ' || column_default, '') FROM information_schema.columns WHERE table_schema = current_schema() AND table_name LIKE '\(likePattern)' ORDER BY 1",
+                outputLimit: Self.schemaLimit
             )
         case .mysql:
             lines = try query(
-                "SELECT CONCAT(table_name, CHAR(31), column_name, CHAR(31), column_type, IF(is_nullable = 'NO', ' not null', ''), IFNULL(CONCAT(' default ', column_default), '')) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name LIKE '\(likePattern)' ORDER BY 1"
+                "SELECT CONCAT(table_name, CHAR(31), column_name, CHAR(31), column_type, IF(is_nullable = 'NO', ' not null', ''), IFNULL(CONCAT(' default ', column_default), '')) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name LIKE '\(likePattern)' ORDER BY 1",
+                outputLimit: Self.schemaLimit
             )
         }
         return lines.compactMap { line in
@@ -160,8 +165,8 @@ extension DatabaseTool {
         }
         let plugins =
             (try? query(
-                "SELECT \(wrap("plugin \(joiner) value")) FROM \(connection.prefix)config_plugins WHERE name = 'version'"
-            ))
+                "SELECT \(wrap("plugin \(joiner) value")) FROM \(connection.prefix)config_plugins WHERE name = 'version'",
+                outputLimit: Self.schemaLimit))
             ?? []
         for line in plugins {
             let fields = line.split(separator: "\u{1F}").map(String.init)

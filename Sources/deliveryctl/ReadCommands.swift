@@ -75,6 +75,13 @@ extension DeliveryCtl {
                         "Upstream:  \(upstream.notices.english) (checked \(upstream.checkedAt.formatted(.iso8601))\(upstream.blocking ? "; its preflight would block" : ""))"
                     )
                 }
+                if let rehearsal = status.rehearsal {
+                    let currency =
+                        status.rehearsalCurrent == false ? "; a newer revision waits: rehearse again to deliver it" : ""
+                    lines.append(
+                        "Rehearsal: \(rehearsal.passed ? "passed" : "FAILED") for \(rehearsal.revision.label) at \(rehearsal.finishedAt.formatted(.iso8601))\(rehearsal.upgradeSeconds.map { ", upgrade \(Double(Int(($0 * 10).rounded())) / 10) s" } ?? "")\(currency)"
+                    )
+                }
                 if let schedule = status.schedule {
                     lines.append(
                         "Scheduled: Run all of \(schedule.revision.label) at \(schedule.at.formatted(.iso8601)), set by \(schedule.actor.name)\(schedule.onlyIfPreflightPasses ? ", only if the preflight passes then" : "")"

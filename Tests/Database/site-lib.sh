@@ -31,7 +31,8 @@ require $file;
 PHP
 
 # site NAME TYPE [deliveryctl init options…]: builds a fixture site on the TYPE server, served on a
-# port of its own, adopted by deliveryctl; sets dir, url and exports DELIVERY_CONFIG.
+# port of its own, adopted by deliveryctl; sets dir, url and exports DELIVERY_CONFIG. The code
+# belongs to $CODE_OWNER when it is set (a real site's layout), else to root.
 site() {
   local name=$1 type=$2 port
   shift 2
@@ -44,9 +45,10 @@ site() {
     --dbport "$DBPORT" --dbname "$DBNAME" --dbuser "$DBUSER" --dbpass "$DBPASS" >"$tmp/$name-make.log" 2>&1 ||
     { cat "$tmp/$name-make.log"; return 1; }
   chown -R "$web_user:" "$dir/moodledata"
+  [[ -z ${CODE_OWNER:-} ]] || chown -R "$CODE_OWNER:" "$dir/upstream" "$dir/author" "$dir/moodle" "$dir/revision2"
   mkdir -p "$dir/etc"
   "$deliveryctl" init --moodle "$dir/moodle" --site-root "$dir/site" --state-dir "$dir/state" \
-    --config "$dir/etc/site.json" --web-user "$web_user" --code-owner root \
+    --config "$dir/etc/site.json" --web-user "$web_user" --code-owner "${CODE_OWNER:-root}" \
     --php-fpm-socket "$dir/no-fpm.sock" "$@" >"$tmp/$name-init.log" 2>&1 || { cat "$tmp/$name-init.log"; return 1; }
   export DELIVERY_CONFIG=$dir/etc/site.json
   FIXTURE_ROOT=$dir/moodle setpriv --reuid="$web_user" --regid="$(id -g "$web_user")" --init-groups \

@@ -202,6 +202,23 @@ final class DeliveryReportTest extends \PHPUnit\Framework\TestCase {
             'upstream' => ['id' => 'ffff']]], 'u', 'k', $default))->export_for_template(new renderer_base());
         $this->assertSame("Production is at the upstream's revision, main @ ffff: nothing waits.", $context['current']);
         $this->assertFalse($context['later']);
+
+        // The revision waiting failed its rehearsal: said in red, and no form to deliver it later.
+        unset($site['schedule']);
+        $site['upstream']['blocking'] = false;
+        $site['upstream']['blockers'] = [];
+        $site['rehearsalCurrent'] = true;
+        $site['rehearsal'] = ['passed' => false, 'revision' => ['id' => '1a2b3c4d5e6f', 'label' => 'main @ 1a2b3c4d5e']];
+        $context = (new upstream_panel($site, 'u', 'k', $default))->export_for_template(new renderer_base());
+        $this->assertTrue($context['waiting']['rehearsalfailed']);
+        $this->assertFalse($context['later']);
+        $html = $this->render('upstream_panel', $context);
+        $this->assertStringContainsString('upstream:rehearsalfailed', $html);
+        $this->assertStringNotContainsString('upstream:ready', $html);
+        $site['rehearsal']['passed'] = true;
+        $context = (new upstream_panel($site, 'u', 'k', $default))->export_for_template(new renderer_base());
+        $this->assertFalse($context['waiting']['rehearsalfailed']);
+        $this->assertSame('1a2b3c4d5e6f', $context['later']['revision']);
     }
 
     /**

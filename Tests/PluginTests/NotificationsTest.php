@@ -256,6 +256,9 @@ final class NotificationsTest extends \PHPUnit\Framework\TestCase {
             self::record('20261208T050100Z-00004442', 'rehearse', 'succeeded', ['deliveryId' => null]),
             self::record('20261208T050200Z-00004440', 'rehearse', 'refused',
                 ['deliveryId' => null, 'errorCode' => 'cannot_rehearse']),
+            // One that could not run (its copy failed) says nothing of the revision: a plain failure.
+            self::record('20261208T050300Z-00004443', 'rehearse', 'failed',
+                ['deliveryId' => null, 'errorCode' => 'cannot_rehearse']),
         ];
         $sent = [];
         $followup = $this->followup([$deliveryid => $report], $sent);
@@ -272,6 +275,7 @@ final class NotificationsTest extends \PHPUnit\Framework\TestCase {
             ['schedulecancelled', '20261208T040000Z-00003333'],
             ['rehearsalfailed', '20261208T050000Z-00004441'],
             ['rehearsalpassed', '20261208T050100Z-00004442'],
+            ['failed', '20261208T050300Z-00004443'],
         ], $sent);
         $this->assertSame($report, (new report_store())->get($deliveryid));
 

@@ -361,8 +361,7 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
             $context['failure']
         );
         $this->assertStringContainsString('Moodle\'s upgrade stopped in local_foo: step 2 fails.', $context['said']);
-        $this->assertSame("Moodle's upgrade ran 9.4 s on the copy: expect about as long in maintenance mode, plus the snapshot.",
-            $context['facts'][0]['text']);
+        $this->assertSame("Moodle's upgrade ran 9.4 s on the copy before it stopped.", $context['facts'][0]['text']);
         $this->assertSame('Database copy: 52.0 MB, made in 3.2 s; the whole rehearsal took 21.0 s.', $context['facts'][1]['text']);
         $this->assertSame(['Components upgraded (1)', 'Columns added (1)'], array_column($context['sections'], 'title'));
         $html = $this->render('rehearsal_panel', $context);

@@ -43,7 +43,7 @@ namespace {
             'delivery_followup', 'report_rows', 'schedule_time', 'delivery_actions', 'client_factory'] as $classname) {
         require_once(dirname(__DIR__, 2) . '/moodle-plugin/classes/local/' . $classname . '.php');
     }
-    foreach (['preflight', 'upstream_panel', 'history', 'delivery_report'] as $classname) {
+    foreach (['preflight', 'rehearsal_panel', 'upstream_panel', 'history', 'delivery_report'] as $classname) {
         require_once(dirname(__DIR__, 2) . '/moodle-plugin/classes/output/' . $classname . '.php');
     }
 

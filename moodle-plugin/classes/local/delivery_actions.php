@@ -175,7 +175,8 @@ final class delivery_actions {
                 'tool_delivery',
                 get_string('copy:' . $served, 'tool_delivery')
             ),
-            'next' => $phase === '' ? '' : get_string('next:' . str_replace('_', '', $phase), 'tool_delivery'),
+            'next' => ($job['operation'] ?? '') === 'rehearse' && $succeeded ? get_string('next:rehearsed', 'tool_delivery')
+                : ($phase === '' ? '' : get_string('next:' . str_replace('_', '', $phase), 'tool_delivery')),
             'reload' => $reload,
         ];
     }

@@ -59,8 +59,12 @@ final class record_notifications {
         } else if ($error === 'health_check_failed') {
             return 'healthcheckfailed';
         } else if ($operation === 'rehearse') {
-            // A rehearsal changes nothing of the site: what it found is the news, not that it ran.
-            return ['succeeded' => 'rehearsalpassed', 'failed' => 'rehearsalfailed'][$result] ?? null;
+            // A rehearsal changes nothing of the site: what it found of the revision is the news. One
+            // that could not run (no room, a copy that failed) says nothing of the revision.
+            if ($result === 'succeeded') {
+                return 'rehearsalpassed';
+            }
+            return $result === 'failed' ? ($error === 'rehearsal_failed' ? 'rehearsalfailed' : 'failed') : null;
         } else if ($result === 'failed') {
             return 'failed';
         } else if ($result === 'succeeded' && $operation === 'rollback') {

@@ -114,7 +114,11 @@ class rehearsal_panel implements renderable, templatable {
         $current = ($this->site['rehearsalCurrent'] ?? false) === true;
         $facts = [];
         if (isset($rehearsal['upgradeSeconds'])) {
-            $facts[] = get_string('rehearsal:upgradetime', 'tool_delivery', self::seconds($rehearsal['upgradeSeconds']));
+            $facts[] = get_string(
+                $passed ? 'rehearsal:upgradetime' : 'rehearsal:upgradetimefailed',
+                'tool_delivery',
+                self::seconds($rehearsal['upgradeSeconds'])
+            );
         } else if ($passed) {
             $facts[] = get_string('rehearsal:noupgrade', 'tool_delivery');
         }

@@ -80,17 +80,20 @@ class upstream_panel implements renderable, templatable {
         $schedule = is_array($this->site['schedule'] ?? null) ? $this->site['schedule'] : null;
         $summary = $preview === null ? null : new upstream_summary($preview);
         $waiting = $summary !== null && $summary->waiting();
+        // The last rehearsal tried this revision and failed: it is not delivered without a confirmation.
+        $rehearsalfailed = $waiting && rehearsal_panel::blocks($this->site)
+            && (string) ($this->site['rehearsal']['revision']['id'] ?? '') === $summary->revision_id();
         return [
             'checknow' => ['actionurl' => $this->actionurl, 'sesskey' => $this->sesskey],
             'checked' => $summary !== null,
             'checkedat' => delivery_actions::format_date($preview['checkedAt'] ?? null),
-            'waiting' => $waiting ? self::waiting_context($summary) : false,
+            'waiting' => $waiting ? self::waiting_context($summary) + ['rehearsalfailed' => $rehearsalfailed] : false,
             'current' => $summary !== null && !$waiting ? get_string(
                 'upstream:current',
                 'tool_delivery',
                 (string) ($preview['current']['label'] ?? $summary->revision_label())
             ) : '',
-            'later' => $waiting && $schedule === null ? [
+            'later' => $waiting && $schedule === null && !$rehearsalfailed ? [
                 'actionurl' => $this->actionurl,
                 'sesskey' => $this->sesskey,
                 'revision' => $summary->revision_id(),
