@@ -285,10 +285,15 @@ final class API: Sendable {
                 do throws(DeliveryError) {
                     let outcome = try engine.perform(operationRequest, id: job.id, progress: { job.receive($0) })
                     job.finish(.success(outcome))
+                    logger.info("job finished", metadata: ["job": "\(job.id)"])
                 } catch {
                     job.finish(.failure(error))
+                    // The whole reason, for the server's administrator: the page may show only the
+                    // code's sentence (an `io` error's own words are kept from the web user).
+                    logger.warning(
+                        "job failed: \(terminalSafe(error.message))",
+                        metadata: ["job": "\(job.id)", "code": "\(error.code.rawValue)"])
                 }
-                logger.info("job finished", metadata: ["job": "\(job.id)"])
             }
         } catch {
             job.finish(.failure(DeliveryError(.io, "cannot start a thread")))
