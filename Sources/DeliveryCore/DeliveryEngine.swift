@@ -232,7 +232,9 @@ public final class DeliveryEngine: Sendable {
             lastHealthCheck: state.lastHealthCheck,
             secondFactorEnrolled: (try? secondFactor.list())?.map(\.moodleUserId) ?? [],
             upstream: lastUpstreamCheck()?.seen(from: state.productionRevision), schedule: schedule(),
-            rehearsal: state.rehearsal, rehearsalCurrent: Self.rehearsalCurrent(state, upstream: lastUpstreamCheck()))
+            rehearsal: state.rehearsal,
+            rehearsalCurrent: Self.rehearsalCurrent(
+                state, upstream: lastUpstreamCheck()?.seen(from: state.productionRevision)))
     }
 
     /// What a rollback would do in this state. The database is restored only when Moodle's

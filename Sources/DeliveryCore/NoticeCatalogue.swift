@@ -338,7 +338,7 @@ public enum NoticeCode: String, Sendable, CaseIterable {
         case .refusedState: "{operation} refused: the state '{phase}' does not allow it."
         case .deliveryStarted: "A delivery started ({operation})."
         case .upstreamWaiting:
-            "The upstream has {revision}: {commitCount} commits, {fileCount} files, {versionCount} version changes."
+            "The upstream has {revision}. Commits: {commitCount}; files: {fileCount}; version changes: {versionCount}."
         case .upstreamCurrent: "Production is at the upstream's revision, {revision}."
         case .scheduleSet: "A Run all of {revision} is scheduled for {scheduledAt}."
         case .scheduleCancelled: "The Run all of {revision} scheduled for {scheduledAt} was cancelled."

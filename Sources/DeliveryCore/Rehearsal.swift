@@ -305,6 +305,8 @@ extension DeliveryEngine {
         if rehearsal.revision.id == state.productionRevision?.id { return nil }
         guard rehearsal.base.id == state.productionRevision?.id || state.productionRevision == nil else { return false }
         guard let upstream else { return true }
+        // Nothing waits upstream (production is at its revision): nothing newer to rehearse.
+        if !upstream.waiting { return nil }
         return upstream.upstream.id == rehearsal.revision.id
     }
 }

@@ -151,9 +151,17 @@ struct RehearsalTests {
         #expect(DeliveryEngine.rehearsalCurrent(state, upstream: upstream) == true)
         upstream.upstream = Revision(id: "c", label: "main @ c")
         #expect(DeliveryEngine.rehearsalCurrent(state, upstream: upstream) == false)
+        // Nothing waits any more (the upstream went back to production's revision): nothing to say.
+        var quiet = upstream
+        quiet.waiting = false
+        #expect(DeliveryEngine.rehearsalCurrent(state, upstream: quiet) == nil)
         state.phase = .updated
         state.productionRevision = tried
         #expect(DeliveryEngine.rehearsalCurrent(state, upstream: upstream) == true)
+        // Delivered: production is at the revision it tried.
+        state.phase = .idle
+        #expect(DeliveryEngine.rehearsalCurrent(state, upstream: upstream) == nil)
+        state.phase = .updated
         state.rehearsal = nil
         #expect(DeliveryEngine.rehearsalCurrent(state, upstream: upstream) == nil)
     }

@@ -367,12 +367,16 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
         $html = $this->render('rehearsal_panel', $context);
         $this->assertStringContainsString('alert-danger', $html);
         $this->assertStringContainsString('<code>local_foo: 2026010100 → 2026010150</code>', $html);
-        $this->assertStringContainsString('[str: rehearsal:blocks, tool_delivery]', $html);
+        $this->assertStringContainsString('restoring this revision is blocked', $html);
 
         $stale = ['rehearsalCurrent' => false] + $failed;
         $context = (new rehearsal_panel($stale))->export_for_template(new renderer_base());
         $this->assertFalse($context['blocks'], 'a rehearsal of another revision blocks nothing');
         $this->assertStringStartsWith('The upstream has a newer revision than the one rehearsed', $context['stale']);
+
+        $delivered = ['rehearsalCurrent' => null] + $failed;
+        $this->assertSame('', (new rehearsal_panel($delivered))->export_for_template(new renderer_base())['stale'],
+            'delivered, or nothing waits: no note of a newer revision');
 
         $passed = $failed;
         $passed['rehearsal']['passed'] = true;

@@ -111,7 +111,8 @@ class rehearsal_panel implements renderable, templatable {
             return ['has' => false];
         }
         $passed = !empty($rehearsal['passed']);
-        $current = ($this->site['rehearsalCurrent'] ?? false) === true;
+        // The helper says false only when something newer than the revision rehearsed is to deliver.
+        $stale = ($this->site['rehearsalCurrent'] ?? null) === false;
         $facts = [];
         if (isset($rehearsal['upgradeSeconds'])) {
             $facts[] = get_string(
@@ -163,7 +164,7 @@ class rehearsal_panel implements renderable, templatable {
                 'when' => delivery_actions::format_date($rehearsal['finishedAt'] ?? null),
             ]),
             'said' => notices::say($rehearsal['notices'] ?? null),
-            'stale' => $current ? '' : get_string(
+            'stale' => !$stale ? '' : get_string(
                 ($this->site['phase'] ?? '') === 'updated' ? 'rehearsal:staleupdated' : 'rehearsal:stale',
                 'tool_delivery'
             ),
