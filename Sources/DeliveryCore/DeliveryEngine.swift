@@ -58,8 +58,7 @@ public struct SiteStatus: Sendable, Codable, Equatable {
     public var productionRevision: Revision?
     public var revisionBeforeDelivery: Revision?
     public var copies: [TreeName: CopyStatus]
-    public var deliveryId: String?
-    public var deliveryStartedAt: Date?
+    public var deliveryId: String?, deliveryStartedAt: Date?
     /// The operation running now, and who runs it.
     public var running: RunningOperation?
     /// An operation whose process died while running (run `recover`).
@@ -69,8 +68,7 @@ public struct SiteStatus: Sendable, Codable, Equatable {
     public var allowed: [Operation]
     /// The copy an emergency rollback would serve.
     public var rollbackTarget: TreeName?
-    public var upgradeRan: Bool
-    public var maintenanceEnabled: Bool
+    public var upgradeRan: Bool, maintenanceEnabled: Bool
     public var comments: [String]
     /// The prebuilt component cache file each tree carries, when the site uses one.
     public var componentCacheFile: String?
@@ -217,6 +215,7 @@ public final class DeliveryEngine: Sendable {
         let copies = copyStatuses(state)
         let plan = Self.rollbackPlan(state, copies: copies)
         let stale = state.running != nil && running == nil
+        let upstream = lastUpstreamCheck()?.seen(from: state.productionRevision)
         return SiteStatus(
             phase: state.phase, served: served, publicLayout: layout.publicLayout, siteRoot: layout.root,
             wwwroot: configuration.moodle.wwwroot, vcs: configuration.upstream.kind,
@@ -231,10 +230,8 @@ public final class DeliveryEngine: Sendable {
             snapshot: state.snapshot, deliveryWindowOpen: state.deliveryWindowOpen ?? false,
             lastHealthCheck: state.lastHealthCheck,
             secondFactorEnrolled: (try? secondFactor.list())?.map(\.moodleUserId) ?? [],
-            upstream: lastUpstreamCheck()?.seen(from: state.productionRevision), schedule: schedule(),
-            rehearsal: state.rehearsal,
-            rehearsalCurrent: Self.rehearsalCurrent(
-                state, upstream: lastUpstreamCheck()?.seen(from: state.productionRevision)))
+            upstream: upstream, schedule: schedule(), rehearsal: state.rehearsal,
+            rehearsalCurrent: Self.rehearsalCurrent(state, upstream: upstream))
     }
 
     /// What a rollback would do in this state. The database is restored only when Moodle's
