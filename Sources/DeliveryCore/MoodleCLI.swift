@@ -21,9 +21,20 @@ struct MoodleCLI {
                 .upgradeFailed,
                 "Moodle's \(layout.adminDirectory)/cli/\(script) is missing in the \(tree.rawValue) tree")
         }
-        let command = Command(
-            php, [path] + arguments, user: webUser, workingDirectory: layout.codeRoot(of: tree),
+        return try runScript(
+            path, arguments, codeRoot: layout.codeRoot(of: tree), timeout: timeout, echo: echo, onStart: onStart)
+    }
+
+    /// Runs a Moodle CLI script of any code root (a tree of `releases/`, a rehearsal's copy) as
+    /// the web user, in that code root; `lowPriority` below the site's own processes.
+    func runScript(
+        _ path: String, _ arguments: [String], codeRoot: String, timeout: Double? = nil, echo: Bool = true,
+        lowPriority: Bool = false, onStart: (Int32) -> Void = { _ in }
+    ) throws(DeliveryError) -> CommandResult {
+        var command = Command(
+            php, [path] + arguments, user: webUser, workingDirectory: codeRoot,
             timeoutSeconds: timeout ?? timeouts.phpScript)
+        command.lowPriority = lowPriority
         return try recorder.run(command, echo: echo, onStart: onStart)
     }
 

@@ -112,22 +112,17 @@ extension OperationRun {
 }
 /// Moodle's CLI scripts of a rehearsal's tree, as the web user, at a lower priority than the site.
 struct RehearsalPHPRunner {
-    let php: String
-    /// The tree's code root (its `public/` in Moodle 5.1's layout).
+    /// The site's PHP, as the web user.
+    let moodle: MoodleCLI
+    /// The copy's code root (its `public/` in Moodle 5.1's layout).
     let tree: String
-    let admin: String
-    let webUser: UserIdentity
-    let recorder: CommandRecorder
-    let timeouts: Timeouts
 
     func run(_ script: String, _ arguments: [String], timeout: Double? = nil, onStart: (Int32) -> Void = { _ in })
         throws(DeliveryError) -> CommandResult
     {
-        var command = Command(
-            php, ["\(tree)/\(admin)/cli/\(script)"] + arguments, user: webUser, workingDirectory: tree,
-            timeoutSeconds: timeout ?? timeouts.phpScript)
-        command.lowPriority = true
-        return try recorder.run(command, onStart: onStart)
+        try moodle.runScript(
+            "\(tree)/\(moodle.layout.adminDirectory)/cli/\(script)", arguments, codeRoot: tree, timeout: timeout,
+            lowPriority: true, onStart: onStart)
     }
 
     /// `upgrade.php --is-pending` on the copy: true when an upgrade is pending.
@@ -143,12 +138,12 @@ struct RehearsalPHPRunner {
     }
 
     func upgrade(onStart: (Int32) -> Void) throws(DeliveryError) -> CommandResult {
-        try run("upgrade.php", ["--non-interactive"], timeout: timeouts.upgrade, onStart: onStart)
+        try run("upgrade.php", ["--non-interactive"], timeout: moodle.timeouts.upgrade, onStart: onStart)
     }
 
     /// The critical results of `checks.php` on the copy; nil when it did not answer.
     func criticalChecks() -> Set<String>? {
-        guard (try? System.lstatus("\(tree)/\(admin)/cli/checks.php"))?.kind == .regular,
+        guard (try? System.lstatus("\(tree)/\(moodle.layout.adminDirectory)/cli/checks.php"))?.kind == .regular,
             let result = try? run("checks.php", []), let code = result.exitCode, code <= 2
         else { return nil }
         return HealthChecker.criticalReferences(in: result.standardOutput)

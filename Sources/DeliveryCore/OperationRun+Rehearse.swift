@@ -25,7 +25,6 @@ extension OperationRun {
         var copyName: String
         var siteConfig: String
         var webUser: UserIdentity
-        var owner: UserIdentity
     }
 
     /// - Parameter automatic: a Run all's rehearsal, which is skipped when the upstream changes
@@ -80,7 +79,7 @@ extension OperationRun {
         let production = layout.path(of: .production)
         let vcs = try engine.versionControl(recorder)
         let webUser = try UserIdentity.lookup(configuration.webUser)
-        let owner = try UserIdentity.lookup(configuration.codeOwner)
+        _ = try UserIdentity.lookup(configuration.codeOwner)  // refused here, before anything is made
         let connection: DatabaseConnection
         do {
             connection = try DatabaseConnection.read(
@@ -129,7 +128,7 @@ extension OperationRun {
         return RehearsalPlan(
             base: plan.base, revision: plan.revision, changes: plan.changes, tool: tool,
             copyName: Rehearsal.databaseName(site: connection.name, id: id), siteConfig: siteConfig,
-            webUser: webUser, owner: owner)
+            webUser: webUser)
     }
 
     /// The site's `config.php`, read by PHP as the web user (it is the web server's to read).
@@ -221,9 +220,7 @@ extension OperationRun {
         let schemaBefore = try copy.columns()
         let versionsBefore = try copy.componentVersions()
         let php = RehearsalPHPRunner(
-            php: configuration.php, tree: layout.publicLayout ? "\(tree)/public" : tree,
-            admin: configuration.moodle.admin, webUser: plan.webUser, recorder: recorder,
-            timeouts: configuration.timeouts)
+            moodle: try engine.moodle(recorder), tree: layout.publicLayout ? "\(tree)/public" : tree)
         let pending: Bool
         do {
             pending = try php.upgradePending()
