@@ -158,6 +158,18 @@ rehearsal_killed() {
   echo "# $type: kill -9 during a rehearsal, then recover"
   site "$type-rehearse-killed" "$type" || { not_ok "$type: fixture site"; return; }
   grant_rehearsal
+  # Bad inputs first: each refused (exit 2) with one clear reason, nothing made.
+  check "$type: nothing waits upstream: rehearse is refused (exit 2), saying so" runs 2 "$deliveryctl" rehearse
+  check "$type: … 'there is nothing to rehearse', nothing made" \
+    bash -c "grep -q 'there is nothing to rehearse' <<<\"\$1\" && [[ ! -e '$dir/site/rehearsal' ]]" _ "$last"
+  local config=$dir/site/releases/production/config.php saved
+  saved=$(cat "$config")
+  sed -i "s|require_once(__DIR__ . '/lib/setup.php');|require_once('$dir/site/releases/production/lib/setup.php');|" "$config"
+  check "$type: a config.php loading lib/setup.php by an absolute path: refused (exit 2), the reason said" \
+    runs 2 "$deliveryctl" rehearse
+  check "$type: … it names the line Moodle writes, nothing made" \
+    bash -c "grep -q \"does not load lib/setup.php relatively\" <<<\"\$1\" && [[ ! -e '$dir/site/rehearsal' ]] && [[ \$(ls '$dir/state' | grep -c rehearsal) == 0 ]]" _ "$last"
+  printf '%s\n' "$saved" >"$config"
   forum_upgrade 2024100900 '    if ($oldversion < 2024100900) {
         sleep(30);
     }'

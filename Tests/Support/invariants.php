@@ -98,11 +98,17 @@ function tree_differences(array $a, array $b): array {
     return array_keys(array_diff_assoc($a, $b) + array_diff_assoc($b, $a));
 }
 
-/** What is on disk and in the database that a refused operation must leave alone. */
+/**
+ * What is on disk and in the database that a refused operation must leave alone. Left out: what
+ * reading the upstream writes in git's own store (objects, the watch's ref refs/delivery/upstream,
+ * FETCH_HEAD), which changes no tree (docs/protocol.md, *Upstream watch*): a refusal may have to
+ * fetch to know it must refuse (rehearse: nothing waits upstream).
+ */
 function world_digest(): string {
     $dir = getenv('SITE_DIR');
     clearstatcache(true);
-    $parts = tree_digest("$dir/site", ['*/.git/index', '*/.git/*.lock']);
+    $parts = tree_digest("$dir/site", ['*/.git/index', '*/.git/*.lock', '*/.git/objects/*', '*/.git/refs/delivery',
+        '*/.git/refs/delivery/*', '*/.git/FETCH_HEAD']);
     $state = tree_digest("$dir/state", ['audit.log', 'delivery.lock']);
     $parts += array_combine(array_map(fn($k) => "state/$k", array_keys($state)), $state);
     $parts['database'] = database_digest();
