@@ -79,15 +79,53 @@ public struct MaintenanceWindow: Sendable, Codable, Equatable {
     public var offAt: Date?
     /// `offAt - onAt`, when both are known.
     public var seconds: Double?
+    /// restore: what Moodle's upgrade took of the window (absent when none ran in it).
+    public var upgradeSeconds: Double?
+    /// restore: what the database snapshot took of the window (absent when none was taken).
+    public var snapshotSeconds: Double?
+    /// restore: the rest of the window, the helper's own part (`seconds` less the upgrade and
+    /// the snapshot): maintenance on and off, the switch, the health check's commands. The goal
+    /// is at most a second (issue 20; `bench/deliver` prints it).
+    public var otherSeconds: Double?
+
+    init(
+        onAt: Date?, offAt: Date?, seconds: Double?, upgradeSeconds: Double? = nil, snapshotSeconds: Double? = nil
+    ) {
+        self.onAt = onAt
+        self.offAt = offAt
+        self.seconds = seconds
+        self.upgradeSeconds = upgradeSeconds
+        self.snapshotSeconds = snapshotSeconds
+        if let seconds, upgradeSeconds != nil || snapshotSeconds != nil {
+            otherSeconds = max(0, seconds - (upgradeSeconds ?? 0) - (snapshotSeconds ?? 0))
+        }
+    }
 
     /// The window of the changes an operation made, in order: the first `on`, the last `off`
-    /// after it; nil when it changed nothing.
-    static func of(_ changes: [(enabled: Bool, at: Date)]) -> MaintenanceWindow? {
+    /// after it, and what the upgrade and the snapshot took of it; nil when it changed nothing.
+    static func of(
+        _ changes: [(enabled: Bool, at: Date)], upgradeSeconds: Double? = nil, snapshotSeconds: Double? = nil
+    ) -> MaintenanceWindow? {
         guard !changes.isEmpty else { return nil }
         let on = changes.first { $0.enabled }?.at
         let off = changes.last { !$0.enabled && (on == nil || $0.at >= on!) }?.at
         return MaintenanceWindow(
-            onAt: on, offAt: off, seconds: on.flatMap { start in off.map { $0.timeIntervalSince(start) } })
+            onAt: on, offAt: off, seconds: on.flatMap { start in off.map { $0.timeIntervalSince(start) } },
+            upgradeSeconds: upgradeSeconds, snapshotSeconds: snapshotSeconds)
+    }
+
+    /// The window as one notice (restore's result, the history): its length and its parts.
+    var notice: Notice? {
+        guard let seconds else { return nil }
+        guard upgradeSeconds != nil || snapshotSeconds != nil else {
+            return Notice(.maintenanceWindow, ["seconds": .duration(seconds)])
+        }
+        return Notice(
+            .maintenanceWindowParts,
+            [
+                "seconds": .duration(seconds), "upgradeSeconds": .duration(upgradeSeconds ?? 0),
+                "snapshotSeconds": .duration(snapshotSeconds ?? 0), "otherSeconds": .duration(otherSeconds ?? 0),
+            ])
     }
 }
 

@@ -133,7 +133,10 @@ extension MaintenanceWindow {
         guard let earlier else { return later }
         let on = earlier.onAt ?? later.onAt
         let off = later.offAt ?? earlier.offAt
+        let parts = [earlier, later].filter { $0.upgradeSeconds != nil || $0.snapshotSeconds != nil }
         return MaintenanceWindow(
-            onAt: on, offAt: off, seconds: on.flatMap { start in off.map { $0.timeIntervalSince(start) } })
+            onAt: on, offAt: off, seconds: on.flatMap { start in off.map { $0.timeIntervalSince(start) } },
+            upgradeSeconds: parts.isEmpty ? nil : parts.reduce(0) { $0 + ($1.upgradeSeconds ?? 0) },
+            snapshotSeconds: parts.isEmpty ? nil : parts.reduce(0) { $0 + ($1.snapshotSeconds ?? 0) })
     }
 }

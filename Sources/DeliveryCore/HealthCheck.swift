@@ -148,10 +148,15 @@ struct HealthChecker {
         settings.url ?? (wwwroot.hasSuffix("/") ? String(wwwroot.dropLast()) : wwwroot) + "/login/index.php"
     }
 
-    /// The references of the critical results of `admin/cli/checks.php` in a tree; nil when the
-    /// script is missing or did not answer (the check is then left out).
-    func criticalChecks(in tree: TreeName) -> Set<String>? {
-        guard settings.moodleChecks,
+    /// The references of the critical results of Moodle's status checks in a tree (asked of the
+    /// plugin's health script when the tree has it, else of `admin/cli/checks.php`); nil when
+    /// neither is there or answered (the check is then left out).
+    func criticalChecks(in tree: TreeName, viaHealthScript: Bool = true) -> Set<String>? {
+        guard settings.moodleChecks else { return nil }
+        if viaHealthScript, let answer = askHealthScript(in: tree, pending: false, checks: true) {
+            return answer.critical.map { Set($0) }
+        }
+        guard
             (try? System.lstatus(moodle.layout.cliScript("checks.php", in: tree)))?.kind == .regular,
             let result = try? moodle.run("checks.php", [], in: tree)
         else { return nil }
@@ -195,17 +200,13 @@ struct HealthChecker {
     func runCommandLineChecks(tree: TreeName, baseline: Set<String>?) -> HealthReport {
         var results: [Notice] = []
         var failures: [Notice] = []
-        do {
-            if try moodle.codeMatchesDatabase(in: tree) {
-                results.append(Notice(.healthCodeMatches))
-            } else {
-                failures.append(Notice(.healthUpgradePending))
-            }
-        } catch {
-            recorder.onLine("Moodle's upgrade check did not run: \(error.message)")
-            failures.append(Notice(.healthUpgradeCheckFailed))
+        let answers = commandLineAnswers(in: tree)
+        switch answers.codeMatches {
+        case true?: results.append(Notice(.healthCodeMatches))
+        case false?: failures.append(Notice(.healthUpgradePending))
+        case nil: failures.append(Notice(.healthUpgradeCheckFailed))
         }
-        if let after = criticalChecks(in: tree) {
+        if let after = answers.critical {
             let new = after.subtracting(baseline ?? [])
             if new.isEmpty {
                 results.append(
@@ -216,6 +217,58 @@ struct HealthChecker {
             }
         }
         return HealthReport(checkedAt: Date(), results: results, failures: failures)
+    }
+
+    /// Whether the tree's code matches the database (nil: the question could not be asked) and
+    /// the critical results of Moodle's checks (nil: left out). Each bootstrap of Moodle costs
+    /// most of a second: the plugin's `cli/health.php` answers both in one when the tree has it;
+    /// else Moodle's `upgrade.php --is-pending` and `checks.php` run at the same time.
+    func commandLineAnswers(in tree: TreeName) -> (codeMatches: Bool?, critical: Set<String>?) {
+        if let answer = askHealthScript(in: tree, pending: true, checks: settings.moodleChecks) {
+            return (answer.upgrade.map { $0 == "none" }, answer.critical.map { Set($0) })
+        }
+        let moodle = self.moodle
+        let recorder = self.recorder
+        let (matches, critical) = concurrently(
+            { () -> Bool? in
+                do throws(DeliveryError) {
+                    return try moodle.codeMatchesDatabase(in: tree)
+                } catch {
+                    recorder.onLine("Moodle's upgrade check did not run: \(error.message)")
+                    return nil
+                }
+            }, { criticalChecks(in: tree, viaHealthScript: false) })
+        return (matches, critical)
+    }
+
+    /// What the plugin's `cli/health.php` prints: `upgrade` is `none`, `pending` or `downgrade`.
+    struct HealthScriptAnswer: Decodable {
+        var upgrade: String?
+        var critical: [String]?
+    }
+
+    /// The plugin's script of a tree (`admin/tool/delivery/cli/health.php`), when it has one.
+    func healthScript(in tree: TreeName) -> String? {
+        let path = "\(moodle.layout.codeRoot(of: tree))/\(moodle.layout.adminDirectory)/tool/delivery/cli/health.php"
+        return (try? System.lstatus(path))?.kind == .regular ? path : nil
+    }
+
+    /// Asks the plugin's script; nil when the tree has none or it gave no complete answer (an
+    /// older plugin, a failure): the caller then asks Moodle's own scripts.
+    func askHealthScript(in tree: TreeName, pending: Bool, checks: Bool) -> HealthScriptAnswer? {
+        guard pending || checks, let script = healthScript(in: tree) else { return nil }
+        let arguments = (pending ? ["--pending"] : []) + (checks ? ["--checks"] : [])
+        guard let result = try? moodle.runScript(script, arguments, codeRoot: moodle.layout.codeRoot(of: tree)),
+            result.succeeded,
+            let line = result.standardOutput.split(whereSeparator: \.isNewline).last,
+            let answer = try? JSONCoding.decode(HealthScriptAnswer.self, from: Array(line.utf8)),
+            !pending || ["none", "pending", "downgrade"].contains(answer.upgrade ?? ""),
+            !checks || answer.critical != nil
+        else {
+            recorder.onLine("The plugin's health script gave no answer: asking Moodle's own scripts.")
+            return nil
+        }
+        return answer
     }
 
     /// The first words of a page, tags left out, for the failure message.

@@ -37,6 +37,9 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case upgradeRanOpen = "upgrade_ran_open"
     case cachesPurged = "caches_purged"
     case cachesKept = "caches_kept"
+    case cachesPurgedByUpgrade = "caches_purged_by_upgrade"
+    case maintenanceWindow = "maintenance_window"
+    case maintenanceWindowParts = "maintenance_window_parts"
     case healthPassed = "health_passed"
     case deliveryComplete = "delivery_complete"
     case refusedNotMoodle = "refused_not_moodle"
@@ -197,6 +200,10 @@ public enum NoticeCode: String, Sendable, CaseIterable {
         case .upgradeRanOpen: "Moodle's upgrade ran without maintenance mode."
         case .cachesPurged: "Caches purged."
         case .cachesKept: "Caches kept (the code did not change)."
+        case .cachesPurgedByUpgrade: "Caches purged by Moodle's upgrade."
+        case .maintenanceWindow: "Maintenance window: {seconds}."
+        case .maintenanceWindowParts:
+            "Maintenance window: {seconds} (Moodle's upgrade {upgradeSeconds}, database snapshot {snapshotSeconds}, the rest {otherSeconds})."
         case .healthPassed: "The health check passed."
         case .deliveryComplete: "The delivery is complete."
         case .refusedNotMoodle:

@@ -68,10 +68,18 @@ extension OperationRun {
         let snapshotting = need != .none && configuration.snapshotSettings.enabled && !state.upgradeRan
         let wantsMaintenance =
             need == .withMaintenance || (need != .none && configuration.snapshotSettings.enabled)
-        // Warm PHP-FPM's OPcache with production's code while the site still answers (in maintenance
-        // mode Moodle answers with the maintenance page and compiles nothing). With an upgrade
-        // pending, Moodle's bootstrap runs and sends to the upgrade page: the bulk is compiled.
-        if wantsMaintenance && !state.maintenanceEnabled { try readyProductionForServing(warm: true) }
+        let previouslyServed = state.servedProductionChanges ?? []
+        let changedOrServed = Array(Set(previouslyServed + changedScripts))
+        // Whatever can be done before the maintenance window is: production's changed scripts
+        // dropped from PHP-FPM's OPcache, then OPcache warmed with production's code while the site
+        // still answers (in maintenance mode Moodle answers with the maintenance page and compiles
+        // nothing; with an upgrade pending, Moodle's bootstrap runs and sends to the upgrade page:
+        // the bulk is compiled).
+        let readiedBeforeWindow = wantsMaintenance && !state.maintenanceEnabled
+        if readiedBeforeWindow {
+            try dropFromOPcache(changedOrServed)
+            try readyProductionForServing(warm: true)
+        }
         if wantsMaintenance && !state.maintenanceEnabled {
             note(
                 need == .withMaintenance
@@ -103,13 +111,14 @@ extension OperationRun {
                         + error.notices)
             }
         }
-        let previouslyServed = state.servedProductionChanges ?? []
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .restoring
-            state.servedProductionChanges = Array(Set(previouslyServed + changedScripts)).sorted()
+            state.servedProductionChanges = changedOrServed.sorted()
         }
-        try dropFromOPcache(Array(Set(previouslyServed + changedScripts)))
-        try readyProductionForServing(warm: !(try store.read()).maintenanceEnabled)
+        if !readiedBeforeWindow {
+            try dropFromOPcache(changedOrServed)
+            try readyProductionForServing(warm: !(try store.read()).maintenanceEnabled)
+        }
         try switchServed(to: .production)
         progress(.fraction(.restore, 0.3))
         var upgradeText = Notice(.upgradeNotNeeded)
@@ -136,6 +145,7 @@ extension OperationRun {
                 try? change { (state: inout DeliveryState) throws(DeliveryError) in state.upgradeProcessGroup = nil }
                 throw try afterFailure(error, what: [Notice(.upgradeFailed)])
             }
+            upgradeSeconds = System.monotonicSeconds() - upgradeStarted
             upgradeText = Notice((try store.read()).maintenanceEnabled ? .upgradeRanInMaintenance : .upgradeRanOpen)
             if let rehearsal = state.rehearsal, rehearsal.passed, rehearsal.revision.id == state.productionRevision?.id,
                 let predicted = rehearsal.upgradeSeconds
@@ -157,6 +167,11 @@ extension OperationRun {
             // every request rebuild them (and Moodle's rebuild races under load).
             note("Production holds the code that was served: no upgrade, caches kept.")
             cachesText = Notice(.cachesKept)
+        } else if need != .none {
+            // Moodle's upgrade ends by purging every cache (upgrade_noncore, run in maintenance
+            // mode as the helper runs it): a second purge would only lengthen the window.
+            note("Moodle's upgrade purged the caches.")
+            cachesText = Notice(.cachesPurgedByUpgrade)
         } else {
             try moodle.purgeCaches(in: .production)
         }
@@ -171,9 +186,14 @@ extension OperationRun {
                 tree: .production, baseline: Set((try store.read()).criticalChecksBefore ?? []))
             if !health.passed { throw try healthFailure(health) }
         }
+        var windowText: [Notice] = []
         if (try store.read()).maintenanceEnabled {
             try moodle.setMaintenance(false, in: .production)
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = false }
+            if let window = maintenanceWindow, let notice = window.notice {
+                note(notice.english)
+                windowText = [notice]
+            }
         }
         if let checker {
             note("Health check: \(checker.url)…")
@@ -197,7 +217,7 @@ extension OperationRun {
             state.criticalChecksBefore = nil
         }
         return [Notice(.restored, ["revision": .revision(revisionAfter)]), upgradeText]
-            + (predictionText.map { [$0] } ?? []) + [cachesText] + healthText
+            + (predictionText.map { [$0] } ?? []) + [cachesText] + windowText + healthText
             + [Notice(.deliveryComplete)]
     }
 

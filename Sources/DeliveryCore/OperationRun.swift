@@ -33,6 +33,8 @@ final class OperationRun: @unchecked Sendable {
     /// update: what it brought; restore: the snapshot it took and the health check it ran.
     var upstreamChanges: UpstreamChanges?
     var snapshotTaken: DatabaseSnapshot?
+    /// restore: what Moodle's upgrade took (a part of the maintenance window).
+    var upgradeSeconds: Double?
     var healthReport: HealthReport?
     /// A skipped scheduled Run all: the schedule, for its audit record.
     var skippedSchedule: DeliverySchedule?
@@ -289,6 +291,13 @@ final class OperationRun: @unchecked Sendable {
             withRevisions: false)
     }
 
+    /// Moodle's maintenance mode as this operation turned it on and off, with what the upgrade
+    /// and the snapshot took of it.
+    var maintenanceWindow: MaintenanceWindow? {
+        MaintenanceWindow.of(
+            recorder.maintenanceChanges, upgradeSeconds: upgradeSeconds, snapshotSeconds: snapshotTaken?.seconds)
+    }
+
     func auditRefusal(_ error: DeliveryError) {
         writeAudit(
             result: "refused", error: error, notices: error.said, phase: try? store.read().phase,
@@ -311,7 +320,7 @@ final class OperationRun: @unchecked Sendable {
             durationSeconds: System.monotonicSeconds() - startedMonotonic, errorCode: error?.code,
             message: error?.message ?? notices.english,
             notices: notices, databaseRestored: databaseRestored ? true : nil, upstreamChanges: upstreamChanges,
-            maintenance: MaintenanceWindow.of(recorder.maintenanceChanges), snapshot: snapshotTaken,
+            maintenance: maintenanceWindow, snapshot: snapshotTaken,
             healthCheck: healthReport, scheduled: request.scheduled ? true : nil, schedule: skippedSchedule,
             steps: stepRecords.isEmpty ? nil : stepRecords, rehearsal: rehearsalRecord,
             rehearsalOverridden: rehearsalOverridden ? true : nil)

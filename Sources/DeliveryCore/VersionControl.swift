@@ -1,3 +1,6 @@
+import Dispatch
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -7,20 +10,30 @@
     import Foundation
 #endif
 
-/// Runs child processes for one operation and remembers them for the audit log.
+/// Runs child processes for one operation and remembers them for the audit log. Commands may run
+/// at the same time from two threads (`concurrently`): what it keeps is behind a lock.
 final class CommandRecorder: @unchecked Sendable {
-    private(set) var summaries: [CommandSummary] = []
+    private let kept = Mutex<(summaries: [CommandSummary], maintenance: [(enabled: Bool, at: Date)])>(([], []))
+    private let lineLock = Mutex(())
+    private let printLine: (String) -> Void
+
+    /// The commands run so far, in the order they ended.
+    var summaries: [CommandSummary] { kept.withLock { $0.summaries } }
     /// Moodle's maintenance mode as the operation turned it on and off, when each command finished.
-    private(set) var maintenanceChanges: [(enabled: Bool, at: Date)] = []
-    let onLine: (String) -> Void
+    var maintenanceChanges: [(enabled: Bool, at: Date)] { kept.withLock { $0.maintenance } }
 
     init(onLine: @escaping (String) -> Void) {
-        self.onLine = onLine
+        self.printLine = onLine
+    }
+
+    /// Passes one line to the progress log, whole even when two commands print at once.
+    func onLine(_ line: String) {
+        lineLock.withLock { _ in printLine(line) }
     }
 
     /// Notes that Moodle's maintenance mode is now on or off.
     func maintenanceChanged(_ enabled: Bool) {
-        maintenanceChanges.append((enabled, Date()))
+        kept.withLock { $0.maintenance.append((enabled, Date())) }
     }
 
     /// Runs a command, streaming its lines to the progress log (with `echo`) and to `onOutput`,
@@ -30,16 +43,32 @@ final class CommandRecorder: @unchecked Sendable {
         onOutput: (String) -> Void = { _ in }
     ) throws(DeliveryError) -> CommandResult {
         if echo { onLine("$ \(command.displayLine)") }
-        let result = try ChildProcess.run(command, onStart: onStart) { [onLine] line in
-            if echo { onLine("  \(terminalSafe(line))") }
+        let result = try ChildProcess.run(command, onStart: onStart) { line in
+            if echo { self.onLine("  \(terminalSafe(line))") }
             onOutput(line)
         }
-        summaries.append(
-            CommandSummary(
-                command: result.command, user: result.user, exitCode: result.exitCode, timedOut: result.timedOut,
-                durationSeconds: result.durationSeconds))
+        let summary = CommandSummary(
+            command: result.command, user: result.user, exitCode: result.exitCode, timedOut: result.timedOut,
+            durationSeconds: result.durationSeconds)
+        kept.withLock { $0.summaries.append(summary) }
         return result
     }
+}
+
+/// Runs two pieces of work at the same time, each on a thread of its own, and returns both
+/// results once both are done (independent checks of Moodle, each a bootstrap of PHP).
+func concurrently<A: Sendable, B: Sendable>(_ first: @Sendable () -> A, _ second: @Sendable () -> B) -> (A, B) {
+    let results = Mutex<(A?, B?)>((nil, nil))
+    DispatchQueue.concurrentPerform(iterations: 2) { index in
+        if index == 0 {
+            let value = first()
+            results.withLock { $0.0 = value }
+        } else {
+            let value = second()
+            results.withLock { $0.1 = value }
+        }
+    }
+    return results.withLock { ($0.0!, $0.1!) }
 }
 
 /// Text that is safe to print on a terminal or show on a page: escape sequences (Moodle's CLI

@@ -38,12 +38,20 @@ struct DeliveryFlowTests {
         let calls = site.moodleCalls.map { $0.split(separator: " ").dropFirst().joined(separator: " ") }
         let scripts = calls.map { $0.components(separatedBy: " uid=")[0] }
         // Maintenance goes on while the backup copy still serves (its CLI), before production is
-        // served; caches are purged before users come back.
+        // served; Moodle's upgrade purges the caches itself: no second purge in the window.
         #expect(
             scripts == [
                 "upgrade.php --is-maintenance-required", "maintenance.php --enable", "upgrade.php --non-interactive",
-                "purge_caches.php", "maintenance.php --disable",
+                "maintenance.php --disable",
             ])
+        #expect(restored.notices.map(\.code).contains("caches_purged_by_upgrade"))
+        // The window is measured by the helper, with its parts, in the result and the history.
+        let window = try #require(try site.engine.history().first?.maintenance)
+        let seconds = try #require(window.seconds)
+        let upgrade = try #require(window.upgradeSeconds)
+        #expect(upgrade > 0 && upgrade <= seconds)
+        #expect(abs(seconds - upgrade - (window.snapshotSeconds ?? 0) - (window.otherSeconds ?? -1)) < 0.001)
+        #expect(restored.notices.contains { $0.code == "maintenance_window_parts" })
         #expect(
             site.moodleCalls.filter { !$0.contains("maintenance.php --enable") }.allSatisfy {
                 $0.contains("dirroot=\(site.production)")
