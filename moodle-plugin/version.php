@@ -25,8 +25,8 @@
 defined('MOODLE_INTERNAL') || die();
 
 $plugin->component = 'tool_delivery';
-$plugin->version = 2026120801;
+$plugin->version = 2026120900;
 $plugin->requires = 2024042200;
 $plugin->supported = [404, 405];
 $plugin->maturity = MATURITY_ALPHA;
-$plugin->release = '0.8.0';
+$plugin->release = '0.9.0';

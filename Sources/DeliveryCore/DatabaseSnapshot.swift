@@ -246,6 +246,23 @@ struct DatabaseTool {
         }
     }
 
+    /// What Moodle's "does this code match the database" depends on, on the database's side, as
+    /// one digest: core's version and release, `allversionshash`, and every plugin's version.
+    /// Any upgrade changes it, whoever ran it (the helper, the web installer, another admin).
+    func versionsKey() throws(DeliveryError) -> String {
+        let prefix = connection.prefix
+        let lines = try query(
+            "SELECT \(concatenation("name", "value")) FROM \(prefix)config WHERE name IN ('version', 'release', 'allversionshash') UNION ALL SELECT \(concatenation("plugin", "value")) FROM \(prefix)config_plugins WHERE name = 'version' ORDER BY 1",
+            outputLimit: 4 << 20)
+        guard !lines.isEmpty else { throw DeliveryError(.snapshotFailed, "the database holds no Moodle versions") }
+        return CodeFingerprint.hexDigest(Array(lines.joined(separator: "\n").utf8))
+    }
+
+    /// `a || '=' || b` in the database's own words (MariaDB's `||` is OR unless told otherwise).
+    private func concatenation(_ first: String, _ second: String) -> String {
+        connection.family == .postgres ? "\(first) || '=' || \(second)" : "CONCAT(\(first), '=', \(second))"
+    }
+
     /// The size Moodle's tables take in the database, in bytes (an upper bound of the dump's size).
     func estimatedSize() throws(DeliveryError) -> Int64 {
         let lines: [String]

@@ -35,6 +35,11 @@ extension DeliveryReport {
             lines.append(
                 "Maintenance: \(time(maintenance.onAt)) → \(time(maintenance.offAt))\(maintenance.seconds.map { " (\(format1($0)) s)" } ?? "")"
             )
+            if let other = maintenance.otherSeconds {
+                lines.append(
+                    "  of which Moodle's upgrade \(format1(maintenance.upgradeSeconds ?? 0)) s, database snapshot \(format1(maintenance.snapshotSeconds ?? 0)) s, the rest \(format1(other)) s"
+                )
+            }
         } else {
             lines.append("Maintenance: none")
         }

@@ -81,6 +81,9 @@ public struct CopyRecord: Sendable, Codable, Equatable {
     /// only in memory: it is flushed to disk before anything serves it, and a copy recorded in an
     /// earlier boot than this one is not complete (the machine stopped before it was on disk).
     public var unflushedBoot: String? = nil
+    /// The copy's `CodeFingerprint` when it was made (what Moodle's answers about it depend on);
+    /// absent in records written before it was kept.
+    public var fingerprint: String? = nil
 }
 
 /// Who asked for an operation: carried from the CLI or the signed request into the audit log.
@@ -197,6 +200,14 @@ public struct DeliveryState: Sendable, Codable, Equatable {
     /// (`upgrade.php --is-pending`) at the end of the last operation; emptied when an upgrade
     /// starts. The rollback plan picks a copy that matches; nil when never asked.
     public var copiesMatchingDatabase: [TreeName: Bool]?
+    /// Moodle's answers to `upgrade.php --is-pending` by what they depend on: the tree's
+    /// `CodeFingerprint` and the database's versions (`DatabaseTool.versionsKey`), as
+    /// `"<fingerprint> <versions>"`. A copy whose key is here is not asked again (a bootstrap of
+    /// PHP each); the newest few are kept.
+    public var databaseAnswers: [String: Bool]?
+    /// The fingerprint of the code each copy generation's component cache was built for (by the
+    /// generation's folder name): a generation refilled with code of the same fingerprint keeps it.
+    public var componentCacheFingerprints: [String: String]?
     /// The process group of the upgrade running now (stopped by a rollback after the helper died).
     public var upgradeProcessGroup: Int32?
     /// The last rehearsal (kept until the next one): a failed one blocks the restore of its

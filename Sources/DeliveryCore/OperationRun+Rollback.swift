@@ -338,15 +338,50 @@ extension OperationRun {
 
     /// Asks Moodle, in every complete copy, whether its code matches the database as it is now
     /// (`upgrade.php --is-pending`), for the rollback plan. An answer that cannot be had is left out.
+    /// Each question is a bootstrap of PHP: a copy whose code fingerprint was already asked about
+    /// with the database's versions as they are now takes that answer (`databaseAnswers`). The
+    /// versions are read before and after asking; an answer is kept only when they did not move.
     func refreshCopiesMatchingDatabase() {
         guard let state = try? store.read(), let moodle = try? engine.moodle(recorder) else { return }
         let copies = engine.copyStatuses(state)
+        let database = databaseVersionsReader()
+        let versions = database.flatMap { try? $0.versionsKey() }
+        var known = state.databaseAnswers ?? [:]
+        var learned: [String: Bool] = [:]
         var answers: [TreeName: Bool] = [:]
+        var used: Set<String> = []
         for tree in [TreeName.security, .backup] where copies[tree]?.complete == true {
-            if let answer = (try? moodle.databaseMatch(in: tree, echo: false)) ?? nil { answers[tree] = answer }
+            let key = versions.flatMap { versions in state.copies[tree]?.fingerprint.map { "\($0) \(versions)" } }
+            if let key { used.insert(key) }
+            if let key, let answer = known[key] ?? learned[key] {
+                answers[tree] = answer
+                continue
+            }
+            if let answer = (try? moodle.databaseMatch(in: tree, echo: false)) ?? nil {
+                answers[tree] = answer
+                if let key { learned[key] = answer }
+            }
         }
-        try? store.update { (state: inout DeliveryState) throws(DeliveryError) in state.copiesMatchingDatabase = answers
+        if !learned.isEmpty, let database, (try? database.versionsKey()) == versions {
+            known.merge(learned) { $1 }
         }
+        if known.count > 16 { known = known.filter { used.contains($0.key) } }
+        let kept = known
+        try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
+            state.copiesMatchingDatabase = answers
+            state.databaseAnswers = kept.isEmpty ? nil : kept
+        }
+    }
+
+    /// Reads the database's versions for `refreshCopiesMatchingDatabase`, with the site's own
+    /// settings and client (as the web user); nil when the site has no database the helper can
+    /// read (then every copy is asked).
+    func databaseVersionsReader() -> DatabaseTool? {
+        guard let webUser = try? UserIdentity.lookup(engine.configuration.webUser),
+            let connection = try? DatabaseConnection.read(
+                php: engine.configuration.php, codeRoot: layout.codeRoot(of: .production), webUser: webUser)
+        else { return nil }
+        return DatabaseTool(connection: connection, webUser: webUser, recorder: recorder, timeout: 60)
     }
 
     // MARK: Recover

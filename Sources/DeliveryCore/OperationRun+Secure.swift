@@ -166,6 +166,7 @@ extension OperationRun {
                             .wrongState, "the \(tree.rawValue) copy is being served; it is never written to")
                     }
                     let moved = "\(prefix)b"
+                    forgetComponentCache(of: moved)
                     try System.rename(link, "\(layout.releases)/\(moved)")
                     try System.symlink(target: moved, at: link)
                     active = moved
@@ -181,8 +182,9 @@ extension OperationRun {
             let others = try System.listDirectory(layout.releases).map(\.name)
                 .filter { $0.hasPrefix(prefix) && $0 != active }
                 .sorted()
-            if try System.lstatusIfExists(fresh) == nil, let reusable = others.last {
-                try System.rename("\(layout.releases)/\(reusable)", fresh)
+            if try System.lstatusIfExists(fresh) == nil {
+                forgetComponentCache(of: lastComponent(of: fresh))
+                if let reusable = others.last { try System.rename("\(layout.releases)/\(reusable)", fresh) }
             }
             for leftover in others where "\(layout.releases)/\(leftover)" != fresh {
                 if try System.lstatusIfExists("\(layout.releases)/\(leftover)") != nil {
@@ -198,6 +200,39 @@ extension OperationRun {
             throw error
         } catch {
             throw DeliveryError(.io, "cannot prepare the \(tree.rawValue) copy's generations: \(error)")
+        }
+    }
+
+    /// Forgets what the state says of a generation's component cache: its folder is about to be
+    /// made, or to take another folder's place (whose cache was built for another path).
+    func forgetComponentCache(of generation: String) {
+        try? change { (state: inout DeliveryState) throws(DeliveryError) in
+            state.componentCacheFingerprints?[generation] = nil
+        }
+    }
+
+    /// Builds the component cache of a copy generation just refilled, unless the generation has
+    /// one built for code of the same fingerprint (the names Moodle's cache lists, and the files
+    /// that declare components, are the same): one bootstrap of PHP saved per copy when a
+    /// delivery changed only the contents of existing files.
+    func buildComponentCacheUnlessCurrent(at generation: String, fingerprint: String?) throws(DeliveryError) {
+        guard engine.configuration.componentCacheFile != nil else { return }
+        let name = lastComponent(of: generation)
+        if let fingerprint, !lacksComponentCache(generation),
+            (try store.read()).componentCacheFingerprints?[name] == fingerprint
+        {
+            note("The component cache of \(name) is current for its code: kept.")
+            return
+        }
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
+            state.componentCacheFingerprints?[name] = nil
+        }
+        try buildComponentCache(at: generation)
+        guard let fingerprint else { return }
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
+            state.componentCacheFingerprints = (state.componentCacheFingerprints ?? [:]).merging([name: fingerprint]) {
+                $1
+            }
         }
     }
 
@@ -252,10 +287,13 @@ extension OperationRun {
             ).changed
             if !differs {
                 if lacksComponentCache(active) { try buildComponentCache(at: active) }
+                let fingerprint =
+                    state.copies[tree]?.fingerprint ?? CodeFingerprint.of(active, leavingOut: preservedFiles)
                 try change { (state: inout DeliveryState) throws(DeliveryError) in
                     state.copies[tree]?.revision = revision
                     state.copies[tree]?.copiedAt = Date()
                     state.copies[tree]?.refreshedPaths = []
+                    state.copies[tree]?.fingerprint = fingerprint
                 }
                 let seconds = System.monotonicSeconds() - started
                 return Notice(.copyIdentical, ["tree": .tree(tree), "checkSeconds": .duration(seconds)])
@@ -263,6 +301,7 @@ extension OperationRun {
         }
 
         var statistics: CopyStatistics
+        var fingerprint: String?
         do {
             if let relative, let active {
                 note("Refreshing '\(relative)' of the \(tree.rawValue) copy from production (\(revision.label))…")
@@ -288,7 +327,8 @@ extension OperationRun {
                         source: production, target: inactive, linkFrom: linkFrom, preserving: preservedFiles,
                         recordingScripts: recordingScripts), onProgress: onProgress)
             }
-            try buildComponentCache(at: inactive)
+            fingerprint = CodeFingerprint.of(inactive, leavingOut: preservedFiles)
+            try buildComponentCacheUnlessCurrent(at: inactive, fingerprint: fingerprint)
             // The copy is flushed to disk before anything serves it (`flushCopies`), not now: the
             // kernel writes it back within seconds meanwhile, and a restart before it is on disk
             // makes it incomplete (`unflushedBoot`). Without a boot identifier, flush now.
@@ -322,6 +362,7 @@ extension OperationRun {
                 entries: statistics.files + statistics.directories - 1 + statistics.symlinks + statistics.skipped.count)
         }
         record.unflushedBoot = unflushedBoot
+        record.fingerprint = fingerprint
         let generation = lastComponent(of: inactive)
         let inode: UInt64
         do {

@@ -88,7 +88,8 @@ final class DeliveryReportTest extends \PHPUnit\Framework\TestCase {
                 ['id' => 'x', 'operation' => 'restore', 'startedAt' => '2026-12-07T02:02:00Z', 'durationSeconds' => 125,
                     'result' => 'succeeded', 'notices' => [['code' => 'upgrade_ran_in_maintenance', 'values' => []]]],
             ],
-            'maintenance' => ['onAt' => '2026-12-07T02:02:05Z', 'offAt' => '2026-12-07T02:03:17Z', 'seconds' => 72.6],
+            'maintenance' => ['onAt' => '2026-12-07T02:02:05Z', 'offAt' => '2026-12-07T02:03:17Z', 'seconds' => 72.6,
+                'upgradeSeconds' => 59.1, 'snapshotSeconds' => 12.6, 'otherSeconds' => 0.9],
             'snapshot' => ['id' => 'x', 'sizeBytes' => 41100000, 'takenAt' => '2026-12-07T02:02:06Z', 'seconds' => 12.5],
             'healthCheck' => ['passed' => true, 'checkedAt' => '2026-12-07T02:03:20Z',
                 'resultNotices' => [['code' => 'health_code_matches', 'values' => []]], 'failureNotices' => []],
@@ -118,6 +119,8 @@ final class DeliveryReportTest extends \PHPUnit\Framework\TestCase {
             'Rehearsal of the upgrade | Check | The rehearsal of main @ bbbb passed: its code needs no upgrade of the '
                 . 'database (a copy of 5 kB was checked).',
             'Maintenance window | Maintenance mode | 72.6 secs, from 07/12/26, 02:02 to 07/12/26, 02:03',
+            "Maintenance window | Of which | Moodle's upgrade 59.1 secs, database snapshot 12.6 secs, the rest (maintenance "
+                . 'on and off, switch, checks) 0.9 secs',
             'Database snapshot | Snapshot | 41.1 MB, taken 07/12/26, 02:02, dumped in 12.5 secs',
             'Health check | Result | Succeeded (07/12/26, 02:03)',
             'Health check | Check | upgrade.php --is-pending: the code matches the database.',

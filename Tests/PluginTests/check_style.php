@@ -76,6 +76,14 @@ foreach ($files as $file) {
             if (!str_contains($text, "require(__DIR__ . '/../../../config.php');")) {
                 $report($path, 'an entry page must require config.php');
             }
+        } else if (str_starts_with($relative, 'cli/')) {
+            // A CLI script: CLI_SCRIPT first, then config.php (four folders up), no guard.
+            if ($guard || $standaloneguard) {
+                $report($path, 'a CLI script must not have the MOODLE_INTERNAL guard');
+            }
+            if (!preg_match("/define\\('CLI_SCRIPT', true\\);\\s+require\\(__DIR__ \\. '\\/\\.\\.\\/\\.\\.\\/\\.\\.\\/\\.\\.\\/config\\.php'\\);/", $text)) {
+                $report($path, "a CLI script must define CLI_SCRIPT, then require config.php");
+            }
         } else if (str_starts_with($relative, 'classes/') || str_starts_with($relative, 'tests/')
                 || in_array($relative, ['lib.php', 'db/install.php', 'db/upgrade.php'], true)) {
             // Declarations only (a namespaced class, or functions), no side effect: as moodle-cs

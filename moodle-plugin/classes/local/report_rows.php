@@ -225,7 +225,8 @@ final class report_rows {
     }
 
     /**
-     * The maintenance window: how long, from → to.
+     * The maintenance window: how long, from → to, and what Moodle's upgrade, the database snapshot
+     * and the rest took of it.
      *
      * @param mixed $window The report's `maintenance`.
      */
@@ -238,6 +239,13 @@ final class report_rows {
             'from' => self::moment($window['onAt'] ?? null) ?: '?',
             'to' => self::moment($window['offAt'] ?? null) ?: '?',
         ]));
+        if (isset($window['otherSeconds'])) {
+            $this->add('maintenance', 'windowparts', get_string('report:windowparts', 'tool_delivery', (object) [
+                'upgrade' => self::seconds($window['upgradeSeconds'] ?? 0),
+                'snapshot' => self::seconds($window['snapshotSeconds'] ?? 0),
+                'other' => self::seconds($window['otherSeconds']),
+            ]));
+        }
     }
 
     /**
