@@ -89,6 +89,8 @@ said_both() { grep -q -- "$1" <<<"$last" && grep -qi -- "$2" <<<"$last"; }
 serving_with_version() { [[ $(served) == "$1" && $(db_version) == "$2" ]] || { echo "serving $(served), database $(db_version)"; return 1; }; }
 in_maintenance_on() { [[ $(served) == "$1" && -e $dir/moodledata/climaintenance.html ]]; }
 login_ok_on() { [[ $(served) == "$1" && $(login_status) == 200 ]]; }
+# How many times the last operation asked Moodle upgrade.php --is-pending (its audit record).
+pending_asks() { "$deliveryctl" log --limit 1 --json | php -r '$r = json_decode(stream_get_contents(STDIN), true)[0]; echo count(array_filter($r["commands"], fn($c) => str_contains($c["command"], "--is-pending")));'; }
 # runs EXPECTED COMMAND…: the command's exit status is EXPECTED; its output is kept in $last. Around
 # every deliveryctl call, Tests/Support/invariants.php checks what every operation must leave true
 # (issue 13): a broken invariant fails the check that ran it.
@@ -179,6 +181,27 @@ for type in "${types[@]}"; do
   rm -f "$dir/moodledata/fixture-fail-upgrade"
   check "$type: restore again once fixed succeeds (a new snapshot, the upgrade, the health check)" runs 0 "$deliveryctl" restore
   check "$type: and the upgrade is in" equals 2024100800.00 db_version
+
+  # ------------------------------------------------------------------------------------------
+  echo "# $type: the rollback plan's question, asked once per code fingerprint and database versions"
+  site "$type-answers" "$type" || { not_ok "$type: fixture site"; continue; }
+  check "$type: secure --security succeeds" runs 0 "$deliveryctl" secure --security
+  check "$type: … Moodle was asked once for both copies (the same code)" equals 1 pending_asks
+  check "$type: switch succeeds" runs 0 "$deliveryctl" switch
+  check "$type: … neither the copies nor the database changed: Moodle was not asked" equals 0 pending_asks
+  check "$type: … the plan still knows the copies match" equals plan_code_matches status_field rollback.notices.0.code
+  # Someone upgrades the database outside the helper (the web installer, another admin): the copies'
+  # code is now older than the database. Outside the invariants' check: the site is made
+  # inconsistent on purpose.
+  sql "UPDATE mdl_config SET value = '2024100800.00' WHERE name = 'version'" >/dev/null
+  "$deliveryctl" cancel >/dev/null 2>&1
+  check "$type: after an upgrade outside the helper, Moodle is asked again" equals 1 pending_asks
+  check "$type: … and the plan says the copies no longer match (no code-only rollback to them)" \
+    equals plan_code_mismatch status_field rollback.notices.0.code
+  sql "UPDATE mdl_config SET value = '2024100700.00' WHERE name = 'version'" >/dev/null
+  check "$type: the database back as it was: secure succeeds" runs 0 "$deliveryctl" secure --security
+  check "$type: … the answer for this code and these versions is known: Moodle was not asked" equals 0 pending_asks
+  check "$type: … the copies match again" equals plan_code_matches status_field rollback.notices.0.code
 
   rehearsal_scenarios
   rehearsal_killed

@@ -12,7 +12,8 @@ struct PrivilegeTests {
         let site = try FixtureSite(webUser: web.name)
         try site.publishRevision2()
         try site.perform(.runAll)
-        #expect(site.moodleCalls.count == 5)
+        // Maintenance check, on, upgrade, off (Moodle's upgrade purges the caches itself).
+        #expect(site.moodleCalls.count == 4, "\(site.moodleCalls)")
         #expect(site.moodleCalls.allSatisfy { $0.contains("uid=\(web.uid)") }, "\(site.moodleCalls)")
         let record = try #require(try site.engine.history().first)
         let php = record.commands.filter { $0.command.hasPrefix("/usr/bin/php") }
