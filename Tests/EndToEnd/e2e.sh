@@ -430,6 +430,13 @@ else
   not_ok "upgrade.php runs as $web_user: $upgrades_as_web of $upgrades (see $calls)"
   sed 's/^/    /' "$calls" 2>/dev/null | head -20
 fi
+# The restore's health check asks the installed plugin's cli/health.php (one bootstrap of PHP for both
+# questions): the fixture's stand-ins of Moodle's APIs record the call.
+if grep -q " check manager status uid=$web_uid " "$calls" && grep -q " moodle_needs_upgrading uid=$web_uid " "$calls"; then
+  ok "the health check asked the plugin's cli/health.php, as $web_user"
+else
+  not_ok "the health check did not ask the plugin's cli/health.php (see $calls)"
+fi
 others=$(grep -v " uid=$web_uid " "$calls" 2>/dev/null | head -3)
 if [[ -z $others ]]; then ok "every Moodle CLI script of the fixture ran as $web_user"; else not_ok "CLI scripts ran as another uid: $others"; fi
 
