@@ -80,6 +80,15 @@ extension OperationRun {
             try dropFromOPcache(changedOrServed)
             try readyProductionForServing(warm: true)
         }
+        var snapshotPlan: SnapshotPlan?
+        if snapshotting {
+            do {
+                snapshotPlan = try planSnapshot()
+            } catch {
+                // Nothing changed: the backup copy still serves, maintenance mode was not touched.
+                throw snapshotRefusal(error)
+            }
+        }
         if wantsMaintenance && !state.maintenanceEnabled {
             note(
                 need == .withMaintenance
@@ -91,9 +100,9 @@ extension OperationRun {
             }
             try moodle.setMaintenance(true, in: layout.servedTree() ?? .backup)
         }
-        if snapshotting {
+        if let snapshotPlan {
             do {
-                try takeSnapshot()
+                try takeSnapshot(snapshotPlan)
             } catch {
                 // Nothing changed: the backup copy still serves. Lift the maintenance mode this
                 // step turned on, and say why the upgrade did not run.
@@ -104,11 +113,7 @@ extension OperationRun {
                         state.deliveryWindowOpen = false
                     }
                 }
-                note("The database snapshot failed: \(error.message)")
-                throw DeliveryError(
-                    .snapshotFailed, message: "restore refused: \(error.message)",
-                    notices: [Notice(.refusedSnapshot, ["tree": .tree(layout.servedTree() ?? .backup)])]
-                        + error.notices)
+                throw snapshotRefusal(error)
             }
         }
         try change { (state: inout DeliveryState) throws(DeliveryError) in
@@ -221,6 +226,14 @@ extension OperationRun {
             + [Notice(.deliveryComplete)]
     }
 
+    /// Why the upgrade did not run: the snapshot could not be planned or taken.
+    func snapshotRefusal(_ error: DeliveryError) -> DeliveryError {
+        note("The database snapshot failed: \(error.message)")
+        return DeliveryError(
+            .snapshotFailed, message: "restore refused: \(error.message)",
+            notices: [Notice(.refusedSnapshot, ["tree": .tree(layout.servedTree() ?? .backup)])] + error.notices)
+    }
+
     /// Records a failed health check and ends the step the way the site asks (automatic rollback,
     /// or maintenance mode and the administrator's decision).
     func healthFailure(_ report: HealthReport) throws(DeliveryError) -> DeliveryError {
@@ -279,8 +292,18 @@ extension OperationRun {
             [], after: [Notice(plan.kind == .codeAndDatabase ? .maintenanceStaysDatabase : .maintenanceStaysCode)])
     }
 
-    /// Takes the database snapshot of this delivery, inside the maintenance window.
-    func takeSnapshot() throws(DeliveryError) {
+    /// What the snapshot needs, found before the maintenance window: the database's settings and
+    /// tool, the folder, and room for the dump.
+    struct SnapshotPlan {
+        let tool: DatabaseTool
+        let connection: DatabaseConnection
+        let directory: String
+        let estimate: Int64
+    }
+
+    /// Reads the database settings and checks the room for the snapshot, before maintenance mode
+    /// goes on (none of it needs users held out, and the window is shorter for it).
+    func planSnapshot() throws(DeliveryError) -> SnapshotPlan {
         let configuration = engine.configuration
         let webUser = try UserIdentity.lookup(configuration.webUser)
         let connection = try DatabaseConnection.read(
@@ -295,12 +318,6 @@ extension OperationRun {
         } catch {
             throw DeliveryError.io("cannot make the snapshot folder", error)
         }
-        let tables = try tool.tables()
-        guard !tables.isEmpty else {
-            throw DeliveryError(
-                .snapshotFailed,
-                "the database \(connection.name) has no table with the prefix '\(connection.prefix)'")
-        }
         let estimate = try tool.estimatedSize()
         let available: Int64
         do {
@@ -314,14 +331,28 @@ extension OperationRun {
                 "not enough free space for the database snapshot in \(directory): \(formatBytes(available)) free, Moodle's tables take \(formatBytes(estimate))"
             )
         }
+        return SnapshotPlan(tool: tool, connection: connection, directory: directory, estimate: estimate)
+    }
+
+    /// Takes the database snapshot of this delivery, inside the maintenance window: Moodle's
+    /// tables as they are once users are held out, dumped.
+    func takeSnapshot(_ plan: SnapshotPlan) throws(DeliveryError) {
+        let configuration = engine.configuration
+        let (tool, connection, directory) = (plan.tool, plan.connection, plan.directory)
+        let started = System.monotonicSeconds()
+        let tables = try tool.tables()
+        guard !tables.isEmpty else {
+            throw DeliveryError(
+                .snapshotFailed,
+                "the database \(connection.name) has no table with the prefix '\(connection.prefix)'")
+        }
         let state = try store.read()
         let name = state.deliveryId ?? id
         let file = "\(directory)/\(name).\(connection.family == .postgres ? "pgdump" : "sql")"
         note(
-            "Database snapshot: dumping \(tables.count) tables of \(connection.name) (\(formatBytes(estimate)) in the database) into \(file)…"
+            "Database snapshot: dumping \(tables.count) tables of \(connection.name) (\(formatBytes(plan.estimate)) in the database) into \(file)…"
         )
         let takenAt = Date()
-        let started = System.monotonicSeconds()
         try tool.dump(into: file, tables: tables)
         let seconds = System.monotonicSeconds() - started
         let size = (try? System.lstatus(file).size) ?? 0

@@ -81,7 +81,8 @@ foreach ($files as $file) {
             if ($guard || $standaloneguard) {
                 $report($path, 'a CLI script must not have the MOODLE_INTERNAL guard');
             }
-            if (!preg_match("/define\\('CLI_SCRIPT', true\\);\\s+require\\(__DIR__ \\. '\\/\\.\\.\\/\\.\\.\\/\\.\\.\\/\\.\\.\\/config\\.php'\\);/", $text)) {
+            $clistart = "define('CLI_SCRIPT', true);\n\nrequire(__DIR__ . '/../../../../config.php');";
+            if (!str_contains($text, $clistart)) {
                 $report($path, "a CLI script must define CLI_SCRIPT, then require config.php");
             }
         } else if (str_starts_with($relative, 'classes/') || str_starts_with($relative, 'tests/')
