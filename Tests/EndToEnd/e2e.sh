@@ -117,6 +117,10 @@ else
   fatal "deliveryctl init failed"
 fi
 export DELIVERY_CONFIG=$dir/etc/site.json
+# The plugin in production, as scripts/install puts it (out of git's view): the restore's health
+# check asks its cli/health.php.
+as "$code_owner" cp -r "$project/moodle-plugin" "$dir/site/releases/production/admin/tool/delivery"
+echo "/admin/tool/delivery/" >>"$dir/site/releases/production/.git/info/exclude"
 # The load phase alone switches 20 times through the key: above the hourly limits of a real site
 # (Tests/Attacks/destructive.sh shows them).
 php -r '$f = $argv[1]; $c = json_decode(file_get_contents($f), true); $c["operationLimits"] = ["switchesPerHour" => 500, "restoresPerHour" => 500, "rollbacksPerHour" => 500]; file_put_contents($f, json_encode($c, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));' "$DELIVERY_CONFIG"
