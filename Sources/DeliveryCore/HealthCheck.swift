@@ -153,7 +153,7 @@ struct HealthChecker {
     /// neither is there or answered (the check is then left out).
     func criticalChecks(in tree: TreeName, viaHealthScript: Bool = true) -> Set<String>? {
         guard settings.moodleChecks else { return nil }
-        if viaHealthScript, let answer = askHealthScript(in: tree, pending: false, checks: true) {
+        if viaHealthScript, let answer = moodle.askHealthScript(in: tree, pending: false, checks: true) {
             return answer.critical.map { Set($0) }
         }
         guard
@@ -224,7 +224,7 @@ struct HealthChecker {
     /// most of a second: the plugin's `cli/health.php` answers both in one when the tree has it;
     /// else Moodle's `upgrade.php --is-pending` and `checks.php` run at the same time.
     func commandLineAnswers(in tree: TreeName) -> (codeMatches: Bool?, critical: Set<String>?) {
-        if let answer = askHealthScript(in: tree, pending: true, checks: settings.moodleChecks) {
+        if let answer = moodle.askHealthScript(in: tree, pending: true, checks: settings.moodleChecks) {
             return (answer.upgrade.map { $0 == "none" }, answer.critical.map { Set($0) })
         }
         let moodle = self.moodle
@@ -232,43 +232,13 @@ struct HealthChecker {
         let (matches, critical) = concurrently(
             { () -> Bool? in
                 do throws(DeliveryError) {
-                    return try moodle.codeMatchesDatabase(in: tree)
+                    return try moodle.databaseMatch(in: tree, viaHealthScript: false) == true
                 } catch {
                     recorder.onLine("Moodle's upgrade check did not run: \(error.message)")
                     return nil
                 }
             }, { criticalChecks(in: tree, viaHealthScript: false) })
         return (matches, critical)
-    }
-
-    /// What the plugin's `cli/health.php` prints: `upgrade` is `none`, `pending` or `downgrade`.
-    struct HealthScriptAnswer: Decodable {
-        var upgrade: String?
-        var critical: [String]?
-    }
-
-    /// The plugin's script of a tree (`admin/tool/delivery/cli/health.php`), when it has one.
-    func healthScript(in tree: TreeName) -> String? {
-        let path = "\(moodle.layout.codeRoot(of: tree))/\(moodle.layout.adminDirectory)/tool/delivery/cli/health.php"
-        return (try? System.lstatus(path))?.kind == .regular ? path : nil
-    }
-
-    /// Asks the plugin's script; nil when the tree has none or it gave no complete answer (an
-    /// older plugin, a failure): the caller then asks Moodle's own scripts.
-    func askHealthScript(in tree: TreeName, pending: Bool, checks: Bool) -> HealthScriptAnswer? {
-        guard pending || checks, let script = healthScript(in: tree) else { return nil }
-        let arguments = (pending ? ["--pending"] : []) + (checks ? ["--checks"] : [])
-        guard let result = try? moodle.runScript(script, arguments, codeRoot: moodle.layout.codeRoot(of: tree)),
-            result.succeeded,
-            let line = result.standardOutput.split(whereSeparator: \.isNewline).last,
-            let answer = try? JSONCoding.decode(HealthScriptAnswer.self, from: Array(line.utf8)),
-            !pending || ["none", "pending", "downgrade"].contains(answer.upgrade ?? ""),
-            !checks || answer.critical != nil
-        else {
-            recorder.onLine("The plugin's health script gave no answer: asking Moodle's own scripts.")
-            return nil
-        }
-        return answer
     }
 
     /// The first words of a page, tags left out, for the failure message.

@@ -109,11 +109,48 @@ struct MoodleCLI {
 
     /// Moodle's answer to `upgrade.php --is-pending` in a tree: true when nothing is pending, false
     /// when an upgrade is pending or Moodle refuses the code (older than the database), nil when it
-    /// gave no answer (timed out, killed).
-    func databaseMatch(in tree: TreeName, echo: Bool = true) throws(DeliveryError) -> Bool? {
+    /// gave no answer (timed out, killed). Asked of the plugin's `cli/health.php` when the tree has
+    /// it (the same question without what `upgrade.php` loads besides: 0.14 s against 1.4 s on a
+    /// real Moodle 4.5 site), else of `upgrade.php`.
+    func databaseMatch(in tree: TreeName, echo: Bool = true, viaHealthScript: Bool = true) throws(DeliveryError)
+        -> Bool?
+    {
+        if viaHealthScript, let answer = askHealthScript(in: tree, pending: true, checks: false, echo: echo) {
+            return answer.upgrade == "none"
+        }
         let result = try run("upgrade.php", ["--is-pending"], in: tree, echo: echo)
         guard let code = result.exitCode, !result.timedOut else { return nil }
         return code == 0
+    }
+
+    /// What the plugin's `cli/health.php` prints: `upgrade` is `none`, `pending` or `downgrade`.
+    struct HealthScriptAnswer: Decodable {
+        var upgrade: String?
+        var critical: [String]?
+    }
+
+    /// The plugin's script of a tree (`admin/tool/delivery/cli/health.php`), when it has one.
+    func healthScript(in tree: TreeName) -> String? {
+        let path = "\(layout.codeRoot(of: tree))/\(layout.adminDirectory)/tool/delivery/cli/health.php"
+        return (try? System.lstatus(path))?.kind == .regular ? path : nil
+    }
+
+    /// Asks the plugin's script; nil when the tree has none or it gave no complete answer (an
+    /// older plugin, a failure): the caller then asks Moodle's own scripts.
+    func askHealthScript(in tree: TreeName, pending: Bool, checks: Bool, echo: Bool = true) -> HealthScriptAnswer? {
+        guard pending || checks, let script = healthScript(in: tree) else { return nil }
+        let arguments = (pending ? ["--pending"] : []) + (checks ? ["--checks"] : [])
+        guard let result = try? runScript(script, arguments, codeRoot: layout.codeRoot(of: tree), echo: echo),
+            result.succeeded,
+            let line = result.standardOutput.split(whereSeparator: \.isNewline).last,
+            let answer = try? JSONCoding.decode(HealthScriptAnswer.self, from: Array(line.utf8)),
+            !pending || ["none", "pending", "downgrade"].contains(answer.upgrade ?? ""),
+            !checks || answer.critical != nil
+        else {
+            recorder.onLine("The plugin's health script gave no answer: asking Moodle's own scripts.")
+            return nil
+        }
+        return answer
     }
 
     static func lastLines(_ result: CommandResult) -> String {

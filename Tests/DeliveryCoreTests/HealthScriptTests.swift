@@ -57,6 +57,23 @@ struct HealthScriptTests {
         #expect(downgrade.summaries.count == 1)
     }
 
+    @Test(
+        "the rollback plan's question (does this code match the database) asks the plugin's script when the tree has it"
+    )
+    func databaseMatchViaScript() throws {
+        let site = try FixtureSite()
+        try installPlugin(site)
+        let recorder = CommandRecorder(onLine: { _ in })
+        let moodle = try site.engine.moodle(recorder)
+        #expect(try moodle.databaseMatch(in: .production) == true)
+        #expect(recorder.summaries.map(\.command).last?.contains("health.php --pending") == true)
+        try "2024100900.00".write(toFile: "\(site.dataroot)/fixture-db-version", atomically: false, encoding: .utf8)
+        #expect(try moodle.databaseMatch(in: .production) == false)
+        #expect(try moodle.databaseMatch(in: .production, viaHealthScript: false) == false)
+        #expect(recorder.summaries.map(\.command).last?.contains("upgrade.php --is-pending") == true)
+        try "2024100700.00".write(toFile: "\(site.dataroot)/fixture-db-version", atomically: false, encoding: .utf8)
+    }
+
     @Test("a health script that gives no answer: Moodle's own scripts are asked instead")
     func brokenScriptFallsBack() throws {
         let site = try FixtureSite()

@@ -21,8 +21,9 @@
  * upgrade is due, "downgrade" when the code is older than the database (what
  * admin/cli/upgrade.php --is-pending answers with 0, 2 and its error). With --checks: "critical"
  * lists the references of the status checks whose result is critical or an error (the rows
- * admin/cli/checks.php reports as CRITICAL). The helper runs it as the web user inside the
- * maintenance window, instead of those two scripts: each is a whole bootstrap of Moodle.
+ * admin/cli/checks.php reports as CRITICAL). The helper runs it as the web user instead of those
+ * two scripts: each is a whole bootstrap of Moodle, and upgrade.php loads far more than the question
+ * needs (on a Moodle 4.5 site: 0.14 s for --pending against 1.4 s for upgrade.php --is-pending).
  *
  * @package    tool_delivery
  * @copyright  2026 moodle-delivery contributors
