@@ -64,7 +64,11 @@ struct MoodleCLI {
         case none, withoutMaintenance, withMaintenance
     }
 
+    /// Whether an upgrade is pending and needs maintenance mode. Most deliveries bring none: the
+    /// plugin's `cli/health.php --pending` says so in a fraction of `upgrade.php`'s time, and only
+    /// a pending upgrade (or a tree without the plugin) asks `upgrade.php` which kind it is.
     func upgradeNeed(in tree: TreeName) throws(DeliveryError) -> UpgradeNeed {
+        if askHealthScript(in: tree, pending: true, checks: false)?.upgrade == "none" { return .none }
         let check = try run("upgrade.php", ["--is-maintenance-required"], in: tree)
         switch check.exitCode {
         case 0: return .none

@@ -72,6 +72,15 @@ struct HealthScriptTests {
         #expect(try moodle.databaseMatch(in: .production, viaHealthScript: false) == false)
         #expect(recorder.summaries.map(\.command).last?.contains("upgrade.php --is-pending") == true)
         try "2024100700.00".write(toFile: "\(site.dataroot)/fixture-db-version", atomically: false, encoding: .utf8)
+        // Restore's question (is an upgrade pending, and does it need maintenance mode): nothing
+        // pending is said by the script alone; a pending upgrade asks upgrade.php which kind.
+        let need = CommandRecorder(onLine: { _ in })
+        #expect(try site.engine.moodle(need).upgradeNeed(in: .production) == MoodleCLI.UpgradeNeed.none)
+        #expect(need.summaries.map(\.command).count == 1)
+        try "2024100600.00".write(toFile: "\(site.dataroot)/fixture-db-version", atomically: false, encoding: .utf8)
+        #expect(try site.engine.moodle(need).upgradeNeed(in: .production) == .withMaintenance)
+        #expect(need.summaries.last?.command.contains("upgrade.php --is-maintenance-required") == true)
+        try "2024100700.00".write(toFile: "\(site.dataroot)/fixture-db-version", atomically: false, encoding: .utf8)
     }
 
     @Test("a health script that gives no answer: Moodle's own scripts are asked instead")
