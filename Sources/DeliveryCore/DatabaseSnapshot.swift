@@ -287,9 +287,11 @@ struct DatabaseTool {
         let result = try withCredentials { (arguments, environment) throws(DeliveryError) in
             switch connection.family {
             case .postgres:
-                // Custom format: compressed, restorable table by table; one transaction (a
-                // consistent view). `--table` patterns take the tables and their sequences.
-                var options = ["--format=custom", "--no-owner", "--no-privileges"]
+                // Custom format, restorable table by table; one transaction (a consistent view).
+                // Not compressed: compression is most of pg_dump's time, and the dump is taken
+                // inside the maintenance window (bench/snapshot, 2.1 GB: 12.2 s against 40.8 s,
+                // for three times the disk). `--table` patterns take the tables and their sequences.
+                var options = ["--format=custom", "--compress=0", "--no-owner", "--no-privileges"]
                 if !connection.prefix.isEmpty { options.append("--table=\(connection.prefix)*") }
                 var dump = command(try program("pg_dump"), options, environment, output: partial)
                 dump.lowPriority = lowPriority
