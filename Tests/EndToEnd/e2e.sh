@@ -119,6 +119,7 @@ fi
 export DELIVERY_CONFIG=$dir/etc/site.json
 # The plugin in production, as scripts/install puts it (out of git's view): the restore's health
 # check asks its cli/health.php.
+as "$code_owner" mkdir -p "$dir/site/releases/production/admin/tool"
 as "$code_owner" cp -r "$project/moodle-plugin" "$dir/site/releases/production/admin/tool/delivery"
 echo "/admin/tool/delivery/" >>"$dir/site/releases/production/.git/info/exclude"
 # The load phase alone switches 20 times through the key: above the hourly limits of a real site
