@@ -97,7 +97,9 @@ public struct MaintenanceWindow: Sendable, Codable, Equatable {
         self.upgradeSeconds = upgradeSeconds
         self.snapshotSeconds = snapshotSeconds
         if let seconds, upgradeSeconds != nil || snapshotSeconds != nil {
-            otherSeconds = max(0, seconds - (upgradeSeconds ?? 0) - (snapshotSeconds ?? 0))
+            // From the tenths each part is shown with, so that the parts shown add up to the whole.
+            otherSeconds = max(
+                0, Self.tenths(seconds) - Self.tenths(upgradeSeconds ?? 0) - Self.tenths(snapshotSeconds ?? 0))
         }
     }
 
@@ -114,17 +116,23 @@ public struct MaintenanceWindow: Sendable, Codable, Equatable {
             upgradeSeconds: upgradeSeconds, snapshotSeconds: snapshotSeconds)
     }
 
-    /// The window as one notice (restore's result, the history): its length and its parts.
+    /// A duration rounded to the tenth of a second it is shown with.
+    static func tenths(_ value: Double) -> Double { (value * 10).rounded() / 10 }
+
+    /// The window as one notice (restore's result, the history): its length and its parts, in the
+    /// tenths they are shown with.
     var notice: Notice? {
         guard let seconds else { return nil }
         guard upgradeSeconds != nil || snapshotSeconds != nil else {
-            return Notice(.maintenanceWindow, ["seconds": .duration(seconds)])
+            return Notice(.maintenanceWindow, ["windowSeconds": .duration(Self.tenths(seconds))])
         }
         return Notice(
             .maintenanceWindowParts,
             [
-                "seconds": .duration(seconds), "upgradeSeconds": .duration(upgradeSeconds ?? 0),
-                "snapshotSeconds": .duration(snapshotSeconds ?? 0), "otherSeconds": .duration(otherSeconds ?? 0),
+                "windowSeconds": .duration(Self.tenths(seconds)),
+                "upgradeSeconds": .duration(Self.tenths(upgradeSeconds ?? 0)),
+                "snapshotSeconds": .duration(Self.tenths(snapshotSeconds ?? 0)),
+                "otherSeconds": .duration(Self.tenths(otherSeconds ?? 0)),
             ])
     }
 }

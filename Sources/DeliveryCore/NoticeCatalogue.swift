@@ -201,9 +201,9 @@ public enum NoticeCode: String, Sendable, CaseIterable {
         case .cachesPurged: "Caches purged."
         case .cachesKept: "Caches kept (the code did not change)."
         case .cachesPurgedByUpgrade: "Caches purged by Moodle's upgrade."
-        case .maintenanceWindow: "Maintenance window: {seconds}."
+        case .maintenanceWindow: "Maintenance window: {windowSeconds}."
         case .maintenanceWindowParts:
-            "Maintenance window: {seconds} (Moodle's upgrade {upgradeSeconds}, database snapshot {snapshotSeconds}, the rest {otherSeconds})."
+            "Maintenance window: {windowSeconds} (Moodle's upgrade {upgradeSeconds}, database snapshot {snapshotSeconds}, the rest {otherSeconds})."
         case .healthPassed: "The health check passed."
         case .deliveryComplete: "The delivery is complete."
         case .refusedNotMoodle:
