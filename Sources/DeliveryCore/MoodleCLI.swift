@@ -88,6 +88,24 @@ struct MoodleCLI {
         recorder.maintenanceChanged(enabled)
     }
 
+    /// Lifts the maintenance mode `setMaintenance(true)` turned on, as Moodle's `maintenance.php
+    /// --disable` does after its own `--enable` (which already set `maintenance_enabled` to 0 and
+    /// dropped `maintenance_later`): only the flag file is left, and the web user removes it from
+    /// its dataroot, without a bootstrap of Moodle (0.14 s inside the window on a real site). When
+    /// that does not work, Moodle's script does it.
+    func liftMaintenance(in tree: TreeName, dataroot: String) throws(DeliveryError) {
+        let flag = "\(dataroot)/climaintenance.html"
+        if let remove = ChildProcess.locate("rm"),
+            let result = try? recorder.run(
+                Command(remove, ["-f", "--", flag], user: webUser, workingDirectory: "/", timeoutSeconds: 30)),
+            result.succeeded, (try? System.lstatusIfExists(flag)) == .some(nil)
+        {
+            recorder.maintenanceChanged(false)
+            return
+        }
+        try setMaintenance(false, in: tree)
+    }
+
     /// Runs Moodle's upgrade; `onStart` receives the process group (the helper records it, so that
     /// a rollback after the helper died can stop an upgrade still running).
     func upgrade(in tree: TreeName, onStart: (Int32) -> Void = { _ in }) throws(DeliveryError) {

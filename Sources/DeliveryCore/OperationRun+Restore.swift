@@ -193,7 +193,7 @@ extension OperationRun {
         }
         var windowText: [Notice] = []
         if (try store.read()).maintenanceEnabled {
-            try moodle.setMaintenance(false, in: .production)
+            try moodle.liftMaintenance(in: .production, dataroot: engine.configuration.moodle.dataroot)
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = false }
             if let window = maintenanceWindow, let notice = window.notice {
                 note(notice.english)

@@ -38,12 +38,15 @@ struct DeliveryFlowTests {
         let calls = site.moodleCalls.map { $0.split(separator: " ").dropFirst().joined(separator: " ") }
         let scripts = calls.map { $0.components(separatedBy: " uid=")[0] }
         // Maintenance goes on while the backup copy still serves (its CLI), before production is
-        // served; Moodle's upgrade purges the caches itself: no second purge in the window.
+        // served; Moodle's upgrade purges the caches itself: no second purge in the window; the web
+        // user lifts maintenance by removing its flag file (no bootstrap of Moodle).
         #expect(
             scripts == [
                 "upgrade.php --is-maintenance-required", "maintenance.php --enable", "upgrade.php --non-interactive",
-                "maintenance.php --disable",
             ])
+        let lifted = try #require(
+            try site.engine.history().first?.commands.last { $0.command.contains("climaintenance") })
+        #expect(lifted.command.hasPrefix("/usr/bin/rm -f -- ") || lifted.command.hasPrefix("/bin/rm -f -- "))
         #expect(restored.notices.map(\.code).contains("caches_purged_by_upgrade"))
         // The window is measured by the helper, with its parts, in the result and the history.
         let window = try #require(try site.engine.history().first?.maintenance)
