@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A PHP syntax error found by `php -l`.
 public struct LintError: Sendable, Codable, Equatable {
     /// The file, relative to the tree.
@@ -318,25 +322,45 @@ struct Preflight {
     }
 
     /// Walks both trees, comparing kind, size and mtime (as a copy would).
+    /// Compares the two trees from their roots, through descriptors of open folders: one
+    /// `openat2` per folder and one `fstatat` per entry, instead of a walk from the root for every
+    /// path (2.5 s for the 30,000 entries of a real Moodle tree, twice).
     private func compare(_ relative: String, _ report: inout PreflightReport) {
-        let newDirectory = relative.isEmpty ? production : "\(production)/\(relative)"
-        let oldDirectory = relative.isEmpty ? before : "\(before)/\(relative)"
+        let newRoot = try? System.openDirectory(at: AT_FDCWD, production)
+        let oldRoot = try? System.openDirectory(at: AT_FDCWD, before)
+        defer {
+            if let newRoot { System.close(newRoot) }
+            if let oldRoot { System.close(oldRoot) }
+        }
+        compare(relative, new: newRoot, old: oldRoot, &report)
+    }
+
+    /// One folder of each tree (nil where that tree lacks it), by its path relative to the roots.
+    private func compare(
+        _ relative: String, new newFolder: Int32?, old oldFolder: Int32?, _ report: inout PreflightReport
+    ) {
         let skipped = TreeCopier.versionControlNames.union(relative.isEmpty ? ignored : [])
-        let newNames = Set(((try? System.listDirectory(newDirectory)) ?? []).map(\.name)).subtracting(skipped)
-        let oldNames = Set(((try? System.listDirectory(oldDirectory)) ?? []).map(\.name)).subtracting(skipped)
+        let newNames = Set(Self.names(newFolder)).subtracting(skipped)
+        let oldNames = Set(Self.names(oldFolder)).subtracting(skipped)
         for name in newNames.union(oldNames).sorted() {
             let child = relative.isEmpty ? name : "\(relative)/\(name)"
-            let new = try? System.lstatus("\(newDirectory)/\(name)")
-            let old = try? System.lstatus("\(oldDirectory)/\(name)")
+            let new = newFolder.flatMap { newNames.contains(name) ? try? System.lstatus(at: $0, name) : nil }
+            let old = oldFolder.flatMap { oldNames.contains(name) ? try? System.lstatus(at: $0, name) : nil }
             switch (new?.kind, old?.kind) {
             case (.directory?, .directory?):
-                compare(child, &report)
+                let newChild = try? System.openDirectory(at: newFolder!, name)
+                let oldChild = try? System.openDirectory(at: oldFolder!, name)
+                defer {
+                    if let newChild { System.close(newChild) }
+                    if let oldChild { System.close(oldChild) }
+                }
+                compare(child, new: newChild, old: oldChild, &report)
             case (.directory?, _):
                 if old != nil { report.removed.append(child) }
-                addAll(child, &report)
+                Self.listAll(child, in: newFolder!, name) { report.added.append($0) }
             case (_, .directory?):
                 if new != nil { report.added.append(child) }
-                removeAll(child, &report)
+                Self.listAll(child, in: oldFolder!, name) { report.removed.append($0) }
             case (nil, _?):
                 report.removed.append(child)
             case (_?, nil):
@@ -354,26 +378,25 @@ struct Preflight {
         }
     }
 
-    private func addAll(_ relative: String, _ report: inout PreflightReport) {
-        for entry in (try? System.listDirectory("\(production)/\(relative)")) ?? []
-        where !TreeCopier.versionControlNames.contains(entry.name) {
-            let child = "\(relative)/\(entry.name)"
-            if (try? System.lstatus("\(production)/\(child)"))?.kind == .directory {
-                addAll(child, &report)
-            } else {
-                report.added.append(child)
-            }
-        }
+    /// The names in an open folder (none for nil or an unreadable one).
+    private static func names(_ folder: Int32?) -> [String] {
+        guard let folder, let entries = try? System.listDirectory(fd: folder) else { return [] }
+        return entries.map(\.name)
     }
 
-    private func removeAll(_ relative: String, _ report: inout PreflightReport) {
-        for entry in (try? System.listDirectory("\(before)/\(relative)")) ?? []
+    /// Every entry below the folder `name` of an open folder that is not itself a folder (VCS
+    /// metadata left out), as paths below `relative`.
+    private static func listAll(_ relative: String, in parent: Int32, _ name: String, _ found: (String) -> Void) {
+        guard let folder = try? System.openDirectory(at: parent, name) else { return }
+        defer { System.close(folder) }
+        for entry in (try? System.listDirectory(fd: folder)) ?? []
         where !TreeCopier.versionControlNames.contains(entry.name) {
             let child = "\(relative)/\(entry.name)"
-            if (try? System.lstatus("\(before)/\(child)"))?.kind == .directory {
-                removeAll(child, &report)
+            let kind = entry.kind ?? (try? System.lstatus(at: folder, entry.name))?.kind
+            if kind == .directory {
+                listAll(child, in: folder, entry.name, found)
             } else {
-                report.removed.append(child)
+                found(child)
             }
         }
     }
