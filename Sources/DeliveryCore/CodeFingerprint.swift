@@ -48,7 +48,9 @@ enum CodeFingerprint {
                 }
                 hasher.update(data: Array("\(kind) \(path)\n".utf8))
                 if entryKind == .regular && declaringNames.contains(entry.name) {
-                    guard let fd = try? System.open(at: folder, entry.name, O_RDONLY | O_NOFOLLOW) else { return nil }
+                    guard let fd = try? System.open(at: folder, entry.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) else {
+                        return nil
+                    }
                     defer { System.close(fd) }
                     guard let bytes = try? System.readAll(fd, limit: fileLimit, name: path) else { return nil }
                     hasher.update(data: Array("\(bytes.count)\n".utf8))
@@ -56,16 +58,6 @@ enum CodeFingerprint {
                 }
             }
         }
-        return hex(Array(hasher.finalize()))
-    }
-
-    /// The SHA-256 of some bytes, in hex.
-    static func hexDigest(_ bytes: [UInt8]) -> String {
-        hex(Array(SHA256.hash(data: bytes)))
-    }
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef")
-        return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
+        return hexString(hasher.finalize())
     }
 }

@@ -1,3 +1,5 @@
+import Crypto
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -255,7 +257,7 @@ struct DatabaseTool {
             "SELECT \(concatenation("name", "value")) FROM \(prefix)config WHERE name IN ('version', 'release', 'allversionshash') UNION ALL SELECT \(concatenation("plugin", "value")) FROM \(prefix)config_plugins WHERE name = 'version' ORDER BY 1",
             outputLimit: 4 << 20)
         guard !lines.isEmpty else { throw DeliveryError(.snapshotFailed, "the database holds no Moodle versions") }
-        return CodeFingerprint.hexDigest(Array(lines.joined(separator: "\n").utf8))
+        return hexString(SHA256.hash(data: Array(lines.joined(separator: "\n").utf8)))
     }
 
     /// `a || '=' || b` in the database's own words (MariaDB's `||` is OR unless told otherwise).

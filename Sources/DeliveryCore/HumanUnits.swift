@@ -4,6 +4,12 @@
     import Foundation
 #endif
 
+/// Bytes as lowercase hexadecimal digits, two per byte (ids, tokens, digests).
+public func hexString<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    let digits = Array("0123456789abcdef")
+    return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
+}
+
 /// A number with one decimal.
 func format1(_ value: Double) -> String {
     let tenths = Int((value * 10).rounded())

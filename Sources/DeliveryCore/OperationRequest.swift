@@ -154,9 +154,7 @@ extension Operation {
 public enum OperationIdentifier {
     /// A new id.
     public static func make() -> String {
-        let digits = Array("0123456789abcdef")
-        let random = System.randomBytes(4).map { "\(digits[Int($0 >> 4)])\(digits[Int($0 & 15)])" }.joined()
-        return "\(System.utcStamp())-\(random)"
+        "\(System.utcStamp())-\(hexString(System.randomBytes(4)))"
     }
 
     /// True for a string that has the shape of an id (checked before any lookup).

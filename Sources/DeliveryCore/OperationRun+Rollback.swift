@@ -344,7 +344,10 @@ extension OperationRun {
     func refreshCopiesMatchingDatabase() {
         guard let state = try? store.read(), let moodle = try? engine.moodle(recorder) else { return }
         let copies = engine.copyStatuses(state)
-        let database = databaseVersionsReader()
+        let fingerprinted = [TreeName.security, .backup].contains {
+            copies[$0]?.complete == true && state.copies[$0]?.fingerprint != nil
+        }
+        let database = fingerprinted ? databaseVersionsReader() : nil
         let versions = database.flatMap { try? $0.versionsKey() }
         var known = state.databaseAnswers ?? [:]
         var learned: [String: Bool] = [:]

@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
@@ -57,18 +56,25 @@ final class CommandRecorder: @unchecked Sendable {
 
 /// Runs two pieces of work at the same time, each on a thread of its own, and returns both
 /// results once both are done (independent checks of Moodle, each a bootstrap of PHP).
-func concurrently<A: Sendable, B: Sendable>(_ first: @Sendable () -> A, _ second: @Sendable () -> B) -> (A, B) {
-    let results = Mutex<(A?, B?)>((nil, nil))
-    DispatchQueue.concurrentPerform(iterations: 2) { index in
+func concurrently<A: Sendable, B: Sendable>(
+    _ first: @escaping @Sendable () -> A, _ second: @escaping @Sendable () -> B
+) -> (A, B) {
+    // System.runThreads runs one body on each thread: each takes the next piece of work.
+    let state = Mutex<(next: Int, first: A?, second: B?)>((0, nil, nil))
+    System.runThreads(2, interval: 3600, whileWaiting: {}) {
+        let index = state.withLock { (state) -> Int in
+            defer { state.next += 1 }
+            return state.next
+        }
         if index == 0 {
             let value = first()
-            results.withLock { $0.0 = value }
+            state.withLock { $0.first = value }
         } else {
             let value = second()
-            results.withLock { $0.1 = value }
+            state.withLock { $0.second = value }
         }
     }
-    return results.withLock { ($0.0!, $0.1!) }
+    return state.withLock { ($0.first!, $0.second!) }
 }
 
 /// Text that is safe to print on a terminal or show on a page: escape sequences (Moodle's CLI

@@ -62,14 +62,13 @@ final class Authenticator: Sendable {
         method: String, path: String, query: String, timestamp: String, nonce: String, userId: String,
         userName: String, body: [UInt8]
     ) -> String {
-        let digest = SHA256.hash(data: body).map { hex($0) }.joined()
+        let digest = hexString(SHA256.hash(data: body))
         return [scheme, method, path, query, timestamp, nonce, userId, userName, digest].joined(separator: "\n")
     }
 
     /// The signature of a canonical string with a key, as lowercase hex (used by clients and tests).
     static func sign(_ canonical: String, key: [UInt8]) -> String {
-        HMAC<SHA256>.authenticationCode(for: Array(canonical.utf8), using: SymmetricKey(data: key))
-            .map { hex($0) }.joined()
+        hexString(HMAC<SHA256>.authenticationCode(for: Array(canonical.utf8), using: SymmetricKey(data: key)))
     }
 
     /// Checks a request; returns who asked.
@@ -128,11 +127,6 @@ final class Authenticator: Sendable {
     private static func isNonceByte(_ byte: UInt8) -> Bool {
         (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || byte == 45
             || byte == 95
-    }
-
-    static func hex(_ byte: UInt8) -> String {
-        let digits = Array("0123456789abcdef")
-        return String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
     }
 
     static func bytes(fromHex text: String) -> [UInt8]? {

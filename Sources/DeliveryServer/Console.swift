@@ -28,7 +28,7 @@ final class ConsoleTokens: Sendable {
 
     /// Issues a token for an administrator.
     func issue(for actor: Actor, lifetime: Double, now: Date = Date()) -> (token: String, expiresAt: Date) {
-        let token = System.randomBytes(32).map { Authenticator.hex($0) }.joined()
+        let token = hexString(System.randomBytes(32))
         let expiresAt = now.addingTimeInterval(max(60, min(lifetime, Self.maximumLifetime)))
         entries.withLock { entries in
             entries = entries.filter { $0.value.expiresAt > now }
@@ -59,7 +59,7 @@ final class ConsoleTokens: Sendable {
     }
 
     static func digest(_ token: String) -> String {
-        SHA256.hash(data: Array(token.utf8)).map { Authenticator.hex($0) }.joined()
+        hexString(SHA256.hash(data: Array(token.utf8)))
     }
 }
 

@@ -83,6 +83,22 @@ struct HealthScriptTests {
         try "2024100700.00".write(toFile: "\(site.dataroot)/fixture-db-version", atomically: false, encoding: .utf8)
     }
 
+    @Test("concurrently runs its two pieces of work at the same time and returns both results")
+    func concurrentWork() {
+        let started = System.monotonicSeconds()
+        let (first, second) = concurrently(
+            { () -> Int in
+                usleep(400_000)
+                return 1
+            },
+            { () -> String in
+                usleep(400_000)
+                return "two"
+            })
+        #expect(first == 1 && second == "two")
+        #expect(System.monotonicSeconds() - started < 0.75, "two 0.4 s sleeps took as long as one after the other")
+    }
+
     @Test("a health script that gives no answer: Moodle's own scripts are asked instead")
     func brokenScriptFallsBack() throws {
         let site = try FixtureSite()
