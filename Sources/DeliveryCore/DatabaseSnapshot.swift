@@ -20,17 +20,24 @@ public struct SnapshotSettings: Sendable, Codable, Equatable {
     public var directory: String?
     /// Seconds a dump or a restore may take (default 4 hours).
     public var timeoutSeconds: Double
+    /// How the snapshot is taken (default `auto`: the server's own copy where it may serve, a dump
+    /// otherwise).
+    public var method: SnapshotMethod
 
     /// Makes the settings.
-    public init(enabled: Bool = true, keep: Int = 3, directory: String? = nil, timeoutSeconds: Double = 14400) {
+    public init(
+        enabled: Bool = true, keep: Int = 3, directory: String? = nil, timeoutSeconds: Double = 14400,
+        method: SnapshotMethod = .auto
+    ) {
         self.enabled = enabled
         self.keep = keep
         self.directory = directory
         self.timeoutSeconds = timeoutSeconds
+        self.method = method
     }
 
     private enum CodingKeys: String, CodingKey {
-        case enabled, keep, directory, timeoutSeconds
+        case enabled, keep, directory, timeoutSeconds, method
     }
 
     /// Reads the settings; a member left out keeps its default.
@@ -41,6 +48,7 @@ public struct SnapshotSettings: Sendable, Codable, Equatable {
         keep = try container.decodeIfPresent(Int.self, forKey: .keep) ?? defaults.keep
         directory = try container.decodeIfPresent(String.self, forKey: .directory)
         timeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? defaults.timeoutSeconds
+        method = try container.decodeIfPresent(SnapshotMethod.self, forKey: .method) ?? defaults.method
     }
 }
 
@@ -49,7 +57,7 @@ public struct SnapshotSettings: Sendable, Codable, Equatable {
 public struct DatabaseSnapshot: Sendable, Codable, Equatable {
     /// The delivery it was taken for.
     public var id: String
-    /// The dump file.
+    /// The dump file (empty for the server's own copy).
     public var file: String
     /// Moodle's `$CFG->dbtype` (`pgsql`, `mariadb`, `mysqli`, `auroramysql`).
     public var databaseType: String
@@ -65,6 +73,17 @@ public struct DatabaseSnapshot: Sendable, Codable, Equatable {
     public var seconds: Double
     /// The code that runs on this data: production's revision before the delivery.
     public var codeRevision: Revision?
+    /// The server's own copy of the database, when the snapshot is one (PostgreSQL), not a dump.
+    public var copyDatabase: String?
+    /// Where a rollback put the database it replaced by the copy: the copy is then used up.
+    public var replacedDatabase: String?
+
+    /// True while a rollback can put the database back to it: the dump is there, or the copy
+    /// has not been swapped in yet (a copy dropped behind the helper's back is found by the rollback).
+    public var isAvailable: Bool {
+        if copyDatabase != nil { return replacedDatabase == nil }
+        return (try? System.lstatus(file))?.kind == .regular
+    }
 }
 
 /// How to reach the Moodle database, read from the site's `config.php` at the moment it is needed
@@ -204,15 +223,22 @@ struct DatabaseTool {
     }
 
     /// Runs one SQL statement and returns the lines of its result.
+    /// - Parameter more: PostgreSQL only: statements run after it by the same client, each in its
+    ///   own transaction (`CREATE DATABASE` may not run inside one); the first that fails stops them.
     /// - Parameter outputLimit: the most bytes of answer taken; an answer as long is refused
     ///   (`snapshotFailed`), never read cut: a schema read in part would tell of tables dropped.
-    func query(_ sql: String, outputLimit: Int = 256 * 1024) throws(DeliveryError) -> [String] {
+    func query(_ sql: String, then more: [String] = [], outputLimit: Int = 256 * 1024) throws(DeliveryError)
+        -> [String]
+    {
+        precondition(more.isEmpty || connection.family == .postgres)
         let result = try withCredentials { (arguments, environment) throws(DeliveryError) in
             var run: Command
             switch connection.family {
             case .postgres:
                 run = command(
-                    try program("psql"), ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql], environment)
+                    try program("psql"),
+                    ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql] + more.flatMap { ["-c", $0] },
+                    environment)
             case .mysql:
                 run = command(
                     try program("mariadb", "mysql"),

@@ -263,7 +263,7 @@ public final class DeliveryEngine: Sendable {
                 kind: .code, target: fallback, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
                 notices: [Notice(.planCodeMismatch, ["trees": .list(mismatching.map(\.rawValue))])])
         }
-        guard let snapshot = state.snapshot, (try? System.lstatus(snapshot.file))?.kind == .regular else {
+        guard let snapshot = state.snapshot, snapshot.isAvailable else {
             return RollbackPlan(
                 kind: .code, target: fallback, snapshot: nil, snapshotAgeSeconds: nil, needsConfirmation: false,
                 notices: [Notice(.planNoSnapshot, ["tree": .tree(fallback)])])
@@ -362,14 +362,16 @@ public final class DeliveryEngine: Sendable {
                 let webUser = try UserIdentity.lookup(configuration.webUser)
                 let connection = try DatabaseConnection.read(
                     php: configuration.php, codeRoot: layout.codeRoot(of: .production), webUser: webUser)
-                let size = try DatabaseTool(connection: connection, webUser: webUser, recorder: recorder, timeout: 120)
-                    .estimatedSize()
+                let tool = DatabaseTool(connection: connection, webUser: webUser, recorder: recorder, timeout: 120)
+                let size = try tool.estimatedSize()
                 let directory = configuration.snapshotDirectory
                 let existing = (try? System.lstatus(directory)) != nil ? directory : configuration.stateDirectory
                 let available = (try? System.availableBytes(existing)) ?? 0
+                let copies = configuration.snapshotSettings.method != .dump && tool.copyObstacle().obstacle == nil
                 report.snapshotSpace = SnapshotSpace(
                     directory: directory, availableBytes: available, databaseBytes: size,
-                    enough: available > size + (16 << 20))
+                    enough: copies || available > size + (16 << 20),
+                    serverCopyOf: copies ? connection.name : nil)
             } catch {
                 report.warn(Notice(.warningSnapshotUnprepared), detail: error.message)
             }

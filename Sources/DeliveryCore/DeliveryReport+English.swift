@@ -46,6 +46,7 @@ extension DeliveryReport {
         if let snapshot {
             lines.append(
                 "Snapshot:  \(snapshot.database), \(formatBytes(snapshot.sizeBytes)) at \(time(snapshot.takenAt)) in \(format1(snapshot.seconds)) s"
+                    + (snapshot.copyDatabase.map { ", the server's copy \($0)" } ?? ", dumped")
             )
         }
         if let healthCheck {

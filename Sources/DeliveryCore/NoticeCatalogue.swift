@@ -83,6 +83,7 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case rollbackMismatchMaintenanceFailed = "rollback_mismatch_maintenance_failed"
     case rollbackThen = "rollback_then"
     case rollbackDatabaseRestored = "rollback_database_restored"
+    case rollbackDatabaseKept = "rollback_database_kept"
     case rollbackDatabaseWaits = "rollback_database_waits"
     case rollbackDatabaseRestoreFailed = "rollback_database_restore_failed"
     case rollbackStillMismatch = "rollback_still_mismatch"
@@ -260,6 +261,8 @@ public enum NoticeCode: String, Sendable, CaseIterable {
         case .rollbackThen: "Then: fix production and restore, or cancel."
         case .rollbackDatabaseRestored:
             "The site serves the {tree} copy ({revision}) and the database is back as it was at {snapshotAt} (restored in {restoreSeconds}); caches purged, maintenance mode off."
+        case .rollbackDatabaseKept:
+            "The database as it was before the rollback is kept on the server as {database}, closed to connections; it is dropped once newer ones replace it (database.keep)."
         case .rollbackDatabaseWaits:
             "The site serves the {tree} copy ({revision}) in maintenance mode. The database snapshot is not restored yet because another operation is still running: run rollback again once it has stopped."
         case .rollbackDatabaseRestoreFailed:

@@ -221,6 +221,7 @@ extension OperationRun {
             state.deliveryWindowOpen = false
             state.criticalChecksBefore = nil
         }
+        pruneSnapshotCopies(snapshotPlan)
         return [Notice(.restored, ["revision": .revision(revisionAfter)]), upgradeText]
             + (predictionText.map { [$0] } ?? []) + [cachesText] + windowText + healthText
             + [Notice(.deliveryComplete)]
@@ -290,84 +291,6 @@ extension OperationRun {
         let plan = DeliveryEngine.rollbackPlan(try store.read(), copies: engine.copyStatuses(try store.read()))
         return reason.within(
             [], after: [Notice(plan.kind == .codeAndDatabase ? .maintenanceStaysDatabase : .maintenanceStaysCode)])
-    }
-
-    /// What the snapshot needs, found before the maintenance window: the database's settings and
-    /// tool, the folder, and room for the dump.
-    struct SnapshotPlan {
-        let tool: DatabaseTool
-        let connection: DatabaseConnection
-        let directory: String
-        let estimate: Int64
-    }
-
-    /// Reads the database settings and checks the room for the snapshot, before maintenance mode
-    /// goes on (none of it needs users held out, and the window is shorter for it).
-    func planSnapshot() throws(DeliveryError) -> SnapshotPlan {
-        let configuration = engine.configuration
-        let webUser = try UserIdentity.lookup(configuration.webUser)
-        let connection = try DatabaseConnection.read(
-            php: configuration.php, codeRoot: layout.codeRoot(of: .production), webUser: webUser)
-        let tool = DatabaseTool(
-            connection: connection, webUser: webUser, recorder: recorder,
-            timeout: configuration.snapshotSettings.timeoutSeconds)
-        let directory = configuration.snapshotDirectory
-        do {
-            try SiteAdoption.makeDirectories(directory, mode: 0o700)
-            try System.changeMode(directory, 0o700)
-        } catch {
-            throw DeliveryError.io("cannot make the snapshot folder", error)
-        }
-        let estimate = try tool.estimatedSize()
-        let available: Int64
-        do {
-            available = try System.availableBytes(directory)
-        } catch {
-            throw DeliveryError.io("cannot read the free space of \(directory)", error)
-        }
-        guard available > estimate + (16 << 20) else {
-            throw DeliveryError(
-                .snapshotFailed,
-                "not enough free space for the database snapshot in \(directory): \(formatBytes(available)) free, Moodle's tables take \(formatBytes(estimate))"
-            )
-        }
-        return SnapshotPlan(tool: tool, connection: connection, directory: directory, estimate: estimate)
-    }
-
-    /// Takes the database snapshot of this delivery, inside the maintenance window: Moodle's
-    /// tables as they are once users are held out, dumped.
-    func takeSnapshot(_ plan: SnapshotPlan) throws(DeliveryError) {
-        let configuration = engine.configuration
-        let (tool, connection, directory) = (plan.tool, plan.connection, plan.directory)
-        let started = System.monotonicSeconds()
-        let tables = try tool.tables()
-        guard !tables.isEmpty else {
-            throw DeliveryError(
-                .snapshotFailed,
-                "the database \(connection.name) has no table with the prefix '\(connection.prefix)'")
-        }
-        let state = try store.read()
-        let name = state.deliveryId ?? id
-        let file = "\(directory)/\(name).\(connection.family == .postgres ? "pgdump" : "sql")"
-        note(
-            "Database snapshot: dumping \(tables.count) tables of \(connection.name) (\(formatBytes(plan.estimate)) in the database) into \(file)…"
-        )
-        let takenAt = Date()
-        try tool.dump(into: file, tables: tables)
-        let seconds = System.monotonicSeconds() - started
-        let size = (try? System.lstatus(file).size) ?? 0
-        let snapshot = DatabaseSnapshot(
-            id: name, file: file, databaseType: connection.type, database: connection.name,
-            tableCount: tables.count, takenAt: takenAt, sizeBytes: size, seconds: seconds,
-            codeRevision: state.revisionBeforeDelivery ?? state.copies[.backup]?.revision)
-        snapshotTaken = snapshot
-        try change { (state: inout DeliveryState) throws(DeliveryError) in state.snapshot = snapshot }
-        note(
-            "Database snapshot: \(formatBytes(size)) in \(format1(seconds)) s (the time it adds to the maintenance window)."
-        )
-        for removed in DatabaseTool.prune(directory, keep: configuration.snapshotSettings.keep, protecting: file) {
-            note("Removed the older snapshot \(removed) (keeping \(configuration.snapshotSettings.keep)).")
-        }
     }
 
     /// The files each tree makes for itself, left alone by copies (the component cache).

@@ -204,13 +204,18 @@ extension OperationRun {
             )
             let started = System.monotonicSeconds()
             let webUser = try UserIdentity.lookup(engine.configuration.webUser)
+            var replacedDatabase: String?
             do {
                 let connection = try DatabaseConnection.read(
                     php: engine.configuration.php, codeRoot: layout.codeRoot(of: target), webUser: webUser)
-                try DatabaseTool(
+                let tool = DatabaseTool(
                     connection: connection, webUser: webUser, recorder: recorder,
-                    timeout: engine.configuration.snapshotSettings.timeoutSeconds
-                ).restore(snapshot)
+                    timeout: engine.configuration.snapshotSettings.timeoutSeconds)
+                if let copy = snapshot.copyDatabase {
+                    replacedDatabase = try swapInCopy(copy, tool: tool)
+                } else {
+                    try tool.restore(snapshot)
+                }
             } catch {
                 note("The database restore failed: \(error.message)")
                 throw DeliveryError(
@@ -223,6 +228,7 @@ extension OperationRun {
                 state.databaseAhead = false
                 state.upgradeRan = false
                 state.copiesMatchingDatabase = [target: true]
+                if let replacedDatabase { state.snapshot?.replacedDatabase = replacedDatabase }
             }
             note("Database restored in \(format1(seconds)) s.")
             guard try moodle.codeMatchesDatabase(in: target) else {
@@ -241,8 +247,9 @@ extension OperationRun {
                         "tree": .tree(target), "revision": .revision(revisionAfter),
                         "snapshotAt": .moment(snapshot.takenAt),
                         "restoreSeconds": .duration(seconds),
-                    ]), Notice(.rollbackThen),
-            ]
+                    ])
+            ] + (replacedDatabase.map { [Notice(.rollbackDatabaseKept, ["database": .text($0)])] } ?? [])
+                + [Notice(.rollbackThen)]
         }
         if !emergency && state.databaseAhead == true {
             throw DeliveryError(.upgradeFailed, .noAutomaticRollback)
@@ -271,6 +278,27 @@ extension OperationRun {
             }
         }
         return notices + [Notice(.rollbackThen)]
+    }
+
+    /// Puts the server's snapshot copy in the site database's place (two renames, the database
+    /// it replaces kept); run again after an interruption, it finishes the second rename.
+    /// - Returns: the name of the database kept.
+    func swapInCopy(_ copy: String, tool: DatabaseTool) throws(DeliveryError) -> String {
+        guard let outside = tool.maintenanceTool() else {
+            throw DeliveryError(
+                .databaseRestoreFailed,
+                "the role \(tool.connection.user) may not connect to the maintenance database (postgres or template1) to swap in \(copy)"
+            )
+        }
+        let replaced = try outside.swapIn(copy, for: tool.connection.name) {
+            note(
+                "Database: \(tool.connection.name) renamed aside; renaming the snapshot \(copy) to \(tool.connection.name)…"
+            )
+        }
+        note(
+            "Database: the snapshot \(copy) is now \(tool.connection.name); the database it replaced is kept as \(replaced)."
+        )
+        return replaced
     }
 
     /// Turns maintenance mode on for a served copy whose code Moodle refuses on the database as

@@ -150,8 +150,11 @@ public struct SnapshotSpace: Sendable, Codable, Equatable {
     public var availableBytes: Int64
     /// What Moodle's tables take in the database (an upper bound of the dump).
     public var databaseBytes: Int64
-    /// True when the dump fits.
+    /// True when the snapshot can be taken: the dump fits, or the server's own copy serves.
     public var enough: Bool
+    /// The server's own copy of the database that will be the snapshot (`database.method`),
+    /// when it can be one; nil when the snapshot is a dump.
+    public var serverCopyOf: String?
 }
 
 /// The site's PHP against the new code's minimum.

@@ -26,12 +26,12 @@ extension DatabaseTool {
         DatabaseTool(connection: connection.named(database), webUser: webUser, recorder: recorder, timeout: timeout)
     }
 
-    private static func identifier(_ name: String, _ family: DatabaseConnection.Family) -> String {
+    static func identifier(_ name: String, _ family: DatabaseConnection.Family) -> String {
         family == .postgres
             ? "\"" + name.replacing("\"", with: "\"\"") + "\"" : "`" + name.replacing("`", with: "``") + "`"
     }
 
-    private static func literal(_ text: String) -> String { "'" + text.replacing("'", with: "''") + "'" }
+    static func literal(_ text: String) -> String { "'" + text.replacing("'", with: "''") + "'" }
 
     /// Creates the copy's database with the site database's encoding and collation.
     func createDatabase(_ name: String) throws(DeliveryError) {

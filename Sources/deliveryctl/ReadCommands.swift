@@ -56,7 +56,13 @@ extension DeliveryCtl {
                 if status.maintenanceEnabled { lines.append("Maintenance mode is ON (turned on by the delivery).") }
                 if let snapshot = status.snapshot {
                     lines.append(
-                        "Snapshot:  \(snapshot.database) at \(snapshot.takenAt.formatted(.iso8601)), \(snapshot.sizeBytes) bytes, \(snapshot.tableCount) tables, dumped in \(Int((snapshot.seconds * 1000).rounded())) ms (\(snapshot.file))"
+                        "Snapshot:  \(snapshot.database) at \(snapshot.takenAt.formatted(.iso8601)), \(snapshot.sizeBytes) bytes, \(snapshot.tableCount) tables, "
+                            + (snapshot.copyDatabase.map { copy in
+                                "copied by the server in \(Int((snapshot.seconds * 1000).rounded())) ms (database \(copy)"
+                                    + (snapshot.replacedDatabase.map {
+                                        ", swapped in by a rollback; the database it replaced is \($0))"
+                                    } ?? ")")
+                            } ?? "dumped in \(Int((snapshot.seconds * 1000).rounded())) ms (\(snapshot.file))")
                     )
                 }
                 if let health = status.lastHealthCheck {
@@ -138,7 +144,11 @@ extension DeliveryCtl {
                                 : "Upgrade: none pending.")
                     }
                     if report.maintenanceModeOn == true { lines.append("Maintenance mode is on now.") }
-                    if let space = report.snapshotSpace {
+                    if let space = report.snapshotSpace, let copied = space.serverCopyOf {
+                        lines.append(
+                            "Snapshot: the server's own copy of \(copied) (Moodle's tables take \(space.databaseBytes / 1_000_000) MB); a rollback swaps it in by renaming."
+                        )
+                    } else if let space = report.snapshotSpace {
                         lines.append(
                             "Snapshot space: \(space.availableBytes / 1_000_000) MB free in \(space.directory); Moodle's tables take \(space.databaseBytes / 1_000_000) MB\(space.enough ? "" : " — NOT ENOUGH")."
                         )

@@ -12,7 +12,8 @@
 # critical check that must not fail the health check; a snapshot that cannot be taken (a full
 # file system, a table the dump may not read); kill -9 of the helper during the upgrade; pruning;
 # the web user's key against a database restore and a switch loop (Tests/Attacks/destructive.sh);
-# the rehearsal of an upgrade on a copy of the database (Tests/Database/rehearsal.sh).
+# the rehearsal of an upgrade on a copy of the database (Tests/Database/rehearsal.sh); the
+# snapshot as the server's own copy and the rollback by renames (Tests/Database/server-copy.sh).
 # Ends with "database: N passed, M failed".
 set -uo pipefail
 
@@ -70,6 +71,9 @@ source "$here/site-lib.sh"
 # rehearsal_scenarios and rehearsal_killed.
 # shellcheck source=rehearsal.sh
 source "$here/rehearsal.sh"
+# server_copy_scenarios.
+# shellcheck source=server-copy.sh
+source "$here/server-copy.sh"
 
 sql() { "$ADMIN_CMD" "$@"; }
 db_version() { sql "SELECT value FROM mdl_config WHERE name = 'version'"; }
@@ -212,6 +216,9 @@ if [[ " ${types[*]} " == *" pgsql "* && -f $tmp/servers/pgsql/env ]]; then
   # The loop above left its last type in $type; the invariants ask the database by its type.
   type=pgsql
   source "$tmp/servers/pgsql/env"
+  # The rehearsal gave Moodle's role CREATEDB: the scenarios below take dumps, but the server's copy.
+  sql "ALTER ROLE $DBUSER NOCREATEDB" >/dev/null
+  server_copy_scenarios
 
   echo "# pgsql: the health check fails (login page 500): automatic rollback"
   site health-auto pgsql

@@ -299,7 +299,15 @@ class preflight implements renderable, templatable {
             $facts[] = ['text' => get_string('preflight:maintenanceon', 'tool_delivery'), 'colour' => 'warning'];
         }
         $space = $report['snapshotSpace'] ?? null;
-        if (is_array($space)) {
+        if (is_array($space) && !empty($space['serverCopyOf'])) {
+            $facts[] = [
+                'text' => get_string('preflight:servercopy', 'tool_delivery', (object) [
+                    'name' => (string) $space['serverCopyOf'],
+                    'database' => delivery_actions::format_size((int) ($space['databaseBytes'] ?? 0)),
+                ]),
+                'colour' => 'success',
+            ];
+        } else if (is_array($space)) {
             $enough = ($space['enough'] ?? true) !== false;
             $facts[] = [
                 'text' => get_string($enough ? 'preflight:space' : 'preflight:reason:space', 'tool_delivery', (object) [
