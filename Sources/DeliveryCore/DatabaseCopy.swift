@@ -49,7 +49,7 @@ enum DatabaseCopyName {
 
     /// The name the site's database takes when a rollback swaps `snapshot` in.
     static func replaced(for snapshot: String, site: String) -> String? {
-        parse(snapshot, site: site).map { make(.replaced, site: site, id: $0.id) }
+        parse(snapshot, site: site).flatMap { $0.kind == .snapshot ? make(.replaced, site: site, id: $0.id) : nil }
     }
 }
 

@@ -170,6 +170,13 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
         unset($report['upgrade']);
         $context = (new preflight($report))->export_for_template(new renderer_base());
         $this->assertStringStartsWith('Moodle could not say', $context['report']['facts'][0]['text']);
+
+        // The snapshot as the server's own copy: said instead of the dump's room.
+        $report['snapshotSpace']['serverCopyOf'] = 'moodle';
+        $context = (new preflight($report))->export_for_template(new renderer_base());
+        $this->assertSame("The database snapshot will be the server's own copy of moodle (Moodle's tables take 512 kB): "
+            . 'made in seconds, and a rollback swaps it in by renaming.', $context['report']['facts'][1]['text']);
+        $this->assertSame('success', $context['report']['facts'][1]['colour']);
     }
 
     /**

@@ -192,6 +192,7 @@ final class helper_rules {
         'rollback_mismatch_maintenance_failed' => [],
         'rollback_then' => [],
         'rollback_database_restored' => ['tree', 'revision', 'snapshotAt', 'restoreSeconds'],
+        'rollback_database_kept' => ['database'],
         'rollback_database_waits' => ['tree', 'revision'],
         'rollback_database_restore_failed' => ['tree'],
         'rollback_still_mismatch' => ['tree'],
