@@ -359,19 +359,7 @@ public final class DeliveryEngine: Sendable {
         }
         if snapshots && report.upgrade?.pending != false {
             do {
-                let webUser = try UserIdentity.lookup(configuration.webUser)
-                let connection = try DatabaseConnection.read(
-                    php: configuration.php, codeRoot: layout.codeRoot(of: .production), webUser: webUser)
-                let tool = DatabaseTool(connection: connection, webUser: webUser, recorder: recorder, timeout: 120)
-                let size = try tool.estimatedSize()
-                let directory = configuration.snapshotDirectory
-                let existing = (try? System.lstatus(directory)) != nil ? directory : configuration.stateDirectory
-                let available = (try? System.availableBytes(existing)) ?? 0
-                let copies = configuration.snapshotSettings.method != .dump && tool.copyObstacle().obstacle == nil
-                report.snapshotSpace = SnapshotSpace(
-                    directory: directory, availableBytes: available, databaseBytes: size,
-                    enough: copies || available > size + (16 << 20),
-                    serverCopyOf: copies ? connection.name : nil)
+                report.snapshotSpace = try SnapshotSpace.measure(configuration, layout: layout, recorder: recorder)
             } catch {
                 report.warn(Notice(.warningSnapshotUnprepared), detail: error.message)
             }

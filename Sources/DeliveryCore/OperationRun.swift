@@ -207,7 +207,9 @@ final class OperationRun: @unchecked Sendable {
         let state = try store.read()
         try requireAllowed(.runAll, state)
         try requireUpdatable()
-        try requireRehearsalNotFailed(state, base: state.productionRevision)
+        try requireRehearsalNotFailed(state, base: state.productionRevision) { () throws(DeliveryError) in
+            try self.engine.upstreamWatch(self.recorder).changes(target: self.request.targetRevision).revision
+        }
         if engine.configuration.rehearsalOptions.beforeRunAll {
             _ = try step(.rehearse) { () throws(DeliveryError) in try rehearse(automatic: true) }
         }
@@ -220,16 +222,24 @@ final class OperationRun: @unchecked Sendable {
     // MARK: Rules
 
     /// Refuses to deliver the revision whose last rehearsal failed, unless the administrator
-    /// confirmed it (the audit record says so). `base`: a Run all asks before the update, of the
-    /// rehearsal that started from production's revision; restore asks of production's revision.
-    func requireRehearsalNotFailed(_ state: DeliveryState, base: Revision? = nil, revision: Revision? = nil)
-        throws(DeliveryError)
-    {
+    /// confirmed it (the audit record says so). Restore asks of production's `revision`. A Run all
+    /// asks before the update, of the rehearsal that started from production's revision (`base`),
+    /// and then of the revision its update would bring (`coming`, read from the upstream only
+    /// then): an upstream that moved on since the failed rehearsal brings another revision, which
+    /// the failure does not concern (a rehearsal of its own may run first, `beforeRunAll`).
+    func requireRehearsalNotFailed(
+        _ state: DeliveryState, base: Revision? = nil, revision: Revision? = nil,
+        coming: (() throws(DeliveryError) -> Revision)? = nil
+    ) throws(DeliveryError) {
         guard let rehearsal = state.rehearsal, !rehearsal.passed else { return }
-        let concerned =
-            if let revision { rehearsal.revision.id == revision.id } else if let base {
-                rehearsal.base.id == base.id && !rehearsal.updatedProduction
-            } else { false }
+        var concerned = false
+        if let revision {
+            concerned = rehearsal.revision.id == revision.id
+        } else if let base, rehearsal.base.id == base.id, !rehearsal.updatedProduction {
+            // When the upstream cannot be read now, the update would fail anyway: refused as failed.
+            let next = coming.flatMap { read in try? read() }
+            concerned = (next?.id ?? rehearsal.revision.id) == rehearsal.revision.id
+        }
         guard concerned else { return }
         if request.confirmFailedRehearsal == true {
             rehearsalOverridden = true

@@ -142,21 +142,6 @@ public struct UpgradeForecast: Sendable, Codable, Equatable {
     public var snapshot: Bool
 }
 
-/// Room for the database snapshot.
-public struct SnapshotSpace: Sendable, Codable, Equatable {
-    /// The snapshot folder.
-    public var directory: String
-    /// Free bytes there.
-    public var availableBytes: Int64
-    /// What Moodle's tables take in the database (an upper bound of the dump).
-    public var databaseBytes: Int64
-    /// True when the snapshot can be taken: the dump fits, or the server's own copy serves.
-    public var enough: Bool
-    /// The server's own copy of the database that will be the snapshot (`database.method`),
-    /// when it can be one; nil when the snapshot is a dump.
-    public var serverCopyOf: String?
-}
-
 /// The site's PHP against the new code's minimum.
 public struct PHPVersionCheck: Sendable, Codable, Equatable {
     /// The site's PHP CLI version.

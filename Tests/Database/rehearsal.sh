@@ -151,6 +151,17 @@ rehearsal_scenarios() {
   check "$type: … the audit record says the failed rehearsal was overridden" equals "restore true" \
     php -r '$r = json_decode(stream_get_contents(STDIN), true)[0]; echo $r["operation"], " ", var_export($r["rehearsalOverridden"] ?? null, true);' < <("$deliveryctl" log --limit 1 --json)
   check "$type: … and the database is back at 2024100800.00" equals 2024100800.00 db_version
+  # The upstream moves on past the failed revision: a Run all of the newer one is not held by the
+  # older one's failed rehearsal (it was the same base: production's revision).
+  check "$type: cancel brings production back to its revision" runs 0 "$deliveryctl" cancel
+  forum_upgrade 2024100900 '    if ($oldversion < 2024100900) {
+        upgrade_mod_savepoint(true, 2024100900, "forum");
+    }'
+  author_commit "forum: the second step fixed"
+  check "$type: run-all of the newer revision is not held by the failed rehearsal of the older one" \
+    runs 0 "$deliveryctl" run-all
+  check "$type: … and delivered it" equals 2024100900 \
+    sql "SELECT value FROM mdl_config_plugins WHERE plugin = 'mod_forum' AND name = 'version'"
 }
 
 # kill -9 of deliveryctl while the rehearsal's upgrade runs, then recover (PostgreSQL).
