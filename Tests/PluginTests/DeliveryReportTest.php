@@ -125,6 +125,10 @@ final class DeliveryReportTest extends \PHPUnit\Framework\TestCase {
             'Health check | Result | Succeeded (07/12/26, 02:03)',
             'Health check | Check | upgrade.php --is-pending: the code matches the database.',
         ], self::lines($report));
+        $copied = $report;
+        $copied['snapshot']['copyDatabase'] = 'moodle_36afd1_snapshot_20261207t020000z_0000aaaa';
+        $this->assertContains('Database snapshot | Snapshot | 41.1 MB, taken 07/12/26, 02:02, copied by the database server in '
+            . '12.5 secs (moodle_36afd1_snapshot_20261207t020000z_0000aaaa)', self::lines($copied));
         $this->assertSame(['section' => 'Section', 'item' => 'Item', 'value' => 'Value'], report_rows::columns());
         $context = (new delivery_report($report, ['csv' => 'CSV'], 'https://moodle.test/r.php', 'https://moodle.test/i.php'))
             ->export_for_template(new renderer_base());

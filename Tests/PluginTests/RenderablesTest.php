@@ -461,6 +461,18 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
         $context = (new banner($site))->export_for_template(new renderer_base());
         $this->assertSame('moodle (mariadb): 398 tables, 2.5 MB', $context['snapshot']['detail']);
         $this->assertSame('Taken 25/11/26, 15:56, dumped in 1 min', $context['snapshot']['taken']);
+        // The server's own copy, then that copy put back by a rollback.
+        $copied = $site;
+        $copied['snapshot']['copyDatabase'] = 'moodle_36afd1_snapshot_20261125t155650z_0000aaaa';
+        $context = (new banner($copied))->export_for_template(new renderer_base());
+        $this->assertSame('Taken 25/11/26, 15:56, copied by the database server in 1 min (database '
+            . 'moodle_36afd1_snapshot_20261125t155650z_0000aaaa, closed to connections)', $context['snapshot']['taken']);
+        $copied['snapshot']['replacedDatabase'] = 'moodle_36afd1_replaced_20261125t155650z_0000aaaa';
+        $context = (new banner($copied))->export_for_template(new renderer_base());
+        $this->assertSame('Taken 25/11/26, 15:56, copied by the database server in 1 min; a rollback put it back in place, '
+            . 'and the database it replaced is kept as moodle_36afd1_replaced_20261125t155650z_0000aaaa',
+            $context['snapshot']['taken']);
+        $context = (new banner($site))->export_for_template(new renderer_base());
         $this->assertSame($site['snapshot']['codeRevision']['label'], $context['snapshot']['code']);
         $this->assertTrue($context['healthcheck']['passed']);
         $this->assertSame('Succeeded', $context['healthcheck']['result']);

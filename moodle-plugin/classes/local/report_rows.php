@@ -277,10 +277,12 @@ final class report_rows {
         if (!is_array($snapshot)) {
             return;
         }
-        $this->add('snapshot', 'snapshot', get_string('report:snapshot', 'tool_delivery', (object) [
+        $key = empty($snapshot['copyDatabase']) ? 'report:snapshot' : 'report:snapshotcopied';
+        $this->add('snapshot', 'snapshot', get_string($key, 'tool_delivery', (object) [
             'size' => delivery_actions::format_size((float) ($snapshot['sizeBytes'] ?? 0)),
             'taken' => self::moment($snapshot['takenAt'] ?? null),
             'duration' => self::seconds($snapshot['seconds'] ?? 0),
+            'copy' => (string) ($snapshot['copyDatabase'] ?? ''),
         ]));
     }
 

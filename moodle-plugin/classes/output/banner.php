@@ -136,12 +136,28 @@ class banner implements renderable, templatable {
                 'tables' => (int) ($snapshot['tableCount'] ?? 0),
                 'size' => delivery_actions::format_size((int) ($snapshot['sizeBytes'] ?? 0)),
             ]),
-            'taken' => get_string('banner:snapshottaken', 'tool_delivery', (object) [
+            'taken' => get_string(self::snapshot_taken_key($snapshot), 'tool_delivery', (object) [
                 'date' => delivery_actions::format_date($snapshot['takenAt'] ?? null),
                 'duration' => delivery_actions::format_duration((float) ($snapshot['seconds'] ?? 0)),
+                'copy' => (string) ($snapshot['copyDatabase'] ?? ''),
+                'replaced' => (string) ($snapshot['replacedDatabase'] ?? ''),
             ]),
             'code' => (string) ($snapshot['codeRevision']['label'] ?? ''),
         ];
+    }
+
+    /**
+     * How the snapshot was taken, as a string key: dumped, copied by the database server, or that
+     * copy already put back by a rollback.
+     *
+     * @param array $snapshot The helper's snapshot.
+     * @return string The key of the sentence.
+     */
+    private static function snapshot_taken_key(array $snapshot): string {
+        if (empty($snapshot['copyDatabase'])) {
+            return 'banner:snapshottaken';
+        }
+        return empty($snapshot['replacedDatabase']) ? 'banner:snapshotcopied' : 'banner:snapshotswapped';
     }
 
     /**
