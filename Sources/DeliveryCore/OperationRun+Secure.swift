@@ -37,9 +37,13 @@ extension OperationRun {
         }
         try checkRoom(for: targets, state: state)
         var summary: [Notice] = []
-        for (index, tree) in targets.enumerated() {
-            let weight = (Double(index), Double(targets.count))
-            summary.append(try refreshCopy(tree, revision: revision, component: request.securePath, weight: weight))
+        if targets.count == 2, request.securePath == nil {
+            summary = try refreshBothCopies(revision: revision)
+        } else {
+            for (index, tree) in targets.enumerated() {
+                let weight = (Double(index), Double(targets.count))
+                summary.append(try refreshCopy(tree, revision: revision, component: request.securePath, weight: weight))
+            }
         }
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .secured
@@ -240,6 +244,27 @@ extension OperationRun {
     func refreshCopy(
         _ tree: TreeName, revision: Revision, component: ComponentPath?, weight: (Double, Double)
     ) throws(DeliveryError) -> Notice {
+        let progress = self.progress
+        let preparation = try prepareCopy(tree, revision: revision, component: component) { share in
+            progress(.fraction(.secure, (weight.0 + share) / weight.1 * 0.98))
+        }
+        switch preparation {
+        case .identical(let notice): return notice
+        case .prepared(let copy): return try installCopy(copy)
+        }
+    }
+
+    /// Fills a copy's other generation from production (or refreshes one component of it),
+    /// with its component cache; nothing is served from it yet. Safe to run for the backup and
+    /// the security copies at the same time: each works on its own folders.
+    /// - Parameters:
+    ///   - report: the share of the walk done (0 to 1).
+    ///   - settingUp: marks the operation as changing the site and removes what interrupted
+    ///     copies left, once the request is known to be sound; false when the caller did it.
+    func prepareCopy(
+        _ tree: TreeName, revision: Revision, component: ComponentPath?, settingUp: Bool = true,
+        report: @escaping (Double) -> Void
+    ) throws(DeliveryError) -> CopyPreparation {
         let state = try store.read()
         let complete = engine.copyStatuses(state)[tree]?.complete == true
         let production = layout.path(of: .production)
@@ -253,8 +278,10 @@ extension OperationRun {
             try component.checkInside(tree: layout.path(of: tree), relative: path, mustExist: false)
             relative = path
         }
-        mutated = true
-        try removeLeftoverStaging()
+        if settingUp {
+            mutated = true
+            try removeLeftoverStaging()
+        }
         let (active, inactive) = try generations(of: tree)
         let started = System.monotonicSeconds()
         let unflushedBoot = System.bootIdentifier
@@ -269,14 +296,13 @@ extension OperationRun {
         // PHP-FPM may hold the inactive generation's scripts compiled from when it was served:
         // the copier lists those it gives a new file, and only they are dropped.
         let recordingScripts = !(engine.configuration.phpFpmSockets ?? []).isEmpty
-        let progress = self.progress
         var shown = 0.0
         let onProgress: (CopyProgress) -> Void = { done in
             let share =
                 total > 0
                 ? Double(done.entries) / Double(total) : Double(done.foldersDone) / Double(max(1, done.foldersFound))
             shown = max(shown, min(1, share))
-            progress(.fraction(.secure, (weight.0 + shown) / weight.1 * 0.98))
+            report(shown)
         }
         if relative == nil, complete, let active {
             // Nothing changed since the last copy? Then the complete copy is already exact.
@@ -296,7 +322,7 @@ extension OperationRun {
                     state.copies[tree]?.fingerprint = fingerprint
                 }
                 let seconds = System.monotonicSeconds() - started
-                return Notice(.copyIdentical, ["tree": .tree(tree), "checkSeconds": .duration(seconds)])
+                return .identical(Notice(.copyIdentical, ["tree": .tree(tree), "checkSeconds": .duration(seconds)]))
             }
         }
 
@@ -363,6 +389,18 @@ extension OperationRun {
         }
         record.unflushedBoot = unflushedBoot
         record.fingerprint = fingerprint
+        return .prepared(
+            PreparedCopy(
+                tree: tree, inactive: inactive, record: record, statistics: statistics, relative: relative,
+                started: started))
+    }
+
+    /// Puts a prepared copy in place (its tree's link to the other generation, under the switch
+    /// mutex, recorded first as a pending swap for `recover`).
+    func installCopy(_ copy: PreparedCopy) throws(DeliveryError) -> Notice {
+        let (tree, inactive, record, statistics, relative, started) = (
+            copy.tree, copy.inactive, copy.record, copy.statistics, copy.relative, copy.started
+        )
         let generation = lastComponent(of: inactive)
         let inode: UInt64
         do {

@@ -16,6 +16,8 @@ final class OperationRun: @unchecked Sendable {
     let startedAt = Date()
     let startedMonotonic = System.monotonicSeconds()
     let recorder: CommandRecorder
+    /// `change` one at a time (`concurrently`).
+    let changing = SerialLock()
     var revisionBefore: Revision?
     var revisionAfter: Revision?
     var servedBefore: TreeName?
@@ -55,9 +57,12 @@ final class OperationRun: @unchecked Sendable {
     ) {
         self.id = id
         self.request = request
-        self.progress = progress
+        // One event at a time, whichever thread of the operation sends it (`concurrently`).
+        let serial = SerialLock()
+        let gated: @Sendable (ProgressEvent) -> Void = { event in serial.run { progress(event) } }
+        self.progress = gated
         self.engine = engine
-        self.recorder = CommandRecorder(onLine: { progress(.line($0)) })
+        self.recorder = CommandRecorder(onLine: { gated(.line($0)) })
         self.servedBefore = engine.layout.servedTree()
         if let state = try? engine.store.read() {
             deliveryIdSeen = state.deliveryId ?? (request.operation == .rollback ? state.snapshot?.id : nil)
@@ -74,12 +79,16 @@ final class OperationRun: @unchecked Sendable {
     /// Changes the state, marking the operation as having changed something.
     @discardableResult
     func change<T>(_ body: (inout DeliveryState) throws(DeliveryError) -> T) throws(DeliveryError) -> T {
-        mutated = true
-        return try store.update { (state: inout DeliveryState) throws(DeliveryError) -> T in
-            try checkNotPreempted(state)
-            if let open = state.deliveryId { deliveryIdSeen = open }
-            defer { if let open = state.deliveryId { deliveryIdSeen = open } }
-            return try body(&state)
+        // Two pieces of the operation may change the state at the same time (`concurrently`):
+        // one at a time, for what this run remembers too.
+        try changing.run { () throws(DeliveryError) -> T in
+            mutated = true
+            return try store.update { (state: inout DeliveryState) throws(DeliveryError) -> T in
+                try checkNotPreempted(state)
+                if let open = state.deliveryId { deliveryIdSeen = open }
+                defer { if let open = state.deliveryId { deliveryIdSeen = open } }
+                return try body(&state)
+            }
         }
     }
 

@@ -269,3 +269,23 @@ extension System {
         for thread in threads { pthread_join(thread, nil) }
     }
 }
+
+/// A mutual exclusion between the threads of this process (a `pthread_mutex_t`): what two pieces
+/// of one operation running at the same time (`concurrently`) must not do at once.
+final class SerialLock: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    init() { pthread_mutex_init(mutex, nil) }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Runs `body` while holding the lock.
+    func run<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}
