@@ -134,6 +134,16 @@ extension DatabaseTool {
         var attempt = 0
         while true {
             attempt += 1
+            // The server waits 5 s for them and fails: said at once instead.
+            let others = try query(
+                "SELECT usename FROM pg_stat_activity WHERE datname = \(Self.literal(site)) AND usename <> current_user ORDER BY 1"
+            )
+            guard others.isEmpty else {
+                throw DeliveryError(
+                    .snapshotFailed,
+                    "the server could not copy the database \(site): other roles have \(others.count) session\(others.count == 1 ? "" : "s") on it (\(Set(others).sorted().joined(separator: ", "))), and the helper ends only those of Moodle's role"
+                )
+            }
             do {
                 let ended = try query(
                     endSessionsStatement(on: site),

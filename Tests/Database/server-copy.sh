@@ -113,6 +113,21 @@ server_copy_scenarios() {
   check "pgsql: … the upgrade is in" equals 2024100900.00 db_version
   check "pgsql: keep = 1: one snapshot copy and one replaced database remain" equals "1 1" copies_count
 
+  echo "# pgsql: another role's session on the database: the copy cannot be made, a dump is taken instead"
+  "$ADMIN_CMD" "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+  local other=$!
+  sleep 0.5
+  sed -i 's/2024100900.00/2024101000.00/' "$dir/author/version.php"
+  git -C "$dir/author" -c user.name=t -c user.email=t@example.invalid commit -qam "revision 4" && git -C "$dir/author" push -q origin HEAD
+  check "pgsql: run-all succeeds" runs 0 "$deliveryctl" run-all
+  check "pgsql: … it said why the copy failed and that it dumped instead" \
+    said_both "other roles have 1 session on it (postgres)" "dumping Moodle's tables instead"
+  check "pgsql: … the snapshot is a dump file" bash -c "[[ -s \$1 ]]" _ "$(status_field snapshot.file)"
+  check "pgsql: … the superuser's session was not ended (only Moodle's role's are)" kill -0 "$other"
+  kill "$other" 2>/dev/null
+  wait "$other" 2>/dev/null
+  check "pgsql: … the upgrade is in" equals 2024101000.00 db_version
+
   admin_on postgres "REVOKE CONNECT ON DATABASE $DBNAME FROM delivery_reader" >/dev/null
   admin_on postgres "GRANT CONNECT, TEMPORARY ON DATABASE $DBNAME TO PUBLIC" >/dev/null
   admin_on postgres "ALTER DATABASE $DBNAME RESET work_mem" >/dev/null
