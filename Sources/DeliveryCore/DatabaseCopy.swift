@@ -30,7 +30,7 @@ enum DatabaseCopyName {
 
     /// The name of a copy of `kind` made by operation `id`.
     static func make(_ kind: Kind, site: String, id: String) -> String {
-        "\(stem(site: site))_\(kind.rawValue)_\(id.lowercased().replacing("-", with: "_"))"
+        "\(stem(site: site))_\(kind.rawValue)_\(OperationIdentifier.databaseForm(id))"
     }
 
     /// The kind and the operation id of a name `make` made for `site`, or nil for any other name.
@@ -39,10 +39,7 @@ enum DatabaseCopyName {
         guard name.hasPrefix(stem) else { return nil }
         let rest = name.dropFirst(stem.count)
         for kind in [Kind.snapshot, .replaced] where rest.hasPrefix(kind.rawValue + "_") {
-            var id = Array(rest.dropFirst(kind.rawValue.count + 1))
-            guard id.count == 25, id[8] == "t", id[15] == "z", id[16] == "_" else { return nil }
-            (id[8], id[15], id[16]) = ("T", "Z", "-")
-            return OperationIdentifier.isValid(String(id)) ? (kind, String(id)) : nil
+            return OperationIdentifier.fromDatabaseForm(rest.dropFirst(kind.rawValue.count + 1)).map { (kind, $0) }
         }
         return nil
     }
@@ -63,10 +60,11 @@ extension DatabaseTool {
     /// can: PostgreSQL, a role that may create databases and owns the site's, a database holding
     /// nothing but Moodle's tables (a rollback swaps the whole database: anything else in it would
     /// go back in time too), and a maintenance database the role may reach.
-    /// - Returns: the obstacle, and otherwise the tool on the maintenance database.
-    func copyObstacle() -> (obstacle: String?, outside: DatabaseTool?) {
+    /// - Returns: the obstacle, and otherwise the tool on the maintenance database and the
+    ///   server's version (`server_version_num`), which the copy needs.
+    func copyObstacle() -> (obstacle: String?, outside: DatabaseTool?, serverVersion: Int) {
         guard connection.family == .postgres else {
-            return ("only PostgreSQL copies a database by itself", nil)
+            return ("only PostgreSQL copies a database by itself", nil, 0)
         }
         let facts: [String]
         do {
@@ -84,27 +82,23 @@ extension DatabaseTool {
                     """
                 ).first ?? "").split(separator: "\u{1F}").map(String.init)
         } catch {
-            return ("the database did not say what the role may do: \(error.message)", nil)
+            return ("the database did not say what the role may do: \(error.message)", nil, 0)
         }
-        guard facts.count == 4 else { return ("the database did not say what the role may do", nil) }
+        guard facts.count == 4 else { return ("the database did not say what the role may do", nil, 0) }
         let role = connection.user
-        if facts[1] != "true" {
-            return (
-                "the role \(role) may not create databases (as PostgreSQL's superuser: ALTER ROLE \(Self.identifier(role, .postgres)) CREATEDB;)",
-                nil
-            )
-        }
-        if facts[2] != "true" { return ("the role \(role) does not own the database \(connection.name)", nil) }
-        if facts[3] != "0" {
-            return (
-                "the database \(connection.name) holds \(facts[3]) tables or views besides Moodle's (prefix '\(connection.prefix)')",
-                nil
-            )
-        }
+        let obstacle: String? =
+            if facts[1] != "true" {
+                "the role \(role) may not create databases (as PostgreSQL's superuser: ALTER ROLE \(Self.identifier(role, .postgres)) CREATEDB;)"
+            } else if facts[2] != "true" {
+                "the role \(role) does not own the database \(connection.name)"
+            } else if facts[3] != "0" {
+                "the database \(connection.name) holds \(facts[3]) tables or views besides Moodle's (prefix '\(connection.prefix)')"
+            } else { nil }
+        if let obstacle { return (obstacle, nil, 0) }
         guard let outside = maintenanceTool() else {
-            return ("the role \(role) may not connect to the maintenance database (postgres or template1)", nil)
+            return ("the role \(role) may not connect to the maintenance database (postgres or template1)", nil, 0)
         }
-        return (nil, outside)
+        return (nil, outside, Int(facts[0]) ?? 0)
     }
 
     /// The tool on a database of the server other than the site's (`postgres`, else
@@ -126,11 +120,13 @@ extension DatabaseTool {
     ///   - site: the site's database.
     ///   - large: file by file (FILE_COPY: the fastest for gigabytes, bench/snapshot) rather than
     ///     through the write-ahead log (the fastest for small ones: no checkpoint).
+    ///   - serverVersion: `copyObstacle`'s (a strategy is chosen from PostgreSQL 15 on).
     /// - Returns: how many sessions were ended.
-    func copyDatabase(_ site: String, into name: String, large: Bool) throws(DeliveryError) -> Int {
+    func copyDatabase(_ site: String, into name: String, large: Bool, serverVersion: Int) throws(DeliveryError)
+        -> Int
+    {
         precondition(DatabaseCopyName.parse(name, site: site)?.kind == .snapshot)
-        let version = Int((try query("SELECT current_setting('server_version_num')")).first ?? "") ?? 0
-        let strategy = version >= 150000 ? (large ? " STRATEGY FILE_COPY" : " STRATEGY WAL_LOG") : ""
+        let strategy = serverVersion >= 150000 ? (large ? " STRATEGY FILE_COPY" : " STRATEGY WAL_LOG") : ""
         var attempt = 0
         while true {
             attempt += 1

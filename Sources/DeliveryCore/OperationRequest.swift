@@ -157,6 +157,19 @@ public enum OperationIdentifier {
         "\(System.utcStamp())-\(hexString(System.randomBytes(4)))"
     }
 
+    /// The id as a database name holds it (lower case, `_` for `-`: `20261204t101500z_1a2b3c4d`).
+    static func databaseForm(_ id: String) -> String {
+        id.lowercased().replacing("-", with: "_")
+    }
+
+    /// The id a database name's last part holds (`databaseForm`), or nil for any other text.
+    static func fromDatabaseForm<Text: StringProtocol>(_ text: Text) -> String? {
+        var id = Array(text)
+        guard id.count == 25, id[8] == "t", id[15] == "z", id[16] == "_" else { return nil }
+        (id[8], id[15], id[16]) = ("T", "Z", "-")
+        return isValid(String(id)) ? String(id) : nil
+    }
+
     /// True for a string that has the shape of an id (checked before any lookup).
     public static func isValid(_ text: String) -> Bool {
         let utf8 = Array(text.utf8)

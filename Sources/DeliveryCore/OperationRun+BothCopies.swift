@@ -35,12 +35,7 @@ extension OperationRun {
                 }
             })
         var notices: [Notice] = []
-        for outcome in [backup, security] {
-            switch try outcome.get() {
-            case .identical(let notice): notices.append(notice)
-            case .prepared(let copy): notices.append(try installCopy(copy))
-            }
-        }
+        for outcome in [backup, security] { notices.append(try finish(try outcome.get())) }
         return notices
     }
 

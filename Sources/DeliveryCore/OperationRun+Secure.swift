@@ -248,9 +248,14 @@ extension OperationRun {
         let preparation = try prepareCopy(tree, revision: revision, component: component) { share in
             progress(.fraction(.secure, (weight.0 + share) / weight.1 * 0.98))
         }
+        return try finish(preparation)
+    }
+
+    /// What a prepared copy comes to: nothing to do when it was already exact, else put in place.
+    func finish(_ preparation: CopyPreparation) throws(DeliveryError) -> Notice {
         switch preparation {
-        case .identical(let notice): return notice
-        case .prepared(let copy): return try installCopy(copy)
+        case .identical(let notice): notice
+        case .prepared(let copy): try installCopy(copy)
         }
     }
 

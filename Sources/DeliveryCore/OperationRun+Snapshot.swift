@@ -18,6 +18,8 @@ extension OperationRun {
         let estimate: Int64
         /// The tool on the maintenance database when the snapshot is the server's own copy.
         let copyFrom: DatabaseTool?
+        /// The server's `server_version_num` (for the copy).
+        let serverVersion: Int
         /// Room for a dump in the folder (the fall-back when the copy cannot be made).
         let dumpFits: Bool
     }
@@ -35,8 +37,10 @@ extension OperationRun {
             connection: connection, webUser: webUser, recorder: recorder,
             timeout: configuration.snapshotSettings.timeoutSeconds)
         var copyFrom: DatabaseTool?
+        var serverVersion = 0
         if method != .dump {
-            let (obstacle, outside) = tool.copyObstacle()
+            let (obstacle, outside, version) = tool.copyObstacle()
+            serverVersion = version
             if let obstacle {
                 guard method == .auto else {
                     throw DeliveryError(
@@ -70,7 +74,7 @@ extension OperationRun {
         }
         return SnapshotPlan(
             tool: tool, connection: connection, directory: directory, estimate: estimate, copyFrom: copyFrom,
-            dumpFits: dumpFits)
+            serverVersion: serverVersion, dumpFits: dumpFits)
     }
 
     /// Takes the database snapshot of this delivery, inside the maintenance window: Moodle's
@@ -98,7 +102,8 @@ extension OperationRun {
                 "Database snapshot: the server copies \(connection.name) (\(formatBytes(plan.estimate)) of Moodle's tables) into \(copy)…"
             )
             do {
-                let ended = try outside.copyDatabase(connection.name, into: copy, large: plan.estimate >= 256 << 20)
+                let ended = try outside.copyDatabase(
+                    connection.name, into: copy, large: plan.estimate >= 256 << 20, serverVersion: plan.serverVersion)
                 if ended > 0 {
                     note(
                         "Database snapshot: ended \(ended) session\(ended == 1 ? "" : "s") of \(connection.user) still on the database (a cron task or a pooled connection; Moodle runs a failed task again)."

@@ -17,7 +17,7 @@ final class OperationRun: @unchecked Sendable {
     let startedMonotonic = System.monotonicSeconds()
     let recorder: CommandRecorder
     /// `change` one at a time (`concurrently`).
-    let changing = SerialLock()
+    let changing = Locked(())
     var revisionBefore: Revision?
     var revisionAfter: Revision?
     var servedBefore: TreeName?
@@ -58,8 +58,8 @@ final class OperationRun: @unchecked Sendable {
         self.id = id
         self.request = request
         // One event at a time, whichever thread of the operation sends it (`concurrently`).
-        let serial = SerialLock()
-        let gated: @Sendable (ProgressEvent) -> Void = { event in serial.run { progress(event) } }
+        let serial = Locked(())
+        let gated: @Sendable (ProgressEvent) -> Void = { event in serial.withLock { _ in progress(event) } }
         self.progress = gated
         self.engine = engine
         self.recorder = CommandRecorder(onLine: { gated(.line($0)) })
@@ -81,7 +81,7 @@ final class OperationRun: @unchecked Sendable {
     func change<T>(_ body: (inout DeliveryState) throws(DeliveryError) -> T) throws(DeliveryError) -> T {
         // Two pieces of the operation may change the state at the same time (`concurrently`):
         // one at a time, for what this run remembers too.
-        try changing.run { () throws(DeliveryError) -> T in
+        try changing.withLock { (_: inout Void) throws(DeliveryError) -> T in
             mutated = true
             return try store.update { (state: inout DeliveryState) throws(DeliveryError) -> T in
                 try checkNotPreempted(state)

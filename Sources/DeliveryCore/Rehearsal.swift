@@ -157,7 +157,7 @@ public struct Rehearsal: Sendable, Codable, Equatable {
     /// characters of `[a-z0-9_]`), `_rehearsal_`, then the rehearsal's id (`20261204t101500z_1a2b3c4d`):
     /// 56 characters at most, within PostgreSQL's and MariaDB's limits. `isCopyName` recognises it.
     static func databaseName(site: String, id: String) -> String {
-        "\(databaseStem(site: site))_rehearsal_\(id.lowercased().replacing("-", with: "_"))"
+        "\(databaseStem(site: site))_rehearsal_\(OperationIdentifier.databaseForm(id))"
     }
 
     /// The part of a copy's name that comes from the site's database name.
@@ -175,11 +175,7 @@ public struct Rehearsal: Sendable, Codable, Equatable {
         guard name.utf8.count <= 63, let range = name.range(of: "_rehearsal_", options: .backwards) else {
             return false
         }
-        // The id as `databaseName` wrote it: `20261204t101500z_1a2b3c4d` for `20261204T101500Z-1a2b3c4d`.
-        var id = Array(name[range.upperBound...])
-        guard id.count == 25, id[8] == "t", id[15] == "z", id[16] == "_" else { return false }
-        (id[8], id[15], id[16]) = ("T", "Z", "-")
-        return OperationIdentifier.isValid(String(id))
+        return OperationIdentifier.fromDatabaseForm(name[range.upperBound...]) != nil
     }
 }
 

@@ -270,22 +270,27 @@ extension System {
     }
 }
 
-/// A mutual exclusion between the threads of this process (a `pthread_mutex_t`): what two pieces
-/// of one operation running at the same time (`concurrently`) must not do at once.
-final class SerialLock: @unchecked Sendable {
+/// A value shared between threads, behind a pthread mutex: the server's tables, and what two
+/// pieces of one operation running at the same time (`concurrently`) must not touch at once.
+public final class Locked<Value>: @unchecked Sendable {
+    private var value: Value
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
-    init() { pthread_mutex_init(mutex, nil) }
+    /// Guards `value`.
+    public init(_ value: Value) {
+        self.value = value
+        pthread_mutex_init(mutex, nil)
+    }
 
     deinit {
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
     }
 
-    /// Runs `body` while holding the lock.
-    func run<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    /// Runs `body` with exclusive access to the value.
+    public func withLock<T, E: Error>(_ body: (inout Value) throws(E) -> T) throws(E) -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body()
+        return try body(&value)
     }
 }
