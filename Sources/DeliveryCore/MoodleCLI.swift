@@ -116,8 +116,9 @@ struct MoodleCLI {
         }
     }
 
-    func purgeCaches(in tree: TreeName) throws(DeliveryError) {
-        let result = try run("purge_caches.php", [], in: tree)
+    /// Runs Moodle's purge: every cache, or the parts named (`--lang`, `--js` …, `CachePurge`).
+    func purgeCaches(_ arguments: [String] = [], in tree: TreeName) throws(DeliveryError) {
+        let result = try run("purge_caches.php", arguments, in: tree)
         guard result.succeeded else {
             throw DeliveryError(.upgradeFailed, "purging Moodle's caches failed: \(Self.lastLines(result))")
         }

@@ -37,6 +37,8 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case upgradeRanOpen = "upgrade_ran_open"
     case cachesPurged = "caches_purged"
     case cachesKept = "caches_kept"
+    case cachesKeptCode = "caches_kept_code"
+    case cachesPurgedParts = "caches_purged_parts"
     case cachesPurgedByUpgrade = "caches_purged_by_upgrade"
     case maintenanceWindow = "maintenance_window"
     case maintenanceWindowParts = "maintenance_window_parts"
@@ -201,6 +203,8 @@ public enum NoticeCode: String, Sendable, CaseIterable {
         case .upgradeRanOpen: "Moodle's upgrade ran without maintenance mode."
         case .cachesPurged: "Caches purged."
         case .cachesKept: "Caches kept (the code did not change)."
+        case .cachesKeptCode: "Caches kept: none of the changed files ({files}) feeds Moodle's caches."
+        case .cachesPurgedParts: "Caches purged where the change needs it ({parts}); the others kept."
         case .cachesPurgedByUpgrade: "Caches purged by Moodle's upgrade."
         case .maintenanceWindow: "Maintenance window: {windowSeconds}."
         case .maintenanceWindowParts:

@@ -22,11 +22,25 @@ extension OperationRun {
         revisionAfter = state.productionRevision
         try requireRehearsalNotFailed(state, revision: state.productionRevision)
         var changedScripts: [String] = []
+        var differences: PreflightReport?
         var forecast: UpgradeForecast?
+        let moodle = try engine.moodle(recorder)
+        let checker = healthChecker(moodle)
+        // The site's critical checks as they are now, from the copy that serves: at every restore
+        // from a copy (a retry after an automatic rollback compares with the site as it is then).
+        let baselineTree = checker == nil ? nil : layout.servedTree().flatMap { $0 == .production ? nil : $0 }
+        var baseline: Set<String>?? = .none
         if state.phase != .restoring {
             note("Preflight: checking what the update brought before production is served…")
-            let report = try engine.preflight(recorder)
+            // Moodle's checks of the copy that serves are asked at the same time: both only read
+            // (the checks are what Moodle's own Checks page shows), and each is a bootstrap of PHP.
+            let (preflighted, checked) = concurrently(
+                { Result { () throws(DeliveryError) in try self.engine.preflight(self.recorder) } },
+                { baselineTree.flatMap { checker?.criticalChecks(in: $0) } })
+            baseline = .some(checked)
+            let report = try preflighted.get()
             changedScripts = report.added + report.changed + report.removed
+            differences = report
             forecast = report.upgrade
             for warning in report.warnings { note("Preflight warning: \(warning)") }
             note(
@@ -49,7 +63,6 @@ extension OperationRun {
             let report = preflight.differences()
             changedScripts = report.added + report.changed + report.removed
         }
-        let moodle = try engine.moodle(recorder)
         let configuration = engine.configuration
         // Asked of the new code while the backup copy still serves: nothing has changed yet.
         let need: MoodleCLI.UpgradeNeed
@@ -58,12 +71,9 @@ extension OperationRun {
         } else {
             need = try moodle.upgradeNeed(in: .production)
         }
-        let checker = healthChecker(moodle)
-        // The site's critical checks as they are now, from the copy that serves: at every restore
-        // from a copy (a retry after an automatic rollback compares with the site as it is then).
-        if let checker, let served = layout.servedTree(), served != .production {
-            let baseline = checker.criticalChecks(in: served).map { Array($0).sorted() } ?? []
-            try change { (state: inout DeliveryState) throws(DeliveryError) in state.criticalChecksBefore = baseline }
+        if let checker, let baselineTree {
+            let critical = Array((baseline ?? checker.criticalChecks(in: baselineTree)) ?? []).sorted()
+            try change { (state: inout DeliveryState) throws(DeliveryError) in state.criticalChecksBefore = critical }
         }
         let snapshotting = need != .none && configuration.snapshotSettings.enabled && !state.upgradeRan
         let wantsMaintenance =
@@ -178,7 +188,7 @@ extension OperationRun {
             note("Moodle's upgrade purged the caches.")
             cachesText = Notice(.cachesPurgedByUpgrade)
         } else {
-            try moodle.purgeCaches(in: .production)
+            cachesText = try purgeAfterCodeChange(moodle, differences: differences, previouslyServed: previouslyServed)
         }
         var healthText: [Notice] = []
         // Moodle's own checks run while maintenance mode still holds users out; only the page

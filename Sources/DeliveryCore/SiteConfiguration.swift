@@ -115,6 +115,8 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
     public var webServer: WebServerSettings?
     /// The rehearsal of Moodle's upgrade on a database copy (default: only when asked).
     public var rehearsal: RehearsalOptions?
+    /// Moodle's caches after a code change (default: only those the change needs purged).
+    public var caches: CacheSettings?
 
     /// The site-local files: `config.php` (always: it holds this site's settings) and `localFiles`.
     public var siteLocalFiles: [String] {
@@ -133,6 +135,8 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
     public var webServerSettings: WebServerSettings { webServer ?? WebServerSettings() }
     /// The rehearsal options in force.
     public var rehearsalOptions: RehearsalOptions { rehearsal ?? RehearsalOptions() }
+    /// The cache settings in force.
+    public var cacheSettings: CacheSettings { caches ?? CacheSettings() }
     /// Where the database snapshots go.
     public var snapshotDirectory: String { snapshotSettings.directory ?? "\(stateDirectory)/snapshots" }
 

@@ -377,16 +377,7 @@ struct FailingUpgradeTests {
 
 @Suite("Preflight before production is served again")
 struct PreflightTests {
-    /// Commits files into the fixture's upstream (git) as a new revision.
-    func publish(_ site: FixtureSite, _ files: [String: String]) throws {
-        let author = "\(site.root)/author"
-        for (path, content) in files {
-            try content.write(toFile: "\(author)/\(path)", atomically: false, encoding: .utf8)
-        }
-        try sh("git", ["add", "-A"], in: author)
-        try sh("git", ["-c", "user.name=a", "-c", "user.email=a@x.invalid", "commit", "-qm", "change"], in: author)
-        try sh("git", ["push", "-q", "origin", "main"], in: author)
-    }
+    func publish(_ site: FixtureSite, _ files: [String: String]) throws { try site.publish(files) }
 
     func delivering(_ files: [String: String]) throws -> FixtureSite {
         let site = try FixtureSite()

@@ -111,7 +111,8 @@ final class FixtureSite {
     init(
         vcs: VersionControlKind = .git, webUser: String? = nil, phpFpmSockets: [String] = [],
         databaseSnapshots: Bool = false, healthCheck: HealthCheckSettings = HealthCheckSettings(mode: .off),
-        makeSiteOptions: [String] = [], beforeAdoption: (String) throws -> Void = { _ in }
+        makeSiteOptions: [String] = [], beforeAdoption: (String) throws -> Void = { _ in },
+        adjust: (inout SiteConfiguration) -> Void = { _ in }
     ) throws {
         self.vcs = vcs
         let made = try sh(
@@ -133,7 +134,9 @@ final class FixtureSite {
                 stateDirectory: "\(directory.path)/state", configurationPath: configurationPath,
                 webUser: webUser ?? me, codeOwner: me, php: "/usr/bin/php", phpFpmSockets: phpFpmSockets,
                 databaseSnapshots: databaseSnapshots, healthCheck: healthCheck))
-        configuration = result.configuration
+        var configuration = result.configuration
+        adjust(&configuration)
+        self.configuration = configuration
         engine = try DeliveryEngine(configuration: configuration)
     }
 
@@ -141,6 +144,20 @@ final class FixtureSite {
     func publishRevision2() throws {
         let result = try sh("/bin/bash", ["\(root)/revision2"])
         guard result.succeeded else { throw FixtureError("revision2 failed: \(result.combinedOutput)") }
+    }
+
+    /// Commits files into the fixture's upstream (git) as a new revision (folders made as needed).
+    func publish(_ files: [String: String]) throws {
+        let author = "\(root)/author"
+        for (path, content) in files {
+            let file = URL(fileURLWithPath: "\(author)/\(path)")
+            try FileManager.default.createDirectory(
+                at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try content.write(to: file, atomically: false, encoding: .utf8)
+        }
+        try sh("git", ["add", "-A"], in: author)
+        try sh("git", ["-c", "user.name=a", "-c", "user.email=a@x.invalid", "commit", "-qm", "change"], in: author)
+        try sh("git", ["push", "-q", "origin", "main"], in: author)
     }
 
     /// The snapshot of what the site serves now.

@@ -149,6 +149,8 @@ final class helper_rules {
         'upgrade_ran_open' => [],
         'caches_purged' => [],
         'caches_kept' => [],
+        'caches_kept_code' => ['files'],
+        'caches_purged_parts' => ['parts'],
         'caches_purged_by_upgrade' => [],
         'maintenance_window' => ['windowSeconds'],
         'maintenance_window_parts' => ['windowSeconds', 'upgradeSeconds', 'snapshotSeconds', 'otherSeconds'],
