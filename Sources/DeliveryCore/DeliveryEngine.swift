@@ -290,81 +290,10 @@ public final class DeliveryEngine: Sendable {
             notices: [Notice(.planDatabaseConfirm, values)])
     }
 
-    /// Checks production against the backup copy (the pre-delivery code) before it is served
-    /// again: what the update added, changed and removed, PHP syntax (`php -l`) and conflict
-    /// markers in what it brought, `version.php` changes and versions going backwards, and the
-    /// VCS's local modifications; and, as a warning, whether the next update could run (the
-    /// upstream answers the code owner and changes no site-local file). Changes no tree (git
-    /// fetches into its remote-tracking branch); `restore` runs the comparison first and refuses
-    /// when it blocks.
-    public func plan() throws(DeliveryError) -> PreflightReport {
-        let recorder = CommandRecorder(onLine: { _ in })
-        var report = try preflight(recorder)
-        // Fail before acting: what would make the next update refuse, said before anything switches.
-        let production = layout.path(of: .production)
-        do throws(DeliveryError) {
-            let vcs = try versionControl(recorder)
-            try vcs.checkUpdatable(of: production, recorder: recorder)
-        } catch {
-            report.warn(Notice(.warningNextUpdateFails), detail: error.message)
-        }
-        return report
-    }
-
-    func preflighter(_ recorder: CommandRecorder) throws(DeliveryError) -> Preflight {
-        let state = try store.read()
-        guard copyStatuses(state)[.backup]?.complete == true else {
-            throw DeliveryError(
-                .copyMissing, "there is no complete backup copy to compare production with; secure first")
-        }
-        return Preflight(
-            production: (try? System.realPath(layout.path(of: .production))) ?? layout.path(of: .production),
-            before: (try? System.realPath(layout.path(of: .backup))) ?? layout.path(of: .backup),
-            php: configuration.php, user: try UserIdentity.lookup(configuration.webUser), recorder: recorder,
-            ignored: configuration.componentCacheFile.map { [$0] } ?? [])
-    }
-
     func opcache(_ recorder: CommandRecorder) -> OPcacheInvalidator {
         OPcacheInvalidator(
             sockets: configuration.phpFpmSockets ?? [], directory: "\(layout.root)/.delivery-opcache",
             webUser: try? UserIdentity.lookup(configuration.webUser), recorder: recorder)
-    }
-
-    func preflight(_ recorder: CommandRecorder) throws(DeliveryError) -> PreflightReport {
-        let preflight = try preflighter(recorder)
-        let vcs = try versionControl(recorder)
-        let production = layout.path(of: .production)
-        let modifications = try vcs.localModifications(of: production, recorder: recorder)
-        var report = try preflight.run(localModifications: modifications)
-        let health = try vcs.untrackedAndMissing(in: production, recorder: recorder)
-        report.untrackedFiles = health.untracked
-        report.missingFiles = health.missing
-        if !health.untracked.isEmpty {
-            report.warn(
-                Notice(
-                    .warningUntracked, ["count": .count(health.untracked.count), "first": .text(health.untracked[0])]))
-        }
-        report.inconsistentComponents = preflight.componentProblems(report)
-        report.phpVersion = preflight.phpVersionCheck()
-        report.maintenanceModeOn =
-            (try? System.lstatus("\(configuration.moodle.dataroot)/climaintenance.html")) != nil
-        let snapshots = configuration.snapshotSettings.enabled
-        do {
-            let need = try moodle(recorder).upgradeNeed(in: .production)
-            report.upgrade = UpgradeForecast(
-                pending: need != .none, maintenanceRequired: need == .withMaintenance,
-                snapshot: need != .none && snapshots)
-        } catch {
-            report.warn(Notice(.warningUpgradeUnknown), detail: error.message)
-        }
-        if snapshots && report.upgrade?.pending != false {
-            do {
-                report.snapshotSpace = try SnapshotSpace.measure(configuration, layout: layout, recorder: recorder)
-            } catch {
-                report.warn(Notice(.warningSnapshotUnprepared), detail: error.message)
-            }
-        }
-        return report
     }
 
     /// The audit log, newest first.

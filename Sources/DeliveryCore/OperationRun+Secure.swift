@@ -216,9 +216,9 @@ extension OperationRun {
     }
 
     /// Builds the component cache of a copy generation just refilled, unless the generation has
-    /// one built for code of the same fingerprint (the names Moodle's cache lists, and the files
-    /// that declare components, are the same): one bootstrap of PHP saved per copy when a
-    /// delivery changed only the contents of existing files.
+    /// one built for code of the same `CodeFingerprint.componentCache` digest (the names Moodle's
+    /// cache lists, and the files `core_component` reads, are the same): one bootstrap of PHP saved
+    /// per copy when a delivery changed only the contents of existing files or a plugin's version.
     func buildComponentCacheUnlessCurrent(at generation: String, fingerprint: String?) throws(DeliveryError) {
         guard engine.configuration.componentCacheFile != nil else { return }
         let name = lastComponent(of: generation)
@@ -358,8 +358,9 @@ extension OperationRun {
                         source: production, target: inactive, linkFrom: linkFrom, preserving: preservedFiles,
                         recordingScripts: recordingScripts), onProgress: onProgress)
             }
-            fingerprint = CodeFingerprint.of(inactive, leavingOut: preservedFiles)
-            try buildComponentCacheUnlessCurrent(at: inactive, fingerprint: fingerprint)
+            let digests = CodeFingerprint.digests(of: inactive, leavingOut: preservedFiles)
+            fingerprint = digests?.answers
+            try buildComponentCacheUnlessCurrent(at: inactive, fingerprint: digests?.componentCache)
             // The copy is flushed to disk before anything serves it (`flushCopies`), not now: the
             // kernel writes it back within seconds meanwhile, and a restart before it is on disk
             // makes it incomplete (`unflushedBoot`). Without a boot identifier, flush now.

@@ -172,6 +172,7 @@ struct Preflight {
         return report
     }
 
+    /// Compares the trees and checks what changed (`php -l`, conflict markers, versions).
     func run(localModifications: [String]) throws(DeliveryError) -> PreflightReport {
         var report = PreflightReport()
         report.localModifications = localModifications

@@ -44,6 +44,37 @@ struct CodeFingerprintTests {
         #expect(CodeFingerprint.of("\(tree)/missing") == nil)
     }
 
+    @Test("the component cache's digest: a plugin's version does not count; core's version and renamed classes do")
+    func componentCacheDigest() throws {
+        let directory = TemporaryDirectory()
+        let tree = directory.path
+        try FileManager.default.createDirectory(atPath: "\(tree)/mod/forum/db", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(tree)/lib", withIntermediateDirectories: true)
+        try write("<?php $version = 2024100700.00;\n", "\(tree)/version.php")
+        try write("<?php $plugin->version = 1;\n", "\(tree)/mod/forum/version.php")
+        try write("{}", "\(tree)/lib/apis.json")
+        try write("<?php $renamedclasses = [];\n", "\(tree)/mod/forum/db/renamedclasses.php")
+        let first = try #require(CodeFingerprint.digests(of: tree))
+        #expect(first.answers == CodeFingerprint.of(tree))
+
+        try write("<?php $plugin->version = 2;\n", "\(tree)/mod/forum/version.php")
+        let bumped = try #require(CodeFingerprint.digests(of: tree))
+        #expect(bumped.componentCache == first.componentCache, "a plugin's version bump keeps the component cache")
+        #expect(bumped.answers != first.answers, "but Moodle's answer about the database is asked again")
+
+        var previous = bumped
+        for (path, text) in [
+            ("version.php", "<?php $version = 2024100800.00;\n"),
+            ("lib/apis.json", "{\"x\": {}}"),
+            ("mod/forum/db/renamedclasses.php", "<?php $renamedclasses = ['a' => 'b'];\n"),
+        ] {
+            try write(text, "\(tree)/\(path)")
+            let next = try #require(CodeFingerprint.digests(of: tree))
+            #expect(next.componentCache != previous.componentCache, "\(path) counts for the component cache")
+            previous = next
+        }
+    }
+
     @Test("a generation refilled with code of the same fingerprint keeps its component cache; a new name rebuilds it")
     func componentCacheKept() throws {
         let site = try ComponentCacheTests().site()
@@ -68,6 +99,12 @@ struct CodeFingerprintTests {
         // The fixture's index.php dies like Moodle on a missing or foreign cache.
         let page = try sh("/usr/bin/php", ["-d", "display_errors=0", "\(backupRoot)/index.php"])
         #expect(page.standardOutput.hasPrefix("fixture-site"), "\(page.standardOutput)")
+
+        // A plugin's version bump (.backup.b again): its component cache is current too.
+        let forum = try String(contentsOfFile: "\(site.production)/mod/forum/version.php", encoding: .utf8)
+        try write(forum + "// bumped\n", "\(site.production)/mod/forum/version.php")
+        try site.perform(.secure)
+        #expect(buildsIn(try site.engine.history().first) == 0)
 
         // A new file (a class, a plugin): the names change, the cache is rebuilt.
         try write("<?php\n", "\(site.production)/mod/assign/newclass.php")
