@@ -287,7 +287,11 @@ public final class DeliveryEngine: Sendable {
         return RollbackPlan(
             kind: .codeAndDatabase, target: target, snapshot: snapshot, snapshotAgeSeconds: age,
             needsConfirmation: true,
-            notices: [Notice(.planDatabaseConfirm, values)])
+            notices: [
+                snapshot.copyDatabase == nil
+                    ? Notice(.planDatabaseConfirm, values)
+                    : Notice(.planDatabaseConfirmKept, ["tree": .tree(target), "ageSeconds": values["ageSeconds"]!])
+            ])
     }
 
     func opcache(_ recorder: CommandRecorder) -> OPcacheInvalidator {

@@ -102,6 +102,7 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case planNoSnapshot = "plan_no_snapshot"
     case planDatabaseInWindow = "plan_database_in_window"
     case planDatabaseConfirm = "plan_database_confirm"
+    case planDatabaseConfirmKept = "plan_database_confirm_kept"
     // Recover.
     case recovered = "recovered"
     case orphanUpgradeEnded = "orphan_upgrade_ended"
@@ -293,6 +294,8 @@ public enum NoticeCode: String, Sendable, CaseIterable {
             "Moodle's upgrade changed the database in this delivery. Rollback turns maintenance mode on, serves the {tree} copy and restores the database snapshot taken {ageSeconds} ago ({sizeBytes}), just before the upgrade. The site has stayed in maintenance since, so nothing users wrote is lost."
         case .planDatabaseConfirm:
             "Moodle's upgrade changed the database, and the site has been open to users since. Rollback turns maintenance mode on, serves the {tree} copy and restores the database snapshot taken {ageSeconds} ago ({sizeBytes}): everything users wrote since then is lost. It needs your explicit confirmation."
+        case .planDatabaseConfirmKept:
+            "Moodle's upgrade changed the database, and the site has been open to users since. Rollback turns maintenance mode on, serves the {tree} copy and puts back the database copy the database server took {ageSeconds} ago: everything users wrote since then leaves the site, kept in the replaced database (closed to connections) until newer ones replace it. It needs your explicit confirmation."
         case .recovered:
             "Recorded the interrupted '{operation}' (step '{stepOperation}', started by {actor} at {startedAt}). The site serves the {tree} tree; state '{phase}'."
         case .orphanUpgradeEnded:

@@ -309,8 +309,14 @@ extension OperationRun {
     }
 
     /// Builds the prebuilt component cache of a tree (by its real path) when the site uses one.
+    /// What the state said of the folder's cache is forgotten first: only
+    /// `buildComponentCacheUnlessCurrent` records the code a cache was built for.
     func buildComponentCache(at treeRoot: String) throws(DeliveryError) {
         guard let file = engine.configuration.componentCacheFile else { return }
+        let name = lastComponent(of: treeRoot)
+        try change { (state: inout DeliveryState) throws(DeliveryError) in
+            state.componentCacheFingerprints?[name] = nil
+        }
         note("Building the component cache of \(lastComponent(of: treeRoot)) for its code…")
         try engine.moodle(recorder).buildComponentCache(
             treeRoot: treeRoot, file: file, owner: try UserIdentity.lookup(engine.configuration.codeOwner))

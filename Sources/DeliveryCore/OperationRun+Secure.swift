@@ -215,10 +215,11 @@ extension OperationRun {
         }
     }
 
-    /// Builds the component cache of a copy generation just refilled, unless the generation has
-    /// one built for code of the same `CodeFingerprint.componentCache` digest (the names Moodle's
-    /// cache lists, and the files `core_component` reads, are the same): one bootstrap of PHP saved
-    /// per copy when a delivery changed only the contents of existing files or a plugin's version.
+    /// Builds the component cache of a copy generation just refilled (or of production just
+    /// updated), unless the folder has one built for code of the same
+    /// `CodeFingerprint.componentCache` digest (the names Moodle's cache lists, and the files
+    /// `core_component` reads, are the same): one bootstrap of PHP saved per tree when a delivery
+    /// changed only the contents of existing files or a plugin's version.
     func buildComponentCacheUnlessCurrent(at generation: String, fingerprint: String?) throws(DeliveryError) {
         guard engine.configuration.componentCacheFile != nil else { return }
         let name = lastComponent(of: generation)
@@ -227,9 +228,6 @@ extension OperationRun {
         {
             note("The component cache of \(name) is current for its code: kept.")
             return
-        }
-        try change { (state: inout DeliveryState) throws(DeliveryError) in
-            state.componentCacheFingerprints?[name] = nil
         }
         try buildComponentCache(at: generation)
         guard let fingerprint else { return }

@@ -134,7 +134,10 @@ extension OperationRun {
         } catch {
             throw error.within([], after: [Notice(.stillServes, ["tree": .tree(layout.servedTree() ?? .backup)])])
         }
-        try buildComponentCache(at: (try? System.realPath(production)) ?? production)
+        let productionRoot = (try? System.realPath(production)) ?? production
+        try buildComponentCacheUnlessCurrent(
+            at: productionRoot,
+            fingerprint: CodeFingerprint.digests(of: productionRoot, leavingOut: preservedFiles)?.componentCache)
         let after = try vcs.revision(of: production, recorder: recorder)
         revisionAfter = after
         try change { (state: inout DeliveryState) throws(DeliveryError) in

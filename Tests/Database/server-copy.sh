@@ -71,6 +71,8 @@ server_copy_scenarios() {
   check "pgsql: … the web user, with Moodle's password, cannot connect to it" web_refused_on "$copy"
   check "pgsql: … the upgrade is in" equals 2024100800.00 db_version
   check "pgsql: … the plan: code and database" equals code_and_database status_field rollback.kind
+  check "pgsql: … its confirmation says what users wrote since is kept in the replaced database" \
+    equals plan_database_confirm_kept status_field rollback.notices.0.code
   sql "INSERT INTO mdl_forum_posts (message) VALUES ('written after the delivery')" >/dev/null
 
   # Killed between the two renames: the site has no database until the rollback runs again.

@@ -502,6 +502,43 @@ struct ComponentCacheTests {
         }
     }
 
+    @Test("production's cache after an update: kept for changed contents, rebuilt for a new name and after a cancel")
+    func productionCacheAfterUpdate() throws {
+        let site = try site()
+        /// Builds of production's cache in the last operation (the command names its folder; as root
+        /// through the code owner's delivery-copy, whose job is JSON).
+        func productionBuilds() throws -> Int {
+            try site.engine.history().first?.commands.filter {
+                $0.command.contains("alternative_component_cache.php")
+                    && ($0.command.contains("releases/production/") || $0.command.contains("releases\\/production\\/"))
+            }.count ?? -1
+        }
+        try site.publish(["login/index.php": "<?php // fix A\n"])
+        try site.perform(.runAll)
+        #expect(try productionBuilds() == 1, "nothing recorded yet of production's cache: built")
+        try site.publish(["login/index.php": "<?php // fix B\n"])
+        try site.perform(.runAll)
+        #expect(try productionBuilds() == 0, "the same names and declarations: kept")
+        try site.publish(["login/newpage.php": "<?php // new\n"])
+        try site.perform(.runAll)
+        #expect(try productionBuilds() == 1, "a new name: rebuilt")
+        // An update that adds a name records production's cache for it; a cancel rebuilds the cache
+        // for the older code (without that name) and forgets the record: the next update, bringing
+        // the name back, must build again (a kept cache would lack the name).
+        try site.publish(["login/extra.php": "<?php // extra\n"])
+        try site.perform(.secure)
+        try site.perform(.switchToDelivery)
+        try site.perform(.update)
+        #expect(try productionBuilds() == 1)
+        try site.perform(.cancel)
+        #expect(cache(site.production)?.contains("'extra.php'") == false)
+        try site.perform(.runAll)
+        #expect(try productionBuilds() == 1)
+        #expect(cache(site.production)?.contains("'extra.php'") == true, "\(cache(site.production) ?? "none")")
+        let page = try sh("/usr/bin/php", ["-d", "display_errors=0", "\(site.current)/index.php"])
+        #expect(page.standardOutput.hasPrefix("fixture-site"), "\(page.standardOutput)")
+    }
+
     @Test("a copy whose cache went missing gets it back before it is served")
     func missingCacheRebuilt() throws {
         let site = try site()

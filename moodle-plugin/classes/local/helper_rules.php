@@ -210,6 +210,7 @@ final class helper_rules {
         'plan_no_snapshot' => ['tree'],
         'plan_database_in_window' => ['tree', 'ageSeconds', 'sizeBytes'],
         'plan_database_confirm' => ['tree', 'ageSeconds', 'sizeBytes'],
+        'plan_database_confirm_kept' => ['tree', 'ageSeconds'],
         'recovered' => ['operation', 'stepOperation', 'actor', 'startedAt', 'tree', 'phase'],
         'orphan_upgrade_ended' => ['waitSeconds'],
         'orphan_upgrade_stopped' => ['waitSeconds'],
