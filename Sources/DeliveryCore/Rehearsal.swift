@@ -290,8 +290,9 @@ enum RehearsalPHP {
 extension DeliveryEngine {
     /// Whether the last rehearsal tried what a delivery would bring now: production's updated
     /// code (state `updated`), else the revision the last upstream check found waiting (a newer
-    /// one since needs a rehearsal of its own). nil without a rehearsal, and once production is at
-    /// the revision it tried (delivered).
+    /// one since needs a rehearsal of its own). nil without a rehearsal, once production is at the
+    /// revision it tried (delivered), and once production has left the revision it started from
+    /// (it no longer applies: Update brings the upstream's newest revision, not the one tried).
     static func rehearsalCurrent(_ state: DeliveryState, upstream: UpstreamPreview?) -> Bool? {
         guard let rehearsal = state.rehearsal else { return nil }
         if state.phase == .updated || state.phase == .restoring {
@@ -299,7 +300,7 @@ extension DeliveryEngine {
         }
         // Delivered (production is at what it tried): nothing left to say of it.
         if rehearsal.revision.id == state.productionRevision?.id { return nil }
-        guard rehearsal.base.id == state.productionRevision?.id || state.productionRevision == nil else { return false }
+        guard rehearsal.base.id == state.productionRevision?.id || state.productionRevision == nil else { return nil }
         guard let upstream else { return true }
         // Nothing waits upstream (production is at its revision): nothing newer to rehearse.
         if !upstream.waiting { return nil }

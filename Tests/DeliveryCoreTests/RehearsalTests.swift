@@ -161,6 +161,11 @@ struct RehearsalTests {
         // Delivered: production is at the revision it tried.
         state.phase = .idle
         #expect(DeliveryEngine.rehearsalCurrent(state, upstream: upstream) == nil)
+        // Production moved on past the revision it started from (another delivery): it no longer
+        // applies, and Update brings the upstream's newest (seen on the real site: the page said
+        // Update would bring the rehearsed revision).
+        state.productionRevision = Revision(id: "z", label: "main @ z")
+        #expect(DeliveryEngine.rehearsalCurrent(state, upstream: upstream) == nil)
         state.phase = .updated
         state.rehearsal = nil
         #expect(DeliveryEngine.rehearsalCurrent(state, upstream: upstream) == nil)

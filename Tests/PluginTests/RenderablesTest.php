@@ -394,6 +394,20 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
         $this->assertSame('The code needs no upgrade of the database.', $context['facts'][0]['text']);
         $this->assertStringContainsString('alert-success', $this->render('rehearsal_panel', $context));
 
+        // Production left the revision the rehearsal started from (another delivery since): the helper
+        // says null, and the panel says it no longer applies (it said Update brings the rehearsed one).
+        $passed['rehearsal']['base'] = ['id' => 'a', 'label' => 'main @ aaaa'];
+        $moved = ['rehearsalCurrent' => null, 'productionRevision' => ['id' => 'z', 'label' => 'main @ zzzz']] + $passed;
+        $this->assertSame(
+            'Production has moved on since this rehearsal (it started from main @ aaaa): it no longer applies, '
+                . 'and Update brings the upstream\'s newest revision, not rehearsed.',
+            (new rehearsal_panel($moved))->export_for_template(new renderer_base())['stale']
+        );
+        $atbase = ['productionRevision' => ['id' => 'a', 'label' => 'main @ aaaa']] + $moved;
+        $this->assertSame('', (new rehearsal_panel($atbase))->export_for_template(new renderer_base())['stale']);
+        $updated = ['phase' => 'updated'] + $moved;
+        $this->assertSame('', (new rehearsal_panel($updated))->export_for_template(new renderer_base())['stale']);
+
         $this->assertSame(['has' => false], (new rehearsal_panel(['phase' => 'idle']))->export_for_template(new renderer_base()));
         $never = $this->render('rehearsal_panel', ['has' => false]);
         $this->assertStringContainsString('[str: rehearsal:never, tool_delivery]', $never);

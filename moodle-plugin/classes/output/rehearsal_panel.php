@@ -113,6 +113,13 @@ class rehearsal_panel implements renderable, templatable {
         $passed = !empty($rehearsal['passed']);
         // The helper says false only when something newer than the revision rehearsed is to deliver.
         $stale = ($this->site['rehearsalCurrent'] ?? null) === false;
+        // Production left the revision the rehearsal started from (another delivery since): the
+        // rehearsal no longer applies, and Update brings the upstream's newest revision.
+        $production = (string) ($this->site['productionRevision']['id'] ?? '');
+        $obsolete = !$stale && $production !== ''
+            && !in_array($this->site['phase'] ?? '', ['updated', 'restoring'], true)
+            && $production !== (string) ($rehearsal['base']['id'] ?? $production)
+            && $production !== (string) ($rehearsal['revision']['id'] ?? '');
         $facts = [];
         if (isset($rehearsal['upgradeSeconds'])) {
             $facts[] = get_string(
@@ -164,10 +171,14 @@ class rehearsal_panel implements renderable, templatable {
                 'when' => delivery_actions::format_date($rehearsal['finishedAt'] ?? null),
             ]),
             'said' => notices::say($rehearsal['notices'] ?? null),
-            'stale' => !$stale ? '' : get_string(
+            'stale' => $obsolete ? get_string(
+                'rehearsal:obsolete',
+                'tool_delivery',
+                (string) ($rehearsal['base']['label'] ?? '?')
+            ) : (!$stale ? '' : get_string(
                 ($this->site['phase'] ?? '') === 'updated' ? 'rehearsal:staleupdated' : 'rehearsal:stale',
                 'tool_delivery'
-            ),
+            )),
             'facts' => array_map(fn($text) => ['text' => $text], $facts),
             'sections' => $sections,
             'failure' => $failure === null ? false : get_string('rehearsal:failure', 'tool_delivery', (object) [

@@ -454,6 +454,7 @@ $string['rehearsal:never'] = 'No rehearsal yet.';
 $string['rehearsal:newchecks'] = 'New critical results of Moodle\'s checks ({$a})';
 $string['rehearsal:none'] = 'none';
 $string['rehearsal:noupgrade'] = 'The code needs no upgrade of the database.';
+$string['rehearsal:obsolete'] = 'Production has moved on since this rehearsal (it started from {$a}): it no longer applies, and Update brings the upstream\'s newest revision, not rehearsed.';
 $string['rehearsal:passed'] = 'Rehearsal passed:';
 $string['rehearsal:remarks'] = 'Remarks ({$a})';
 $string['rehearsal:revision'] = '{$a->revision}, rehearsed {$a->when}.';

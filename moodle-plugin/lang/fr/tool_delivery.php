@@ -454,6 +454,7 @@ $string['rehearsal:never'] = 'Aucune répétition pour l\'instant.';
 $string['rehearsal:newchecks'] = 'Nouveaux résultats critiques des vérifications de Moodle ({$a})';
 $string['rehearsal:none'] = 'aucune';
 $string['rehearsal:noupgrade'] = 'Le code ne demande aucune mise à niveau de la base de données.';
+$string['rehearsal:obsolete'] = 'La production a changé depuis cette répétition (elle partait de {$a}) : elle ne s\'applique plus, et la mise à jour apporte la révision la plus récente du dépôt amont, non répétée.';
 $string['rehearsal:passed'] = 'Répétition réussie :';
 $string['rehearsal:remarks'] = 'Remarques ({$a})';
 $string['rehearsal:revision'] = '{$a->revision}, répétée le {$a->when}.';
