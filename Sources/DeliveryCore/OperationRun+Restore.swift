@@ -200,6 +200,13 @@ extension OperationRun {
             health = checker.runCommandLineChecks(
                 tree: .production, baseline: Set((try store.read()).criticalChecksBefore ?? []))
             if !health.passed { throw try healthFailure(health) }
+            if (health.resultNotices ?? []).contains(where: { $0.code == NoticeCode.healthCodeMatches.rawValue }),
+                let differences, Self.sameAnswers(differences)
+            {
+                // Production matches the database, and the backup copy differs from it only in
+                // contents that Moodle's answer does not depend on (`CodeFingerprint`): it matches too.
+                copiesKnownToMatch[.backup] = true
+            }
         }
         var windowText: [Notice] = []
         if (try store.read()).maintenanceEnabled {
@@ -235,6 +242,16 @@ extension OperationRun {
         return [Notice(.restored, ["revision": .revision(revisionAfter)]), upgradeText]
             + (predictionText.map { [$0] } ?? []) + [cachesText] + windowText + healthText
             + [Notice(.deliveryComplete)]
+    }
+
+    /// True when the trees the preflight compared give Moodle's "pending?" the same answer: no
+    /// entry added or removed, no file changed that declares versions or components
+    /// (`CodeFingerprint.declaringNames`).
+    static func sameAnswers(_ differences: PreflightReport) -> Bool {
+        differences.added.isEmpty && differences.removed.isEmpty
+            && !differences.changed.contains { file in
+                CodeFingerprint.declaringNames.contains(String(file.split(separator: "/").last ?? ""))
+            }
     }
 
     /// Why the upgrade did not run: the snapshot could not be planned or taken.

@@ -384,6 +384,11 @@ extension OperationRun {
         for tree in [TreeName.security, .backup] where copies[tree]?.complete == true {
             let key = versions.flatMap { versions in state.copies[tree]?.fingerprint.map { "\($0) \(versions)" } }
             if let key { used.insert(key) }
+            if let answer = copiesKnownToMatch[tree] {
+                answers[tree] = answer
+                if let key { learned[key] = answer }
+                continue
+            }
             if let key, let answer = known[key] ?? learned[key] {
                 answers[tree] = answer
                 continue

@@ -50,6 +50,9 @@ final class OperationRun: @unchecked Sendable {
     var rehearsalRecord: Rehearsal?
     /// restore / run-all: the administrator confirmed delivering a revision whose rehearsal failed.
     var rehearsalOverridden = false
+    /// Copies whose match with the database this operation showed without asking Moodle (read by
+    /// `refreshCopiesMatchingDatabase`).
+    var copiesKnownToMatch: [TreeName: Bool] = [:]
 
     init(
         id: String, request: OperationRequest, progress: @escaping @Sendable (ProgressEvent) -> Void,

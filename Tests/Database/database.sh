@@ -94,6 +94,7 @@ serving_with_version() { [[ $(served) == "$1" && $(db_version) == "$2" ]] || { e
 in_maintenance_on() { [[ $(served) == "$1" && -e $dir/moodledata/climaintenance.html ]]; }
 login_ok_on() { [[ $(served) == "$1" && $(login_status) == 200 ]]; }
 # How many times the last operation asked Moodle upgrade.php --is-pending (its audit record).
+rollback_plan_said() { echo "$(status_field rollback.notices.0.code) $(status_field rollback.target)"; }
 pending_asks() { "$deliveryctl" log --limit 1 --json | php -r '$r = json_decode(stream_get_contents(STDIN), true)[0]; echo count(array_filter($r["commands"], fn($c) => str_contains($c["command"], "--is-pending")));'; }
 # runs EXPECTED COMMAND…: the command's exit status is EXPECTED; its output is kept in $last. Around
 # every deliveryctl call, Tests/Support/invariants.php checks what every operation must leave true
@@ -206,6 +207,16 @@ for type in "${types[@]}"; do
   check "$type: the database back as it was: secure succeeds" runs 0 "$deliveryctl" secure --security
   check "$type: … the answer for this code and these versions is known: Moodle was not asked" equals 0 pending_asks
   check "$type: … the copies match again" equals plan_code_matches status_field rollback.notices.0.code
+  # After an upgrade, a code-only Run all makes the backup copy of code Moodle was never asked about
+  # (the upgraded code); the restore's health check found production matching the database, and
+  # the copy differs from it only in a page's contents: it matches too, without a question of its own.
+  bash "$dir/revision2" >/dev/null 2>&1
+  check "$type: run-all of an upgrade succeeds" runs 0 "$deliveryctl" run-all
+  echo "// a fix of the page" >>"$dir/author/login/index.php"
+  git -C "$dir/author" -c user.name=t -c user.email=t@example.invalid commit -qam "code only" && git -C "$dir/author" push -q origin HEAD
+  check "$type: a code-only run-all succeeds" runs 0 "$deliveryctl" run-all
+  check "$type: … Moodle was asked once (the health check), not again for the new backup copy" equals 1 pending_asks
+  check "$type: … the plan knows the backup copy matches" equals "plan_code_matches backup" rollback_plan_said
 
   rehearsal_scenarios
   rehearsal_killed
