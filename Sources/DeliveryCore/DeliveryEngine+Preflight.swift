@@ -51,9 +51,10 @@ extension DeliveryEngine {
             {
                 (
                     vcs: Result { () throws(DeliveryError) in
-                        (
-                            modifications: try vcs.localModifications(of: production, recorder: recorder),
-                            health: try vcs.untrackedAndMissing(in: production, recorder: recorder)
+                        let state = try vcs.treeState(of: production, recorder: recorder)
+                        return (
+                            modifications: state.modifications.filter { !vcs.context.isLocal($0.path) }.map(\.line),
+                            health: (untracked: state.untracked, missing: state.missing)
                         )
                     },
                     need: Result { () throws(DeliveryError) in try moodleCLI.get().upgradeNeed(in: .production) }

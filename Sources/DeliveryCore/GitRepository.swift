@@ -58,16 +58,30 @@ struct GitRepository: VersionControl {
     func untrackedAndMissing(in tree: String, recorder: CommandRecorder) throws(DeliveryError)
         -> (untracked: [String], missing: [String])
     {
+        let state = try treeState(of: tree, recorder: recorder)
+        return (state.untracked, state.missing)
+    }
+
+    /// One `git status` with every untracked file: its other lines are `modifications`' (the
+    /// same lines `--untracked-files=no` prints).
+    func treeState(of tree: String, recorder: CommandRecorder) throws(DeliveryError)
+        -> (modifications: [(line: String, path: String)], untracked: [String], missing: [String])
+    {
         let status = try git(["status", "--porcelain=v1", "--untracked-files=all"], tree, recorder, echo: false)
         guard status.succeeded else { throw failure("git", "status", status) }
+        var modifications: [(line: String, path: String)] = []
         var untracked: [String] = []
         var missing: [String] = []
         for line in status.standardOutput.split(whereSeparator: \.isNewline).map(String.init) where line.count > 3 {
             let path = String(line.dropFirst(3))
-            if line.hasPrefix("?? ") && !context.ignoredFiles.contains(path) { untracked.append(path) }
+            if line.hasPrefix("?? ") {
+                if !context.ignoredFiles.contains(path) { untracked.append(path) }
+                continue
+            }
             if line.hasPrefix(" D ") { missing.append(path) }
+            modifications.append((line, path.components(separatedBy: " -> ").last ?? path))
         }
-        return (untracked, missing)
+        return (modifications, untracked, missing)
     }
 
     func upstreamAddress(of tree: String, recorder: CommandRecorder) -> String? {

@@ -77,8 +77,11 @@ extension OperationRun {
         let vcs = try engine.versionControl(recorder)
         let before = try vcs.revision(of: production, recorder: recorder)
         revisionBefore = before
+        // One status of production answers both questions: local modifications refuse (site-local
+        // files aside), site-local files changed on the site are kept.
+        let modifications = try vcs.modifications(of: production, recorder: recorder)
         if state.updatedPaths.isEmpty {
-            let modified = try vcs.localModifications(of: production, recorder: recorder)
+            let modified = modifications.filter { !vcs.context.isLocal($0.path) }.map(\.line)
             if !modified.isEmpty {
                 throw DeliveryError(
                     .vcsFailed,
@@ -92,7 +95,7 @@ extension OperationRun {
             "Updating \(relative.map { "'\($0)' of production" } ?? "production") with \(engine.configuration.upstream.kind.rawValue)…"
         )
         var rehearsedNotice: Notice?
-        let kept = try vcs.modifiedLocalFiles(of: production, recorder: recorder)
+        let kept = modifications.filter { vcs.context.isLocal($0.path) }.map(\.path)
         if !kept.isEmpty {
             note("Site-local files kept as this site has them: \(kept.joined(separator: ", ")).")
         }

@@ -139,9 +139,20 @@ protocol VersionControl: Sendable {
     /// Files the VCS neither tracks nor ignores, and tracked files missing from the tree.
     func untrackedAndMissing(in tree: String, recorder: CommandRecorder) throws(DeliveryError)
         -> (untracked: [String], missing: [String])
+    /// `modifications` and `untrackedAndMissing` together (git: one `status`; by default both).
+    func treeState(of tree: String, recorder: CommandRecorder) throws(DeliveryError)
+        -> (modifications: [(line: String, path: String)], untracked: [String], missing: [String])
 }
 
 extension VersionControl {
+    func treeState(of tree: String, recorder: CommandRecorder) throws(DeliveryError)
+        -> (modifications: [(line: String, path: String)], untracked: [String], missing: [String])
+    {
+        let modifications = try modifications(of: tree, recorder: recorder)
+        let health = try untrackedAndMissing(in: tree, recorder: recorder)
+        return (modifications, health.untracked, health.missing)
+    }
+
     /// Tracked files changed locally (an update refuses to run over them), site-local files left out.
     func localModifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
         try modifications(of: tree, recorder: recorder).filter { !context.isLocal($0.path) }.map(\.line)

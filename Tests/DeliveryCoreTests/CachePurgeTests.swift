@@ -123,6 +123,13 @@ struct CachePurgeTests {
         let kept = try #require(pageOutcome.notices.first { $0.code == "caches_kept_code" })
         #expect(kept.english == "Caches kept: none of the changed files (1) feeds Moodle's caches.")
         #expect(try page.engine.history().first?.notices?.contains { $0.code == "caches_kept_code" } == true)
+        // git's view of production is asked once per step: the update's refusal and its site-local
+        // files from one status, the preflight's modifications and untracked files from another.
+        let records = try page.engine.history(limit: 2)
+        for (record, step) in zip(records, ["restore", "update"]) {
+            let statuses = record.commands.filter { $0.command.contains(" status ") }.map(\.command)
+            #expect(statuses.count == 1, "\(step): \(statuses)")
+        }
 
         let (strings, stringsOutcome) = try restore([
             "login/index.php": "<?php\n// fix\n", "mod/m1/lang/en/m1.php": "<?php\n$string['x'] = 'y';\n",
