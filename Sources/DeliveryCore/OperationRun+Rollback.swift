@@ -381,14 +381,19 @@ extension OperationRun {
         var learned: [String: Bool] = [:]
         var answers: [TreeName: Bool] = [:]
         var used: Set<String> = []
+        func key(_ tree: TreeName) -> String? {
+            versions.flatMap { versions in state.copies[tree]?.fingerprint.map { "\($0) \(versions)" } }
+        }
+        // What this operation showed holds for every copy of the same fingerprint (the security
+        // copy made beside the backup copy): taken first.
+        for (tree, answer) in copiesKnownToMatch where copies[tree]?.complete == true {
+            answers[tree] = answer
+            if let key = key(tree) { learned[key] = answer }
+        }
         for tree in [TreeName.security, .backup] where copies[tree]?.complete == true {
-            let key = versions.flatMap { versions in state.copies[tree]?.fingerprint.map { "\($0) \(versions)" } }
+            let key = key(tree)
             if let key { used.insert(key) }
-            if let answer = copiesKnownToMatch[tree] {
-                answers[tree] = answer
-                if let key { learned[key] = answer }
-                continue
-            }
+            if answers[tree] != nil { continue }
             if let key, let answer = known[key] ?? learned[key] {
                 answers[tree] = answer
                 continue

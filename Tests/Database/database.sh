@@ -214,9 +214,9 @@ for type in "${types[@]}"; do
   check "$type: run-all of an upgrade succeeds" runs 0 "$deliveryctl" run-all
   echo "// a fix of the page" >>"$dir/author/login/index.php"
   git -C "$dir/author" -c user.name=t -c user.email=t@example.invalid commit -qam "code only" && git -C "$dir/author" push -q origin HEAD
-  check "$type: a code-only run-all succeeds" runs 0 "$deliveryctl" run-all
-  check "$type: … Moodle was asked once (the health check), not again for the new backup copy" equals 1 pending_asks
-  check "$type: … the plan knows the backup copy matches" equals "plan_code_matches backup" rollback_plan_said
+  check "$type: a code-only run-all --security succeeds" runs 0 "$deliveryctl" run-all --security
+  check "$type: … Moodle was asked once (the health check), not again for the two new copies" equals 1 pending_asks
+  check "$type: … the plan knows the copies match" equals "plan_code_matches security" rollback_plan_said
 
   rehearsal_scenarios
   rehearsal_killed
