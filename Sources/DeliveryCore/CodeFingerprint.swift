@@ -22,6 +22,16 @@ import Crypto
 enum CodeFingerprint {
     /// Files whose contents count for `answers`, by name.
     static let declaringNames: Set<String> = ["version.php", "components.json", "subplugins.json", "subplugins.php"]
+    /// True when the trees the preflight compared give Moodle's "pending?" the same answer: no
+    /// entry added or removed, no file changed that declares versions or components
+    /// (`declaringNames`).
+    static func sameAnswers(_ differences: PreflightReport) -> Bool {
+        differences.added.isEmpty && differences.removed.isEmpty
+            && !differences.changed.contains { file in
+                declaringNames.contains(String(file.split(separator: "/").last ?? ""))
+            }
+    }
+
     /// Files whose contents count for `componentCache`, by name, besides core's `version.php`.
     static let componentNames: Set<String> = [
         "components.json", "apis.json", "subplugins.json", "subplugins.php", "renamedclasses.php",

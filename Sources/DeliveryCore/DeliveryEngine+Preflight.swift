@@ -53,7 +53,7 @@ extension DeliveryEngine {
                     vcs: Result { () throws(DeliveryError) in
                         let state = try vcs.treeState(of: production, recorder: recorder)
                         return (
-                            modifications: state.modifications.filter { !vcs.context.isLocal($0.path) }.map(\.line),
+                            modifications: vcs.context.split(state.modifications).refusing,
                             health: (untracked: state.untracked, missing: state.missing)
                         )
                     },

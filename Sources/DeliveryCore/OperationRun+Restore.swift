@@ -201,7 +201,7 @@ extension OperationRun {
                 tree: .production, baseline: Set((try store.read()).criticalChecksBefore ?? []))
             if !health.passed { throw try healthFailure(health) }
             if (health.resultNotices ?? []).contains(where: { $0.code == NoticeCode.healthCodeMatches.rawValue }),
-                let differences, Self.sameAnswers(differences)
+                let differences, CodeFingerprint.sameAnswers(differences)
             {
                 // Production matches the database, and the backup copy differs from it only in
                 // contents that Moodle's answer does not depend on (`CodeFingerprint`): it matches too.
@@ -242,16 +242,6 @@ extension OperationRun {
         return [Notice(.restored, ["revision": .revision(revisionAfter)]), upgradeText]
             + (predictionText.map { [$0] } ?? []) + [cachesText] + windowText + healthText
             + [Notice(.deliveryComplete)]
-    }
-
-    /// True when the trees the preflight compared give Moodle's "pending?" the same answer: no
-    /// entry added or removed, no file changed that declares versions or components
-    /// (`CodeFingerprint.declaringNames`).
-    static func sameAnswers(_ differences: PreflightReport) -> Bool {
-        differences.added.isEmpty && differences.removed.isEmpty
-            && !differences.changed.contains { file in
-                CodeFingerprint.declaringNames.contains(String(file.split(separator: "/").last ?? ""))
-            }
     }
 
     /// Why the upgrade did not run: the snapshot could not be planned or taken.
@@ -334,7 +324,7 @@ extension OperationRun {
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.componentCacheFingerprints?[name] = nil
         }
-        note("Building the component cache of \(lastComponent(of: treeRoot)) for its code…")
+        note("Building the component cache of \(name) for its code…")
         try engine.moodle(recorder).buildComponentCache(
             treeRoot: treeRoot, file: file, owner: try UserIdentity.lookup(engine.configuration.codeOwner))
     }

@@ -79,9 +79,8 @@ extension OperationRun {
         revisionBefore = before
         // One status of production answers both questions: local modifications refuse (site-local
         // files aside), site-local files changed on the site are kept.
-        let modifications = try vcs.modifications(of: production, recorder: recorder)
+        let (modified, kept) = vcs.context.split(try vcs.modifications(of: production, recorder: recorder))
         if state.updatedPaths.isEmpty {
-            let modified = modifications.filter { !vcs.context.isLocal($0.path) }.map(\.line)
             if !modified.isEmpty {
                 throw DeliveryError(
                     .vcsFailed,
@@ -95,7 +94,6 @@ extension OperationRun {
             "Updating \(relative.map { "'\($0)' of production" } ?? "production") with \(engine.configuration.upstream.kind.rawValue)…"
         )
         var rehearsedNotice: Notice?
-        let kept = modifications.filter { vcs.context.isLocal($0.path) }.map(\.path)
         if !kept.isEmpty {
             note("Site-local files kept as this site has them: \(kept.joined(separator: ", ")).")
         }

@@ -155,7 +155,7 @@ extension VersionControl {
 
     /// Tracked files changed locally (an update refuses to run over them), site-local files left out.
     func localModifications(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
-        try modifications(of: tree, recorder: recorder).filter { !context.isLocal($0.path) }.map(\.line)
+        context.split(try modifications(of: tree, recorder: recorder)).refusing
     }
 
     /// Checks that the next update could run, changing no tree: the upstream answers the code
@@ -168,7 +168,7 @@ extension VersionControl {
 
     /// The site-local files changed locally: kept as they are through every update and cancel.
     func modifiedLocalFiles(of tree: String, recorder: CommandRecorder) throws(DeliveryError) -> [String] {
-        try modifications(of: tree, recorder: recorder).filter { context.isLocal($0.path) }.map(\.path)
+        context.split(try modifications(of: tree, recorder: recorder)).kept
     }
 }
 
@@ -188,6 +188,16 @@ struct VersionControlContext: Sendable {
 
     /// True for a site-local file.
     func isLocal(_ path: String) -> Bool { localFiles.contains(path) }
+
+    /// The one rule for local modifications: the status lines of tracked files changed locally
+    /// (an update refuses to run over them), and the paths of site-local files changed on the
+    /// site (kept as they are through every update and cancel).
+    func split(_ modifications: [(line: String, path: String)]) -> (refusing: [String], kept: [String]) {
+        (
+            modifications.filter { !isLocal($0.path) }.map(\.line),
+            modifications.filter { isLocal($0.path) }.map(\.path)
+        )
+    }
 
     /// The refusal of an update whose upstream changes site-local files.
     func localFilesChangedUpstream(_ files: [String]) -> DeliveryError {

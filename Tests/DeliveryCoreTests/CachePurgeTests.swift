@@ -1,6 +1,7 @@
-import DeliveryCore
 import Foundation
 import Testing
+
+@testable import DeliveryCore
 
 @Suite("Moodle's caches after a code change: only what the change needs purged")
 struct CachePurgeTests {
@@ -140,6 +141,40 @@ struct CachePurgeTests {
         let (template, templateOutcome) = try restore(["mod/forum/templates/post.mustache": "<div>{{x}}</div>\n"])
         #expect(purges(template) == ["purge_caches.php"])
         #expect(templateOutcome.notices.map(\.code).contains("caches_purged"))
+    }
+
+    @Test("links planted in production's plugin folders are not followed: a lookup through one counts as there")
+    func plantedLinks() throws {
+        let site = try FixtureSite()
+        try site.perform(.secure)
+        let run = OperationRun(
+            id: "test", request: try OperationRequest(.restore, actor: Actor(name: "test", source: "cli")),
+            progress: { _ in }, engine: site.engine)
+        func purge(_ changed: String) -> CachePurge {
+            run.cachePurge(
+                for: {
+                    var report = PreflightReport(); report.changed = [changed]; return report
+                }())
+        }
+        // The code owner's decoy: a plugin with no caches of its own, an empty db/ folder.
+        let decoy = "\(site.root)/decoy"
+        for folder in ["\(decoy)/plugin", "\(decoy)/db", "\(site.production)/local/foo"] {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        for plugin in ["\(decoy)/plugin", "\(site.production)/local/foo"] {
+            try "<?php\n$plugin->version = 1;\n".write(
+                toFile: "\(plugin)/version.php", atomically: false, encoding: .utf8)
+        }
+        // Without links: a page of a plugin without db/caches.php needs no purge.
+        #expect(purge("local/foo/view.php").isNothing)
+        // db/ swapped for a link to a folder without caches.php: followed, it would say "no caches".
+        try FileManager.default.createSymbolicLink(
+            atPath: "\(site.production)/local/foo/db", withDestinationPath: "\(decoy)/db")
+        #expect(purge("local/foo/view.php").everything)
+        // A plugin folder that is a link to a plugin without caches: followed, it would say the same.
+        try FileManager.default.createSymbolicLink(
+            atPath: "\(site.production)/local/linked", withDestinationPath: "\(decoy)/plugin")
+        #expect(purge("local/linked/view.php").everything)
     }
 
     @Test("caches.purge = always purges every cache after a change of a page")
