@@ -14,6 +14,9 @@ import Logging
 /// ties up a worker), a watchdog that cuts a connection whose answer cannot be written in time, a
 /// `sigwait` thread for SIGTERM and SIGINT, and one thread per running job.
 public final class DeliveryServer: Sendable {
+    /// The version of moodle-delivery (`ProductVersion`), for `deliveryd --version`.
+    public static let version = ProductVersion.number
+
     /// The configuration it was built from.
     public let configuration: ServerConfiguration
     let api: API

@@ -38,6 +38,7 @@ struct DeliveryCtl: ParsableCommand {
             The four steps: secure, switch, update, restore; or run-all. cancel goes back to the
             pre-delivery state; rollback serves a copy that matches the database at once.
             """,
+        version: ProductVersion.number,
         subcommands: [
             Init.self, Status.self, Secure.self, Switch.self, Update.self, Plan.self, Restore.self, RunAll.self,
             Cancel.self, Rollback.self, Recover.self, Rehearse.self, Log.self, Check.self, CheckUpstream.self,

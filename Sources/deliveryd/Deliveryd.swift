@@ -9,7 +9,8 @@ struct Deliveryd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deliveryd",
         abstract: "The FastCGI helper of moodle-delivery: a root monitor and an unprivileged request side.",
-        discussion: "Start it as root; it stays in the foreground and logs to standard error.")
+        discussion: "Start it as root; it stays in the foreground and logs to standard error.",
+        version: DeliveryServer.version)
 
     @Option(name: .long, help: "The helper's configuration.")
     var config = ServerConfiguration.defaultPath

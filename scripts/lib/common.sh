@@ -64,6 +64,23 @@ engine_packages=(php-cli git subversion cvs rsync libfcgi-dev libfcgi-bin util-l
 # fixture site's database mode (php-pgsql, php-mysql: PHP's default version, 8.2 on Debian 12).
 database_packages=(postgresql postgresql-client mariadb-server mariadb-client php-pgsql php-mysql)
 
+# build_release: builds deliveryd, deliveryctl and delivery-copy from this project (release, the
+# Swift runtime linked in) and sets release_bin to the folder that holds them. A static Swift
+# runtime: no libswift*.so to keep in step with the programs, a faster start and about 4 MiB less
+# resident memory. lld comes with the toolchain (the system's gold prints warnings about glibc
+# calls inside the static Foundation library). Linked with full RELRO (-z relro -z now): the
+# tables of functions to call are read-only once the program has started.
+build_release() {
+  require_swift
+  say "Building deliveryd, deliveryctl and delivery-copy (release, the Swift runtime linked in)"
+  local flags=(-c release --static-swift-stdlib -Xswiftc -use-ld=lld -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now) product
+  # The copies are made by delivery-copy, run as the code owner; it must sit beside the other two.
+  for product in deliveryd deliveryctl delivery-copy; do
+    (cd "$project_root" && swift build "${flags[@]}" --product "$product" 2>&1) | { grep -vE '^\[[0-9]+/[0-9]+\] ' || true; }
+  done
+  release_bin=$(cd "$project_root" && swift build "${flags[@]}" --show-bin-path)
+}
+
 require_swift() {
   command -v swift >/dev/null 2>&1 || {
     echo "Swift 6 is needed (swift not found on PATH nor in /opt/swift)." >&2
