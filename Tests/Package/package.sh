@@ -213,7 +213,7 @@ check "… (pid ${again:-none}, /usr/bin/deliveryd)" \
 check "apt remove moodle-delivery again" \
   bash -c "in_debian env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq moodle-delivery >>'$work/remove.log' 2>&1 && ! kill -0 $again 2>/dev/null"
 check "apt purge moodle-delivery says what it leaves of the site" \
-  bash -c "in_debian env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq moodle-delivery >'$work/purge.log' 2>&1 && grep -q 'the site adopted from /srv/fx/moodle is left as it is' '$work/purge.log'"
+  bash -c "in_debian env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq moodle-delivery >'$work/purge.log' 2>&1 && grep -q 'the site adopted from /srv/fx/moodle is left as it is' '$work/purge.log' && grep -q 'remove /srv/fx/moodle-delivery (the backup and security copies)' '$work/purge.log'"
 check "… nothing under the site root changed through remove and purge" bash -c "diff <(site_files) '$work/site-before.txt'"
 check "… its state and configuration stay; the package's conffiles are gone" \
   bash -c "[[ -f $chroot_dir/etc/moodle-delivery/sites/school/site.json && -d $chroot_dir/var/lib/moodle-delivery/school && ! -e $chroot_dir/etc/moodle-delivery/nginx-console.conf ]]"
