@@ -75,6 +75,9 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
         case cannotRehearse = "cannot_rehearse"
         /// Restore (or Run all) of a revision whose rehearsal failed, not confirmed.
         case blockedByRehearsal = "blocked_by_rehearsal"
+        /// A node of the site's farm could not be asked over SSH (no connection, a host key that is
+        /// not the pinned one, the farm key refused, no answer): nothing was asked of any node.
+        case farmUnreachable = "farm_unreachable"
 
         /// True for the codes of a refusal: raised before the operation changed anything (an
         /// operation that had already changed something and then fails so is a failure). The one
@@ -84,7 +87,7 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
             case .wrongState, .badPath, .copyMissing, .badRequest, .lockHeld, .staleLock, .notMoodle, .preflightFailed,
                 .confirmationRequired, .notUpdatable, .secondFactorRequired, .secondFactorRefused, .secondFactorLocked,
                 .rateLimited, .noRoom, .scheduleExists, .scheduleStale, .scheduleSkipped, .notFound, .cannotRehearse,
-                .blockedByRehearsal:
+                .blockedByRehearsal, .farmUnreachable:
                 true
             case .vcsFailed, .upgradeFailed, .configuration, .privileges, .io, .preempted, .snapshotFailed,
                 .databaseRestoreFailed, .healthCheckFailed, .webServerStale, .rehearsalFailed:

@@ -144,6 +144,7 @@ extension DeliveryError.Code {
         case .rehearsalFailed: "The rehearsal of Moodle's upgrade failed."
         case .cannotRehearse: "The rehearsal cannot run."
         case .blockedByRehearsal: "The rehearsal of that revision failed; it is not delivered without a confirmation."
+        case .farmUnreachable: "A node of the farm could not be asked over SSH; nothing was asked of any node."
         }
     }
 }

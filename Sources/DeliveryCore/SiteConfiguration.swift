@@ -117,6 +117,8 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
     public var rehearsal: RehearsalOptions?
     /// Moodle's caches after a code change (default: only those the change needs purged).
     public var caches: CacheSettings?
+    /// The other web nodes of the site, reached over OpenSSH (none: a single node).
+    public var farm: FarmSettings?
 
     /// The site-local files: `config.php` (always: it holds this site's settings) and `localFiles`.
     public var siteLocalFiles: [String] {
@@ -214,6 +216,7 @@ public struct SiteConfiguration: Sendable, Codable, Equatable {
         }
         try healthCheck?.validate()
         try webServer?.validate()
+        try farm?.validate()
         if upstream.kind == .git && (upstream.branch ?? "").isEmpty && (upstream.pin ?? "").isEmpty {
             throw DeliveryError(.configuration, "a git upstream needs a branch or a pin")
         }

@@ -28,6 +28,11 @@ extension System {
         return try readAll(fd, limit: limit, name: path)
     }
 
+    /// Reads standard input to its end; more than `limit` bytes is an error (`EFBIG`).
+    public static func readStandardInput(limit: Int) throws(SystemCallError) -> [UInt8] {
+        try readAll(STDIN_FILENO, limit: limit, name: "standard input")
+    }
+
     /// Reads an open file to its end; more than `limit` bytes is an error (`EFBIG`).
     static func readAll(_ fd: Int32, limit: Int, name path: String) throws(SystemCallError) -> [UInt8] {
         var result: [UInt8] = []

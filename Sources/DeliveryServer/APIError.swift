@@ -67,7 +67,7 @@ struct APIError: Error, Sendable, Equatable {
         switch error.code {
         case .wrongState, .lockHeld, .staleLock, .copyMissing, .notMoodle, .preempted, .preflightFailed,
             .confirmationRequired, .notUpdatable, .noRoom, .scheduleExists, .scheduleStale, .scheduleSkipped,
-            .cannotRehearse, .blockedByRehearsal:
+            .cannotRehearse, .blockedByRehearsal, .farmUnreachable:
             status = 409
         case .notFound: status = 404
         case .badPath, .badRequest: status = 400

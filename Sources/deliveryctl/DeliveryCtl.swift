@@ -43,7 +43,7 @@ struct DeliveryCtl: ParsableCommand {
             Init.self, Status.self, Secure.self, Switch.self, Update.self, Plan.self, Restore.self, RunAll.self,
             Cancel.self, Rollback.self, Recover.self, Rehearse.self, Log.self, Check.self, CheckUpstream.self,
             Report.self,
-            Schedule.self,
+            Schedule.self, Follow.self, Farm.self,
             Admin.self,
         ]
     )
@@ -123,7 +123,7 @@ struct Failure: Error, CustomStringConvertible {
         case .wrongState, .lockHeld, .staleLock, .badPath, .copyMissing, .badRequest, .notMoodle, .configuration,
             .privileges, .preflightFailed, .confirmationRequired, .notUpdatable, .secondFactorRequired,
             .secondFactorRefused, .secondFactorLocked, .rateLimited, .scheduleExists, .scheduleStale, .scheduleSkipped,
-            .notFound, .cannotRehearse, .blockedByRehearsal:
+            .notFound, .cannotRehearse, .blockedByRehearsal, .farmUnreachable:
             2
         default: 1
         }

@@ -81,6 +81,7 @@ final class helper_rules {
         'not_found',
         'cannot_rehearse',
         'blocked_by_rehearsal',
+        'farm_unreachable',
     ];
 
     /** @var string[] Every error code of the helper (DeliveryError.Code; docs/protocol.md, *Errors*). */
@@ -117,6 +118,7 @@ final class helper_rules {
         'rehearsal_failed',
         'cannot_rehearse',
         'blocked_by_rehearsal',
+        'farm_unreachable',
     ];
 
     /**

@@ -1,0 +1,76 @@
+import ArgumentParser
+import DeliveryCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A node's end of the farm's SSH channel: the forced command of the node's farm account.
+struct Follow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A farm node's end of the coordinator's SSH channel (the farm account's forced command).",
+        discussion: """
+            Not run by hand: sshd runs it for the coordinator's key, as authorized_keys says
+            (restrict,command="deliveryctl follow --site NAME"). It reads one request (JSON) on
+            standard input and answers one JSON line; a command the client asked for is refused.
+            Exit 0 with an answer, 2 with a refusal.
+            """)
+
+    @Option(name: .long, help: "The site this node serves, as authorized_keys names it.")
+    var site: String
+
+    func run() throws {
+        let reply: FarmReply
+        do {
+            let input = try System.readStandardInput(limit: FarmFollower.requestLimit)
+            reply = FarmFollower.answer(
+                input, site: site, originalCommand: System.environmentValue("SSH_ORIGINAL_COMMAND"))
+        } catch {
+            reply = FarmReply(error: FarmError(code: "bad_request", message: "cannot read the request: \(error)"))
+        }
+        if let bytes = try? JSONCoding.encode(reply, pretty: false) {
+            FileOutput.standardOutput(String(decoding: bytes, as: UTF8.self) + "\n")
+        }
+        if reply.error != nil { throw ExitCode(2) }
+    }
+}
+
+/// The coordinator's view of its farm.
+struct Farm: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The site's web farm: the other nodes, reached over OpenSSH.",
+        subcommands: [FarmCheck.self])
+}
+
+/// Asks every node of the farm who it is, over its pinned SSH channel.
+struct FarmCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract:
+            "Ask every node of the farm over SSH: reachable, its host key the pinned one, the same site and version.",
+        discussion: """
+            Each node is asked at the same time, by ssh run as the farm account with the farm key,
+            its host key checked against the one pinned under its name. Exit 0 when every node
+            answers for the same site with this node's version, 2 when one cannot be reached (no
+            connection, another host key, the key refused), 3 when one answers otherwise.
+            """)
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        var mismatched = false
+        options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
+            // The site's name: its folder's (sites/NAME/site.json), "default" for a server
+            // installed before sites had names.
+            let parts = try options.configurationPath().split(separator: "/").map(String.init)
+            let name = parts.count >= 3 && parts[parts.count - 3] == "sites" ? parts[parts.count - 2] : "default"
+            let checks = try engine.checkFarm(site: options.site ?? name)
+            mismatched = checks.contains { !$0.matches }
+            if options.json {
+                printJSON(checks)
+                return
+            }
+            for check in checks { FileOutput.standardOutput(check.summary + "\n") }
+        }
+        if mismatched { throw ExitCode(3) }
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+
+@testable import DeliveryCore
+
+@Suite("A web farm's settings and the two ends of its SSH channel")
+struct FarmTests {
+    func settings(_ nodes: [FarmNode]) -> FarmSettings {
+        FarmSettings(
+            identityFile: "/etc/moodle-delivery/sites/a/farm_ed25519",
+            knownHostsFile: "/etc/moodle-delivery/sites/a/farm_known_hosts", nodes: nodes)
+    }
+
+    @Test("nothing in the settings can become an option of ssh's, and each refusal names what is wrong")
+    func validation() throws {
+        try settings([
+            FarmNode(name: "web2", address: "10.0.0.2"),
+            FarmNode(name: "web3", address: "web3.example.org", port: 2222),
+        ]).validate()
+        let refused: [(FarmSettings, String)] = [
+            (settings([FarmNode(name: "web2", address: "-oProxyCommand=sh")]), "is not a host name"),
+            (settings([FarmNode(name: "web2", address: "10.0.0.2 -v")]), "is not a host name"),
+            (settings([FarmNode(name: "-web", address: "10.0.0.2")]), "is not a node name"),
+            (settings([FarmNode(name: "web2", address: "a"), FarmNode(name: "web2", address: "b")]), "given twice"),
+            (settings([FarmNode(name: "web2", address: "a", port: 70000)]), "is not a port"),
+            (settings([]), "farm.nodes is empty"),
+            (
+                FarmSettings(
+                    account: "root -x", identityFile: "/k", knownHostsFile: "/h",
+                    nodes: [FarmNode(name: "a", address: "a")]), "is not a user name"
+            ),
+            (
+                FarmSettings(identityFile: "k", knownHostsFile: "/h", nodes: [FarmNode(name: "a", address: "a")]),
+                "farm.identityFile"
+            ),
+        ]
+        for (value, expected) in refused {
+            let error = #expect(throws: DeliveryError.self) { try value.validate() }
+            #expect(
+                error?.code == .configuration && error?.message.contains(expected) == true,
+                "\(String(describing: error))")
+        }
+    }
+
+    @Test("ssh reads no configuration, checks the pinned key under the node's name, and runs no command of ours")
+    func sshArguments() {
+        let node = FarmNode(name: "web2", address: "10.0.0.2", port: 2222)
+        let arguments = FarmChannel(settings: settings([node]), scratch: "/var/lib/x").arguments(for: node)
+        #expect(Array(arguments.prefix(5)) == ["-F", "/dev/null", "-T", "-p", "2222"])
+        for option in [
+            "StrictHostKeyChecking=yes", "HostKeyAlias=web2", "GlobalKnownHostsFile=/dev/null", "IdentitiesOnly=yes",
+            "IdentityAgent=none", "ClearAllForwardings=yes", "ForwardAgent=no", "RequestTTY=no", "BatchMode=yes",
+        ] {
+            #expect(arguments.contains(option), "\(option)")
+        }
+        // The destination is the last argument, after "--", and nothing follows it (no command).
+        #expect(Array(arguments.suffix(2)) == ["--", "moodle-farm@10.0.0.2"])
+    }
+
+    @Test("follow answers hello, and refuses a command, another version, an unknown request or bad JSON")
+    func follower() {
+        let hello = FarmFollower.answer(
+            Array(#"{"version":1,"request":"hello"}"#.utf8), site: "school", originalCommand: nil)
+        #expect(hello == FarmReply(site: "school", product: ProductVersion.number))
+        let cases: [(String, String?, String)] = [
+            (#"{"version":1,"request":"hello"}"#, "id; cat /etc/shadow", "command_given"),
+            (#"{"version":2,"request":"hello"}"#, nil, "unsupported_version"),
+            (#"{"version":1,"request":"shell"}"#, nil, "unknown_request"),
+            (#"{"version":1,"request":"hello","request":"x"}"#, nil, "bad_request"),
+            ("not json", nil, "bad_request"),
+        ]
+        for (input, command, code) in cases {
+            let reply = FarmFollower.answer(Array(input.utf8), site: "school", originalCommand: command)
+            #expect(reply.error?.code == code && reply.site == nil, "\(input): \(reply)")
+        }
+    }
+}
