@@ -19,36 +19,34 @@ install_server_packages openssh-server openssh-client
 work=$(mktemp -d /var/lib/delivery-farm-XXXXXX)
 chmod 755 "$work"
 account=moodle-farm
-code_owner=deliverycode
 created_account=0
+id "$account" >/dev/null 2>&1 || created_account=1
 sshd_pid=
+# The coordinator and the node are one machine here (one site, set up twice: as the coordinator
+# of a node "web2" that is this machine's sshd, then as that node), with the setup's files in
+# folders of the test's own.
+export DELIVERY_ETC=$work/etc DELIVERY_BINDIR=$work/bin DELIVERY_RUN=$work/run DELIVERY_LOG_DIR=$work/log
+setup=("$project/scripts/setup" --moodle "$work/fx/moodle" --site school --state-dir "$work/state"
+  --no-database-snapshot --health-check off)
 cleanup() {
   ((failed)) && [[ -f $work/sshd.log ]] && tail -20 "$work/sshd.log"
   [[ -n $sshd_pid ]] && kill "$sshd_pid" 2>/dev/null
-  ((created_account)) && userdel "$account" 2>/dev/null
+  [[ -f $work/run/school/deliveryd.pid ]] && kill "$(cat "$work/run/school/deliveryd.pid")" 2>/dev/null
+  pkill -u "$account" 2>/dev/null && sleep 0.5
+  if ((created_account)); then
+    userdel "$account" 2>/dev/null
+    rm -rf "/var/lib/$account"
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+mkdir -p "$DELIVERY_BINDIR" /run/sshd
+chmod 755 /run/sshd
+cp "$deliveryctl" "$(dirname "$deliveryctl")/deliveryd" "$(dirname "$deliveryctl")/delivery-copy" "$DELIVERY_BINDIR/"
 
-section "A node: sshd with the farm account's forced command"
-if ! id "$account" >/dev/null 2>&1; then
-  # sshd runs the forced command through the account's shell: a shell, but only that command runs.
-  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /bin/sh "$account"
-  # No password, but not locked: sshd refuses a locked account even for a key ('!' from useradd).
-  usermod -p '*' "$account"
-  created_account=1
-fi
-id "$code_owner" >/dev/null 2>&1 ||
-  useradd --system --user-group --create-home --home-dir "/var/lib/$code_owner" --shell /usr/sbin/nologin "$code_owner"
-mkdir -p /run/sshd "$work/keys" "$work/authorized"
-chmod 755 /run/sshd "$work/keys" "$work/authorized"
-ssh-keygen -q -t ed25519 -N '' -C "farm coordinator" -f "$work/keys/farm_ed25519"
-chown "$account:" "$work/keys/farm_ed25519" "$work/keys/farm_ed25519.pub"
+section "A node: sshd for the farm account (its keys in its home, root's)"
 ssh-keygen -q -t ed25519 -N '' -f "$work/host_ed25519"
 ssh-keygen -q -t ed25519 -N '' -f "$work/impostor_ed25519"
-echo "restrict,command=\"$deliveryctl follow --site school\" $(cat "$work/keys/farm_ed25519.pub")" \
-  >"$work/authorized/$account"
-chmod 644 "$work/authorized/$account"
 port=$((30000 + RANDOM % 20000))
 start_sshd() { # start_sshd HOSTKEY
   [[ -n $sshd_pid ]] && kill "$sshd_pid" 2>/dev/null && wait "$sshd_pid" 2>/dev/null
@@ -57,7 +55,6 @@ Port $port
 ListenAddress 127.0.0.1
 HostKey $1
 PidFile $work/sshd.pid
-AuthorizedKeysFile $work/authorized/%u
 AllowUsers $account
 PermitRootLogin no
 PasswordAuthentication no
@@ -72,30 +69,42 @@ CONF
 }
 check "sshd listens on 127.0.0.1:$port with the node's host key" start_sshd "$work/host_ed25519"
 
-section "The coordinator: a site with a farm of one node, its host key pinned under the node's name"
+section "moodle-delivery-setup --farm-node on the coordinator, --farm-coordinator-key on the node"
 bash "$project/Tests/Fixture/make-site" --vcs git --dir "$work/fx" >/dev/null || fatal "make-site failed"
-chown -R "$code_owner:" "$work/fx/upstream" "$work/fx/author" "$work/fx/moodle"
 chown -R www-data: "$work/fx/moodledata"
-mkdir -p "$work/etc/sites/school"
+chmod 2770 "$work/fx/moodledata"
 config=$work/etc/sites/school/site.json
-"$deliveryctl" init --moodle "$work/fx/moodle" --site-root "$work/fx/site" --state-dir "$work/state" --config "$config" \
-  --web-user www-data --code-owner "$code_owner" --no-database-snapshot >"$work/init.log" 2>&1 ||
-  { cat "$work/init.log"; fatal "deliveryctl init failed"; }
-# What the install will do: the node's host key, read once and checked by the admin, pinned.
-echo "web2 $(cut -d' ' -f1,2 "$work/host_ed25519.pub")" >"$work/keys/farm_known_hosts"
-chmod 644 "$work/keys/farm_known_hosts"
-with_nodes() { # with_nodes JSON-ARRAY: the site's farm with these nodes
-  php -r '$c = json_decode(file_get_contents($argv[1]), true);
-    $c["farm"] = ["account" => $argv[2], "identityFile" => $argv[3], "knownHostsFile" => $argv[4], "nodes" => json_decode($argv[5], true)];
-    file_put_contents($argv[1], json_encode($c, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));' \
-    "$config" "$account" "$work/keys/farm_ed25519" "$work/keys/farm_known_hosts" "$1"
-}
-with_nodes "[{\"name\": \"web2\", \"address\": \"127.0.0.1\", \"port\": $port}]"
-export DELIVERY_ETC=$work/etc
+before=$(cd "$work/fx/moodle" && find . | sort | md5sum)
+check_fails "a node given as an option of ssh's is refused (exit 64) before anything changes" \
+  "${setup[@]}" --farm-node "web2=-oProxyCommand=touch $work/pwned"
+check "… nothing of the site changed, nothing ran" \
+  bash -c '[[ ! -e $1/pwned && ! -L $1/fx/moodle && $(cd "$1/fx/moodle" && find . | sort | md5sum) == "$2" ]]' _ "$work" "$before"
+check_fails "a coordinator key with options is refused (exit 64)" \
+  "${setup[@]}" --farm-coordinator-key 'command="sh" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA x'
+check "setup --farm-node web2=127.0.0.1:$port (the coordinator)" \
+  bash -c '"${@:3}" --farm-node "web2=127.0.0.1:$2" >"$1/coordinator.log" 2>&1' _ "$work" "$port" "${setup[@]}"
+check "… it pinned web2's host key under the node's name, and printed its fingerprint" \
+  bash -c '[[ $(cut -d" " -f1,2,3 "$1/etc/sites/school/farm_known_hosts") == "web2 $(cut -d" " -f1,2 "$1/host_ed25519.pub")" ]] &&
+    grep -q "Node web2 (127.0.0.1, port $2): host key $(ssh-keygen -lf "$1/host_ed25519.pub" | cut -d" " -f2) pinned" "$1/coordinator.log"' _ "$work" "$port"
+check "… the farm key is the farm account's own (0600), the site's configuration names the node" \
+  bash -c '[[ $(stat -c "%U %a" "$1/etc/sites/school/farm_ed25519") == "moodle-farm 600" ]] &&
+    php -r "\$c = json_decode(file_get_contents(\$argv[1]), true); exit(\$c[\"farm\"][\"nodes\"] === [[\"name\" => \"web2\", \"address\" => \"127.0.0.1\", \"port\" => (int) \$argv[2]]] ? 0 : 1);" "$1/etc/sites/school/site.json" "$2"' _ "$work" "$port"
+check "… and says what to run on each node" grep -q -- "--farm-coordinator-key 'ssh-ed25519 " "$work/coordinator.log"
+check "setup --farm-coordinator-key (the node)" \
+  bash -c '"${@:2}" --farm-coordinator-key "$(cat "$1/etc/sites/school/farm_ed25519.pub")" >"$1/node.log" 2>&1' _ "$work" "${setup[@]}"
+check "… the key is accepted for this site's forced command only, in keys the account cannot change" \
+  bash -c '[[ $(cat /var/lib/moodle-farm/.ssh/authorized_keys) == "restrict,command=\"$1/bin/deliveryctl follow --site school\" $(cat "$1/etc/sites/school/farm_ed25519.pub")" &&
+    $(stat -c "%U %a" /var/lib/moodle-farm/.ssh/authorized_keys /var/lib/moodle-farm/.ssh /var/lib/moodle-farm | sort -u) == "root 644
+root 755" ]]' _ "$work"
 # says TEXT PATTERN…: each pattern is in the text; says_not TEXT PATTERN: it is not.
 says() { local text=$1 pattern; shift; for pattern in "$@"; do grep -q -- "$pattern" <<<"$text" || return 1; done; }
 says_not() { ! grep -q -- "$2" <<<"$1"; }
 export -f says says_not
+with_nodes() { # with_nodes JSON-ARRAY: the site's farm with these nodes
+  php -r '$c = json_decode(file_get_contents($argv[1]), true); $c["farm"]["nodes"] = json_decode($argv[2], true);
+    file_put_contents($argv[1], json_encode($c, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));' "$config" "$1"
+}
+deliveryctl=$DELIVERY_BINDIR/deliveryctl
 
 section "farm check over the pinned channel"
 output=$("$deliveryctl" farm check --site school 2>&1)
@@ -111,7 +120,7 @@ check "… ssh ran as the farm account, not root (sshd logged the key of $accoun
 section "Attacks: what the farm key gets on a node beyond the forced command"
 # The attacker holds the coordinator's private key and talks to sshd directly, as the farm account.
 attacker=(ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
-  -o IdentitiesOnly=yes -i "$work/keys/farm_ed25519" -p "$port" "$account@127.0.0.1")
+  -o IdentitiesOnly=yes -i "$work/etc/sites/school/farm_ed25519" -p "$port" "$account@127.0.0.1")
 out=$(as "$account" "${attacker[@]}" 'id; echo pwned' </dev/null 2>&1)
 check "a command asked for is not run: follow answers 'command_given'" says "$out" command_given
 check "… no id ran, nothing echoed" bash -c 'says_not "$1" "uid=" && says_not "$1" "^pwned"' _ "$out"
@@ -126,14 +135,16 @@ forwarder=$!
 sleep 1.5
 forwarded=no
 (exec 3<>"/dev/tcp/127.0.0.1/$forward_port" && timeout 2 head -c 3 <&3 | grep -q SSH) 2>/dev/null && forwarded=yes
-kill "$forwarder" 2>/dev/null
+# The attacker's ssh runs as the farm account under `as`: stopped by what it is.
+pkill -u "$account" -x ssh
 wait "$forwarder" 2>/dev/null
 check "port forwarding through the node is refused (restrict): nothing answers on the forwarded port" test "$forwarded" = no
 as "$account" "${attacker[@]}" -N -R "127.0.0.1:$((port + 2)):127.0.0.1:22" -o ExitOnForwardFailure=yes </dev/null >"$work/remote.log" 2>&1 &
 remote=$!
 sleep 1.5
-check_fails "… remote forwarding too" kill -0 "$remote"
-kill "$remote" 2>/dev/null
+check_fails "… remote forwarding too" pgrep -u "$account" -x ssh
+pkill -u "$account" -x ssh
+wait "$remote" 2>/dev/null
 
 section "A node that is not the one pinned, a node that does not answer"
 logged=$(wc -l <"$work/sshd.log")
@@ -145,6 +156,12 @@ check "farm check refuses it (exit 2), naming web2 and the host key" \
   bash -c '[[ $1 == 2 ]] && says "$2" "node web2 (127.0.0.1): its host key is not the one pinned at install"' _ "$status" "$out"
 check "… and asked it nothing: follow never ran (no request reached the impostor)" \
   bash -c "! tail -n +$((logged + 1)) '$work/sshd.log' | grep -q 'Accepted publickey'"
+pins=$(md5sum <"$work/etc/sites/school/farm_known_hosts")
+"${setup[@]}" --farm-node "web2=127.0.0.1:$port" >"$work/repin.log" 2>&1
+status=$?
+check "setup --farm-node against the impostor refuses (exit 2), saying the key is not the pinned one" \
+  bash -c '[[ $1 == 2 ]] && grep -q "node web2 answers with another host key than the one pinned" "$2/repin.log"' _ "$status" "$work"
+check "… the pinned key stays" test "$(md5sum <"$work/etc/sites/school/farm_known_hosts")" = "$pins"
 check "sshd back with web2's own host key" start_sshd "$work/host_ed25519"
 with_nodes "[{\"name\": \"web2\", \"address\": \"127.0.0.1\", \"port\": $port}, {\"name\": \"web3\", \"address\": \"127.0.0.1\", \"port\": $((port + 3))}]"
 out=$("$deliveryctl" farm check --site school 2>&1)
@@ -157,5 +174,10 @@ out=$("$deliveryctl" farm check --site school 2>&1)
 echo "$out"
 check "an address that would be an option of ssh's is refused by the configuration's check" \
   bash -c 'says "$1" "is not a host name or an IP address" && [[ ! -e $2/pwned ]]' _ "$out" "$work"
+
+section "Uninstall forgets the farm"
+check "setup --uninstall" "${setup[@]}" --uninstall
+check "… this site's line is gone from the farm account's keys, and its farm files" \
+  bash -c '! grep -q "follow --site school" /var/lib/moodle-farm/.ssh/authorized_keys && [[ ! -e $1/etc/sites/school/farm_ed25519 ]]' _ "$work"
 
 finish
