@@ -3,7 +3,8 @@
 # its own): the coordinator's `deliveryctl farm check` reaches a node through the farm account's
 # forced command (`deliveryctl follow`), with the node's host key pinned; and what a holder of the
 # farm key tries beyond that fails: a shell, another command, port forwarding, a terminal. A node
-# whose host key is not the pinned one, or that does not answer, is refused by name. As root.
+# whose host key is not the pinned one, that does not answer, or that is cut off (a network
+# namespace of its own behind a veth, its link then taken down) is refused by name. As root.
 # Needs DELIVERYCTL_BINARY. Ends with "farm: N passed, M failed".
 set -uo pipefail
 suite=farm
@@ -31,6 +32,9 @@ setup=("$project/scripts/setup" --moodle "$work/fx/moodle" --site school --state
 cleanup() {
   ((failed)) && [[ -f $work/sshd.log ]] && tail -20 "$work/sshd.log"
   [[ -n $sshd_pid ]] && kill "$sshd_pid" 2>/dev/null
+  [[ -n ${sshd4_pid:-} ]] && kill "$sshd4_pid" 2>/dev/null
+  [[ -n ${ns:-} ]] && ip netns del "$ns" 2>/dev/null
+  [[ -n ${veth:-} ]] && ip link del "$veth" 2>/dev/null
   [[ -f $work/run/school/deliveryd.pid ]] && kill "$(cat "$work/run/school/deliveryd.pid")" 2>/dev/null
   pkill -u "$account" 2>/dev/null && sleep 0.5
   if ((created_account)); then
@@ -169,6 +173,38 @@ status=$?
 echo "$out"
 check "a node that does not answer: farm check refuses (exit 2), naming web3 and the cause" \
   bash -c '[[ $1 == 2 ]] && says "$2" "node web3 (127.0.0.1): ssh: connect to host 127.0.0.1 port" "Connection refused"' _ "$status" "$out"
+section "A node in a network namespace of its own: reached over a veth, then cut off"
+ns=farmtest-$$
+veth=vfarm$$
+net=10.231.$((RANDOM % 250)).
+sshd4_pid=
+ip netns add "$ns" && ip link add "$veth" type veth peer name "${veth}n" && ip link set "${veth}n" netns "$ns" &&
+  ip addr add "${net}1/30" dev "$veth" && ip link set "$veth" up &&
+  ip netns exec "$ns" ip addr add "${net}2/30" dev "${veth}n" && ip netns exec "$ns" ip link set "${veth}n" up &&
+  ip netns exec "$ns" ip link set lo up
+check "node web4: a namespace of its own at ${net}2, a veth to this one" ip netns exec "$ns" ip -4 addr show "${veth}n"
+ssh-keygen -q -t ed25519 -N '' -f "$work/web4_ed25519"
+sed -e "s/^Port .*/Port 22/" -e "s/^ListenAddress .*/ListenAddress ${net}2/" -e "s#^HostKey .*#HostKey $work/web4_ed25519#" \
+  -e "s#^PidFile .*#PidFile $work/sshd4.pid#" "$work/sshd_config" >"$work/sshd4_config"
+ip netns exec "$ns" /usr/sbin/sshd -f "$work/sshd4_config" -D -e 2>>"$work/sshd4.log" &
+sshd4_pid=$!
+sleep 0.5
+check "setup --farm-node web2=127.0.0.1:$port --farm-node web4=${net}2 pins both" \
+  bash -c '"${@:4}" --farm-node "web2=127.0.0.1:$2" --farm-node "web4=${3}2" >"$1/web4.log" 2>&1 && grep -q "^web4 ssh-ed25519 " "$1/etc/sites/school/farm_known_hosts"' _ "$work" "$port" "$net" "${setup[@]}"
+out=$("$deliveryctl" farm check --site school 2>&1)
+check "farm check: web2 and web4 answer" says "$out" "web2 (127.0.0.1): site school" "web4 (${net}2): site school, moodle-delivery .*: ok"
+ip link set "$veth" down
+started=$SECONDS
+out=$("$deliveryctl" farm check --site school 2>&1)
+status=$?
+took=$((SECONDS - started))
+echo "$out"
+check "web4 cut off (its link down): farm check refuses (exit 2) in ${took} s, naming web4" \
+  bash -c '[[ $1 == 2 && $2 -le 15 ]] && says "$3" "node web4 (${4}2): ssh: " && grep -qE "timed out|No route|unreachable" <<<"$3"' _ "$status" "$took" "$out" "$net"
+[[ -n $sshd4_pid ]] && kill "$sshd4_pid" 2>/dev/null
+ip netns del "$ns" 2>/dev/null
+ip link del "$veth" 2>/dev/null
+
 with_nodes "[{\"name\": \"web2\", \"address\": \"-oProxyCommand=touch $work/pwned\"}]"
 out=$("$deliveryctl" farm check --site school 2>&1)
 echo "$out"
