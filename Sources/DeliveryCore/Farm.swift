@@ -31,7 +31,7 @@ public struct FarmSettings: Sendable, Codable, Equatable {
 
     /// Checks what `ssh`'s command line is made of: nothing can become an option of its own.
     public func validate() throws(DeliveryError) {
-        guard Self.isName(account) else {
+        guard SiteDirectory.isName(account) else {
             throw DeliveryError(.configuration, "farm.account '\(account)' is not a user name")
         }
         for (name, value) in [("farm.identityFile", identityFile), ("farm.knownHostsFile", knownHostsFile)] {
@@ -50,14 +50,6 @@ public struct FarmSettings: Sendable, Codable, Equatable {
         if let seconds = connectTimeoutSeconds, !(1...120).contains(seconds) {
             throw DeliveryError(.configuration, "farm.connectTimeoutSeconds must be 1 to 120")
         }
-    }
-
-    /// A user or node name: a lower-case letter or digit, then letters, digits, `.`, `_`, `-`.
-    static func isName(_ text: String) -> Bool {
-        guard let first = text.utf8.first, (1...64).contains(text.utf8.count) else { return false }
-        return (first >= 97 && first <= 122) || (first >= 48 && first <= 57)
-            ? text.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || [45, 46, 95].contains($0) }
-            : false
     }
 }
 
@@ -81,9 +73,11 @@ public struct FarmNode: Sendable, Codable, Equatable {
     public var sshPort: Int { port ?? 22 }
 
     func validate() throws(DeliveryError) {
-        guard FarmSettings.isName(name) else {
+        guard SiteDirectory.isName(name) else {
             throw DeliveryError(
-                .configuration, "farm.nodes: '\(name)' is not a node name (lower-case letters, digits, '.', '_', '-')")
+                .configuration,
+                "farm.nodes: '\(name)' is not a node name (1 to 64 lower-case letters, digits, '-', '_' or '.', not starting with '.' or '-')"
+            )
         }
         let allowed = address.utf8.allSatisfy {
             ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || [45, 46, 58].contains($0)

@@ -10,14 +10,30 @@ public enum SiteDirectory {
     /// The name given to the configuration of the one-site layout (`<base>/site.json`).
     public static let legacyName = "default"
 
-    /// Checks a site's name: what `scripts/install --site` and `deliveryctl --site` take.
-    public static func checkName(_ name: String) throws(DeliveryError) {
+    /// True for a name of the kind sites, farm nodes and the farm's account take: 1 to 64
+    /// lower-case letters, digits, `-`, `_` or `.`, not starting with `.` or `-`.
+    public static func isName(_ name: String) -> Bool {
         let allowed = name.utf8.allSatisfy { byte in
             (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
                 || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
                 || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
         }
-        guard allowed, !name.isEmpty, name.utf8.count <= 64, name.first != ".", name.first != "-" else {
+        return allowed && !name.isEmpty && name.utf8.count <= 64 && name.first != "." && name.first != "-"
+    }
+
+    /// The name of the site whose configuration is `path` (`<base>/sites/NAME/site.json`), or
+    /// `legacyName` for the one-site layout.
+    public static func name(ofConfiguration path: String) -> String {
+        let parts = path.split(separator: "/").map(String.init)
+        guard parts.count >= 3, parts[parts.count - 3] == "sites", isName(parts[parts.count - 2]) else {
+            return legacyName
+        }
+        return parts[parts.count - 2]
+    }
+
+    /// Checks a site's name: what `scripts/install --site` and `deliveryctl --site` take.
+    public static func checkName(_ name: String) throws(DeliveryError) {
+        guard isName(name) else {
             throw DeliveryError(
                 .configuration,
                 "'\(name)' is not a site name: use 1 to 64 lower-case letters, digits, '-', '_' or '.', not starting with '.' or '-'"

@@ -59,11 +59,8 @@ struct FarmCheck: ParsableCommand {
     func run() throws {
         var mismatched = false
         options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
-            // The site's name: its folder's (sites/NAME/site.json), "default" for a server
-            // installed before sites had names.
-            let parts = try options.configurationPath().split(separator: "/").map(String.init)
-            let name = parts.count >= 3 && parts[parts.count - 3] == "sites" ? parts[parts.count - 2] : "default"
-            let checks = try engine.checkFarm(site: options.site ?? name)
+            let path = try options.configurationPath()
+            let checks = try engine.checkFarm(site: options.site ?? SiteDirectory.name(ofConfiguration: path))
             mismatched = checks.contains { !$0.matches }
             if options.json {
                 printJSON(checks)

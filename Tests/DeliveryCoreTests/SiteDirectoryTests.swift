@@ -57,4 +57,11 @@ struct SiteDirectoryTests {
     func badNames(_ name: String) {
         #expect(throws: DeliveryError.self) { try SiteDirectory.configurationPath(ofSite: name) }
     }
+
+    @Test("a configuration's site name: its folder under sites/, else the one-site layout's")
+    func nameOfConfiguration() {
+        #expect(SiteDirectory.name(ofConfiguration: "/etc/moodle-delivery/sites/school/site.json") == "school")
+        #expect(SiteDirectory.name(ofConfiguration: "/etc/moodle-delivery/site.json") == "default")
+        #expect(SiteDirectory.name(ofConfiguration: "/tmp/x/sites/-bad/site.json") == "default")
+    }
 }

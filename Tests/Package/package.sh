@@ -55,7 +55,7 @@ install_packages debootstrap lintian dpkg-dev binutils
 check "scripts/package builds the package" bash -c "'$project/scripts/package' --out '$work/dist' >'$work/package.log' 2>&1"
 check "… and a later build of the same code (+ci2)" \
   bash -c "'$project/scripts/package' --out '$work/dist' --build-suffix ci2 >'$work/package2.log' 2>&1"
-version=$(sed -n 's/^ *public static let number = "\([0-9.]*\)".*/\1/p' "$project/Sources/DeliveryCore/ProductVersion.swift")
+version=$(product_version)
 deb=$work/dist/moodle-delivery_${version}_amd64.deb
 deb2=$work/dist/moodle-delivery_${version}+ci2_amd64.deb
 [[ -f $deb && -f $deb2 ]] || { echo "package: $passed passed, $((failed + 1)) failed"; exit 1; }

@@ -81,6 +81,11 @@ build_release() {
   release_bin=$(cd "$project_root" && swift build "${flags[@]}" --show-bin-path)
 }
 
+# product_version: the programs' version (ProductVersion.number), the package's too.
+product_version() {
+  sed -n 's/^ *public static let number = "\([0-9.]*\)".*/\1/p' "$project_root/Sources/DeliveryCore/ProductVersion.swift"
+}
+
 require_swift() {
   command -v swift >/dev/null 2>&1 || {
     echo "Swift 6 is needed (swift not found on PATH nor in /opt/swift)." >&2

@@ -32,7 +32,7 @@ farm_parse_nodes() {
   for spec in "$@"; do
     name=${spec%%=*} address=${spec#*=} port=22
     if [[ $address =~ ^([^:]+):([0-9]{1,5})$ ]]; then address=${BASH_REMATCH[1]} port=${BASH_REMATCH[2]}; fi
-    if [[ $spec != *=* || ! $name =~ ^[a-z0-9][a-z0-9._-]{0,63}$ || ! $address =~ ^[A-Za-z0-9.:][A-Za-z0-9.:-]{0,252}$ ]] ||
+    if [[ $spec != *=* || ! $name =~ ^[a-z0-9_][a-z0-9._-]{0,63}$ || ! $address =~ ^[A-Za-z0-9.:][A-Za-z0-9.:-]{0,252}$ ]] ||
       ((port < 1 || port > 65535)); then
       echo "install: --farm-node takes NAME=ADDRESS[:PORT] (a lower-case name, a host name or an IP address), not '$spec'; nothing was changed" >&2
       exit 64
