@@ -102,18 +102,28 @@ public struct Actor: Sendable, Codable, Equatable {
     /// key the web user holds, so any process of the web user can name any Moodle user. What is
     /// proven is `peerUid` and that the key was used (see docs/SECURITY.md, Accountability).
     public var claimed: Bool?
+    /// The farm delivery this request is a part of, when a coordinator sent it to this node
+    /// (source `farm`): the same id in every node's audit log.
+    public var farmDelivery: String?
 
     /// The sources of requests signed with the plugin's key (the plugin, and the emergency console
     /// whose tokens the plugin obtains): anything any process of the web user can send.
     public static let keySources: Set<String> = ["moodle", "console"]
+
+    /// The sources of requests that reach the helper through one of its sockets: the plugin's key
+    /// (`keySources`) and a farm coordinator through the farm socket (`farm`, the farm's key, which
+    /// only the node's farm account holds).
+    public static let socketSources: Set<String> = keySources.union(["farm"])
 
     /// True when the request came with the plugin's key (see `keySources`).
     public var viaKey: Bool { Self.keySources.contains(source) }
 
     /// Makes an actor.
     public init(
-        name: String, source: String, moodleUserId: Int? = nil, peerUid: UInt32? = nil, claimed: Bool? = nil
+        name: String, source: String, moodleUserId: Int? = nil, peerUid: UInt32? = nil, claimed: Bool? = nil,
+        farmDelivery: String? = nil
     ) {
+        self.farmDelivery = farmDelivery
         self.name = name
         self.source = source
         self.moodleUserId = moodleUserId

@@ -8,7 +8,12 @@ public enum FarmFollower {
 
     /// The answer to what the coordinator sent. `originalCommand` is what the client asked sshd to
     /// run (`SSH_ORIGINAL_COMMAND`): the coordinator asks for none, so anything there is refused.
-    public static func answer(_ input: [UInt8], site: String, originalCommand: String?) -> FarmReply {
+    /// `helper` reaches the node's helper through its farm socket (nil, with the reason, when this
+    /// node cannot: no farm socket configured, the key unreadable).
+    public static func answer(
+        _ input: [UInt8], site: String, originalCommand: String?,
+        helper: Result<HelperClient, FarmError> = .failure(FarmError(code: "not_following", message: "no farm socket"))
+    ) -> FarmReply {
         if let originalCommand, !originalCommand.isEmpty {
             return refusal(
                 "command_given",
@@ -28,12 +33,78 @@ public enum FarmFollower {
             return refusal(
                 "unsupported_version", "this node speaks version 1 of the farm protocol, not \(request.version)")
         }
+        if let id = request.farmDelivery, !isDeliveryId(id) {
+            return refusal("bad_request", "farmDelivery must be 8 to 64 letters, digits, '-' or '_'")
+        }
         switch request.request {
         case "hello":
             return FarmReply(site: site, product: ProductVersion.number)
+        case "status", "operation":
+            switch helper {
+            case .failure(let error): return FarmReply(error: error)
+            case .success(let client): return pass(request, to: client)
+            }
         default:
-            return refusal("unknown_request", "'\(request.request.prefix(40))' is not a farm request (hello)")
+            return refusal(
+                "unknown_request", "'\(request.request.prefix(40))' is not a farm request (hello, status, operation)")
         }
+    }
+
+    /// A farm delivery's id: 8 to 64 letters, digits, `-` or `_` (the node's helper checks it too).
+    public static func isDeliveryId(_ id: String) -> Bool {
+        (8...64).contains(id.utf8.count)
+            && id.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) || $0 == 45 || $0 == 95 }
+    }
+
+    /// How often a running job is asked about.
+    static let pollSeconds = 0.2
+
+    /// `status` and `operation` passed on to the node's helper; an operation is waited for, and its
+    /// finished job is the answer.
+    static func pass(_ request: FarmRequest, to helper: HelperClient) -> FarmReply {
+        let delivery = request.farmDelivery.map { "farmDelivery=\($0)" } ?? ""
+        do throws(DeliveryError) {
+            if request.request == "status" {
+                let response = try helper.send(method: "GET", path: "/status", query: delivery)
+                return FarmReply(status: response.status, answer: String(decoding: response.body, as: UTF8.self))
+            }
+            guard request.farmDelivery != nil, let call = request.call else {
+                return refusal("bad_request", "an operation comes with its farmDelivery and its call")
+            }
+            let started = try helper.send(method: "POST", path: "/operations", query: delivery, body: Array(call.utf8))
+            guard started.status == 202, let job = jobId(started.body) else {
+                return FarmReply(status: started.status, answer: String(decoding: started.body, as: UTF8.self))
+            }
+            var offset = 0
+            while true {
+                let view = try helper.send(method: "GET", path: "/jobs/\(job)", query: "\(delivery)&offset=\(offset)")
+                let progress = jobProgress(view.body)
+                if view.status != 200 || progress.finished {
+                    return FarmReply(status: view.status, answer: String(decoding: view.body, as: UTF8.self))
+                }
+                offset = progress.nextOffset
+                System.sleep(seconds: pollSeconds)
+            }
+        } catch {
+            return refusal("helper_unreachable", error.message)
+        }
+    }
+
+    private struct Started: Decodable { var job: String }
+    private struct Progress: Decodable {
+        var state: String
+        var nextOffset: Int
+    }
+
+    static func jobId(_ body: [UInt8]) -> String? {
+        (try? JSONCoding.decode(Started.self, from: body)).map(\.job).flatMap {
+            OperationIdentifier.isValid($0) ? $0 : nil
+        }
+    }
+
+    static func jobProgress(_ body: [UInt8]) -> (finished: Bool, nextOffset: Int) {
+        guard let view = try? JSONCoding.decode(Progress.self, from: body) else { return (true, 0) }
+        return (view.state != "running", view.nextOffset)
     }
 
     static func refusal(_ code: String, _ message: String) -> FarmReply {

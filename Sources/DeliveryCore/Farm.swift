@@ -96,13 +96,21 @@ public struct FarmNode: Sendable, Codable, Equatable {
 public struct FarmRequest: Sendable, Codable, Equatable {
     /// The protocol's version (1).
     public var version: Int
-    /// What is asked: `hello` (the node's site and programs' version).
+    /// What is asked: `hello` (the node's site and programs' version), `status` (the node
+    /// helper's `GET /status`) or `operation` (`call` started on the node's helper, waited for).
     public var request: String
+    /// The farm delivery this request belongs to (`operation`: required; it goes into the node's
+    /// audit log).
+    public var farmDelivery: String?
+    /// The body of the node helper's `POST /operations`, as JSON text (`operation`).
+    public var call: String?
 
     /// Makes a request.
-    public init(version: Int = 1, request: String) {
+    public init(version: Int = 1, request: String, farmDelivery: String? = nil, call: String? = nil) {
         self.version = version
         self.request = request
+        self.farmDelivery = farmDelivery
+        self.call = call
     }
 }
 
@@ -114,21 +122,32 @@ public struct FarmReply: Sendable, Codable, Equatable {
     public var site: String?
     /// The node's moodle-delivery version (`hello`).
     public var product: String?
+    /// The node helper's HTTP status (`status`, `operation`).
+    public var status: Int?
+    /// The node helper's answer, as JSON text (`status`: the site's status; `operation`: the
+    /// finished job, or the helper's refusal).
+    public var answer: String?
     /// Why the node refused, as a code and the node's own words.
     public var error: FarmError?
 
     /// Makes a reply.
-    public init(version: Int = 1, site: String? = nil, product: String? = nil, error: FarmError? = nil) {
+    public init(
+        version: Int = 1, site: String? = nil, product: String? = nil, status: Int? = nil, answer: String? = nil,
+        error: FarmError? = nil
+    ) {
         self.version = version
         self.site = site
         self.product = product
+        self.status = status
+        self.answer = answer
         self.error = error
     }
 }
 
 /// A node's refusal.
-public struct FarmError: Sendable, Codable, Equatable {
-    /// What kind: `bad_request`, `unknown_request`, `unsupported_version`, `command_given`.
+public struct FarmError: Error, Sendable, Codable, Equatable {
+    /// What kind: `bad_request`, `unknown_request`, `unsupported_version`, `command_given`,
+    /// `not_following` (the node's helper has no farm socket), `helper_unreachable`.
     public var code: String
     /// The reason, in English.
     public var message: String

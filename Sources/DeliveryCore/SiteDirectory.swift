@@ -47,6 +47,17 @@ public enum SiteDirectory {
         return "\(base)/sites/\(name)/site.json"
     }
 
+    /// The farm socket of a site's helper, on a node that follows a coordinator (`farm` in its
+    /// `deliveryd.json`): outside the web socket's folder, which the farm account cannot enter.
+    public static func farmSocketPath(ofSite name: String) -> String {
+        "/run/deliveryd/\(name)-farm.sock"
+    }
+
+    /// The key `deliveryctl follow` signs with on that socket (root, the farm account's group, 0640).
+    public static func farmKeyPath(ofSite name: String, base: String = base) -> String {
+        name == legacyName ? "\(base)/farm.key" : "\(base)/sites/\(name)/farm.key"
+    }
+
     /// The sites configured on this server, by name, with their configuration files.
     public static func sites(base: String = base) -> [(name: String, path: String)] {
         var found: [(name: String, path: String)] = []

@@ -75,6 +75,24 @@ extension System {
         try check("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
     }
 
+    /// Connects to the unix stream socket at `path` (a close-on-exec descriptor).
+    public static func connectUnixSocket(_ path: String) throws(SystemCallError) -> Int32 {
+        let fd = try unixSocket()
+        let result: Int32
+        do {
+            result = try withAddress(path) { Glibc.connect(fd, $0, $1) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        guard result == 0 else {
+            let code = cds_errno()
+            close(fd)
+            throw SystemCallError(errno: code, call: "connect", path: path)
+        }
+        return fd
+    }
+
     private static func withAddress<T>(
         _ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T
     ) throws(SystemCallError) -> T {

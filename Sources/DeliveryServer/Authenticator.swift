@@ -21,9 +21,6 @@ struct SignedRequest {
 /// `DELIVERYD-HMAC-SHA256`, method, path, query string, timestamp, nonce, Moodle user id,
 /// Moodle user name (percent-encoded, as sent), lowercase hex SHA-256 of the body.
 final class Authenticator: Sendable {
-    /// The first line of the canonical string: names the scheme and its version.
-    static let scheme = "DELIVERYD-HMAC-SHA256"
-
     private let key: [UInt8]
     private let clockSkew: Int64
     private let nonces: NonceCache
@@ -41,34 +38,34 @@ final class Authenticator: Sendable {
     /// accessible to others.
     static func readKey(_ path: String) throws(ServerStartError) -> [UInt8] {
         let info: (mode: UInt32, uid: UInt32, isSocket: Bool, inode: UInt64)?
-        let bytes: [UInt8]
         do {
             info = try System.fileInfo(path)
-            bytes = try System.readFileNoFollow(path, limit: 4096)
         } catch {
             throw ServerStartError("cannot read the key file: \(error)")
         }
         guard let info, info.mode & 0o007 == 0 else {
             throw ServerStartError("the key file \(path) must not be accessible to others (chmod 0640)")
         }
-        var key = bytes
-        while let last = key.last, [0x0A, 0x0D, 0x20, 0x09].contains(last) { key.removeLast() }
-        guard key.count >= 32 else { throw ServerStartError("the key file \(path) holds fewer than 32 bytes") }
-        return key
+        do {
+            return try RequestSignature.key(fromFile: path)
+        } catch {
+            throw ServerStartError(error.message)
+        }
     }
 
-    /// The canonical string of a request.
+    /// The canonical string of a request (`RequestSignature`, the one rule clients sign with).
     static func canonicalString(
         method: String, path: String, query: String, timestamp: String, nonce: String, userId: String,
         userName: String, body: [UInt8]
     ) -> String {
-        let digest = hexString(SHA256.hash(data: body))
-        return [scheme, method, path, query, timestamp, nonce, userId, userName, digest].joined(separator: "\n")
+        RequestSignature.canonicalString(
+            method: method, path: path, query: query, timestamp: timestamp, nonce: nonce, userId: userId,
+            userName: userName, body: body)
     }
 
-    /// The signature of a canonical string with a key, as lowercase hex (used by clients and tests).
+    /// The signature of a canonical string with a key, as lowercase hex (used by tests).
     static func sign(_ canonical: String, key: [UInt8]) -> String {
-        hexString(HMAC<SHA256>.authenticationCode(for: Array(canonical.utf8), using: SymmetricKey(data: key)))
+        RequestSignature.sign(canonical, key: key)
     }
 
     /// Checks a request; returns who asked.
@@ -106,10 +103,7 @@ final class Authenticator: Sendable {
             method: request.method, path: request.path, query: request.query, timestamp: timestamp, nonce: nonce,
             userId: userId, userName: userName, body: request.body)
         // Constant time: swift-crypto compares the whole code whatever the first difference.
-        guard
-            HMAC<SHA256>.isValidAuthenticationCode(
-                given, authenticating: Array(canonical.utf8), using: SymmetricKey(data: key))
-        else {
+        guard RequestSignature.isValid(given, of: canonical, key: key) else {
             throw APIError(.badSignature, "the signature does not match")
         }
         let current = now()

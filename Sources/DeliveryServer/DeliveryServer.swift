@@ -22,6 +22,8 @@ public final class DeliveryServer: Sendable {
     let api: API
     let authenticator: Authenticator
     let listener: Listener
+    /// The farm's socket, on a node that follows a coordinator.
+    let farm: FarmEndpoint?
     let logger: Logger
     private let watchdog = Watchdog()
     private let gate: Gate
@@ -36,9 +38,21 @@ public final class DeliveryServer: Sendable {
     {
         try configuration.validate()
         let key = try Authenticator.readKey(configuration.keyFile)
+        let farmKey = try configuration.farm.map { (farm) throws(ServerStartError) in
+            try Authenticator.readKey(farm.keyFile)
+        }
         let engine = try makeEngine(configuration, logger: logger)
         let listener = try openListener(configuration)
-        return try assemble(configuration, key: key, engine: engine, listener: listener, logger: logger)
+        let farmListener: Listener?
+        do {
+            farmListener = try FarmEndpoint.openListener(configuration)
+        } catch {
+            listener.close()
+            throw error
+        }
+        return try assemble(
+            configuration, key: key, engine: engine, listener: listener, farm: farmListener.map { ($0, farmKey ?? []) },
+            logger: logger)
     }
 
     /// The engine of the configured site.
@@ -68,13 +82,14 @@ public final class DeliveryServer: Sendable {
     /// and a listening socket.
     static func assemble(
         _ configuration: ServerConfiguration, key: [UInt8], engine: any EngineAccess, listener: Listener,
-        logger: Logger
+        farm: (listener: Listener, key: [UInt8])? = nil, logger: Logger
     ) throws(ServerStartError) -> DeliveryServer {
         let wake: (read: Int32, write: Int32)
         do {
             wake = try System.pipe()
         } catch {
             listener.close()
+            farm?.listener.close()
             throw ServerStartError("cannot make a pipe: \(error)")
         }
         let limits = configuration.limits
@@ -82,28 +97,35 @@ public final class DeliveryServer: Sendable {
         do {
             gate = try Gate(
                 wake: wake.read, timeout: limits.readTimeoutSeconds, allowedUids: Set(configuration.allowedUids),
+                farmUids: Set(configuration.farm?.allowedUids ?? []),
                 // The parameters and the body the helper accepts, the records around them, and a
                 // byte more, so that a larger request is still answered "too large".
                 maxBytes: limits.maxParameterBytes + limits.maxParameters * 16 + limits.maxBodyBytes * 9 / 8 + 65536)
         } catch {
             listener.close()
+            farm?.listener.close()
             throw ServerStartError("cannot make the gate's pipe: \(error)")
+        }
+        let authenticator = { (key: [UInt8]) in
+            Authenticator(
+                key: key, clockSkewSeconds: limits.clockSkewSeconds, nonceCacheSize: limits.nonceCacheSize,
+                now: { System.wallSeconds() })
         }
         return DeliveryServer(
             configuration: configuration,
             api: API(
                 engine: engine, jobs: JobRegistry(retained: limits.retainedJobs, maxLines: limits.maxJobLines),
                 limits: limits, logger: logger, siteConfiguration: configuration.siteConfiguration),
-            authenticator: Authenticator(
-                key: key, clockSkewSeconds: limits.clockSkewSeconds, nonceCacheSize: limits.nonceCacheSize,
-                now: { System.wallSeconds() }),
-            listener: listener, logger: logger, wake: wake, gate: gate)
+            authenticator: authenticator(key), listener: listener,
+            farm: farm.map { FarmEndpoint(listener: $0.listener, authenticator: authenticator($0.key)) }, logger: logger,
+            wake: wake, gate: gate)
     }
 
     private init(
-        configuration: ServerConfiguration, api: API, authenticator: Authenticator, listener: Listener, logger: Logger,
-        wake: (read: Int32, write: Int32), gate: Gate
+        configuration: ServerConfiguration, api: API, authenticator: Authenticator, listener: Listener,
+        farm: FarmEndpoint?, logger: Logger, wake: (read: Int32, write: Int32), gate: Gate
     ) {
+        self.farm = farm
         self.configuration = configuration
         self.api = api
         self.authenticator = authenticator
@@ -145,6 +167,7 @@ public final class DeliveryServer: Sendable {
             stop()
             for thread in threads { System.join(thread) }
             listener.close()
+            farm?.listener.close()
             throw ServerStartError("cannot start the server's threads: \(error)")
         }
         logger.notice(
@@ -152,10 +175,12 @@ public final class DeliveryServer: Sendable {
             metadata: [
                 "socket": "\(listener.shownPath ?? listener.ownedPath ?? "systemd")",
                 "workers": "\(configuration.workers)",
+                "farm": "\(farm.map { $0.listener.shownPath ?? $0.listener.ownedPath ?? "" } ?? "none")",
                 "pid": "\(System.processIdentifier)",
             ])
         for thread in threads { System.join(thread) }
         listener.close()
+        farm?.listener.close()
         logger.notice("deliveryd stopped")
     }
 
@@ -163,6 +188,7 @@ public final class DeliveryServer: Sendable {
     public func close() {
         stop()
         listener.close()
+        farm?.listener.close()
         System.close(wake.read)
         System.close(wake.write)
     }
@@ -183,6 +209,7 @@ public final class DeliveryServer: Sendable {
                 ])
         }
         listener.shutdown()
+        farm?.listener.shutdown()
         System.sendAll(wake.write, [1])
     }
 
@@ -207,26 +234,31 @@ public final class DeliveryServer: Sendable {
                 serve(connection, slot: slot)
                 continue
             }
+            // The web socket, the farm's if any, and the wake pipe.
+            let sockets: [(fd: Int32, endpoint: Gate.Endpoint)] =
+                [(listener.fd, .web)] + (farm.map { [($0.listener.fd, .farm)] } ?? [])
             let events: [Int16]
             do {
                 events = try System.pollReadable(
-                    isStopping ? [] : [listener.fd, wake.read], timeoutMilliseconds: isStopping ? 20 : 50)
+                    isStopping ? [] : sockets.map(\.fd) + [wake.read], timeoutMilliseconds: isStopping ? 20 : 50)
             } catch {
                 logger.error("poll failed: \(error)")
                 System.sleep(seconds: 0.1)
                 continue
             }
-            guard !isStopping, events.first.map({ $0 != 0 }) == true else { continue }
-            let accepted: Int32?
-            do {
-                accepted = try System.accept(listener.fd)
-            } catch {
-                logger.error("accept failed: \(error)")
-                System.sleep(seconds: 0.1)
-                continue
+            guard !isStopping else { continue }
+            for (index, socket) in sockets.enumerated() where events[index] != 0 {
+                let accepted: Int32?
+                do {
+                    accepted = try System.accept(socket.fd)
+                } catch {
+                    logger.error("accept failed: \(error)")
+                    System.sleep(seconds: 0.1)
+                    continue
+                }
+                guard let fd = accepted, let connection = gate.admit(fd, on: socket.endpoint) else { continue }
+                serve(connection, slot: slot)
             }
-            guard let fd = accepted, let connection = gate.admit(fd) else { continue }
-            serve(connection, slot: slot)
         }
     }
 
@@ -237,9 +269,13 @@ public final class DeliveryServer: Sendable {
         defer { watchdog.release(watch) }
         try? System.setTimeouts(fd, seconds: limits.readTimeoutSeconds)
         let peer = try? System.peerCredentials(fd)
-        guard let peer, !connection.refused, configuration.allowedUids.contains(peer.uid) else {
+        guard let peer, !connection.refused, gate.allows(peer.uid, on: connection.endpoint) else {
             logger.warning(
-                "refused a peer", metadata: ["uid": "\(peer.map { "\($0.uid)" } ?? "?")", "pid": "\(peer?.pid ?? 0)"])
+                "refused a peer",
+                metadata: [
+                    "uid": "\(peer.map { "\($0.uid)" } ?? "?")", "pid": "\(peer?.pid ?? 0)",
+                    "socket": "\(connection.endpoint)",
+                ])
             RawResponder.refuse(fd, with: .error(APIError(.peerRefused, "this user may not talk to the helper")))
             System.close(fd)
             return
@@ -255,13 +291,15 @@ public final class DeliveryServer: Sendable {
             System.close(fd)
             return
         }
-        let response = respond(slot, peer: peer, release: { watchdog.release(watch) })
+        let response = respond(slot, peer: peer, endpoint: connection.endpoint, release: { watchdog.release(watch) })
         slot.answer(on: fd)
         slot.write(response.encoded())
         slot.finish()
     }
 
-    private func respond(_ slot: FastCGIRequest, peer: (uid: UInt32, pid: Int32), release: () -> Void) -> Response {
+    private func respond(
+        _ slot: FastCGIRequest, peer: (uid: UInt32, pid: Int32), endpoint: Gate.Endpoint, release: () -> Void
+    ) -> Response {
         let limits = configuration.limits
         guard slot.parameter("FCGI_ROLE") == "RESPONDER" else {
             return .error(APIError.badRequest("deliveryd only plays the FastCGI responder role"))
@@ -295,7 +333,7 @@ public final class DeliveryServer: Sendable {
         let method = slot.parameter("REQUEST_METHOD") ?? ""
         let path = (slot.parameter("SCRIPT_NAME") ?? "") + (slot.parameter("PATH_INFO") ?? "")
         let queryString = slot.parameter("QUERY_STRING") ?? ""
-        if path == API.consolePrefix || path.hasPrefix(API.consolePrefix + "/") {
+        if endpoint == .web, path == API.consolePrefix || path.hasPrefix(API.consolePrefix + "/") {
             // The emergency console: reached through the web server, with a console token.
             guard let query = API.parseQuery(queryString) else {
                 return .error(APIError.badRequest("the query string is malformed"))
@@ -304,9 +342,13 @@ public final class DeliveryServer: Sendable {
                 method: method, path: path, token: slot.parameter("HTTP_X_DELIVERY_CONSOLE_TOKEN"), query: query,
                 secondFactor: slot.parameter("HTTP_X_DELIVERY_SECOND_FACTOR"))
         }
+        // Each socket checks the signatures with its own key.
+        guard let checker = endpoint == .farm ? farm?.authenticator : authenticator else {
+            return .error(APIError(.peerRefused, "this helper has no farm socket"))
+        }
         var actor: Actor
         do {
-            actor = try authenticator.authenticate(
+            actor = try checker.authenticate(
                 SignedRequest(
                     method: method, path: path, query: queryString,
                     timestamp: slot.parameter("HTTP_X_DELIVERY_TIMESTAMP"),
@@ -321,8 +363,15 @@ public final class DeliveryServer: Sendable {
         }
         // What the kernel says of the peer goes into the audit log beside what the request claims.
         actor.peerUid = peer.uid
-        guard let query = API.parseQuery(queryString) else {
+        guard var query = API.parseQuery(queryString) else {
             return .error(APIError.badRequest("the query string is malformed"))
+        }
+        if endpoint == .farm {
+            do throws(APIError) {
+                try FarmEndpoint.mark(&actor, method: method, query: &query)
+            } catch {
+                return .error(error)
+            }
         }
         guard path.hasPrefix("/") else { return .error(APIError(.notFound, "no such route")) }
         return api.handle(APIRequest(method: method, path: path, query: query, body: body.bytes, actor: actor))

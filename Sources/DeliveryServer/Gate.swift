@@ -20,6 +20,16 @@ final class Gate: Sendable {
         let fd: Int32
         let request: [UInt8]
         let refused: Bool
+        /// The socket it came on (`Endpoint`).
+        let endpoint: Endpoint
+    }
+
+    /// The sockets a helper answers on.
+    enum Endpoint: Sendable {
+        /// The web server's socket (the plugin, the emergency console).
+        case web
+        /// The farm's socket (`deliveryctl follow`, for a coordinator).
+        case farm
     }
 
     private struct Waiting {
@@ -27,6 +37,7 @@ final class Gate: Sendable {
         let pid: Int32?
         let since: Double
         let deadline: Double
+        let endpoint: Endpoint
         var received: [UInt8] = []
     }
 
@@ -38,6 +49,7 @@ final class Gate: Sendable {
     private let wake: Int32
     private let timeout: Double
     private let allowedUids: Set<UInt32>
+    private let farmUids: Set<UInt32>
     private let maxBytes: Int
     private let maxWaiting: Int
     private let maxPerPeer: Int
@@ -47,9 +59,10 @@ final class Gate: Sendable {
     static let grace = 1.0
 
     init(
-        wake: Int32, timeout: Double, allowedUids: Set<UInt32>, maxBytes: Int, maxWaiting: Int = 256,
-        maxPerPeer: Int = 8
+        wake: Int32, timeout: Double, allowedUids: Set<UInt32>, farmUids: Set<UInt32> = [], maxBytes: Int,
+        maxWaiting: Int = 256, maxPerPeer: Int = 8
     ) throws(SystemCallError) {
+        self.farmUids = farmUids
         incomingPipe = try System.pipe()
         try System.setNonBlocking(incomingPipe.read, true)
         self.wake = wake
@@ -68,10 +81,12 @@ final class Gate: Sendable {
     /// What a worker does with a connection it just accepted: nil when the whole request arrived
     /// within a few milliseconds (the worker answers it), else the gate holds it. A peer whose uid
     /// is not allowed is given back at once (its answer is a refusal that reads only the first
-    /// record's header).
-    func admit(_ fd: Int32) -> Ready? {
+    /// record's header). Each socket has its own peers.
+    func admit(_ fd: Int32, on endpoint: Endpoint = .web) -> Ready? {
         let peer = try? System.peerCredentials(fd)
-        guard let peer, allowedUids.contains(peer.uid) else { return Ready(fd: fd, request: [], refused: true) }
+        guard let peer, allows(peer.uid, on: endpoint) else {
+            return Ready(fd: fd, request: [], refused: true, endpoint: endpoint)
+        }
         var received: [UInt8] = []
         for attempt in 0..<3 {
             guard let bytes = System.receiveAvailable(fd, count: maxBytes + 1 - received.count) else {
@@ -79,7 +94,9 @@ final class Gate: Sendable {
                 return nil
             }
             received += bytes
-            if Self.isComplete(received) { return Ready(fd: fd, request: received, refused: false) }
+            if Self.isComplete(received) {
+                return Ready(fd: fd, request: received, refused: false, endpoint: endpoint)
+            }
             if received.count > maxBytes || attempt == 2 { break }
             _ = try? System.pollReadable([fd], timeoutMilliseconds: 2)
         }
@@ -89,10 +106,20 @@ final class Gate: Sendable {
         }
         let now = System.monotonicSeconds()
         incoming.withLock {
-            $0.append(Waiting(fd: fd, pid: peer.pid, since: now, deadline: now + timeout, received: received))
+            $0.append(
+                Waiting(
+                    fd: fd, pid: peer.pid, since: now, deadline: now + timeout, endpoint: endpoint, received: received))
         }
         System.sendAll(incomingPipe.write, [1])
         return nil
+    }
+
+    /// Whether a uid may talk on a socket: the web socket's peers and the farm's are apart.
+    func allows(_ uid: UInt32, on endpoint: Endpoint) -> Bool {
+        switch endpoint {
+        case .web: allowedUids.contains(uid)
+        case .farm: farmUids.contains(uid)
+        }
     }
 
     /// True once the gate stopped and every connection it let through was taken by a worker.
@@ -150,7 +177,7 @@ final class Gate: Sendable {
                 }
                 entry.received += bytes
                 if Self.isComplete(entry.received) {
-                    hand(Ready(fd: entry.fd, request: entry.received, refused: false))
+                    hand(Ready(fd: entry.fd, request: entry.received, refused: false, endpoint: entry.endpoint))
                 } else if entry.received.count > maxBytes {
                     System.close(entry.fd)
                 } else {

@@ -243,10 +243,12 @@ final class Monitor: Sendable {
         }
     }
 
-    /// What the plugin (`moodle`) or the console can claim: a request of theirs, from a peer the
-    /// kernel named.
+    /// What the plugin (`moodle`), the console or a farm coordinator (`farm`) can claim: a
+    /// request of theirs, from a peer the kernel named.
     static func checkActor(_ actor: Actor) throws(DeliveryError) {
-        guard actor.viaKey, actor.peerUid != nil, actor.claimed == true else {
+        guard Actor.socketSources.contains(actor.source), actor.peerUid != nil, actor.claimed == true,
+            actor.source == "farm" || actor.farmDelivery == nil
+        else {
             throw DeliveryError(.badRequest, "the request does not carry the peer and claim the responder records")
         }
     }

@@ -41,14 +41,29 @@ public enum SeparatedServer {
         }
         try configuration.validate()
         let key = try Authenticator.readKey(configuration.keyFile)
+        let farmKey = try configuration.farm.map { (farm) throws(ServerStartError) in
+            try Authenticator.readKey(farm.keyFile)
+        }
         let engine = try DeliveryServer.makeEngine(configuration, logger: logger)
         let requestUser = try requestUserIdentity(configuration, site: engine.configuration)
         let listener = try DeliveryServer.openListener(configuration)
+        let farmListener: Listener?
+        do {
+            farmListener = try FarmEndpoint.openListener(configuration)
+        } catch {
+            listener.close()
+            throw error
+        }
+        // Both sockets closed and their files removed, when the helper cannot start.
+        let closeBoth = {
+            listener.close()
+            farmListener?.close()
+        }
         let channel: (monitor: Int32, request: Int32)
         do {
             channel = try System.socketPair(seqpacket: true)
         } catch {
-            listener.close()
+            closeBoth()
             throw ServerStartError("cannot make the monitor's channel: \(error)")
         }
         let monitorPid = System.processIdentifier
@@ -58,7 +73,7 @@ public enum SeparatedServer {
                 try PidFile.write(path, pid: monitorPid)
             }
         } catch {
-            listener.close()
+            closeBoth()
             throw error
         }
         defer { written?.remove() }
@@ -67,19 +82,23 @@ public enum SeparatedServer {
             // No thread has started yet: the child is a whole copy of this process.
             child = try System.fork()
         } catch {
-            listener.close()
+            closeBoth()
             throw ServerStartError("cannot start the request-facing process: \(error)")
         }
         if child == 0 {
             System.close(channel.monitor)
             exit(
                 runRequestSide(
-                    configuration, key: key, listener: listener, channel: channel.request,
+                    configuration, key: key, listener: listener,
+                    farm: farmListener.map { ($0, farmKey ?? []) }, channel: channel.request,
                     user: requestUser, monitorPid: monitorPid, logger: logger))
         }
         System.close(channel.request)
         System.close(listener.fd)
-        return runMonitor(engine, channel: channel.monitor, child: child, listener: listener, logger: logger)
+        if let farmListener { System.close(farmListener.fd) }
+        return runMonitor(
+            engine, channel: channel.monitor, child: child, listeners: [listener] + (farmListener.map { [$0] } ?? []),
+            logger: logger)
     }
 
     /// The request side's user: it must exist and be none of those the helper protects itself
@@ -95,6 +114,7 @@ public enum SeparatedServer {
         }
         var forbidden: [(String, UInt32)] = [("root", 0)]
         forbidden += configuration.allowedUids.map { ("a peer of the socket (allowedUids)", $0) }
+        forbidden += (configuration.farm?.allowedUids ?? []).map { ("a peer of the farm socket (farm.allowedUids)", $0) }
         for (role, account) in [("the web user", site.webUser), ("the code owner", site.codeOwner)] {
             if let uid = System.user(named: account)?.uid { forbidden.append((role, uid)) }
         }
@@ -109,8 +129,8 @@ public enum SeparatedServer {
     }
 
     private static func runRequestSide(
-        _ configuration: ServerConfiguration, key: [UInt8], listener: Listener, channel: Int32,
-        user: (name: String, uid: UInt32, gid: UInt32), monitorPid: Int32, logger: Logger
+        _ configuration: ServerConfiguration, key: [UInt8], listener: Listener,
+        farm: (listener: Listener, key: [UInt8])?, channel: Int32, user: (name: String, uid: UInt32, gid: UInt32), monitorPid: Int32, logger: Logger
     ) -> Int32 {
         do {
             try System.becomeUser(uid: user.uid, gid: user.gid, deathSignal: SIGTERM)
@@ -123,7 +143,10 @@ public enum SeparatedServer {
         do {
             let server = try DeliveryServer.assemble(
                 configuration, key: key, engine: MonitorClient(channel: channel),
-                listener: Listener(fd: listener.fd, ownedPath: nil, shownPath: listener.ownedPath), logger: logger)
+                listener: Listener(fd: listener.fd, ownedPath: nil, shownPath: listener.ownedPath),
+                farm: farm.map {
+                    (Listener(fd: $0.listener.fd, ownedPath: nil, shownPath: $0.listener.ownedPath), $0.key)
+                }, logger: logger)
             logger.notice("serving requests as \(user.name) (uid \(user.uid)); the engine stays in the monitor")
             try server.run()
             return 0
@@ -134,7 +157,7 @@ public enum SeparatedServer {
     }
 
     private static func runMonitor(
-        _ engine: DeliveryEngine, channel: Int32, child: Int32, listener: Listener, logger: Logger
+        _ engine: DeliveryEngine, channel: Int32, child: Int32, listeners: [Listener], logger: Logger
     ) -> Int32 {
         System.blockSignals([SIGTERM, SIGINT])
         try? System.startDetachedThread {
@@ -147,7 +170,7 @@ public enum SeparatedServer {
         Monitor(engine: engine, logger: logger).serve(channel: channel)
         System.close(channel)
         let status = (try? System.waitForChild(child)) ?? 1
-        listener.removeOwnedFile()
+        for listener in listeners { listener.removeOwnedFile() }
         if status != 0 {
             logger.error("the request-facing process ended with status \(status); the monitor stops too")
         }

@@ -59,6 +59,29 @@ public struct ServerLimits: Sendable, Codable, Equatable {
     }
 }
 
+/// The farm's listener on a web node (`farm` in `deliveryd.json`): a second socket, for the node's
+/// farm account only, through which `deliveryctl follow` passes the coordinator's requests on. It
+/// has a group, peers and a key of its own, so that neither side's peers can use the other's socket
+/// or key; its requests are recorded with the source `farm` and the farm delivery's id.
+public struct FarmListenerConfiguration: Sendable, Codable, Equatable {
+    /// The unix socket (mode 0660), outside the web socket's folder.
+    public var socketPath: String
+    /// The socket file's group: the farm account's.
+    public var socketGroup: String
+    /// The peer uids allowed on it: the farm account's.
+    public var allowedUids: [UInt32]
+    /// The key `deliveryctl follow` signs with (group the farm account's, mode 0640).
+    public var keyFile: String
+
+    /// Makes a farm listener's configuration.
+    public init(socketPath: String, socketGroup: String, allowedUids: [UInt32], keyFile: String) {
+        self.socketPath = socketPath
+        self.socketGroup = socketGroup
+        self.allowedUids = allowedUids
+        self.keyFile = keyFile
+    }
+}
+
 /// The helper's own configuration: a JSON file owned by root (`/etc/moodle-delivery/deliveryd.json`).
 ///
 /// ```json
@@ -92,6 +115,8 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     public var workers: Int
     /// The bounds.
     public var limits: ServerLimits
+    /// The farm's listener, on a node that follows a coordinator (nil: none).
+    public var farm: FarmListenerConfiguration?
 
     /// The request-facing process's user when the configuration names none.
     public static let defaultRequestUser = "moodle-delivery"
@@ -102,8 +127,10 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     /// Makes a configuration.
     public init(
         socketPath: String, socketGroup: String? = nil, allowedUids: [UInt32], keyFile: String,
-        siteConfiguration: String, requestUser: String? = nil, workers: Int = 4, limits: ServerLimits = ServerLimits()
+        siteConfiguration: String, requestUser: String? = nil, workers: Int = 4, limits: ServerLimits = ServerLimits(),
+        farm: FarmListenerConfiguration? = nil
     ) {
+        self.farm = farm
         self.requestUser = requestUser
         self.socketPath = socketPath
         self.socketGroup = socketGroup
@@ -114,7 +141,7 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         self.limits = limits
     }
 
-    /// Decodes a configuration; `requestUser`, `workers` and `limits` are optional.
+    /// Decodes a configuration; `requestUser`, `workers`, `limits` and `farm` are optional.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         socketPath = try container.decode(String.self, forKey: .socketPath)
@@ -125,6 +152,7 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         requestUser = try container.decodeIfPresent(String.self, forKey: .requestUser)
         workers = try container.decodeIfPresent(Int.self, forKey: .workers) ?? 4
         limits = try container.decodeIfPresent(ServerLimits.self, forKey: .limits) ?? ServerLimits()
+        farm = try container.decodeIfPresent(FarmListenerConfiguration.self, forKey: .farm)
     }
 
     /// Reads and checks a configuration file.
@@ -171,6 +199,31 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
             limits.maxJobLines >= 10, limits.maxLinesPerResponse >= 1
         else {
             throw ServerStartError("a limit of the helper configuration is out of range")
+        }
+        if let farm { try validate(farm) }
+    }
+
+    /// The farm listener is apart from the web one: its own socket, key and peers.
+    private func validate(_ farm: FarmListenerConfiguration) throws(ServerStartError) {
+        for (name, value) in [("farm.socketPath", farm.socketPath), ("farm.keyFile", farm.keyFile)] {
+            guard value.hasPrefix("/"), !value.utf8.contains(0) else {
+                throw ServerStartError("\(name) must be an absolute path")
+            }
+        }
+        guard farm.socketPath.utf8.count < 108 else {
+            throw ServerStartError("farm.socketPath is longer than 107 bytes")
+        }
+        guard farm.socketPath != socketPath, farm.keyFile != keyFile else {
+            throw ServerStartError("the farm listener needs a socket and a key of its own (farm.socketPath, farm.keyFile)")
+        }
+        guard !farm.allowedUids.isEmpty, !farm.allowedUids.contains(0) else {
+            throw ServerStartError("farm.allowedUids must name the farm account's uid (and not root)")
+        }
+        guard Set(farm.allowedUids).isDisjoint(with: allowedUids) else {
+            throw ServerStartError("a uid is both in allowedUids and farm.allowedUids: the web socket's peers and the farm's must differ")
+        }
+        guard !farm.socketGroup.isEmpty, farm.socketGroup != socketGroup else {
+            throw ServerStartError("farm.socketGroup must be the farm account's group, not the web socket's")
         }
     }
 }

@@ -24,7 +24,7 @@ struct Follow: ParsableCommand {
         do {
             let input = try System.readStandardInput(limit: FarmFollower.requestLimit)
             reply = FarmFollower.answer(
-                input, site: site, originalCommand: System.environmentValue("SSH_ORIGINAL_COMMAND"))
+                input, site: site, originalCommand: System.environmentValue("SSH_ORIGINAL_COMMAND"), helper: helper())
         } catch {
             reply = FarmReply(error: FarmError(code: "bad_request", message: "cannot read the request: \(error)"))
         }
@@ -32,6 +32,24 @@ struct Follow: ParsableCommand {
             FileOutput.standardOutput(String(decoding: bytes, as: UTF8.self) + "\n")
         }
         if reply.error != nil { throw ExitCode(2) }
+    }
+
+    /// The node's helper, through its farm socket, with the farm's key (readable by this account).
+    private func helper() -> Result<HelperClient, FarmError> {
+        do throws(DeliveryError) {
+            try SiteDirectory.checkName(site)
+            let key = try RequestSignature.key(fromFile: SiteDirectory.farmKeyPath(ofSite: site))
+            return .success(
+                HelperClient(
+                    socketPath: SiteDirectory.farmSocketPath(ofSite: site), key: key, userName: "farm coordinator"))
+        } catch {
+            return .failure(
+                FarmError(
+                    code: "not_following",
+                    message:
+                        "this node's helper takes no farm requests (\(error.message)); run moodle-delivery-setup --farm-coordinator-key on it"
+                ))
+        }
     }
 }
 
