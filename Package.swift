@@ -60,6 +60,7 @@ let package = Package(
                 "DeliveryCore",
                 "DeliveryServer",
                 "deliveryd",
+                "deliveryctl",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

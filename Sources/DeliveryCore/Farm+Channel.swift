@@ -53,7 +53,9 @@ public enum FarmFollower {
     /// A farm delivery's id: 8 to 64 letters, digits, `-` or `_` (the node's helper checks it too).
     public static func isDeliveryId(_ id: String) -> Bool {
         (8...64).contains(id.utf8.count)
-            && id.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) || $0 == 45 || $0 == 95 }
+            && id.utf8.allSatisfy {
+                ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) || $0 == 45 || $0 == 95
+            }
     }
 
     /// How often a running job is asked about.

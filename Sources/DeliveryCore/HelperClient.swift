@@ -46,7 +46,8 @@ public struct HelperClient: Sendable {
             throw DeliveryError(.io, "cannot reach the helper at \(socketPath): \(error)")
         }
         defer { System.close(fd) }
-        let request = Self.record(method: method, path: path, query: query, headers: signed(method, path, query, body), body: body)
+        let request = Self.record(
+            method: method, path: path, query: query, headers: signed(method, path, query, body), body: body)
         guard System.sendAll(fd, request) else {
             throw DeliveryError(.io, "the helper at \(socketPath) closed the connection before taking the request")
         }
@@ -97,7 +98,10 @@ public struct HelperClient: Sendable {
     private static func length(_ count: Int) -> [UInt8] {
         count < 128
             ? [UInt8(count)]
-            : [UInt8((count >> 24) & 0x7F) | 0x80, UInt8((count >> 16) & 0xFF), UInt8((count >> 8) & 0xFF), UInt8(count & 0xFF)]
+            : [
+                UInt8((count >> 24) & 0x7F) | 0x80, UInt8((count >> 16) & 0xFF), UInt8((count >> 8) & 0xFF),
+                UInt8(count & 0xFF),
+            ]
     }
 
     /// Records of at most 65,535 bytes, then the empty one that ends the stream.

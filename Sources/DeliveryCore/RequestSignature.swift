@@ -24,7 +24,8 @@ public enum RequestSignature {
 
     /// Whether `given` (raw bytes) is the signature of `canonical`; constant time.
     public static func isValid(_ given: [UInt8], of canonical: String, key: [UInt8]) -> Bool {
-        HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: Array(canonical.utf8), using: SymmetricKey(data: key))
+        HMAC<SHA256>.isValidAuthenticationCode(
+            given, authenticating: Array(canonical.utf8), using: SymmetricKey(data: key))
     }
 
     /// A key file's key: its content less trailing white space, at least 32 bytes.

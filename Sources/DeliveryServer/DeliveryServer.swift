@@ -117,7 +117,8 @@ public final class DeliveryServer: Sendable {
                 engine: engine, jobs: JobRegistry(retained: limits.retainedJobs, maxLines: limits.maxJobLines),
                 limits: limits, logger: logger, siteConfiguration: configuration.siteConfiguration),
             authenticator: authenticator(key), listener: listener,
-            farm: farm.map { FarmEndpoint(listener: $0.listener, authenticator: authenticator($0.key)) }, logger: logger,
+            farm: farm.map { FarmEndpoint(listener: $0.listener, authenticator: authenticator($0.key)) },
+            logger: logger,
             wake: wake, gate: gate)
     }
 

@@ -30,7 +30,8 @@ struct FarmEndpoint: Sendable {
         let id = query.removeValue(forKey: deliveryMember)
         guard id.map(FarmFollower.isDeliveryId) ?? (method != "POST") else {
             throw APIError.badRequest(
-                "an operation on the farm socket names its farm delivery (\(deliveryMember): 8 to 64 letters, digits, '-' or '_')")
+                "an operation on the farm socket names its farm delivery (\(deliveryMember): 8 to 64 letters, digits, '-' or '_')"
+            )
         }
         actor.source = "farm"
         actor.claimed = true

@@ -114,7 +114,9 @@ public enum SeparatedServer {
         }
         var forbidden: [(String, UInt32)] = [("root", 0)]
         forbidden += configuration.allowedUids.map { ("a peer of the socket (allowedUids)", $0) }
-        forbidden += (configuration.farm?.allowedUids ?? []).map { ("a peer of the farm socket (farm.allowedUids)", $0) }
+        forbidden += (configuration.farm?.allowedUids ?? []).map {
+            ("a peer of the farm socket (farm.allowedUids)", $0)
+        }
         for (role, account) in [("the web user", site.webUser), ("the code owner", site.codeOwner)] {
             if let uid = System.user(named: account)?.uid { forbidden.append((role, uid)) }
         }
@@ -130,7 +132,8 @@ public enum SeparatedServer {
 
     private static func runRequestSide(
         _ configuration: ServerConfiguration, key: [UInt8], listener: Listener,
-        farm: (listener: Listener, key: [UInt8])?, channel: Int32, user: (name: String, uid: UInt32, gid: UInt32), monitorPid: Int32, logger: Logger
+        farm: (listener: Listener, key: [UInt8])?, channel: Int32, user: (name: String, uid: UInt32, gid: UInt32),
+        monitorPid: Int32, logger: Logger
     ) -> Int32 {
         do {
             try System.becomeUser(uid: user.uid, gid: user.gid, deathSignal: SIGTERM)

@@ -214,13 +214,15 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
             throw ServerStartError("farm.socketPath is longer than 107 bytes")
         }
         guard farm.socketPath != socketPath, farm.keyFile != keyFile else {
-            throw ServerStartError("the farm listener needs a socket and a key of its own (farm.socketPath, farm.keyFile)")
+            throw ServerStartError(
+                "the farm listener needs a socket and a key of its own (farm.socketPath, farm.keyFile)")
         }
         guard !farm.allowedUids.isEmpty, !farm.allowedUids.contains(0) else {
             throw ServerStartError("farm.allowedUids must name the farm account's uid (and not root)")
         }
         guard Set(farm.allowedUids).isDisjoint(with: allowedUids) else {
-            throw ServerStartError("a uid is both in allowedUids and farm.allowedUids: the web socket's peers and the farm's must differ")
+            throw ServerStartError(
+                "a uid is both in allowedUids and farm.allowedUids: the web socket's peers and the farm's must differ")
         }
         guard !farm.socketGroup.isEmpty, farm.socketGroup != socketGroup else {
             throw ServerStartError("farm.socketGroup must be the farm account's group, not the web socket's")

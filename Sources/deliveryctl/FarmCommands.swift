@@ -19,6 +19,12 @@ struct Follow: ParsableCommand {
     @Option(name: .long, help: "The site this node serves, as authorized_keys names it.")
     var site: String
 
+    @Option(name: .long, help: "The helper's farm socket (default /run/deliveryd/SITE-farm.sock).")
+    var farmSocket: String?
+
+    @Option(name: .long, help: "The farm's key (default /etc/moodle-delivery/sites/SITE/farm.key).")
+    var farmKey: String?
+
     func run() throws {
         let reply: FarmReply
         do {
@@ -38,10 +44,11 @@ struct Follow: ParsableCommand {
     private func helper() -> Result<HelperClient, FarmError> {
         do throws(DeliveryError) {
             try SiteDirectory.checkName(site)
-            let key = try RequestSignature.key(fromFile: SiteDirectory.farmKeyPath(ofSite: site))
+            let key = try RequestSignature.key(fromFile: farmKey ?? SiteDirectory.farmKeyPath(ofSite: site))
             return .success(
                 HelperClient(
-                    socketPath: SiteDirectory.farmSocketPath(ofSite: site), key: key, userName: "farm coordinator"))
+                    socketPath: farmSocket ?? SiteDirectory.farmSocketPath(ofSite: site), key: key,
+                    userName: "farm coordinator"))
         } catch {
             return .failure(
                 FarmError(

@@ -13,6 +13,12 @@ final class TestServer {
     let configurationPath: String
     let logPath: String
     private(set) var process: Process?
+    /// The farm's key (`farm`).
+    private(set) var farmKey: [UInt8] = []
+    var farmSocketPath: String { "\(directory)/run/farm.sock" }
+    var farmKeyPath: String { "\(directory)/farm.key" }
+    /// The farm account of these tests (run as root): `daemon`, which nothing else here uses.
+    static let farmPeer: (name: String, uid: UInt32, gid: UInt32) = ("daemon", 1, 1)
 
     var client: FastCGIClient { FastCGIClient(socketPath: socketPath) }
     var signer: Signer { Signer(key: key) }
@@ -40,7 +46,7 @@ final class TestServer {
     /// the engine's site configuration, a key and the helper's configuration.
     init(
         allowedUids: [UInt32] = [getuid()], workers: Int = 3, limits: [String: Any] = [:], productionFiles: Int = 3,
-        socketPath: String? = nil, withUpstream: Bool = false
+        socketPath: String? = nil, withUpstream: Bool = false, farm: Bool = false
     ) throws {
         var template = Array("/tmp/deliveryd-test-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw ClientError("mkdtemp failed") }
@@ -100,6 +106,19 @@ final class TestServer {
         ]
         // As root the helper splits, and its request side needs a user of its own.
         if getuid() == 0 { configuration["requestUser"] = Self.requestUser }
+        if farm {
+            // The farm's socket, for `farmPeer` only, with a key of its own that its group reads;
+            // the folder opened for that user to pass through.
+            farmKey = Array((0..<48).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined().utf8)
+            try Data(farmKey + [10]).write(to: URL(fileURLWithPath: farmKeyPath))
+            chown(farmKeyPath, 0, Self.farmPeer.gid)
+            chmod(farmKeyPath, 0o640)
+            chmod(directory, 0o711)
+            configuration["farm"] = [
+                "socketPath": farmSocketPath, "socketGroup": "\(Self.farmPeer.gid)",
+                "allowedUids": [Self.farmPeer.uid], "keyFile": farmKeyPath,
+            ]
+        }
         try JSONSerialization.data(withJSONObject: configuration).write(to: URL(fileURLWithPath: configurationPath))
     }
 
