@@ -34,28 +34,10 @@ extension DeliveryEngine {
         guard let farm = configuration.farm else {
             throw DeliveryError(.configuration, "this site has no farm: its configuration has no farm.nodes")
         }
-        let channel = FarmChannel(settings: farm, scratch: configuration.stateDirectory)
-        let recorder = CommandRecorder(onLine: { _ in })
-        let nodes = farm.nodes
-        let answers = Mutex<[Int: Result<FarmReply, DeliveryError>]>([:])
-        let next = Mutex(0)
-        System.runThreads(min(nodes.count, 16), interval: 3600, whileWaiting: {}) {
-            while true {
-                let index = next.withLock { (value: inout Int) -> Int in
-                    defer { value += 1 }
-                    return value
-                }
-                guard index < nodes.count else { return }
-                let answer = Result { () throws(DeliveryError) in
-                    try channel.ask(nodes[index], FarmRequest(request: "hello"), recorder: recorder)
-                }
-                answers.withLock { $0[index] = answer }
-            }
-        }
-        let results = answers.withLock { $0 }
+        let results = ask(farm, FarmRequest(request: "hello"))
         var unreachable: [String] = []
         var checks: [FarmNodeCheck] = []
-        for (index, node) in nodes.enumerated() {
+        for (index, node) in farm.nodes.enumerated() {
             switch results[index] {
             case .success(let reply):
                 var check = FarmNodeCheck(
@@ -79,5 +61,107 @@ extension DeliveryEngine {
             throw DeliveryError(.farmUnreachable, unreachable.joined(separator: "; "))
         }
         return checks
+    }
+
+    /// Asks every node of the farm the same request, all at the same time (at most 16 at once),
+    /// each over its pinned SSH channel; the answers by the nodes' order.
+    func ask(_ farm: FarmSettings, _ request: FarmRequest) -> [Int: Result<FarmReply, DeliveryError>] {
+        let channel = FarmChannel(settings: farm, scratch: configuration.stateDirectory)
+        let recorder = CommandRecorder(onLine: { _ in })
+        let nodes = farm.nodes
+        let answers = Mutex<[Int: Result<FarmReply, DeliveryError>]>([:])
+        let next = Mutex(0)
+        System.runThreads(min(nodes.count, 16), interval: 3600, whileWaiting: {}) {
+            while true {
+                let index = next.withLock { (value: inout Int) -> Int in
+                    defer { value += 1 }
+                    return value
+                }
+                guard index < nodes.count else { return }
+                let answer = Result { () throws(DeliveryError) in
+                    try channel.ask(nodes[index], request, recorder: recorder)
+                }
+                answers.withLock { $0[index] = answer }
+            }
+        }
+        return answers.withLock { $0 }
+    }
+
+    /// Every node's state, served copy and revision, asked of its helper through the farm channel
+    /// (`deliveryctl farm status`); a node that cannot be asked is listed with the reason.
+    /// - Throws: `.configuration` when the site has no farm.
+    public func farmStatus() throws(DeliveryError) -> [FarmNodeStatus] {
+        guard let farm = configuration.farm else {
+            throw DeliveryError(.configuration, "this site has no farm: its configuration has no farm.nodes")
+        }
+        let results = ask(farm, FarmRequest(request: "status"))
+        return farm.nodes.enumerated().map { index, node in
+            var status = FarmNodeStatus(node: node.name, address: node.address)
+            switch results[index] {
+            case .success(let reply):
+                if let error = reply.error {
+                    status.problem = "it refused (\(error.code)): \(error.message)"
+                } else if reply.status != 200 {
+                    status.problem = "its helper answered \(reply.status ?? 0): \((reply.answer ?? "").prefix(300))"
+                } else if let answer = try? JSONCoding.decode(
+                    FarmNodeStatus.Answer.self, from: Array((reply.answer ?? "").utf8))
+                {
+                    status.phase = answer.site.phase
+                    status.served = answer.site.served
+                    status.revision = answer.site.productionRevision?.label
+                    status.running = answer.site.running?.operation.rawValue
+                } else {
+                    status.problem = "its helper's status could not be read"
+                }
+            case .failure(let error):
+                status.problem = error.message
+            case nil:
+                status.problem = "not asked"
+            }
+            return status
+        }
+    }
+}
+
+/// One node's state as the coordinator sees it (`deliveryctl farm status`).
+public struct FarmNodeStatus: Sendable, Codable, Equatable {
+    /// The node's name.
+    public var node: String
+    /// Its address.
+    public var address: String
+    /// Its delivery state.
+    public var phase: DeliveryPhase?
+    /// The copy it serves.
+    public var served: TreeName?
+    /// Production's revision there.
+    public var revision: String?
+    /// The operation running there, if any.
+    public var running: String?
+    /// Why it could not be asked, or what it refused; nil when it answered.
+    public var problem: String?
+
+    /// Makes a node's status.
+    public init(node: String, address: String) {
+        self.node = node
+        self.address = address
+    }
+
+    /// What the coordinator reads of the node helper's `GET /status`.
+    struct Answer: Decodable {
+        struct Site: Decodable {
+            var phase: DeliveryPhase
+            var served: TreeName?
+            var productionRevision: Revision?
+            var running: RunningOperation?
+        }
+        var site: Site
+    }
+
+    /// One line for a person.
+    public var summary: String {
+        if let problem { return "\(node) (\(address)): \(problem)" }
+        let serving = served.map { "serves \($0.rawValue)" } ?? "serves no known copy"
+        let busy = running.map { ", running \($0)" } ?? ""
+        return "\(node) (\(address)): \(phase?.rawValue ?? "?"), \(serving), production at \(revision ?? "a revision not read yet")\(busy)"
     }
 }

@@ -64,7 +64,7 @@ struct Follow: ParsableCommand {
 struct Farm: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The site's web farm: the other nodes, reached over OpenSSH.",
-        subcommands: [FarmCheck.self])
+        subcommands: [FarmCheck.self, FarmStatusCommand.self])
 }
 
 /// Asks every node of the farm who it is, over its pinned SSH channel.
@@ -94,5 +94,32 @@ struct FarmCheck: ParsableCommand {
             for check in checks { FileOutput.standardOutput(check.summary + "\n") }
         }
         if mismatched { throw ExitCode(3) }
+    }
+}
+
+/// Every node's state, asked of its helper over the farm channel.
+struct FarmStatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Every node's delivery state, served copy and revision, asked of its helper over SSH.",
+        discussion: """
+            Each node is asked at the same time, through its farm account's forced command, which
+            passes the question to that node's helper (its farm socket). Exit 0 when every node
+            answered, 2 when one could not be asked (it is listed with the reason).
+            """)
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        var unanswered = false
+        options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
+            let nodes = try engine.farmStatus()
+            unanswered = nodes.contains { $0.problem != nil }
+            if options.json {
+                printJSON(nodes)
+                return
+            }
+            for node in nodes { FileOutput.standardOutput(terminalSafe(node.summary) + "\n") }
+        }
+        if unanswered { throw ExitCode(2) }
     }
 }

@@ -97,9 +97,12 @@ check "… and says what to run on each node" grep -q -- "--farm-coordinator-key
 check "setup --farm-coordinator-key (the node)" \
   bash -c '"${@:2}" --farm-coordinator-key "$(cat "$1/etc/sites/school/farm_ed25519.pub")" >"$1/node.log" 2>&1' _ "$work" "${setup[@]}"
 check "… the key is accepted for this site's forced command only, in keys the account cannot change" \
-  bash -c '[[ $(cat /var/lib/moodle-farm/.ssh/authorized_keys) == "restrict,command=\"$1/bin/deliveryctl follow --site school\" $(cat "$1/etc/sites/school/farm_ed25519.pub")" &&
+  bash -c '[[ $(cat /var/lib/moodle-farm/.ssh/authorized_keys) == "restrict,command=\"$1/bin/deliveryctl follow --site school --farm-socket $1/run/school-farm.sock --farm-key $1/etc/sites/school/farm.key\" $(cat "$1/etc/sites/school/farm_ed25519.pub")" &&
     $(stat -c "%U %a" /var/lib/moodle-farm/.ssh/authorized_keys /var/lib/moodle-farm/.ssh /var/lib/moodle-farm | sort -u) == "root 644
 root 755" ]]' _ "$work"
+check "… the node's helper listens on its farm socket: the farm account's group, 0660; the farm key root's, that group's, 0640" \
+  bash -c '[[ $(stat -c "%F %U %G %a" "$1/run/school-farm.sock") == "socket root moodle-farm 660" &&
+    $(stat -c "%U %G %a" "$1/etc/sites/school/farm.key") == "root moodle-farm 640" ]]' _ "$work"
 # says TEXT PATTERN…: each pattern is in the text; says_not TEXT PATTERN: it is not.
 says() { local text=$1 pattern; shift; for pattern in "$@"; do grep -q -- "$pattern" <<<"$text" || return 1; done; }
 says_not() { ! grep -q -- "$2" <<<"$1"; }
@@ -120,6 +123,35 @@ json=$("$deliveryctl" farm check --site school --json 2>&1)
 check "… and in JSON" php -r '$c = json_decode($argv[1], true); exit($c[0]["node"] === "web2" && $c[0]["site"] === "school" ? 0 : 1);' "$json"
 check "… ssh ran as the farm account, not root (sshd logged the key of $account)" \
   grep -q "Accepted publickey for $account from 127.0.0.1" "$work/sshd.log"
+
+section "Through the channel to the node's helper: farm status, an operation tied to its farm delivery"
+# What the coordinator sends in a farm delivery's step: an operation with the delivery's id.
+coordinator_ssh=(ssh -F /dev/null -T -o BatchMode=yes -o StrictHostKeyChecking=yes
+  -o "UserKnownHostsFile=$work/etc/sites/school/farm_known_hosts" -o HostKeyAlias=web2 -o IdentitiesOnly=yes
+  -i "$work/etc/sites/school/farm_ed25519" -p "$port" "$account@127.0.0.1")
+reply=$(echo '{"version": 1, "request": "operation", "farmDelivery": "F20261204-transport", "call": "{\"operation\": \"secure\"}"}' |
+  as "$account" "${coordinator_ssh[@]}")
+php -r '$r = json_decode($argv[1], true); $j = json_decode($r["answer"] ?? "", true);
+  echo "reply: status ", $r["status"] ?? "-", ", job ", $j["state"] ?? "-", ", error ", json_encode($r["error"] ?? $j["error"] ?? null), "\n";' "$reply"
+check "an operation through the channel: the node's helper ran secure and answered the finished job" \
+  php -r '$r = json_decode($argv[1], true); $j = json_decode($r["answer"] ?? "", true);
+    exit(($r["status"] ?? 0) === 200 && ($j["state"] ?? "") === "succeeded" && $j["actor"]["source"] === "farm" ? 0 : 1);' "$reply"
+check "… the node's audit log ties it to the farm delivery (source farm, the farm account's uid)" \
+  bash -c 'grep -q "\"farmDelivery\":\"F20261204-transport\"" "$1"/state/audit.log* && grep "F20261204-transport" "$1"/state/audit.log* | grep -q "\"peerUid\":$(id -u moodle-farm)"' _ "$work"
+output=$("$deliveryctl" farm status --site school 2>&1)
+status=$?
+echo "$output"
+check "farm status: web2's helper answers through follow and its farm socket (exit 0): secured now, serving production, its revision" \
+  bash -c '[[ $1 == 0 ]] && says "$2" "^web2 (127.0.0.1): secured, serves production, production at main @ "' _ "$status" "$output"
+socket_try() { # socket_try USER PATH: can USER connect to the unix socket at PATH?
+  as "$1" php -r '$s = @stream_socket_client("unix://" . $argv[1], $no, $text, 2); exit($s ? 0 : 1);' "$2"
+}
+export -f socket_try
+check_fails "the web user cannot connect to the farm socket (its group is the farm account's)" \
+  socket_try www-data "$work/run/school-farm.sock"
+check_fails "the farm account cannot connect to the web socket" socket_try "$account" "$work/run/school/deliveryd.sock"
+check "… while the web user reaches its own socket (the refusals above are the sockets', not php's)" \
+  socket_try www-data "$work/run/school/deliveryd.sock"
 
 section "Attacks: what the farm key gets on a node beyond the forced command"
 # The attacker holds the coordinator's private key and talks to sshd directly, as the farm account.

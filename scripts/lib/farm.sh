@@ -104,15 +104,42 @@ farm_check_key() {
   fi
 }
 
+# The farm socket of this site's helper on a node, and the key follow signs with there: the farm
+# account's group may use them, the web user may not (deliveryctl follow passes the coordinator's
+# requests on through them).
+# (Set once site and site_etc are known.)
+farm_node_paths() {
+  farm_socket=${DELIVERY_RUN:-/run/deliveryd}/$site-farm.sock
+  farm_key_file=$site_etc/farm.key
+}
+
+# farm_listener: this node's helper gets a farm socket (`farm` in deliveryd.json) with a key of its
+# own; run before the helper (re)starts.
+farm_listener() {
+  farm_node_paths
+  ensure_farm_account
+  if [[ ! -s $farm_key_file ]]; then
+    (umask 027 && head -c 48 /dev/urandom | base64 -w0 >"$farm_key_file")
+  fi
+  chown "root:$farm_account" "$farm_key_file"
+  chmod 0640 "$farm_key_file"
+  "$php" -r '$c = json_decode(file_get_contents($argv[1]), true);
+    $c["farm"] = ["socketPath" => $argv[2], "socketGroup" => $argv[3], "allowedUids" => [(int) $argv[4]], "keyFile" => $argv[5]];
+    file_put_contents($argv[1], json_encode($c, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES) . "\n");' \
+    "$server_config" "$farm_socket" "$farm_account" "$(id -u "$farm_account")" "$farm_key_file"
+  say "The helper of site '$site' takes the coordinator's requests on $farm_socket ($farm_account's group only)"
+}
+
 # farm_follower KEY: this node accepts the coordinator's KEY for this site's forced command only
 # (its line replaces this site's earlier one; other sites' lines stay).
 farm_follower() {
   local key=$1 line
   farm_check_key "$key"
+  farm_node_paths
   ensure_farm_account
-  line="restrict,command=\"$bindir/deliveryctl follow --site $site\" $key"
+  line="restrict,command=\"$bindir/deliveryctl follow --site $site --farm-socket $farm_socket --farm-key $farm_key_file\" $key"
   {
-    grep -vF -- "follow --site $site\"" "$farm_authorized" 2>/dev/null || true
+    grep -vF -- "follow --site $site " "$farm_authorized" 2>/dev/null || true
     echo "$line"
   } >"$farm_authorized.new"
   chmod 0644 "$farm_authorized.new"
@@ -122,10 +149,11 @@ farm_follower() {
 
 # farm_forget: --uninstall removes this site's line from the farm account's keys and the site's farm files.
 farm_forget() {
-  if [[ -f $farm_authorized ]] && grep -qF -- "follow --site $site\"" "$farm_authorized"; then
-    grep -vF -- "follow --site $site\"" "$farm_authorized" >"$farm_authorized.new" || true
+  farm_node_paths
+  if [[ -f $farm_authorized ]] && grep -qF -- "follow --site $site " "$farm_authorized"; then
+    grep -vF -- "follow --site $site " "$farm_authorized" >"$farm_authorized.new" || true
     chmod 0644 "$farm_authorized.new"
     mv "$farm_authorized.new" "$farm_authorized"
   fi
-  rm -f "$site_etc/farm_ed25519" "$site_etc/farm_ed25519.pub" "$site_etc/farm_known_hosts"
+  rm -f "$site_etc/farm_ed25519" "$site_etc/farm_ed25519.pub" "$site_etc/farm_known_hosts" "$farm_key_file"
 }
