@@ -65,10 +65,20 @@ extension DeliveryEngine {
 
     /// Asks every node of the farm the same request, all at the same time (at most 16 at once),
     /// each over its pinned SSH channel; the answers by the nodes' order.
-    func ask(_ farm: FarmSettings, _ request: FarmRequest) -> [Int: Result<FarmReply, DeliveryError>] {
+    func ask(_ farm: FarmSettings, _ request: FarmRequest, waitSeconds: Double = 60) -> [Int: Result<
+        FarmReply, DeliveryError
+    >] {
+        ask(farm.nodes, { _ in request }, waitSeconds: waitSeconds)
+    }
+
+    /// Asks each of `nodes` its own request, all at the same time (at most 16 at once); the
+    /// answers by the nodes' order.
+    func ask(_ nodes: [FarmNode], _ request: @escaping @Sendable (FarmNode) -> FarmRequest, waitSeconds: Double)
+        -> [Int: Result<FarmReply, DeliveryError>]
+    {
+        guard let farm = configuration.farm, !nodes.isEmpty else { return [:] }
         let channel = FarmChannel(settings: farm, scratch: configuration.stateDirectory)
         let recorder = CommandRecorder(onLine: { _ in })
-        let nodes = farm.nodes
         let answers = Mutex<[Int: Result<FarmReply, DeliveryError>]>([:])
         let next = Mutex(0)
         System.runThreads(min(nodes.count, 16), interval: 3600, whileWaiting: {}) {
@@ -79,7 +89,7 @@ extension DeliveryEngine {
                 }
                 guard index < nodes.count else { return }
                 let answer = Result { () throws(DeliveryError) in
-                    try channel.ask(nodes[index], request, recorder: recorder)
+                    try channel.ask(nodes[index], request(nodes[index]), recorder: recorder, waitSeconds: waitSeconds)
                 }
                 answers.withLock { $0[index] = answer }
             }
@@ -162,6 +172,7 @@ public struct FarmNodeStatus: Sendable, Codable, Equatable {
         if let problem { return "\(node) (\(address)): \(problem)" }
         let serving = served.map { "serves \($0.rawValue)" } ?? "serves no known copy"
         let busy = running.map { ", running \($0)" } ?? ""
-        return "\(node) (\(address)): \(phase?.rawValue ?? "?"), \(serving), production at \(revision ?? "a revision not read yet")\(busy)"
+        return
+            "\(node) (\(address)): \(phase?.rawValue ?? "?"), \(serving), production at \(revision ?? "a revision not read yet")\(busy)"
     }
 }

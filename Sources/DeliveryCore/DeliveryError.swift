@@ -78,6 +78,9 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
         /// A node of the site's farm could not be asked over SSH (no connection, a host key that is
         /// not the pinned one, the farm key refused, no answer): nothing was asked of any node.
         case farmUnreachable = "farm_unreachable"
+        /// A step of a farm delivery failed on a node: every node was brought back to what they
+        /// all serve alike (the message names the node, the step and where the farm stands).
+        case farmStepFailed = "farm_step_failed"
 
         /// True for the codes of a refusal: raised before the operation changed anything (an
         /// operation that had already changed something and then fails so is a failure). The one
@@ -90,7 +93,7 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
                 .blockedByRehearsal, .farmUnreachable:
                 true
             case .vcsFailed, .upgradeFailed, .configuration, .privileges, .io, .preempted, .snapshotFailed,
-                .databaseRestoreFailed, .healthCheckFailed, .webServerStale, .rehearsalFailed:
+                .databaseRestoreFailed, .healthCheckFailed, .webServerStale, .rehearsalFailed, .farmStepFailed:
                 false
             }
         }

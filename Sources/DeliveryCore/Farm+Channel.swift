@@ -151,8 +151,8 @@ public struct FarmChannel: Sendable {
     /// Asks a node; its refusal comes back as the reply's `error`.
     /// - Throws: `DeliveryError` `.farmUnreachable` naming the node and what `ssh` said (no
     ///   connection, a host key that is not the pinned one, the key refused, no answer).
-    func ask(_ node: FarmNode, _ request: FarmRequest, recorder: CommandRecorder) throws(DeliveryError)
-        -> FarmReply
+    func ask(_ node: FarmNode, _ request: FarmRequest, recorder: CommandRecorder, waitSeconds: Double = 60)
+        throws(DeliveryError) -> FarmReply
     {
         let account = try UserIdentity.lookup(settings.account)
         let file = "\(scratch)/farm-request-\(node.name)-\(UUID().uuidString).json"
@@ -164,7 +164,7 @@ public struct FarmChannel: Sendable {
         defer { try? System.unlink(file) }
         var command = Command(
             Self.sshPath, arguments(for: node), user: account, workingDirectory: "/",
-            timeoutSeconds: Double(settings.connectTimeoutSeconds ?? 5) + 60, outputLimit: 1 << 20)
+            timeoutSeconds: Double(settings.connectTimeoutSeconds ?? 5) + waitSeconds, outputLimit: 8 << 20)
         command.standardInputFile = file
         let result = try recorder.run(command)
         let lines = result.standardOutput.split(separator: "\n")

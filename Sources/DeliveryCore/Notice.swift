@@ -145,6 +145,8 @@ extension DeliveryError.Code {
         case .cannotRehearse: "The rehearsal cannot run."
         case .blockedByRehearsal: "The rehearsal of that revision failed; it is not delivered without a confirmation."
         case .farmUnreachable: "A node of the farm could not be asked over SSH; nothing was asked of any node."
+        case .farmStepFailed:
+            "A step of the farm delivery failed on a node; every node was brought back to the code they all served before."
         }
     }
 }

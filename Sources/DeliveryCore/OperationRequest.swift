@@ -88,7 +88,7 @@ public struct OperationRequest: Sendable, Codable, Equatable {
     public static func parse(
         _ operation: Operation, actor: Actor, securePath: String? = nil, updatePath: String? = nil,
         securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil,
-        secondFactorCode: String? = nil, confirmFailedRehearsal: Bool? = nil,
+        secondFactorCode: String? = nil, confirmFailedRehearsal: Bool? = nil, targetRevision: String? = nil,
         audit: (OperationRequest, DeliveryError) -> Void
     ) throws(DeliveryError) -> OperationRequest {
         do {
@@ -96,7 +96,7 @@ public struct OperationRequest: Sendable, Codable, Equatable {
                 operation, actor: actor, securePath: try ComponentPath.parse(securePath),
                 updatePath: try ComponentPath.parse(updatePath), securityCopy: securityCopy, comment: comment,
                 confirmDatabaseRestore: confirmDatabaseRestore, secondFactorCode: secondFactorCode,
-                confirmFailedRehearsal: confirmFailedRehearsal)
+                targetRevision: targetRevision, confirmFailedRehearsal: confirmFailedRehearsal)
         } catch {
             if let bare = try? OperationRequest(operation, actor: actor) { audit(bare, error) }
             throw error

@@ -71,6 +71,14 @@ extension OperationRun {
         } else {
             need = try moodle.upgradeNeed(in: .production)
         }
+        // A farm delivers code in lock-step; Moodle's upgrade of the shared database is not one of
+        // its steps yet. Refused while the copy still serves, nothing changed.
+        if request.actor.farmDelivery != nil && need != .none {
+            throw DeliveryError(
+                .preflightFailed,
+                "this revision brings a Moodle upgrade, which a farm delivery does not run yet (farm \(request.actor.farmDelivery ?? "")): nothing was changed; the copy still serves"
+            )
+        }
         if let checker, let baselineTree {
             let critical = Array((baseline ?? checker.criticalChecks(in: baselineTree)) ?? []).sorted()
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.criticalChecksBefore = critical }

@@ -49,9 +49,14 @@ struct OperationBody: Decodable {
     var comment: String?
     var confirmDatabaseRestore: Bool?
     var secondFactorCode: String?
+    /// update, on the farm socket only: the revision the farm's coordinator resolved.
+    var targetRevision: String?
 
-    /// Every member an operation takes (`Operation.requestMembers`), and `operation`.
-    static let members: Set<String> = Set(Operation.allCases.flatMap(\.requestMembers)).union(["operation"])
+    /// Every member an operation takes (`Operation.requestMembers`), `operation`, and the farm's
+    /// `targetRevision`.
+    static let members: Set<String> = Set(Operation.allCases.flatMap(\.requestMembers)).union([
+        "operation", "targetRevision",
+    ])
 }
 
 /// The body of `PUT /schedule`.
@@ -241,7 +246,9 @@ final class API: Sendable {
         guard let operation = Operation(rawValue: body.operation) else {
             throw APIError.badRequest("unknown operation '\(Self.printable(body.operation))'")
         }
-        if let other = names.first(where: { $0 != "operation" && !operation.requestMembers.contains($0) }) {
+        if let other = names.first(where: { $0 != "operation" && !operation.requestMembers.contains($0) }),
+            other != "targetRevision" || request.actor.source != "farm" || operation != .update
+        {
             throw APIError.badRequest("'\(operation.rawValue)' takes no member '\(other)'")
         }
         let operationRequest: OperationRequest
@@ -250,7 +257,7 @@ final class API: Sendable {
                 operation, actor: request.actor, securePath: body.securePath, updatePath: body.updatePath,
                 securityCopy: body.securityCopy ?? false, comment: body.comment,
                 confirmDatabaseRestore: body.confirmDatabaseRestore, secondFactorCode: body.secondFactorCode,
-                audit: engine.recordRefusal)
+                targetRevision: body.targetRevision, audit: engine.recordRefusal)
         } catch {
             logger.notice(
                 "refused a request",

@@ -74,7 +74,7 @@ struct APIError: Error, Sendable, Equatable {
         case .secondFactorRequired, .secondFactorRefused, .secondFactorLocked: status = 403
         case .rateLimited: status = 429
         case .vcsFailed, .upgradeFailed, .snapshotFailed, .databaseRestoreFailed, .healthCheckFailed, .webServerStale,
-            .rehearsalFailed:
+            .rehearsalFailed, .farmStepFailed:
             status = 500
         case .configuration, .privileges, .io: status = 500
         }

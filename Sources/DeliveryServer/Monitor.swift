@@ -208,8 +208,11 @@ final class Monitor: Sendable {
         case .perform(let request, let job):
             guard OperationIdentifier.isValid(job) else { throw DeliveryError(.badRequest, "malformed job id") }
             try Self.checkActor(request.actor)
-            // Only the helper's own timer asks for a revision, from the schedule it keeps.
-            guard !request.scheduled, request.targetRevision == nil else {
+            // Only the helper's own timer asks for a revision, from the schedule it keeps, and a
+            // farm's coordinator, for the update of its lock-step delivery.
+            guard !request.scheduled,
+                request.targetRevision == nil || (request.actor.source == "farm" && request.operation == .update)
+            else {
                 throw DeliveryError(.badRequest, "a request may not name a revision or claim to be scheduled")
             }
             let slot: WritableKeyPath<InFlight, Bool> = request.operation == .rollback ? \.rollback : \.operation

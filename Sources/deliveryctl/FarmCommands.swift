@@ -64,7 +64,7 @@ struct Follow: ParsableCommand {
 struct Farm: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The site's web farm: the other nodes, reached over OpenSSH.",
-        subcommands: [FarmCheck.self, FarmStatusCommand.self])
+        subcommands: [FarmCheck.self, FarmStatusCommand.self, FarmRunAll.self])
 }
 
 /// Asks every node of the farm who it is, over its pinned SSH channel.
@@ -121,5 +121,39 @@ struct FarmStatusCommand: ParsableCommand {
             for node in nodes { FileOutput.standardOutput(terminalSafe(node.summary) + "\n") }
         }
         if unanswered { throw ExitCode(2) }
+    }
+}
+
+/// A delivery on every node of the farm, in lock-step.
+struct FarmRunAll: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run-all",
+        abstract: "Secure, switch, update and restore on every node of the farm, each step everywhere before the next.",
+        discussion: """
+            This node coordinates: every node must answer with the same site and version and be at
+            rest, else nothing starts. Each step runs on all nodes at once; the update brings every
+            other node to exactly the commit this node reached. When a step fails on a node, every
+            node is brought back to the code all of them served before (cancel, or rollback where
+            the new code already served), and the error says where the farm stands. A revision
+            that brings a Moodle upgrade is refused at the restore (not yet delivered in lock-step),
+            the farm brought back. Exit 0 when every node serves the new revision, 2 when refused
+            before anything changed, 1 when a step failed.
+            """)
+    @Flag(name: .long, help: "Also refresh each node's security copy.")
+    var security = false
+    @Option(name: .long, help: "A comment recorded with the delivery on every node.")
+    var comment: String?
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        let json = options.json
+        options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
+            let path = try options.configurationPath()
+            let outcome = try engine.runFarmDelivery(
+                site: options.site ?? SiteDirectory.name(ofConfiguration: path), actor: options.actor,
+                comment: comment, securityCopy: security,
+                say: { line in if !json { FileOutput.standardOutput(terminalSafe(line) + "\n") } })
+            if json { printJSON(outcome) }
+        }
     }
 }

@@ -86,6 +86,7 @@ $string['error:configuration'] = 'The helper\'s site configuration is not usable
 $string['error:confirmationrequired'] = 'The rollback was not done: it would restore the database snapshot and lose what users wrote since. Tick the confirmation above the Emergency rollback button, then try again.';
 $string['error:copymissing'] = 'There is no complete copy for this step; secure the whole tree first.';
 $string['error:databaserestorefailed'] = 'Restoring the database snapshot failed; the site stays in maintenance mode. Read the log, then run the rollback again or finish from the server with deliveryctl.';
+$string['error:farmstepfailed'] = 'A step of the farm delivery failed on a node; every node was brought back to the code all of them served before.';
 $string['error:farmunreachable'] = 'A node of the site\'s web farm could not be asked over SSH (no connection, a host key that is not the one pinned at install, or the farm key refused); nothing was asked of any node.';
 $string['error:healthcheckfailed'] = 'The health check after Restore production failed (see the log for what failed): the site was rolled back, or waits in maintenance mode for your choice, as the helper is configured.';
 $string['error:helperdenied'] = 'The web server\'s user may not open the helper\'s socket; check its group and mode.';

@@ -86,6 +86,7 @@ $string['error:configuration'] = 'La configuration du site de l\'assistant n\'es
 $string['error:confirmationrequired'] = 'Le retour arrière n\'a pas été fait : il restaurerait l\'instantané de la base de données et perdrait ce que les utilisateurs ont écrit depuis. Cochez la confirmation au-dessus du bouton Retour d\'urgence, puis recommencez.';
 $string['error:copymissing'] = 'Il n\'y a pas de copie complète pour cette étape ; sécurisez d\'abord toute l\'arborescence.';
 $string['error:databaserestorefailed'] = 'La restauration de l\'instantané de la base de données a échoué ; le site reste en mode maintenance. Lisez le journal, puis relancez le retour arrière ou terminez depuis le serveur avec deliveryctl.';
+$string['error:farmstepfailed'] = 'Une étape de la livraison sur la ferme a échoué sur un nœud ; chaque nœud a été ramené au code que tous servaient avant.';
 $string['error:farmunreachable'] = 'Un nœud de la ferme web du site n\'a pas pu être interrogé par SSH (pas de connexion, une clé d\'hôte qui n\'est pas celle enregistrée à l\'installation, ou la clé de la ferme refusée) ; rien n\'a été demandé à aucun nœud.';
 $string['error:healthcheckfailed'] = 'La vérification de fonctionnement après Rétablir la production a échoué (le journal dit ce qui a échoué) : selon la configuration de l\'assistant, le site a été ramené en arrière, ou il attend votre choix en mode maintenance.';
 $string['error:helperdenied'] = 'L\'utilisateur du serveur web ne peut pas ouvrir le socket de l\'assistant ; vérifiez son groupe et ses droits.';

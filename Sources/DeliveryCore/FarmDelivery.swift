@@ -1,0 +1,289 @@
+import Foundation
+import Synchronization
+
+/// What a farm delivery brought (`deliveryctl farm run-all`).
+public struct FarmDeliveryOutcome: Sendable, Codable, Equatable {
+    /// The farm delivery's id, in every node's audit log.
+    public var id: String
+    /// The revision every node serves now.
+    public var revision: String?
+    /// The nodes, this one first.
+    public var nodes: [String]
+}
+
+/// One delivery across a web farm, in lock-step: each step on every node (this one, the
+/// coordinator, and the others over the farm channel) before the next begins. Secure on all,
+/// switch all, update this node and then every other to the very commit this node reached, restore
+/// this node and then the others. Before anything, every node must answer with the same site and
+/// version and be at rest. When a step fails on a node, every node is brought back to the code
+/// all of them served before: `cancel` where the step left a copy serving, `rollback` where
+/// production with the new code already served; the error says where each node stands.
+///
+/// A revision that brings a Moodle upgrade is refused at the restore, while the copies still
+/// serve (each node's restore refuses it for a farm delivery), and the farm is brought back: the
+/// upgrade of the shared database in lock-step is not built yet.
+struct FarmDelivery {
+    let engine: DeliveryEngine
+    let farm: FarmSettings
+    let site: String
+    let actor: Actor
+    let comment: String?
+    let securityCopy: Bool
+    let say: @Sendable (String) -> Void
+
+    /// The farm delivery's id: `F` and an operation id (8 to 64 letters, digits, `-`).
+    let id = "F" + OperationIdentifier.make()
+
+    /// The longest a node's step is waited for.
+    static let stepSeconds = 6.0 * 3600
+
+    /// Where each participant stands after a step: the coordinator is `nil`.
+    typealias Outcome = [String?: Result<Void, DeliveryError>]
+
+    func run() throws(DeliveryError) -> FarmDeliveryOutcome {
+        let lock = try takeFarmLock()
+        defer { System.close(lock) }
+        try checkAtRest()
+        say(
+            "Farm delivery \(id): \(farm.nodes.count + 1) nodes (this one and \(farm.nodes.map(\.name).joined(separator: ", ")))"
+        )
+
+        var done = try step("secure", local: localRequest(.secure), call: call("secure"))
+        guard done.failed.isEmpty else {
+            throw failure("secure", done, undone: [:], standing: "production still serves on every node")
+        }
+        done = try step("switch", local: localRequest(.switchToDelivery), call: call("switch"))
+        guard done.failed.isEmpty else {
+            let undone = bringBack(done.succeeded, with: "cancel")
+            throw failure("switch", done, undone: undone, standing: "production serves on every node again")
+        }
+        // This node resolves the revision; every other node checks out exactly that commit.
+        done = try step("update", local: localRequest(.update, comment: comment), call: nil, nodes: [])
+        guard done.failed.isEmpty else {
+            let undone = bringBack(allParticipants, with: "cancel")
+            throw failure(
+                "update", done, undone: undone, standing: "production serves the code before the delivery on every node"
+            )
+        }
+        let revision = try engine.status().productionRevision
+        guard let commit = revision?.id else {
+            throw DeliveryError(.io, "this node's update left no revision to bring the other nodes to")
+        }
+        say("update: this node is at \(revision?.label ?? commit); bringing every node to exactly \(commit)")
+        done = try step("update", local: nil, call: call("update", targetRevision: commit))
+        guard done.failed.isEmpty else {
+            let undone = bringBack(allParticipants, with: "cancel")
+            throw failure(
+                "update", done, undone: undone, standing: "production serves the code before the delivery on every node"
+            )
+        }
+        done = try step("restore", local: localRequest(.restore), call: nil, nodes: [])
+        guard done.failed.isEmpty else {
+            let undone = bringBack(allParticipants, with: "cancel")
+            throw failure(
+                "restore", done, undone: undone,
+                standing: "production serves the code before the delivery on every node")
+        }
+        done = try step("restore", local: nil, call: call("restore"))
+        guard done.failed.isEmpty else {
+            // This node and those that restored serve the new code: back to the backup copy.
+            let undone = bringBack(done.succeeded.union([nil]), with: "rollback")
+            throw failure(
+                "restore", done, undone: undone,
+                standing:
+                    "every node serves its backup copy (the code before the delivery); run it again, or cancel on each node"
+            )
+        }
+        say("Farm delivery \(id): every node serves \(revision?.label ?? commit)")
+        return FarmDeliveryOutcome(id: id, revision: commit, nodes: [site] + farm.nodes.map(\.name))
+    }
+
+    /// Every participant: this node (`nil`) and the others by name.
+    var allParticipants: Set<String?> { Set([nil] + farm.nodes.map { Optional($0.name) }) }
+
+    /// One farm-wide delivery at a time on this coordinator (an OFD lock on `farm.lock`).
+    func takeFarmLock() throws(DeliveryError) -> Int32 {
+        let fd: Int32
+        let taken: Bool
+        do {
+            fd = try System.open("\(engine.configuration.stateDirectory)/farm.lock", O_RDWR | O_CREAT, 0o600)
+        } catch {
+            throw DeliveryError.io("cannot open the farm lock", error)
+        }
+        do {
+            taken = try System.lockFile(fd, wait: false)
+        } catch {
+            System.close(fd)
+            throw DeliveryError.io("cannot take the farm lock", error)
+        }
+        guard taken else {
+            System.close(fd)
+            throw DeliveryError(.lockHeld, "another farm delivery of this site runs on this node")
+        }
+        return fd
+    }
+
+    /// Every node answers with this site and version, at rest (idle or secured, nothing running);
+    /// otherwise nothing starts anywhere.
+    func checkAtRest() throws(DeliveryError) {
+        let checks = try engine.checkFarm(site: site)
+        let mismatched = checks.filter { !$0.matches }.map(\.summary)
+        guard mismatched.isEmpty else {
+            throw DeliveryError(
+                .wrongState,
+                "the farm delivery did not start: \(mismatched.joined(separator: "; ")); nothing was changed")
+        }
+        var busy: [String] = []
+        let own = try engine.status()
+        if ![.idle, .secured].contains(own.phase) || own.running != nil {
+            busy.append(
+                "this node is \(own.phase.rawValue)\(own.running.map { ", running \($0.operation.rawValue)" } ?? "")")
+        }
+        for node in try engine.farmStatus() {
+            if let problem = node.problem {
+                throw DeliveryError(
+                    .farmUnreachable, "the farm delivery did not start: \(node.node): \(problem); nothing was changed")
+            }
+            if ![.idle, .secured].contains(node.phase) || node.running != nil { busy.append(node.summary) }
+        }
+        guard busy.isEmpty else {
+            throw DeliveryError(
+                .wrongState,
+                "the farm delivery did not start: every node must be at rest (idle or secured), and \(busy.joined(separator: "; ")); nothing was changed"
+            )
+        }
+    }
+
+    func localRequest(_ operation: Operation, comment: String? = nil) throws(DeliveryError) -> OperationRequest {
+        var local = actor
+        local.farmDelivery = id
+        return try OperationRequest(
+            operation, actor: local, securityCopy: operation == .secure && securityCopy, comment: comment)
+    }
+
+    /// The body of a node helper's `POST /operations`.
+    func call(_ operation: String, targetRevision: String? = nil) -> String {
+        var body: [String: String] = ["operation": operation]
+        if let targetRevision { body["targetRevision"] = targetRevision }
+        if operation == "update", let comment { body["comment"] = comment }
+        var text = (try? JSONCoding.encode(body, pretty: false)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        if operation == "secure" && securityCopy { text = #"{"operation":"secure","securityCopy":true}"# }
+        return text
+    }
+
+    /// Runs a step on this node (`local`) and on `nodes` (every other node by default) at once,
+    /// and waits for all of them.
+    func step(
+        _ name: String, local: OperationRequest?, call: String?, nodes: [FarmNode]? = nil
+    ) throws(DeliveryError) -> (succeeded: Set<String?>, failed: [(String?, DeliveryError)]) {
+        let others = call == nil ? [] : (nodes ?? farm.nodes)
+        let started = System.monotonicSeconds()
+        let (localResult, remote) = concurrently(
+            { () -> Result<Void, DeliveryError>? in
+                guard let local else { return nil }
+                return Result { () throws(DeliveryError) in _ = try engine.perform(local) }
+            },
+            { () -> [Int: Result<FarmReply, DeliveryError>] in
+                guard let call else { return [:] }
+                return engine.ask(
+                    others, { _ in FarmRequest(request: "operation", farmDelivery: id, call: call) },
+                    waitSeconds: Self.stepSeconds)
+            })
+        var succeeded: Set<String?> = []
+        var failed: [(String?, DeliveryError)] = []
+        if let localResult {
+            switch localResult {
+            case .success: succeeded.insert(nil)
+            case .failure(let error): failed.append((nil, error))
+            }
+        }
+        for (index, node) in others.enumerated() {
+            switch Self.jobResult(remote[index]) {
+            case .success: succeeded.insert(node.name)
+            case .failure(let error): failed.append((node.name, error))
+            }
+        }
+        let seconds = String(format: "%.1f", System.monotonicSeconds() - started)
+        let names = succeeded.map { $0 ?? "this node" }.sorted()
+        say(
+            "\(name): \(names.isEmpty ? "no node" : names.joined(separator: ", ")) done in \(seconds) s\(failed.isEmpty ? "" : "; failed on \(failed.map { $0.0 ?? "this node" }.joined(separator: ", "))")"
+        )
+        return (succeeded, failed)
+    }
+
+    /// A node's answer to an operation: its finished job, or its helper's refusal.
+    static func jobResult(_ answer: Result<FarmReply, DeliveryError>?) -> Result<Void, DeliveryError> {
+        guard let answer else { return .failure(DeliveryError(.farmUnreachable, "not asked")) }
+        let reply: FarmReply
+        switch answer {
+        case .failure(let error): return .failure(error)
+        case .success(let value): reply = value
+        }
+        if let error = reply.error {
+            return .failure(DeliveryError(.farmUnreachable, "it refused (\(error.code)): \(error.message)"))
+        }
+        struct Job: Decodable {
+            struct Failure: Decodable {
+                var code: String
+                var message: String
+            }
+            var state: String?
+            var error: Failure?
+        }
+        let job = try? JSONCoding.decode(Job.self, from: Array((reply.answer ?? "").utf8))
+        if reply.status == 200, job?.state == "succeeded" { return .success(()) }
+        let code = DeliveryError.Code(rawValue: job?.error?.code ?? "") ?? .io
+        return .failure(
+            DeliveryError(
+                code,
+                job?.error?.message ?? "its helper answered \(reply.status ?? 0): \((reply.answer ?? "").prefix(300))"))
+    }
+
+    /// Brings participants back with `cancel` or `rollback`, all at once; what could not be.
+    func bringBack(_ participants: Set<String?>, with operation: String) -> [String?: DeliveryError] {
+        say("Bringing \(participants.map { $0 ?? "this node" }.sorted().joined(separator: ", ")) back (\(operation))…")
+        let local: OperationRequest? =
+            participants.contains(nil) ? try? localRequest(operation == "cancel" ? .cancel : .rollback) : nil
+        let nodes = farm.nodes.filter { participants.contains($0.name) }
+        guard
+            let done = try? step(
+                "\(operation) (bringing back)", local: local, call: nodes.isEmpty ? nil : call(operation), nodes: nodes)
+        else {
+            return [nil: DeliveryError(.io, "the \(operation) could not be started")]
+        }
+        return Dictionary(done.failed, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The error of a failed step: which nodes, why, what was brought back, where the farm stands.
+    func failure(
+        _ name: String, _ done: (succeeded: Set<String?>, failed: [(String?, DeliveryError)]),
+        undone: [String?: DeliveryError], standing: String
+    ) -> DeliveryError {
+        let why = done.failed.map { "\($0.0 ?? "this node"): \($0.1.message)" }.joined(separator: "; ")
+        if undone.isEmpty {
+            return DeliveryError(.farmStepFailed, "farm delivery \(id): \(name) failed on \(why). \(standing).")
+        }
+        let stuck = undone.map { "\($0.key ?? "this node"): \($0.value.message)" }.sorted().joined(separator: "; ")
+        return DeliveryError(
+            .farmStepFailed,
+            "farm delivery \(id): \(name) failed on \(why). Bringing back failed on \(stuck): the nodes may serve different code; run deliveryctl farm status and bring them in line by hand (cancel or rollback on each)."
+        )
+    }
+}
+
+extension DeliveryEngine {
+    /// Delivers the upstream's latest revision across the site's web farm in lock-step
+    /// (`FarmDelivery`); `say` gets a line per step.
+    /// - Throws: `.configuration` without a farm; `.farmUnreachable` or `.wrongState` before
+    ///   anything changed; `.farmStepFailed` when a step failed on a node (the farm brought back).
+    public func runFarmDelivery(
+        site: String, actor: Actor, comment: String?, securityCopy: Bool, say: @escaping @Sendable (String) -> Void
+    ) throws(DeliveryError) -> FarmDeliveryOutcome {
+        guard let farm = configuration.farm else {
+            throw DeliveryError(.configuration, "this site has no farm: its configuration has no farm.nodes")
+        }
+        return try FarmDelivery(
+            engine: self, farm: farm, site: site, actor: actor, comment: comment, securityCopy: securityCopy, say: say
+        ).run()
+    }
+}
