@@ -119,6 +119,7 @@ extension DeliveryEngine {
                     status.phase = answer.site.phase
                     status.served = answer.site.served
                     status.revision = answer.site.productionRevision?.label
+                    status.revisionId = answer.site.productionRevision?.id
                     status.running = answer.site.running?.operation.rawValue
                 } else {
                     status.problem = "its helper's status could not be read"
@@ -143,8 +144,10 @@ public struct FarmNodeStatus: Sendable, Codable, Equatable {
     public var phase: DeliveryPhase?
     /// The copy it serves.
     public var served: TreeName?
-    /// Production's revision there.
+    /// Production's revision there (its label).
     public var revision: String?
+    /// Production's revision there (the commit id or revision number).
+    public var revisionId: String?
     /// The operation running there, if any.
     public var running: String?
     /// Why it could not be asked, or what it refused; nil when it answered.

@@ -39,14 +39,15 @@ public enum FarmFollower {
         switch request.request {
         case "hello":
             return FarmReply(site: site, product: ProductVersion.number)
-        case "status", "operation":
+        case "status", "preflight", "operation":
             switch helper {
             case .failure(let error): return FarmReply(error: error)
             case .success(let client): return pass(request, to: client)
             }
         default:
             return refusal(
-                "unknown_request", "'\(request.request.prefix(40))' is not a farm request (hello, status, operation)")
+                "unknown_request",
+                "'\(request.request.prefix(40))' is not a farm request (hello, status, preflight, operation)")
         }
     }
 
@@ -61,13 +62,13 @@ public enum FarmFollower {
     /// How often a running job is asked about.
     static let pollSeconds = 0.2
 
-    /// `status` and `operation` passed on to the node's helper; an operation is waited for, and its
+    /// `status`, `preflight` and `operation` passed on to the node's helper; an operation is waited for, and its
     /// finished job is the answer.
     static func pass(_ request: FarmRequest, to helper: HelperClient) -> FarmReply {
         let delivery = request.farmDelivery.map { "farmDelivery=\($0)" } ?? ""
         do throws(DeliveryError) {
-            if request.request == "status" {
-                let response = try helper.send(method: "GET", path: "/status", query: delivery)
+            if request.request == "status" || request.request == "preflight" {
+                let response = try helper.send(method: "GET", path: "/\(request.request)", query: delivery)
                 return FarmReply(status: response.status, answer: String(decoding: response.body, as: UTF8.self))
             }
             guard request.farmDelivery != nil, let call = request.call else {

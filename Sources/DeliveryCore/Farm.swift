@@ -96,8 +96,9 @@ public struct FarmNode: Sendable, Codable, Equatable {
 public struct FarmRequest: Sendable, Codable, Equatable {
     /// The protocol's version (1).
     public var version: Int
-    /// What is asked: `hello` (the node's site and programs' version), `status` (the node
-    /// helper's `GET /status`) or `operation` (`call` started on the node's helper, waited for).
+    /// What is asked: `hello` (the node's site and programs' version), `status` or `preflight`
+    /// (the node helper's `GET /status`, `GET /preflight`) or `operation` (`call` started on the
+    /// node's helper, waited for).
     public var request: String
     /// The farm delivery this request belongs to (`operation`: required; it goes into the node's
     /// audit log).

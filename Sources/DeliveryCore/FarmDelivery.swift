@@ -48,21 +48,21 @@ struct FarmDelivery {
             "Farm delivery \(id): \(farm.nodes.count + 1) nodes (this one and \(farm.nodes.map(\.name).joined(separator: ", ")))"
         )
 
-        var done = try step("secure", local: localRequest(.secure), call: call("secure"))
+        var done = try step("secure", local: localRequest(.secure), call: Self.same(call("secure")))
         guard done.failed.isEmpty else {
-            throw failure("secure", done, undone: [:], standing: "production still serves on every node")
+            throw failure("secure", done, undone: [:], standing: "Production still serves on every node")
         }
-        done = try step("switch", local: localRequest(.switchToDelivery), call: call("switch"))
+        done = try step("switch", local: localRequest(.switchToDelivery), call: Self.same(call("switch")))
         guard done.failed.isEmpty else {
             let undone = bringBack(done.succeeded, with: "cancel")
-            throw failure("switch", done, undone: undone, standing: "production serves on every node again")
+            throw failure("switch", done, undone: undone, standing: "Production serves on every node again")
         }
         // This node resolves the revision; every other node checks out exactly that commit.
-        done = try step("update", local: localRequest(.update, comment: comment), call: nil, nodes: [])
+        done = try step("update", local: localRequest(.update, comment: comment), call: nil)
         guard done.failed.isEmpty else {
             let undone = bringBack(allParticipants, with: "cancel")
             throw failure(
-                "update", done, undone: undone, standing: "production serves the code before the delivery on every node"
+                "update", done, undone: undone, standing: "Production serves the code before the delivery on every node"
             )
         }
         let revision = try engine.status().productionRevision
@@ -70,28 +70,30 @@ struct FarmDelivery {
             throw DeliveryError(.io, "this node's update left no revision to bring the other nodes to")
         }
         say("update: this node is at \(revision?.label ?? commit); bringing every node to exactly \(commit)")
-        done = try step("update", local: nil, call: call("update", targetRevision: commit))
+        done = try step("update", local: nil, call: Self.same(call("update", targetRevision: commit)))
         guard done.failed.isEmpty else {
             let undone = bringBack(allParticipants, with: "cancel")
             throw failure(
-                "update", done, undone: undone, standing: "production serves the code before the delivery on every node"
+                "update", done, undone: undone, standing: "Production serves the code before the delivery on every node"
             )
         }
-        done = try step("restore", local: localRequest(.restore), call: nil, nodes: [])
-        guard done.failed.isEmpty else {
+        // Before any node serves the new code, every node's preflight (what its restore checks
+        // first) and Moodle's forecast: a blocker or an upgrade anywhere, and no node restores.
+        let refusals = preflightEverywhere()
+        guard refusals.isEmpty else {
             let undone = bringBack(allParticipants, with: "cancel")
             throw failure(
-                "restore", done, undone: undone,
-                standing: "production serves the code before the delivery on every node")
+                "restore", (Set(), refusals), undone: undone,
+                standing: "No node restored; production serves the code before the delivery on every node")
         }
-        done = try step("restore", local: nil, call: call("restore"))
+        done = try step("restore", local: localRequest(.restore), call: Self.same(call("restore")))
         guard done.failed.isEmpty else {
-            // This node and those that restored serve the new code: back to the backup copy.
-            let undone = bringBack(done.succeeded.union([nil]), with: "rollback")
+            // Those that restored serve the new code: back to their backup copy, like the others.
+            let undone = bringBack(done.succeeded, with: "rollback")
             throw failure(
                 "restore", done, undone: undone,
                 standing:
-                    "every node serves its backup copy (the code before the delivery); run it again, or cancel on each node"
+                    "Every node serves its backup copy (the code before the delivery), production holds the new revision on every node: run deliveryctl farm run-all again once it is fixed (not cancel on one node alone)"
             )
         }
         say("Farm delivery \(id): every node serves \(revision?.label ?? commit)")
@@ -174,7 +176,7 @@ struct FarmDelivery {
     /// Runs a step on this node (`local`) and on `nodes` (every other node by default) at once,
     /// and waits for all of them.
     func step(
-        _ name: String, local: OperationRequest?, call: String?, nodes: [FarmNode]? = nil
+        _ name: String, local: OperationRequest?, call: (@Sendable (FarmNode) -> String)?, nodes: [FarmNode]? = nil
     ) throws(DeliveryError) -> (succeeded: Set<String?>, failed: [(String?, DeliveryError)]) {
         let others = call == nil ? [] : (nodes ?? farm.nodes)
         let started = System.monotonicSeconds()
@@ -186,7 +188,7 @@ struct FarmDelivery {
             { () -> [Int: Result<FarmReply, DeliveryError>] in
                 guard let call else { return [:] }
                 return engine.ask(
-                    others, { _ in FarmRequest(request: "operation", farmDelivery: id, call: call) },
+                    others, { FarmRequest(request: "operation", farmDelivery: id, call: call($0)) },
                     waitSeconds: Self.stepSeconds)
             })
         var succeeded: Set<String?> = []
@@ -241,17 +243,74 @@ struct FarmDelivery {
 
     /// Brings participants back with `cancel` or `rollback`, all at once; what could not be.
     func bringBack(_ participants: Set<String?>, with operation: String) -> [String?: DeliveryError] {
+        guard !participants.isEmpty else { return [:] }
         say("Bringing \(participants.map { $0 ?? "this node" }.sorted().joined(separator: ", ")) back (\(operation))…")
         let local: OperationRequest? =
             participants.contains(nil) ? try? localRequest(operation == "cancel" ? .cancel : .rollback) : nil
         let nodes = farm.nodes.filter { participants.contains($0.name) }
         guard
             let done = try? step(
-                "\(operation) (bringing back)", local: local, call: nodes.isEmpty ? nil : call(operation), nodes: nodes)
+                "\(operation) (bringing back)", local: local, call: nodes.isEmpty ? nil : Self.same(call(operation)),
+                nodes: nodes)
         else {
             return [nil: DeliveryError(.io, "the \(operation) could not be started")]
         }
         return Dictionary(done.failed, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The same call for every node.
+    static func same(_ body: String) -> @Sendable (FarmNode) -> String {
+        { _ in body }
+    }
+
+    /// Every node's preflight of its restore, all at once: what would refuse it (a blocker, or
+    /// a Moodle upgrade, which a farm delivery does not run yet), by node.
+    func preflightEverywhere() -> [(String?, DeliveryError)] {
+        let (local, remote) = concurrently(
+            { Result { () throws(DeliveryError) in try engine.plan() } },
+            { engine.ask(farm.nodes, { _ in FarmRequest(request: "preflight", farmDelivery: id) }, waitSeconds: 600) })
+        var refusals: [(String?, DeliveryError)] = []
+        if let refusal = Self.refusal(of: local) { refusals.append((nil, refusal)) }
+        for (index, node) in farm.nodes.enumerated() {
+            let report: Result<PreflightReport, DeliveryError>
+            switch remote[index] {
+            case .success(let reply) where reply.error == nil && reply.status == 200:
+                if let decoded = try? JSONCoding.decode(PreflightReport.self, from: Array((reply.answer ?? "").utf8)) {
+                    report = .success(decoded)
+                } else {
+                    report = .failure(DeliveryError(.io, "its preflight could not be read"))
+                }
+            case .success(let reply):
+                report = .failure(
+                    DeliveryError(
+                        .farmUnreachable,
+                        reply.error.map { "it refused (\($0.code)): \($0.message)" }
+                            ?? "its helper answered \(reply.status ?? 0): \((reply.answer ?? "").prefix(300))"))
+            case .failure(let error): report = .failure(error)
+            case nil: report = .failure(DeliveryError(.farmUnreachable, "not asked"))
+            }
+            if let refusal = Self.refusal(of: report) { refusals.append((node.name, refusal)) }
+        }
+        say(
+            "preflight: \(refusals.isEmpty ? "every node may restore" : "refused on \(refusals.map { $0.0 ?? "this node" }.joined(separator: ", "))")"
+        )
+        return refusals
+    }
+
+    /// Why a node's preflight refuses its restore in a farm delivery, if it does.
+    static func refusal(of report: Result<PreflightReport, DeliveryError>) -> DeliveryError? {
+        switch report {
+        case .failure(let error): return error
+        case .success(let report) where report.blocking:
+            return DeliveryError(
+                .preflightFailed, "its preflight found what would break the site: \(report.blockingSummary)")
+        case .success(let report) where report.upgrade?.pending == true:
+            return DeliveryError(
+                .preflightFailed,
+                "this revision brings a Moodle upgrade, which a farm delivery does not run yet (deliver it node by node with maintenance, or wait for the lock-step upgrade)"
+            )
+        case .success: return nil
+        }
     }
 
     /// The error of a failed step: which nodes, why, what was brought back, where the farm stands.
@@ -259,15 +318,42 @@ struct FarmDelivery {
         _ name: String, _ done: (succeeded: Set<String?>, failed: [(String?, DeliveryError)]),
         undone: [String?: DeliveryError], standing: String
     ) -> DeliveryError {
-        let why = done.failed.map { "\($0.0 ?? "this node"): \($0.1.message)" }.joined(separator: "; ")
+        let why = done.failed.map { "\($0.0 ?? "this node"): \(Self.clause($0.1.message))" }.joined(separator: "; ")
         if undone.isEmpty {
             return DeliveryError(.farmStepFailed, "farm delivery \(id): \(name) failed on \(why). \(standing).")
         }
-        let stuck = undone.map { "\($0.key ?? "this node"): \($0.value.message)" }.sorted().joined(separator: "; ")
+        let stuck = undone.map { "\($0.key ?? "this node"): \(Self.clause($0.value.message))" }.sorted()
+            .joined(separator: "; ")
         return DeliveryError(
             .farmStepFailed,
-            "farm delivery \(id): \(name) failed on \(why). Bringing back failed on \(stuck): the nodes may serve different code; run deliveryctl farm status and bring them in line by hand (cancel or rollback on each)."
+            "farm delivery \(id): \(name) failed on \(why). Bringing back failed on \(stuck). Now: \(standingNow()); bring the nodes in line on each (cancel or rollback) before another farm delivery."
         )
+    }
+}
+
+extension FarmDelivery {
+    /// Where each node stands now, as its helper says: its state, the copy it serves, production's revision.
+    func standingNow() -> String {
+        var parts: [String] = []
+        if let own = try? engine.status() {
+            parts.append(
+                "this node is \(own.phase.rawValue), serves \(own.served?.rawValue ?? "no known copy"), production at \(own.productionRevision?.label ?? "?")"
+            )
+        }
+        for node in (try? engine.farmStatus()) ?? [] {
+            parts.append(
+                node.problem == nil
+                    ? "\(node.node) is \(node.summary.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "")"
+                    : node.summary)
+        }
+        return parts.joined(separator: "; ")
+    }
+
+    /// A node's message as a clause of the farm's sentence: no outer spaces, no final period.
+    static func clause(_ message: String) -> String {
+        var text = message.trimmingWhitespace()
+        while text.hasSuffix(".") { text.removeLast() }
+        return text.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
     }
 }
 

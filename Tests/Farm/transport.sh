@@ -36,6 +36,8 @@ cleanup() {
   [[ -n ${ns:-} ]] && ip netns del "$ns" 2>/dev/null
   [[ -n ${veth:-} ]] && ip link del "$veth" 2>/dev/null
   [[ -f $work/run/school/deliveryd.pid ]] && kill "$(cat "$work/run/school/deliveryd.pid")" 2>/dev/null
+  [[ -f $work/run5/school/deliveryd.pid ]] && kill "$(cat "$work/run5/school/deliveryd.pid")" 2>/dev/null
+  [[ -n ${sshd5_pid:-} ]] && kill "$sshd5_pid" 2>/dev/null
   pkill -u "$account" 2>/dev/null && sleep 0.5
   if ((created_account)); then
     userdel "$account" 2>/dev/null
@@ -77,6 +79,9 @@ section "moodle-delivery-setup --farm-node on the coordinator, --farm-coordinato
 bash "$project/Tests/Fixture/make-site" --vcs git --dir "$work/fx" >/dev/null || fatal "make-site failed"
 chown -R www-data: "$work/fx/moodledata"
 chmod 2770 "$work/fx/moodledata"
+# A second node of the same site for the lock-step delivery below: the same code, upstream and
+# (through config.php) the same dataroot — a farm's shared one.
+cp -a "$work/fx" "$work/fx5"
 config=$work/etc/sites/school/site.json
 before=$(cd "$work/fx/moodle" && find . | sort | md5sum)
 check_fails "a node given as an option of ssh's is refused (exit 64) before anything changes" \
@@ -242,6 +247,127 @@ out=$("$deliveryctl" farm check --site school 2>&1)
 echo "$out"
 check "an address that would be an option of ssh's is refused by the configuration's check" \
   bash -c 'says "$1" "is not a host name or an IP address" && [[ ! -e $2/pwned ]]' _ "$out" "$work"
+
+section "A delivery in lock-step: this node (school) and web5, a second node of the same site"
+# web5: the same site installed from its own copy, with its own configuration, state, helper and
+# sshd (whose authorized keys are a file of its own: the farm account's file holds the coordinator
+# line of one install of a site).
+port5=$((port + 5))
+with_nodes "[{\"name\": \"web2\", \"address\": \"127.0.0.1\", \"port\": $port}]"
+cp /var/lib/moodle-farm/.ssh/authorized_keys "$work/keys.saved"
+setup5=("$project/scripts/setup" --moodle "$work/fx5/moodle" --site school --state-dir "$work/state5"
+  --no-database-snapshot --health-check off)
+check "setup --farm-coordinator-key on web5 (its own folders)" \
+  bash -c 'DELIVERY_ETC=$1/etc5 DELIVERY_RUN=$1/run5 DELIVERY_LOG_DIR=$1/log5 "${@:2}" --farm-coordinator-key "$(cat "$1/etc/sites/school/farm_ed25519.pub")" >"$1/web5.log" 2>&1' \
+  _ "$work" "${setup5[@]}"
+install -m 0644 /var/lib/moodle-farm/.ssh/authorized_keys "$work/web5_keys"
+install -m 0644 "$work/keys.saved" /var/lib/moodle-farm/.ssh/authorized_keys
+ssh-keygen -q -t ed25519 -N '' -f "$work/web5_ed25519"
+sed -e "s/^Port .*/Port $port5/" -e "s#^HostKey .*#HostKey $work/web5_ed25519#" -e "s#^PidFile .*#PidFile $work/sshd5.pid#" \
+  "$work/sshd_config" >"$work/sshd5_config"
+echo "AuthorizedKeysFile $work/web5_keys" >>"$work/sshd5_config"
+/usr/sbin/sshd -f "$work/sshd5_config" -D -e 2>>"$work/sshd5.log" &
+sshd5_pid=$!
+for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port5") 2>/dev/null && break; sleep 0.1; done
+check "setup --farm-node web5=127.0.0.1:$port5 on this node (the coordinator)" \
+  bash -c '"${@:3}" --farm-node "web5=127.0.0.1:$2" >"$1/coordinator5.log" 2>&1' _ "$work" "$port5" "${setup[@]}"
+out=$("$deliveryctl" farm status --site school 2>&1)
+echo "$out"
+check "farm status: web5 answers, at rest" says "$out" "^web5 (127.0.0.1): idle, serves production"
+# The upstream is the code owner's, as on a real site (its git refuses a repository of another user).
+code_owner=$(stat -c %U "$work/fx/moodle-delivery/releases/production")
+chown -R "$code_owner:" "$work/fx/upstream" "$work/fx/author" "$work/fx/revision2"
+commit_code_change() { # commit_code_change TEXT: a code-only change (no version) pushed upstream
+  echo "<?php // $1" >"$work/farm-note.php"
+  as "$code_owner" bash -c 'cd "$1/fx/author" && cp "$1/farm-note.php" farm-note.php && git add -A &&
+    git -c user.name=t -c user.email=t@example.invalid commit -qm "$2" && git push -q origin HEAD:main' _ "$work" "$1"
+}
+commit_code_change "farm delivery one"
+upstream_head=$(git -c safe.directory="*" -C "$work/fx/upstream" rev-parse main)
+out=$("$deliveryctl" farm run-all --site school --comment "lock-step one" 2>&1)
+status=$?
+echo "$out"
+check "farm run-all: every step on both nodes (exit 0)" \
+  bash -c '[[ $1 == 0 ]] && says "$2" "^secure: this node, web5 done" "^switch: this node, web5 done" "^update: this node done" "^update: web5 done" "^preflight: every node may restore" "^restore: this node, web5 done" "every node serves"' _ "$status" "$out"
+check "… both productions at the upstream's commit, both served" \
+  bash -c '[[ $(git -c safe.directory="*" -C "$1/fx/moodle-delivery/releases/production" rev-parse HEAD) == "$2" && $(git -c safe.directory="*" -C "$1/fx5/moodle-delivery/releases/production" rev-parse HEAD) == "$2" &&
+    $(readlink "$1/fx/moodle-delivery/current") == releases/production && $(readlink "$1/fx5/moodle-delivery/current") == releases/production ]]' _ "$work" "$upstream_head"
+farm_id=$(grep -oE "Farm delivery F[0-9A-Za-z-]+" <<<"$out" | head -1 | cut -d" " -f3)
+check "… each node's audit log records the farm delivery $farm_id (web5's from the farm account)" \
+  bash -c '[[ -n $2 ]] && grep -q "\"farmDelivery\":\"$2\"" "$1"/state/audit.log* && grep "\"farmDelivery\":\"$2\"" "$1"/state5/audit.log* | grep -q "\"source\":\"farm\""' _ "$work" "$farm_id"
+
+# A step that fails on one node. First web5's upstream is gone: its switch refuses (it checks the
+# upstream answers), this node had switched and is brought back.
+before=$(git -c safe.directory="*" -C "$work/fx/moodle-delivery/releases/production" rev-parse HEAD)
+commit_code_change "farm delivery two"
+production5=$work/fx5/moodle-delivery/releases/production
+origin5=$(git -c safe.directory="*" -C "$production5" remote get-url origin)
+as "$code_owner" git -C "$production5" remote set-url origin "$work/nowhere.git"
+out=$("$deliveryctl" farm run-all --site school 2>&1)
+status=$?
+echo "$out"
+check "web5's switch fails: farm run-all fails (exit 1), naming web5; this node brought back" \
+  bash -c '[[ $1 == 1 ]] && says "$2" "switch failed on web5" "^cancel (bringing back): this node done" "Production serves on every node again"' _ "$status" "$out"
+both_at() { # both_at COMMIT: both productions at COMMIT, both served, web5 at rest
+  [[ $(git -c safe.directory="*" -C "$work/fx/moodle-delivery/releases/production" rev-parse HEAD) == "$1" &&
+    $(git -c safe.directory="*" -C "$work/fx5/moodle-delivery/releases/production" rev-parse HEAD) == "$1" &&
+    $(readlink "$work/fx/moodle-delivery/current") == releases/production &&
+    $(readlink "$work/fx5/moodle-delivery/current") == releases/production ]] &&
+    "$deliveryctl" farm status --site school | grep -qE "^web5 \(127.0.0.1\): (idle|secured), serves production"
+}
+check "… both serve production at the commit before, at rest (web5 secured)" both_at "$before"
+# Then web5's upstream is a mirror that lags: it answers, but lacks the commit this node reached.
+install -d -o "$code_owner" "$work/mirror"
+as "$code_owner" git clone -q --bare "$work/fx/upstream" "$work/mirror/stale.git"
+as "$code_owner" git -C "$work/mirror/stale.git" update-ref refs/heads/main "$before"
+as "$code_owner" git -C "$production5" remote set-url origin "$work/mirror/stale.git"
+out=$("$deliveryctl" farm run-all --site school 2>&1)
+status=$?
+echo "$out"
+check "web5's update cannot reach this node's commit: farm run-all fails (exit 1), naming web5 and the update" \
+  bash -c '[[ $1 == 1 ]] && says "$2" "update failed on web5" "^cancel (bringing back): this node, web5 done" "Production serves the code before the delivery on every node"' _ "$status" "$out"
+check "… every node brought back: both serve production at the commit before, at rest" both_at "$before"
+as "$code_owner" git -C "$production5" remote set-url origin "$origin5"
+
+# A node whose restore would be refused: web5's checkout leaves a new PHP file with a syntax error
+# (a hook of its repository). Every node's preflight runs before any node restores: web5's
+# refuses, and every node cancels — no node ever served the new code.
+commit_code_change "farm delivery three"
+for hook in post-checkout post-merge; do
+  printf '#!/bin/sh\necho "<?php this is not php" > farm-broken.php\n' | as "$code_owner" tee "$production5/.git/hooks/$hook" >/dev/null
+  chmod +x "$production5/.git/hooks/$hook"
+done
+out=$("$deliveryctl" farm run-all --site school 2>&1)
+status=$?
+echo "$out"
+check "web5's preflight refuses its restore: farm run-all fails (exit 1) before any node restores; every node cancels" \
+  bash -c '[[ $1 == 1 ]] && says "$2" "^preflight: refused on web5" "restore failed on web5: its preflight found what would break the site: 1 PHP syntax error (first: farm-broken.php" \
+    "^cancel (bringing back): this node, web5 done" "No node restored" && says_not "$2" "^restore: "' _ "$status" "$out"
+rm -f "$production5/.git/hooks/post-checkout" "$production5/.git/hooks/post-merge" "$production5/farm-broken.php"
+check "… both serve production at the commit before, at rest" both_at "$before"
+
+# A revision that brings Moodle's upgrade: refused at the restore, while the copies serve.
+as "$code_owner" bash "$work/fx/revision2" >"$work/revision2.log" 2>&1
+out=$("$deliveryctl" farm run-all --site school 2>&1)
+status=$?
+echo "$out"
+check "a revision with an upgrade: every node's preflight foresees it, no node restores (exit 1), every node cancels" \
+  bash -c '[[ $1 == 1 ]] && says "$2" "^preflight: refused on this node, web5" "restore failed on this node: this revision brings a Moodle upgrade" \
+    "^cancel (bringing back): this node, web5 done" && says_not "$2" "^restore: "' _ "$status" "$out"
+database_untouched() { both_at "$1" && [[ $(cat "$work/fx/moodledata/fixture-db-version") == 2024100700.00 ]]; }
+check "… both serve production at the commit before; the fixture's database untouched" database_untouched "$before"
+
+# A node that cannot be reached: nothing starts anywhere.
+kill "$sshd5_pid" 2>/dev/null
+wait "$sshd5_pid" 2>/dev/null
+sshd5_pid=
+status_before=$(cat "$work/state/state.json" 2>/dev/null | md5sum)
+out=$("$deliveryctl" farm run-all --site school 2>&1)
+status=$?
+echo "$out"
+check "web5 unreachable: farm run-all refuses (exit 2, farm_unreachable), naming web5; nothing changed here" \
+  bash -c '[[ $1 == 2 ]] && says "$2" "node web5 (127.0.0.1)" && [[ $(cat "$3/state/state.json" 2>/dev/null | md5sum) == "$4" ]]' _ "$status" "$out" "$work" "$status_before"
+kill "$(cat "$work/run5/school/deliveryd.pid")" 2>/dev/null
 
 section "Uninstall forgets the farm"
 check "setup --uninstall" "${setup[@]}" --uninstall
