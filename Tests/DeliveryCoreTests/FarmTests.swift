@@ -74,4 +74,80 @@ struct FarmTests {
             #expect(reply.error?.code == code && reply.site == nil, "\(input): \(reply)")
         }
     }
+
+    @Test(
+        "follow refuses a malformed farm delivery id, and status or an operation when the node's helper has no farm socket"
+    )
+    func followerRefusals() {
+        let badId = FarmFollower.answer(
+            Array(#"{"version":1,"request":"status","farmDelivery":"x;rm -rf"}"#.utf8), site: "school",
+            originalCommand: nil)
+        #expect(badId.error?.code == "bad_request")
+        for request in ["status", "preflight", "operation"] {
+            let reply = FarmFollower.answer(
+                Array(#"{"version":1,"request":"\#(request)","farmDelivery":"F20261204-abcdefgh"}"#.utf8),
+                site: "school", originalCommand: nil,
+                helper: .failure(FarmError(code: "not_following", message: "no farm socket")))
+            #expect(reply.error?.code == "not_following", "\(request)")
+        }
+        #expect(FarmFollower.isDeliveryId("F20261204T101500Z-1a2b3c4d"))
+        #expect(
+            !FarmFollower.isDeliveryId("short") && !FarmFollower.isDeliveryId("F2026 1204")
+                && !FarmFollower.isDeliveryId("-"))
+    }
+
+    @Test(
+        "a node's answer to a farm step: a succeeded job passes; a failed job, a refusal or no answer keeps the node's own reason"
+    )
+    func nodeJobResults() {
+        let succeeded = FarmReply(status: 200, answer: #"{"state":"succeeded","id":"x"}"#)
+        #expect((try? FarmDelivery.jobResult(.success(succeeded)).get()) != nil)
+        let failed = FarmReply(
+            status: 200, answer: #"{"state":"failed","error":{"code":"vcs_failed","message":"git: no such revision"}}"#)
+        guard case .failure(let error) = FarmDelivery.jobResult(.success(failed)) else {
+            Issue.record("a failed job passed")
+            return
+        }
+        #expect(error.code == .vcsFailed && error.message == "git: no such revision")
+        let refused = FarmReply(status: 409, answer: #"{"error":{"code":"lock_held","message":"held by ada"}}"#)
+        guard case .failure(let held) = FarmDelivery.jobResult(.success(refused)) else {
+            Issue.record("a refusal passed")
+            return
+        }
+        #expect(held.code == .lockHeld && held.message == "held by ada")
+        let follower = FarmReply(error: FarmError(code: "not_following", message: "no farm socket"))
+        guard case .failure(let notFollowing) = FarmDelivery.jobResult(.success(follower)) else {
+            Issue.record("a follower's refusal passed")
+            return
+        }
+        #expect(notFollowing.message.contains("not_following"))
+        guard
+            case .failure(let unreachable) = FarmDelivery.jobResult(
+                .failure(DeliveryError(.farmUnreachable, "cut off"))),
+            case .failure = FarmDelivery.jobResult(nil)
+        else {
+            Issue.record("no answer passed")
+            return
+        }
+        #expect(unreachable.code == .farmUnreachable)
+    }
+
+    @Test(
+        "a node's preflight refuses a farm restore when it blocks or foresees Moodle's upgrade, and lets a clean one through"
+    )
+    func preflightRefusals() {
+        var report = PreflightReport()
+        report.changed = ["a.php"]
+        #expect(FarmDelivery.refusal(of: .success(report)) == nil)
+        report.upgrade = UpgradeForecast(pending: true, maintenanceRequired: true, snapshot: false)
+        #expect(FarmDelivery.refusal(of: .success(report))?.message.contains("Moodle upgrade") == true)
+        #expect(FarmDelivery.refusal(of: .failure(DeliveryError(.io, "unread")))?.message == "unread")
+    }
+
+    @Test("a node's message reads as a clause of the farm's sentence")
+    func clauses() {
+        #expect(
+            FarmDelivery.clause("  git: the upstream has no revision 'abc'  The site still serves.. ")
+                == "git: the upstream has no revision 'abc' The site still serves")
+    }
 }
