@@ -251,6 +251,11 @@ final class API: Sendable {
         {
             throw APIError.badRequest("'\(operation.rawValue)' takes no member '\(other)'")
         }
+        // A farm's coordinator never restores a node's database: no confirmation nor second factor
+        // is taken on the farm socket.
+        if request.actor.source == "farm", body.confirmDatabaseRestore != nil || body.secondFactorCode != nil {
+            throw APIError.badRequest("the farm socket takes no confirmDatabaseRestore nor secondFactorCode")
+        }
         let operationRequest: OperationRequest
         do {
             operationRequest = try OperationRequest.parse(

@@ -75,6 +75,15 @@ struct FarmSocketTests {
         let recorded = record["actor"] as? [String: Any] ?? [:]
         #expect(recorded["farmDelivery"] as? String == delivery, "\(record)")
 
+        // A database restore is never taken on the farm socket, nor a second factor.
+        for member in [#"\"confirmDatabaseRestore\": true"#, #"\"secondFactorCode\": \"123456\""#] {
+            let restore = try Self.follow(
+                server,
+                #"{"version": 1, "request": "operation", "farmDelivery": "\#(delivery)", "call": "{\"operation\": \"rollback\", \#(member)}"}"#
+            )
+            #expect(restore.reply?.status == 400, "\(member): \(String(describing: restore.reply))")
+            #expect(restore.reply?.answer?.contains("farm socket takes no") == true)
+        }
         // An operation without its farm delivery is refused by follow, changing nothing.
         let bare = try Self.follow(server, #"{"version": 1, "request": "operation", "call": "{}"}"#)
         #expect(bare.status == 2)

@@ -119,6 +119,7 @@ final class helper_rules {
         'cannot_rehearse',
         'blocked_by_rehearsal',
         'farm_unreachable',
+        'farm_step_failed',
     ];
 
     /**
