@@ -102,7 +102,7 @@ check "… and says what to run on each node" grep -q -- "--farm-coordinator-key
 check "setup --farm-coordinator-key (the node)" \
   bash -c '"${@:2}" --farm-coordinator-key "$(cat "$1/etc/sites/school/farm_ed25519.pub")" >"$1/node.log" 2>&1' _ "$work" "${setup[@]}"
 check "… the key is accepted for this site's forced command only, in keys the account cannot change" \
-  bash -c '[[ $(cat /var/lib/moodle-farm/.ssh/authorized_keys) == "restrict,command=\"$1/bin/deliveryctl follow --site school --farm-socket $1/run/school-farm.sock --farm-key $1/etc/sites/school/farm.key\" $(cat "$1/etc/sites/school/farm_ed25519.pub")" &&
+  bash -c '[[ $(grep -F -- "$(cat "$1/etc/sites/school/farm_ed25519.pub")" /var/lib/moodle-farm/.ssh/authorized_keys) == "restrict,command=\"$1/bin/deliveryctl follow --site school --farm-socket $1/run/school-farm.sock --farm-key $1/etc/sites/school/farm.key\" $(cat "$1/etc/sites/school/farm_ed25519.pub")" &&
     $(stat -c "%U %a" /var/lib/moodle-farm/.ssh/authorized_keys /var/lib/moodle-farm/.ssh /var/lib/moodle-farm | sort -u) == "root 644
 root 755" ]]' _ "$work"
 check "… the node's helper listens on its farm socket: the farm account's group, 0660; the farm key root's, that group's, 0640" \
