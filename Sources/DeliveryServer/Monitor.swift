@@ -126,11 +126,15 @@ final class Monitor: Sendable {
 
     let engine: DeliveryEngine
     let logger: Logger
+    /// The farm socket's peers (`farm.allowedUids`; empty without a farm socket): the only uids a
+    /// `farm` request can come from.
+    let farmPeers: Set<UInt32>
     private let inFlight = Locked(InFlight())
 
-    init(engine: DeliveryEngine, logger: Logger) {
+    init(engine: DeliveryEngine, logger: Logger, farmPeers: Set<UInt32> = []) {
         self.engine = engine
         self.logger = logger
+        self.farmPeers = farmPeers
     }
 
     /// Answers calls until the other side closes the channel.
@@ -207,7 +211,14 @@ final class Monitor: Sendable {
             return .history(try engine.history(limit: limit, offset: offset))
         case .perform(let request, let job):
             guard OperationIdentifier.isValid(job) else { throw DeliveryError(.badRequest, "malformed job id") }
-            try Self.checkActor(request.actor)
+            try checkActor(request.actor)
+            // A farm's coordinator never restores a node's database (the farm socket refuses it
+            // too): no confirmation, no second factor from a farm request.
+            if request.actor.source == "farm", request.confirmDatabaseRestore != nil || request.secondFactorCode != nil
+            {
+                throw DeliveryError(
+                    .badRequest, "a farm request takes no database restore confirmation nor second factor")
+            }
             // Only the helper's own timer asks for a revision, from the schedule it keeps, and a
             // farm's coordinator, for the update of its lock-step delivery.
             guard !request.scheduled,
@@ -220,7 +231,7 @@ final class Monitor: Sendable {
             defer { release(slot) }
             return .outcome(try engine.perform(request, id: job, progress: progress))
         case .refusal(let request, let code, let message, let notices):
-            try Self.checkActor(request.actor)
+            try checkActor(request.actor)
             guard message.count <= 4000, notices.count <= 20 else {
                 throw DeliveryError(.badRequest, "refusal message too long")
             }
@@ -233,10 +244,10 @@ final class Monitor: Sendable {
         case .report(let deliveryId):
             return .report(try engine.report(deliveryId: deliveryId))
         case .setSchedule(let request):
-            try Self.checkActor(request.actor)
+            try checkActor(request.actor, farm: false)
             return .schedule(try engine.setSchedule(request))
         case .cancelSchedule(let actor):
-            try Self.checkActor(actor)
+            try checkActor(actor, farm: false)
             return .schedule(try engine.cancelSchedule(actor: actor))
         case .runDueSchedule(let job):
             guard OperationIdentifier.isValid(job) else { throw DeliveryError(.badRequest, "malformed job id") }
@@ -246,13 +257,18 @@ final class Monitor: Sendable {
         }
     }
 
-    /// What the plugin (`moodle`), the console or a farm coordinator (`farm`) can claim: a
-    /// request of theirs, from a peer the kernel named.
-    static func checkActor(_ actor: Actor) throws(DeliveryError) {
-        guard Actor.socketSources.contains(actor.source), actor.peerUid != nil, actor.claimed == true,
+    /// What the plugin (`moodle`), the console or a farm coordinator (`farm`, where `farm` allows
+    /// it) can claim: a request of theirs, from a peer the kernel named — a farm request from a
+    /// farm peer only, the others never from one.
+    func checkActor(_ actor: Actor, farm: Bool = true) throws(DeliveryError) {
+        guard Actor.socketSources.contains(actor.source), let peer = actor.peerUid, actor.claimed == true,
             actor.source == "farm" || actor.farmDelivery == nil
         else {
             throw DeliveryError(.badRequest, "the request does not carry the peer and claim the responder records")
+        }
+        guard (actor.source == "farm") == farmPeers.contains(peer), actor.source != "farm" || farm else {
+            throw DeliveryError(
+                .badRequest, "a farm request comes from the farm socket's peers only, and only for operations")
         }
     }
 

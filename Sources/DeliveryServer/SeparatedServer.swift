@@ -98,7 +98,7 @@ public enum SeparatedServer {
         if let farmListener { System.close(farmListener.fd) }
         return runMonitor(
             engine, channel: channel.monitor, child: child, listeners: [listener] + (farmListener.map { [$0] } ?? []),
-            logger: logger)
+            farmPeers: Set(configuration.farm?.allowedUids ?? []), logger: logger)
     }
 
     /// The request side's user: it must exist and be none of those the helper protects itself
@@ -160,7 +160,8 @@ public enum SeparatedServer {
     }
 
     private static func runMonitor(
-        _ engine: DeliveryEngine, channel: Int32, child: Int32, listeners: [Listener], logger: Logger
+        _ engine: DeliveryEngine, channel: Int32, child: Int32, listeners: [Listener], farmPeers: Set<UInt32>,
+        logger: Logger
     ) -> Int32 {
         System.blockSignals([SIGTERM, SIGINT])
         try? System.startDetachedThread {
@@ -170,7 +171,7 @@ public enum SeparatedServer {
             System.signal(process: child, SIGTERM)
             logger.notice("monitor: passed signal \(signal) on to the request side")
         }
-        Monitor(engine: engine, logger: logger).serve(channel: channel)
+        Monitor(engine: engine, logger: logger, farmPeers: farmPeers).serve(channel: channel)
         System.close(channel)
         let status = (try? System.waitForChild(child)) ?? 1
         for listener in listeners { listener.removeOwnedFile() }

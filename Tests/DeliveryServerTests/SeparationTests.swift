@@ -116,14 +116,14 @@ struct SeparationTests {
         let channel: Int32
         let client: MonitorClient
 
-        init() throws {
+        init(farmPeers: Set<UInt32> = []) throws {
             server = try TestServer()
             let configuration = try ServerConfiguration.load(from: server.configurationPath)
             let engine = try DeliveryServer.makeEngine(configuration, logger: Logger(label: "test"))
             let (monitorEnd, requestEnd) = try System.socketPair(seqpacket: true)
             channel = requestEnd
             client = MonitorClient(channel: requestEnd)
-            let monitor = Monitor(engine: engine, logger: Logger(label: "test"))
+            let monitor = Monitor(engine: engine, logger: Logger(label: "test"), farmPeers: farmPeers)
             try System.startDetachedThread {
                 monitor.serve(channel: monitorEnd)
                 System.close(monitorEnd)
@@ -252,11 +252,63 @@ struct SeparationTests {
             Self.refusedAsBadRequest(
                 try harness.raw(
                     try JSONCoding.encode(MonitorCall.report(deliveryId: "../../etc/passwd"), pretty: false))))
+        // A farm request where the helper has no farm socket (this one), or claiming the plugin
+        // from the farm's peer, or a farm request with a database restore: refused.
+        let farmActor = Actor(
+            name: "farm coordinator", source: "farm", moodleUserId: 0, peerUid: 1, claimed: true,
+            farmDelivery: "F20261204-monitortest")
+        for impersonated in [
+            try OperationRequest(.secure, actor: farmActor),
+            try OperationRequest(.rollback, actor: farmActor, confirmDatabaseRestore: true),
+            try OperationRequest(.update, actor: farmActor, targetRevision: "0123abcd"),
+        ] {
+            #expect(
+                Self.refusedAsBadRequest(
+                    try harness.raw(
+                        try JSONCoding.encode(
+                            MonitorCall.perform(request: impersonated, job: OperationIdentifier.make()), pretty: false))
+                ))
+        }
         // A refusal record with a forged actor is not written either.
         harness.client.recordRefusal(try OperationRequest(.restore, actor: forged), DeliveryError(.wrongState, "no"))
         #expect((try? Data(contentsOf: URL(fileURLWithPath: audit))) == before)
         // And it still answers.
         #expect(try harness.client.status().phase == .idle)
+    }
+
+    @Test("on a farm node the monitor takes farm requests from the farm's peers only, and never a database restore")
+    func monitorFarmRequests() throws {
+        let harness = try MonitorHarness(farmPeers: [1])
+        let farmActor = Actor(
+            name: "farm coordinator", source: "farm", moodleUserId: 0, peerUid: 1, claimed: true,
+            farmDelivery: "F20261204-monitortest")
+        let fromWebPeer = Actor(
+            name: "farm coordinator", source: "farm", moodleUserId: 0, peerUid: 33, claimed: true,
+            farmDelivery: "F20261204-monitortest")
+        let pluginFromFarmPeer = Actor(name: "Ada", source: "moodle", moodleUserId: 2, peerUid: 1, claimed: true)
+        for refused in [
+            try OperationRequest(.rollback, actor: farmActor, confirmDatabaseRestore: true),
+            try OperationRequest(.rollback, actor: farmActor, secondFactorCode: "123456"),
+            try OperationRequest(.secure, actor: fromWebPeer),
+            try OperationRequest(.secure, actor: pluginFromFarmPeer),
+            try OperationRequest(.runAll, actor: farmActor, targetRevision: "0123abcd"),
+        ] {
+            #expect(
+                Self.refusedAsBadRequest(
+                    try harness.raw(
+                        try JSONCoding.encode(
+                            MonitorCall.perform(request: refused, job: OperationIdentifier.make()), pretty: false))),
+                "\(refused.operation) \(refused.actor.source) \(refused.actor.peerUid ?? 0)")
+        }
+        let schedule = try ScheduleRequest(at: Date().addingTimeInterval(3600), revision: "0123abcd", actor: farmActor)
+        #expect(
+            Self.refusedAsBadRequest(
+                try harness.raw(try JSONCoding.encode(MonitorCall.setSchedule(request: schedule), pretty: false))))
+        // What a farm coordinator does send is run.
+        let outcome = try harness.client.perform(
+            try OperationRequest(.secure, actor: farmActor), id: OperationIdentifier.make(), progress: { _ in })
+        #expect(outcome.operation == .secure)
+        #expect(try harness.client.status().phase == .secured)
     }
 }
 
