@@ -38,21 +38,27 @@ public final class DeliveryServer: Sendable {
     {
         try configuration.validate()
         let key = try Authenticator.readKey(configuration.keyFile)
+        let engine = try makeEngine(configuration, logger: logger)
+        let (listener, farm) = try openListeners(configuration)
+        return try assemble(configuration, key: key, engine: engine, listener: listener, farm: farm, logger: logger)
+    }
+
+    /// The web socket (`openListener`) and, on a farm node, the farm socket with its key; nothing
+    /// left open when either fails.
+    static func openListeners(_ configuration: ServerConfiguration) throws(ServerStartError)
+        -> (web: Listener, farm: (listener: Listener, key: [UInt8])?)
+    {
         let farmKey = try configuration.farm.map { (farm) throws(ServerStartError) in
             try Authenticator.readKey(farm.keyFile)
         }
-        let engine = try makeEngine(configuration, logger: logger)
         let listener = try openListener(configuration)
-        let farmListener: Listener?
         do {
-            farmListener = try FarmEndpoint.openListener(configuration)
+            guard let farmListener = try FarmEndpoint.openListener(configuration) else { return (listener, nil) }
+            return (listener, (farmListener, farmKey ?? []))
         } catch {
             listener.close()
             throw error
         }
-        return try assemble(
-            configuration, key: key, engine: engine, listener: listener, farm: farmListener.map { ($0, farmKey ?? []) },
-            logger: logger)
     }
 
     /// The engine of the configured site.

@@ -41,19 +41,10 @@ public enum SeparatedServer {
         }
         try configuration.validate()
         let key = try Authenticator.readKey(configuration.keyFile)
-        let farmKey = try configuration.farm.map { (farm) throws(ServerStartError) in
-            try Authenticator.readKey(farm.keyFile)
-        }
         let engine = try DeliveryServer.makeEngine(configuration, logger: logger)
         let requestUser = try requestUserIdentity(configuration, site: engine.configuration)
-        let listener = try DeliveryServer.openListener(configuration)
-        let farmListener: Listener?
-        do {
-            farmListener = try FarmEndpoint.openListener(configuration)
-        } catch {
-            listener.close()
-            throw error
-        }
+        let (listener, farm) = try DeliveryServer.openListeners(configuration)
+        let farmListener = farm?.listener
         // Both sockets closed and their files removed, when the helper cannot start.
         let closeBoth = {
             listener.close()
@@ -90,7 +81,7 @@ public enum SeparatedServer {
             exit(
                 runRequestSide(
                     configuration, key: key, listener: listener,
-                    farm: farmListener.map { ($0, farmKey ?? []) }, channel: channel.request,
+                    farm: farm, channel: channel.request,
                     user: requestUser, monitorPid: monitorPid, logger: logger))
         }
         System.close(channel.request)

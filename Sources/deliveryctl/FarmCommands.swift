@@ -134,9 +134,9 @@ struct FarmRunAll: ParsableCommand {
             rest, else nothing starts. Each step runs on all nodes at once; the update brings every
             other node to exactly the commit this node reached. When a step fails on a node, every
             node is brought back to the code all of them served before (cancel, or rollback where
-            the new code already served), and the error says where the farm stands. A revision
-            that brings a Moodle upgrade is refused at the restore (not yet delivered in lock-step),
-            the farm brought back. Exit 0 when every node serves the new revision, 2 when refused
+            the new code already served), and the error says where the farm stands. Every node's
+            preflight runs before any node restores: a blocker or a Moodle upgrade (not yet
+            delivered in lock-step) anywhere, and every node cancels. Exit 0 when every node serves the new revision, 2 when refused
             before anything changed, 1 when a step failed.
             """)
     @Flag(name: .long, help: "Also refresh each node's security copy.")
