@@ -246,9 +246,10 @@ final class API: Sendable {
         guard let operation = Operation(rawValue: body.operation) else {
             throw APIError.badRequest("unknown operation '\(Self.printable(body.operation))'")
         }
-        if let other = names.first(where: { $0 != "operation" && !operation.requestMembers.contains($0) }),
-            other != "targetRevision" || request.actor.source != "farm" || operation != .update
-        {
+        // The members this operation takes, and a farm coordinator's named revision for its update.
+        let farmUpdate = request.actor.source == "farm" && operation == .update
+        let taken = Set(operation.requestMembers).union(farmUpdate ? ["operation", "targetRevision"] : ["operation"])
+        if let other = names.sorted().first(where: { !taken.contains($0) }) {
             throw APIError.badRequest("'\(operation.rawValue)' takes no member '\(other)'")
         }
         // A farm's coordinator never restores a node's database: no confirmation nor second factor

@@ -84,6 +84,18 @@ struct FarmSocketTests {
             #expect(restore.reply?.status == 400, "\(member): \(String(describing: restore.reply))")
             #expect(restore.reply?.answer?.contains("farm socket takes no") == true)
         }
+        // A member of another operation is refused beside the farm's named revision, whichever
+        // comes first; a named revision is the update's only.
+        for call in [
+            #"{\"operation\": \"update\", \"targetRevision\": \"0123abcd\", \"securityCopy\": true}"#,
+            #"{\"confirmFailedRehearsal\": true, \"operation\": \"update\", \"targetRevision\": \"0123abcd\"}"#,
+            #"{\"operation\": \"secure\", \"targetRevision\": \"0123abcd\"}"#,
+        ] {
+            let refused = try Self.follow(
+                server, #"{"version": 1, "request": "operation", "farmDelivery": "\#(delivery)", "call": "\#(call)"}"#)
+            #expect(refused.reply?.status == 400, "\(call): \(String(describing: refused.reply))")
+            #expect(refused.reply?.answer?.contains("takes no member") == true, "\(call)")
+        }
         // An operation without its farm delivery is refused by follow, changing nothing.
         let bare = try Self.follow(server, #"{"version": 1, "request": "operation", "call": "{}"}"#)
         #expect(bare.status == 2)
