@@ -59,28 +59,34 @@ public enum FarmFollower {
             }
     }
 
+    /// The query member that names the farm delivery to the node's helper.
+    public static let deliveryQueryMember = "farmDelivery"
+
     /// How often a running job is asked about.
     static let pollSeconds = 0.2
 
     /// `status`, `preflight` and `operation` passed on to the node's helper; an operation is waited for, and its
     /// finished job is the answer.
     static func pass(_ request: FarmRequest, to helper: HelperClient) -> FarmReply {
-        let delivery = request.farmDelivery.map { "farmDelivery=\($0)" } ?? ""
+        let delivery = request.farmDelivery.map { "\(deliveryQueryMember)=\($0)" }
         do throws(DeliveryError) {
             if request.request == "status" || request.request == "preflight" {
-                let response = try helper.send(method: "GET", path: "/\(request.request)", query: delivery)
+                let response = try helper.send(method: "GET", path: "/\(request.request)", query: delivery ?? "")
                 return FarmReply(status: response.status, answer: String(decoding: response.body, as: UTF8.self))
             }
             guard request.farmDelivery != nil, let call = request.call else {
                 return refusal("bad_request", "an operation comes with its farmDelivery and its call")
             }
-            let started = try helper.send(method: "POST", path: "/operations", query: delivery, body: Array(call.utf8))
+            let started = try helper.send(
+                method: "POST", path: "/operations", query: delivery ?? "", body: Array(call.utf8))
             guard started.status == 202, let job = jobId(started.body) else {
                 return FarmReply(status: started.status, answer: String(decoding: started.body, as: UTF8.self))
             }
             var offset = 0
             while true {
-                let view = try helper.send(method: "GET", path: "/jobs/\(job)", query: "\(delivery)&offset=\(offset)")
+                let view = try helper.send(
+                    method: "GET", path: "/jobs/\(job)",
+                    query: [delivery, "offset=\(offset)"].compactMap { $0 }.joined(separator: "&"))
                 let progress = jobProgress(view.body)
                 if view.status != 200 || progress.finished {
                     return FarmReply(status: view.status, answer: String(decoding: view.body, as: UTF8.self))

@@ -165,12 +165,16 @@ struct FarmDelivery {
 
     /// The body of a node helper's `POST /operations`.
     func call(_ operation: String, targetRevision: String? = nil) -> String {
-        var body: [String: String] = ["operation": operation]
-        if let targetRevision { body["targetRevision"] = targetRevision }
-        if operation == "update", let comment { body["comment"] = comment }
-        var text = (try? JSONCoding.encode(body, pretty: false)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        if operation == "secure" && securityCopy { text = #"{"operation":"secure","securityCopy":true}"# }
-        return text
+        struct Call: Encodable {
+            var operation: String
+            var securityCopy: Bool?
+            var comment: String?
+            var targetRevision: String?
+        }
+        let body = Call(
+            operation: operation, securityCopy: operation == "secure" && securityCopy ? true : nil,
+            comment: operation == "update" ? comment : nil, targetRevision: targetRevision)
+        return (try? JSONCoding.encode(body, pretty: false)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     /// Runs a step on this node (`local`) and on `nodes` (every other node by default) at once,

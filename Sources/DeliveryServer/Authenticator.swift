@@ -53,21 +53,6 @@ final class Authenticator: Sendable {
         }
     }
 
-    /// The canonical string of a request (`RequestSignature`, the one rule clients sign with).
-    static func canonicalString(
-        method: String, path: String, query: String, timestamp: String, nonce: String, userId: String,
-        userName: String, body: [UInt8]
-    ) -> String {
-        RequestSignature.canonicalString(
-            method: method, path: path, query: query, timestamp: timestamp, nonce: nonce, userId: userId,
-            userName: userName, body: body)
-    }
-
-    /// The signature of a canonical string with a key, as lowercase hex (used by tests).
-    static func sign(_ canonical: String, key: [UInt8]) -> String {
-        RequestSignature.sign(canonical, key: key)
-    }
-
     /// Checks a request; returns who asked.
     /// - Throws: `APIError` (`unauthenticated`, `bad_signature`, `stale_request`,
     ///   `replayed_nonce`, `busy`).
@@ -99,7 +84,7 @@ final class Authenticator: Sendable {
         guard let given = Self.bytes(fromHex: signature), given.count == SHA256.byteCount else {
             throw APIError(.unauthenticated, "the signature header is not 64 hexadecimal digits")
         }
-        let canonical = Self.canonicalString(
+        let canonical = RequestSignature.canonicalString(
             method: request.method, path: request.path, query: request.query, timestamp: timestamp, nonce: nonce,
             userId: userId, userName: userName, body: request.body)
         // Constant time: swift-crypto compares the whole code whatever the first difference.

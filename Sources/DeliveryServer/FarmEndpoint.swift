@@ -11,8 +11,8 @@ struct FarmEndpoint: Sendable {
     /// Checks signatures with the farm's key.
     let authenticator: Authenticator
 
-    /// The query member that carries the farm delivery's id.
-    static let deliveryMember = "farmDelivery"
+    /// The query member that carries the farm delivery's id (`FarmFollower` sends it).
+    static let deliveryMember = FarmFollower.deliveryQueryMember
 
     /// The farm's socket, when the configuration has one: made at its path, the farm account's
     /// group, mode 0660 (never passed by systemd: that socket is the web one).

@@ -15,11 +15,11 @@ struct InProcessTests {
     @Test("the signing test vector of docs/protocol.md")
     func signingVector() {
         let body = Array(#"{"operation":"secure","securePath":"mod/forum"}"#.utf8)
-        let canonical = Authenticator.canonicalString(
+        let canonical = RequestSignature.canonicalString(
             method: "POST", path: "/operations", query: "", timestamp: "1764084704",
             nonce: "3f2a9c1e5b7d4a6c8e0f1a2b3c4d5e6f", userId: "2", userName: "Ada%20Lovelace", body: body)
         #expect(canonical.hasSuffix("\nb5ab292609d5568953e92c5357094dd2791da689ad56ab81b23f61e7bb7459f6"))
-        let signature = Authenticator.sign(canonical, key: Array("0123456789abcdef0123456789abcdef".utf8))
+        let signature = RequestSignature.sign(canonical, key: Array("0123456789abcdef0123456789abcdef".utf8))
         #expect(signature == "8c4bf2a464705877ac84790776e767bc369fa42f9651b2b2329a789bcb350ddd")
     }
 

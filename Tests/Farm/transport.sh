@@ -293,8 +293,9 @@ check "… both productions at the upstream's commit, both served" \
   bash -c '[[ $(git -c safe.directory="*" -C "$1/fx/moodle-delivery/releases/production" rev-parse HEAD) == "$2" && $(git -c safe.directory="*" -C "$1/fx5/moodle-delivery/releases/production" rev-parse HEAD) == "$2" &&
     $(readlink "$1/fx/moodle-delivery/current") == releases/production && $(readlink "$1/fx5/moodle-delivery/current") == releases/production ]]' _ "$work" "$upstream_head"
 farm_id=$(grep -oE "Farm delivery F[0-9A-Za-z-]+" <<<"$out" | head -1 | cut -d" " -f3)
-check "… each node's audit log records the farm delivery $farm_id (web5's from the farm account)" \
-  bash -c '[[ -n $2 ]] && grep -q "\"farmDelivery\":\"$2\"" "$1"/state/audit.log* && grep "\"farmDelivery\":\"$2\"" "$1"/state5/audit.log* | grep -q "\"source\":\"farm\""' _ "$work" "$farm_id"
+check "… each node's audit log records the farm delivery $farm_id (web5's from the farm account), with the comment" \
+  bash -c '[[ -n $2 ]] && grep -q "\"farmDelivery\":\"$2\"" "$1"/state/audit.log* && grep "\"farmDelivery\":\"$2\"" "$1"/state5/audit.log* | grep -q "\"source\":\"farm\"" &&
+    grep "\"farmDelivery\":\"$2\"" "$1"/state5/audit.log* | grep -q "lock-step one"' _ "$work" "$farm_id"
 
 # A step that fails on one node. First web5's upstream is gone: its switch refuses (it checks the
 # upstream answers), this node had switched and is brought back.
