@@ -356,8 +356,18 @@ public final class DeliveryEngine: Sendable {
     public func perform(
         _ request: OperationRequest, id: String? = nil, progress: @escaping @Sendable (ProgressEvent) -> Void = { _ in }
     ) throws(DeliveryError) -> OperationOutcome {
+        try perform(request, id: id, progress: progress, farmHooks: nil)
+    }
+
+    /// `perform`, for a farm's coordinator: its restore calls on the other nodes at the points of
+    /// the lock-step upgrade (`FarmRestoreHooks`).
+    func perform(
+        _ request: OperationRequest, id: String? = nil, progress: @escaping @Sendable (ProgressEvent) -> Void,
+        farmHooks: FarmRestoreHooks?
+    ) throws(DeliveryError) -> OperationOutcome {
         let run = OperationRun(
             id: id ?? OperationIdentifier.make(), request: request, progress: progress, engine: self)
+        run.farmHooks = farmHooks
         do {
             try OperationLimits.admit(
                 request, limits: configuration.limits,

@@ -15,20 +15,20 @@ public struct FarmDeliveryOutcome: Sendable, Codable, Equatable {
 /// coordinator, and the others over the farm channel) before the next begins. Secure on all,
 /// switch all, update this node and then every other to the very commit this node reached, restore
 /// this node and then the others. Before anything, every node must answer with the same site and
-/// version and be at rest. When a step fails on a node, every node is brought back to the code
-/// all of them served before: `cancel` where the step left a copy serving, `rollback` where
-/// production with the new code already served; the error says where each node stands.
-///
-/// A revision that brings a Moodle upgrade is refused at the restore, while the copies still
-/// serve (each node's restore refuses it for a farm delivery), and the farm is brought back: the
-/// upgrade of the shared database in lock-step is not built yet.
+/// version and be at rest. Before any node restores, every node's preflight. Without a Moodle
+/// upgrade every node restores at once; with one, the restore is the lock-step upgrade
+/// (`FarmDelivery+Restore`): maintenance mode and the snapshot once, on this node, every node
+/// switched to production, Moodle's upgrade once, here, then every node's health check. When a
+/// step fails on a node, every node is brought back to the code all of them served before:
+/// `cancel` where the step left a copy serving, `rollback` (the other nodes first, then this node
+/// with the database) once a restore began; the error says where each node stands.
 struct FarmDelivery {
     let engine: DeliveryEngine
     let farm: FarmSettings
     let site: String
     let actor: Actor
-    let comment: String?
-    let securityCopy: Bool
+    var comment: String?
+    var securityCopy: Bool
     let say: @Sendable (String) -> Void
 
     /// The farm delivery's id: `F` and an operation id (8 to 64 letters, digits, `-`).
@@ -78,24 +78,16 @@ struct FarmDelivery {
             )
         }
         // Before any node serves the new code, every node's preflight (what its restore checks
-        // first) and Moodle's forecast: a blocker or an upgrade anywhere, and no node restores.
-        let refusals = preflightEverywhere()
+        // first) and Moodle's forecast: a blocker anywhere, or nodes that disagree on the
+        // upgrade, and no node restores.
+        let (refusals, upgrade) = preflightEverywhere()
         guard refusals.isEmpty else {
             let undone = bringBack(allParticipants, with: "cancel")
             throw failure(
                 "restore", (Set(), refusals), undone: undone,
                 standing: "No node restored; production serves the code before the delivery on every node")
         }
-        done = try step("restore", local: localRequest(.restore), call: Self.same(call("restore")))
-        guard done.failed.isEmpty else {
-            // Those that restored serve the new code: back to their backup copy, like the others.
-            let undone = bringBack(done.succeeded, with: "rollback")
-            throw failure(
-                "restore", done, undone: undone,
-                standing:
-                    "Every node serves its backup copy (the code before the delivery), production holds the new revision on every node: run deliveryctl farm run-all again once it is fixed (not cancel on one node alone)"
-            )
-        }
+        try restoreEverywhere(upgrade: upgrade)
         say("Farm delivery \(id): every node serves \(revision?.label ?? commit)")
         return FarmDeliveryOutcome(id: id, revision: commit, nodes: [site] + farm.nodes.map(\.name))
     }
@@ -164,16 +156,17 @@ struct FarmDelivery {
     }
 
     /// The body of a node helper's `POST /operations`.
-    func call(_ operation: String, targetRevision: String? = nil) -> String {
+    func call(_ operation: String, targetRevision: String? = nil, farmStage: FarmStage? = nil) -> String {
         struct Call: Encodable {
             var operation: String
             var securityCopy: Bool?
             var comment: String?
             var targetRevision: String?
+            var farmStage: FarmStage?
         }
         let body = Call(
             operation: operation, securityCopy: operation == "secure" && securityCopy ? true : nil,
-            comment: operation == "update" ? comment : nil, targetRevision: targetRevision)
+            comment: operation == "update" ? comment : nil, targetRevision: targetRevision, farmStage: farmStage)
         return (try? JSONCoding.encode(body, pretty: false)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
@@ -268,13 +261,15 @@ struct FarmDelivery {
     }
 
     /// Every node's preflight of its restore, all at once: what would refuse it (a blocker, or
-    /// a Moodle upgrade, which a farm delivery does not run yet), by node.
-    func preflightEverywhere() -> [(String?, DeliveryError)] {
+    /// nodes that disagree on Moodle's upgrade), by node; and whether the upgrade is pending.
+    func preflightEverywhere() -> (refusals: [(String?, DeliveryError)], upgrade: Bool) {
         let (local, remote) = concurrently(
             { Result { () throws(DeliveryError) in try engine.plan() } },
             { engine.ask(farm.nodes, { _ in FarmRequest(request: "preflight", farmDelivery: id) }, waitSeconds: 600) })
         var refusals: [(String?, DeliveryError)] = []
+        var pending: [String?: Bool] = [:]
         if let refusal = Self.refusal(of: local) { refusals.append((nil, refusal)) }
+        if case .success(let report) = local { pending[nil] = report.upgrade?.pending == true }
         for (index, node) in farm.nodes.enumerated() {
             let report: Result<PreflightReport, DeliveryError>
             switch remote[index] {
@@ -294,11 +289,30 @@ struct FarmDelivery {
             case nil: report = .failure(DeliveryError(.farmUnreachable, "not asked"))
             }
             if let refusal = Self.refusal(of: report) { refusals.append((node.name, refusal)) }
+            if case .success(let report) = report { pending[node.name] = report.upgrade?.pending == true }
+        }
+        let upgrade = pending[nil] == true
+        if refusals.isEmpty, Set(pending.values).count > 1 {
+            // The same commit everywhere, yet not the same answer: a node's code or checks differ.
+            let (with, without) = (
+                pending.filter { $0.value }.map { $0.key ?? "this node" }.sorted(),
+                pending.filter { !$0.value }.map { $0.key ?? "this node" }.sorted()
+            )
+            refusals.append(
+                (
+                    nil,
+                    DeliveryError(
+                        .preflightFailed,
+                        "the nodes disagree on Moodle's upgrade: pending on \(with.joined(separator: ", ")), not on \(without.joined(separator: ", "))"
+                    )
+                ))
         }
         say(
-            "preflight: \(refusals.isEmpty ? "every node may restore" : "refused on \(refusals.map { $0.0 ?? "this node" }.joined(separator: ", "))")"
+            refusals.isEmpty
+                ? "preflight: every node may restore\(upgrade ? "; Moodle's upgrade runs once, on this node, in lock-step" : "")"
+                : "preflight: refused on \(refusals.map { $0.0 ?? "this node" }.joined(separator: ", "))"
         )
-        return refusals
+        return (refusals, upgrade)
     }
 
     /// Why a node's preflight refuses its restore in a farm delivery, if it does.
@@ -308,11 +322,6 @@ struct FarmDelivery {
         case .success(let report) where report.blocking:
             return DeliveryError(
                 .preflightFailed, "its preflight found what would break the site: \(report.blockingSummary)")
-        case .success(let report) where report.upgrade?.pending == true:
-            return DeliveryError(
-                .preflightFailed,
-                "this revision brings a Moodle upgrade, which a farm delivery does not run yet (deliver it node by node with maintenance, or wait for the lock-step upgrade)"
-            )
         case .success: return nil
         }
     }
@@ -369,11 +378,8 @@ extension DeliveryEngine {
     public func runFarmDelivery(
         site: String, actor: Actor, comment: String?, securityCopy: Bool, say: @escaping @Sendable (String) -> Void
     ) throws(DeliveryError) -> FarmDeliveryOutcome {
-        guard let farm = configuration.farm else {
-            throw DeliveryError(.configuration, "this site has no farm: its configuration has no farm.nodes")
-        }
-        return try FarmDelivery(
-            engine: self, farm: farm, site: site, actor: actor, comment: comment, securityCopy: securityCopy, say: say
-        ).run()
+        var delivery = try farmDelivery(site: site, actor: actor, say: say)
+        (delivery.comment, delivery.securityCopy) = (comment, securityCopy)
+        return try delivery.run()
     }
 }

@@ -54,6 +54,8 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case maintenanceStaysCode = "maintenance_stays_code"
     case maintenanceStaysDatabase = "maintenance_stays_database"
     case noAutomaticRollback = "no_automatic_rollback"
+    case farmServesBeforeUpgrade = "farm_serves_before_upgrade"
+    case farmBringsBack = "farm_brings_back"
     // Health check.
     case healthCodeMatches = "health_code_matches"
     case healthUpgradePending = "health_upgrade_pending"
@@ -228,6 +230,10 @@ public enum NoticeCode: String, Sendable, CaseIterable {
             "Maintenance mode stays on: restore again once production is fixed, or roll back (the older code and the database snapshot)."
         case .noAutomaticRollback:
             "No automatic rollback: Moodle's upgrade changed the database and there is no snapshot, so the older code would not run; the site stays on production in maintenance mode."
+        case .farmServesBeforeUpgrade:
+            "Production ({revision}) serves on this node under the farm's maintenance mode: Moodle's upgrade runs once, on the farm's coordinator."
+        case .farmBringsBack:
+            "The farm's coordinator brings every node back to the code before the delivery (and the database to its snapshot when the upgrade ran)."
         case .healthCodeMatches: "upgrade.php --is-pending: the code matches the database."
         case .healthUpgradePending: "Moodle still reports a pending upgrade or a code older than the database."
         case .healthUpgradeCheckFailed: "Moodle's upgrade check did not run."

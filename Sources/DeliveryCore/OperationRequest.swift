@@ -28,6 +28,9 @@ public struct OperationRequest: Sendable, Codable, Equatable {
     /// restore / run-all: the administrator confirmed delivering a revision whose rehearsal
     /// failed (recorded in the audit log).
     public let confirmFailedRehearsal: Bool?
+    /// restore, asked by a farm's coordinator only: this node's part of the farm's lock-step
+    /// upgrade (`FarmStage`); nil for a whole restore.
+    public let farmStage: FarmStage?
 
     /// The longest comment accepted, in characters.
     public static let commentLimit = 2000
@@ -40,8 +43,11 @@ public struct OperationRequest: Sendable, Codable, Equatable {
         _ operation: Operation, actor: Actor, securePath: ComponentPath? = nil, updatePath: ComponentPath? = nil,
         securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil,
         secondFactorCode: String? = nil, targetRevision: String? = nil, scheduled: Bool = false,
-        confirmFailedRehearsal: Bool? = nil
+        confirmFailedRehearsal: Bool? = nil, farmStage: FarmStage? = nil
     ) throws(DeliveryError) {
+        guard farmStage == nil || operation == .restore else {
+            throw DeliveryError(.badRequest, "only a restore takes a farm stage")
+        }
         if let targetRevision {
             guard (1...64).contains(targetRevision.utf8.count), !targetRevision.hasPrefix("-"),
                 targetRevision.utf8.allSatisfy({
@@ -79,6 +85,7 @@ public struct OperationRequest: Sendable, Codable, Equatable {
         self.targetRevision = targetRevision
         self.scheduled = scheduled
         self.confirmFailedRehearsal = confirmFailedRehearsal
+        self.farmStage = farmStage
     }
 
     /// Parses a request from the text a person or a signed request gave (the paths as typed).
@@ -89,14 +96,14 @@ public struct OperationRequest: Sendable, Codable, Equatable {
         _ operation: Operation, actor: Actor, securePath: String? = nil, updatePath: String? = nil,
         securityCopy: Bool = false, comment: String? = nil, confirmDatabaseRestore: Bool? = nil,
         secondFactorCode: String? = nil, confirmFailedRehearsal: Bool? = nil, targetRevision: String? = nil,
-        audit: (OperationRequest, DeliveryError) -> Void
+        farmStage: FarmStage? = nil, audit: (OperationRequest, DeliveryError) -> Void
     ) throws(DeliveryError) -> OperationRequest {
         do {
             return try OperationRequest(
                 operation, actor: actor, securePath: try ComponentPath.parse(securePath),
                 updatePath: try ComponentPath.parse(updatePath), securityCopy: securityCopy, comment: comment,
                 confirmDatabaseRestore: confirmDatabaseRestore, secondFactorCode: secondFactorCode,
-                targetRevision: targetRevision, confirmFailedRehearsal: confirmFailedRehearsal)
+                targetRevision: targetRevision, confirmFailedRehearsal: confirmFailedRehearsal, farmStage: farmStage)
         } catch {
             if let bare = try? OperationRequest(operation, actor: actor) { audit(bare, error) }
             throw error
@@ -105,7 +112,7 @@ public struct OperationRequest: Sendable, Codable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case operation, securePath, updatePath, securityCopy, comment, actor, confirmDatabaseRestore, secondFactorCode
-        case targetRevision, scheduled, confirmFailedRehearsal
+        case targetRevision, scheduled, confirmFailedRehearsal, farmStage
     }
 
     /// Decodes a request through the same checks as `init`.
@@ -123,11 +130,25 @@ public struct OperationRequest: Sendable, Codable, Equatable {
                 secondFactorCode: try container.decodeIfPresent(String.self, forKey: .secondFactorCode),
                 targetRevision: try container.decodeIfPresent(String.self, forKey: .targetRevision),
                 scheduled: try container.decodeIfPresent(Bool.self, forKey: .scheduled) ?? false,
-                confirmFailedRehearsal: try container.decodeIfPresent(Bool.self, forKey: .confirmFailedRehearsal))
+                confirmFailedRehearsal: try container.decodeIfPresent(Bool.self, forKey: .confirmFailedRehearsal),
+                farmStage: try container.decodeIfPresent(FarmStage.self, forKey: .farmStage))
         } catch let error as DeliveryError {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
         }
     }
+}
+
+/// A node's part of a farm's restore when the revision brings a Moodle upgrade (`FarmDelivery`):
+/// the coordinator holds the maintenance mode, takes the snapshot and runs the upgrade, once; the
+/// other nodes serve production in two stages around it.
+public enum FarmStage: String, Sendable, Codable, Equatable {
+    /// Production served on this node, under the coordinator's maintenance mode, before the
+    /// upgrade: no upgrade, no snapshot, no maintenance mode of its own, no health check; the
+    /// node stays `restoring`.
+    case serve
+    /// After the coordinator's upgrade: this node's health check (its own page), and the delivery
+    /// ends. Refused while Moodle still reports an upgrade pending.
+    case finish
 }
 
 extension Operation {
@@ -141,6 +162,16 @@ extension Operation {
         case .restore: ["confirmFailedRehearsal"]
         case .rollback: ["confirmDatabaseRestore", "secondFactorCode"]
         case .switchToDelivery, .cancel, .recover, .rehearse: []
+        }
+    }
+
+    /// The members of `POST /operations` only a farm's coordinator sends, on the farm socket:
+    /// the revision it resolved for an update, the stage of a restore in its lock-step upgrade.
+    public var farmRequestMembers: [String] {
+        switch self {
+        case .update: ["targetRevision"]
+        case .restore: ["farmStage"]
+        default: []
         }
     }
 

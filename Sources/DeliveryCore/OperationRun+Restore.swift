@@ -71,21 +71,29 @@ extension OperationRun {
         } else {
             need = try moodle.upgradeNeed(in: .production)
         }
-        // A farm delivers code in lock-step; Moodle's upgrade of the shared database is not one of
-        // its steps yet. Refused while the copy still serves, nothing changed.
-        if request.actor.farmDelivery != nil && need != .none {
+        // In a farm delivery, Moodle's upgrade of the shared database runs once, on the coordinator,
+        // in lock-step (`FarmRestoreHooks`, `FarmStage`): a node's whole restore never runs it.
+        if request.actor.farmDelivery != nil && need != .none && farmHooks == nil && request.farmStage != .serve {
             throw DeliveryError(
                 .preflightFailed,
-                "this revision brings a Moodle upgrade, which a farm delivery does not run yet (farm \(request.actor.farmDelivery ?? "")): nothing was changed; the copy still serves"
+                request.farmStage == .finish
+                    ? "Moodle still reports an upgrade pending: the farm's coordinator has not run it (farm \(request.actor.farmDelivery ?? "")); this node keeps serving production under the farm's maintenance mode"
+                    : "this revision brings a Moodle upgrade, which a farm's node runs only in the farm's lock-step restore (farm \(request.actor.farmDelivery ?? "")): nothing was changed; the copy still serves"
             )
         }
         if let checker, let baselineTree {
             let critical = Array((baseline ?? checker.criticalChecks(in: baselineTree)) ?? []).sorted()
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.criticalChecksBefore = critical }
         }
-        let snapshotting = need != .none && configuration.snapshotSettings.enabled && !state.upgradeRan
+        // A farm's other node holds neither the snapshot nor the maintenance mode: the coordinator
+        // does, once for the shared database and dataroot. The coordinator always keeps users out
+        // while the nodes switch to code the database is not upgraded for.
+        let following = request.farmStage != nil
+        let snapshotting = !following && need != .none && configuration.snapshotSettings.enabled && !state.upgradeRan
         let wantsMaintenance =
-            need == .withMaintenance || (need != .none && configuration.snapshotSettings.enabled)
+            !following
+            && (need == .withMaintenance
+                || (need != .none && (configuration.snapshotSettings.enabled || farmHooks != nil)))
         let previouslyServed = state.servedProductionChanges ?? []
         let changedOrServed = Array(Set(previouslyServed + changedScripts))
         // Whatever can be done before the maintenance window is: production's changed scripts
@@ -140,10 +148,25 @@ extension OperationRun {
         }
         if !readiedBeforeWindow {
             try dropFromOPcache(changedOrServed)
-            try readyProductionForServing(warm: !(try store.read()).maintenanceEnabled)
+            try readyProductionForServing(
+                warm: !(try store.read()).maintenanceEnabled && !(request.farmStage == .serve && need != .none))
         }
         try switchServed(to: .production)
         progress(.fraction(.restore, 0.3))
+        if request.farmStage == .serve {
+            note(
+                "Production serves on this node, under the farm's maintenance mode; Moodle's upgrade runs once, on the coordinator."
+            )
+            return [Notice(.farmServesBeforeUpgrade, ["revision": .revision(revisionAfter)])]
+        }
+        if let farmHooks, need != .none {
+            note("Every other node of the farm switches to production, under this node's maintenance mode…")
+            do {
+                try farmHooks.serveEverywhere()
+            } catch {
+                throw try afterFailure(error, what: [])
+            }
+        }
         var upgradeText = Notice(.upgradeNotNeeded)
         var predictionText: Notice?
         var cachesText = Notice(.cachesPurged)
@@ -183,7 +206,11 @@ extension OperationRun {
             }
         }
         progress(.fraction(.restore, 0.7))
-        if need == .none && changedScripts.isEmpty && previouslyServed.isEmpty
+        if request.farmStage == .finish {
+            // The coordinator's upgrade purged the shared caches, for every node.
+            note("The farm's upgrade, on the coordinator, purged the caches.")
+            cachesText = Notice(.cachesPurgedByUpgrade)
+        } else if need == .none && changedScripts.isEmpty && previouslyServed.isEmpty
             && (state.phase != .restoring) && forecast != nil
         {
             // The code served now is the code the caches were built from: a purge would only make
@@ -233,6 +260,14 @@ extension OperationRun {
             healthReport = health
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.lastHealthCheck = health }
             healthText = [Notice(.healthPassed)]
+        }
+        if let farmHooks, need != .none {
+            note("Every other node of the farm: its health check…")
+            do {
+                try farmHooks.finishEverywhere()
+            } catch {
+                throw try afterFailure(error, what: [Notice(.healthFailed)])
+            }
         }
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .idle
@@ -299,6 +334,15 @@ extension OperationRun {
         let mode = engine.configuration.healthCheckSettings.mode
         let reason = error.within(what)
         note(reason.message)
+        if request.actor.farmDelivery != nil {
+            // No node of a farm acts alone: the coordinator brings every node back, the other
+            // nodes first (`FarmDelivery.rollBackFarm`). It keeps users out meanwhile.
+            if farmHooks != nil, !(try store.read()).maintenanceEnabled {
+                try? engine.moodle(recorder).setMaintenance(true, in: layout.servedTree() ?? .production)
+                try? change { (state: inout DeliveryState) throws(DeliveryError) in state.maintenanceEnabled = true }
+            }
+            return reason.within([], after: [Notice(.farmBringsBack)])
+        }
         if mode == .automatic {
             note("Rolling back automatically (healthCheck.mode = automatic)…")
             do {

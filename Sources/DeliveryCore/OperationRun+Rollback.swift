@@ -268,6 +268,12 @@ extension OperationRun {
                 state.deliveryWindowOpen = false
             }
             notices.append(Notice(.rollbackMaintenanceOff))
+        } else if !databaseMatches && request.actor.source == "farm" {
+            // A farm's node: the coordinator holds the maintenance mode and restores the database
+            // once every other node serves its copy (`FarmDelivery.rollBackFarm`).
+            note(
+                "The database is ahead of this copy's code: the farm's coordinator restores it, under its maintenance mode."
+            )
         } else if !databaseMatches {
             if state.maintenanceEnabled {
                 notices.append(Notice(.rollbackMismatchMaintenanceStays))

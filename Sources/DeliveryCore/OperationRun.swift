@@ -53,6 +53,8 @@ final class OperationRun: @unchecked Sendable {
     /// Copies whose match with the database this operation showed without asking Moodle (read by
     /// `refreshCopiesMatchingDatabase`).
     var copiesKnownToMatch: [TreeName: Bool] = [:]
+    /// A farm's coordinator: what its restore asks of the other nodes (`FarmRestoreHooks`).
+    var farmHooks: FarmRestoreHooks?
 
     init(
         id: String, request: OperationRequest, progress: @escaping @Sendable (ProgressEvent) -> Void,

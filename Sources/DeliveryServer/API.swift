@@ -51,12 +51,13 @@ struct OperationBody: Decodable {
     var secondFactorCode: String?
     /// update, on the farm socket only: the revision the farm's coordinator resolved.
     var targetRevision: String?
+    /// restore, on the farm socket only: this node's stage of the farm's lock-step upgrade.
+    var farmStage: String?
 
-    /// Every member an operation takes (`Operation.requestMembers`), `operation`, and the farm's
-    /// `targetRevision`.
-    static let members: Set<String> = Set(Operation.allCases.flatMap(\.requestMembers)).union([
-        "operation", "targetRevision",
-    ])
+    /// Every member an operation takes (`Operation.requestMembers` and `farmRequestMembers`) and
+    /// `operation`.
+    static let members: Set<String> = Set(
+        Operation.allCases.flatMap { $0.requestMembers + $0.farmRequestMembers } + ["operation"])
 }
 
 /// The body of `PUT /schedule`.
@@ -246,9 +247,9 @@ final class API: Sendable {
         guard let operation = Operation(rawValue: body.operation) else {
             throw APIError.badRequest("unknown operation '\(Self.printable(body.operation))'")
         }
-        // The members this operation takes, and a farm coordinator's named revision for its update.
-        let farmUpdate = request.actor.source == "farm" && operation == .update
-        let taken = Set(operation.requestMembers).union(farmUpdate ? ["operation", "targetRevision"] : ["operation"])
+        // The members this operation takes, and on the farm socket those only a coordinator sends.
+        let farm = request.actor.source == "farm"
+        let taken = Set(operation.requestMembers + (farm ? operation.farmRequestMembers : []) + ["operation"])
         if let other = names.sorted().first(where: { !taken.contains($0) }) {
             throw APIError.badRequest("'\(operation.rawValue)' takes no member '\(other)'")
         }
@@ -257,13 +258,20 @@ final class API: Sendable {
         if request.actor.source == "farm", body.confirmDatabaseRestore != nil || body.secondFactorCode != nil {
             throw APIError.badRequest("the farm socket takes no confirmDatabaseRestore nor secondFactorCode")
         }
+        var farmStage: FarmStage?
+        if let stage = body.farmStage {
+            guard let known = FarmStage(rawValue: stage) else {
+                throw APIError.badRequest("unknown farmStage '\(Self.printable(stage))'")
+            }
+            farmStage = known
+        }
         let operationRequest: OperationRequest
         do {
             operationRequest = try OperationRequest.parse(
                 operation, actor: request.actor, securePath: body.securePath, updatePath: body.updatePath,
                 securityCopy: body.securityCopy ?? false, comment: body.comment,
                 confirmDatabaseRestore: body.confirmDatabaseRestore, secondFactorCode: body.secondFactorCode,
-                targetRevision: body.targetRevision, audit: engine.recordRefusal)
+                targetRevision: body.targetRevision, farmStage: farmStage, audit: engine.recordRefusal)
         } catch {
             logger.notice(
                 "refused a request",

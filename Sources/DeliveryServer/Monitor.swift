@@ -226,6 +226,10 @@ final class Monitor: Sendable {
             else {
                 throw DeliveryError(.badRequest, "a request may not name a revision or claim to be scheduled")
             }
+            // The stages of a farm's lock-step upgrade are a coordinator's to ask.
+            guard request.farmStage == nil || request.actor.source == "farm" else {
+                throw DeliveryError(.badRequest, "only a farm's coordinator asks for a stage of a restore")
+            }
             let slot: WritableKeyPath<InFlight, Bool> = request.operation == .rollback ? \.rollback : \.operation
             try claim(slot, "'\(request.operation.rawValue)' is already running")
             defer { release(slot) }

@@ -64,7 +64,10 @@ struct Follow: ParsableCommand {
 struct Farm: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The site's web farm: the other nodes, reached over OpenSSH.",
-        subcommands: [FarmCheck.self, FarmStatusCommand.self, FarmRunAll.self])
+        subcommands: [
+            FarmCheck.self, FarmStatusCommand.self, FarmRunAll.self, FarmRestore.self, FarmCancel.self,
+            FarmRollback.self,
+        ])
 }
 
 /// Asks every node of the farm who it is, over its pinned SSH channel.
@@ -132,12 +135,16 @@ struct FarmRunAll: ParsableCommand {
         discussion: """
             This node coordinates: every node must answer with the same site and version and be at
             rest, else nothing starts. Each step runs on all nodes at once; the update brings every
-            other node to exactly the commit this node reached. When a step fails on a node, every
-            node is brought back to the code all of them served before (cancel, or rollback where
-            the new code already served), and the error says where the farm stands. Every node's
-            preflight runs before any node restores: a blocker or a Moodle upgrade (not yet
-            delivered in lock-step) anywhere, and every node cancels. Exit 0 when every node serves the new revision, 2 when refused
-            before anything changed, 1 when a step failed.
+            other node to exactly the commit this node reached. Every node's preflight runs before
+            any node restores (a blocker anywhere, and every node cancels). Without a Moodle
+            upgrade every node restores at once. With one, the restore is the lock-step upgrade:
+            maintenance mode and the database snapshot once, on this node; every node serves
+            production; upgrade.php once, on this node; its health check; maintenance mode off;
+            every other node's health check (its own page). When a step fails on a node, every node
+            is brought back to the code all of them served before (cancel, or, once a restore began,
+            rollback: the other nodes first, then this node with the database snapshot), and the
+            error says where the farm stands. Exit 0 when every node serves the new revision, 2
+            when refused before anything changed, 1 when a step failed.
             """)
     @Flag(name: .long, help: "Also refresh each node's security copy.")
     var security = false
@@ -152,6 +159,88 @@ struct FarmRunAll: ParsableCommand {
             let outcome = try engine.runFarmDelivery(
                 site: options.site ?? SiteDirectory.name(ofConfiguration: path), actor: options.actor,
                 comment: comment, securityCopy: security,
+                say: { line in if !json { FileOutput.standardOutput(terminalSafe(line) + "\n") } })
+            if json { printJSON(outcome) }
+        }
+    }
+}
+
+/// The delivery cancelled on every node of the farm.
+struct FarmCancel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel",
+        abstract: "Cancel the delivery on every node of the farm (production at the revision before it, served).",
+        discussion: """
+            Each node that is not at rest serving production cancels, all at once (a node's cancel:
+            production back at the revision before the delivery, served, when its code matches the
+            database). One farm-wide operation at a time. Exit 0 when every node serves production,
+            1 when a node's cancel failed or it could not be asked (named, with where each node
+            stands; the others cancelled).
+            """)
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        let json = options.json
+        options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
+            let path = try options.configurationPath()
+            let outcome = try engine.cancelFarm(
+                site: options.site ?? SiteDirectory.name(ofConfiguration: path), actor: options.actor,
+                say: { line in if !json { FileOutput.standardOutput(terminalSafe(line) + "\n") } })
+            if json { printJSON(outcome) }
+        }
+    }
+}
+
+/// The emergency rollback of every node of the farm.
+struct FarmRollback: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract:
+            "Emergency rollback of every node of the farm: the other nodes first, then this node with the database.",
+        discussion: """
+            Every other node serves its rollback copy, all at once; then this node does, restoring
+            the database snapshot first when Moodle's upgrade changed the database (under the
+            maintenance mode it holds, lifted once the code of every node matches). It does not
+            wait for a farm delivery that runs. A node that cannot be reached is named, and the
+            others are rolled back all the same. Exit 0 when every node serves its copy, 1 otherwise.
+            """)
+    @Flag(name: .long, help: "Confirm that the database snapshot may be restored although the site was open since.")
+    var restoreDatabase = false
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        let json = options.json
+        options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
+            let path = try options.configurationPath()
+            let outcome = try engine.rollBackFarm(
+                site: options.site ?? SiteDirectory.name(ofConfiguration: path), actor: options.actor,
+                confirmDatabaseRestore: restoreDatabase ? true : nil,
+                say: { line in if !json { FileOutput.standardOutput(terminalSafe(line) + "\n") } })
+            if json { printJSON(outcome) }
+        }
+    }
+}
+
+/// The restore of every node, ending a farm delivery that stopped before its end.
+struct FarmRestore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Restore production on every node of the farm (a farm delivery that stopped before its end).",
+        discussion: """
+            Every node must be in a delivery a restore may end (delivering, updated, restoring or
+            rolled back) with production at this node's revision, else nothing starts. Then every
+            node's preflight, and the restore of farm run-all: every node at once, or the lock-step
+            upgrade when Moodle reports one. Exit 0 when every node serves production, 2 when
+            refused before anything changed, 1 when a node failed (every node brought back).
+            """)
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        let json = options.json
+        options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
+            let path = try options.configurationPath()
+            let outcome = try engine.restoreFarm(
+                site: options.site ?? SiteDirectory.name(ofConfiguration: path), actor: options.actor,
                 say: { line in if !json { FileOutput.standardOutput(terminalSafe(line) + "\n") } })
             if json { printJSON(outcome) }
         }

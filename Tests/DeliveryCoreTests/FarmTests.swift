@@ -133,14 +133,16 @@ struct FarmTests {
     }
 
     @Test(
-        "a node's preflight refuses a farm restore when it blocks or foresees Moodle's upgrade, and lets a clean one through"
+        "a node's preflight refuses a farm restore when it blocks; Moodle's upgrade is the lock-step restore's, not a refusal"
     )
     func preflightRefusals() {
         var report = PreflightReport()
         report.changed = ["a.php"]
         #expect(FarmDelivery.refusal(of: .success(report)) == nil)
         report.upgrade = UpgradeForecast(pending: true, maintenanceRequired: true, snapshot: false)
-        #expect(FarmDelivery.refusal(of: .success(report))?.message.contains("Moodle upgrade") == true)
+        #expect(FarmDelivery.refusal(of: .success(report)) == nil)
+        report.lintErrors = [LintError(file: "broken.php", line: 1, message: "PHP Parse error")]
+        #expect(FarmDelivery.refusal(of: .success(report))?.message.contains("would break the site") == true)
         #expect(FarmDelivery.refusal(of: .failure(DeliveryError(.io, "unread")))?.message == "unread")
     }
 

@@ -90,12 +90,21 @@ struct FarmSocketTests {
             #"{\"operation\": \"update\", \"targetRevision\": \"0123abcd\", \"securityCopy\": true}"#,
             #"{\"confirmFailedRehearsal\": true, \"operation\": \"update\", \"targetRevision\": \"0123abcd\"}"#,
             #"{\"operation\": \"secure\", \"targetRevision\": \"0123abcd\"}"#,
+            #"{\"operation\": \"update\", \"farmStage\": \"serve\"}"#,
+            #"{\"farmStage\": \"finish\", \"operation\": \"cancel\"}"#,
         ] {
             let refused = try Self.follow(
                 server, #"{"version": 1, "request": "operation", "farmDelivery": "\#(delivery)", "call": "\#(call)"}"#)
             #expect(refused.reply?.status == 400, "\(call): \(String(describing: refused.reply))")
             #expect(refused.reply?.answer?.contains("takes no member") == true, "\(call)")
         }
+        // A stage of the lock-step upgrade is a restore's, and one of the two known.
+        let unknownStage = try Self.follow(
+            server,
+            #"{"version": 1, "request": "operation", "farmDelivery": "\#(delivery)", "call": "{\"operation\": \"restore\", \"farmStage\": \"upgrade\"}"}"#
+        )
+        #expect(unknownStage.reply?.status == 400, "\(String(describing: unknownStage.reply))")
+        #expect(unknownStage.reply?.answer?.contains("unknown farmStage") == true)
         // An operation without its farm delivery is refused by follow, changing nothing.
         let bare = try Self.follow(server, #"{"version": 1, "request": "operation", "call": "{}"}"#)
         #expect(bare.status == 2)

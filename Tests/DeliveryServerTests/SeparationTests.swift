@@ -261,6 +261,7 @@ struct SeparationTests {
             try OperationRequest(.secure, actor: farmActor),
             try OperationRequest(.rollback, actor: farmActor, confirmDatabaseRestore: true),
             try OperationRequest(.update, actor: farmActor, targetRevision: "0123abcd"),
+            try OperationRequest(.restore, actor: claimed, farmStage: .finish),
         ] {
             #expect(
                 Self.refusedAsBadRequest(
@@ -292,6 +293,7 @@ struct SeparationTests {
             try OperationRequest(.secure, actor: fromWebPeer),
             try OperationRequest(.secure, actor: pluginFromFarmPeer),
             try OperationRequest(.runAll, actor: farmActor, targetRevision: "0123abcd"),
+            try OperationRequest(.restore, actor: pluginFromFarmPeer, farmStage: .serve),
         ] {
             #expect(
                 Self.refusedAsBadRequest(

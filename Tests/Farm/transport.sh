@@ -347,16 +347,73 @@ check "web5's preflight refuses its restore: farm run-all fails (exit 1) before 
 rm -f "$production5/.git/hooks/post-checkout" "$production5/.git/hooks/post-merge" "$production5/farm-broken.php"
 check "… both serve production at the commit before, at rest" both_at "$before"
 
-# A revision that brings Moodle's upgrade: refused at the restore, while the copies serve.
+# A revision that brings Moodle's upgrade: the restore is the lock-step upgrade. First the
+# upgrade fails (the fixture's upgrade.php is told to, before it changes anything): web5 already
+# served production; every node is rolled back, web5 first, then this node.
 as "$code_owner" bash "$work/fx/revision2" >"$work/revision2.log" 2>&1
+calls=$work/fx/moodledata/fixture-calls.log
+upgrade_runs() { # upgrade_runs SINCE-LINE: the lines of upgrade.php runs (not its checks) after line SINCE-LINE
+  tail -n +"$(($1 + 1))" "$calls" | grep " upgrade.php " | grep -v -- "--is-"
+}
+both_serve() { # both_serve TREE: both nodes serve TREE
+  [[ $(readlink "$work/fx/moodle-delivery/current") == "releases/$1" && $(readlink "$work/fx5/moodle-delivery/current") == "releases/$1" ]]
+}
+database_untouched() { [[ $(cat "$work/fx/moodledata/fixture-db-version") == 2024100700.00 ]]; }
+export work calls deliveryctl
+export -f upgrade_runs both_serve database_untouched both_at
+echo fail >"$work/fx/moodledata/fixture-fail-upgrade"
+mark=$(wc -l <"$calls")
 out=$("$deliveryctl" farm run-all --site school 2>&1)
 status=$?
 echo "$out"
-check "a revision with an upgrade: every node's preflight foresees it, no node restores (exit 1), every node cancels" \
-  bash -c '[[ $1 == 1 ]] && says "$2" "^preflight: refused on this node, web5" "restore failed on this node: this revision brings a Moodle upgrade" \
-    "^cancel (bringing back): this node, web5 done" && says_not "$2" "^restore: "' _ "$status" "$out"
-database_untouched() { both_at "$1" && [[ $(cat "$work/fx/moodledata/fixture-db-version") == 2024100700.00 ]]; }
-check "… both serve production at the commit before; the fixture's database untouched" database_untouched "$before"
+check "the upgrade fails on this node: farm run-all fails (exit 1) after web5 served production; every node rolled back, web5 first" \
+  bash -c '[[ $1 == 1 ]] && says "$2" "^preflight: every node may restore; Moodle.s upgrade runs once, on this node" \
+    "^restore (every other node serves production, before the upgrade): web5 done" "restore failed on this node: .*upgrade" \
+    "^rollback (bringing back): web5 done" "^rollback: this node is back" "Every node was rolled back"' _ "$status" "$out"
+check "… upgrade.php ran once, on this node; both serve their backup copy; the fixture's database untouched; maintenance off" \
+  bash -c '[[ $(upgrade_runs "$1" | wc -l) == 1 ]] && upgrade_runs "$1" | grep -q "dirroot=$2/fx/moodle-delivery/" &&
+    both_serve backup && database_untouched && [[ ! -e $2/fx/moodledata/climaintenance.html ]]' _ "$mark" "$work"
+rm -f "$work/fx/moodledata/fixture-fail-upgrade"
+
+# Once what failed is fixed, farm restore ends the delivery: the upgrade in lock-step. Maintenance
+# mode on once, every node on production, upgrade.php once (here), maintenance off, then every
+# other node's own health check.
+upstream_head=$(git -c safe.directory="*" -C "$work/fx/upstream" rev-parse main)
+mark=$(wc -l <"$calls")
+out=$("$deliveryctl" farm restore --site school 2>&1)
+status=$?
+echo "$out"
+check "farm restore with Moodle's upgrade: every node restored (exit 0), the other nodes on production before the upgrade and checked after" \
+  bash -c '[[ $1 == 0 ]] && says "$2" "^preflight: every node may restore; Moodle.s upgrade runs once, on this node" \
+    "^restore (every other node serves production, before the upgrade): web5 done" \
+    "^restore (every other node.s health check, after the upgrade): web5 done" "upgrade ran once, on this node" "every node serves"' _ "$status" "$out"
+check "… upgrade.php ran exactly once, on this node; maintenance mode on once (and off); the database at revision 2" \
+  bash -c '[[ $(upgrade_runs "$1" | wc -l) == 1 ]] && upgrade_runs "$1" | grep -q "dirroot=$2/fx/moodle-delivery/" &&
+    [[ $(tail -n +"$(($1 + 1))" "$3" | grep -c "maintenance.php --enable") == 1 ]] &&
+    [[ $(cat "$2/fx/moodledata/fixture-db-version") == 2024100800.00 && ! -e $2/fx/moodledata/climaintenance.html ]]' _ "$mark" "$work" "$calls"
+check "… both productions at the upstream's commit, both served, web5 idle" both_at "$upstream_head"
+check "… web5's audit log: its two stages of the restore, tied to the farm restore" \
+  bash -c 'id=$(grep -oE "Farm restore F[0-9A-Za-z-]+" <<<"$2" | head -1 | cut -d" " -f3); [[ -n $id ]] &&
+    [[ $(grep "\"farmDelivery\":\"$id\"" "$1"/state5/audit.log* | grep -c "\"operation\":\"restore\"") -ge 2 ]]' _ "$work" "$out"
+
+# The emergency rollback of the farm: web5 first, then this node (no snapshot in this suite: the
+# older code does not match the upgraded database, so this node turns maintenance mode on).
+out=$("$deliveryctl" farm rollback --site school 2>&1)
+status=$?
+echo "$out"
+check "farm rollback: web5 then this node serve their backup copy (exit 0)" \
+  bash -c '[[ $1 == 0 ]] && says "$2" "^rollback (bringing back): web5 done" "^rollback: this node is back" "every node serves its rollback copy" && both_serve backup' _ "$status" "$out"
+check "… the database stays at revision 2: maintenance mode holds users out of the older code" \
+  bash -c '[[ $(cat "$1/fx/moodledata/fixture-db-version") == 2024100800.00 && -e $1/fx/moodledata/climaintenance.html ]]' _ "$work"
+out=$("$deliveryctl" farm cancel --site school 2>&1)
+status=$?
+echo "$out"
+check "farm cancel: every node serves production again (exit 0), which matches the database; maintenance off" \
+  bash -c '[[ $1 == 0 ]] && says "$2" "^cancel (bringing back): this node, web5 done" "every node serves production" && both_at "$3" && [[ ! -e $4/fx/moodledata/climaintenance.html ]]' \
+  _ "$status" "$out" "$upstream_head" "$work"
+check "farm cancel again: nothing to cancel (exit 0)" bash -c 'says "$("$1" farm cancel --site school 2>&1)" "nothing to cancel"' _ "$deliveryctl"
+check "farm restore with every node at rest: refused (exit 2), naming the nodes, nothing changed" \
+  bash -c 'out=$("$1" farm restore --site school 2>&1); [[ $? == 2 ]] && says "$out" "farm restore did not start: .*this node is idle; web5 " && both_at "$2"' _ "$deliveryctl" "$upstream_head"
 
 # A node that cannot be reached: nothing starts anywhere.
 kill "$sshd5_pid" 2>/dev/null

@@ -169,6 +169,8 @@ final class helper_rules {
         'maintenance_stays_code' => [],
         'maintenance_stays_database' => [],
         'no_automatic_rollback' => [],
+        'farm_serves_before_upgrade' => ['revision'],
+        'farm_brings_back' => [],
         'health_code_matches' => [],
         'health_upgrade_pending' => [],
         'health_upgrade_check_failed' => [],
