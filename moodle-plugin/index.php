@@ -74,7 +74,16 @@ try {
             $preflight = new \tool_delivery\output\preflight(null, $error);
         }
     }
-    $page = new \tool_delivery\output\screen($status, $records, $jobid, $job, $preflight);
+    // On a web farm, every node as its helper answers over SSH (asked once per page, not polled).
+    $farm = null;
+    if (\tool_delivery\output\farm_panel::is_farm($status['site'])) {
+        try {
+            $farm = new \tool_delivery\output\farm_panel($status['site'], client_factory::for_user($USER, 60.0)->farm());
+        } catch (helper_exception $error) {
+            $farm = new \tool_delivery\output\farm_panel($status['site'], null, $error->getMessage());
+        }
+    }
+    $page = new \tool_delivery\output\screen($status, $records, $jobid, $job, $preflight, $farm);
     $PAGE->requires->js_call_amd('tool_delivery/progress', 'init', ['[data-region="tool_delivery-screen"]']);
 } catch (helper_exception $error) {
     $page = new \tool_delivery\output\helper_down($error);

@@ -97,6 +97,12 @@ extension DeliveryEngine {
         return answers.withLock { $0 }
     }
 
+    /// The farm's other nodes as `farmStatus` sees them; none for a site without a farm (the
+    /// helper's `GET /farm`, the Moodle page's farm panel).
+    public func farmNodes() throws(DeliveryError) -> [FarmNodeStatus] {
+        configuration.farm == nil ? [] : try farmStatus()
+    }
+
     /// Every node's state, served copy and revision, asked of its helper through the farm channel
     /// (`deliveryctl farm status`); a node that cannot be asked is listed with the reason.
     /// - Throws: `.configuration` when the site has no farm.
@@ -121,6 +127,13 @@ extension DeliveryEngine {
                     status.revision = answer.site.productionRevision?.label
                     status.revisionId = answer.site.productionRevision?.id
                     status.running = answer.site.running?.operation.rawValue
+                    if let (operation, result) = answer.site.lastResults?.max(by: {
+                        $0.value.finishedAt < $1.value.finishedAt
+                    }) {
+                        status.lastOperation = operation
+                        status.lastSucceeded = result.succeeded
+                        status.lastFinishedAt = result.finishedAt
+                    }
                 } else {
                     status.problem = "its helper's status could not be read"
                 }
@@ -150,6 +163,10 @@ public struct FarmNodeStatus: Sendable, Codable, Equatable {
     public var revisionId: String?
     /// The operation running there, if any.
     public var running: String?
+    /// Its last operation that ended, whether it succeeded, and when.
+    public var lastOperation: Operation?
+    public var lastSucceeded: Bool?
+    public var lastFinishedAt: Date?
     /// Why it could not be asked, or what it refused; nil when it answered.
     public var problem: String?
 
@@ -166,6 +183,7 @@ public struct FarmNodeStatus: Sendable, Codable, Equatable {
             var served: TreeName?
             var productionRevision: Revision?
             var running: RunningOperation?
+            var lastResults: [Operation: StepResult]?
         }
         var site: Site
     }

@@ -89,6 +89,9 @@ public struct SiteStatus: Sendable, Codable, Equatable {
     public var schedule: DeliverySchedule?
     /// The last rehearsal, and whether it tried what a delivery would bring now.
     public var rehearsal: Rehearsal?, rehearsalCurrent: Bool?
+    /// The other nodes of the site's web farm, by name (none: a single node); their state is
+    /// `GET /farm`'s, asked over SSH.
+    public var farmNodes: [String]? = nil
 }
 
 /// What an emergency rollback would do, shown before it is asked for.
@@ -146,11 +149,17 @@ public final class DeliveryEngine: Sendable {
     let logger: Logger
     /// The administrators' second factor, for destructive operations asked with the plugin's key.
     public let secondFactor: SecondFactor
+    /// The site's name (`SiteDirectory`): what every node of its farm must serve too.
+    public let siteName: String
 
     /// Makes an engine for a configured site; creates the state directory when missing.
     /// - Throws: `DeliveryError` when the configuration is invalid or the state directory unusable.
-    public init(configuration: SiteConfiguration, logger: Logger = Logger(label: "delivery")) throws(DeliveryError) {
+    public init(
+        configuration: SiteConfiguration, siteName: String = SiteDirectory.legacyName,
+        logger: Logger = Logger(label: "delivery")
+    ) throws(DeliveryError) {
         try configuration.validate()
+        self.siteName = siteName
         self.configuration = configuration
         self.layout = SiteLayout(
             root: configuration.siteRoot, publicLayout: configuration.publicLayout,
@@ -216,7 +225,7 @@ public final class DeliveryEngine: Sendable {
         let plan = Self.rollbackPlan(state, copies: copies)
         let stale = state.running != nil && running == nil
         let upstream = lastUpstreamCheck()?.seen(from: state.productionRevision)
-        return SiteStatus(
+        var status = SiteStatus(
             phase: state.phase, served: served, publicLayout: layout.publicLayout, siteRoot: layout.root,
             wwwroot: configuration.moodle.wwwroot, vcs: configuration.upstream.kind,
             productionRevision: state.productionRevision, revisionBeforeDelivery: state.revisionBeforeDelivery,
@@ -232,6 +241,8 @@ public final class DeliveryEngine: Sendable {
             secondFactorEnrolled: (try? secondFactor.list())?.map(\.moodleUserId) ?? [],
             upstream: upstream, schedule: schedule(), rehearsal: state.rehearsal,
             rehearsalCurrent: Self.rehearsalCurrent(state, upstream: upstream))
+        status.farmNodes = configuration.farm?.nodes.map(\.name)
+        return status
     }
 
     /// What a rollback would do in this state. The database is restored only when Moodle's
@@ -356,18 +367,23 @@ public final class DeliveryEngine: Sendable {
     public func perform(
         _ request: OperationRequest, id: String? = nil, progress: @escaping @Sendable (ProgressEvent) -> Void = { _ in }
     ) throws(DeliveryError) -> OperationOutcome {
-        try perform(request, id: id, progress: progress, farmHooks: nil)
+        // On a farm's coordinator the Moodle page's buttons act on every node (`performOnFarm`).
+        if configuration.farm != nil, request.actor.viaKey, request.actor.farmDelivery == nil {
+            return try performOnFarm(request, id: id ?? OperationIdentifier.make(), progress: progress)
+        }
+        return try perform(request, id: id, progress: progress, farmHooks: nil)
     }
 
     /// `perform`, for a farm's coordinator: its restore calls on the other nodes at the points of
     /// the lock-step upgrade (`FarmRestoreHooks`).
     func perform(
         _ request: OperationRequest, id: String? = nil, progress: @escaping @Sendable (ProgressEvent) -> Void,
-        farmHooks: FarmRestoreHooks?
+        farmHooks: FarmRestoreHooks?, secondFactorChecked: Bool = false
     ) throws(DeliveryError) -> OperationOutcome {
         let run = OperationRun(
             id: id ?? OperationIdentifier.make(), request: request, progress: progress, engine: self)
         run.farmHooks = farmHooks
+        run.secondFactorChecked = secondFactorChecked
         do {
             try OperationLimits.admit(
                 request, limits: configuration.limits,

@@ -79,7 +79,11 @@ extension FarmDelivery {
     /// this node), then this node, whose rollback restores the database snapshot when the upgrade
     /// ran, under the maintenance mode it holds, and lifts it. This node is rolled back even when
     /// another could not be: what could not be is returned, by node.
-    func rollBackFarm(confirmDatabaseRestore: Bool? = nil) -> [String?: DeliveryError] {
+    /// - Parameter secondFactorChecked: the caller checked the administrator's second factor for
+    ///   this rollback (`checkRollbackAllowed`): this node's rollback does not ask it again.
+    func rollBackFarm(confirmDatabaseRestore: Bool? = nil, secondFactorChecked: Bool = false) -> [String?:
+        DeliveryError]
+    {
         say("Bringing every node back (rollback): the other nodes first, then this node…")
         var stuck: [String?: DeliveryError] = [:]
         if !farm.nodes.isEmpty {
@@ -93,7 +97,8 @@ extension FarmDelivery {
             var local = actor
             local.farmDelivery = id
             _ = try engine.perform(
-                try OperationRequest(.rollback, actor: local, confirmDatabaseRestore: confirmDatabaseRestore))
+                try OperationRequest(.rollback, actor: local, confirmDatabaseRestore: confirmDatabaseRestore),
+                progress: { _ in }, farmHooks: nil, secondFactorChecked: secondFactorChecked)
             say("rollback: this node is back")
         } catch {
             say("rollback: this node failed: \(Self.clause(error.message))")
@@ -108,10 +113,10 @@ extension DeliveryEngine {
     /// at once (one farm-wide operation at a time: the farm lock).
     /// - Throws: `.configuration` without a farm; `.lockHeld` while a farm delivery runs;
     ///   `.farmStepFailed` naming each node whose cancel failed (the others cancelled).
-    public func cancelFarm(site: String, actor: Actor, say: @escaping @Sendable (String) -> Void)
-        throws(DeliveryError) -> FarmDeliveryOutcome
-    {
-        let delivery = try farmDelivery(site: site, actor: actor, say: say)
+    public func cancelFarm(
+        site: String, actor: Actor, id: String? = nil, say: @escaping @Sendable (String) -> Void
+    ) throws(DeliveryError) -> FarmDeliveryOutcome {
+        let delivery = try farmDelivery(site: site, actor: actor, id: id, say: say)
         let lock = try delivery.takeFarmLock()
         defer { System.close(lock) }
         var participants: Set<String?> = []
@@ -156,10 +161,10 @@ extension DeliveryEngine {
     /// `farm run-all` (the lock-step upgrade when Moodle reports one).
     /// - Throws: `.configuration` without a farm; `.lockHeld`, `.farmUnreachable` or `.wrongState`
     ///   before anything changed; `.farmStepFailed` when a node failed (the farm brought back).
-    public func restoreFarm(site: String, actor: Actor, say: @escaping @Sendable (String) -> Void)
-        throws(DeliveryError) -> FarmDeliveryOutcome
-    {
-        let delivery = try farmDelivery(site: site, actor: actor, say: say)
+    public func restoreFarm(
+        site: String, actor: Actor, id: String? = nil, say: @escaping @Sendable (String) -> Void
+    ) throws(DeliveryError) -> FarmDeliveryOutcome {
+        let delivery = try farmDelivery(site: site, actor: actor, id: id, say: say)
         let lock = try delivery.takeFarmLock()
         defer { System.close(lock) }
         let restorable: Set<DeliveryPhase> = [.delivering, .updated, .restoring, .rolledBack]
@@ -201,14 +206,17 @@ extension DeliveryEngine {
             nodes: [site] + (configuration.farm?.nodes.map(\.name) ?? []))
     }
 
-    func farmDelivery(site: String, actor: Actor, say: @escaping @Sendable (String) -> Void) throws(DeliveryError)
-        -> FarmDelivery
+    /// A farm operation of this coordinator; `id` (a farm id) names it, a new one when nil.
+    func farmDelivery(site: String, actor: Actor, id: String? = nil, say: @escaping @Sendable (String) -> Void)
+        throws(DeliveryError) -> FarmDelivery
     {
         guard let farm = configuration.farm else {
             throw DeliveryError(.configuration, "this site has no farm: its configuration has no farm.nodes")
         }
-        return FarmDelivery(
+        var delivery = FarmDelivery(
             engine: self, farm: farm, site: site, actor: actor, comment: nil, securityCopy: false, say: say)
+        if let id { delivery.id = id }
+        return delivery
     }
 }
 

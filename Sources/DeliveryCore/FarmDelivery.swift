@@ -32,7 +32,7 @@ struct FarmDelivery {
     let say: @Sendable (String) -> Void
 
     /// The farm delivery's id: `F` and an operation id (8 to 64 letters, digits, `-`).
-    let id = "F" + OperationIdentifier.make()
+    var id = "F" + OperationIdentifier.make()
 
     /// The longest a node's step is waited for.
     static let stepSeconds = 6.0 * 3600
@@ -48,35 +48,9 @@ struct FarmDelivery {
             "Farm delivery \(id): \(farm.nodes.count + 1) nodes (this one and \(farm.nodes.map(\.name).joined(separator: ", ")))"
         )
 
-        var done = try step("secure", local: localRequest(.secure), call: Self.same(call("secure")))
-        guard done.failed.isEmpty else {
-            throw failure("secure", done, undone: [:], standing: "Production still serves on every node")
-        }
-        done = try step("switch", local: localRequest(.switchToDelivery), call: Self.same(call("switch")))
-        guard done.failed.isEmpty else {
-            let undone = bringBack(done.succeeded, with: "cancel")
-            throw failure("switch", done, undone: undone, standing: "Production serves on every node again")
-        }
-        // This node resolves the revision; every other node checks out exactly that commit.
-        done = try step("update", local: localRequest(.update, comment: comment), call: nil)
-        guard done.failed.isEmpty else {
-            let undone = bringBack(allParticipants, with: "cancel")
-            throw failure(
-                "update", done, undone: undone, standing: "Production serves the code before the delivery on every node"
-            )
-        }
-        let revision = try engine.status().productionRevision
-        guard let commit = revision?.id else {
-            throw DeliveryError(.io, "this node's update left no revision to bring the other nodes to")
-        }
-        say("update: this node is at \(revision?.label ?? commit); bringing every node to exactly \(commit)")
-        done = try step("update", local: nil, call: Self.same(call("update", targetRevision: commit)))
-        guard done.failed.isEmpty else {
-            let undone = bringBack(allParticipants, with: "cancel")
-            throw failure(
-                "update", done, undone: undone, standing: "Production serves the code before the delivery on every node"
-            )
-        }
+        try secureEverywhere()
+        try switchEverywhere()
+        let (commit, label) = try updateEverywhere()
         // Before any node serves the new code, every node's preflight (what its restore checks
         // first) and Moodle's forecast: a blocker anywhere, or nodes that disagree on the
         // upgrade, and no node restores.
@@ -88,8 +62,53 @@ struct FarmDelivery {
                 standing: "No node restored; production serves the code before the delivery on every node")
         }
         try restoreEverywhere(upgrade: upgrade)
-        say("Farm delivery \(id): every node serves \(revision?.label ?? commit)")
+        say("Farm delivery \(id): every node serves \(label)")
         return FarmDeliveryOutcome(id: id, revision: commit, nodes: [site] + farm.nodes.map(\.name))
+    }
+
+    /// Secure on every node at once; a failure changes nothing served.
+    func secureEverywhere(path: ComponentPath? = nil) throws(DeliveryError) {
+        let done = try step(
+            "secure", local: localRequest(.secure, securePath: path), call: Self.same(call("secure", path: path)))
+        guard done.failed.isEmpty else {
+            throw failure("secure", done, undone: [:], standing: "Production still serves on every node")
+        }
+    }
+
+    /// Switch on every node at once; the nodes that switched cancel when one fails.
+    func switchEverywhere() throws(DeliveryError) {
+        let done = try step("switch", local: localRequest(.switchToDelivery), call: Self.same(call("switch")))
+        guard done.failed.isEmpty else {
+            let undone = bringBack(done.succeeded, with: "cancel")
+            throw failure("switch", done, undone: undone, standing: "Production serves on every node again")
+        }
+    }
+
+    /// Update: this node resolves the revision, then every other node checks out exactly that
+    /// commit; every node cancels when one fails.
+    /// - Returns: the commit and its label.
+    func updateEverywhere(path: ComponentPath? = nil) throws(DeliveryError) -> (commit: String, label: String) {
+        var done = try step(
+            "update", local: localRequest(.update, comment: comment, updatePath: path), call: nil)
+        guard done.failed.isEmpty else {
+            let undone = bringBack(allParticipants, with: "cancel")
+            throw failure(
+                "update", done, undone: undone, standing: "Production serves the code before the delivery on every node"
+            )
+        }
+        let revision = try engine.status().productionRevision
+        guard let commit = revision?.id else {
+            throw DeliveryError(.io, "this node's update left no revision to bring the other nodes to")
+        }
+        say("update: this node is at \(revision?.label ?? commit); bringing every node to exactly \(commit)")
+        done = try step("update", local: nil, call: Self.same(call("update", targetRevision: commit, path: path)))
+        guard done.failed.isEmpty else {
+            let undone = bringBack(allParticipants, with: "cancel")
+            throw failure(
+                "update", done, undone: undone, standing: "Production serves the code before the delivery on every node"
+            )
+        }
+        return (commit, revision?.label ?? commit)
     }
 
     /// Every participant: this node (`nil`) and the others by name.
@@ -148,24 +167,34 @@ struct FarmDelivery {
         }
     }
 
-    func localRequest(_ operation: Operation, comment: String? = nil) throws(DeliveryError) -> OperationRequest {
+    func localRequest(
+        _ operation: Operation, comment: String? = nil, securePath: ComponentPath? = nil,
+        updatePath: ComponentPath? = nil
+    ) throws(DeliveryError) -> OperationRequest {
         var local = actor
         local.farmDelivery = id
         return try OperationRequest(
-            operation, actor: local, securityCopy: operation == .secure && securityCopy, comment: comment)
+            operation, actor: local, securePath: securePath, updatePath: updatePath,
+            securityCopy: operation == .secure && securityCopy, comment: comment)
     }
 
     /// The body of a node helper's `POST /operations`.
-    func call(_ operation: String, targetRevision: String? = nil, farmStage: FarmStage? = nil) -> String {
+    func call(
+        _ operation: String, targetRevision: String? = nil, farmStage: FarmStage? = nil, path: ComponentPath? = nil
+    ) -> String {
         struct Call: Encodable {
             var operation: String
             var securityCopy: Bool?
+            var securePath: String?
+            var updatePath: String?
             var comment: String?
             var targetRevision: String?
             var farmStage: FarmStage?
         }
         let body = Call(
             operation: operation, securityCopy: operation == "secure" && securityCopy ? true : nil,
+            securePath: operation == "secure" ? path?.value : nil,
+            updatePath: operation == "update" ? path?.value : nil,
             comment: operation == "update" ? comment : nil, targetRevision: targetRevision, farmStage: farmStage)
         return (try? JSONCoding.encode(body, pretty: false)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }

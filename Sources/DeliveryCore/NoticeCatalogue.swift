@@ -56,6 +56,7 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case noAutomaticRollback = "no_automatic_rollback"
     case farmServesBeforeUpgrade = "farm_serves_before_upgrade"
     case farmBringsBack = "farm_brings_back"
+    case farmDone = "farm_done"
     // Health check.
     case healthCodeMatches = "health_code_matches"
     case healthUpgradePending = "health_upgrade_pending"
@@ -232,6 +233,7 @@ public enum NoticeCode: String, Sendable, CaseIterable {
             "No automatic rollback: Moodle's upgrade changed the database and there is no snapshot, so the older code would not run; the site stays on production in maintenance mode."
         case .farmServesBeforeUpgrade:
             "Production ({revision}) serves on this node under the farm's maintenance mode: Moodle's upgrade runs once, on the farm's coordinator."
+        case .farmDone: "Done on every node of the web farm: {nodes}."
         case .farmBringsBack:
             "The farm's coordinator brings every node back to the code before the delivery (and the database to its snapshot when the upgrade ran)."
         case .healthCodeMatches: "upgrade.php --is-pending: the code matches the database."

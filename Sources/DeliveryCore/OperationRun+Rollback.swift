@@ -133,7 +133,7 @@ extension OperationRun {
                     [Notice(.rollbackNeedsConfirmation)] + plan.notices + [Notice(.rollbackHowToConfirm)])
             }
             // Destructive: with the plugin's key alone, any process of the web user could ask it.
-            if plan.kind == .codeAndDatabase && plan.needsConfirmation && request.actor.viaKey {
+            if plan.kind == .codeAndDatabase && plan.needsConfirmation && request.actor.viaKey && !secondFactorChecked {
                 try engine.secondFactor.verify(request.secondFactorCode, for: request.actor)
             }
             if preempting, let running = DeliveryLock.currentHolder(in: engine.configuration.stateDirectory) ?? nil {

@@ -55,6 +55,9 @@ final class OperationRun: @unchecked Sendable {
     var copiesKnownToMatch: [TreeName: Bool] = [:]
     /// A farm's coordinator: what its restore asks of the other nodes (`FarmRestoreHooks`).
     var farmHooks: FarmRestoreHooks?
+    /// A farm's emergency rollback checked the administrator's second factor before it asked any
+    /// node (`FarmDelivery.checkRollbackAllowed`): a code is accepted once.
+    var secondFactorChecked = false
 
     init(
         id: String, request: OperationRequest, progress: @escaping @Sendable (ProgressEvent) -> Void,

@@ -143,6 +143,7 @@ final class API: Sendable {
                 return try job(route[1], request.query)
             case ("GET", ["history"]): return try history(request.query)
             case ("GET", ["preflight"]): return try preflight()
+            case ("GET", ["farm"]): return try farm(request)
             case ("POST", ["console-tokens"]): return try issueConsoleToken(request)
             case ("POST", ["upstream-checks"]): return try checkUpstream(request)
             case ("GET", let route) where route.count == 2 && route[0] == "reports":
@@ -153,7 +154,7 @@ final class API: Sendable {
                 return .json(
                     200, try engineCall { () throws(DeliveryError) in try engine.cancelSchedule(actor: request.actor) })
             case (_, ["status"]), (_, ["operations"]), (_, ["history"]), (_, ["console-tokens"]), (_, ["preflight"]),
-                (_, ["upstream-checks"]), (_, ["schedule"]):
+                (_, ["upstream-checks"]), (_, ["schedule"]), (_, ["farm"]):
                 throw APIError(.methodNotAllowed, "\(Self.printable(request.method)) is not allowed on \(request.path)")
             case (_, let route) where route.count == 2 && (route[0] == "jobs" || route[0] == "reports"):
                 throw APIError(.methodNotAllowed, "\(Self.printable(request.method)) is not allowed on \(route[0])")
@@ -235,6 +236,15 @@ final class API: Sendable {
             throw APIError.badRequest("unknown member '\(printable(unknown))'")
         }
         return (body, names)
+    }
+
+    /// The farm's other nodes, asked over SSH (none without a farm): for the plugin's page, never
+    /// on the farm socket (a node does not ask its coordinator's farm).
+    private func farm(_ request: APIRequest) throws(APIError) -> Response {
+        guard request.actor.source != "farm" else {
+            throw APIError.badRequest("the farm socket does not serve /farm")
+        }
+        return .json(200, ["nodes": try engineCall { () throws(DeliveryError) in try engine.farmNodes() }])
     }
 
     private func status() throws(APIError) -> Response {

@@ -67,7 +67,8 @@ public final class DeliveryServer: Sendable {
     {
         do throws(DeliveryError) {
             return try DeliveryEngine(
-                configuration: try SiteConfiguration.load(from: configuration.siteConfiguration), logger: logger)
+                configuration: try SiteConfiguration.load(from: configuration.siteConfiguration),
+                siteName: SiteDirectory.name(ofConfiguration: configuration.siteConfiguration), logger: logger)
         } catch {
             throw ServerStartError("the site cannot be served: \(error.message)")
         }

@@ -16,6 +16,7 @@ protocol EngineAccess: Sendable {
     func status() throws(DeliveryError) -> SiteStatus
     func plan() throws(DeliveryError) -> PreflightReport
     func history(limit: Int, offset: Int) throws(DeliveryError) -> [AuditRecord]
+    func farmNodes() throws(DeliveryError) -> [FarmNodeStatus]
     func perform(
         _ request: OperationRequest, id: String?, progress: @escaping @Sendable (ProgressEvent) -> Void
     ) throws(DeliveryError) -> OperationOutcome
@@ -53,6 +54,7 @@ enum MonitorCall: Codable, Equatable {
     case setSchedule(request: ScheduleRequest)
     case cancelSchedule(actor: Actor)
     case runDueSchedule(job: String)
+    case farmNodes
 }
 
 /// One frame of the monitor's answer: progress events, then exactly one of the others.
@@ -68,6 +70,7 @@ enum MonitorReply: Codable {
     case report(DeliveryReport)
     case schedule(DeliverySchedule)
     case scheduleRan(OperationOutcome?)
+    case farm([FarmNodeStatus])
 }
 
 /// The frames on a call's socket: a 4-byte big-endian length, then that many bytes of JSON.
@@ -253,6 +256,8 @@ final class Monitor: Sendable {
         case .cancelSchedule(let actor):
             try checkActor(actor, farm: false)
             return .schedule(try engine.cancelSchedule(actor: actor))
+        case .farmNodes:
+            return .farm(try engine.farmNodes())
         case .runDueSchedule(let job):
             guard OperationIdentifier.isValid(job) else { throw DeliveryError(.badRequest, "malformed job id") }
             try claim(\.operation, "an operation is already running")
@@ -324,6 +329,11 @@ final class MonitorClient: EngineAccess {
             throw Self.unexpected
         }
         return outcome
+    }
+
+    func farmNodes() throws(DeliveryError) -> [FarmNodeStatus] {
+        guard case .farm(let nodes) = try call(.farmNodes) else { throw Self.unexpected }
+        return nodes
     }
 
     func recordRefusal(_ request: OperationRequest, _ error: DeliveryError) {

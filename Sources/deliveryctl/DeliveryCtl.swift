@@ -97,7 +97,11 @@ struct GlobalOptions: ParsableArguments {
     /// line (or JSON) and ends the process with its exit status.
     func withEngine(_ body: (DeliveryEngine) throws(DeliveryError) -> Void) {
         do throws(DeliveryError) {
-            try body(try DeliveryEngine(configuration: try SiteConfiguration.load(from: try configurationPath())))
+            let path = try configurationPath()
+            try body(
+                try DeliveryEngine(
+                    configuration: try SiteConfiguration.load(from: path),
+                    siteName: site ?? SiteDirectory.name(ofConfiguration: path)))
         } catch {
             Failure(error: error, json: json).report()
         }

@@ -207,7 +207,8 @@ struct DeliveryServerTests {
         try server.start()
         for (operation, member, value) in [
             ("switch", "comment", "x" as Any), ("secure", "updatePath", "mod"), ("rollback", "securityCopy", true),
-            ("update", "securePath", "mod"), ("restore", "farmStage", "serve"), ("update", "targetRevision", "0123abcd"),
+            ("update", "securePath", "mod"), ("restore", "farmStage", "serve"),
+            ("update", "targetRevision", "0123abcd"),
         ] {
             let response = try server.post("/operations", ["operation": operation, member: value])
             #expect(response.status == 400, "\(operation) \(member)")

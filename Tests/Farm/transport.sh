@@ -297,6 +297,35 @@ check "… each node's audit log records the farm delivery $farm_id (web5's from
   bash -c '[[ -n $2 ]] && grep -q "\"farmDelivery\":\"$2\"" "$1"/state/audit.log* && grep "\"farmDelivery\":\"$2\"" "$1"/state5/audit.log* | grep -q "\"source\":\"farm\"" &&
     grep "\"farmDelivery\":\"$2\"" "$1"/state5/audit.log* | grep -q "lock-step one"' _ "$work" "$farm_id"
 
+# The Moodle page on the coordinator (the plugin's own client, as the web user): its status names
+# the farm, its farm panel lists web5, and its Run all is the farm delivery.
+both_at_head() { # both_at_head COMMIT: both productions at COMMIT, both served
+  [[ $(git -c safe.directory="*" -C "$work/fx/moodle-delivery/releases/production" rev-parse HEAD) == "$1" &&
+    $(git -c safe.directory="*" -C "$work/fx5/moodle-delivery/releases/production" rev-parse HEAD) == "$1" &&
+    $(readlink "$work/fx/moodle-delivery/current") == releases/production &&
+    $(readlink "$work/fx5/moodle-delivery/current") == releases/production ]]
+}
+page() { as www-data php "$project/Tests/Farm/page_client.php" "$work/run/school/deliveryd.sock" "$work/etc/sites/school/deliveryd.key" "$@"; }
+out=$(page farm)
+echo "$out"
+check "the page's farm panel: web5 as its helper answered over SSH (idle, production, the revision)" \
+  php -r '$n = json_decode($argv[1], true)["nodes"] ?? []; exit(count($n) === 1 && $n[0]["node"] === "web5" && $n[0]["phase"] === "idle" && $n[0]["served"] === "production" && $n[0]["revisionId"] === $argv[2] && $n[0]["lastOperation"] === "restore" && $n[0]["lastSucceeded"] ? 0 : 1);' "$out" "$upstream_head"
+check "… and the page's status names the farm's nodes" \
+  php -r 'exit((json_decode($argv[1], true)["site"]["farmNodes"] ?? null) === ["web5"] ? 0 : 1);' "$(page status)"
+commit_code_change "farm delivery from the page"
+upstream_head=$(git -c safe.directory="*" -C "$work/fx/upstream" rev-parse main)
+out=$(page run-all '{"comment": "from the page"}')
+echo "$out"
+check "the page's Run all is the farm delivery: its job succeeded, done on every node (farm_done)" \
+  php -r '$j = json_decode($argv[1], true); $codes = array_column($j["result"]["notices"] ?? [], "code"); exit(($j["state"] ?? "") === "succeeded" && in_array("farm_done", $codes, true) ? 0 : 1);' "$out"
+check "… both productions at the upstream's commit, both served" both_at_head "$upstream_head"
+check "… web5's audit log ties it to the page's job (farm id F + job id), from the farm account" \
+  bash -c 'job=$(php -r "echo json_decode(\$argv[1], true)[\"id\"] ?? \"\";" "$2"); [[ -n $job ]] && grep "\"farmDelivery\":\"F$job\"" "$1"/state5/audit.log* | grep -q "\"source\":\"farm\""' _ "$work" "$out"
+out=$(page rehearse)
+echo "$out"
+check "the page's Rehearse on a farm: refused (bad_request), node by node with deliveryctl" \
+  php -r '$j = json_decode($argv[1], true); exit(($j["refused"] ?? $j["error"]["code"] ?? "") === "bad_request" || str_contains(json_encode($j), "node by node") ? 0 : 1);' "$out"
+
 # A step that fails on one node. First web5's upstream is gone: its switch refuses (it checks the
 # upstream answers), this node had switched and is brought back.
 before=$(git -c safe.directory="*" -C "$work/fx/moodle-delivery/releases/production" rev-parse HEAD)

@@ -94,6 +94,15 @@ final class HelperClientTest extends \PHPUnit\Framework\TestCase {
     }
 
     /**
+     * A site of one node: its status names no farm, and the helper's farm lists no node.
+     */
+    public function test_farm_of_one_node(): void {
+        $client = $this->server->client();
+        $this->assertEmpty($client->status()['site']['farmNodes'] ?? null);
+        $this->assertSame([], $client->farm());
+    }
+
+    /**
      * A console token is issued to the administrator; the console answers with it, not without.
      */
     public function test_console_token(): void {

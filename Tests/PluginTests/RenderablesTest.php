@@ -26,12 +26,13 @@
 require_once(__DIR__ . '/moodle_stubs.php');
 require_once(__DIR__ . '/check_templates.php');
 foreach (['local/client_factory', 'local/delivery_actions', 'local/notices', 'output/banner', 'output/preflight',
-        'output/rehearsal_panel', 'output/rollback_plan'] as $classname) {
+        'output/rehearsal_panel', 'output/rollback_plan', 'output/farm_panel'] as $classname) {
     require_once(dirname(__DIR__, 2) . '/moodle-plugin/classes/' . $classname . '.php');
 }
 
 use tool_delivery\local\helper_exception;
 use tool_delivery\output\banner;
+use tool_delivery\output\farm_panel;
 use tool_delivery\output\preflight;
 use tool_delivery\output\rehearsal_panel;
 use tool_delivery\output\rollback_plan;
@@ -48,6 +49,7 @@ use tool_delivery\output\rollback_plan;
  * @covers     \tool_delivery\output\preflight
  * @covers     \tool_delivery\output\rollback_plan
  * @covers     \tool_delivery\output\banner
+ * @covers     \tool_delivery\output\farm_panel
  */
 final class RenderablesTest extends \PHPUnit\Framework\TestCase {
     /**
@@ -263,6 +265,51 @@ final class RenderablesTest extends \PHPUnit\Framework\TestCase {
         // The helper's English is for its log: the page words the code (and the notices, when sent).
         $this->assertSame('', $context['failed']['detail']);
         $this->assertStringContainsString('There is no complete copy', $this->render('preflight', $context));
+    }
+
+    /**
+     * The web farm section: this node from its own status, each other node as its helper answered
+     * over SSH, a node that did not answer named with the reason, and the nodes not asked at all.
+     */
+    public function test_farm_panel(): void {
+        $site = ['phase' => 'updated', 'served' => 'backup', 'wwwroot' => 'https://moodle.example.org',
+            'productionRevision' => ['id' => 'abc', 'label' => 'main @ 1a2b3c4d5e'], 'farmNodes' => ['web2', 'web3'],
+            'lastResults' => [
+                'secure' => ['succeeded' => true, 'finishedAt' => '2026-12-04T22:00:00Z'],
+                'update' => ['succeeded' => true, 'finishedAt' => '2026-12-04T22:01:00Z'],
+            ]];
+        $this->assertTrue(farm_panel::is_farm($site));
+        $this->assertFalse(farm_panel::is_farm(['farmNodes' => []]));
+        $this->assertFalse(farm_panel::is_farm([]));
+        $nodes = [
+            ['node' => 'web2', 'address' => '10.0.0.12', 'phase' => 'restoring', 'served' => 'production',
+                'revision' => 'main @ 1a2b3c4d5e', 'running' => 'restore', 'lastOperation' => 'switch',
+                'lastSucceeded' => false, 'lastFinishedAt' => '2026-12-04T22:00:30Z'],
+            ['node' => 'web3', 'address' => '10.0.0.13', 'problem' => 'ssh: connect to host 10.0.0.13 port 22: No route to host'],
+        ];
+        $context = (new farm_panel($site, $nodes))->export_for_template(new renderer_base());
+        $this->assertSame(3, $context['count']);
+        $this->assertSame(1, $context['unanswered']);
+        [$own, $web2, $web3] = $context['rows'];
+        $this->assertTrue($own['thisnode']);
+        $this->assertSame('moodle.example.org', $own['address']);
+        $this->assertSame('Updated', $own['phase']);
+        $this->assertSame('backup', $own['served']);
+        $this->assertSame('Update source files', $own['last']['operation']);
+        $this->assertSame('Restoring', $web2['phase']);
+        $this->assertSame('Restore production', $web2['running']);
+        $this->assertSame('Switch to delivery', $web2['last']['operation']);
+        $this->assertFalse($web2['last']['succeeded']);
+        $this->assertFalse($web3['answered']);
+        $html = $this->render('farm_panel', $context);
+        $this->assertStringContainsString('data-node="web3"', $html);
+        $this->assertStringContainsString('No route to host', $html);
+        $this->assertStringContainsString('<code>main @ 1a2b3c4d5e</code>', $html);
+
+        $context = (new farm_panel($site, null, 'the helper answered 500'))->export_for_template(new renderer_base());
+        $this->assertFalse($context['asked']);
+        $this->assertCount(1, $context['rows']);
+        $this->assertStringContainsString('the helper answered 500', $this->render('farm_panel', $context));
     }
 
     /**

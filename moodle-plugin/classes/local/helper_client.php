@@ -189,6 +189,21 @@ class helper_client {
     }
 
     /**
+     * The other nodes of the site's web farm, each as its helper answered over SSH (state, served
+     * copy, production's revision, last result) or why it could not be asked; none without a farm.
+     *
+     * Slower than {@see self::status()} (the helper asks every node): asked once per page, never polled.
+     *
+     * @return array The nodes (`node`, `address`, `phase`, `served`, `revision`, `running`,
+     *     `lastOperation`, `lastSucceeded`, `lastFinishedAt`, `problem`).
+     * @throws helper_exception On any error.
+     */
+    public function farm(): array {
+        $answer = $this->call('GET', '/farm', [], '', 200);
+        return is_array($answer['nodes'] ?? null) ? array_values(array_filter($answer['nodes'], 'is_array')) : [];
+    }
+
+    /**
      * The audit log, newest first.
      *
      * @param int $limit How many records (1 to 1000).

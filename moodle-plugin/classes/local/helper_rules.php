@@ -171,6 +171,7 @@ final class helper_rules {
         'no_automatic_rollback' => [],
         'farm_serves_before_upgrade' => ['revision'],
         'farm_brings_back' => [],
+        'farm_done' => ['nodes'],
         'health_code_matches' => [],
         'health_upgrade_pending' => [],
         'health_upgrade_check_failed' => [],

@@ -60,6 +60,9 @@ class screen implements renderable, templatable {
     /** @var preflight|null The report of the Check button, when it was pressed. */
     private ?preflight $preflight;
 
+    /** @var farm_panel|null The web farm section, on a farm. */
+    private ?farm_panel $farm;
+
     /**
      * Makes the screen.
      *
@@ -68,14 +71,17 @@ class screen implements renderable, templatable {
      * @param string $followjob A job to follow when the page opens.
      * @param array|null $job The job the page was sent to: its progress ({@see job_view::progress()}) from the first line.
      * @param preflight|null $preflight The report of the Check button, when it was pressed.
+     * @param farm_panel|null $farm The web farm section, on a farm.
      */
     public function __construct(
         array $status,
         array $records,
         string $followjob = '',
         ?array $job = null,
-        ?preflight $preflight = null
+        ?preflight $preflight = null,
+        ?farm_panel $farm = null
     ) {
+        $this->farm = $farm;
         $this->job = $job;
         $this->preflight = $preflight;
         $this->status = $status;
@@ -152,6 +158,7 @@ class screen implements renderable, templatable {
         $followjob = $this->followjob !== '' ? $this->followjob : (string) ($job['id'] ?? '');
         return [
             'banner' => (new banner($site, $job))->export_for_template($output),
+            'farm' => $this->farm === null ? false : $this->farm->export_for_template($output),
             'actionurl' => (new \moodle_url('/admin/tool/delivery/action.php'))->out(false),
             'consoleurl' => (new \moodle_url('/admin/tool/delivery/console.php'))->out(false),
             'indexurl' => (new \moodle_url('/admin/tool/delivery/index.php'))->out(false),
