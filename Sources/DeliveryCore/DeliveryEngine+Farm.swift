@@ -127,6 +127,7 @@ extension DeliveryEngine {
                     status.revision = answer.site.productionRevision?.label
                     status.revisionId = answer.site.productionRevision?.id
                     status.running = answer.site.running?.operation.rawValue
+                    status.interrupted = answer.site.interrupted?.operation.rawValue
                     if let (operation, result) = answer.site.lastResults?.max(by: {
                         $0.value.finishedAt < $1.value.finishedAt
                     }) {
@@ -163,6 +164,8 @@ public struct FarmNodeStatus: Sendable, Codable, Equatable {
     public var revisionId: String?
     /// The operation running there, if any.
     public var running: String?
+    /// An operation whose process died there (its `recover` records it).
+    public var interrupted: String?
     /// Its last operation that ended, whether it succeeded, and when.
     public var lastOperation: Operation?
     public var lastSucceeded: Bool?
@@ -183,6 +186,7 @@ public struct FarmNodeStatus: Sendable, Codable, Equatable {
             var served: TreeName?
             var productionRevision: Revision?
             var running: RunningOperation?
+            var interrupted: RunningOperation?
             var lastResults: [Operation: StepResult]?
         }
         var site: Site

@@ -66,7 +66,7 @@ struct Farm: ParsableCommand {
         abstract: "The site's web farm: the other nodes, reached over OpenSSH.",
         subcommands: [
             FarmCheck.self, FarmStatusCommand.self, FarmRunAll.self, FarmRestore.self, FarmCancel.self,
-            FarmRollback.self,
+            FarmRollback.self, FarmRecover.self,
         ])
 }
 
@@ -240,6 +240,35 @@ struct FarmRestore: ParsableCommand {
         options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
             let path = try options.configurationPath()
             let outcome = try engine.restoreFarm(
+                site: options.site ?? SiteDirectory.name(ofConfiguration: path), actor: options.actor,
+                say: { line in if !json { FileOutput.standardOutput(terminalSafe(line) + "\n") } })
+            if json { printJSON(outcome) }
+        }
+    }
+}
+
+/// Every node brought in line with this one.
+struct FarmRecover: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recover",
+        abstract: "Bring every node in line with this one (a node that was unreachable or interrupted).",
+        discussion: """
+            A node whose operation was interrupted is recovered first. Then, with this node at rest
+            serving production: a node in a delivery of its own cancels it, and a node whose
+            production is not at this node's revision is delivered exactly that revision (secure,
+            switch, update to the commit, restore); with this node rolled back, a node that was not
+            is rolled back. Nothing starts when a node cannot be asked or runs an operation, or
+            when this node stands in a delivery (farm restore, cancel or rollback first). Exit 0
+            when every node is in line, 2 when refused before anything changed, 1 when a node's
+            step failed (named, with where each node stands).
+            """)
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        let json = options.json
+        options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
+            let path = try options.configurationPath()
+            let outcome = try engine.recoverFarm(
                 site: options.site ?? SiteDirectory.name(ofConfiguration: path), actor: options.actor,
                 say: { line in if !json { FileOutput.standardOutput(terminalSafe(line) + "\n") } })
             if json { printJSON(outcome) }

@@ -444,6 +444,49 @@ check "farm cancel again: nothing to cancel (exit 0)" bash -c 'says "$("$1" farm
 check "farm restore with every node at rest: refused (exit 2), naming the nodes, nothing changed" \
   bash -c 'out=$("$1" farm restore --site school 2>&1); [[ $? == 2 ]] && says "$out" "farm restore did not start: .*this node is idle; web5 " && both_at "$2"' _ "$deliveryctl" "$upstream_head"
 
+# A node that comes back late is brought in line by farm recover. web5 cannot be reached during
+# the farm's emergency rollback: this node is rolled back all the same, web5 is named.
+start_sshd5() {
+  /usr/sbin/sshd -f "$work/sshd5_config" -D -e 2>>"$work/sshd5.log" &
+  sshd5_pid=$!
+  for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port5") 2>/dev/null && break; sleep 0.1; done
+}
+kill "$sshd5_pid" 2>/dev/null
+wait "$sshd5_pid" 2>/dev/null
+out=$("$deliveryctl" farm rollback --site school 2>&1)
+status=$?
+echo "$out"
+check "web5 unreachable: farm rollback rolls this node back all the same and names web5 (exit 1)" \
+  bash -c '[[ $1 == 1 ]] && says "$2" "^rollback: this node is back" "farm rollback F.* failed on web5: " &&
+    [[ $(readlink "$3/fx/moodle-delivery/current") == releases/backup && $(readlink "$3/fx5/moodle-delivery/current") == releases/production ]]' \
+  _ "$status" "$out" "$work"
+start_sshd5
+out=$("$deliveryctl" farm recover --site school 2>&1)
+status=$?
+echo "$out"
+check "web5 back: farm recover rolls it back like this node (exit 0)" \
+  bash -c '[[ $1 == 0 ]] && says "$2" "^recover: rollback: web5 done" "every node is in line with this one (web5)" && both_serve backup' _ "$status" "$out"
+check "farm recover again: every node was in line (exit 0)" \
+  bash -c 'says "$("$1" farm recover --site school 2>&1)" "every node was in line with this one"' _ "$deliveryctl"
+check "farm cancel: production again on both" bash -c '"$1" farm cancel --site school >/dev/null 2>&1 && both_at "$2"' _ "$deliveryctl" "$upstream_head"
+
+# A node that missed a delivery: this node alone delivers a change (deliveryctl run-all, not the
+# farm's); farm recover brings web5 to exactly that commit.
+commit_code_change "delivered on this node alone"
+upstream_head=$(git -c safe.directory="*" -C "$work/fx/upstream" rev-parse main)
+check "deliveryctl run-all on this node alone" bash -c '"$1" run-all --site school >"$2/alone.log" 2>&1' _ "$deliveryctl" "$work"
+check "farm status shows web5 behind (its production at the revision before)" \
+  bash -c 'o=$("$1" farm status --site school 2>&1); says "$o" "^web5 (127.0.0.1): idle, serves production" && says_not "$o" "${2:0:10}"' _ "$deliveryctl" "$upstream_head"
+out=$("$deliveryctl" farm recover --site school 2>&1)
+status=$?
+echo "$out"
+check "farm recover: web5 secured, switched, updated to exactly this node's commit, restored (exit 0)" \
+  bash -c '[[ $1 == 0 ]] && says "$2" "^recover: secure: web5 done" "^recover: switch: web5 done" "^recover: update: web5 done" "^recover: restore: web5 done" &&
+    both_at "$3"' _ "$status" "$out" "$upstream_head"
+check "… web5's audit log ties the four to the farm recover's id" \
+  bash -c 'id=$(grep -oE "Farm recover F[0-9A-Za-z-]+" <<<"$2" | head -1 | cut -d" " -f3); [[ -n $id ]] &&
+    [[ $(grep "\"farmDelivery\":\"$id\"" "$1"/state5/audit.log* | grep -c "\"result\":\"succeeded\"") -ge 4 ]]' _ "$work" "$out"
+
 # A node that cannot be reached: nothing starts anywhere.
 kill "$sshd5_pid" 2>/dev/null
 wait "$sshd5_pid" 2>/dev/null
