@@ -153,14 +153,9 @@ struct FarmRunAll: ParsableCommand {
     @OptionGroup var options: GlobalOptions
 
     func run() throws {
-        let json = options.json
-        options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
-            let path = try options.configurationPath()
-            let outcome = try engine.runFarmDelivery(
-                site: options.site ?? SiteDirectory.name(ofConfiguration: path), actor: options.actor,
-                comment: comment, securityCopy: security,
-                say: { line in if !json { FileOutput.standardOutput(terminalSafe(line) + "\n") } })
-            if json { printJSON(outcome) }
+        options.runOnFarm { engine, site, say throws(DeliveryError) in
+            try engine.runFarmDelivery(
+                site: site, actor: options.actor, comment: comment, securityCopy: security, say: say)
         }
     }
 }
@@ -180,13 +175,8 @@ struct FarmCancel: ParsableCommand {
     @OptionGroup var options: GlobalOptions
 
     func run() throws {
-        let json = options.json
-        options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
-            let path = try options.configurationPath()
-            let outcome = try engine.cancelFarm(
-                site: options.site ?? SiteDirectory.name(ofConfiguration: path), actor: options.actor,
-                say: { line in if !json { FileOutput.standardOutput(terminalSafe(line) + "\n") } })
-            if json { printJSON(outcome) }
+        options.runOnFarm { engine, site, say throws(DeliveryError) in
+            try engine.cancelFarm(site: site, actor: options.actor, say: say)
         }
     }
 }
@@ -209,14 +199,9 @@ struct FarmRollback: ParsableCommand {
     @OptionGroup var options: GlobalOptions
 
     func run() throws {
-        let json = options.json
-        options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
-            let path = try options.configurationPath()
-            let outcome = try engine.rollBackFarm(
-                site: options.site ?? SiteDirectory.name(ofConfiguration: path), actor: options.actor,
-                confirmDatabaseRestore: restoreDatabase ? true : nil,
-                say: { line in if !json { FileOutput.standardOutput(terminalSafe(line) + "\n") } })
-            if json { printJSON(outcome) }
+        options.runOnFarm { engine, site, say throws(DeliveryError) in
+            try engine.rollBackFarm(
+                site: site, actor: options.actor, confirmDatabaseRestore: restoreDatabase ? true : nil, say: say)
         }
     }
 }
@@ -236,13 +221,8 @@ struct FarmRestore: ParsableCommand {
     @OptionGroup var options: GlobalOptions
 
     func run() throws {
-        let json = options.json
-        options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
-            let path = try options.configurationPath()
-            let outcome = try engine.restoreFarm(
-                site: options.site ?? SiteDirectory.name(ofConfiguration: path), actor: options.actor,
-                say: { line in if !json { FileOutput.standardOutput(terminalSafe(line) + "\n") } })
-            if json { printJSON(outcome) }
+        options.runOnFarm { engine, site, say throws(DeliveryError) in
+            try engine.restoreFarm(site: site, actor: options.actor, say: say)
         }
     }
 }
@@ -265,12 +245,24 @@ struct FarmRecover: ParsableCommand {
     @OptionGroup var options: GlobalOptions
 
     func run() throws {
-        let json = options.json
-        options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
-            let path = try options.configurationPath()
-            let outcome = try engine.recoverFarm(
-                site: options.site ?? SiteDirectory.name(ofConfiguration: path), actor: options.actor,
-                say: { line in if !json { FileOutput.standardOutput(terminalSafe(line) + "\n") } })
+        options.runOnFarm { engine, site, say throws(DeliveryError) in
+            try engine.recoverFarm(site: site, actor: options.actor, say: say)
+        }
+    }
+}
+
+extension GlobalOptions {
+    /// Runs a farm-wide command of this node (the coordinator): its lines as they come, or its
+    /// outcome in JSON with `--json`; a refusal or failure is reported as any command's.
+    func runOnFarm<Outcome: Encodable>(
+        _ body: (DeliveryEngine, String, @escaping @Sendable (String) -> Void) throws(DeliveryError) -> Outcome
+    ) {
+        let json = self.json
+        withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
+            let path = try configurationPath()
+            let name = site ?? SiteDirectory.name(ofConfiguration: path)
+            let outcome = try body(
+                engine, name, { line in if !json { FileOutput.standardOutput(terminalSafe(line) + "\n") } })
             if json { printJSON(outcome) }
         }
     }

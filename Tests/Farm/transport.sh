@@ -112,6 +112,12 @@ check "… the node's helper listens on its farm socket: the farm account's grou
 says() { local text=$1 pattern; shift; for pattern in "$@"; do grep -q -- "$pattern" <<<"$text" || return 1; done; }
 says_not() { ! grep -q -- "$2" <<<"$1"; }
 export -f says says_not
+# capture COMMAND…: runs it; its output (with errors) in $out, shown, its exit status in $status.
+capture() {
+  out=$("$@" 2>&1)
+  status=$?
+  echo "$out"
+}
 with_nodes() { # with_nodes JSON-ARRAY: the site's farm with these nodes
   php -r '$c = json_decode(file_get_contents($argv[1]), true); $c["farm"]["nodes"] = json_decode($argv[2], true);
     file_put_contents($argv[1], json_encode($c, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));' "$config" "$1"
@@ -190,9 +196,7 @@ wait "$remote" 2>/dev/null
 section "A node that is not the one pinned, a node that does not answer"
 logged=$(wc -l <"$work/sshd.log")
 check "sshd restarted with another host key (an impostor at web2's address)" start_sshd "$work/impostor_ed25519"
-out=$("$deliveryctl" farm check --site school 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm check --site school
 check "farm check refuses it (exit 2), naming web2 and the host key" \
   bash -c '[[ $1 == 2 ]] && says "$2" "node web2 (127.0.0.1): its host key is not the one pinned at install"' _ "$status" "$out"
 check "… and asked it nothing: follow never ran (no request reached the impostor)" \
@@ -205,9 +209,7 @@ check "setup --farm-node against the impostor refuses (exit 2), saying the key i
 check "… the pinned key stays" test "$(md5sum <"$work/etc/sites/school/farm_known_hosts")" = "$pins"
 check "sshd back with web2's own host key" start_sshd "$work/host_ed25519"
 with_nodes "[{\"name\": \"web2\", \"address\": \"127.0.0.1\", \"port\": $port}, {\"name\": \"web3\", \"address\": \"127.0.0.1\", \"port\": $((port + 3))}]"
-out=$("$deliveryctl" farm check --site school 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm check --site school
 check "a node that does not answer: farm check refuses (exit 2), naming web3 and the cause" \
   bash -c '[[ $1 == 2 ]] && says "$2" "node web3 (127.0.0.1): ssh: connect to host 127.0.0.1 port" "Connection refused"' _ "$status" "$out"
 section "A node in a network namespace of its own: reached over a veth, then cut off"
@@ -284,9 +286,7 @@ commit_code_change() { # commit_code_change TEXT: a code-only change (no version
 }
 commit_code_change "farm delivery one"
 upstream_head=$(git -c safe.directory="*" -C "$work/fx/upstream" rev-parse main)
-out=$("$deliveryctl" farm run-all --site school --comment "lock-step one" 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm run-all --site school --comment "lock-step one"
 check "farm run-all: every step on both nodes (exit 0)" \
   bash -c '[[ $1 == 0 ]] && says "$2" "^secure: this node, web5 done" "^switch: this node, web5 done" "^update: this node done" "^update: web5 done" "^preflight: every node may restore" "^restore: this node, web5 done" "every node serves"' _ "$status" "$out"
 check "… both productions at the upstream's commit, both served" \
@@ -333,9 +333,7 @@ commit_code_change "farm delivery two"
 production5=$work/fx5/moodle-delivery/releases/production
 origin5=$(git -c safe.directory="*" -C "$production5" remote get-url origin)
 as "$code_owner" git -C "$production5" remote set-url origin "$work/nowhere.git"
-out=$("$deliveryctl" farm run-all --site school 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm run-all --site school
 check "web5's switch fails: farm run-all fails (exit 1), naming web5; this node brought back" \
   bash -c '[[ $1 == 1 ]] && says "$2" "switch failed on web5" "^cancel (bringing back): this node done" "Production serves on every node again"' _ "$status" "$out"
 both_at() { # both_at COMMIT: both productions at COMMIT, both served, web5 at rest
@@ -351,9 +349,7 @@ install -d -o "$code_owner" "$work/mirror"
 as "$code_owner" git clone -q --bare "$work/fx/upstream" "$work/mirror/stale.git"
 as "$code_owner" git -C "$work/mirror/stale.git" update-ref refs/heads/main "$before"
 as "$code_owner" git -C "$production5" remote set-url origin "$work/mirror/stale.git"
-out=$("$deliveryctl" farm run-all --site school 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm run-all --site school
 check "web5's update cannot reach this node's commit: farm run-all fails (exit 1), naming web5 and the update" \
   bash -c '[[ $1 == 1 ]] && says "$2" "update failed on web5" "^cancel (bringing back): this node, web5 done" "Production serves the code before the delivery on every node"' _ "$status" "$out"
 check "… every node brought back: both serve production at the commit before, at rest" both_at "$before"
@@ -367,9 +363,7 @@ for hook in post-checkout post-merge; do
   printf '#!/bin/sh\necho "<?php this is not php" > farm-broken.php\n' | as "$code_owner" tee "$production5/.git/hooks/$hook" >/dev/null
   chmod +x "$production5/.git/hooks/$hook"
 done
-out=$("$deliveryctl" farm run-all --site school 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm run-all --site school
 check "web5's preflight refuses its restore: farm run-all fails (exit 1) before any node restores; every node cancels" \
   bash -c '[[ $1 == 1 ]] && says "$2" "^preflight: refused on web5" "restore failed on web5: its preflight found what would break the site: 1 PHP syntax error (first: farm-broken.php" \
     "^cancel (bringing back): this node, web5 done" "No node restored" && says_not "$2" "^restore: "' _ "$status" "$out"
@@ -392,9 +386,7 @@ export work calls deliveryctl
 export -f upgrade_runs both_serve database_untouched both_at
 echo fail >"$work/fx/moodledata/fixture-fail-upgrade"
 mark=$(wc -l <"$calls")
-out=$("$deliveryctl" farm run-all --site school 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm run-all --site school
 check "the upgrade fails on this node: farm run-all fails (exit 1) after web5 served production; every node rolled back, web5 first" \
   bash -c '[[ $1 == 1 ]] && says "$2" "^preflight: every node may restore; Moodle.s upgrade runs once, on this node" \
     "^restore (every other node serves production, before the upgrade): web5 done" "restore failed on this node: .*upgrade" \
@@ -409,9 +401,7 @@ rm -f "$work/fx/moodledata/fixture-fail-upgrade"
 # other node's own health check.
 upstream_head=$(git -c safe.directory="*" -C "$work/fx/upstream" rev-parse main)
 mark=$(wc -l <"$calls")
-out=$("$deliveryctl" farm restore --site school 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm restore --site school
 check "farm restore with Moodle's upgrade: every node restored (exit 0), the other nodes on production before the upgrade and checked after" \
   bash -c '[[ $1 == 0 ]] && says "$2" "^preflight: every node may restore; Moodle.s upgrade runs once, on this node" \
     "^restore (every other node serves production, before the upgrade): web5 done" \
@@ -427,16 +417,12 @@ check "… web5's audit log: its two stages of the restore, tied to the farm res
 
 # The emergency rollback of the farm: web5 first, then this node (no snapshot in this suite: the
 # older code does not match the upgraded database, so this node turns maintenance mode on).
-out=$("$deliveryctl" farm rollback --site school 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm rollback --site school
 check "farm rollback: web5 then this node serve their backup copy (exit 0)" \
   bash -c '[[ $1 == 0 ]] && says "$2" "^rollback (bringing back): web5 done" "^rollback: this node is back" "every node serves its rollback copy" && both_serve backup' _ "$status" "$out"
 check "… the database stays at revision 2: maintenance mode holds users out of the older code" \
   bash -c '[[ $(cat "$1/fx/moodledata/fixture-db-version") == 2024100800.00 && -e $1/fx/moodledata/climaintenance.html ]]' _ "$work"
-out=$("$deliveryctl" farm cancel --site school 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm cancel --site school
 check "farm cancel: every node serves production again (exit 0), which matches the database; maintenance off" \
   bash -c '[[ $1 == 0 ]] && says "$2" "^cancel (bringing back): this node, web5 done" "every node serves production" && both_at "$3" && [[ ! -e $4/fx/moodledata/climaintenance.html ]]' \
   _ "$status" "$out" "$upstream_head" "$work"
@@ -453,17 +439,13 @@ start_sshd5() {
 }
 kill "$sshd5_pid" 2>/dev/null
 wait "$sshd5_pid" 2>/dev/null
-out=$("$deliveryctl" farm rollback --site school 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm rollback --site school
 check "web5 unreachable: farm rollback rolls this node back all the same and names web5 (exit 1)" \
   bash -c '[[ $1 == 1 ]] && says "$2" "^rollback: this node is back" "farm rollback F.* failed on web5: " &&
     [[ $(readlink "$3/fx/moodle-delivery/current") == releases/backup && $(readlink "$3/fx5/moodle-delivery/current") == releases/production ]]' \
   _ "$status" "$out" "$work"
 start_sshd5
-out=$("$deliveryctl" farm recover --site school 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm recover --site school
 check "web5 back: farm recover rolls it back like this node (exit 0)" \
   bash -c '[[ $1 == 0 ]] && says "$2" "^recover: rollback: web5 done" "every node is in line with this one (web5)" && both_serve backup' _ "$status" "$out"
 check "farm recover again: every node was in line (exit 0)" \
@@ -477,9 +459,7 @@ upstream_head=$(git -c safe.directory="*" -C "$work/fx/upstream" rev-parse main)
 check "deliveryctl run-all on this node alone" bash -c '"$1" run-all --site school >"$2/alone.log" 2>&1' _ "$deliveryctl" "$work"
 check "farm status shows web5 behind (its production at the revision before)" \
   bash -c 'o=$("$1" farm status --site school 2>&1); says "$o" "^web5 (127.0.0.1): idle, serves production" && says_not "$o" "${2:0:10}"' _ "$deliveryctl" "$upstream_head"
-out=$("$deliveryctl" farm recover --site school 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm recover --site school
 check "farm recover: web5 secured, switched, updated to exactly this node's commit, restored (exit 0)" \
   bash -c '[[ $1 == 0 ]] && says "$2" "^recover: secure: web5 done" "^recover: switch: web5 done" "^recover: update: web5 done" "^recover: restore: web5 done" &&
     both_at "$3"' _ "$status" "$out" "$upstream_head"
@@ -492,9 +472,7 @@ kill "$sshd5_pid" 2>/dev/null
 wait "$sshd5_pid" 2>/dev/null
 sshd5_pid=
 status_before=$(cat "$work/state/state.json" 2>/dev/null | md5sum)
-out=$("$deliveryctl" farm run-all --site school 2>&1)
-status=$?
-echo "$out"
+capture "$deliveryctl" farm run-all --site school
 check "web5 unreachable: farm run-all refuses (exit 2, farm_unreachable), naming web5; nothing changed here" \
   bash -c '[[ $1 == 2 ]] && says "$2" "node web5 (127.0.0.1)" && [[ $(cat "$3/state/state.json" 2>/dev/null | md5sum) == "$4" ]]' _ "$status" "$out" "$work" "$status_before"
 kill "$(cat "$work/run5/school/deliveryd.pid")" 2>/dev/null
