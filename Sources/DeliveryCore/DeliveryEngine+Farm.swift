@@ -197,7 +197,12 @@ public struct FarmNodeStatus: Sendable, Codable, Equatable {
         if let problem { return "\(node) (\(address)): \(problem)" }
         let serving = served.map { "serves \($0.rawValue)" } ?? "serves no known copy"
         let busy = running.map { ", running \($0)" } ?? ""
+        let stopped = interrupted.map { ", '\($0)' interrupted (farm recover)" } ?? ""
+        let last =
+            lastOperation.map {
+                "; last: \($0.rawValue) \(lastSucceeded == true ? "succeeded" : "failed")\(lastFinishedAt.map { " at \($0.formatted(.iso8601))" } ?? "")"
+            } ?? ""
         return
-            "\(node) (\(address)): \(phase?.rawValue ?? "?"), \(serving), production at \(revision ?? "a revision not read yet")\(busy)"
+            "\(node) (\(address)): \(phase?.rawValue ?? "?"), \(serving), production at \(revision ?? "a revision not read yet")\(busy)\(stopped)\(last)"
     }
 }

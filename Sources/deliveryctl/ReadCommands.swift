@@ -94,6 +94,11 @@ extension DeliveryCtl {
                     )
                 }
                 lines.append("Allowed:   \(status.allowed.map(\.rawValue).joined(separator: ", "))")
+                if let nodes = status.farmNodes, !nodes.isEmpty {
+                    lines.append(
+                        "Web farm:  this node coordinates \(nodes.joined(separator: ", ")) (deliveryctl farm status: where each stands)"
+                    )
+                }
                 FileOutput.standardOutput(lines.joined(separator: "\n") + "\n")
             }
         }

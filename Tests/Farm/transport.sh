@@ -152,8 +152,10 @@ check "… the node's audit log ties it to the farm delivery (source farm, the f
 output=$("$deliveryctl" farm status --site school 2>&1)
 status=$?
 echo "$output"
-check "farm status: web2's helper answers through follow and its farm socket (exit 0): secured now, serving production, its revision" \
-  bash -c '[[ $1 == 0 ]] && says "$2" "^web2 (127.0.0.1): secured, serves production, production at main @ "' _ "$status" "$output"
+check "farm status: web2's helper answers through follow and its farm socket (exit 0): secured now, serving production, its revision, its last result" \
+  bash -c '[[ $1 == 0 ]] && says "$2" "^web2 (127.0.0.1): secured, serves production, production at main @ [0-9a-f]*; last: secure succeeded at 20"' _ "$status" "$output"
+check "deliveryctl status on the coordinator names the farm's nodes" \
+  bash -c 'says "$("$1" status --site school 2>&1)" "^Web farm:  this node coordinates web2 "' _ "$deliveryctl"
 socket_try() { # socket_try USER PATH: can USER connect to the unix socket at PATH?
   as "$1" php -r '$s = @stream_socket_client("unix://" . $argv[1], $no, $text, 2); exit($s ? 0 : 1);' "$2"
 }
