@@ -98,9 +98,10 @@ extension FarmDelivery {
         }
     }
 
-    /// Before the farm's emergency rollback asked with the plugin's key: this node's rollback
-    /// would be refused (no copy, a database restore not confirmed, a second factor missing or
-    /// wrong) — then nothing is asked of any node. The second factor is checked here, once.
+    /// Before the farm's emergency rollback (the page's or deliveryctl's): this node's rollback
+    /// would be refused (no copy, a database restore not confirmed, with the plugin's key a second
+    /// factor missing or wrong) — then nothing is asked of any node, which would otherwise serve
+    /// the older code against the upgraded database. The second factor is checked here, once.
     func checkRollbackAllowed(_ request: OperationRequest) throws(DeliveryError) {
         let status = try engine.status()
         let plan = status.rollback

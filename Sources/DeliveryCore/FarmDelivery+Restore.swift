@@ -148,7 +148,11 @@ extension DeliveryEngine {
         site: String, actor: Actor, confirmDatabaseRestore: Bool?, say: @escaping @Sendable (String) -> Void
     ) throws(DeliveryError) -> FarmDeliveryOutcome {
         let delivery = try farmDelivery(site: site, actor: actor, say: say)
-        let failed = delivery.rollBackFarm(confirmDatabaseRestore: confirmDatabaseRestore)
+        // This node's rollback would be refused (a database restore not confirmed…): no other
+        // node is asked either, or it would serve the older code against the upgraded database.
+        try delivery.checkRollbackAllowed(
+            try OperationRequest(.rollback, actor: actor, confirmDatabaseRestore: confirmDatabaseRestore))
+        let failed = delivery.rollBackFarm(confirmDatabaseRestore: confirmDatabaseRestore, secondFactorChecked: true)
         guard failed.isEmpty else { throw delivery.bringingBackFailed("rollback", failed) }
         say("Farm rollback \(delivery.id): every node serves its rollback copy")
         return FarmDeliveryOutcome(

@@ -469,6 +469,22 @@ check "… web5's audit log ties the four to the farm recover's id" \
   bash -c 'id=$(grep -oE "Farm recover F[0-9A-Za-z-]+" <<<"$2" | head -1 | cut -d" " -f3); [[ -n $id ]] &&
     [[ $(grep "\"farmDelivery\":\"$id\"" "$1"/state5/audit.log* | grep -c "\"result\":\"succeeded\"") -ge 4 ]]' _ "$work" "$out"
 
+# A farm rollback that this node would refuse (the upgrade changed the database and the site was
+# open since the snapshot: the restore must be confirmed) asks no other node: web5 would otherwise
+# serve its older code against the upgraded database. The state is made so by hand (no database
+# snapshot in this suite), and put back after.
+cp -p "$work/state/state.json" "$work/state.saved"
+php -r '$s = json_decode(file_get_contents($argv[1]));
+  $s->databaseAhead = true; $s->deliveryWindowOpen = false; $s->copiesMatchingDatabase = new stdClass();
+  $s->snapshot = (object) ["id" => "20261205T010000Z-0badc0de", "file" => $argv[1], "databaseType" => "pgsql",
+    "database" => "moodle", "tableCount" => 1, "takenAt" => gmdate("Y-m-d\TH:i:s.000\Z", time() - 600),
+    "sizeBytes" => 1, "seconds" => 1, "codeRevision" => $s->copies->backup->revision];
+  file_put_contents($argv[1], json_encode($s, JSON_UNESCAPED_SLASHES));' "$work/state/state.json"
+capture "$deliveryctl" farm rollback --site school
+check "farm rollback needing the database restore's confirmation: refused (exit 2) before any node is asked; web5 still serves production" \
+  bash -c '[[ $1 == 2 ]] && says "$2" "must be confirmed" && says_not "$2" "^rollback (bringing back)" && both_at "$3"' _ "$status" "$out" "$upstream_head"
+cp -p "$work/state.saved" "$work/state/state.json"
+
 # A node that cannot be reached: nothing starts anywhere.
 kill "$sshd5_pid" 2>/dev/null
 wait "$sshd5_pid" 2>/dev/null
