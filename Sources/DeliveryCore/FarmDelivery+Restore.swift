@@ -150,8 +150,17 @@ extension DeliveryEngine {
         let delivery = try farmDelivery(site: site, actor: actor, say: say)
         // This node's rollback would be refused (a database restore not confirmed…): no other
         // node is asked either, or it would serve the older code against the upgraded database.
-        try delivery.checkRollbackAllowed(
-            try OperationRequest(.rollback, actor: actor, confirmDatabaseRestore: confirmDatabaseRestore))
+        do {
+            try delivery.checkRollbackAllowed(
+                try OperationRequest(.rollback, actor: actor, confirmDatabaseRestore: confirmDatabaseRestore))
+        } catch  where error.code == .confirmationRequired {
+            // Said for the farm: a node's own rollback would leave the other nodes behind.
+            throw DeliveryError(
+                error.code,
+                message:
+                    "\(error.message) On this farm: deliveryctl farm rollback --restore-database (not deliveryctl rollback on one node alone).",
+                notices: error.notices)
+        }
         let failed = delivery.rollBackFarm(confirmDatabaseRestore: confirmDatabaseRestore, secondFactorChecked: true)
         guard failed.isEmpty else { throw delivery.bringingBackFailed("rollback", failed) }
         say("Farm rollback \(delivery.id): every node serves its rollback copy")

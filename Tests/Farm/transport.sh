@@ -482,7 +482,7 @@ php -r '$s = json_decode(file_get_contents($argv[1]));
   file_put_contents($argv[1], json_encode($s, JSON_UNESCAPED_SLASHES));' "$work/state/state.json"
 capture "$deliveryctl" farm rollback --site school
 check "farm rollback needing the database restore's confirmation: refused (exit 2) before any node is asked; web5 still serves production" \
-  bash -c '[[ $1 == 2 ]] && says "$2" "must be confirmed" && says_not "$2" "^rollback (bringing back)" && both_at "$3"' _ "$status" "$out" "$upstream_head"
+  bash -c '[[ $1 == 2 ]] && says "$2" "must be confirmed" "On this farm: deliveryctl farm rollback --restore-database" && says_not "$2" "^rollback (bringing back)" && both_at "$3"' _ "$status" "$out" "$upstream_head"
 cp -p "$work/state.saved" "$work/state/state.json"
 
 # A node that cannot be reached: nothing starts anywhere.
