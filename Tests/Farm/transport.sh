@@ -108,16 +108,6 @@ root 755" ]]' _ "$work"
 check "… the node's helper listens on its farm socket: the farm account's group, 0660; the farm key root's, that group's, 0640" \
   bash -c '[[ $(stat -c "%F %U %G %a" "$1/run/school-farm.sock") == "socket root moodle-farm 660" &&
     $(stat -c "%U %G %a" "$1/etc/sites/school/farm.key") == "root moodle-farm 640" ]]' _ "$work"
-# says TEXT PATTERN…: each pattern is in the text; says_not TEXT PATTERN: it is not.
-says() { local text=$1 pattern; shift; for pattern in "$@"; do grep -q -- "$pattern" <<<"$text" || return 1; done; }
-says_not() { ! grep -q -- "$2" <<<"$1"; }
-export -f says says_not
-# capture COMMAND…: runs it; its output (with errors) in $out, shown, its exit status in $status.
-capture() {
-  out=$("$@" 2>&1)
-  status=$?
-  echo "$out"
-}
 with_nodes() { # with_nodes JSON-ARRAY: the site's farm with these nodes
   php -r '$c = json_decode(file_get_contents($argv[1]), true); $c["farm"]["nodes"] = json_decode($argv[2], true);
     file_put_contents($argv[1], json_encode($c, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));' "$config" "$1"

@@ -31,3 +31,14 @@ as() {
   setpriv --reuid="$user" --regid="$user" --init-groups \
     env -i HOME="${home:-/}" USER="$user" LOGNAME="$user" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 "$@"
 }
+
+# says TEXT PATTERN…: each pattern is in the text; says_not TEXT PATTERN: it is not.
+says() { local text=$1 pattern; shift; for pattern in "$@"; do grep -q -- "$pattern" <<<"$text" || return 1; done; }
+says_not() { ! grep -q -- "$2" <<<"$1"; }
+export -f says says_not
+# capture COMMAND…: runs it; its output (with errors) in $out, shown, its exit status in $status.
+capture() {
+  out=$("$@" 2>&1)
+  status=$?
+  echo "$out"
+}
