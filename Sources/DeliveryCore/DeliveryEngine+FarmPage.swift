@@ -1,6 +1,25 @@
 /// The Moodle page's buttons on a farm's coordinator: each operation acts on every node of the
 /// farm, as `deliveryctl farm …` does, so that the page never leaves the nodes on different code.
 extension DeliveryEngine {
+    /// Whether an emergency rollback may go ahead with this plan: a copy to serve; a database
+    /// restore outside the delivery's window confirmed; then, asked with the plugin's key (any
+    /// process of the web user could ask it), the administrator's second factor, unless checked
+    /// already. The one rule of a node's rollback and of the farm's, checked before anything changes.
+    func admitRollback(_ request: OperationRequest, plan: RollbackPlan, secondFactorChecked: Bool)
+        throws(DeliveryError)
+    {
+        guard plan.target != nil else { throw DeliveryError(.copyMissing, .rollbackImpossible) }
+        guard plan.kind == .codeAndDatabase && plan.needsConfirmation else { return }
+        guard request.confirmDatabaseRestore == true else {
+            throw DeliveryError(
+                .confirmationRequired,
+                [Notice(.rollbackNeedsConfirmation)] + plan.notices + [Notice(.rollbackHowToConfirm)])
+        }
+        if request.actor.viaKey && !secondFactorChecked {
+            try secondFactor.verify(request.secondFactorCode, for: request.actor)
+        }
+    }
+
     /// Runs an operation the plugin asked for on every node of the farm: secure, switch and update
     /// step by step on every node (`FarmDelivery`), restore (the lock-step upgrade when Moodle
     /// reports one), run-all, cancel, and the emergency rollback (the other nodes first, then this
@@ -82,12 +101,7 @@ extension FarmDelivery {
         let own = try engine.status()
         var apart: [String] = []
         if own.running != nil { apart.append("this node runs \(own.running?.operation.rawValue ?? "")") }
-        for node in try engine.farmStatus() {
-            if let problem = node.problem {
-                throw DeliveryError(
-                    .farmUnreachable,
-                    "the farm's \(operation.rawValue) did not start: \(node.node): \(problem); nothing was changed")
-            }
+        for node in try answeringNodes(before: "the farm's \(operation.rawValue)") {
             if node.phase != own.phase || node.running != nil { apart.append(node.summary) }
         }
         guard apart.isEmpty else {
@@ -103,18 +117,6 @@ extension FarmDelivery {
     /// factor missing or wrong) — then nothing is asked of any node, which would otherwise serve
     /// the older code against the upgraded database. The second factor is checked here, once.
     func checkRollbackAllowed(_ request: OperationRequest) throws(DeliveryError) {
-        let status = try engine.status()
-        let plan = status.rollback
-        guard plan.kind != .unavailable else { throw DeliveryError(.copyMissing, .rollbackImpossible) }
-        if plan.kind == .codeAndDatabase && plan.needsConfirmation {
-            guard request.confirmDatabaseRestore == true else {
-                throw DeliveryError(
-                    .confirmationRequired,
-                    [Notice(.rollbackNeedsConfirmation)] + plan.notices + [Notice(.rollbackHowToConfirm)])
-            }
-            if request.actor.viaKey {
-                try engine.secondFactor.verify(request.secondFactorCode, for: request.actor)
-            }
-        }
+        try engine.admitRollback(request, plan: try engine.status().rollback, secondFactorChecked: false)
     }
 }

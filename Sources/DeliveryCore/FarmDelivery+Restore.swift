@@ -186,11 +186,7 @@ extension DeliveryEngine {
         if !restorable.contains(own.phase) || own.running != nil {
             problems.append("this node is \(own.phase.rawValue)")
         }
-        for node in try farmStatus() {
-            if let problem = node.problem {
-                throw DeliveryError(
-                    .farmUnreachable, "the farm restore did not start: \(node.node): \(problem); nothing was changed")
-            }
+        for node in try delivery.answeringNodes(before: "the farm restore") {
             if node.phase.map({ !restorable.contains($0) }) ?? true || node.running != nil {
                 problems.append(node.summary)
             } else if node.revisionId != own.productionRevision?.id {

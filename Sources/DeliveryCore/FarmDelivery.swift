@@ -111,6 +111,18 @@ struct FarmDelivery {
         return (commit, revision?.label ?? commit)
     }
 
+    /// Every other node's state, asked before a farm operation starts; refused, naming the node,
+    /// when one cannot be asked (`what` names the operation in the refusal).
+    func answeringNodes(before what: String) throws(DeliveryError) -> [FarmNodeStatus] {
+        let nodes = try engine.farmStatus()
+        if let silent = nodes.first(where: { $0.problem != nil }) {
+            throw DeliveryError(
+                .farmUnreachable,
+                "\(what) did not start: \(silent.node): \(silent.problem ?? "not asked"); nothing was changed")
+        }
+        return nodes
+    }
+
     /// Every participant: this node (`nil`) and the others by name.
     var allParticipants: Set<String?> { Set([nil] + farm.nodes.map { Optional($0.name) }) }
 
@@ -152,11 +164,7 @@ struct FarmDelivery {
             busy.append(
                 "this node is \(own.phase.rawValue)\(own.running.map { ", running \($0.operation.rawValue)" } ?? "")")
         }
-        for node in try engine.farmStatus() {
-            if let problem = node.problem {
-                throw DeliveryError(
-                    .farmUnreachable, "the farm delivery did not start: \(node.node): \(problem); nothing was changed")
-            }
+        for node in try answeringNodes(before: "the farm delivery") {
             if ![.idle, .secured].contains(node.phase) || node.running != nil { busy.append(node.summary) }
         }
         guard busy.isEmpty else {

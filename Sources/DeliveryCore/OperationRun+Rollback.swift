@@ -123,19 +123,9 @@ extension OperationRun {
         var notices: [Notice] = []
         do throws(DeliveryError) {
             let state = try store.read()
-            let plan = DeliveryEngine.rollbackPlan(state, copies: engine.copyStatuses(state))
-            guard plan.target != nil else {
-                throw DeliveryError(.copyMissing, .rollbackImpossible)
-            }
-            if plan.kind == .codeAndDatabase && plan.needsConfirmation && request.confirmDatabaseRestore != true {
-                throw DeliveryError(
-                    .confirmationRequired,
-                    [Notice(.rollbackNeedsConfirmation)] + plan.notices + [Notice(.rollbackHowToConfirm)])
-            }
-            // Destructive: with the plugin's key alone, any process of the web user could ask it.
-            if plan.kind == .codeAndDatabase && plan.needsConfirmation && request.actor.viaKey && !secondFactorChecked {
-                try engine.secondFactor.verify(request.secondFactorCode, for: request.actor)
-            }
+            try engine.admitRollback(
+                request, plan: DeliveryEngine.rollbackPlan(state, copies: engine.copyStatuses(state)),
+                secondFactorChecked: secondFactorChecked)
             if preempting, let running = DeliveryLock.currentHolder(in: engine.configuration.stateDirectory) ?? nil {
                 note(
                     "Taking over from '\(running.operation.rawValue)' run by \(running.actor.name); it will stop at its next step."

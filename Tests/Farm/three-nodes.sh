@@ -57,7 +57,6 @@ cp "$deliveryctl_built" "$(dirname "$deliveryctl_built")/deliveryd" "$(dirname "
 deliveryctl=$DELIVERY_BINDIR/deliveryctl
 export work deliveryctl
 # node N: its environment for the setup and deliveryctl (its own configuration, run and log folders).
-node_env() { echo "DELIVERY_ETC=$work/etc$1 DELIVERY_RUN=$work/run$1 DELIVERY_LOG_DIR=$work/log$1"; }
 on() { # on N COMMAND…: runs COMMAND with node N's install
   local n=$1; shift
   env DELIVERY_ETC="$work/etc$n" DELIVERY_RUN="$work/run$n" DELIVERY_LOG_DIR="$work/log$n" "$@"
@@ -253,6 +252,16 @@ traffic_start() {
   traffic_pid=$!
 }
 traffic_stop() { kill "$traffic_pid" 2>/dev/null; wait "$traffic_pid" 2>/dev/null; }
+# run_all_under_traffic: a farm run-all with requests through the balancer before, during and
+# after it ($work/traffic.txt); $out and $status are its, $done_at when it reported done.
+run_all_under_traffic() {
+  traffic_start
+  sleep 0.5
+  capture on 1 "$deliveryctl" farm run-all --site school
+  done_at=$(date +%s.%N)
+  sleep 1
+  traffic_stop
+}
 export balancer
 every_node_serves() { # every_node_serves MARKER: each node's own nginx answers MARKER
   local i
@@ -267,12 +276,7 @@ capture on 1 "$deliveryctl" farm run-all --site school
 check "farm run-all (exit 0) on three nodes" bash -c '[[ $1 == 0 ]] && says "$2" "^restore: this node, web2, web3 done"' _ "$status" "$out"
 check "every node serves the new code (marker 1), each through its own nginx" every_node_serves "marker 1"
 publish_marker 2
-traffic_start
-sleep 0.5
-capture on 1 "$deliveryctl" farm run-all --site school
-done_at=$(date +%s.%N)
-sleep 1
-traffic_stop
+run_all_under_traffic
 requests=$(wc -l <"$work/traffic.txt")
 check "farm run-all under traffic (exit 0): $requests requests through the balancer" bash -c '[[ $1 == 0 && $2 -gt 50 ]]' _ "$status" "$requests"
 check "… 0 failed requests (every answer 200 with a marker)" bash -c '! grep -v "^200 web[123] marker[12] " "$1"' _ "$work/traffic.txt"
@@ -320,12 +324,7 @@ as "$code_owner" bash "$work/fx1/revision2" >"$work/revision2.log" 2>&1
 publish_marker 3
 calls=$work/fx1/moodledata/fixture-calls.log
 mark=$(wc -l <"$calls")
-traffic_start
-sleep 0.5
-capture on 1 "$deliveryctl" farm run-all --site school
-done_at=$(date +%s.%N)
-sleep 1
-traffic_stop
+run_all_under_traffic
 check "farm run-all with the upgrade (exit 0): every other node served production before it, checked after" \
   bash -c '[[ $1 == 0 ]] && says "$2" "^restore (every other node serves production, before the upgrade): web2, web3 done" "^restore (every other node.s health check, after the upgrade): web2, web3 done"' _ "$status" "$out"
 check "… upgrade.php ran exactly once, in the coordinator's tree" \
