@@ -139,16 +139,13 @@ public enum ChildProcess {
     static let nicePath = "/usr/bin/nice"
     static let ionicePath = "/usr/bin/ionice"
 
-    /// Runs a command to its end, streaming each output line to `onLine`.
-    ///
-    /// - Parameters:
-    ///   - command: what to run.
-    ///   - onLine: called with every complete line of standard output and standard error.
-    /// - Returns: the result, whatever the exit status.
-    /// - Throws: `DeliveryError` when the program cannot be started at all.
-    public static func run(
-        _ command: Command, onStart: (Int32) -> Void = { _ in }, onLine: (String) -> Void = { _ in }
-    ) throws(DeliveryError) -> CommandResult {
+    /// Starts a command: as its user (by `setpriv` when that is not this process's), in a new
+    /// session without a terminal, with only its environment, every other descriptor closed; its
+    /// standard input `standardInput` (duplicated) or `command.standardInputFile` or /dev/null.
+    /// - Returns: its pid, the read ends of its standard output and error, the user it runs as.
+    static func launch(_ command: Command, standardInput: Int32?) throws(DeliveryError) -> (
+        pid: pid_t, output: Int32, error: Int32, user: UserIdentity
+    ) {
         var argv = [command.executable] + command.arguments
         let runAs = command.user ?? UserIdentity.current
         if runAs.uid != System.effectiveUserIdentifier {
@@ -184,7 +181,11 @@ public enum ChildProcess {
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
-        posix_spawn_file_actions_addopen(&fileActions, 0, command.standardInputFile ?? "/dev/null", O_RDONLY, 0)
+        if let standardInput {
+            posix_spawn_file_actions_adddup2(&fileActions, standardInput, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&fileActions, 0, command.standardInputFile ?? "/dev/null", O_RDONLY, 0)
+        }
         if let file = command.standardOutputFile {
             posix_spawn_file_actions_addopen(&fileActions, 1, file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600)
         } else {
@@ -210,7 +211,6 @@ public enum ChildProcess {
         cds_spawnattr_setsid(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         let environment = command.environment.map { "\($0.key)=\($0.value)" }.sorted()
-        let started = System.monotonicSeconds()
         var pid: pid_t = 0
         let spawnResult = withCStrings(argv) { cArguments in
             withCStrings(environment) { cEnvironment in
@@ -225,11 +225,25 @@ public enum ChildProcess {
             throw DeliveryError(
                 .io, "cannot start \(argv[0]): \(String(cString: strerror(spawnResult)))")
         }
+        return (pid, outputPipe[0], errorPipe[0], runAs)
+    }
 
+    /// Runs a command to its end, streaming each output line to `onLine`.
+    ///
+    /// - Parameters:
+    ///   - command: what to run.
+    ///   - onLine: called with every complete line of standard output and standard error.
+    /// - Returns: the result, whatever the exit status.
+    /// - Throws: `DeliveryError` when the program cannot be started at all.
+    public static func run(
+        _ command: Command, onStart: (Int32) -> Void = { _ in }, onLine: (String) -> Void = { _ in }
+    ) throws(DeliveryError) -> CommandResult {
+        let started = System.monotonicSeconds()
+        let (pid, outputFD, errorFD, runAs) = try launch(command, standardInput: nil)
         onStart(pid)
         var streams = [
-            OutputStream(fd: outputPipe[0], limit: command.outputLimit),
-            OutputStream(fd: errorPipe[0], limit: command.outputLimit),
+            OutputStream(fd: outputFD, limit: command.outputLimit),
+            OutputStream(fd: errorFD, limit: command.outputLimit),
         ]
         // The child's end is watched on a pidfd, so that the time limit holds after it closed its
         // pipes (or handed them to a grandchild) just as before.

@@ -30,11 +30,13 @@ extension DeliveryEngine {
     /// - Parameter site: this node's site name, which every node must serve too.
     /// - Throws: `.configuration` when the site has no farm; `.farmUnreachable` naming each node
     ///   that could not be asked.
-    public func checkFarm(site: String) throws(DeliveryError) -> [FarmNodeCheck] {
+    public func checkFarm(site: String, connections: FarmConnections = FarmConnections()) throws(DeliveryError)
+        -> [FarmNodeCheck]
+    {
         guard let farm = configuration.farm else {
             throw DeliveryError(.configuration, "this site has no farm: its configuration has no farm.nodes")
         }
-        let results = ask(farm, FarmRequest(request: "hello"))
+        let results = ask(farm, FarmRequest(request: "hello"), connections: connections)
         var unreachable: [String] = []
         var checks: [FarmNodeCheck] = []
         for (index, node) in farm.nodes.enumerated() {
@@ -64,21 +66,22 @@ extension DeliveryEngine {
     }
 
     /// Asks every node of the farm the same request, all at the same time (at most 16 at once),
-    /// each over its pinned SSH channel; the answers by the nodes' order.
-    func ask(_ farm: FarmSettings, _ request: FarmRequest, waitSeconds: Double = 60) -> [Int: Result<
-        FarmReply, DeliveryError
-    >] {
-        ask(farm.nodes, { _ in request }, waitSeconds: waitSeconds)
+    /// each over its connection in `connections`; the answers by the nodes' order.
+    func ask(
+        _ farm: FarmSettings, _ request: FarmRequest, connections: FarmConnections, waitSeconds: Double = 60
+    ) -> [Int: Result<FarmReply, DeliveryError>] {
+        ask(farm.nodes, { _ in request }, connections: connections, waitSeconds: waitSeconds)
     }
 
-    /// Asks each of `nodes` its own request, all at the same time (at most 16 at once); the
-    /// answers by the nodes' order.
-    func ask(_ nodes: [FarmNode], _ request: @escaping @Sendable (FarmNode) -> FarmRequest, waitSeconds: Double)
-        -> [Int: Result<FarmReply, DeliveryError>]
-    {
+    /// Asks each of `nodes` its own request, all at the same time (at most 16 at once), over
+    /// their connections in `connections` (opened on the first request); the answers by the
+    /// nodes' order.
+    func ask(
+        _ nodes: [FarmNode], _ request: @escaping @Sendable (FarmNode) -> FarmRequest, connections: FarmConnections,
+        waitSeconds: Double
+    ) -> [Int: Result<FarmReply, DeliveryError>] {
         guard let farm = configuration.farm, !nodes.isEmpty else { return [:] }
-        let channel = FarmChannel(settings: farm, scratch: configuration.stateDirectory)
-        let recorder = CommandRecorder(onLine: { _ in })
+        let channel = FarmChannel(settings: farm)
         let answers = Mutex<[Int: Result<FarmReply, DeliveryError>]>([:])
         let next = Mutex(0)
         System.runThreads(min(nodes.count, 16), interval: 3600, whileWaiting: {}) {
@@ -89,7 +92,8 @@ extension DeliveryEngine {
                 }
                 guard index < nodes.count else { return }
                 let answer = Result { () throws(DeliveryError) in
-                    try channel.ask(nodes[index], request(nodes[index]), recorder: recorder, waitSeconds: waitSeconds)
+                    try channel.ask(
+                        nodes[index], request(nodes[index]), connections: connections, waitSeconds: waitSeconds)
                 }
                 answers.withLock { $0[index] = answer }
             }
@@ -104,13 +108,16 @@ extension DeliveryEngine {
     }
 
     /// Every node's state, served copy and revision, asked of its helper through the farm channel
-    /// (`deliveryctl farm status`); a node that cannot be asked is listed with the reason.
+    /// (`deliveryctl farm status`), over `connections` (a farm operation's own, or new ones); a
+    /// node that cannot be asked is listed with the reason.
     /// - Throws: `.configuration` when the site has no farm.
-    public func farmStatus() throws(DeliveryError) -> [FarmNodeStatus] {
+    public func farmStatus(connections: FarmConnections = FarmConnections()) throws(DeliveryError)
+        -> [FarmNodeStatus]
+    {
         guard let farm = configuration.farm else {
             throw DeliveryError(.configuration, "this site has no farm: its configuration has no farm.nodes")
         }
-        let results = ask(farm, FarmRequest(request: "status"))
+        let results = ask(farm, FarmRequest(request: "status"), connections: connections)
         return farm.nodes.enumerated().map { index, node in
             var status = FarmNodeStatus(node: node.name, address: node.address)
             switch results[index] {

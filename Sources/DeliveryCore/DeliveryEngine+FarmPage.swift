@@ -92,7 +92,7 @@ extension FarmDelivery {
     /// Before a single step on every node: every node answers with this site and version, runs
     /// nothing, and stands where this node stands (the step's own checks then run on each).
     func checkSamePhase(for operation: Operation) throws(DeliveryError) {
-        let checks = try engine.checkFarm(site: site)
+        let checks = try engine.checkFarm(site: site, connections: connections)
         let mismatched = checks.filter { !$0.matches }.map(\.summary)
         guard mismatched.isEmpty else {
             throw DeliveryError(

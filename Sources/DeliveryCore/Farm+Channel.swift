@@ -51,6 +51,35 @@ public enum FarmFollower {
         }
     }
 
+    /// Answers every request of one connection, one line each, in order, until its input ends:
+    /// `next` gives the next request line (nil at the end), `write` sends an answer line. A
+    /// connection without any request is answered as an empty request; one whose input cannot be
+    /// read, or that asked for a command, is answered once and ends.
+    /// - Returns: true when every request was answered without a refusal.
+    public static func serve(
+        next: () throws -> [UInt8]?, write: ([UInt8]) -> Void, site: String, originalCommand: String?,
+        helper: Result<HelperClient, FarmError>
+    ) -> Bool {
+        var answered = 0
+        var refused = false
+        while true {
+            let reply: FarmReply
+            var last = false
+            do {
+                guard let line = try next() ?? (answered == 0 ? [] : nil) else { break }
+                reply = answer(line, site: site, originalCommand: originalCommand, helper: helper)
+            } catch {
+                reply = refusal("bad_request", "cannot read the request: \(error)")
+                last = true
+            }
+            answered += 1
+            write(((try? JSONCoding.encode(reply, pretty: false)) ?? []) + [10])
+            if reply.error != nil { refused = true }
+            if last || reply.error?.code == "command_given" { break }
+        }
+        return !refused
+    }
+
     /// A farm delivery's id: 8 to 64 letters, digits, `-` or `_` (the node's helper checks it too).
     public static func isDeliveryId(_ id: String) -> Bool {
         (8...64).contains(id.utf8.count)
@@ -62,8 +91,9 @@ public enum FarmFollower {
     /// The query member that names the farm delivery to the node's helper.
     public static let deliveryQueryMember = "farmDelivery"
 
-    /// How often a running job is asked about.
-    static let pollSeconds = 0.2
+    /// How often a running job is asked about: first after 10 ms, then twice as long each time,
+    /// up to every 0.2 s (a switch is over in milliseconds, a secure in seconds).
+    static let pollSeconds = (first: 0.01, longest: 0.2)
 
     /// `status`, `preflight` and `operation` passed on to the node's helper; an operation is waited for, and its
     /// finished job is the answer.
@@ -83,6 +113,7 @@ public enum FarmFollower {
                 return FarmReply(status: started.status, answer: String(decoding: started.body, as: UTF8.self))
             }
             var offset = 0
+            var pause = pollSeconds.first
             while true {
                 let view = try helper.send(
                     method: "GET", path: "/jobs/\(job)",
@@ -92,7 +123,8 @@ public enum FarmFollower {
                     return FarmReply(status: view.status, answer: String(decoding: view.body, as: UTF8.self))
                 }
                 offset = progress.nextOffset
-                System.sleep(seconds: pollSeconds)
+                System.sleep(seconds: pause)
+                pause = min(pause * 2, pollSeconds.longest)
             }
         } catch {
             return refusal("helper_unreachable", error.message)
@@ -121,23 +153,20 @@ public enum FarmFollower {
     }
 }
 
-/// The coordinator's end: one request to one node, by `ssh` run as the farm account with a fixed
+/// The coordinator's end: requests to one node, over one `ssh` run as the farm account with a fixed
 /// set of options — no configuration file read, the node's host key checked against the pinned
 /// one (under the node's name), only the farm key offered, no agent, no forwarding, no terminal,
 /// no command (the node's forced command decides what runs).
 public struct FarmChannel: Sendable {
     /// The farm's settings.
     public let settings: FarmSettings
-    /// A folder of root's where the request file is written for `ssh`'s standard input.
-    public let scratch: String
 
     /// The OpenSSH client.
     static let sshPath = "/usr/bin/ssh"
 
     /// Makes a channel.
-    public init(settings: FarmSettings, scratch: String) {
+    public init(settings: FarmSettings) {
         self.settings = settings
-        self.scratch = scratch
     }
 
     /// `ssh`'s arguments for a node.
@@ -155,30 +184,42 @@ public struct FarmChannel: Sendable {
             + ["--", "\(settings.account)@\(node.address)"]
     }
 
-    /// Asks a node; its refusal comes back as the reply's `error`.
+    /// Asks a node over its connection in `connections` (opened on the first request); its
+    /// refusal comes back as the reply's `error`.
     /// - Throws: `DeliveryError` `.farmUnreachable` naming the node and what `ssh` said (no
-    ///   connection, a host key that is not the pinned one, the key refused, no answer).
-    func ask(_ node: FarmNode, _ request: FarmRequest, recorder: CommandRecorder, waitSeconds: Double = 60)
+    ///   connection, a host key that is not the pinned one, the key refused, no answer); the
+    ///   connection is then dropped, and the next request opens a new one.
+    func ask(_ node: FarmNode, _ request: FarmRequest, connections: FarmConnections, waitSeconds: Double = 60)
         throws(DeliveryError) -> FarmReply
     {
-        let account = try UserIdentity.lookup(settings.account)
-        let file = "\(scratch)/farm-request-\(node.name)-\(UUID().uuidString).json"
+        let line: [UInt8]
         do {
-            try System.writeFileAtomically(file, try JSONCoding.encode(request, pretty: false), mode: 0o600)
+            line = try JSONCoding.encode(request, pretty: false)
         } catch {
             throw DeliveryError(.io, "cannot write the request for \(node.name): \(error)")
         }
-        defer { try? System.unlink(file) }
-        var command = Command(
-            Self.sshPath, arguments(for: node), user: account, workingDirectory: "/",
-            timeoutSeconds: Double(settings.connectTimeoutSeconds ?? 5) + waitSeconds, outputLimit: 8 << 20)
-        command.standardInputFile = file
-        let result = try recorder.run(command)
-        let lines = result.standardOutput.split(separator: "\n")
-        if let last = lines.last, let reply = try? JSONCoding.decode(FarmReply.self, from: Array(last.utf8)) {
-            return reply
+        let conversation = try connections.conversation(with: node.name) { () throws(DeliveryError) in
+            try ChildConversation(
+                Command(
+                    Self.sshPath, arguments(for: node), user: try UserIdentity.lookup(settings.account),
+                    workingDirectory: "/", timeoutSeconds: 0, outputLimit: 8 << 20))
         }
-        throw DeliveryError(.farmUnreachable, "node \(node.name) (\(node.address)): \(Self.reason(result))")
+        let answer: [UInt8]
+        do {
+            answer = try conversation.exchange(
+                line, seconds: Double(settings.connectTimeoutSeconds ?? 5) + waitSeconds)
+        } catch {
+            connections.drop(node.name)
+            throw DeliveryError(.farmUnreachable, "node \(node.name) (\(node.address)): \(Self.reason(error.result))")
+        }
+        guard let reply = try? JSONCoding.decode(FarmReply.self, from: answer) else {
+            connections.drop(node.name)
+            throw DeliveryError(
+                .farmUnreachable,
+                "node \(node.name) (\(node.address)): its answer is not a farm reply: \(String(decoding: answer.prefix(200), as: UTF8.self))"
+            )
+        }
+        return reply
     }
 
     /// What went wrong, in the words an admin can act on.
@@ -197,5 +238,41 @@ public struct FarmChannel: Sendable {
         }
         return lines.last.map { $0.hasPrefix("ssh:") ? $0 : "ssh: \($0)" }
             ?? "no answer (ssh exit \(result.exitCode.map(String.init) ?? "by a signal"))"
+    }
+}
+
+/// The farm channel's open connections: one `ssh` per node, kept for one farm operation (each of
+/// its requests to that node goes over it, one at a time), all closed when the operation ends
+/// (`closeAll`, or when the last reference goes).
+public final class FarmConnections: Sendable {
+    private let open = Locked<[String: ChildConversation]>([:])
+
+    /// No connection yet.
+    public init() {}
+
+    deinit { closeAll() }
+
+    /// The node's connection, started by `start` when there is none.
+    func conversation(with node: String, start: () throws(DeliveryError) -> ChildConversation)
+        throws(DeliveryError) -> ChildConversation
+    {
+        try open.withLock { (open: inout [String: ChildConversation]) throws(DeliveryError) -> ChildConversation in
+            if let existing = open[node] { return existing }
+            let started = try start()
+            open[node] = started
+            return started
+        }
+    }
+
+    /// Forgets a node's connection (broken, or its state unknown after a timeout), ending it.
+    func drop(_ node: String) {
+        open.withLock { $0.removeValue(forKey: node) }?.close()
+    }
+
+    /// Ends every connection: each node's `deliveryctl follow` reads the end of its input and leaves.
+    public func closeAll() {
+        for conversation in open.withLock({ open in defer { open = [:] }; return Array(open.values) }) {
+            conversation.close()
+        }
     }
 }

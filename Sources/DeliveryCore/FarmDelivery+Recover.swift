@@ -63,7 +63,7 @@ extension FarmDelivery {
 
     /// Every other node's standing; refused when one cannot be asked or runs an operation.
     func standings() throws(DeliveryError) -> [FarmNodeStatus] {
-        let nodes = try engine.farmStatus()
+        let nodes = try engine.farmStatus(connections: connections)
         for node in nodes {
             if let problem = node.problem {
                 throw DeliveryError(.farmUnreachable, "farm recover: \(node.node): \(problem)")

@@ -123,7 +123,7 @@ extension DeliveryEngine {
         let own = try status()
         if own.phase != .idle || own.served != .production { participants.insert(nil) }
         var unreachable: [String?: DeliveryError] = [:]
-        for node in try farmStatus() {
+        for node in try farmStatus(connections: delivery.connections) {
             if let problem = node.problem {
                 unreachable[node.node] = DeliveryError(.farmUnreachable, problem)
             } else if node.phase != .idle || node.served != .production {

@@ -34,6 +34,10 @@ struct FarmDelivery {
     /// The farm delivery's id: `F` and an operation id (8 to 64 letters, digits, `-`).
     var id = "F" + OperationIdentifier.make()
 
+    /// One SSH connection per node for the whole operation (its first request opens it); all
+    /// closed when the operation ends.
+    let connections = FarmConnections()
+
     /// The longest a node's step is waited for.
     static let stepSeconds = 6.0 * 3600
 
@@ -114,7 +118,7 @@ struct FarmDelivery {
     /// Every other node's state, asked before a farm operation starts; refused, naming the node,
     /// when one cannot be asked (`what` names the operation in the refusal).
     func answeringNodes(before what: String) throws(DeliveryError) -> [FarmNodeStatus] {
-        let nodes = try engine.farmStatus()
+        let nodes = try engine.farmStatus(connections: connections)
         if let silent = nodes.first(where: { $0.problem != nil }) {
             throw DeliveryError(
                 .farmUnreachable,
@@ -151,7 +155,7 @@ struct FarmDelivery {
     /// Every node answers with this site and version, at rest (idle or secured, nothing running);
     /// otherwise nothing starts anywhere.
     func checkAtRest() throws(DeliveryError) {
-        let checks = try engine.checkFarm(site: site)
+        let checks = try engine.checkFarm(site: site, connections: connections)
         let mismatched = checks.filter { !$0.matches }.map(\.summary)
         guard mismatched.isEmpty else {
             throw DeliveryError(
@@ -223,7 +227,7 @@ struct FarmDelivery {
                 guard let call else { return [:] }
                 return engine.ask(
                     others, { FarmRequest(request: "operation", farmDelivery: id, call: call($0)) },
-                    waitSeconds: Self.stepSeconds)
+                    connections: connections, waitSeconds: Self.stepSeconds)
             })
         var succeeded: Set<String?> = []
         var failed: [(String?, DeliveryError)] = []
@@ -302,7 +306,8 @@ struct FarmDelivery {
     func preflightEverywhere() -> (refusals: [(String?, DeliveryError)], upgrade: Bool) {
         let (local, remote) = concurrently(
             { Result { () throws(DeliveryError) in try engine.plan() } },
-            { engine.ask(farm.nodes, { _ in FarmRequest(request: "preflight", farmDelivery: id) }, waitSeconds: 600) })
+            { engine.ask(farm.nodes, { _ in FarmRequest(request: "preflight", farmDelivery: id) }, connections: connections,
+                    waitSeconds: 600) })
         var refusals: [(String?, DeliveryError)] = []
         var pending: [String?: Bool] = [:]
         if let refusal = Self.refusal(of: local) { refusals.append((nil, refusal)) }
@@ -390,7 +395,7 @@ extension FarmDelivery {
                 "this node is \(own.phase.rawValue), serves \(own.served?.rawValue ?? "no known copy"), production at \(own.productionRevision?.label ?? "?")"
             )
         }
-        for node in (try? engine.farmStatus()) ?? [] {
+        for node in (try? engine.farmStatus(connections: connections)) ?? [] {
             parts.append(
                 node.problem == nil
                     ? "\(node.node) is \(node.summary.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "")"

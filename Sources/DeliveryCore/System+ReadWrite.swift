@@ -33,6 +33,42 @@ extension System {
         try readAll(STDIN_FILENO, limit: limit, name: "standard input")
     }
 
+    /// Reads a descriptor line by line (lines end with `\n`), each line at most `limit` bytes.
+    public struct LineReader {
+        private let fd: Int32
+        private let limit: Int
+        private var buffer: [UInt8] = []
+        private var atEnd = false
+
+        /// Reads `fd` (standard input by default).
+        public init(fd: Int32 = STDIN_FILENO, limit: Int) {
+            self.fd = fd
+            self.limit = limit
+        }
+
+        /// The next line without its newline (a last line without one too); nil at the end.
+        /// - Throws: `EFBIG` for a line over the limit, or the read's error.
+        public mutating func next() throws(SystemCallError) -> [UInt8]? {
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                if let end = buffer.firstIndex(of: 10), end <= limit {
+                    let line = Array(buffer[..<end])
+                    buffer.removeFirst(end + 1)
+                    return line
+                }
+                if buffer.count > limit { throw SystemCallError(errno: EFBIG, call: "read", path: "a line") }
+                if atEnd {
+                    defer { buffer = [] }
+                    return buffer.isEmpty ? nil : buffer
+                }
+                let count = try check("read", "a line") {
+                    chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                }
+                if count == 0 { atEnd = true } else { buffer.append(contentsOf: chunk[0..<count]) }
+            }
+        }
+    }
+
     /// Reads an open file to its end; more than `limit` bytes is an error (`EFBIG`).
     static func readAll(_ fd: Int32, limit: Int, name path: String) throws(SystemCallError) -> [UInt8] {
         var result: [UInt8] = []

@@ -11,9 +11,10 @@ struct Follow: ParsableCommand {
         abstract: "A farm node's end of the coordinator's SSH channel (the farm account's forced command).",
         discussion: """
             Not run by hand: sshd runs it for the coordinator's key, as authorized_keys says
-            (restrict,command="deliveryctl follow --site NAME"). It reads one request (JSON) on
-            standard input and answers one JSON line; a command the client asked for is refused.
-            Exit 0 with an answer, 2 with a refusal.
+            (restrict,command="deliveryctl follow --site NAME"). It reads requests on standard
+            input, one JSON object per line, and answers each with one JSON line, until its input
+            ends (one connection serves a whole farm operation); a command the client asked for is
+            refused. Exit 0 when every request was answered, 2 after a refusal.
             """)
 
     @Option(name: .long, help: "The site this node serves, as authorized_keys names it.")
@@ -26,18 +27,11 @@ struct Follow: ParsableCommand {
     var farmKey: String?
 
     func run() throws {
-        let reply: FarmReply
-        do {
-            let input = try System.readStandardInput(limit: FarmFollower.requestLimit)
-            reply = FarmFollower.answer(
-                input, site: site, originalCommand: System.environmentValue("SSH_ORIGINAL_COMMAND"), helper: helper())
-        } catch {
-            reply = FarmReply(error: FarmError(code: "bad_request", message: "cannot read the request: \(error)"))
-        }
-        if let bytes = try? JSONCoding.encode(reply, pretty: false) {
-            FileOutput.standardOutput(String(decoding: bytes, as: UTF8.self) + "\n")
-        }
-        if reply.error != nil { throw ExitCode(2) }
+        var input = System.LineReader(limit: FarmFollower.requestLimit)
+        let answeredAll = FarmFollower.serve(
+            next: { try input.next() }, write: { System.writeStandard(String(decoding: $0, as: UTF8.self)) },
+            site: site, originalCommand: System.environmentValue("SSH_ORIGINAL_COMMAND"), helper: helper())
+        if !answeredAll { throw ExitCode(2) }
     }
 
     /// The node's helper, through its farm socket, with the farm's key (readable by this account).

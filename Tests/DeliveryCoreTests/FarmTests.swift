@@ -45,7 +45,7 @@ struct FarmTests {
     @Test("ssh reads no configuration, checks the pinned key under the node's name, and runs no command of ours")
     func sshArguments() {
         let node = FarmNode(name: "web2", address: "10.0.0.2", port: 2222)
-        let arguments = FarmChannel(settings: settings([node]), scratch: "/var/lib/x").arguments(for: node)
+        let arguments = FarmChannel(settings: settings([node])).arguments(for: node)
         #expect(Array(arguments.prefix(5)) == ["-F", "/dev/null", "-T", "-p", "2222"])
         for option in [
             "StrictHostKeyChecking=yes", "HostKeyAlias=web2", "GlobalKnownHostsFile=/dev/null", "IdentitiesOnly=yes",
@@ -73,6 +73,63 @@ struct FarmTests {
             let reply = FarmFollower.answer(Array(input.utf8), site: "school", originalCommand: command)
             #expect(reply.error?.code == code && reply.site == nil, "\(input): \(reply)")
         }
+    }
+
+    @Test("one connection: follow answers each request line in order until its input ends; a command asked for ends it")
+    func followerConnection() {
+        func serve(_ lines: [String], command: String? = nil) -> (answers: [FarmReply], answeredAll: Bool) {
+            var input = lines.map { Array($0.utf8) }[...]
+            var written: [FarmReply] = []
+            let answeredAll = FarmFollower.serve(
+                next: { input.popFirst() },
+                write: { line in
+                    #expect(line.last == 10 && line.dropLast().allSatisfy { $0 != 10 })
+                    written.append(try! JSONCoding.decode(FarmReply.self, from: Array(line.dropLast())))
+                }, site: "school", originalCommand: command,
+                helper: .failure(FarmError(code: "not_following", message: "no farm socket")))
+            return (written, answeredAll)
+        }
+        let hello = #"{"version":1,"request":"hello"}"#
+        let three = serve([hello, #"{"version":1,"request":"status"}"#, hello])
+        #expect(three.answers.map(\.site) == ["school", nil, "school"] && !three.answeredAll)
+        #expect(three.answers[1].error?.code == "not_following")
+        let two = serve([hello, hello])
+        #expect(two.answers.count == 2 && two.answeredAll)
+        let none = serve([])
+        #expect(none.answers.map(\.error?.code) == ["bad_request"] && !none.answeredAll)
+        let commanded = serve([hello, hello], command: "sh")
+        #expect(commanded.answers.map(\.error?.code) == ["command_given"])
+    }
+
+    @Test(
+        "a conversation with a child: a line each way, in order; a child that leaves or does not answer in time ends it with what it said"
+    )
+    func conversation() throws {
+        let echo = try ChildConversation(Command("/usr/bin/cat", [], timeoutSeconds: 0))
+        for text in ["one", String(repeating: "x", count: 200_000), "three"] {
+            #expect(try echo.exchange(Array(text.utf8), seconds: 5) == Array(text.utf8))
+        }
+        echo.close()
+        #expect(throws: ChildConversation.Ended.self) { try echo.exchange(Array("again".utf8), seconds: 5) }
+
+        let leaving = try ChildConversation(
+            Command("/bin/sh", ["-c", "read line; echo \"no: $line\" >&2; exit 3"], timeoutSeconds: 0))
+        do {
+            _ = try leaving.exchange(Array("hello".utf8), seconds: 5)
+            Issue.record("a child that left answered")
+        } catch {
+            #expect(error.result.exitCode == 3 && error.result.standardError == "no: hello\n" && !error.result.timedOut)
+        }
+
+        let silent = try ChildConversation(Command("/bin/sh", ["-c", "sleep 30"], timeoutSeconds: 0))
+        let started = Date()
+        do {
+            _ = try silent.exchange(Array("hello".utf8), seconds: 0.3)
+            Issue.record("a silent child answered")
+        } catch {
+            #expect(error.result.timedOut && error.result.exitCode == nil)
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
     }
 
     @Test(
