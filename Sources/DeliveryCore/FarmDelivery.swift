@@ -381,7 +381,7 @@ struct FarmDelivery {
             .joined(separator: "; ")
         return DeliveryError(
             .farmStepFailed,
-            "farm delivery \(id): \(name) failed on \(why). Bringing back failed on \(stuck). Now: \(standingNow()); bring the nodes in line on each (cancel or rollback) before another farm delivery."
+            "farm delivery \(id): \(name) failed on \(why). Bringing back failed on \(stuck). Now: \(standingNow()). Once every node answers, deliveryctl farm recover brings them in line with this node; until then a node that cannot be reached may still serve what it served: take it out of the load balancer."
         )
     }
 }

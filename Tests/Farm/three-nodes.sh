@@ -100,7 +100,13 @@ pm = static
 pm.max_children = 3
 php_admin_value[opcache.validate_timestamps] = 0
 php_admin_value[opcache.file_update_protection] = 0
+php_admin_value[auto_prepend_file] = $work/n$i/slow.php
 CONF
+  # While $work/n$i/slow exists, every PHP request of this node waits that many microseconds
+  # first (a node whose switch or restore takes long enough to be cut off during it).
+  printf '<?php\nif (is_file(__DIR__ . "/slow")) { usleep((int) file_get_contents(__DIR__ . "/slow")); }\n' \
+    >"$work/n$i/slow.php"
+  chmod 755 "$work/n$i"
   "$php_fpm" -d opcache.enable=1 --fpm-config "$work/n$i/fpm.conf" --nodaemonize </dev/null >>"$work/n$i/log/fpm.log" 2>&1 &
   pids+=($!)
   cat >"$work/n$i/nginx/nginx.conf" <<CONF
@@ -396,5 +402,58 @@ check "web3 back: farm recover brings it in line (exit 0): every node serves pro
 capture on 1 "$deliveryctl" farm run-all --site school
 check "then the delivery across the three nodes (exit 0): marker 4 everywhere" \
   bash -c '[[ $1 == 0 ]] && every_node_serves "marker 4"' _ "$status"
+
+# cut_during PHASE_DONE_LINE: a farm run-all whose web3 is slow (4 s per PHP request) and cut off
+# one second after the log shows the line; sets status, leaves the log in $work/cut.log.
+cut_during() {
+  echo 4000000 >"$work/n3/slow"
+  on 1 "$deliveryctl" farm run-all --site school >"$work/cut.log" 2>&1 &
+  local run_pid=$!
+  wait_for 60 grep -q "$1" "$work/cut.log"
+  sleep 1
+  ip link set "h3n${suffix}3" down
+  rm -f "$work/n3/slow"
+  wait "$run_pid"
+  status=$?
+  cat "$work/cut.log"
+}
+serves_on() { # serves_on "MARKER" NODE…: those nodes answer that marker, straight
+  local marker=$1 i
+  shift
+  for i in "$@"; do [[ $(curl -s -m 5 "http://$net.1$i/farm-marker.php") == "$marker" ]] || return 1; done
+}
+export -f serves_on
+
+section "A node cut off during the switch, then during the restore"
+publish_marker 5
+cut_during "^secure: "
+check "web3 cut off during its switch: farm run-all fails (exit 1) naming web3; web1 and web2 cancelled" \
+  bash -c '[[ $1 == 1 ]] && says "$(cat "$2")" "switch failed on .*web3" "^cancel (bringing back): .*this node"' _ "$status" "$work/cut.log"
+check "… web1 and web2 serve production at the code before (marker 4), at rest" \
+  bash -c 'serves_on "marker 4" 1 2 && for i in 1 2; do [[ $(readlink "$1/fx$i/moodle-delivery/current") == releases/production ]] || exit 1; done' _ "$work"
+ip link set "h3n${suffix}3" up
+capture on 1 "$deliveryctl" farm recover --site school
+check "web3 back: farm recover cancels its switch (exit 0): every node serves production at marker 4" \
+  bash -c '[[ $1 == 0 ]] && every_node_serves "marker 4" && for i in 1 2 3; do [[ $(readlink "$2/fx$i/moodle-delivery/current") == releases/production ]] || exit 1; done' \
+  _ "$status" "$work"
+cut_during "^preflight: every node may restore"
+check "web3 cut off during its restore: farm run-all fails (exit 1) naming web3; web1 and web2 rolled back" \
+  bash -c '[[ $1 == 1 ]] && says "$(cat "$2")" "restore failed on .*web3" "^rollback (bringing back): .*web2"' _ "$status" "$work/cut.log"
+check "… web1 and web2 serve the code before (marker 4)" serves_on "marker 4" 1 2
+check "… the error says to recover once every node answers, and to keep web3 out of the balancer until then" \
+  says "$(cat "$work/cut.log")" "farm recover brings them in line" "take it out of the load balancer"
+ip link set "h3n${suffix}3" up
+# web3 finished its own restore alone meanwhile: recover waits for that (an admin runs it again).
+for _ in $(seq 60); do
+  capture on 1 "$deliveryctl" farm recover --site school
+  [[ $out == *"wait for it to end"* ]] || break
+  sleep 1
+done
+check "web3 back: farm recover rolls it back as the others were (exit 0): marker 4 on every node, each on its backup copy" \
+  bash -c '[[ $1 == 0 ]] && says "$2" "^recover: rollback: web3 done" && every_node_serves "marker 4" &&
+    for i in 1 2 3; do [[ $(readlink "$3/fx$i/moodle-delivery/current") == releases/backup ]] || exit 1; done' _ "$status" "$out" "$work"
+capture on 1 "$deliveryctl" farm restore --site school
+check "then farm restore serves the delivered code on the three nodes (exit 0): marker 5 everywhere" \
+  bash -c '[[ $1 == 0 ]] && every_node_serves "marker 5"' _ "$status"
 
 finish
