@@ -7,8 +7,10 @@
 # an nginx balancer in front. Requests go through the balancer during whole farm deliveries.
 # Shows: a code-only delivery with 0 failed requests and no old code answering once it is done; a
 # delivery with Moodle's upgrade (upgrade.php once, on the coordinator; only the maintenance page
-# in between); the farm's rollback and cancel; a node cut off before a delivery (refused, nothing
-# changed) and during one (every node brought back, then in line again). As root.
+# in between); the farm's rollback with the database (one PostgreSQL server, the coordinator's
+# snapshot) and the delivery again; a node cut off before a delivery (refused, nothing changed),
+# during its update, its switch and its restore (every node it could reach brought back, then
+# web3 brought in line by farm recover). As root.
 # Needs DELIVERYCTL_BINARY. Ends with "farm-3: N passed, M failed".
 set -uo pipefail
 suite=farm-3
@@ -41,6 +43,7 @@ cleanup() {
     ip link del "h3n$suffix$i" 2>/dev/null
   done
   ip link del "$bridge" 2>/dev/null
+  bash "$project/Tests/Database/servers" stop "$work/db" >/dev/null 2>&1
   pkill -u "$account" 2>/dev/null && sleep 0.5
   if ((created_account)); then
     userdel "$account" 2>/dev/null
@@ -65,8 +68,14 @@ addr() { echo "$net.1$1"; }
 export -f on
 
 section "Three nodes: namespaces on a bridge, each with nginx, PHP-FPM, sshd and its code tree"
-bash "$project/Tests/Fixture/make-site" --vcs git --dir "$work/fx1" --wwwroot "http://farm.invalid" >/dev/null ||
-  fatal "make-site failed"
+# One PostgreSQL server for the farm (Tests/Database/servers: its own folder and port): the
+# fixture's database mode, so that the coordinator's snapshot and a rollback with it are real.
+db_env=$(bash "$project/Tests/Database/servers" start pgsql "$work/db") || fatal "cannot start PostgreSQL"
+eval "$db_env"
+export ADMIN_CMD
+bash "$project/Tests/Fixture/make-site" --vcs git --dir "$work/fx1" --wwwroot "http://farm.invalid" \
+  --database pgsql --dbhost "$DBHOST" --dbport "$DBPORT" --dbname "$DBNAME" --dbuser "$DBUSER" --dbpass "$DBPASS" \
+  >/dev/null || fatal "make-site failed"
 chown -R www-data: "$work/fx1/moodledata"
 chmod 2770 "$work/fx1/moodledata"
 # The same code and upstream; through config.php the same dataroot: the farm's shared one.
@@ -168,8 +177,10 @@ done
 section "moodle-delivery on each node; web1 coordinates web2 and web3"
 setup_node() { # setup_node N OPTION…: the setup of node N's install, its output in its log
   local n=$1; shift
+  local snapshot=(--no-database-snapshot)
+  ((n == 1)) && snapshot=() # the coordinator holds the database snapshot; the other nodes never do
   on "$n" "$project/scripts/setup" --moodle "$work/fx$n/moodle" --site school --state-dir "$work/state$n" \
-    --no-database-snapshot --health-check automatic --php-fpm-socket "$work/n$n/fpm.sock" --web-server nginx \
+    "${snapshot[@]}" --health-check automatic --php-fpm-socket "$work/n$n/fpm.sock" --web-server nginx \
     "$@" >>"$work/n$n/log/setup.log" 2>&1
 }
 own_urls() { # own_urls N: node N's switch check and health check ask its own nginx, not the balancer
@@ -350,19 +361,33 @@ check "… upgrade.php ran exactly once, in the coordinator's tree" \
   bash -c 'runs=$(tail -n +"$(($2 + 1))" "$1" | grep " upgrade.php " | grep -v -- "--is-"); [[ $(grep -c . <<<"$runs") == 1 ]] && grep -q "dirroot=$3/fx1/" <<<"$runs"' _ "$calls" "$mark" "$work"
 check "… during it, only 200 or the maintenance page (503), never code the database is not at; after it, every answer 200 with the new code" \
   bash -c '! grep -vE "^(200 web[123] marker[23]|503 web[123] maintenance) " "$1" && ! awk -v t="$2" "\$4 > t && \$3 != \"marker3\"" "$1" | grep -q . && grep -q "^503 web[123] maintenance " "$1"' _ "$work/traffic.txt" "$done_at"
-check "… the fixture's database at revision 2, every node on marker 3" \
-  bash -c '[[ $(cat "$1/fx1/moodledata/fixture-db-version") == 2024100800.00 ]] && every_node_serves "marker 3"' _ "$work"
+db_version() { "$ADMIN_CMD" "SELECT value FROM mdl_config WHERE name = 'version'"; }
+export -f db_version
+check "… the database at revision 2 (PostgreSQL), snapshotted once on the coordinator before; every node on marker 3" \
+  bash -c '[[ $(db_version) == 2024100800.00 ]] && every_node_serves "marker 3" && [[ $(ls "$1"/state1/snapshots/*.pgdump | wc -l) == 1 ]] &&
+    ! ls "$1"/state2/snapshots/*.pgdump "$1"/state3/snapshots/*.pgdump' _ "$work"
 
-section "The farm's emergency rollback, then cancel"
+section "The farm's emergency rollback with the database, then the delivery again"
+"$ADMIN_CMD" "INSERT INTO mdl_forum_posts (message) VALUES ('written after the delivery')" >/dev/null
+before=$(md5sum "$work"/state{1,2,3}/state.json)
 capture on 1 "$deliveryctl" farm rollback --site school
-check "farm rollback (exit 0): web2 and web3 first, then this node; every node serves its backup copy" \
+check "farm rollback without --restore-database, the site open since the upgrade: refused (exit 2) before any node, saying how" \
+  bash -c '[[ $1 == 2 ]] && says "$2" "farm rollback --restore-database" && [[ $(md5sum "$3"/state{1,2,3}/state.json) == "$4" ]] && every_node_serves "marker 3"' \
+  _ "$status" "$out" "$work" "$before"
+capture on 1 "$deliveryctl" farm rollback --site school --restore-database
+check "farm rollback --restore-database (exit 0): web2 and web3 first, then this node with the database; every node on its backup copy" \
   bash -c '[[ $1 == 0 ]] && says "$2" "^rollback (bringing back): web2, web3 done" "^rollback: this node is back" &&
     for i in 1 2 3; do [[ $(readlink "$3/fx$i/moodle-delivery/current") == releases/backup ]] || exit 1; done' _ "$status" "$out" "$work"
-check "… without a snapshot the older code does not match the upgraded database: the maintenance page on every node" \
-  bash -c 'for i in 1 2 3; do [[ $(curl -s -o /dev/null -w "%{http_code}" "http://$1.1$i/login/index.php") == 503 ]] || exit 1; done' _ "$net"
-capture on 1 "$deliveryctl" farm cancel --site school
-check "farm cancel (exit 0): production again on every node, which matches the database, 200" \
-  bash -c '[[ $1 == 0 ]] && every_node_serves "marker 3" && for i in 1 2 3; do [[ $(curl -s -o /dev/null -w "%{http_code}" "http://$2.1$i/login/index.php") == 200 ]] || exit 1; done' _ "$status" "$net"
+check "… the database back at revision 1 (the upgrade's table gone, what was written after it gone)" \
+  bash -c '[[ $(db_version) == 2024100700.00 ]] && [[ $("$ADMIN_CMD" "SELECT count(*) FROM information_schema.tables WHERE table_name = '"'"'mdl_local_foo_items'"'"'") == 0 ]] &&
+    [[ $("$ADMIN_CMD" "SELECT count(*) FROM mdl_forum_posts WHERE message = '"'"'written after the delivery'"'"'") == 0 ]]'
+check "… every node serves the code that matches the database: marker 2, 200 on each login page" \
+  bash -c 'every_node_serves "marker 2" && for i in 1 2 3; do [[ $(curl -s -o /dev/null -w "%{http_code}" "http://$1.1$i/login/index.php") == 200 ]] || exit 1; done' _ "$net"
+mark=$(wc -l <"$calls")
+capture on 1 "$deliveryctl" farm restore --site school
+check "farm restore (exit 0): the lock-step upgrade again, upgrade.php once, every node on marker 3, the database at revision 2" \
+  bash -c '[[ $1 == 0 ]] && [[ $(tail -n +"$(($3 + 1))" "$2" | grep " upgrade.php " | grep -vc -- "--is-") == 1 ]] && every_node_serves "marker 3" && [[ $(db_version) == 2024100800.00 ]]' \
+  _ "$status" "$calls" "$mark"
 
 section "A node cut off: before a delivery, and during one"
 publish_marker 4
