@@ -389,6 +389,35 @@ check "farm restore (exit 0): the lock-step upgrade again, upgrade.php once, eve
   bash -c '[[ $1 == 0 ]] && [[ $(tail -n +"$(($3 + 1))" "$2" | grep " upgrade.php " | grep -vc -- "--is-") == 1 ]] && every_node_serves "marker 3" && [[ $(db_version) == 2024100800.00 ]]' \
   _ "$status" "$calls" "$mark"
 
+# The Moodle page on the coordinator (the plugin's own client, as the web user): its emergency
+# rollback with the database wants the administrator's second factor, checked once, before any node.
+page() { as www-data php "$project/Tests/Farm/page_client.php" "$work/run1/school/deliveryd.sock" "$work/etc1/sites/school/deliveryd.key" "$@"; }
+refusal_code() { php -r '$j = json_decode($argv[1], true); echo $j["refused"] ?? $j["error"]["code"] ?? $j["state"] ?? "";' "$1"; }
+export -f refusal_code
+before=$(md5sum "$work"/state{1,2,3}/state.json)
+out=$(page rollback '{"confirmDatabaseRestore": true}')
+check "the page's farm rollback with the database, no second-factor code: refused (second_factor_required), no node asked" \
+  bash -c '[[ $(refusal_code "$1") == second_factor_required ]] && [[ $(md5sum "$2"/state{1,2,3}/state.json) == "$3" ]] && every_node_serves "marker 3"' \
+  _ "$out" "$work" "$before"
+secret=$(on 1 "$deliveryctl" admin enrol-totp 2 --name "Ada Farm Admin" --site school --json |
+  php -r 'echo json_decode(stream_get_contents(STDIN), true)["secret"] ?? "";')
+valid=$(php "$project/Tests/Support/totp.php" "$secret")
+out=$(page rollback "{\"confirmDatabaseRestore\": true, \"secondFactorCode\": \"$(printf '%06d' $(((10#$valid + 1) % 1000000)))\"}")
+check "… with a wrong code (administrator 2 enrolled on the coordinator): refused (second_factor_refused), no node asked" \
+  bash -c '[[ $(refusal_code "$1") == second_factor_refused ]] && [[ $(md5sum "$2"/state{1,2,3}/state.json) == "$3" ]] && every_node_serves "marker 3"' \
+  _ "$out" "$work" "$before"
+out=$(page rollback "{\"confirmDatabaseRestore\": true, \"secondFactorCode\": \"$valid\"}")
+check "… with the administrator's code: the farm rollback (every node on its backup copy, marker 2, the database at revision 1)" \
+  bash -c '[[ $(refusal_code "$1") == succeeded ]] && every_node_serves "marker 2" && [[ $(db_version) == 2024100700.00 ]] &&
+    for i in 1 2 3; do [[ $(readlink "$2/fx$i/moodle-delivery/current") == releases/backup ]] || exit 1; done' _ "$out" "$work"
+check "… web2's and web3's audit logs tie their rollback to the page's job, from the farm; no code went to them" \
+  bash -c 'job=$(php -r "echo json_decode(\$argv[1], true)[\"id\"] ?? \"\";" "$2"); [[ -n $job ]] && for i in 2 3; do
+    grep "\"farmDelivery\":\"F$job\"" "$1/state$i/audit.log" | grep "\"operation\":\"rollback\"" | grep -q "\"source\":\"farm\"" || exit 1; done &&
+    ! grep -q "$3" "$1"/state2/audit.log "$1"/state3/audit.log' _ "$work" "$out" "$valid"
+capture on 1 "$deliveryctl" farm restore --site school
+check "farm restore: the delivery again (exit 0), marker 3 on every node, the database at revision 2" \
+  bash -c '[[ $1 == 0 ]] && every_node_serves "marker 3" && [[ $(db_version) == 2024100800.00 ]]' _ "$status"
+
 section "A node cut off: before a delivery, and during one"
 publish_marker 4
 states() { md5sum "$work"/state{1,2,3}/state.json | cut -d' ' -f1 | tr '\n' ' '; }
