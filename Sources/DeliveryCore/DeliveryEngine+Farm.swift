@@ -146,7 +146,10 @@ extension DeliveryEngine {
                     status.problem = "its helper's status could not be read"
                 }
             case .failure(let error):
-                status.problem = error.message
+                // The channel's words name the node already; its status says the name once.
+                let named = "node \(node.name) (\(node.address)): "
+                status.problem =
+                    error.message.hasPrefix(named) ? String(error.message.dropFirst(named.count)) : error.message
             case nil:
                 status.problem = "not asked"
             }

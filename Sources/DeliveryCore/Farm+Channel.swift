@@ -91,9 +91,10 @@ public enum FarmFollower {
     /// The query member that names the farm delivery to the node's helper.
     public static let deliveryQueryMember = "farmDelivery"
 
-    /// How often a running job is asked about: first after 10 ms, then twice as long each time,
-    /// up to every 0.2 s (a switch is over in milliseconds, a secure in seconds).
-    static let pollSeconds = (first: 0.01, longest: 0.2)
+    /// How often a running job is asked about: first after 10 ms, then twice as long each time, up
+    /// to every 50 ms for its first 10 s (a switch or a restore is over in a fraction of a second,
+    /// and each poll is one local request), then every 0.2 s.
+    static let pollSeconds = (first: 0.01, early: 0.05, earlySeconds: 10.0, late: 0.2)
 
     /// `status`, `preflight` and `operation` passed on to the node's helper; an operation is waited for, and its
     /// finished job is the answer.
@@ -114,6 +115,7 @@ public enum FarmFollower {
             }
             var offset = 0
             var pause = pollSeconds.first
+            let since = System.monotonicSeconds()
             while true {
                 let view = try helper.send(
                     method: "GET", path: "/jobs/\(job)",
@@ -124,7 +126,8 @@ public enum FarmFollower {
                 }
                 offset = progress.nextOffset
                 System.sleep(seconds: pause)
-                pause = min(pause * 2, pollSeconds.longest)
+                let early = System.monotonicSeconds() - since < pollSeconds.earlySeconds
+                pause = min(pause * 2, early ? pollSeconds.early : pollSeconds.late)
             }
         } catch {
             return refusal("helper_unreachable", error.message)
@@ -271,7 +274,9 @@ public final class FarmConnections: Sendable {
 
     /// Ends every connection: each node's `deliveryctl follow` reads the end of its input and leaves.
     public func closeAll() {
-        for conversation in open.withLock({ open in defer { open = [:] }; return Array(open.values) }) {
+        for conversation in open.withLock({ open in
+            defer { open = [:] }; return Array(open.values)
+        }) {
             conversation.close()
         }
     }

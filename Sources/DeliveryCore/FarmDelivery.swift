@@ -306,8 +306,11 @@ struct FarmDelivery {
     func preflightEverywhere() -> (refusals: [(String?, DeliveryError)], upgrade: Bool) {
         let (local, remote) = concurrently(
             { Result { () throws(DeliveryError) in try engine.plan() } },
-            { engine.ask(farm.nodes, { _ in FarmRequest(request: "preflight", farmDelivery: id) }, connections: connections,
-                    waitSeconds: 600) })
+            {
+                engine.ask(
+                    farm.nodes, { _ in FarmRequest(request: "preflight", farmDelivery: id) }, connections: connections,
+                    waitSeconds: 600)
+            })
         var refusals: [(String?, DeliveryError)] = []
         var pending: [String?: Bool] = [:]
         if let refusal = Self.refusal(of: local) { refusals.append((nil, refusal)) }
