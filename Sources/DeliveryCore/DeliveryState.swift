@@ -223,6 +223,9 @@ public struct DeliveryState: Sendable, Codable, Equatable {
     /// The last rehearsal (kept until the next one): a failed one blocks the restore of its
     /// revision; a passed one is the revision Update brings.
     public var rehearsal: Rehearsal?
+    /// What a farm's `ready` stage found before production is served: the restore of the same
+    /// farm delivery that follows serves production at once (`ReadiedRestore.serves`).
+    public var readiedRestore: ReadiedRestore?
 
     /// Empty state: production serves, nothing secured.
     public init() {}

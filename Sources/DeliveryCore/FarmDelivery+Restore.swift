@@ -13,14 +13,32 @@ struct FarmRestoreHooks: Sendable {
 }
 
 extension FarmDelivery {
-    /// The restore of every node. Without a Moodle upgrade, every node at once. With one, the
+    /// The restore of every node. Without a Moodle upgrade, in two steps: every node readies
+    /// production (`FarmStage.ready`: preflight, OPcache) while its copy still serves, then every
+    /// node serves it at once, which takes each node a few milliseconds; when a node could not be
+    /// readied, no node serves production, and in a delivery (`cancelsWhenNotReady`) every node
+    /// cancels. With one, the
     /// lock-step upgrade: this node's restore turns maintenance mode on (once: the dataroot is
     /// shared), takes the snapshot (once: one database) and serves production; every other node
     /// then serves production (`FarmStage.serve`); this node runs `upgrade.php`, its health
     /// check, lifts maintenance mode; every other node runs its own health check against its
     /// own page (`FarmStage.finish`). Any failure brings every node back (`rollBackFarm`).
-    func restoreEverywhere(upgrade: Bool) throws(DeliveryError) {
+    func restoreEverywhere(upgrade: Bool, cancelsWhenNotReady: Bool) throws(DeliveryError) {
         guard upgrade else {
+            let readied = try step(
+                "restore (every node readies production; the copies still serve)",
+                local: localRequest(.restore, farmStage: .ready), call: Self.same(call("restore", farmStage: .ready)))
+            guard readied.failed.isEmpty else {
+                guard cancelsWhenNotReady else {
+                    throw failure(
+                        "restore", readied, undone: [:],
+                        standing: "No node restored; every node serves what it served before")
+                }
+                let undone = bringBack(allParticipants, with: "cancel")
+                throw failure(
+                    "restore", readied, undone: undone,
+                    standing: "No node restored; production serves the code before the delivery on every node")
+            }
             let done = try step("restore", local: localRequest(.restore), call: Self.same(call("restore")))
             guard done.failed.isEmpty else {
                 let undone = rollBackFarm()
@@ -208,7 +226,7 @@ extension DeliveryEngine {
                 "restore", (Set(), refusals), undone: [:],
                 standing: "No node restored; every node serves what it served before")
         }
-        try delivery.restoreEverywhere(upgrade: upgrade)
+        try delivery.restoreEverywhere(upgrade: upgrade, cancelsWhenNotReady: false)
         say("Farm restore \(delivery.id): every node serves \(own.productionRevision?.label ?? "production")")
         return FarmDeliveryOutcome(
             id: delivery.id, revision: own.productionRevision?.id,

@@ -65,7 +65,7 @@ struct FarmDelivery {
                 "restore", (Set(), refusals), undone: undone,
                 standing: "No node restored; production serves the code before the delivery on every node")
         }
-        try restoreEverywhere(upgrade: upgrade)
+        try restoreEverywhere(upgrade: upgrade, cancelsWhenNotReady: true)
         say("Farm delivery \(id): every node serves \(label)")
         return FarmDeliveryOutcome(id: id, revision: commit, nodes: [site] + farm.nodes.map(\.name))
     }
@@ -181,13 +181,13 @@ struct FarmDelivery {
 
     func localRequest(
         _ operation: Operation, comment: String? = nil, securePath: ComponentPath? = nil,
-        updatePath: ComponentPath? = nil
+        updatePath: ComponentPath? = nil, farmStage: FarmStage? = nil
     ) throws(DeliveryError) -> OperationRequest {
         var local = actor
         local.farmDelivery = id
         return try OperationRequest(
             operation, actor: local, securePath: securePath, updatePath: updatePath,
-            securityCopy: operation == .secure && securityCopy, comment: comment)
+            securityCopy: operation == .secure && securityCopy, comment: comment, farmStage: farmStage)
     }
 
     /// The body of a node helper's `POST /operations`.

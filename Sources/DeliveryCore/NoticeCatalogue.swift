@@ -55,6 +55,7 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case maintenanceStaysDatabase = "maintenance_stays_database"
     case noAutomaticRollback = "no_automatic_rollback"
     case farmServesBeforeUpgrade = "farm_serves_before_upgrade"
+    case farmProductionReadied = "farm_production_readied"
     case farmBringsBack = "farm_brings_back"
     case farmDone = "farm_done"
     // Health check.
@@ -233,6 +234,8 @@ public enum NoticeCode: String, Sendable, CaseIterable {
             "No automatic rollback: Moodle's upgrade changed the database and there is no snapshot, so the older code would not run; the site stays on production in maintenance mode."
         case .farmServesBeforeUpgrade:
             "Production ({revision}) serves on this node under the farm's maintenance mode: Moodle's upgrade runs once, on the farm's coordinator."
+        case .farmProductionReadied:
+            "Production ({revision}) is ready on this node: preflight passed, OPcache warmed; the copy serves until every node of the farm serves production at once."
         case .farmDone: "Done on every node of the web farm: {nodes}."
         case .farmBringsBack:
             "The farm's coordinator brings every node back to the code before the delivery (and the database to its snapshot when the upgrade ran)."

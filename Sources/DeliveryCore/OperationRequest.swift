@@ -138,10 +138,18 @@ public struct OperationRequest: Sendable, Codable, Equatable {
     }
 }
 
-/// A node's part of a farm's restore when the revision brings a Moodle upgrade (`FarmDelivery`):
-/// the coordinator holds the maintenance mode, takes the snapshot and runs the upgrade, once; the
-/// other nodes serve production in two stages around it.
+/// A node's part of a farm's restore (`FarmDelivery`). Without a Moodle upgrade, every node first
+/// readies production (`ready`), then every node serves it at once (a restore without a stage).
+/// With one, the coordinator holds the maintenance mode, takes the snapshot and runs the upgrade,
+/// once; the other nodes serve production in two stages around it (`serve`, `finish`).
 public enum FarmStage: String, Sendable, Codable, Equatable {
+    /// Everything the restore does before production is served, and no more: the preflight,
+    /// Moodle's checks of the copy that serves (the health check's baseline), production's
+    /// changed scripts dropped from OPcache and OPcache warmed with its code. The copy still
+    /// serves; the node records what it found (`ReadiedRestore`), and the restore of the same
+    /// farm delivery that follows serves production at once. Refused when the revision brings a
+    /// Moodle upgrade.
+    case ready
     /// Production served on this node, under the coordinator's maintenance mode, before the
     /// upgrade: no upgrade, no snapshot, no maintenance mode of its own, no health check; the
     /// node stays `restoring`.

@@ -30,7 +30,16 @@ extension OperationRun {
         // from a copy (a retry after an automatic rollback compares with the site as it is then).
         let baselineTree = checker == nil ? nil : layout.servedTree().flatMap { $0 == .production ? nil : $0 }
         var baseline: Set<String>?? = .none
-        if state.phase != .restoring {
+        // A farm's `ready` stage did the preflight, the baseline and OPcache for this restore.
+        let readied = state.readiedRestore.flatMap {
+            $0.readies(request, state: state, served: layout.servedTree()) ? $0 : nil
+        }
+        if let readied {
+            note("Production was readied for farm delivery \(readied.farmDelivery) (preflight passed): serving it now…")
+            changedScripts = readied.changedScripts
+            differences = readied.differences
+            forecast = readied.differences?.upgrade
+        } else if state.phase != .restoring {
             note("Preflight: checking what the update brought before production is served…")
             // Moodle's checks of the copy that serves are asked at the same time: both only read
             // (the checks are what Moodle's own Checks page shows), and each is a bootstrap of PHP.
@@ -59,14 +68,16 @@ extension OperationRun {
                     .preflightFailed, message: "\(refused.english) \(report.blockingSummary).", notices: refused)
             }
         }
-        if state.phase == .restoring, let preflight = try? engine.preflighter(recorder) {
+        if readied == nil, state.phase == .restoring, let preflight = try? engine.preflighter(recorder) {
             let report = preflight.differences()
             changedScripts = report.added + report.changed + report.removed
         }
         let configuration = engine.configuration
         // Asked of the new code while the backup copy still serves: nothing has changed yet.
         let need: MoodleCLI.UpgradeNeed
-        if let forecast {
+        if readied != nil {
+            need = .none  // a `ready` stage is refused when an upgrade is pending (below)
+        } else if let forecast {
             need = forecast.pending ? (forecast.maintenanceRequired ? .withMaintenance : .withoutMaintenance) : .none
         } else {
             need = try moodle.upgradeNeed(in: .production)
@@ -81,7 +92,7 @@ extension OperationRun {
                     : "this revision brings a Moodle upgrade, which a farm's node runs only in the farm's lock-step restore (farm \(request.actor.farmDelivery ?? "")): nothing was changed; the copy still serves"
             )
         }
-        if let checker, let baselineTree {
+        if readied == nil, let checker, let baselineTree {
             let critical = Array((baseline ?? checker.criticalChecks(in: baselineTree)) ?? []).sorted()
             try change { (state: inout DeliveryState) throws(DeliveryError) in state.criticalChecksBefore = critical }
         }
@@ -142,11 +153,16 @@ extension OperationRun {
                 throw snapshotRefusal(error)
             }
         }
+        if request.farmStage == .ready {
+            return try finishReadying(
+                state, changedScripts: changedScripts, changedOrServed: changedOrServed, differences: differences)
+        }
         try change { (state: inout DeliveryState) throws(DeliveryError) in
             state.phase = .restoring
             state.servedProductionChanges = changedOrServed.sorted()
+            state.readiedRestore = nil
         }
-        if !readiedBeforeWindow {
+        if !readiedBeforeWindow && readied == nil {
             try dropFromOPcache(changedOrServed)
             try readyProductionForServing(
                 warm: !(try store.read()).maintenanceEnabled && !(request.farmStage == .serve && need != .none))
@@ -280,6 +296,7 @@ extension OperationRun {
             state.servedProductionChanges = nil
             state.deliveryWindowOpen = false
             state.criticalChecksBefore = nil
+            state.readiedRestore = nil
         }
         pruneSnapshotCopies(snapshotPlan)
         return [Notice(.restored, ["revision": .revision(revisionAfter)]), upgradeText]

@@ -478,7 +478,17 @@ serves_on() { # serves_on "MARKER" NODE…: those nodes answer that marker, stra
 }
 export -f serves_on
 
-section "A node cut off during the switch, then during the restore"
+# recover_once_ended: farm recover, again while a node's own job still runs (an admin runs it
+# again); sets status and out.
+recover_once_ended() {
+  for _ in $(seq 60); do
+    capture on 1 "$deliveryctl" farm recover --site school
+    [[ $out == *"wait for it to end"* ]] || break
+    sleep 1
+  done
+}
+
+section "A node cut off during the switch, while production is readied, then during the restore"
 publish_marker 5
 cut_during "^secure: "
 check "web3 cut off during its switch: farm run-all fails (exit 1) naming web3; web1 and web2 cancelled" \
@@ -491,18 +501,25 @@ check "web3 back: farm recover cancels its switch (exit 0): every node serves pr
   bash -c '[[ $1 == 0 ]] && every_node_serves "marker 4" && for i in 1 2 3; do [[ $(readlink "$2/fx$i/moodle-delivery/current") == releases/production ]] || exit 1; done' \
   _ "$status" "$work"
 cut_during "^preflight: every node may restore"
+check "web3 cut off while production is readied: farm run-all fails (exit 1) naming web3; web1 and web2 cancelled, none served the new code" \
+  bash -c '[[ $1 == 1 ]] && says "$(cat "$2")" "restore failed on .*web3" "^cancel (bringing back): .*web2" &&
+    ! grep -q "^rollback" "$2" && ! grep -q "^restore: " "$2"' _ "$status" "$work/cut.log"
+check "… web1 and web2 serve production at the code before (marker 4), at rest" \
+  bash -c 'serves_on "marker 4" 1 2 && for i in 1 2; do [[ $(readlink "$1/fx$i/moodle-delivery/current") == releases/production ]] || exit 1; done' _ "$work"
+ip link set "h3n${suffix}3" up
+recover_once_ended
+check "web3 back: farm recover cancels its delivery (exit 0): every node serves production at marker 4" \
+  bash -c '[[ $1 == 0 ]] && says "$2" "^recover: cancel: web3 done" && every_node_serves "marker 4" &&
+    for i in 1 2 3; do [[ $(readlink "$3/fx$i/moodle-delivery/current") == releases/production ]] || exit 1; done' _ "$status" "$out" "$work"
+cut_during "^restore (every node readies production"
 check "web3 cut off during its restore: farm run-all fails (exit 1) naming web3; web1 and web2 rolled back" \
   bash -c '[[ $1 == 1 ]] && says "$(cat "$2")" "restore failed on .*web3" "^rollback (bringing back): .*web2"' _ "$status" "$work/cut.log"
 check "… web1 and web2 serve the code before (marker 4)" serves_on "marker 4" 1 2
 check "… the error says to recover once every node answers, and to keep web3 out of the balancer until then" \
   says "$(cat "$work/cut.log")" "farm recover brings them in line" "take it out of the load balancer"
 ip link set "h3n${suffix}3" up
-# web3 finished its own restore alone meanwhile: recover waits for that (an admin runs it again).
-for _ in $(seq 60); do
-  capture on 1 "$deliveryctl" farm recover --site school
-  [[ $out == *"wait for it to end"* ]] || break
-  sleep 1
-done
+# web3 finished its own restore alone meanwhile: recover waits for that.
+recover_once_ended
 check "web3 back: farm recover rolls it back as the others were (exit 0): marker 4 on every node, each on its backup copy" \
   bash -c '[[ $1 == 0 ]] && says "$2" "^recover: rollback: web3 done" && every_node_serves "marker 4" &&
     for i in 1 2 3; do [[ $(readlink "$3/fx$i/moodle-delivery/current") == releases/backup ]] || exit 1; done' _ "$status" "$out" "$work"

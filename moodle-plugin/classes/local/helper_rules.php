@@ -170,6 +170,7 @@ final class helper_rules {
         'maintenance_stays_database' => [],
         'no_automatic_rollback' => [],
         'farm_serves_before_upgrade' => ['revision'],
+        'farm_production_readied' => ['revision'],
         'farm_brings_back' => [],
         'farm_done' => ['nodes'],
         'health_code_matches' => [],

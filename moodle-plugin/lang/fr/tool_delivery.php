@@ -234,6 +234,7 @@ $string['notice:delivery_complete'] = 'La livraison est terminée.';
 $string['notice:delivery_started'] = 'Une livraison a commencé ({$a->operation}).';
 $string['notice:farm_brings_back'] = 'Le coordinateur de la ferme ramène chaque nœud au code d\'avant la livraison (et la base de données à son instantané si la mise à niveau a eu lieu).';
 $string['notice:farm_done'] = 'Fait sur chaque nœud de la ferme web : {$a->nodes}.';
+$string['notice:farm_production_readied'] = 'La production ({$a->revision}) est prête sur ce nœud : contrôle préalable réussi, OPcache préchauffé ; la copie est servie jusqu\'à ce que tous les nœuds de la ferme servent la production en même temps.';
 $string['notice:farm_serves_before_upgrade'] = 'La production ({$a->revision}) est servie sur ce nœud sous le mode maintenance de la ferme : la mise à niveau de Moodle s\'exécute une seule fois, sur le coordinateur de la ferme.';
 $string['notice:health_checks_clean'] = 'checks.php : aucun nouveau résultat critique.';
 $string['notice:health_checks_clean_known'] = 'checks.php : aucun nouveau résultat critique ({$a->known} déjà présents sur le site).';
