@@ -56,6 +56,7 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case noAutomaticRollback = "no_automatic_rollback"
     case farmServesBeforeUpgrade = "farm_serves_before_upgrade"
     case farmProductionReadied = "farm_production_readied"
+    case farmCachesPurgedByCoordinator = "farm_caches_purged_by_coordinator"
     case farmBringsBack = "farm_brings_back"
     case farmDone = "farm_done"
     // Health check.
@@ -236,6 +237,8 @@ public enum NoticeCode: String, Sendable, CaseIterable {
             "Production ({revision}) serves on this node under the farm's maintenance mode: Moodle's upgrade runs once, on the farm's coordinator."
         case .farmProductionReadied:
             "Production ({revision}) is ready on this node: preflight passed, OPcache warmed; the copy serves until every node of the farm serves production at once."
+        case .farmCachesPurgedByCoordinator:
+            "Moodle's caches, shared by the farm's nodes, are purged once, by the farm's coordinator."
         case .farmDone: "Done on every node of the web farm: {nodes}."
         case .farmBringsBack:
             "The farm's coordinator brings every node back to the code before the delivery (and the database to its snapshot when the upgrade ran)."

@@ -9,16 +9,21 @@ import Testing
 struct FarmReadyTests {
     static let delivery = "F20261205T120000Z-0a1b2c3d"
 
+    /// The coordinator's request as a node receives it (through the farm socket).
     static func farmActor(_ delivery: String = Self.delivery) -> Actor {
         Actor(name: "farm coordinator", source: "farm", farmDelivery: delivery)
     }
 
-    /// A site in a delivery whose update brought a code-only change (no Moodle upgrade).
+    /// The coordinator's own request on itself (an admin's, with the farm delivery's id).
+    static let coordinatorActor = Actor(name: "ada", source: "cli", farmDelivery: Self.delivery)
+
+    /// A site in a delivery whose update brought a code-only change (no Moodle upgrade) that
+    /// needs Moodle's caches purged (core code under lib/).
     static func updatedSite() throws -> FixtureSite {
         let site = try FixtureSite()
         try site.perform(.secure)
         try site.perform(.switchToDelivery)
-        try site.publish(["local/foo/readied.php": "<?php\n// the readied change\n"])
+        try site.publish(["lib/readied.php": "<?php\n// the readied change\n"])
         try site.perform(.update)
         return site
     }
@@ -36,17 +41,33 @@ struct FarmReadyTests {
         #expect(site.served == site.revision1, "the copy serves until the restore that follows")
         let readied = try #require(state.readiedRestore)
         #expect(readied.farmDelivery == Self.delivery && readied.phase == .updated && readied.served == .backup)
-        #expect(readied.changedScripts == ["local/foo/readied.php"])
+        #expect(readied.changedScripts == ["lib/readied.php"])
         #expect(site.allMoodleCalls.contains { $0.contains("upgrade.php --is-maintenance-required") })
 
         let callsBefore = site.allMoodleCalls.count
         let served = try site.engine.perform(OperationRequest(.restore, actor: Self.farmActor()))
         #expect(served.phase == .idle && served.served == .production)
-        #expect(FileManager.default.fileExists(atPath: "\(site.current)/local/foo/readied.php"))
+        #expect(FileManager.default.fileExists(atPath: "\(site.current)/lib/readied.php"))
         let after = site.allMoodleCalls.dropFirst(callsBefore)
         #expect(!after.contains { $0.contains("--is-maintenance-required") }, "no second forecast: \(after)")
+        // The caches are the farm's, shared: the coordinator purges them, not this node.
+        #expect(!after.contains { $0.contains("purge_caches.php") }, "\(after)")
+        #expect(served.notices.contains { $0.code == "farm_caches_purged_by_coordinator" })
         state = try site.engine.store.read()
         #expect(state.readiedRestore == nil)
+    }
+
+    @Test("the coordinator's own readied restore purges the farm's shared caches, once")
+    func coordinatorPurges() throws {
+        let site = try Self.updatedSite()
+        _ = try site.engine.perform(OperationRequest(.restore, actor: Self.coordinatorActor, farmStage: .ready))
+        let callsBefore = site.allMoodleCalls.count
+        let served = try site.engine.perform(OperationRequest(.restore, actor: Self.coordinatorActor))
+        #expect(served.phase == .idle && served.served == .production)
+        let after = site.allMoodleCalls.dropFirst(callsBefore)
+        #expect(after.filter { $0.contains("purge_caches.php") }.count == 1, "\(after)")
+        #expect(!after.contains { $0.contains("--is-maintenance-required") }, "\(after)")
+        #expect(!served.notices.contains { $0.code == "farm_caches_purged_by_coordinator" })
     }
 
     @Test(

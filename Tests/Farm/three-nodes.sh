@@ -288,9 +288,16 @@ export net
 export -f every_node_serves
 
 section "A code-only delivery across the farm under traffic"
+# With marker 1, a new file under lib/ (core code with caches): Moodle's caches must be purged.
+as "$code_owner" bash -c 'cd "$1/fx1/author" && echo "<?php // farm" >lib/farm-touch.php && git add -A &&
+  git -c user.name=t -c user.email=t@example.invalid commit -qm "lib change" && git push -q origin HEAD:main' _ "$work"
 publish_marker 1
+calls=$work/fx1/moodledata/fixture-calls.log
+mark=$(wc -l <"$calls")
 capture on 1 "$deliveryctl" farm run-all --site school
 check "farm run-all (exit 0) on three nodes" bash -c '[[ $1 == 0 ]] && says "$2" "^restore: this node, web2, web3 done"' _ "$status" "$out"
+check "… Moodle's shared caches purged once, from the coordinator's tree" \
+  bash -c 'runs=$(tail -n +"$(($2 + 1))" "$1" | grep " purge_caches.php"); [[ $(grep -c . <<<"$runs") == 1 ]] && grep -q "dirroot=$3/fx1/" <<<"$runs"' _ "$calls" "$mark" "$work"
 check "every node serves the new code (marker 1), each through its own nginx" every_node_serves "marker 1"
 publish_marker 2
 run_all_under_traffic
@@ -352,7 +359,6 @@ fi
 section "A delivery with Moodle's upgrade: upgrade.php once, on the coordinator"
 as "$code_owner" bash "$work/fx1/revision2" >"$work/revision2.log" 2>&1
 publish_marker 3
-calls=$work/fx1/moodledata/fixture-calls.log
 mark=$(wc -l <"$calls")
 run_all_under_traffic
 check "farm run-all with the upgrade (exit 0): every other node served production before it, checked after" \

@@ -233,6 +233,7 @@ $string['notice:copy_served'] = 'The {$a->tree} copy is being served; it is neve
 $string['notice:delivery_complete'] = 'The delivery is complete.';
 $string['notice:delivery_started'] = 'A delivery started ({$a->operation}).';
 $string['notice:farm_brings_back'] = 'The farm\'s coordinator brings every node back to the code before the delivery (and the database to its snapshot when the upgrade ran).';
+$string['notice:farm_caches_purged_by_coordinator'] = 'Moodle\'s caches, shared by the farm\'s nodes, are purged once, by the farm\'s coordinator.';
 $string['notice:farm_done'] = 'Done on every node of the web farm: {$a->nodes}.';
 $string['notice:farm_production_readied'] = 'Production ({$a->revision}) is ready on this node: preflight passed, OPcache warmed; the copy serves until every node of the farm serves production at once.';
 $string['notice:farm_serves_before_upgrade'] = 'Production ({$a->revision}) serves on this node under the farm\'s maintenance mode: Moodle\'s upgrade runs once, on the farm\'s coordinator.';

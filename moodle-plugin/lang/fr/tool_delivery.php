@@ -233,6 +233,7 @@ $string['notice:copy_served'] = 'La copie {$a->tree} est celle qui sert le site 
 $string['notice:delivery_complete'] = 'La livraison est terminée.';
 $string['notice:delivery_started'] = 'Une livraison a commencé ({$a->operation}).';
 $string['notice:farm_brings_back'] = 'Le coordinateur de la ferme ramène chaque nœud au code d\'avant la livraison (et la base de données à son instantané si la mise à niveau a eu lieu).';
+$string['notice:farm_caches_purged_by_coordinator'] = 'Les caches de Moodle, partagés par les nœuds de la ferme, sont purgés une seule fois, par le coordinateur de la ferme.';
 $string['notice:farm_done'] = 'Fait sur chaque nœud de la ferme web : {$a->nodes}.';
 $string['notice:farm_production_readied'] = 'La production ({$a->revision}) est prête sur ce nœud : contrôle préalable réussi, OPcache préchauffé ; la copie est servie jusqu\'à ce que tous les nœuds de la ferme servent la production en même temps.';
 $string['notice:farm_serves_before_upgrade'] = 'La production ({$a->revision}) est servie sur ce nœud sous le mode maintenance de la ferme : la mise à niveau de Moodle s\'exécute une seule fois, sur le coordinateur de la ferme.';
