@@ -210,6 +210,8 @@ public struct DeliveryState: Sendable, Codable, Equatable {
     /// (`upgrade.php --is-pending`) at the end of the last operation; emptied when an upgrade
     /// starts. The rollback plan picks a copy that matches; nil when never asked.
     public var copiesMatchingDatabase: [TreeName: Bool]?
+    /// The farm delivery whose operation last asked (`copiesMatchingDatabase`), nil outside one.
+    public var copiesMatchingDatabaseFarmDelivery: String?
     /// Moodle's answers to `upgrade.php --is-pending` by what they depend on: the tree's
     /// `CodeFingerprint` and the database's versions (`DatabaseTool.versionsKey`), as
     /// `"<fingerprint> <versions>"`. A copy whose key is here is not asked again (a bootstrap of

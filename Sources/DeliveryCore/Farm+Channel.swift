@@ -39,7 +39,7 @@ public enum FarmFollower {
         switch request.request {
         case "hello":
             return FarmReply(site: site, product: ProductVersion.number)
-        case "status", "preflight", "operation":
+        case "status", "operation":
             switch helper {
             case .failure(let error): return FarmReply(error: error)
             case .success(let client): return pass(request, to: client)
@@ -47,7 +47,7 @@ public enum FarmFollower {
         default:
             return refusal(
                 "unknown_request",
-                "'\(request.request.prefix(40))' is not a farm request (hello, status, preflight, operation)")
+                "'\(request.request.prefix(40))' is not a farm request (hello, status, operation)")
         }
     }
 
@@ -96,12 +96,12 @@ public enum FarmFollower {
     /// and each poll is one local request), then every 0.2 s.
     static let pollSeconds = (first: 0.01, early: 0.05, earlySeconds: 10.0, late: 0.2)
 
-    /// `status`, `preflight` and `operation` passed on to the node's helper; an operation is waited for, and its
+    /// `status` and `operation` passed on to the node's helper; an operation is waited for, and its
     /// finished job is the answer.
     static func pass(_ request: FarmRequest, to helper: HelperClient) -> FarmReply {
         let delivery = request.farmDelivery.map { "\(deliveryQueryMember)=\($0)" }
         do throws(DeliveryError) {
-            if request.request == "status" || request.request == "preflight" {
+            if request.request == "status" {
                 let response = try helper.send(method: "GET", path: "/\(request.request)", query: delivery ?? "")
                 return FarmReply(status: response.status, answer: String(decoding: response.body, as: UTF8.self))
             }

@@ -13,32 +13,52 @@ struct FarmRestoreHooks: Sendable {
 }
 
 extension FarmDelivery {
-    /// The restore of every node. Without a Moodle upgrade, in two steps: every node readies
-    /// production (`FarmStage.ready`: preflight, OPcache) while its copy still serves, then every
-    /// node serves it at once, which takes each node a few milliseconds; when a node could not be
-    /// readied, no node serves production, and in a delivery (`cancelsWhenNotReady`) every node
-    /// cancels. With one, the
-    /// lock-step upgrade: this node's restore turns maintenance mode on (once: the dataroot is
+    /// The restore of every node. First every node's `ready` stage (`FarmStage.ready`), while its
+    /// copy still serves: its preflight and Moodle's forecast, then, without an upgrade, production
+    /// readied (OPcache); a blocker anywhere, or nodes that disagree on the upgrade, and no node
+    /// serves production (in a delivery, `cancelsWhenNotReady`, every node cancels). Without an
+    /// upgrade every node then serves production at once, which takes each node a few
+    /// milliseconds. With one (every node says `farm_upgrade_in_lock_step`), the lock-step
+    /// upgrade: this node's restore turns maintenance mode on (once: the dataroot is
     /// shared), takes the snapshot (once: one database) and serves production; every other node
     /// then serves production (`FarmStage.serve`); this node runs `upgrade.php`, its health
     /// check, lifts maintenance mode; every other node runs its own health check against its
     /// own page (`FarmStage.finish`). Any failure brings every node back (`rollBackFarm`).
-    func restoreEverywhere(upgrade: Bool, cancelsWhenNotReady: Bool) throws(DeliveryError) {
-        guard upgrade else {
-            let readied = try step(
-                "restore (every node readies production; the copies still serve)",
-                local: localRequest(.restore, farmStage: .ready), call: Self.same(call("restore", farmStage: .ready)))
-            guard readied.failed.isEmpty else {
-                guard cancelsWhenNotReady else {
-                    throw failure(
-                        "restore", readied, undone: [:],
-                        standing: "No node restored; every node serves what it served before")
-                }
-                let undone = bringBack(allParticipants, with: "cancel")
+    func restoreEverywhere(cancelsWhenNotReady: Bool) throws(DeliveryError) {
+        let readied = try step(
+            "restore (every node's preflight; production readied; the copies still serve)",
+            local: localRequest(.restore, farmStage: .ready), call: Self.same(call("restore", farmStage: .ready)))
+        var refusals = readied.failed
+        let upgradeOn = Set(
+            readied.notices.filter { $0.value.contains(NoticeCode.farmUpgradeInLockStep.rawValue) }.keys)
+        if refusals.isEmpty, !upgradeOn.isEmpty, upgradeOn != allParticipants {
+            // The same commit everywhere, yet not the same answer: a node's code or checks differ.
+            let names = { (nodes: Set<String?>) in nodes.map { $0 ?? "this node" }.sorted().joined(separator: ", ") }
+            refusals.append(
+                (
+                    nil,
+                    DeliveryError(
+                        .preflightFailed,
+                        "the nodes disagree on Moodle's upgrade: pending on \(names(upgradeOn)), not on \(names(allParticipants.subtracting(upgradeOn)))"
+                    )
+                ))
+        }
+        say(
+            refusals.isEmpty
+                ? "preflight: every node may restore\(upgradeOn.isEmpty ? "" : "; Moodle's upgrade runs once, on this node, in lock-step")"
+                : "preflight: refused on \(refusals.map { $0.0 ?? "this node" }.joined(separator: ", "))")
+        guard refusals.isEmpty else {
+            guard cancelsWhenNotReady else {
                 throw failure(
-                    "restore", readied, undone: undone,
-                    standing: "No node restored; production serves the code before the delivery on every node")
+                    "restore", StepOutcome(failed: refusals), undone: [:],
+                    standing: "No node restored; every node serves what it served before")
             }
+            let undone = bringBack(allParticipants, with: "cancel")
+            throw failure(
+                "restore", StepOutcome(failed: refusals), undone: undone,
+                standing: "No node restored; production serves the code before the delivery on every node")
+        }
+        guard !upgradeOn.isEmpty else {
             let done = try step("restore", local: localRequest(.restore), call: Self.same(call("restore")))
             guard done.failed.isEmpty else {
                 let undone = rollBackFarm()
@@ -75,12 +95,12 @@ extension FarmDelivery {
                 // served the new code; every node cancels.
                 let undone = bringBack(allParticipants, with: "cancel")
                 throw failure(
-                    "restore", (Set(), [(nil, error)]), undone: undone,
+                    "restore", StepOutcome(failed: [(nil, error)]), undone: undone,
                     standing: "No node restored; production serves the code before the delivery on every node")
             }
             let undone = rollBackFarm()
             throw failure(
-                "restore", (Set(), nodes.isEmpty ? [(nil, error)] : nodes), undone: undone,
+                "restore", StepOutcome(failed: nodes.isEmpty ? [(nil, error)] : nodes), undone: undone,
                 standing: Self.rolledBackStanding)
         }
         say(
@@ -220,13 +240,7 @@ extension DeliveryEngine {
             )
         }
         say("Farm restore \(delivery.id): \((configuration.farm?.nodes.count ?? 0) + 1) nodes")
-        let (refusals, upgrade) = delivery.preflightEverywhere()
-        guard refusals.isEmpty else {
-            throw delivery.failure(
-                "restore", (Set(), refusals), undone: [:],
-                standing: "No node restored; every node serves what it served before")
-        }
-        try delivery.restoreEverywhere(upgrade: upgrade, cancelsWhenNotReady: false)
+        try delivery.restoreEverywhere(cancelsWhenNotReady: false)
         say("Farm restore \(delivery.id): every node serves \(own.productionRevision?.label ?? "production")")
         return FarmDeliveryOutcome(
             id: delivery.id, revision: own.productionRevision?.id,

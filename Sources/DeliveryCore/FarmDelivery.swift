@@ -41,8 +41,13 @@ struct FarmDelivery {
     /// The longest a node's step is waited for.
     static let stepSeconds = 6.0 * 3600
 
-    /// Where each participant stands after a step: the coordinator is `nil`.
-    typealias Outcome = [String?: Result<Void, DeliveryError>]
+    /// What a step did on every participant (the coordinator is `nil`): where it succeeded,
+    /// where it failed and why, and the codes of the notices each success said.
+    struct StepOutcome {
+        var succeeded: Set<String?> = []
+        var failed: [(String?, DeliveryError)] = []
+        var notices: [String?: [String]] = [:]
+    }
 
     func run() throws(DeliveryError) -> FarmDeliveryOutcome {
         let lock = try takeFarmLock()
@@ -55,17 +60,7 @@ struct FarmDelivery {
         try secureEverywhere()
         try switchEverywhere()
         let (commit, label) = try updateEverywhere()
-        // Before any node serves the new code, every node's preflight (what its restore checks
-        // first) and Moodle's forecast: a blocker anywhere, or nodes that disagree on the
-        // upgrade, and no node restores.
-        let (refusals, upgrade) = preflightEverywhere()
-        guard refusals.isEmpty else {
-            let undone = bringBack(allParticipants, with: "cancel")
-            throw failure(
-                "restore", (Set(), refusals), undone: undone,
-                standing: "No node restored; production serves the code before the delivery on every node")
-        }
-        try restoreEverywhere(upgrade: upgrade, cancelsWhenNotReady: true)
+        try restoreEverywhere(cancelsWhenNotReady: true)
         say("Farm delivery \(id): every node serves \(label)")
         return FarmDeliveryOutcome(id: id, revision: commit, nodes: [site] + farm.nodes.map(\.name))
     }
@@ -215,13 +210,13 @@ struct FarmDelivery {
     /// and waits for all of them.
     func step(
         _ name: String, local: OperationRequest?, call: (@Sendable (FarmNode) -> String)?, nodes: [FarmNode]? = nil
-    ) throws(DeliveryError) -> (succeeded: Set<String?>, failed: [(String?, DeliveryError)]) {
+    ) throws(DeliveryError) -> StepOutcome {
         let others = call == nil ? [] : (nodes ?? farm.nodes)
         let started = System.monotonicSeconds()
         let (localResult, remote) = concurrently(
-            { () -> Result<Void, DeliveryError>? in
+            { () -> Result<[String], DeliveryError>? in
                 guard let local else { return nil }
-                return Result { () throws(DeliveryError) in _ = try engine.perform(local) }
+                return Result { () throws(DeliveryError) in try engine.perform(local).notices.map(\.code) }
             },
             { () -> [Int: Result<FarmReply, DeliveryError>] in
                 guard let call else { return [:] }
@@ -229,30 +224,32 @@ struct FarmDelivery {
                     others, { FarmRequest(request: "operation", farmDelivery: id, call: call($0)) },
                     connections: connections, waitSeconds: Self.stepSeconds)
             })
-        var succeeded: Set<String?> = []
-        var failed: [(String?, DeliveryError)] = []
-        if let localResult {
-            switch localResult {
-            case .success: succeeded.insert(nil)
-            case .failure(let error): failed.append((nil, error))
+        var outcome = StepOutcome()
+        for (participant, result) in [(nil, localResult)]
+            + others.enumerated().map({
+                (Optional($1.name), Optional(Self.jobResult(remote[$0])))
+            })
+        {
+            switch result {
+            case .success(let notices):
+                outcome.succeeded.insert(participant)
+                outcome.notices[participant] = notices
+            case .failure(let error): outcome.failed.append((participant, error))
+            case nil: continue
             }
         }
-        for (index, node) in others.enumerated() {
-            switch Self.jobResult(remote[index]) {
-            case .success: succeeded.insert(node.name)
-            case .failure(let error): failed.append((node.name, error))
-            }
-        }
+        let (succeeded, failed) = (outcome.succeeded, outcome.failed)
         let seconds = String(format: "%.1f", System.monotonicSeconds() - started)
         let names = succeeded.map { $0 ?? "this node" }.sorted()
         say(
             "\(name): \(names.isEmpty ? "no node" : names.joined(separator: ", ")) done in \(seconds) s\(failed.isEmpty ? "" : "; failed on \(failed.map { $0.0 ?? "this node" }.joined(separator: ", "))")"
         )
-        return (succeeded, failed)
+        return outcome
     }
 
-    /// A node's answer to an operation: its finished job, or its helper's refusal.
-    static func jobResult(_ answer: Result<FarmReply, DeliveryError>?) -> Result<Void, DeliveryError> {
+    /// A node's answer to an operation: the codes of its finished job's notices, or why it failed
+    /// (its job's error, or its helper's refusal).
+    static func jobResult(_ answer: Result<FarmReply, DeliveryError>?) -> Result<[String], DeliveryError> {
         guard let answer else { return .failure(DeliveryError(.farmUnreachable, "not asked")) }
         let reply: FarmReply
         switch answer {
@@ -267,11 +264,18 @@ struct FarmDelivery {
                 var code: String
                 var message: String
             }
+            struct Result: Decodable {
+                struct Said: Decodable { var code: String }
+                var notices: [Said]?
+            }
             var state: String?
             var error: Failure?
+            var result: Result?
         }
         let job = try? JSONCoding.decode(Job.self, from: Array((reply.answer ?? "").utf8))
-        if reply.status == 200, job?.state == "succeeded" { return .success(()) }
+        if reply.status == 200, job?.state == "succeeded" {
+            return .success(job?.result?.notices?.map(\.code) ?? [])
+        }
         let code = DeliveryError.Code(rawValue: job?.error?.code ?? "") ?? .io
         return .failure(
             DeliveryError(
@@ -301,79 +305,9 @@ struct FarmDelivery {
         { _ in body }
     }
 
-    /// Every node's preflight of its restore, all at once: what would refuse it (a blocker, or
-    /// nodes that disagree on Moodle's upgrade), by node; and whether the upgrade is pending.
-    func preflightEverywhere() -> (refusals: [(String?, DeliveryError)], upgrade: Bool) {
-        let (local, remote) = concurrently(
-            { Result { () throws(DeliveryError) in try engine.plan() } },
-            {
-                engine.ask(
-                    farm.nodes, { _ in FarmRequest(request: "preflight", farmDelivery: id) }, connections: connections,
-                    waitSeconds: 600)
-            })
-        var refusals: [(String?, DeliveryError)] = []
-        var pending: [String?: Bool] = [:]
-        if let refusal = Self.refusal(of: local) { refusals.append((nil, refusal)) }
-        if case .success(let report) = local { pending[nil] = report.upgrade?.pending == true }
-        for (index, node) in farm.nodes.enumerated() {
-            let report: Result<PreflightReport, DeliveryError>
-            switch remote[index] {
-            case .success(let reply) where reply.error == nil && reply.status == 200:
-                if let decoded = try? JSONCoding.decode(PreflightReport.self, from: Array((reply.answer ?? "").utf8)) {
-                    report = .success(decoded)
-                } else {
-                    report = .failure(DeliveryError(.io, "its preflight could not be read"))
-                }
-            case .success(let reply):
-                report = .failure(
-                    DeliveryError(
-                        .farmUnreachable,
-                        reply.error.map { "it refused (\($0.code)): \($0.message)" }
-                            ?? "its helper answered \(reply.status ?? 0): \((reply.answer ?? "").prefix(300))"))
-            case .failure(let error): report = .failure(error)
-            case nil: report = .failure(DeliveryError(.farmUnreachable, "not asked"))
-            }
-            if let refusal = Self.refusal(of: report) { refusals.append((node.name, refusal)) }
-            if case .success(let report) = report { pending[node.name] = report.upgrade?.pending == true }
-        }
-        let upgrade = pending[nil] == true
-        if refusals.isEmpty, Set(pending.values).count > 1 {
-            // The same commit everywhere, yet not the same answer: a node's code or checks differ.
-            let (with, without) = (
-                pending.filter { $0.value }.map { $0.key ?? "this node" }.sorted(),
-                pending.filter { !$0.value }.map { $0.key ?? "this node" }.sorted()
-            )
-            refusals.append(
-                (
-                    nil,
-                    DeliveryError(
-                        .preflightFailed,
-                        "the nodes disagree on Moodle's upgrade: pending on \(with.joined(separator: ", ")), not on \(without.joined(separator: ", "))"
-                    )
-                ))
-        }
-        say(
-            refusals.isEmpty
-                ? "preflight: every node may restore\(upgrade ? "; Moodle's upgrade runs once, on this node, in lock-step" : "")"
-                : "preflight: refused on \(refusals.map { $0.0 ?? "this node" }.joined(separator: ", "))"
-        )
-        return (refusals, upgrade)
-    }
-
-    /// Why a node's preflight refuses its restore in a farm delivery, if it does.
-    static func refusal(of report: Result<PreflightReport, DeliveryError>) -> DeliveryError? {
-        switch report {
-        case .failure(let error): return error
-        case .success(let report) where report.blocking:
-            return DeliveryError(
-                .preflightFailed, "its preflight found what would break the site: \(report.blockingSummary)")
-        case .success: return nil
-        }
-    }
-
     /// The error of a failed step: which nodes, why, what was brought back, where the farm stands.
     func failure(
-        _ name: String, _ done: (succeeded: Set<String?>, failed: [(String?, DeliveryError)]),
+        _ name: String, _ done: StepOutcome,
         undone: [String?: DeliveryError], standing: String
     ) -> DeliveryError {
         let why = done.failed.map { "\($0.0 ?? "this node"): \(Self.clause($0.1.message))" }.joined(separator: "; ")

@@ -56,6 +56,7 @@ public enum NoticeCode: String, Sendable, CaseIterable {
     case noAutomaticRollback = "no_automatic_rollback"
     case farmServesBeforeUpgrade = "farm_serves_before_upgrade"
     case farmProductionReadied = "farm_production_readied"
+    case farmUpgradeInLockStep = "farm_upgrade_in_lock_step"
     case farmCachesPurgedByCoordinator = "farm_caches_purged_by_coordinator"
     case farmBringsBack = "farm_brings_back"
     case farmDone = "farm_done"
@@ -237,6 +238,8 @@ public enum NoticeCode: String, Sendable, CaseIterable {
             "Production ({revision}) serves on this node under the farm's maintenance mode: Moodle's upgrade runs once, on the farm's coordinator."
         case .farmProductionReadied:
             "Production ({revision}) is ready on this node: preflight passed, OPcache warmed; the copy serves until every node of the farm serves production at once."
+        case .farmUpgradeInLockStep:
+            "Production ({revision}) brings a Moodle upgrade: nothing readied on this node (preflight passed); the farm's lock-step restore runs the upgrade once, on the coordinator."
         case .farmCachesPurgedByCoordinator:
             "Moodle's caches, shared by the farm's nodes, are purged once, by the farm's coordinator."
         case .farmDone: "Done on every node of the web farm: {nodes}."

@@ -83,7 +83,14 @@ extension OperationRun {
             need = try moodle.upgradeNeed(in: .production)
         }
         // In a farm delivery, Moodle's upgrade of the shared database runs once, on the coordinator,
-        // in lock-step (`FarmRestoreHooks`, `FarmStage`): a node's whole restore never runs it.
+        // in lock-step (`FarmRestoreHooks`, `FarmStage`): a node's whole restore never runs it, and
+        // its `ready` stage readies nothing, saying so (the coordinator then takes the lock-step).
+        if request.farmStage == .ready && need != .none {
+            note(
+                "Moodle's upgrade is pending: nothing readied on this node; the farm's lock-step restore runs it, once, on the coordinator."
+            )
+            return [Notice(.farmUpgradeInLockStep, ["revision": .revision(revisionAfter)])]
+        }
         if request.actor.farmDelivery != nil && need != .none && farmHooks == nil && request.farmStage != .serve {
             throw DeliveryError(
                 .preflightFailed,
@@ -194,6 +201,7 @@ extension OperationRun {
                 state.upgradeRan = true
                 state.databaseAhead = true
                 state.copiesMatchingDatabase = [:]
+                state.copiesMatchingDatabaseFarmDelivery = nil
             }
             let upgradeStarted = System.monotonicSeconds()
             do {

@@ -218,6 +218,7 @@ extension OperationRun {
                 state.databaseAhead = false
                 state.upgradeRan = false
                 state.copiesMatchingDatabase = [target: true]
+                state.copiesMatchingDatabaseFarmDelivery = nil
                 if let replacedDatabase { state.snapshot?.replacedDatabase = replacedDatabase }
             }
             note("Database restored in \(format1(seconds)) s.")
@@ -406,7 +407,27 @@ extension OperationRun {
         let kept = known
         try? store.update { (state: inout DeliveryState) throws(DeliveryError) in
             state.copiesMatchingDatabase = answers
+            state.copiesMatchingDatabaseFarmDelivery = request.actor.farmDelivery
             state.databaseAnswers = kept.isEmpty ? nil : kept
+        }
+    }
+
+    /// True when this operation keeps Moodle's answers of the last one instead of asking again
+    /// (`refreshCopiesMatchingDatabase`, a bootstrap of PHP and a query of the database): a step of
+    /// a farm delivery that changes no copy (the switch, the update, the restore without an
+    /// upgrade: alone or its `ready` stage) when an operation of the same farm delivery asked,
+    /// moments before under the farm's lock (its secure), and nothing changed the database since:
+    /// Moodle's upgrade and a database restore here forget who asked, so the restore that ran one
+    /// asks, and so do a node's stages of the coordinator's upgrade (`serve`, `finish`).
+    /// Everywhere else each operation asks.
+    func keepsCopiesMatchingDatabase(_ state: DeliveryState?) -> Bool {
+        guard let farmDelivery = request.actor.farmDelivery, let state, state.copiesMatchingDatabase != nil,
+            state.copiesMatchingDatabaseFarmDelivery == farmDelivery
+        else { return false }
+        switch request.operation {
+        case .switchToDelivery, .update: return true
+        case .restore: return request.farmStage == nil || request.farmStage == .ready
+        default: return false
         }
     }
 

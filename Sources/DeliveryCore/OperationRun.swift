@@ -150,7 +150,9 @@ final class OperationRun: @unchecked Sendable {
         } catch {
             failure = error
         }
-        if !(failure.map(isRefusal) ?? false) && failure?.code != .preempted && request.operation != .rehearse {
+        if !(failure.map(isRefusal) ?? false) && failure?.code != .preempted && request.operation != .rehearse
+            && !keepsCopiesMatchingDatabase(try? store.read())
+        {
             refreshCopiesMatchingDatabase()
         }
         let served = layout.servedTree()

@@ -66,6 +66,7 @@ struct FarmTests {
             (#"{"version":1,"request":"hello"}"#, "id; cat /etc/shadow", "command_given"),
             (#"{"version":2,"request":"hello"}"#, nil, "unsupported_version"),
             (#"{"version":1,"request":"shell"}"#, nil, "unknown_request"),
+            (#"{"version":1,"request":"preflight","farmDelivery":"F20261204-abcdefgh"}"#, nil, "unknown_request"),
             (#"{"version":1,"request":"hello","request":"x"}"#, nil, "bad_request"),
             ("not json", nil, "bad_request"),
         ]
@@ -140,7 +141,7 @@ struct FarmTests {
             Array(#"{"version":1,"request":"status","farmDelivery":"x;rm -rf"}"#.utf8), site: "school",
             originalCommand: nil)
         #expect(badId.error?.code == "bad_request")
-        for request in ["status", "preflight", "operation"] {
+        for request in ["status", "operation"] {
             let reply = FarmFollower.answer(
                 Array(#"{"version":1,"request":"\#(request)","farmDelivery":"F20261204-abcdefgh"}"#.utf8),
                 site: "school", originalCommand: nil,
@@ -187,20 +188,6 @@ struct FarmTests {
             return
         }
         #expect(unreachable.code == .farmUnreachable)
-    }
-
-    @Test(
-        "a node's preflight refuses a farm restore when it blocks; Moodle's upgrade is the lock-step restore's, not a refusal"
-    )
-    func preflightRefusals() {
-        var report = PreflightReport()
-        report.changed = ["a.php"]
-        #expect(FarmDelivery.refusal(of: .success(report)) == nil)
-        report.upgrade = UpgradeForecast(pending: true, maintenanceRequired: true, snapshot: false)
-        #expect(FarmDelivery.refusal(of: .success(report)) == nil)
-        report.lintErrors = [LintError(file: "broken.php", line: 1, message: "PHP Parse error")]
-        #expect(FarmDelivery.refusal(of: .success(report))?.message.contains("would break the site") == true)
-        #expect(FarmDelivery.refusal(of: .failure(DeliveryError(.io, "unread")))?.message == "unread")
     }
 
     @Test("a node's message reads as a clause of the farm's sentence")

@@ -357,7 +357,7 @@ for hook in post-checkout post-merge; do
 done
 capture "$deliveryctl" farm run-all --site school
 check "web5's preflight refuses its restore: farm run-all fails (exit 1) before any node restores; every node cancels" \
-  bash -c '[[ $1 == 1 ]] && says "$2" "^preflight: refused on web5" "restore failed on web5: its preflight found what would break the site: 1 PHP syntax error (first: farm-broken.php" \
+  bash -c '[[ $1 == 1 ]] && says "$2" "^preflight: refused on web5" "restore failed on web5: .*preflight found what would break the site.*1 PHP syntax error (first: farm-broken.php" \
     "^cancel (bringing back): this node, web5 done" "No node restored" && says_not "$2" "^restore: "' _ "$status" "$out"
 rm -f "$production5/.git/hooks/post-checkout" "$production5/.git/hooks/post-merge" "$production5/farm-broken.php"
 check "… both serve production at the commit before, at rest" both_at "$before"

@@ -171,6 +171,7 @@ final class helper_rules {
         'no_automatic_rollback' => [],
         'farm_serves_before_upgrade' => ['revision'],
         'farm_production_readied' => ['revision'],
+        'farm_upgrade_in_lock_step' => ['revision'],
         'farm_caches_purged_by_coordinator' => [],
         'farm_brings_back' => [],
         'farm_done' => ['nodes'],

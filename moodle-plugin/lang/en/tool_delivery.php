@@ -237,6 +237,7 @@ $string['notice:farm_caches_purged_by_coordinator'] = 'Moodle\'s caches, shared 
 $string['notice:farm_done'] = 'Done on every node of the web farm: {$a->nodes}.';
 $string['notice:farm_production_readied'] = 'Production ({$a->revision}) is ready on this node: preflight passed, OPcache warmed; the copy serves until every node of the farm serves production at once.';
 $string['notice:farm_serves_before_upgrade'] = 'Production ({$a->revision}) serves on this node under the farm\'s maintenance mode: Moodle\'s upgrade runs once, on the farm\'s coordinator.';
+$string['notice:farm_upgrade_in_lock_step'] = 'Production ({$a->revision}) brings a Moodle upgrade: nothing readied on this node (preflight passed); the farm\'s lock-step restore runs the upgrade once, on the coordinator.';
 $string['notice:health_checks_clean'] = 'checks.php: no new critical result.';
 $string['notice:health_checks_clean_known'] = 'checks.php: no new critical result ({$a->known} the site already had).';
 $string['notice:health_checks_new'] = 'Moodle\'s checks report new critical results: {$a->references}.';

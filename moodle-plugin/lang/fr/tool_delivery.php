@@ -237,6 +237,7 @@ $string['notice:farm_caches_purged_by_coordinator'] = 'Les caches de Moodle, par
 $string['notice:farm_done'] = 'Fait sur chaque nœud de la ferme web : {$a->nodes}.';
 $string['notice:farm_production_readied'] = 'La production ({$a->revision}) est prête sur ce nœud : contrôle préalable réussi, OPcache préchauffé ; la copie est servie jusqu\'à ce que tous les nœuds de la ferme servent la production en même temps.';
 $string['notice:farm_serves_before_upgrade'] = 'La production ({$a->revision}) est servie sur ce nœud sous le mode maintenance de la ferme : la mise à niveau de Moodle s\'exécute une seule fois, sur le coordinateur de la ferme.';
+$string['notice:farm_upgrade_in_lock_step'] = 'La production ({$a->revision}) apporte une mise à niveau de Moodle : rien n\'est préparé sur ce nœud (contrôle préalable réussi) ; la restauration synchronisée de la ferme exécute la mise à niveau une seule fois, sur le coordinateur.';
 $string['notice:health_checks_clean'] = 'checks.php : aucun nouveau résultat critique.';
 $string['notice:health_checks_clean_known'] = 'checks.php : aucun nouveau résultat critique ({$a->known} déjà présents sur le site).';
 $string['notice:health_checks_new'] = 'Les vérifications de Moodle signalent de nouveaux résultats critiques : {$a->references}.';
