@@ -25,7 +25,9 @@ php_fpm=$(ls /usr/sbin/php-fpm* 2>/dev/null | sort -V | tail -1)
 # Under /var/lib (root's, 0755 all the way up): sshd's StrictModes refuses keys reached through /tmp.
 work=$(mktemp -d /var/lib/delivery-farm3-XXXXXX)
 chmod 755 "$work"
-account=moodle-farm
+# The suite's own farm account, never a real node's (moodle-farm): the suite kills its processes.
+account=moodle-farm-test
+export account DELIVERY_FARM_ACCOUNT=$account
 created_account=0
 id "$account" >/dev/null 2>&1 || created_account=1
 suffix=$((RANDOM % 9000 + 1000))

@@ -19,7 +19,9 @@ install_server_packages openssh-server openssh-client
 # through a world-writable folder such as /tmp.
 work=$(mktemp -d /var/lib/delivery-farm-XXXXXX)
 chmod 755 "$work"
-account=moodle-farm
+# The suite's own farm account, never a real node's (moodle-farm): the suite kills its processes.
+account=moodle-farm-test
+export account DELIVERY_FARM_ACCOUNT=$account
 created_account=0
 id "$account" >/dev/null 2>&1 || created_account=1
 sshd_pid=
@@ -88,6 +90,10 @@ check_fails "a node given as an option of ssh's is refused (exit 64) before anyt
   "${setup[@]}" --farm-node "web2=-oProxyCommand=touch $work/pwned"
 check "… nothing of the site changed, nothing ran" \
   bash -c '[[ ! -e $1/pwned && ! -L $1/fx/moodle && $(cd "$1/fx/moodle" && find . | sort | md5sum) == "$2" ]]' _ "$work" "$before"
+check "a farm account name that is not a user name (DELIVERY_FARM_ACCOUNT) is refused (exit 64), nothing made" \
+  bash -c 'DELIVERY_FARM_ACCOUNT="root;x" "${@:2}" --farm-node "web2=127.0.0.1:22" >"$1/bad-account.log" 2>&1
+    [[ $? == 64 ]] && grep -q "DELIVERY_FARM_ACCOUNT must be a user name" "$1/bad-account.log" && ! id "root;x" 2>/dev/null &&
+    [[ ! -L $1/fx/moodle ]]' _ "$work" "${setup[@]}"
 check_fails "a coordinator key with options is refused (exit 64)" \
   "${setup[@]}" --farm-coordinator-key 'command="sh" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA x'
 check "setup --farm-node web2=127.0.0.1:$port (the coordinator)" \
@@ -96,18 +102,18 @@ check "… it pinned web2's host key under the node's name, and printed its fing
   bash -c '[[ $(cut -d" " -f1,2,3 "$1/etc/sites/school/farm_known_hosts") == "web2 $(cut -d" " -f1,2 "$1/host_ed25519.pub")" ]] &&
     grep -q "Node web2 (127.0.0.1, port $2): host key $(ssh-keygen -lf "$1/host_ed25519.pub" | cut -d" " -f2) pinned" "$1/coordinator.log"' _ "$work" "$port"
 check "… the farm key is the farm account's own (0600), the site's configuration names the node" \
-  bash -c '[[ $(stat -c "%U %a" "$1/etc/sites/school/farm_ed25519") == "moodle-farm 600" ]] &&
+  bash -c '[[ $(stat -c "%U %a" "$1/etc/sites/school/farm_ed25519") == "$account 600" ]] &&
     php -r "\$c = json_decode(file_get_contents(\$argv[1]), true); exit(\$c[\"farm\"][\"nodes\"] === [[\"name\" => \"web2\", \"address\" => \"127.0.0.1\", \"port\" => (int) \$argv[2]]] ? 0 : 1);" "$1/etc/sites/school/site.json" "$2"' _ "$work" "$port"
 check "… and says what to run on each node" grep -q -- "--farm-coordinator-key 'ssh-ed25519 " "$work/coordinator.log"
 check "setup --farm-coordinator-key (the node)" \
   bash -c '"${@:2}" --farm-coordinator-key "$(cat "$1/etc/sites/school/farm_ed25519.pub")" >"$1/node.log" 2>&1' _ "$work" "${setup[@]}"
 check "… the key is accepted for this site's forced command only, in keys the account cannot change" \
-  bash -c '[[ $(grep -F -- "$(cat "$1/etc/sites/school/farm_ed25519.pub")" /var/lib/moodle-farm/.ssh/authorized_keys) == "restrict,command=\"$1/bin/deliveryctl follow --site school --farm-socket $1/run/school-farm.sock --farm-key $1/etc/sites/school/farm.key\" $(cat "$1/etc/sites/school/farm_ed25519.pub")" &&
-    $(stat -c "%U %a" /var/lib/moodle-farm/.ssh/authorized_keys /var/lib/moodle-farm/.ssh /var/lib/moodle-farm | sort -u) == "root 644
+  bash -c '[[ $(grep -F -- "$(cat "$1/etc/sites/school/farm_ed25519.pub")" /var/lib/$account/.ssh/authorized_keys) == "restrict,command=\"$1/bin/deliveryctl follow --site school --farm-socket $1/run/school-farm.sock --farm-key $1/etc/sites/school/farm.key\" $(cat "$1/etc/sites/school/farm_ed25519.pub")" &&
+    $(stat -c "%U %a" /var/lib/$account/.ssh/authorized_keys /var/lib/$account/.ssh /var/lib/$account | sort -u) == "root 644
 root 755" ]]' _ "$work"
 check "… the node's helper listens on its farm socket: the farm account's group, 0660; the farm key root's, that group's, 0640" \
-  bash -c '[[ $(stat -c "%F %U %G %a" "$1/run/school-farm.sock") == "socket root moodle-farm 660" &&
-    $(stat -c "%U %G %a" "$1/etc/sites/school/farm.key") == "root moodle-farm 640" ]]' _ "$work"
+  bash -c '[[ $(stat -c "%F %U %G %a" "$1/run/school-farm.sock") == "socket root $account 660" &&
+    $(stat -c "%U %G %a" "$1/etc/sites/school/farm.key") == "root $account 640" ]]' _ "$work"
 with_nodes() { # with_nodes JSON-ARRAY: the site's farm with these nodes
   php -r '$c = json_decode(file_get_contents($argv[1]), true); $c["farm"]["nodes"] = json_decode($argv[2], true);
     file_put_contents($argv[1], json_encode($c, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));' "$config" "$1"
@@ -138,7 +144,7 @@ check "an operation through the channel: the node's helper ran secure and answer
   php -r '$r = json_decode($argv[1], true); $j = json_decode($r["answer"] ?? "", true);
     exit(($r["status"] ?? 0) === 200 && ($j["state"] ?? "") === "succeeded" && $j["actor"]["source"] === "farm" ? 0 : 1);' "$reply"
 check "… the node's audit log ties it to the farm delivery (source farm, the farm account's uid)" \
-  bash -c 'grep -q "\"farmDelivery\":\"F20261204-transport\"" "$1"/state/audit.log* && grep "F20261204-transport" "$1"/state/audit.log* | grep -q "\"peerUid\":$(id -u moodle-farm)"' _ "$work"
+  bash -c 'grep -q "\"farmDelivery\":\"F20261204-transport\"" "$1"/state/audit.log* && grep "F20261204-transport" "$1"/state/audit.log* | grep -q "\"peerUid\":$(id -u "$account")"' _ "$work"
 output=$("$deliveryctl" farm status --site school 2>&1)
 status=$?
 echo "$output"
@@ -248,14 +254,14 @@ section "A delivery in lock-step: this node (school) and web5, a second node of 
 # line of one install of a site).
 port5=$((port + 5))
 with_nodes "[{\"name\": \"web2\", \"address\": \"127.0.0.1\", \"port\": $port}]"
-cp /var/lib/moodle-farm/.ssh/authorized_keys "$work/keys.saved"
+cp /var/lib/$account/.ssh/authorized_keys "$work/keys.saved"
 setup5=("$project/scripts/setup" --moodle "$work/fx5/moodle" --site school --state-dir "$work/state5"
   --no-database-snapshot --health-check off)
 check "setup --farm-coordinator-key on web5 (its own folders)" \
   bash -c 'DELIVERY_ETC=$1/etc5 DELIVERY_RUN=$1/run5 DELIVERY_LOG_DIR=$1/log5 "${@:2}" --farm-coordinator-key "$(cat "$1/etc/sites/school/farm_ed25519.pub")" >"$1/web5.log" 2>&1' \
   _ "$work" "${setup5[@]}"
-install -m 0644 /var/lib/moodle-farm/.ssh/authorized_keys "$work/web5_keys"
-install -m 0644 "$work/keys.saved" /var/lib/moodle-farm/.ssh/authorized_keys
+install -m 0644 /var/lib/$account/.ssh/authorized_keys "$work/web5_keys"
+install -m 0644 "$work/keys.saved" /var/lib/$account/.ssh/authorized_keys
 ssh-keygen -q -t ed25519 -N '' -f "$work/web5_ed25519"
 sed -e "s/^Port .*/Port $port5/" -e "s#^HostKey .*#HostKey $work/web5_ed25519#" -e "s#^PidFile .*#PidFile $work/sshd5.pid#" \
   "$work/sshd_config" >"$work/sshd5_config"
@@ -488,6 +494,6 @@ kill "$(cat "$work/run5/school/deliveryd.pid")" 2>/dev/null
 section "Uninstall forgets the farm"
 check "setup --uninstall" "${setup[@]}" --uninstall
 check "… this site's line is gone from the farm account's keys, and its farm files" \
-  bash -c '! grep -q "follow --site school" /var/lib/moodle-farm/.ssh/authorized_keys && [[ ! -e $1/etc/sites/school/farm_ed25519 ]]' _ "$work"
+  bash -c '! grep -q "follow --site school" /var/lib/$account/.ssh/authorized_keys && [[ ! -e $1/etc/sites/school/farm_ed25519 ]]' _ "$work"
 
 finish

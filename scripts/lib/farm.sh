@@ -5,7 +5,13 @@
 #                                     this site's forced command only
 # Source it after common.sh, with site, site_etc, site_config, bindir and php set.
 
-farm_account=moodle-farm
+# The account's name: moodle-farm (DELIVERY_FARM_ACCOUNT names another, as the farm test suites do so
+# that they never touch the account of a real farm node on the same machine).
+farm_account=${DELIVERY_FARM_ACCOUNT:-moodle-farm}
+[[ $farm_account =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || {
+  echo "install: DELIVERY_FARM_ACCOUNT must be a user name (lower-case letters, digits, '_' or '-'), not '$farm_account'; nothing was changed" >&2
+  exit 64
+}
 farm_home=/var/lib/$farm_account
 farm_authorized=$farm_home/.ssh/authorized_keys
 
