@@ -361,7 +361,7 @@ if [[ -n ${FARM3_MEASURE:-} ]]; then
   echo "MEASURE farm run-all, 3 nodes: ${farm_seconds} s (CPU ${farm_cpu} s); run-all on one node: ${single_seconds} s (CPU ${single_cpu} s); ratio $(echo "scale=2; $farm_seconds / $single_seconds" | bc) (goal <= 1.3)"
   echo "MEASURE the three nodes share this machine's $cores cores: three nodes' work takes at least ${floor} s here; farm run-all against that floor: $(echo "scale=2; $farm_seconds / $floor" | bc)"
   echo "MEASURE the three nodes delivered apart, each its own run-all at once (no coordination; the same cores): ${apart_seconds} s (CPU ${apart_cpu} s); farm run-all against that: $(echo "scale=2; $farm_seconds / $apart_seconds" | bc)"
-  sed -n 's/^\(secure\|switch\|update\|preflight\|restore\)\(.*done in\)/MEASURE   farm step: \1\2/p' "$work/measure-farm.log"
+  sed 's/^/MEASURE   | /' "$work/measure-farm.log"
   every_node_serves "marker 24" || echo "MEASURE warning: the nodes are not in line after their own run-alls"
   publish_marker 2
   on 1 "$deliveryctl" farm run-all --site school >/dev/null 2>&1
