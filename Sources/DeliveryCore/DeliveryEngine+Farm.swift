@@ -118,6 +118,7 @@ extension DeliveryEngine {
             throw DeliveryError(.configuration, "this site has no farm: its configuration has no farm.nodes")
         }
         let results = ask(farm, FarmRequest(request: "status"), connections: connections)
+        let own = try? status()
         return farm.nodes.enumerated().map { index, node in
             var status = FarmNodeStatus(node: node.name, address: node.address)
             switch results[index] {
@@ -141,6 +142,12 @@ extension DeliveryEngine {
                         status.lastOperation = operation
                         status.lastSucceeded = result.succeeded
                         status.lastFinishedAt = result.finishedAt
+                    }
+                    // Both at rest, yet production differs: a delivery missed (farm recover).
+                    if let own, own.phase == .idle, own.running == nil, answer.site.phase == .idle,
+                        answer.site.running == nil
+                    {
+                        status.outOfLine = answer.site.productionRevision?.id != own.productionRevision?.id
                     }
                 } else {
                     status.problem = "its helper's status could not be read"
@@ -182,11 +189,31 @@ public struct FarmNodeStatus: Sendable, Codable, Equatable {
     public var lastFinishedAt: Date?
     /// Why it could not be asked, or what it refused; nil when it answered.
     public var problem: String?
+    /// True when this node and the coordinator are both at rest with production at different
+    /// revisions (a delivery this node missed: `farm recover` brings it in line); nil when not
+    /// both at rest.
+    public var outOfLine: Bool?
 
     /// Makes a node's status.
     public init(node: String, address: String) {
         self.node = node
         self.address = address
+    }
+
+    /// The coordinator's own line (`this node (coordinator)`), from its status.
+    public init(coordinator own: SiteStatus) {
+        self.init(node: "this node", address: "coordinator")
+        phase = own.phase
+        served = own.served
+        revision = own.productionRevision?.label
+        revisionId = own.productionRevision?.id
+        running = own.running?.operation.rawValue
+        interrupted = own.interrupted?.operation.rawValue
+        if let (operation, result) = own.lastResults.max(by: { $0.value.finishedAt < $1.value.finishedAt }) {
+            lastOperation = operation
+            lastSucceeded = result.succeeded
+            lastFinishedAt = result.finishedAt
+        }
     }
 
     /// What the coordinator reads of the node helper's `GET /status`.
@@ -212,7 +239,8 @@ public struct FarmNodeStatus: Sendable, Codable, Equatable {
             lastOperation.map {
                 "; last: \($0.rawValue) \(lastSucceeded == true ? "succeeded" : "failed")\(lastFinishedAt.map { " at \($0.formatted(.iso8601))" } ?? "")"
             } ?? ""
+        let behind = outOfLine == true ? ", not the coordinator's revision (farm recover brings it in line)" : ""
         return
-            "\(node) (\(address)): \(phase?.rawValue ?? "?"), \(serving), production at \(revision ?? "a revision not read yet")\(busy)\(stopped)\(last)"
+            "\(node) (\(address)): \(phase?.rawValue ?? "?"), \(serving), production at \(revision ?? "a revision not read yet")\(behind)\(busy)\(stopped)\(last)"
     }
 }

@@ -88,10 +88,15 @@ public struct CopyRecord: Sendable, Codable, Equatable {
 
 /// Who asked for an operation: carried from the CLI or the signed request into the audit log.
 public struct Actor: Sendable, Codable, Equatable {
+    /// The `source` of a request a farm's coordinator sent through the node's farm socket.
+    public static let farmSource = "farm"
+
     /// A person's name or login.
     public var name: String
-    /// `cli` or `moodle`.
+    /// `cli` or `moodle`, or `farm` (`farmSource`).
     public var source: String
+    /// True for a request a farm's coordinator sent through this node's farm socket.
+    public var isFromFarmCoordinator: Bool { source == Self.farmSource }
     /// The Moodle user id when the request came from the plugin.
     public var moodleUserId: Int?
     /// The uid of the process that asked: the peer of the helper's socket (`SO_PEERCRED`, checked
@@ -113,7 +118,7 @@ public struct Actor: Sendable, Codable, Equatable {
     /// The sources of requests that reach the helper through one of its sockets: the plugin's key
     /// (`keySources`) and a farm coordinator through the farm socket (`farm`, the farm's key, which
     /// only the node's farm account holds).
-    public static let socketSources: Set<String> = keySources.union(["farm"])
+    public static let socketSources: Set<String> = keySources.union([farmSource])
 
     /// True when the request came with the plugin's key (see `keySources`).
     public var viaKey: Bool { Self.keySources.contains(source) }

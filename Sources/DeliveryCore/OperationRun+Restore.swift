@@ -246,7 +246,7 @@ extension OperationRun {
             // mode as the helper runs it): a second purge would only lengthen the window.
             note("Moodle's upgrade purged the caches.")
             cachesText = Notice(.cachesPurgedByUpgrade)
-        } else if readied != nil && request.actor.source == "farm" {
+        } else if readied != nil && request.actor.isFromFarmCoordinator {
             // The farm's nodes share Moodle's caches (one database, one dataroot): the coordinator's
             // restore, which switches at the same time, purges them once for every node (two purges
             // of the same caches at once would race).

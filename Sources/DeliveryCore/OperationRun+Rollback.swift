@@ -71,6 +71,7 @@ extension OperationRun {
             state.comments = []
             state.maintenanceEnabled = false
             state.servedProductionChanges = nil
+            state.readiedRestore = nil
             // The delivery's steps were undone: their results are in the audit log, not on the screen
             // (an update shown as succeeded would say production holds code it no longer holds).
             for step in [Operation.switchToDelivery, .update, .restore] { state.lastResults[step] = nil }
@@ -259,7 +260,7 @@ extension OperationRun {
                 state.deliveryWindowOpen = false
             }
             notices.append(Notice(.rollbackMaintenanceOff))
-        } else if !databaseMatches && request.actor.source == "farm" {
+        } else if !databaseMatches && request.actor.isFromFarmCoordinator {
             // A farm's node: the coordinator holds the maintenance mode and restores the database
             // once every other node serves its copy (`FarmDelivery.rollBackFarm`).
             note(

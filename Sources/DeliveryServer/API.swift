@@ -241,7 +241,7 @@ final class API: Sendable {
     /// The farm's other nodes, asked over SSH (none without a farm): for the plugin's page, never
     /// on the farm socket (a node does not ask its coordinator's farm).
     private func farm(_ request: APIRequest) throws(APIError) -> Response {
-        guard request.actor.source != "farm" else {
+        guard !request.actor.isFromFarmCoordinator else {
             throw APIError.badRequest("the farm socket does not serve /farm")
         }
         return .json(200, ["nodes": try engineCall { () throws(DeliveryError) in try engine.farmNodes() }])
@@ -258,14 +258,14 @@ final class API: Sendable {
             throw APIError.badRequest("unknown operation '\(Self.printable(body.operation))'")
         }
         // The members this operation takes, and on the farm socket those only a coordinator sends.
-        let farm = request.actor.source == "farm"
+        let farm = request.actor.isFromFarmCoordinator
         let taken = Set(operation.requestMembers + (farm ? operation.farmRequestMembers : []) + ["operation"])
         if let other = names.sorted().first(where: { !taken.contains($0) }) {
             throw APIError.badRequest("'\(operation.rawValue)' takes no member '\(other)'")
         }
         // A farm's coordinator never restores a node's database: no confirmation nor second factor
         // is taken on the farm socket.
-        if request.actor.source == "farm", body.confirmDatabaseRestore != nil || body.secondFactorCode != nil {
+        if request.actor.isFromFarmCoordinator, body.confirmDatabaseRestore != nil || body.secondFactorCode != nil {
             throw APIError.badRequest("the farm socket takes no confirmDatabaseRestore nor secondFactorCode")
         }
         var farmStage: FarmStage?

@@ -33,7 +33,7 @@ struct FarmEndpoint: Sendable {
                 "an operation on the farm socket names its farm delivery (\(deliveryMember): 8 to 64 letters, digits, '-' or '_')"
             )
         }
-        actor.source = "farm"
+        actor.source = Actor.farmSource
         actor.claimed = true
         actor.farmDelivery = id
     }

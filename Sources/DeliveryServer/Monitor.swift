@@ -217,7 +217,8 @@ final class Monitor: Sendable {
             try checkActor(request.actor)
             // A farm's coordinator never restores a node's database (the farm socket refuses it
             // too): no confirmation, no second factor from a farm request.
-            if request.actor.source == "farm", request.confirmDatabaseRestore != nil || request.secondFactorCode != nil
+            if request.actor.isFromFarmCoordinator,
+                request.confirmDatabaseRestore != nil || request.secondFactorCode != nil
             {
                 throw DeliveryError(
                     .badRequest, "a farm request takes no database restore confirmation nor second factor")
@@ -225,12 +226,12 @@ final class Monitor: Sendable {
             // Only the helper's own timer asks for a revision, from the schedule it keeps, and a
             // farm's coordinator, for the update of its lock-step delivery.
             guard !request.scheduled,
-                request.targetRevision == nil || (request.actor.source == "farm" && request.operation == .update)
+                request.targetRevision == nil || (request.actor.isFromFarmCoordinator && request.operation == .update)
             else {
                 throw DeliveryError(.badRequest, "a request may not name a revision or claim to be scheduled")
             }
             // The stages of a farm's lock-step upgrade are a coordinator's to ask.
-            guard request.farmStage == nil || request.actor.source == "farm" else {
+            guard request.farmStage == nil || request.actor.isFromFarmCoordinator else {
                 throw DeliveryError(.badRequest, "only a farm's coordinator asks for a stage of a restore")
             }
             let slot: WritableKeyPath<InFlight, Bool> = request.operation == .rollback ? \.rollback : \.operation
@@ -271,11 +272,11 @@ final class Monitor: Sendable {
     /// farm peer only, the others never from one.
     func checkActor(_ actor: Actor, farm: Bool = true) throws(DeliveryError) {
         guard Actor.socketSources.contains(actor.source), let peer = actor.peerUid, actor.claimed == true,
-            actor.source == "farm" || actor.farmDelivery == nil
+            actor.isFromFarmCoordinator || actor.farmDelivery == nil
         else {
             throw DeliveryError(.badRequest, "the request does not carry the peer and claim the responder records")
         }
-        guard (actor.source == "farm") == farmPeers.contains(peer), actor.source != "farm" || farm else {
+        guard actor.isFromFarmCoordinator == farmPeers.contains(peer), !actor.isFromFarmCoordinator || farm else {
             throw DeliveryError(
                 .badRequest, "a farm request comes from the farm socket's peers only, and only for operations")
         }

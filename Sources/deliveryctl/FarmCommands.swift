@@ -98,18 +98,21 @@ struct FarmCheck: ParsableCommand {
 struct FarmStatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Every node's delivery state, served copy and revision, asked of its helper over SSH.",
+        abstract:
+            "Every node's delivery state, served copy and revision: this node's, then each other node's, asked of its helper over SSH.",
         discussion: """
-            Each node is asked at the same time, through its farm account's forced command, which
-            passes the question to that node's helper (its farm socket). Exit 0 when every node
-            answered, 2 when one could not be asked (it is listed with the reason).
+            Each other node is asked at the same time, through its farm account's forced command,
+            which passes the question to that node's helper (its farm socket). A node at rest whose
+            production is not at this node's revision (this node at rest too) says so: farm recover
+            brings it in line. Exit 0 when every node answered, 2 when one could not be asked (it is
+            listed with the reason).
             """)
     @OptionGroup var options: GlobalOptions
 
     func run() throws {
         var unanswered = false
         options.withEngine { (engine: DeliveryEngine) throws(DeliveryError) in
-            let nodes = try engine.farmStatus()
+            let nodes = [FarmNodeStatus(coordinator: try engine.status())] + (try engine.farmStatus())
             unanswered = nodes.contains { $0.problem != nil }
             if options.json {
                 printJSON(nodes)

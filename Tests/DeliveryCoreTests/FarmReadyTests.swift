@@ -59,6 +59,16 @@ struct FarmReadyTests {
         #expect(state.readiedRestore == nil)
     }
 
+    @Test("a cancel after ready forgets what was readied")
+    func cancelForgetsReadied() throws {
+        let site = try Self.updatedSite()
+        _ = try site.engine.perform(OperationRequest(.restore, actor: Self.farmActor(), farmStage: .ready))
+        #expect(try site.engine.store.read().readiedRestore != nil)
+        _ = try site.engine.perform(OperationRequest(.cancel, actor: Self.farmActor()))
+        let state = try site.engine.store.read()
+        #expect(state.readiedRestore == nil && state.phase == .idle)
+    }
+
     @Test("the coordinator's own readied restore purges the farm's shared caches, once")
     func coordinatorPurges() throws {
         let site = try Self.updatedSite()

@@ -273,7 +273,8 @@ check "setup --farm-node web5=127.0.0.1:$port5 on this node (the coordinator)" \
   bash -c '"${@:3}" --farm-node "web5=127.0.0.1:$2" >"$1/coordinator5.log" 2>&1' _ "$work" "$port5" "${setup[@]}"
 out=$("$deliveryctl" farm status --site school 2>&1)
 echo "$out"
-check "farm status: web5 answers, at rest" says "$out" "^web5 (127.0.0.1): idle, serves production"
+check "farm status: this node first, then web5 answers, at rest, in line (the same revision)" \
+  bash -c 'says "$1" "^this node (coordinator): [a-z]*, serves production" "^web5 (127.0.0.1): idle, serves production" && says_not "$1" "not the coordinator"' _ "$out"
 # The upstream is the code owner's, as on a real site (its git refuses a repository of another user).
 code_owner=$(stat -c %U "$work/fx/moodle-delivery/releases/production")
 chown -R "$code_owner:" "$work/fx/upstream" "$work/fx/author" "$work/fx/revision2"
@@ -307,7 +308,7 @@ page() { as www-data php "$project/Tests/Farm/page_client.php" "$work/run/school
 out=$(page farm)
 echo "$out"
 check "the page's farm panel: web5 as its helper answered over SSH (idle, production, the revision)" \
-  php -r '$n = json_decode($argv[1], true)["nodes"] ?? []; exit(count($n) === 1 && $n[0]["node"] === "web5" && $n[0]["phase"] === "idle" && $n[0]["served"] === "production" && $n[0]["revisionId"] === $argv[2] && $n[0]["lastOperation"] === "restore" && $n[0]["lastSucceeded"] ? 0 : 1);' "$out" "$upstream_head"
+  php -r '$n = json_decode($argv[1], true)["nodes"] ?? []; exit(count($n) === 1 && $n[0]["node"] === "web5" && $n[0]["phase"] === "idle" && $n[0]["served"] === "production" && $n[0]["revisionId"] === $argv[2] && $n[0]["lastOperation"] === "restore" && $n[0]["lastSucceeded"] && ($n[0]["outOfLine"] ?? null) === false ? 0 : 1);' "$out" "$upstream_head"
 check "… and the page's status names the farm's nodes" \
   php -r 'exit((json_decode($argv[1], true)["site"]["farmNodes"] ?? null) === ["web5"] ? 0 : 1);' "$(page status)"
 commit_code_change "farm delivery from the page"
@@ -455,8 +456,12 @@ check "farm cancel: production again on both" bash -c '"$1" farm cancel --site s
 commit_code_change "delivered on this node alone"
 upstream_head=$(git -c safe.directory="*" -C "$work/fx/upstream" rev-parse main)
 check "deliveryctl run-all on this node alone" bash -c '"$1" run-all --site school >"$2/alone.log" 2>&1' _ "$deliveryctl" "$work"
-check "farm status shows web5 behind (its production at the revision before)" \
-  bash -c 'o=$("$1" farm status --site school 2>&1); says "$o" "^web5 (127.0.0.1): idle, serves production" && says_not "$o" "${2:0:10}"' _ "$deliveryctl" "$upstream_head"
+check "farm status shows this node first, then web5 behind, flagged (its production at the revision before)" \
+  bash -c 'o=$("$1" farm status --site school 2>&1); says "$o" "^this node (coordinator): idle, serves production, production at main @ ${2:0:10}" \
+    "^web5 (127.0.0.1): idle, serves production, production at main @ [0-9a-f]*, not the coordinator.s revision (farm recover brings it in line)" &&
+    says_not "$(grep "^web5" <<<"$o")" "${2:0:10}"' _ "$deliveryctl" "$upstream_head"
+check "… and the page's farm panel flags web5 (outOfLine)" \
+  php -r '$n = json_decode($argv[1], true)["nodes"] ?? []; exit(count($n) === 1 && $n[0]["node"] === "web5" && ($n[0]["outOfLine"] ?? null) === true ? 0 : 1);' "$(page farm)"
 capture "$deliveryctl" farm recover --site school
 check "farm recover: web5 secured, switched, updated to exactly this node's commit, restored (exit 0)" \
   bash -c '[[ $1 == 0 ]] && says "$2" "^recover: secure: web5 done" "^recover: switch: web5 done" "^recover: update: web5 done" "^recover: restore: web5 done" &&

@@ -75,8 +75,8 @@ class farm_panel implements renderable, templatable {
     /**
      * One row: a node's name, address and where it stands.
      *
-     * @param array $node `node`, `address`, `phase`, `served`, `revision`, `running`, `lastOperation`,
-     *     `lastSucceeded`, `lastFinishedAt`, `problem`.
+     * @param array $node `node`, `address`, `phase`, `served`, `revision`, `outOfLine`, `running`,
+     *     `lastOperation`, `lastSucceeded`, `lastFinishedAt`, `problem`.
      * @param bool $thisnode Whether it is the node the page talks to.
      * @return array The row's context.
      */
@@ -95,6 +95,7 @@ class farm_panel implements renderable, templatable {
             'served' => $served === '' ? get_string('tree:unknown', 'tool_delivery')
                 : get_string('tree:' . $served, 'tool_delivery'),
             'revision' => (string) ($node['revision'] ?? ''),
+            'outofline' => !empty($node['outOfLine']),
             'running' => empty($node['running']) ? ''
                 : get_string('operation:' . str_replace('-', '', (string) $node['running']), 'tool_delivery'),
             'last' => $last === '' ? false : [

@@ -144,6 +144,7 @@ $string['farm:intro'] = 'This site runs on several web nodes. Every button on th
 $string['farm:last'] = 'Last result';
 $string['farm:node'] = 'Node';
 $string['farm:notasked'] = 'The other nodes could not be asked: {$a}';
+$string['farm:outofline'] = 'not this node\'s revision: a delivery it missed (farm recover brings it in line)';
 $string['farm:revision'] = 'Production\'s revision';
 $string['farm:served'] = 'Serves';
 $string['farm:state'] = 'State';

@@ -144,6 +144,7 @@ $string['farm:intro'] = 'Ce site tourne sur plusieurs nœuds web. Chaque bouton 
 $string['farm:last'] = 'Dernier résultat';
 $string['farm:node'] = 'Nœud';
 $string['farm:notasked'] = 'Les autres nœuds n\'ont pas pu être interrogés : {$a}';
+$string['farm:outofline'] = 'pas la révision de ce nœud : une livraison manquée (farm recover le remet en ligne)';
 $string['farm:revision'] = 'Révision de la production';
 $string['farm:served'] = 'Sert';
 $string['farm:state'] = 'État';
