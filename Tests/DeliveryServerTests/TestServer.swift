@@ -127,15 +127,21 @@ final class TestServer {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// Starts `deliveryd` and waits until it answers on its socket.
+    /// Starts `deliveryd` and waits until it answers on its socket (and its farm socket is there,
+    /// when it has one: the helper binds that one after the web socket).
     func start() throws {
         let process = try launch()
         self.process = process
         let deadline = Date().addingTimeInterval(15)
+        let farmConfigured = !farmKey.isEmpty
         while Date() < deadline {
             if let connection = try? client.connect() {
                 connection.close()
-                return
+                if !farmConfigured { return }
+                if let farm = try? FastCGIClient(socketPath: farmSocketPath).connect() {
+                    farm.close()
+                    return
+                }
             }
             if !process.isRunning { throw ClientError("deliveryd exited: \(log)") }
             usleep(20_000)
