@@ -151,7 +151,12 @@ struct OPcacheInvalidator {
 
     private func prepare() throws(DeliveryError) {
         do {
-            if try System.lstatusIfExists(directory) == nil { try System.makeDirectory(directory, 0o755) }
+            if try System.lstatusIfExists(directory) == nil {
+                // Both copies of a secure update OPcache at once: the other may have made it first.
+                do throws(SystemCallError) {
+                    try System.makeDirectory(directory, 0o755)
+                } catch  where error.isExists && (try? System.lstatus(directory))?.kind == .directory {}
+            }
             try System.changeMode(directory, 0o755)
             try System.writeFileAtomically("\(directory)/\(Self.scriptName)", Array(Self.script.utf8), mode: 0o644)
         } catch {

@@ -1,6 +1,8 @@
-import DeliveryCore
 import Foundation
+import Synchronization
 import Testing
+
+@testable import DeliveryCore
 
 #if canImport(Glibc)
     import Glibc
@@ -47,6 +49,31 @@ struct OPcacheTests {
         #expect(site.servedVersion.contains("2024100800.00"))
         #expect(lines.all.contains("PHP-FPM \(stale): not running, no OPcache to update"))
         #expect(lines.all.contains("PHP-FPM \(sockets.path)/missing.sock: not running, no OPcache to update"))
+    }
+}
+
+@Suite("The OPcache script's folder")
+struct OPcacheFolderTests {
+    @Test(
+        "two updates at once (a secure's two copies) both make sure of the folder: neither fails because the other made it"
+    )
+    func concurrentPrepare() throws {
+        let root = TemporaryDirectory()
+        let file = "\(root.path)/a.php"
+        for round in 0..<20 {
+            let invalidator = OPcacheInvalidator(
+                sockets: ["\(root.path)/missing.sock"], directory: "\(root.path)/opcache-\(round)", webUser: nil,
+                recorder: CommandRecorder(onLine: { _ in }))
+            let failures = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 8) { _ in
+                do throws(DeliveryError) {
+                    _ = try invalidator.invalidate([file])
+                } catch {
+                    failures.withLock { $0.append(error.message) }
+                }
+            }
+            #expect(failures.withLock { $0 }.isEmpty, "round \(round)")
+        }
     }
 }
 
