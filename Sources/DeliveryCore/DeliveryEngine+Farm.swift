@@ -130,19 +130,10 @@ extension DeliveryEngine {
                 } else if let answer = try? JSONCoding.decode(
                     FarmNodeStatus.Answer.self, from: Array((reply.answer ?? "").utf8))
                 {
-                    status.phase = answer.site.phase
-                    status.served = answer.site.served
-                    status.revision = answer.site.productionRevision?.label
-                    status.revisionId = answer.site.productionRevision?.id
-                    status.running = answer.site.running?.operation.rawValue
-                    status.interrupted = answer.site.interrupted?.operation.rawValue
-                    if let (operation, result) = answer.site.lastResults?.max(by: {
-                        $0.value.finishedAt < $1.value.finishedAt
-                    }) {
-                        status.lastOperation = operation
-                        status.lastSucceeded = result.succeeded
-                        status.lastFinishedAt = result.finishedAt
-                    }
+                    status.fill(
+                        phase: answer.site.phase, served: answer.site.served,
+                        revision: answer.site.productionRevision, running: answer.site.running,
+                        interrupted: answer.site.interrupted, lastResults: answer.site.lastResults ?? [:])
                     // Both at rest, yet production differs: a delivery missed (farm recover).
                     if let own, own.phase == .idle, own.running == nil, answer.site.phase == .idle,
                         answer.site.running == nil
@@ -203,13 +194,24 @@ public struct FarmNodeStatus: Sendable, Codable, Equatable {
     /// The coordinator's own line (`this node (coordinator)`), from its status.
     public init(coordinator own: SiteStatus) {
         self.init(node: "this node", address: "coordinator")
-        phase = own.phase
-        served = own.served
-        revision = own.productionRevision?.label
-        revisionId = own.productionRevision?.id
-        running = own.running?.operation.rawValue
-        interrupted = own.interrupted?.operation.rawValue
-        if let (operation, result) = own.lastResults.max(by: { $0.value.finishedAt < $1.value.finishedAt }) {
+        fill(
+            phase: own.phase, served: own.served, revision: own.productionRevision, running: own.running,
+            interrupted: own.interrupted, lastResults: own.lastResults)
+    }
+
+    /// Where the node stands, from its helper's status: its state, copy, revision, what runs or was
+    /// interrupted, and its latest result.
+    mutating func fill(
+        phase: DeliveryPhase, served: TreeName?, revision: Revision?, running: RunningOperation?,
+        interrupted: RunningOperation?, lastResults: [Operation: StepResult]
+    ) {
+        self.phase = phase
+        self.served = served
+        self.revision = revision?.label
+        revisionId = revision?.id
+        self.running = running?.operation.rawValue
+        self.interrupted = interrupted?.operation.rawValue
+        if let (operation, result) = lastResults.max(by: { $0.value.finishedAt < $1.value.finishedAt }) {
             lastOperation = operation
             lastSucceeded = result.succeeded
             lastFinishedAt = result.finishedAt
