@@ -310,62 +310,8 @@ check "… after it reported done, 0 answers of the old code from any node" \
   bash -c 'awk -v t="$2" "\$4 > t && \$3 != \"marker2\"" "$1" | grep -q . && exit 1; awk -v t="$2" "\$4 > t" "$1" | grep -q .' _ "$work/traffic.txt" "$done_at"
 check "… every node answered during it" bash -c '[[ $(cut -d" " -f2 "$1" | sort -u | wc -l) == 3 ]]' _ "$work/traffic.txt"
 
-# bench/farm (FARM3_MEASURE=1): the time during which the nodes serve different code at a restore,
-# each node asked directly every ~2 ms, and the farm's delivery against one node's. Figures only.
-if [[ -n ${FARM3_MEASURE:-} ]]; then
-  publish_marker 21
-  for i in 1 2 3; do
-    (while :; do printf '%s %s\n' "$(date +%s.%N)" "$(curl -s -m 1 "http://$net.1$i/farm-marker.php")"; sleep 0.002; done \
-      >"$work/poll$i.txt") &
-    pollers[$i]=$!
-  done
-  sleep 0.5
-  on 1 "$deliveryctl" farm run-all --site school >"$work/measure-skew.log" 2>&1
-  sleep 0.5
-  kill "${pollers[@]}" 2>/dev/null
-  wait "${pollers[@]}" 2>/dev/null
-  firsts=$(for i in 1 2 3; do grep -m1 "marker 21" "$work/poll$i.txt" | cut -d' ' -f1; done)
-  lasts_old=$(for i in 1 2 3; do grep "marker 2$" "$work/poll$i.txt" | tail -1 | cut -d' ' -f1; done)
-  skew=$(printf '%s\n' $firsts | sort -n | sed -n '1p;$p' | tr '\n' ' ' | awk '{printf "%.0f", ($2 - $1) * 1000}')
-  mixed=$(awk -v a="$(printf '%s\n' $firsts | sort -n | head -1)" -v b="$(printf '%s\n' $lasts_old | sort -n | tail -1)" \
-    'BEGIN { d = (b - a) * 1000; printf "%.0f", (d > 0 ? d : 0) }')
-  samples=$(cat "$work"/poll{1,2,3}.txt | wc -l)
-  # The farm's time against one node's, without the pollers: each run's wall time, and the CPU
-  # time the whole machine spent meanwhile (/proc/stat), for the three nodes share its cores here.
-  busy() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
-  timed() { # timed NAME COMMAND...: sets NAME_seconds and NAME_cpu
-    local name=$1 started cpu ended=0
-    shift
-    cpu=$(busy)
-    started=$(date +%s.%N)
-    "$@" >"$work/measure-$name.log" 2>&1 || ended=$?
-    printf -v "${name}_seconds" '%.2f' "$(echo "$(date +%s.%N) - $started" | bc)"
-    printf -v "${name}_cpu" '%.2f' "$(echo "$(busy) - $cpu" | bc)"
-    return "$ended"
-  }
-  publish_marker 22
-  timed farm on 1 "$deliveryctl" farm run-all --site school
-  publish_marker 23
-  timed single on 1 "$deliveryctl" run-all --site school
-  # The three nodes delivered apart, each its own run-all, all at once: the same work on the same
-  # cores without the farm's coordination (no barrier, no SSH, no lock-step), as a team without
-  # farm support would script it.
-  publish_marker 24
-  timed apart bash -c 'for n in 1 2 3; do on $n "$deliveryctl" run-all --site school & done
-    s=0; for p in $(jobs -p); do wait "$p" || s=1; done; exit $s' || echo "MEASURE warning: a node's own run-all failed"
-  on 1 "$deliveryctl" farm recover --site school >"$work/measure-recover.log" 2>&1
-  cores=$(nproc)
-  floor=$(echo "scale=2; f = 3 * $single_cpu / $cores; if (f < $single_seconds) f = $single_seconds; f" | bc)
-  echo "MEASURE switch skew at the restore (first to last node serving the new code): ${skew} ms (goal <= 100 ms; $samples samples)"
-  echo "MEASURE time some node served the old code after another served the new: ${mixed} ms"
-  echo "MEASURE farm run-all, 3 nodes: ${farm_seconds} s (CPU ${farm_cpu} s); run-all on one node: ${single_seconds} s (CPU ${single_cpu} s); ratio $(echo "scale=2; $farm_seconds / $single_seconds" | bc) (goal <= 1.3)"
-  echo "MEASURE the three nodes share this machine's $cores cores: three nodes' work takes at least ${floor} s here; farm run-all against that floor: $(echo "scale=2; $farm_seconds / $floor" | bc)"
-  echo "MEASURE the three nodes delivered apart, each its own run-all at once (no coordination; the same cores): ${apart_seconds} s (CPU ${apart_cpu} s); farm run-all against that: $(echo "scale=2; $farm_seconds / $apart_seconds" | bc)"
-  sed 's/^/MEASURE   | /' "$work/measure-farm.log"
-  every_node_serves "marker 24" || echo "MEASURE warning: the nodes are not in line after their own run-alls"
-  publish_marker 2
-  on 1 "$deliveryctl" farm run-all --site school >/dev/null 2>&1
-fi
+# bench/farm (FARM3_MEASURE=1): figures only (Tests/Farm/measure.sh).
+[[ -z ${FARM3_MEASURE:-} ]] || source "$here/measure.sh"
 
 section "A delivery with Moodle's upgrade: upgrade.php once, on the coordinator"
 as "$code_owner" bash "$work/fx1/revision2" >"$work/revision2.log" 2>&1
