@@ -375,14 +375,17 @@ public final class DeliveryEngine: Sendable {
     }
 
     /// `perform`, for a farm's coordinator: its restore calls on the other nodes at the points of
-    /// the lock-step upgrade (`FarmRestoreHooks`).
+    /// the lock-step upgrade (`FarmRestoreHooks`); its update names its revision as soon as it
+    /// knows it (`onUpdateTarget`).
     func perform(
         _ request: OperationRequest, id: String? = nil, progress: @escaping @Sendable (ProgressEvent) -> Void,
-        farmHooks: FarmRestoreHooks?, secondFactorChecked: Bool = false
+        farmHooks: FarmRestoreHooks?, secondFactorChecked: Bool = false,
+        onUpdateTarget: (@Sendable (Revision) -> Void)? = nil
     ) throws(DeliveryError) -> OperationOutcome {
         let run = OperationRun(
             id: id ?? OperationIdentifier.make(), request: request, progress: progress, engine: self)
         run.farmHooks = farmHooks
+        run.onUpdateTarget = onUpdateTarget
         run.secondFactorChecked = secondFactorChecked
         do {
             try OperationLimits.admit(

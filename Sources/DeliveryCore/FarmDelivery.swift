@@ -83,12 +83,17 @@ struct FarmDelivery {
         }
     }
 
-    /// Update: this node resolves the revision, then every other node checks out exactly that
-    /// commit; every node cancels when one fails.
+    /// Update: every node to the same commit, the one this node's update resolves (the upstream's
+    /// latest, or what a passed rehearsal tried). A whole update with git or svn names it before
+    /// it changes production: every other node then checks out exactly that commit while this
+    /// node's update goes on. Otherwise (cvs, a component path) the other nodes follow once this
+    /// node's update ended, to the commit it reached. Every node cancels when one fails.
     /// - Returns: the commit and its label.
     func updateEverywhere(path: ComponentPath? = nil) throws(DeliveryError) -> (commit: String, label: String) {
+        let handoff = UpdateTargetHandoff()
         var done = try step(
-            "update", local: localRequest(.update, comment: comment, updatePath: path), call: nil)
+            "update", local: localRequest(.update, comment: comment, updatePath: path),
+            call: { _ in call("update", targetRevision: handoff.revision?.id, path: path) }, handoff: handoff)
         guard done.failed.isEmpty else {
             let undone = bringBack(allParticipants, with: "cancel")
             throw failure(
@@ -98,6 +103,17 @@ struct FarmDelivery {
         let revision = try engine.status().productionRevision
         guard let commit = revision?.id else {
             throw DeliveryError(.io, "this node's update left no revision to bring the other nodes to")
+        }
+        if let target = handoff.revision {
+            guard target.id == commit else {
+                let undone = bringBack(allParticipants, with: "cancel")
+                let reached = DeliveryError(
+                    .vcsFailed, "its update reached \(revision?.label ?? commit), not \(target.label) as it said")
+                throw failure(
+                    "update", StepOutcome(failed: [(nil, reached)]), undone: undone,
+                    standing: "Production serves the code before the delivery on every node")
+            }
+            return (commit, revision?.label ?? commit)
         }
         say("update: this node is at \(revision?.label ?? commit); bringing every node to exactly \(commit)")
         done = try step("update", local: nil, call: Self.same(call("update", targetRevision: commit, path: path)))
@@ -207,27 +223,40 @@ struct FarmDelivery {
     }
 
     /// Runs a step on this node (`local`) and on `nodes` (every other node by default) at once,
-    /// and waits for all of them.
+    /// and waits for all of them. With a `handoff` (an update), the other nodes are asked once
+    /// this node's update named its revision, and not at all when it ended without naming one.
     func step(
-        _ name: String, local: OperationRequest?, call: (@Sendable (FarmNode) -> String)?, nodes: [FarmNode]? = nil
+        _ name: String, local: OperationRequest?, call: (@Sendable (FarmNode) -> String)?, nodes: [FarmNode]? = nil,
+        handoff: UpdateTargetHandoff? = nil
     ) throws(DeliveryError) -> StepOutcome {
         let others = call == nil ? [] : (nodes ?? farm.nodes)
         let started = System.monotonicSeconds()
         let (localResult, remote) = concurrently(
             { () -> Result<[String], DeliveryError>? in
+                defer { handoff?.give(nil) }
                 guard let local else { return nil }
-                return Result { () throws(DeliveryError) in try engine.perform(local).notices.map(\.code) }
+                return Result { () throws(DeliveryError) in
+                    try engine.perform(
+                        local, progress: { _ in }, farmHooks: nil, onUpdateTarget: handoff.map { $0.give }
+                    ).notices.map(\.code)
+                }
             },
-            { () -> [Int: Result<FarmReply, DeliveryError>] in
+            { () -> [Int: Result<FarmReply, DeliveryError>]? in
                 guard let call else { return [:] }
+                if let handoff {
+                    guard let target = handoff.wait() else { return nil }
+                    say(
+                        "\(name): this node goes to \(target.label); bringing every node to exactly \(target.id) at once"
+                    )
+                }
                 return engine.ask(
                     others, { FarmRequest(request: "operation", farmDelivery: id, call: call($0)) },
                     connections: connections, waitSeconds: Self.stepSeconds)
             })
         var outcome = StepOutcome()
         for (participant, result) in [(nil, localResult)]
-            + others.enumerated().map({
-                (Optional($1.name), Optional(Self.jobResult(remote[$0])))
+            + (remote == nil ? [] : others).enumerated().map({
+                (Optional($1.name), Optional(Self.jobResult(remote?[$0])))
             })
         {
             switch result {
@@ -361,4 +390,32 @@ extension DeliveryEngine {
         (delivery.comment, delivery.securityCopy) = (comment, securityCopy)
         return try delivery.run()
     }
+}
+
+/// The revision a coordinator's update goes to, handed from that update (on one thread) to the
+/// other nodes' requests (on another) as soon as it is known; nil once the update ended without
+/// naming one (cvs, a component path, a failure before it).
+final class UpdateTargetHandoff: Sendable {
+    private let given = Mutex<(done: Bool, revision: Revision?)>((false, nil))
+    private let ready = DispatchSemaphore(value: 0)
+
+    /// The first call counts: the revision, or nil for none.
+    func give(_ revision: Revision?) {
+        let first = given.withLock { (value: inout (done: Bool, revision: Revision?)) -> Bool in
+            guard !value.done else { return false }
+            value = (true, revision)
+            return true
+        }
+        if first { ready.signal() }
+    }
+
+    /// Waits for `give`; its revision.
+    func wait() -> Revision? {
+        ready.wait()
+        ready.signal()
+        return revision
+    }
+
+    /// What was given so far.
+    var revision: Revision? { given.withLock { $0.revision } }
 }

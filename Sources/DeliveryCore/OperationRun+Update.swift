@@ -125,7 +125,10 @@ extension OperationRun {
                         )
                     }
                     upstreamChanges = brought
-                    if engine.configuration.upstream.kind != .cvs { target = brought.revision.id }
+                    if engine.configuration.upstream.kind != .cvs {
+                        target = brought.revision.id
+                        onUpdateTarget?(brought.revision)
+                    }
                 } catch {
                     if target != nil { throw error }
                     note("What the upstream brings could not be read before the update: \(error.message)")

@@ -55,6 +55,10 @@ final class OperationRun: @unchecked Sendable {
     var copiesKnownToMatch: [TreeName: Bool] = [:]
     /// A farm's coordinator: what its restore asks of the other nodes (`FarmRestoreHooks`).
     var farmHooks: FarmRestoreHooks?
+    /// A farm's coordinator: told the revision its whole update goes to as soon as it is known,
+    /// before production changes, so that the other nodes update to it at the same time
+    /// (`FarmDelivery.updateEverywhere`).
+    var onUpdateTarget: (@Sendable (Revision) -> Void)?
     /// A farm's emergency rollback checked the administrator's second factor before it asked any
     /// node (`FarmDelivery.checkRollbackAllowed`): a code is accepted once.
     var secondFactorChecked = false

@@ -301,6 +301,28 @@ check "farm run-all (exit 0) on three nodes" bash -c '[[ $1 == 0 ]] && says "$2"
 check "… Moodle's shared caches purged once, from the coordinator's tree" \
   bash -c 'runs=$(tail -n +"$(($2 + 1))" "$1" | grep " purge_caches.php"); [[ $(grep -c . <<<"$runs") == 1 ]] && grep -q "dirroot=$3/fx1/" <<<"$runs"' _ "$calls" "$mark" "$work"
 check "every node serves the new code (marker 1), each through its own nginx" every_node_serves "marker 1"
+# The update on every node at once: web1's own update is slow (a hook of its repository sleeps
+# 2 s after the merge); web2 and web3 check out the commit as soon as web1's update names it.
+production1=$work/fx1/moodle-delivery/releases/production
+printf '#!/bin/sh\nsleep 2\n' | as "$code_owner" tee "$production1/.git/hooks/post-merge" >/dev/null
+chmod +x "$production1/.git/hooks/post-merge"
+as "$code_owner" bash -c 'cd "$1/fx1/author" && echo "<?php // at once" >lib/farm-touch.php && git add -A &&
+  git -c user.name=t -c user.email=t@example.invalid commit -qm "at once" && git push -q origin HEAD:main' _ "$work"
+capture on 1 "$deliveryctl" farm run-all --site school
+rm -f "$production1/.git/hooks/post-merge"
+# update_window N FARM_DELIVERY: when node N's update of that farm delivery began and ended (epoch seconds).
+update_window() {
+  php -r 'foreach (file($argv[1]) as $line) { $r = json_decode($line, true);
+      if (($r["operation"] ?? "") == "update" && ($r["actor"]["farmDelivery"] ?? "") == $argv[2]) {
+        $t = (new DateTime($r["time"]))->format("U.u"); printf("%.3f %.3f\n", $t, $t + $r["durationSeconds"]); } }' \
+    "$work/state$1/audit.log" "$2"
+}
+export -f update_window
+check "farm run-all with web1's update slowed by 2 s (exit 0): web2 and web3 began theirs before web1's ended, at its commit" \
+  bash -c '[[ $1 == 0 ]] && says "$2" "bringing every node to exactly [0-9a-f]* at once" || exit 1
+    id=$(grep -o "^Farm delivery F[^:]*" <<<"$2" | head -1 | cut -d" " -f3); read -r _ end1 < <(update_window 1 "$id")
+    for n in 2 3; do read -r start _ < <(update_window $n "$id"); awk -v s="$start" -v e="$end1" "BEGIN { exit !(s != \"\" && s < e - 1) }" || exit 1; done
+    every_node_serves "marker 1"' _ "$status" "$out"
 publish_marker 2
 run_all_under_traffic
 requests=$(wc -l <"$work/traffic.txt")
@@ -463,7 +485,7 @@ capture on 1 "$deliveryctl" farm recover --site school
 check "web3 back: farm recover cancels its switch (exit 0): every node serves production at marker 4" \
   bash -c '[[ $1 == 0 ]] && every_node_serves "marker 4" && for i in 1 2 3; do [[ $(readlink "$2/fx$i/moodle-delivery/current") == releases/production ]] || exit 1; done' \
   _ "$status" "$work"
-cut_during "^update: web2, web3 done"
+cut_during "^update: this node, web2, web3 done"
 check "web3 cut off while production is readied: farm run-all fails (exit 1) naming web3; web1 and web2 cancelled, none served the new code" \
   bash -c '[[ $1 == 1 ]] && says "$(cat "$2")" "restore failed on .*web3" "^cancel (bringing back): .*web2" &&
     ! grep -q "^rollback" "$2" && ! grep -q "^restore: " "$2"' _ "$status" "$work/cut.log"

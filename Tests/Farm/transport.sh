@@ -287,7 +287,7 @@ commit_code_change "farm delivery one"
 upstream_head=$(git -c safe.directory="*" -C "$work/fx/upstream" rev-parse main)
 capture "$deliveryctl" farm run-all --site school --comment "lock-step one"
 check "farm run-all: every step on both nodes (exit 0)" \
-  bash -c '[[ $1 == 0 ]] && says "$2" "^secure: this node, web5 done" "^switch: this node, web5 done" "^update: this node done" "^update: web5 done" "^preflight: every node may restore" "^restore: this node, web5 done" "every node serves"' _ "$status" "$out"
+  bash -c '[[ $1 == 0 ]] && says "$2" "^secure: this node, web5 done" "^switch: this node, web5 done" "^update: this node goes to .*; bringing every node to exactly [0-9a-f]* at once" "^update: this node, web5 done" "^preflight: every node may restore" "^restore: this node, web5 done" "every node serves"' _ "$status" "$out"
 check "… both productions at the upstream's commit, both served" \
   bash -c '[[ $(git -c safe.directory="*" -C "$1/fx/moodle-delivery/releases/production" rev-parse HEAD) == "$2" && $(git -c safe.directory="*" -C "$1/fx5/moodle-delivery/releases/production" rev-parse HEAD) == "$2" &&
     $(readlink "$1/fx/moodle-delivery/current") == releases/production && $(readlink "$1/fx5/moodle-delivery/current") == releases/production ]]' _ "$work" "$upstream_head"
