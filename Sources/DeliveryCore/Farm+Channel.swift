@@ -91,10 +91,12 @@ public enum FarmFollower {
     /// The query member that names the farm delivery to the node's helper.
     public static let deliveryQueryMember = "farmDelivery"
 
-    /// How often a running job is asked about: first after 10 ms, then twice as long each time, up
-    /// to every 50 ms for its first 10 s (a switch or a restore is over in a fraction of a second,
-    /// and each poll is one local request), then every 0.2 s.
-    static let pollSeconds = (first: 0.01, early: 0.05, earlySeconds: 10.0, late: 0.2)
+    /// How long each question about a running job waits for its end on the helper
+    /// (`GET /jobs/{id}?wait=N`): the answer comes as soon as the job ends.
+    static let jobWaitSeconds = 2
+    /// The pause before asking again when the helper answered at once while the job still ran
+    /// (it waits for less than asked, or not at all).
+    static let pollSeconds = 0.05
 
     /// `status` and `operation` passed on to the node's helper; an operation is waited for, and its
     /// finished job is the answer.
@@ -114,20 +116,18 @@ public enum FarmFollower {
                 return FarmReply(status: started.status, answer: String(decoding: started.body, as: UTF8.self))
             }
             var offset = 0
-            var pause = pollSeconds.first
-            let since = System.monotonicSeconds()
             while true {
+                let asked = System.monotonicSeconds()
                 let view = try helper.send(
                     method: "GET", path: "/jobs/\(job)",
-                    query: [delivery, "offset=\(offset)"].compactMap { $0 }.joined(separator: "&"))
+                    query: [delivery, "offset=\(offset)", "wait=\(jobWaitSeconds)"].compactMap { $0 }.joined(
+                        separator: "&"))
                 let progress = jobProgress(view.body)
                 if view.status != 200 || progress.finished {
                     return FarmReply(status: view.status, answer: String(decoding: view.body, as: UTF8.self))
                 }
                 offset = progress.nextOffset
-                System.sleep(seconds: pause)
-                let early = System.monotonicSeconds() - since < pollSeconds.earlySeconds
-                pause = min(pause * 2, early ? pollSeconds.early : pollSeconds.late)
+                if System.monotonicSeconds() - asked < Double(jobWaitSeconds) / 4 { System.sleep(seconds: pollSeconds) }
             }
         } catch {
             return refusal("helper_unreachable", error.message)

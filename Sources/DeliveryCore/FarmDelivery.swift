@@ -397,7 +397,7 @@ extension DeliveryEngine {
 /// naming one (cvs, a component path, a failure before it).
 final class UpdateTargetHandoff: Sendable {
     private let given = Mutex<(done: Bool, revision: Revision?)>((false, nil))
-    private let ready = DispatchSemaphore(value: 0)
+    private let ready = OneTimeEvent()
 
     /// The first call counts: the revision, or nil for none.
     func give(_ revision: Revision?) {
@@ -406,13 +406,12 @@ final class UpdateTargetHandoff: Sendable {
             value = (true, revision)
             return true
         }
-        if first { ready.signal() }
+        if first { ready.set() }
     }
 
     /// Waits for `give`; its revision.
     func wait() -> Revision? {
         ready.wait()
-        ready.signal()
         return revision
     }
 

@@ -386,8 +386,19 @@ final class API: Sendable {
             throw APIError(.notFound, "no such job")
         }
         let offset = try number(query["offset"], default: 0, name: "offset")
+        let wait = try number(query["wait"], default: 0, name: "wait")
+        guard (0...Self.maxJobWaitSeconds).contains(wait) else {
+            throw APIError.badRequest("wait must be between 0 and \(Self.maxJobWaitSeconds) (seconds)")
+        }
+        if wait > 0 {
+            // Well within the time the connection's answer is given (the watchdog's).
+            job.waitForEnd(seconds: min(Double(wait), limits.readTimeoutSeconds / 2))
+        }
         return .json(200, job.view(offset: offset, maxLines: limits.maxLinesPerResponse))
     }
+
+    /// The longest a `GET /jobs/{id}?wait=N` waits for the job's end.
+    static let maxJobWaitSeconds = 2
 
     private func history(_ query: [String: String]) throws(APIError) -> Response {
         let limit = try number(query["limit"], default: 50, name: "limit")

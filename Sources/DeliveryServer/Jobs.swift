@@ -75,6 +75,7 @@ final class Job: Sendable {
     let startedAt = Date()
     private let maxLines: Int
     private let record = Locked(Record())
+    private let ended = OneTimeEvent()
 
     init(id: String, request: OperationRequest, maxLines: Int) {
         self.id = id
@@ -83,6 +84,11 @@ final class Job: Sendable {
     }
 
     var isRunning: Bool { record.withLock { $0.state == .running } }
+
+    /// Waits until the job ends, at most `seconds`.
+    func waitForEnd(seconds: Double) {
+        ended.wait(seconds: seconds)
+    }
 
     /// Records a progress event of the engine.
     func receive(_ event: ProgressEvent) {
@@ -136,6 +142,7 @@ final class Job: Sendable {
                 }
             }
         }
+        ended.set()
     }
 
     /// The view from a line offset.
