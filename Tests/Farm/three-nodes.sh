@@ -80,6 +80,17 @@ bash "$project/Tests/Fixture/make-site" --vcs git --dir "$work/fx1" --wwwroot "h
   >/dev/null || fatal "make-site failed"
 chown -R www-data: "$work/fx1/moodledata"
 chmod 2770 "$work/fx1/moodledata"
+# bench/farm --moodle-shaped: the code grows by a Moodle-shaped tree (bench/make-tree: a real Moodle
+# 4.5 tree's folders, files and sizes, its PHP files valid), so that each node's delivery does a
+# real site's file work (copies, status, fingerprints); the fixture's Moodle scripts stay stand-ins.
+if [[ -n ${FARM3_MOODLE_SHAPED:-} ]]; then
+  shaped=$(python3 "$project/bench/make-tree" --valid-php "$work/fx1/author/shaped") &&
+    echo "MEASURE the code tree: the fixture's, grown by a Moodle-shaped one (${shaped#*: })" &&
+    git -C "$work/fx1/author" add -A &&
+    git -C "$work/fx1/author" -c user.name=fixture -c user.email=fixture@example.invalid commit -qm "Moodle-shaped" &&
+    git -C "$work/fx1/author" push -q origin main && git -C "$work/fx1/moodle" pull -q --ff-only ||
+    fatal "cannot add the Moodle-shaped tree"
+fi
 # The same code and upstream; through config.php the same dataroot: the farm's shared one.
 cp -a "$work/fx1" "$work/fx2"
 cp -a "$work/fx1" "$work/fx3"
