@@ -9,11 +9,11 @@ import Testing
 /// (`FarmDelivery.updateEverywhere`), on the fixture site with the real engine.
 @Suite("A farm coordinator's update names its revision first")
 struct FarmUpdateTests {
-    /// The coordinator's update of `site`, with what its hook was told and production's commit
-    /// at that moment.
+    /// The coordinator's update of `site`, with what its hook was told and production's
+    /// `version.php` at that moment.
     static func update(
         _ site: FixtureSite, updatePath: String? = nil
-    ) throws -> (told: [Revision], productionWhenTold: [String], outcome: OperationOutcome) {
+    ) throws -> (told: [Revision], versionWhenTold: [String], outcome: OperationOutcome) {
         let told = Mutex<[(Revision, String)]>([])
         let production = site.production
         let request = try OperationRequest(
@@ -22,26 +22,30 @@ struct FarmUpdateTests {
         let outcome = try site.engine.perform(
             request, progress: { _ in }, farmHooks: nil,
             onUpdateTarget: { revision in
-                let head = (try? sh("git", ["rev-parse", "HEAD"], in: production))?.standardOutput ?? "?"
-                told.withLock { $0.append((revision, head.trimmingCharacters(in: .whitespacesAndNewlines))) }
+                let version = (try? String(contentsOfFile: "\(production)/version.php", encoding: .utf8)) ?? "?"
+                told.withLock { $0.append((revision, version)) }
             })
         let calls = told.withLock { $0 }
         return (calls.map(\.0), calls.map(\.1), outcome)
     }
 
-    @Test("a whole git update names its revision once, while production is still at the one before, and reaches it")
-    func wholeUpdateNamesItsRevision() throws {
-        let site = try FixtureSite()
+    @Test(
+        "a whole update (git, svn) names its revision once, while production is still at the one before, and reaches it",
+        arguments: [VersionControlKind.git, .svn])
+    func wholeUpdateNamesItsRevision(vcs: VersionControlKind) throws {
+        let site = try FixtureSite(vcs: vcs)
         try site.perform(.secure)
         try site.perform(.switchToDelivery)
         let before = try #require(try site.engine.status().productionRevision)
-        try site.publish(["lib/farm-update.php": "<?php\n// every node at once\n"])
-        let (told, productionWhenTold, outcome) = try Self.update(site)
+        let versionBefore = try String(contentsOfFile: "\(site.production)/version.php", encoding: .utf8)
+        try site.publishRevision2()
+        let (told, versionWhenTold, outcome) = try Self.update(site)
         let after = try #require(try site.engine.status().productionRevision)
         #expect(outcome.phase == .updated)
         #expect(told.count == 1, "told once: \(told)")
         #expect(told.first?.id == after.id && after.id != before.id, "the revision it reached: \(told) \(after)")
-        #expect(productionWhenTold == [before.id], "production had not changed yet when it was told")
+        #expect(versionWhenTold == [versionBefore], "production had not changed yet when it was told")
+        #expect(try String(contentsOfFile: "\(site.production)/version.php", encoding: .utf8) != versionBefore)
     }
 
     @Test("a component path's update names none: the other nodes follow once it ended")
