@@ -117,16 +117,21 @@ final class API: Sendable {
     /// The site's configuration file: the console's shell commands name it (`--config`), so that
     /// they act on this site on a server with several.
     let siteConfiguration: String
+    /// The helper's request threads: half of them at most wait for a job's end (`GET /jobs/{id}?wait=N`).
+    let workers: Int
+    /// The requests waiting for a job's end now.
+    private let jobWaits = Locked(0)
 
     init(
         engine: any EngineAccess, jobs: JobRegistry, limits: ServerLimits, logger: Logger,
-        siteConfiguration: String = SiteConfiguration.defaultPath
+        siteConfiguration: String = SiteConfiguration.defaultPath, workers: Int = 4
     ) {
         self.engine = engine
         self.jobs = jobs
         self.limits = limits
         self.logger = logger
         self.siteConfiguration = siteConfiguration
+        self.workers = workers
     }
 
     /// The routes: `GET /status`, `POST /operations`, `GET /jobs/{id}`, `GET /history`,
@@ -140,7 +145,7 @@ final class API: Sendable {
             case ("GET", ["status"]): return try status()
             case ("POST", ["operations"]): return try startOperation(request)
             case ("GET", let route) where route.count == 2 && route[0] == "jobs":
-                return try job(route[1], request.query)
+                return try job(route[1], request)
             case ("GET", ["history"]): return try history(request.query)
             case ("GET", ["preflight"]): return try preflight()
             case ("GET", ["farm"]): return try farm(request)
@@ -381,24 +386,38 @@ final class API: Sendable {
             LockHeldBody(error: .init(code: DeliveryError.Code.lockHeld.rawValue, message: message, holder: holder)))
     }
 
-    private func job(_ id: String, _ query: [String: String]) throws(APIError) -> Response {
+    private func job(_ id: String, _ request: APIRequest) throws(APIError) -> Response {
         guard OperationIdentifier.isValid(id), let job = jobs.job(id) else {
             throw APIError(.notFound, "no such job")
         }
-        let offset = try number(query["offset"], default: 0, name: "offset")
-        let wait = try number(query["wait"], default: 0, name: "wait")
+        let offset = try number(request.query["offset"], default: 0, name: "offset")
+        let wait = try number(request.query["wait"], default: 0, name: "wait")
         guard (0...Self.maxJobWaitSeconds).contains(wait) else {
             throw APIError.badRequest("wait must be between 0 and \(Self.maxJobWaitSeconds) (seconds)")
         }
-        if wait > 0 {
-            // Well within the time the connection's answer is given (the watchdog's).
-            job.waitForEnd(seconds: min(Double(wait), limits.readTimeoutSeconds / 2))
+        guard wait == 0 || request.actor.isFromFarmCoordinator else {
+            throw APIError.badRequest("wait is taken on the farm socket only")
         }
+        if wait > 0 { waitForEnd(of: job, seconds: min(Double(wait), limits.readTimeoutSeconds / 2)) }
         return .json(200, job.view(offset: offset, maxLines: limits.maxLinesPerResponse))
     }
 
     /// The longest a `GET /jobs/{id}?wait=N` waits for the job's end.
     static let maxJobWaitSeconds = 2
+
+    /// Waits for a job's end in a request's worker, unless half the workers wait already: then
+    /// the answer comes at once (the follower asks again), so that waiting never takes the
+    /// workers every other request needs.
+    private func waitForEnd(of job: Job, seconds: Double) {
+        let admitted = jobWaits.withLock { (waiting: inout Int) -> Bool in
+            guard waiting < workers / 2 else { return false }
+            waiting += 1
+            return true
+        }
+        guard admitted else { return }
+        defer { jobWaits.withLock { $0 -= 1 } }
+        job.waitForEnd(seconds: seconds)
+    }
 
     private func history(_ query: [String: String]) throws(APIError) -> Response {
         let limit = try number(query["limit"], default: 50, name: "limit")

@@ -122,7 +122,8 @@ public final class DeliveryServer: Sendable {
             configuration: configuration,
             api: API(
                 engine: engine, jobs: JobRegistry(retained: limits.retainedJobs, maxLines: limits.maxJobLines),
-                limits: limits, logger: logger, siteConfiguration: configuration.siteConfiguration),
+                limits: limits, logger: logger, siteConfiguration: configuration.siteConfiguration,
+                workers: configuration.workers),
             authenticator: authenticator(key), listener: listener,
             farm: farm.map { FarmEndpoint(listener: $0.listener, authenticator: authenticator($0.key)) },
             logger: logger,

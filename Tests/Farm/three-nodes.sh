@@ -30,6 +30,7 @@ account=moodle-farm-test
 export account DELIVERY_FARM_ACCOUNT=$account
 created_account=0
 id "$account" >/dev/null 2>&1 || created_account=1
+# The balancer's port, 20000 + suffix, is below the kernel's ephemeral ports (32768 and up).
 suffix=$((RANDOM % 9000 + 1000))
 net=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
 bridge=b3n$suffix
@@ -232,7 +233,7 @@ http {
   scgi_temp_path $work/balancer-temp/scgi;
   upstream farm { server $(addr 1):80 max_fails=0; server $(addr 2):80 max_fails=0; server $(addr 3):80 max_fails=0; }
   server {
-    listen 127.0.0.1:$((30000 + suffix));
+    listen 127.0.0.1:$((20000 + suffix));
     location / { proxy_pass http://farm; proxy_connect_timeout 1s; proxy_next_upstream error timeout; }
   }
 }
@@ -240,7 +241,7 @@ CONF
 mkdir -p "$work/balancer-temp"
 nginx -p "$work/" -c "$work/balancer.conf" -g 'daemon off;' </dev/null >>"$work/balancer.log" 2>&1 &
 pids+=($!)
-balancer=http://127.0.0.1:$((30000 + suffix))
+balancer=http://127.0.0.1:$((20000 + suffix))
 check "the balancer answers, from every node in turn" \
   bash -c 'wait_for() { local d=$((SECONDS + 10)); until curl -sf -o /dev/null "$1/login/index.php"; do ((SECONDS < d)) || return 1; sleep 0.1; done; }
     wait_for "$1" && for _ in 1 2 3 4 5 6; do curl -s -D - -o /dev/null "$1/login/index.php"; done | grep -i "^X-Node" | sort -u | wc -l | grep -qx 3' _ "$balancer"

@@ -13,7 +13,7 @@ project=$(cd "$here/../.." && pwd)
 source "$project/Tests/Support/suite.sh"
 source "$project/scripts/lib/common.sh"
 deliveryctl=${DELIVERYCTL_BINARY:?set DELIVERYCTL_BINARY to a built deliveryctl}
-install_server_packages openssh-server openssh-client
+install_server_packages openssh-server openssh-client iproute2
 
 # Under /var/lib (root's, 0755 all the way up): sshd's StrictModes refuses authorized keys reached
 # through a world-writable folder such as /tmp.
@@ -55,7 +55,10 @@ cp "$deliveryctl" "$(dirname "$deliveryctl")/deliveryd" "$(dirname "$deliveryctl
 section "A node: sshd for the farm account (its keys in its home, root's)"
 ssh-keygen -q -t ed25519 -N '' -f "$work/host_ed25519"
 ssh-keygen -q -t ed25519 -N '' -f "$work/impostor_ed25519"
-port=$((30000 + RANDOM % 20000))
+# Below the kernel's ephemeral ports (32768 and up: an outgoing connection of this machine may hold
+# any of those), and free with the next one (the forwarding attack's).
+port=$((20000 + RANDOM % 12000))
+while ss -Htan "( sport = :$port or sport = :$((port + 1)) )" | grep -q .; do port=$((20000 + RANDOM % 12000)); done
 start_sshd() { # start_sshd HOSTKEY
   [[ -n $sshd_pid ]] && kill "$sshd_pid" 2>/dev/null && wait "$sshd_pid" 2>/dev/null
   cat >"$work/sshd_config" <<CONF
@@ -320,6 +323,14 @@ check "the page's Run all is the farm delivery: its job succeeded, done on every
 check "… both productions at the upstream's commit, both served" both_at_head "$upstream_head"
 check "… web5's audit log ties it to the page's job (farm id F + job id), from the farm account" \
   bash -c 'job=$(php -r "echo json_decode(\$argv[1], true)[\"id\"] ?? \"\";" "$2"); [[ -n $job ]] && grep "\"farmDelivery\":\"F$job\"" "$1"/state5/audit.log* | grep -q "\"source\":\"farm\""' _ "$work" "$out"
+# The web user, with the plugin's key, asks for a job as the farm's follower does (waiting for its
+# end holds one of the helper's request threads): refused on the web socket; without wait, answered.
+job=$(php -r 'echo json_decode($argv[1], true)["id"] ?? "";' "$out")
+check "the web user's question waiting for a job's end (wait=2, the plugin's key, the web socket): refused (bad_request, farm socket only)" \
+  php -r '$j = json_decode($argv[1], true); exit(($j["refused"] ?? "") === "bad_request" && str_contains($j["message"] ?? "", "farm socket only") ? 0 : 1);' \
+  "$(page job-wait "{\"id\": \"$job\", \"wait\": 2}")"
+check "… the same question without waiting (wait=0): answered, the job's state" \
+  php -r 'exit((json_decode($argv[1], true)["state"] ?? "") === "succeeded" ? 0 : 1);' "$(page job-wait "{\"id\": \"$job\", \"wait\": 0}")"
 out=$(page rehearse)
 echo "$out"
 check "the page's Rehearse on a farm: refused (bad_request), node by node with deliveryctl" \
