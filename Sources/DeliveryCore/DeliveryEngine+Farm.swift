@@ -134,7 +134,7 @@ extension DeliveryEngine {
                         phase: answer.site.phase, served: answer.site.served,
                         revision: answer.site.productionRevision, running: answer.site.running,
                         interrupted: answer.site.interrupted, lastResults: answer.site.lastResults ?? [:])
-                    // Both at rest, yet production differs: a delivery missed (farm recover).
+                    // Both at rest, yet production differs: a delivery missed or made alone (farm recover).
                     if let own, own.phase == .idle, own.running == nil, answer.site.phase == .idle,
                         answer.site.running == nil
                     {
@@ -181,7 +181,7 @@ public struct FarmNodeStatus: Sendable, Codable, Equatable {
     /// Why it could not be asked, or what it refused; nil when it answered.
     public var problem: String?
     /// True when this node and the coordinator are both at rest with production at different
-    /// revisions (a delivery this node missed: `farm recover` brings it in line); nil when not
+    /// revisions (a delivery this node missed or made alone: `farm recover` brings it in line); nil when not
     /// both at rest.
     public var outOfLine: Bool?
 
