@@ -241,7 +241,9 @@ public struct FarmNodeStatus: Sendable, Codable, Equatable {
             lastOperation.map {
                 "; last: \($0.rawValue) \(lastSucceeded == true ? "succeeded" : "failed")\(lastFinishedAt.map { " at \($0.formatted(.iso8601))" } ?? "")"
             } ?? ""
-        let behind = outOfLine == true ? ", not the coordinator's revision (farm recover brings it in line)" : ""
+        let behind =
+            outOfLine == true
+            ? ", not the coordinator's revision (behind: farm recover brings it in line; ahead: farm run-all)" : ""
         return
             "\(node) (\(address)): \(phase?.rawValue ?? "?"), \(serving), production at \(revision ?? "a revision not read yet")\(behind)\(busy)\(stopped)\(last)"
     }

@@ -139,8 +139,17 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible, Equatable
     /// The same error with notices put before (and after) its own: what it means for the operation.
     public func within(_ before: [Notice], after: [Notice] = []) -> DeliveryError {
         DeliveryError(
-            code, message: ([before.english, message] + (after.isEmpty ? [] : [after.english])).joined(separator: " "),
-            notices: before + said + after)
+            code, message: Self.sentences([before.english, message, after.english]), notices: before + said + after)
+    }
+
+    /// Parts of a message as sentences: the empty ones left out, each but the last ending with a
+    /// full stop (a tool's words often end without one).
+    static func sentences(_ parts: [String]) -> String {
+        let kept = parts.map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+        return kept.enumerated().map { index, part in
+            index == kept.count - 1 || part.hasSuffix(".") || part.hasSuffix("!") || part.hasSuffix("?")
+                ? part : part + "."
+        }.joined(separator: " ")
     }
 
     /// The message, prefixed by nothing: it is written to be shown as is.

@@ -41,7 +41,7 @@ extension FarmDelivery {
             if !behind.isEmpty {
                 say("recover: bringing \(behind.joined(separator: ", ")) to exactly \(reference?.label ?? commit)")
                 for operation in ["secure", "switch"] { try run(operation, on: behind, into: &done) }
-                try run("update", on: behind, targetRevision: commit, into: &done)
+                try updateOrBringBack(behind, to: commit, label: reference?.label ?? commit, into: &done)
                 try run("restore", on: behind, into: &done)
             }
         case (.rolledBack, _):
@@ -59,6 +59,31 @@ extension FarmDelivery {
                 : "Farm recover \(id): every node is in line with this one (\(done.keys.sorted().joined(separator: ", ")))"
         )
         return FarmRecovery(id: id, done: done)
+    }
+
+    /// The update of the out-of-line nodes to this node's commit. Where it fails (a node ahead of
+    /// this one, which delivered a newer revision on its own, cannot be taken back by an update),
+    /// those nodes cancel: each serves its production as before, and the error says how to bring
+    /// it in line.
+    func updateOrBringBack(
+        _ names: [String], to commit: String, label: String, into done: inout [String: [String]]
+    ) throws(DeliveryError) {
+        let updated = try step(
+            "recover: update", local: nil, call: Self.same(call("update", targetRevision: commit)),
+            nodes: farm.nodes.filter { names.contains($0.name) })
+        for name in updated.succeeded.compactMap({ $0 }) { done[name, default: []].append("update") }
+        guard !updated.failed.isEmpty else { return }
+        let why = updated.failed.map { "\($0.0 ?? "this node"): \(Self.clause($0.1.message))" }.sorted()
+        let undone = bringBack(Set(names.map { Optional($0) }), with: "cancel")
+        let stuck = undone.map { "\($0.key ?? "this node"): \(Self.clause($0.value.message))" }.sorted()
+        throw DeliveryError(
+            .farmStepFailed,
+            "farm recover \(id): update to \(label) failed on \(why.joined(separator: "; ")). "
+                + (stuck.isEmpty
+                    ? "Then \(names.joined(separator: ", ")) cancelled: each serves its production as before. "
+                    : "Bringing back failed on \(stuck.joined(separator: "; ")). ")
+                + "Now: \(standingNow()). A node ahead of this one (it delivered a newer revision on its own) comes in line with deliveryctl farm run-all, which brings every node to the upstream's latest revision; otherwise fix what the update said there (deliveryctl status on that node), then recover again."
+        )
     }
 
     /// Every other node's standing; refused when one cannot be asked or runs an operation.

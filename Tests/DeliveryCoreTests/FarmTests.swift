@@ -196,4 +196,17 @@ struct FarmTests {
             FarmDelivery.clause("  git: the upstream has no revision 'abc'  The site still serves.. ")
                 == "git: the upstream has no revision 'abc' The site still serves")
     }
+
+    @Test("an error's parts read as sentences: the empty ones left out, a full stop after each but the last")
+    func sentences() {
+        #expect(
+            DeliveryError.sentences(
+                [
+                    "", "git: production is not behind abc; nothing to deliver there",
+                    "The site still serves the backup copy.",
+                ])
+                == "git: production is not behind abc; nothing to deliver there. The site still serves the backup copy."
+        )
+        #expect(DeliveryError.sentences(["Refused!", " copy (exit 1) ", "Done", ""]) == "Refused! copy (exit 1). Done")
+    }
 }

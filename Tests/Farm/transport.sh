@@ -469,7 +469,7 @@ upstream_head=$(git -c safe.directory="*" -C "$work/fx/upstream" rev-parse main)
 check "deliveryctl run-all on this node alone" bash -c '"$1" run-all --site school >"$2/alone.log" 2>&1' _ "$deliveryctl" "$work"
 check "farm status shows this node first, then web5 behind, flagged (its production at the revision before)" \
   bash -c 'o=$("$1" farm status --site school 2>&1); says "$o" "^this node (coordinator): idle, serves production, production at main @ ${2:0:10}" \
-    "^web5 (127.0.0.1): idle, serves production, production at main @ [0-9a-f]*, not the coordinator.s revision (farm recover brings it in line)" &&
+    "^web5 (127.0.0.1): idle, serves production, production at main @ [0-9a-f]*, not the coordinator.s revision (behind: farm recover brings it in line; ahead: farm run-all)" &&
     says_not "$(grep "^web5" <<<"$o")" "${2:0:10}"' _ "$deliveryctl" "$upstream_head"
 check "… and the page's farm panel flags web5 (outOfLine)" \
   php -r '$n = json_decode($argv[1], true)["nodes"] ?? []; exit(count($n) === 1 && $n[0]["node"] === "web5" && ($n[0]["outOfLine"] ?? null) === true ? 0 : 1);' "$(page farm)"
@@ -480,6 +480,26 @@ check "farm recover: web5 secured, switched, updated to exactly this node's comm
 check "… web5's audit log ties the four to the farm recover's id" \
   bash -c 'id=$(grep -oE "Farm recover F[0-9A-Za-z-]+" <<<"$2" | head -1 | cut -d" " -f3); [[ -n $id ]] &&
     [[ $(grep "\"farmDelivery\":\"$id\"" "$1"/state5/audit.log* | grep -c "\"result\":\"succeeded\"") -ge 4 ]]' _ "$work" "$out"
+
+# A node ahead: web5 alone delivers a newer revision (its own run-all). An update cannot take it
+# back: farm recover cancels what it began there and says to run farm run-all.
+coordinator_head=$upstream_head
+commit_code_change "delivered on web5 alone"
+upstream_head=$(git -c safe.directory="*" -C "$work/fx/upstream" rev-parse main)
+check "deliveryctl run-all on web5 alone" \
+  bash -c 'DELIVERY_ETC=$1/etc5 DELIVERY_RUN=$1/run5 DELIVERY_LOG_DIR=$1/log5 "$2" run-all --site school >"$1/alone5.log" 2>&1' _ "$work" "$deliveryctl"
+web5_head() { git -c safe.directory="*" -C "$work/fx5/moodle-delivery/releases/production" rev-parse HEAD; }
+export -f web5_head
+capture "$deliveryctl" farm recover --site school
+check "web5 ahead: farm recover fails (exit 1) saying to run farm run-all; web5 cancelled, serving its production at its own commit" \
+  bash -c '[[ $1 == 1 ]] && says "$2" "update to .* failed on web5" "Then web5 cancelled: each serves its production as before" "farm run-all" &&
+    [[ $(readlink "$3/fx5/moodle-delivery/current") == releases/production ]] && [[ $(web5_head) == "$4" ]] &&
+    [[ $(git -c safe.directory="*" -C "$3/fx/moodle-delivery/releases/production" rev-parse HEAD) == "$5" ]] &&
+    "$6" farm status --site school 2>&1 | grep "^web5" | grep -q "idle, serves production"' \
+  _ "$status" "$out" "$work" "$upstream_head" "$coordinator_head" "$deliveryctl"
+capture "$deliveryctl" farm run-all --site school
+check "… then farm run-all brings both to web5's revision, the upstream's latest (exit 0)" \
+  bash -c '[[ $1 == 0 ]] && both_at "$2"' _ "$status" "$upstream_head"
 
 # A farm rollback that this node would refuse (the upgrade changed the database and the site was
 # open since the snapshot: the restore must be confirmed) asks no other node: web5 would otherwise
