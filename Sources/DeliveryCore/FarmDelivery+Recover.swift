@@ -41,7 +41,9 @@ extension FarmDelivery {
             if !behind.isEmpty {
                 say("recover: bringing \(behind.joined(separator: ", ")) to exactly \(reference?.label ?? commit)")
                 for operation in ["secure", "switch"] { try run(operation, on: behind, into: &done) }
-                try updateOrBringBack(behind, to: commit, label: reference?.label ?? commit, into: &done)
+                // A node ahead of this one (it delivered a newer revision on its own) cannot be
+                // taken back by an update: the nodes it failed on cancel what recover began.
+                try run("update", on: behind, targetRevision: commit, into: &done, cancelsOnFailure: true)
                 try run("restore", on: behind, into: &done)
             }
         case (.rolledBack, _):
@@ -61,31 +63,6 @@ extension FarmDelivery {
         return FarmRecovery(id: id, done: done)
     }
 
-    /// The update of the out-of-line nodes to this node's commit. Where it fails (a node ahead of
-    /// this one, which delivered a newer revision on its own, cannot be taken back by an update),
-    /// those nodes cancel: each serves its production as before, and the error says how to bring
-    /// it in line.
-    func updateOrBringBack(
-        _ names: [String], to commit: String, label: String, into done: inout [String: [String]]
-    ) throws(DeliveryError) {
-        let updated = try step(
-            "recover: update", local: nil, call: Self.same(call("update", targetRevision: commit)),
-            nodes: farm.nodes.filter { names.contains($0.name) })
-        for name in updated.succeeded.compactMap({ $0 }) { done[name, default: []].append("update") }
-        guard !updated.failed.isEmpty else { return }
-        let why = updated.failed.map { "\($0.0 ?? "this node"): \(Self.clause($0.1.message))" }.sorted()
-        let undone = bringBack(Set(names.map { Optional($0) }), with: "cancel")
-        let stuck = undone.map { "\($0.key ?? "this node"): \(Self.clause($0.value.message))" }.sorted()
-        throw DeliveryError(
-            .farmStepFailed,
-            "farm recover \(id): update to \(label) failed on \(why.joined(separator: "; ")). "
-                + (stuck.isEmpty
-                    ? "Then \(names.joined(separator: ", ")) cancelled: each serves its production as before. "
-                    : "Bringing back failed on \(stuck.joined(separator: "; ")). ")
-                + "Now: \(standingNow()). A node ahead of this one (it delivered a newer revision on its own) comes in line with deliveryctl farm run-all, which brings every node to the upstream's latest revision; otherwise fix what the update said there (deliveryctl status on that node), then recover again."
-        )
-    }
-
     /// Every other node's standing; refused when one cannot be asked or runs an operation.
     func standings() throws(DeliveryError) -> [FarmNodeStatus] {
         let nodes = try engine.farmStatus(connections: connections)
@@ -102,9 +79,11 @@ extension FarmDelivery {
     }
 
     /// One operation on the named nodes at once; a failure stops the recovery, naming the node
-    /// and where every node stands.
+    /// and where every node stands. With `cancelsOnFailure`, the named nodes cancel first (each
+    /// serves its production as before).
     func run(
-        _ operation: String, on names: [String], targetRevision: String? = nil, into done: inout [String: [String]]
+        _ operation: String, on names: [String], targetRevision: String? = nil, into done: inout [String: [String]],
+        cancelsOnFailure: Bool = false
     ) throws(DeliveryError) {
         let nodes = farm.nodes.filter { names.contains($0.name) }
         let result = try step(
@@ -113,9 +92,24 @@ extension FarmDelivery {
         for name in result.succeeded.compactMap({ $0 }) { done[name, default: []].append(operation) }
         guard result.failed.isEmpty else {
             let why = result.failed.map { "\($0.0 ?? "this node"): \(Self.clause($0.1.message))" }.sorted()
+            var after = ""
+            if cancelsOnFailure {
+                let stuck = bringBack(Set(names.map { Optional($0) }), with: "cancel")
+                    .map { "\($0.key ?? "this node"): \(Self.clause($0.value.message))" }.sorted()
+                after =
+                    stuck.isEmpty
+                    ? " Then \(names.joined(separator: ", ")) cancelled: each serves its production as before."
+                    : " Bringing back failed on \(stuck.joined(separator: "; "))."
+            }
+            guard cancelsOnFailure else {
+                throw DeliveryError(
+                    .farmStepFailed,
+                    "farm recover \(id): \(operation) failed on \(why.joined(separator: "; ")). Now: \(standingNow()); fix it there (deliveryctl status on that node), then recover again."
+                )
+            }
             throw DeliveryError(
                 .farmStepFailed,
-                "farm recover \(id): \(operation) failed on \(why.joined(separator: "; ")). Now: \(standingNow()); fix it there (deliveryctl status on that node), then recover again."
+                "farm recover \(id): \(operation) failed on \(why.joined(separator: "; ")).\(after) Now: \(standingNow()). A node ahead of this one (it delivered a newer revision on its own) comes in line with deliveryctl farm run-all, which brings every node to the upstream's latest revision; otherwise fix what the \(operation) said there (deliveryctl status on that node), then recover again."
             )
         }
     }

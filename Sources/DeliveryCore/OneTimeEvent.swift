@@ -28,11 +28,13 @@ public final class OneTimeEvent: Sendable {
     @discardableResult
     public func wait(seconds: Double? = nil) -> Bool {
         if isSet { return true }
-        let woken =
-            seconds.map { semaphore.wait(timeout: .now() + max(0, $0)) == .success }
-            ?? {
-                semaphore.wait(); return true
-            }()
+        let woken: Bool
+        if let seconds {
+            woken = semaphore.wait(timeout: .now() + max(0, seconds)) == .success
+        } else {
+            semaphore.wait()
+            woken = true
+        }
         // Each waiter woken passes the wake-up on to the next.
         if woken { semaphore.signal() }
         return isSet
